@@ -1,0 +1,22 @@
+/*
+ * al_kernels.h -- prototypes of every exported kernel, for float32 (_f32) and float64 (_f64).
+ * Shapes are documented at each definition (lstm_impl.h, ...); argument order is outputs,
+ * saved-for-backward buffers, inputs, weights, then size_t dimensions, then options.
+ */
+#ifndef AL_KERNELS_H
+#define AL_KERNELS_H
+
+#include "al_common.h"
+
+#define AL_DECLARE_LSTM(sfx, real)                                                          \
+    int al_lstm_forward_##sfx(real *hs, real *cs, real *out, real *gates,                   \
+                              const real *x, const real *h0, const real *c0,                \
+                              const uint8_t *mask,                                          \
+                              const real *W, const real *U, const real *bias,               \
+                              size_t B, size_t T, size_t D, size_t H,                       \
+                              int activation, int recurrent_activation, int go_backwards);
+
+AL_DECLARE_LSTM(f32, float)
+AL_DECLARE_LSTM(f64, double)
+
+#endif /* AL_KERNELS_H */

@@ -1,0 +1,143 @@
+/*
+ * bind_lstm.c -- CPython binding of the LSTM kernels (lstm_impl.h).
+ */
+#include "bind_common.h"
+
+static const char LSTM_FORWARD_DOC[] =
+    "lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, mask=None,\n"
+    "             activation=1, recurrent_activation=2, go_backwards=False)\n"
+    "    -> (hs, cs, out, gates)\n\n"
+    "Low-level LSTM forward over a whole sequence (Keras 3 LSTM semantics).\n\n"
+    "x (B,T,D), kernel (D,4H), recurrent_kernel (H,4H), bias (4H,), h0/c0 (B,H),\n"
+    "mask (B,T) (nonzero = keep). All float arrays share x's dtype (float32 or float64).\n"
+    "Returns hs (B,T,H) and cs (B,T,H) in processing order, out (B,T,H) the masked output\n"
+    "sequence (None without a mask: it equals hs), and gates (B,T,4H), the activated gates\n"
+    "indexed by time, saved for the backward pass. Raises TypeError/ValueError on bad input.";
+
+static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"x", "kernel", "recurrent_kernel", "bias", "h0", "c0", "mask",
+                             "activation", "recurrent_activation", "go_backwards", NULL};
+    const char *fn = "lstm_forward";
+    PyObject *x_obj = NULL, *W_obj = NULL, *U_obj = NULL;
+    PyObject *b_obj = Py_None, *h0_obj = Py_None, *c0_obj = Py_None, *m_obj = Py_None;
+    int activation = AL_ACT_TANH, recurrent_activation = AL_ACT_SIGMOID, go_backwards = 0;
+    PyArrayObject *x = NULL, *W = NULL, *U = NULL, *bias = NULL, *h0 = NULL, *c0 = NULL;
+    PyArrayObject *mask = NULL, *hs = NULL, *cs = NULL, *out = NULL, *gates = NULL;
+    npy_intp B, T, D, H, G, BT, TG, BTG;
+    int typenum, status = AL_OK;
+    (void)self;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OOOOiip:lstm_forward", kwlist,
+                                     &x_obj, &W_obj, &U_obj, &b_obj, &h0_obj, &c0_obj, &m_obj,
+                                     &activation, &recurrent_activation, &go_backwards)) {
+        return NULL;
+    }
+    if (al_check_activation(fn, "activation", activation) < 0) return NULL;
+    if (al_check_activation(fn, "recurrent_activation", recurrent_activation) < 0) return NULL;
+    if ((typenum = al_float_typenum(x_obj, fn, "x")) < 0) return NULL;
+
+    {
+        npy_intp any3[3] = {AL_ANY, AL_ANY, AL_ANY};
+        if ((x = al_get_array(x_obj, typenum, fn, "x", 3, any3, "(B, T, D)")) == NULL) goto fail;
+    }
+    B = PyArray_DIM(x, 0); T = PyArray_DIM(x, 1); D = PyArray_DIM(x, 2);
+    {
+        npy_intp any2[2] = {AL_ANY, AL_ANY};
+        if ((U = al_get_array(U_obj, typenum, fn, "recurrent_kernel", 2, any2, "(H, 4H)")) == NULL)
+            goto fail;
+    }
+    H = PyArray_DIM(U, 0);
+    if (H < 1) {
+        PyErr_Format(PyExc_ValueError, "%s: `recurrent_kernel` must have H >= 1 rows, got shape (%lld, %lld).",
+                     fn, (long long)H, (long long)PyArray_DIM(U, 1));
+        goto fail;
+    }
+    if (T < 1) {
+        PyErr_Format(PyExc_ValueError, "%s: `x` must have at least one timestep, got shape (%lld, %lld, %lld).",
+                     fn, (long long)B, (long long)T, (long long)D);
+        goto fail;
+    }
+    if (al_mul_intp(fn, H, 4, &G) < 0) goto fail;
+    {
+        npy_intp dW[2] = {D, G};
+        npy_intp db[1] = {G};
+        if (PyArray_DIM(U, 1) != G) {
+            PyErr_Format(PyExc_ValueError,
+                         "%s: `recurrent_kernel` must have shape (H, 4H) = (%lld, %lld), got (%lld, %lld).",
+                         fn, (long long)H, (long long)G, (long long)H, (long long)PyArray_DIM(U, 1));
+            goto fail;
+        }
+        if ((W = al_get_array(W_obj, typenum, fn, "kernel", 2, dW, "(D, 4H)")) == NULL) goto fail;
+        if (b_obj != Py_None &&
+            (bias = al_get_array(b_obj, typenum, fn, "bias", 1, db, "(4H,)")) == NULL) goto fail;
+    }
+    {
+        npy_intp dh[2] = {B, H};
+        npy_intp dm[2] = {B, T};
+        if (h0_obj != Py_None &&
+            (h0 = al_get_array(h0_obj, typenum, fn, "h0", 2, dh, "(B, H)")) == NULL) goto fail;
+        if (c0_obj != Py_None &&
+            (c0 = al_get_array(c0_obj, typenum, fn, "c0", 2, dh, "(B, H)")) == NULL) goto fail;
+        if (m_obj != Py_None &&
+            (mask = al_get_mask(m_obj, fn, "mask", 2, dm, "(B, T)")) == NULL) goto fail;
+    }
+    /* Every leading dimension the BLAS sees must fit its 32-bit int. */
+    if (al_mul_intp(fn, B, T, &BT) < 0 || al_mul_intp(fn, T, G, &TG) < 0 ||
+        al_mul_intp(fn, BT, G, &BTG) < 0) goto fail;
+    if (al_check_blas_int(fn, "B*T", BT) < 0 || al_check_blas_int(fn, "T*4H", TG) < 0 ||
+        al_check_blas_int(fn, "D", D) < 0 || al_check_blas_int(fn, "T*H", TG / 4) < 0) goto fail;
+
+    {
+        npy_intp dseq[3] = {B, T, H};
+        npy_intp dgate[3] = {B, T, G};
+        if ((hs = (PyArrayObject *)PyArray_EMPTY(3, dseq, typenum, 0)) == NULL) goto fail;
+        if ((cs = (PyArrayObject *)PyArray_EMPTY(3, dseq, typenum, 0)) == NULL) goto fail;
+        if ((gates = (PyArrayObject *)PyArray_EMPTY(3, dgate, typenum, 0)) == NULL) goto fail;
+        if (mask != NULL &&
+            (out = (PyArrayObject *)PyArray_EMPTY(3, dseq, typenum, 0)) == NULL) goto fail;
+    }
+
+#define AL_PTR(a, T_) ((a) ? (T_ *)PyArray_DATA(a) : NULL)
+    Py_BEGIN_ALLOW_THREADS
+    if (typenum == NPY_FLOAT32) {
+        status = al_lstm_forward_f32(
+            AL_PTR(hs, float), AL_PTR(cs, float), AL_PTR(out, float), AL_PTR(gates, float),
+            AL_PTR(x, float), AL_PTR(h0, float), AL_PTR(c0, float), AL_PTR(mask, uint8_t),
+            AL_PTR(W, float), AL_PTR(U, float), AL_PTR(bias, float),
+            (size_t)B, (size_t)T, (size_t)D, (size_t)H,
+            activation, recurrent_activation, go_backwards);
+    } else {
+        status = al_lstm_forward_f64(
+            AL_PTR(hs, double), AL_PTR(cs, double), AL_PTR(out, double), AL_PTR(gates, double),
+            AL_PTR(x, double), AL_PTR(h0, double), AL_PTR(c0, double), AL_PTR(mask, uint8_t),
+            AL_PTR(W, double), AL_PTR(U, double), AL_PTR(bias, double),
+            (size_t)B, (size_t)T, (size_t)D, (size_t)H,
+            activation, recurrent_activation, go_backwards);
+    }
+    Py_END_ALLOW_THREADS
+#undef AL_PTR
+    if (status != AL_OK) {
+        al_kernel_error(fn, status);
+        goto fail;
+    }
+
+    Py_DECREF(x); Py_DECREF(W); Py_DECREF(U);
+    Py_XDECREF(bias); Py_XDECREF(h0); Py_XDECREF(c0); Py_XDECREF(mask);
+    if (out == NULL) {
+        Py_INCREF(Py_None);
+        return Py_BuildValue("NNNN", hs, cs, Py_None, gates);
+    }
+    return Py_BuildValue("NNNN", hs, cs, out, gates);
+
+fail:
+    Py_XDECREF(x); Py_XDECREF(W); Py_XDECREF(U); Py_XDECREF(bias);
+    Py_XDECREF(h0); Py_XDECREF(c0); Py_XDECREF(mask);
+    Py_XDECREF(hs); Py_XDECREF(cs); Py_XDECREF(out); Py_XDECREF(gates);
+    return NULL;
+}
+
+PyMethodDef al_lstm_methods[] = {
+    {"lstm_forward", (PyCFunction)(void (*)(void))al_py_lstm_forward,
+     METH_VARARGS | METH_KEYWORDS, LSTM_FORWARD_DOC},
+    {NULL, NULL, 0, NULL}
+};

@@ -1,0 +1,39 @@
+"""Build of attnlstm's C extension `attnlstm._core`.
+
+The kernels in csrc/ call OpenBLAS from the `scipy-openblas32` wheel (the BLAS NumPy itself is
+built with): headers and library come from that package at build time, and `attnlstm/__init__.py`
+imports it first so the library is loaded before `_core`. The build is portable: no -march=native;
+CPU-specific paths are chosen at run time.
+"""
+import glob
+import os
+
+import numpy
+import scipy_openblas32
+from setuptools import Extension, setup
+
+lib_dir = scipy_openblas32.get_lib_dir()
+sources = sorted(glob.glob(os.path.join("csrc", "*.c")))
+depends = sorted(glob.glob(os.path.join("csrc", "*.h")))
+
+extra_compile_args = ["-std=c11", "-O3", "-fno-math-errno", "-Wall", "-Wextra",
+                      "-Wno-unused-parameter", "-Wno-missing-field-initializers",
+                      "-Wno-cast-function-type"]
+if os.environ.get("ATTNLSTM_DEBUG"):
+    extra_compile_args += ["-O0", "-g", "-fno-omit-frame-pointer"]
+
+core = Extension(
+    "attnlstm._core",
+    sources=sources,
+    depends=depends,
+    include_dirs=["csrc", numpy.get_include(), scipy_openblas32.get_include_dir()],
+    library_dirs=[lib_dir],
+    libraries=[scipy_openblas32.get_library()],
+    # Installed next to attnlstm in site-packages; the absolute path serves editable installs.
+    runtime_library_dirs=["$ORIGIN/../scipy_openblas32/lib", lib_dir],
+    define_macros=[("BLAS_SYMBOL_PREFIX", "scipy_")],
+    extra_compile_args=extra_compile_args,
+    extra_link_args=["-lm"],
+)
+
+setup(ext_modules=[core])
