@@ -53,7 +53,9 @@ PyObject *al_kernel_error(const char *fn, int status);
 
 /* Method tables of each binding file, joined by module.c. */
 extern PyMethodDef al_lstm_methods[];
+extern PyMethodDef al_lstm_bwd_methods[];
 extern PyMethodDef al_attention_methods[];
+extern PyMethodDef al_mha_methods[];
 extern PyMethodDef al_util_methods[];
 
 #endif /* AL_BIND_COMMON_H */

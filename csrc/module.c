@@ -19,7 +19,8 @@ static struct PyModuleDef al_module = {
 };
 
 PyMODINIT_FUNC PyInit__core(void) {
-    PyMethodDef *tables[] = {al_lstm_methods, al_attention_methods, al_util_methods};
+    PyMethodDef *tables[] = {al_lstm_methods, al_lstm_bwd_methods, al_attention_methods,
+                            al_mha_methods, al_util_methods};
     PyObject *m = NULL, *name = NULL;
     size_t k;
     int i;
