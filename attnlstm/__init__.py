@@ -1,7 +1,40 @@
 """attnlstm: LSTM and attention layers as fast C kernels, with Keras-like layers and models.
 
-    >>> import attnlstm
+Every shape mistake is an :class:`attnlstm.ShapeError` (a ``ValueError``) raised when the model is
+built, naming the layer, the argument, the expected shape and the shape received::
+
+    >>> import numpy as np, attnlstm
     >>> from attnlstm import layers, Input, Model
+    >>> x = Input(shape=(None, 5))
+    >>> h = layers.LSTM(32, return_sequences=True)(x)
+    >>> y = layers.TimeDistributed(layers.Dense(5))(h)
+    >>> Model(x, y).predict(np.random.rand(8, 20, 5)).shape
+    (8, 20, 5)
 """
 from . import _blas  # noqa: F401  (loads OpenBLAS before the extension)
 from . import _core
+from . import activations, backend, initializers, layers, ops, utils
+from .engine import Input, InputLayer, KerasTensor, Layer, Model, Sequential, Variable
+from .errors import ShapeError
+
+__version__ = "0.1.0"
+
+__all__ = ["Input", "Model", "Sequential", "ShapeError", "layers", "ops", "utils",
+           "set_num_threads", "get_num_threads", "KerasTensor", "Layer", "Variable", "InputLayer"]
+
+
+def set_num_threads(n):
+    """Set how many threads attnlstm's kernels use (its BLAS included).
+
+    Args:
+        n: positive int.
+
+    Raises:
+        ValueError: n < 1.
+    """
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads():
+    """How many threads attnlstm's kernels use."""
+    return _core.get_num_threads()

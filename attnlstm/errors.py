@@ -22,8 +22,10 @@ class ShapeError(ValueError):
         hint: the likely fix, or None.
     """
 
-    def __init__(self, message, layer=None, argument=None, expected=None, got=None, hint=None):
+    def __init__(self, message, layer=None, argument=None, expected=None, got=None, hint=None,
+                 fallback_hint=None):
         super().__init__(message)
+        self.fallback_hint = fallback_hint
         self.layer = layer
         self.argument = argument
         self.expected = expected
@@ -52,7 +54,7 @@ def who(layer):
     return f"{type(layer).__name__} '{layer.name}'"
 
 
-def shape_error(layer, argument, expected, got, hint=None, message=None):
+def shape_error(layer, argument, expected, got, hint=None, message=None, fallback_hint=None):
     """Build (not raise) the ShapeError for `argument` of `layer`.
 
     Args:
@@ -71,4 +73,5 @@ def shape_error(layer, argument, expected, got, hint=None, message=None):
         text = f"{who(layer)}: {message}"
     if hint:
         text += f"\nHint: {hint}"
-    return ShapeError(text, layer=layer, argument=argument, expected=expected, got=got, hint=hint)
+    return ShapeError(text, layer=layer, argument=argument, expected=expected, got=got, hint=hint,
+                      fallback_hint=fallback_hint)

@@ -1,0 +1,72 @@
+"""Session-wide settings: default float type, unique layer names, the random generator.
+
+Like Keras' backend state, this is Python-level state of the session; the C core keeps none.
+"""
+import re
+from collections import defaultdict
+
+import numpy as np
+
+_FLOATX = "float32"
+_NAME_COUNTS = defaultdict(int)
+_RNG = [np.random.default_rng()]
+
+
+def floatx():
+    """The default float type of layers and inputs: ``"float32"`` (as Keras)."""
+    return _FLOATX
+
+
+def set_floatx(value):
+    """Set the default float type, ``"float32"`` or ``"float64"``."""
+    global _FLOATX
+    value = standardize_dtype(value)
+    if value not in ("float32", "float64"):
+        raise ValueError(f"floatx must be 'float32' or 'float64'. Received: value={value!r}")
+    _FLOATX = value
+
+
+def standardize_dtype(dtype):
+    """A dtype name string (``"float32"``, ``"int32"``, ...), or floatx() for None."""
+    if dtype is None:
+        return _FLOATX
+    if hasattr(dtype, "name") and not isinstance(dtype, (str, np.dtype, type)):
+        dtype = dtype.name  # e.g. a DTypePolicy-like object
+    return np.dtype(dtype).name
+
+
+def to_snake_case(name):
+    """Keras' rule: ``GlobalAveragePooling1D`` -> ``global_average_pooling1d``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    name = re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+    return name
+
+
+def unique_name(base):
+    """``lstm``, then ``lstm_1``, ``lstm_2``, ... as Keras names layers."""
+    n = _NAME_COUNTS[base]
+    _NAME_COUNTS[base] += 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def clear_session():
+    """Reset layer-name counters (as ``keras.backend.clear_session``)."""
+    _NAME_COUNTS.clear()
+
+
+def rng():
+    """The session's NumPy random generator (re-seeded by :func:`set_random_seed`)."""
+    return _RNG[0]
+
+
+def set_random_seed(seed):
+    """Seed attnlstm's random generator, so initialisation and dropout are reproducible."""
+    _RNG[0] = np.random.default_rng(seed)
+
+
+def make_rng(seed=None):
+    """A generator for a layer: its own seed if given, else one drawn from the session's."""
+    if seed is None:
+        return np.random.default_rng(_RNG[0].integers(0, 2**63 - 1))
+    return np.random.default_rng(seed)

@@ -1,0 +1,5 @@
+"""Symbolic tensors, the Layer base class and models."""
+from .base import Input, InputLayer, KerasTensor, Layer, Variable
+from .functional import Model, Sequential
+
+__all__ = ["Input", "InputLayer", "KerasTensor", "Layer", "Variable", "Model", "Sequential"]

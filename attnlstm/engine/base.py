@@ -1,0 +1,646 @@
+"""Symbolic tensors, weights and the Layer base class (Keras 3's Layer contract).
+
+A layer called on a symbolic :class:`KerasTensor` (from :func:`Input`) computes its output shape,
+with ``None`` for unknown sizes, or raises a :class:`~attnlstm.ShapeError` right there, at build time.
+Called on arrays, it checks the same rules and computes with the C kernels.
+"""
+import inspect
+
+import numpy as np
+
+from .. import backend, initializers
+from ..errors import ShapeError, format_shape, shape_error
+
+__all__ = ["KerasTensor", "Variable", "Layer", "InputLayer", "Input", "Node"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Structures
+
+
+def flatten(structure):
+    """Leaves of nested lists/tuples/dicts, in order."""
+    if isinstance(structure, (list, tuple)):
+        out = []
+        for s in structure:
+            out.extend(flatten(s))
+        return out
+    if isinstance(structure, dict):
+        out = []
+        for k in structure:
+            out.extend(flatten(structure[k]))
+        return out
+    return [structure]
+
+
+def map_structure(fn, structure):
+    if isinstance(structure, list):
+        return [map_structure(fn, s) for s in structure]
+    if isinstance(structure, tuple):
+        return tuple(map_structure(fn, s) for s in structure)
+    if isinstance(structure, dict):
+        return {k: map_structure(fn, v) for k, v in structure.items()}
+    return fn(structure)
+
+
+# ---------------------------------------------------------------------------------------------
+# Symbolic tensors
+
+
+class KerasTensor:
+    """A symbolic tensor: a shape (``None`` = unknown size), a dtype and the layer that made it.
+
+    Attributes:
+        shape: tuple, batch axis first.
+        dtype: dtype name, e.g. ``"float32"``.
+        has_mask: whether a Keras mask travels with it (from Masking, Embedding(mask_zero=True),
+            or a mask-propagating layer).
+    """
+
+    def __init__(self, shape, dtype="float32", layer=None, node=None, index=0, has_mask=False,
+                 name=None):
+        self.shape = tuple(None if s is None else int(s) for s in shape)
+        self.dtype = backend.standardize_dtype(dtype)
+        self._layer = layer
+        self._node = node
+        self._index = index
+        self.has_mask = bool(has_mask)
+        self.name = name or (layer.name if layer is not None else "keras_tensor")
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def producer(self):
+        """The layer that produced this tensor (an InputLayer for model inputs)."""
+        return self._layer
+
+    def __repr__(self):
+        return f"<KerasTensor shape={format_shape(self.shape)}, dtype={self.dtype}, name={self.name}>"
+
+    def _no_ops(self, *args, **kwargs):
+        raise TypeError(
+            "Symbolic KerasTensors do not support arithmetic or NumPy functions in attnlstm. Use "
+            "layers (layers.Add, layers.Multiply, layers.Lambda(fn), ...) to combine them, or call "
+            "the model on arrays.")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = _no_ops
+    __matmul__ = __rmatmul__ = __neg__ = __pow__ = __getitem__ = _no_ops
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError(
+            f"{self!r} is symbolic (made by Input): it has no values. Build a Model(inputs, outputs) "
+            "and call model.predict(x), or call the layers on NumPy arrays.")
+
+
+class Node:
+    """One call of a layer on symbolic tensors: how to recompute its outputs from its inputs."""
+
+    def __init__(self, layer, args, kwargs, outputs):
+        self.layer = layer
+        self.args = args
+        self.kwargs = kwargs
+        self.outputs = outputs
+        self.input_tensors = [t for t in flatten([args, kwargs]) if isinstance(t, KerasTensor)]
+
+    @property
+    def parent_nodes(self):
+        return [t._node for t in self.input_tensors if t._node is not None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights
+
+
+class Variable:
+    """A layer weight: a NumPy array with a name and a trainable flag (Keras ``Variable``)."""
+
+    def __init__(self, value, name, trainable=True, path=None):
+        self._value = value
+        self.name = name
+        self.path = path or name
+        self.trainable = trainable
+
+    @property
+    def value(self):
+        return self._value
+
+    @property
+    def shape(self):
+        return self._value.shape
+
+    @property
+    def dtype(self):
+        return self._value.dtype.name
+
+    def numpy(self):
+        return np.array(self._value, copy=True)
+
+    def assign(self, value):
+        value = np.asarray(value)
+        if value.shape != self._value.shape:
+            raise ValueError(f"Cannot assign a value of shape {value.shape} to variable "
+                             f"'{self.path}' of shape {self._value.shape}.")
+        self._value = np.ascontiguousarray(value, dtype=self._value.dtype)
+
+    def __repr__(self):
+        return f"<Variable path={self.path}, shape={self.shape}, dtype={self.dtype}>"
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self._value, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layer
+
+
+_LAYER_KWARGS = {"name", "dtype", "trainable", "input_shape", "batch_input_shape", "batch_size",
+                 "input_dim", "autocast", "input_length"}
+
+
+class Layer:
+    """Base class of attnlstm layers, with Keras 3's contract.
+
+    Subclasses define ``build(input_shape)`` (create weights with :meth:`add_weight`),
+    ``call(inputs, ...)`` (NumPy in, NumPy out), ``compute_output_shape(input_shape)`` (pure shape
+    algebra that raises ShapeError on a mismatch, whether or not the layer is built) and
+    ``get_config()``. ``__call__`` runs ``compute_output_shape`` first, so every shape mistake is
+    caught before any weight is made or any data flows.
+
+    Args:
+        name: unique name; default the snake-case class name, numbered (``lstm``, ``lstm_1``...).
+        dtype: float type of weights and computation, ``"float32"`` (default) or ``"float64"``.
+        trainable: whether the weights are trained.
+        input_shape: shape without the batch axis, for the first layer of a Sequential model.
+        batch_input_shape / batch_size: as in Keras 2, for the first layer of a Sequential.
+    """
+
+    # Whether the output carries the input's Keras mask.
+    supports_masking = False
+    # Whether eager inputs are cast to the layer's float dtype.
+    _cast_inputs = True
+
+    def __init__(self, name=None, dtype=None, trainable=True, **kwargs):
+        unknown = set(kwargs) - _LAYER_KWARGS
+        if unknown:
+            raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: "
+                            f"{ {k: kwargs[k] for k in sorted(unknown)} }")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"`name` must be a string. Received: name={name!r}")
+        self.name = name or backend.unique_name(backend.to_snake_case(type(self).__name__))
+        self.dtype = backend.standardize_dtype(dtype)
+        self.trainable = trainable
+        self.built = False
+        self._own_weights = []
+        self._sublayers = []
+        self._inbound_nodes = []
+        self._losses = []
+        self._batch_input_shape = None
+        self._build_input_shape = None
+        if kwargs.get("batch_input_shape") is not None:
+            self._batch_input_shape = tuple(kwargs["batch_input_shape"])
+        elif kwargs.get("input_shape") is not None:
+            shp = kwargs["input_shape"]
+            shp = (shp,) if isinstance(shp, int) else tuple(shp)
+            self._batch_input_shape = (kwargs.get("batch_size"),) + shp
+        elif kwargs.get("input_dim") is not None:
+            self._batch_input_shape = (kwargs.get("batch_size"), kwargs["input_dim"])
+
+    # -- weights --------------------------------------------------------------------------------
+
+    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True, dtype=None):
+        """Create a weight of `shape` with a Keras initializer name (or callable) and track it."""
+        dtype = backend.standardize_dtype(dtype or self.dtype)
+        init = initializers.get(initializer)
+        value = np.ascontiguousarray(init(tuple(shape), dtype, backend.make_rng()), dtype=dtype)
+        var = Variable(value, name, trainable, path=f"{self.name}/{name}")
+        self._own_weights.append(var)
+        return var
+
+    def _track(self, layer):
+        """Track a sub-layer: its weights follow this layer's own in ``weights``."""
+        self._sublayers.append(layer)
+        return layer
+
+    @property
+    def weights(self):
+        """Own weights in ``add_weight`` order, then each sub-layer's (Keras' order)."""
+        out = list(self._own_weights)
+        for sub in self._sublayers:
+            out.extend(sub.weights)
+        return out
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        out = [w for w in self._own_weights if w.trainable]
+        for sub in self._sublayers:
+            out.extend(sub.trainable_weights)
+        return out
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self.weights
+        out = [w for w in self._own_weights if not w.trainable]
+        for sub in self._sublayers:
+            out.extend(sub.non_trainable_weights)
+        return out
+
+    def get_weights(self):
+        """Copies of the weights as NumPy arrays, in Keras' order and shapes."""
+        return [w.numpy() for w in self.weights]
+
+    def set_weights(self, weights):
+        """Set the weights from a list of arrays in Keras' order (e.g. ``keras_layer.get_weights()``).
+
+        Raises:
+            ShapeError: a list of the wrong length or arrays of the wrong shapes (all listed).
+        """
+        params = self.weights
+        weights = list(weights)
+        if len(weights) != len(params):
+            expected = [tuple(p.shape) for p in params]
+            got = [tuple(np.shape(w)) for w in weights]
+            hint = None
+            if not self.built:
+                hint = (f"the layer is not built yet (it has no weights before its first call); "
+                        f"call it on an input or build the model first.")
+            raise shape_error(
+                self, "weights", expected, got, hint,
+                message=(f"`set_weights` got a list of {len(weights)} arrays, but the layer has "
+                         f"{len(params)} weights {_names(params)} with shapes "
+                         f"{_shapes(expected)}; got shapes {_shapes(got)}."))
+        bad = [(p, np.shape(w)) for p, w in zip(params, weights) if tuple(np.shape(w)) != p.shape]
+        if bad:
+            parts = "; ".join(f"'{p.name}' must have shape {format_shape(p.shape)}, got "
+                              f"{format_shape(s)}" for p, s in bad)
+            hint = None
+            p0, s0 = bad[0]
+            if len(s0) == len(p0.shape) and tuple(reversed(s0)) == p0.shape and len(s0) == 2:
+                hint = "the array looks transposed; Keras kernels are (input_dim, units)."
+            raise shape_error(self, "weights", [tuple(p.shape) for p, _ in bad],
+                              [tuple(s) for _, s in bad], hint,
+                              message=f"`set_weights`: {parts}.")
+        for p, w in zip(params, weights):
+            p.assign(np.asarray(w, dtype=p.value.dtype))
+
+    def count_params(self):
+        """Number of scalars in all weights."""
+        return int(sum(int(np.prod(w.shape)) for w in self.weights))
+
+    # -- Keras contract -------------------------------------------------------------------------
+
+    def build(self, input_shape):
+        self.built = True
+
+    def call(self, inputs, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__}.call")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_mask(self, inputs, mask=None):
+        """The output's Keras mask (NumPy) given the input's; None when there is none."""
+        if not self.supports_masking:
+            return None
+        return mask
+
+    def compute_mask_flags(self, input_has_mask, output_structure):
+        """Symbolic counterpart of compute_mask: does each output carry a mask?"""
+        if self.supports_masking:
+            any_mask = any(flatten(input_has_mask))
+            return map_structure(lambda _: any_mask, output_structure)
+        return map_structure(lambda _: False, output_structure)
+
+    def validate_call(self, input_shape, **kwarg_shapes):
+        """Check the shapes of tensor keyword arguments (masks, states) against the inputs.
+
+        Called with the shapes of every tensor keyword argument; raises ShapeError.
+        """
+        mask_shape = kwarg_shapes.get("mask")
+        if mask_shape is not None and not isinstance(mask_shape, list) and \
+                isinstance(input_shape, tuple) and len(input_shape) >= 2:
+            check_time_mask(self, "mask", input_shape, mask_shape)
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    @property
+    def input(self):
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer '{self.name}' has never been called and thus has no input.")
+        node = self._inbound_nodes[0]
+        return node.args[0] if node.args else None
+
+    @property
+    def output(self):
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer '{self.name}' has never been called and thus has no output.")
+        return self._inbound_nodes[0].outputs
+
+    @property
+    def losses(self):
+        return list(self._losses)
+
+    def add_loss(self, loss):
+        """Add an extra loss term (used in training)."""
+        self._losses.append(loss)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+    # -- calling --------------------------------------------------------------------------------
+
+    def _call_accepts(self, arg):
+        try:
+            params = inspect.signature(self.call).parameters
+        except (TypeError, ValueError):
+            return False
+        return arg in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+    def __call__(self, *args, **kwargs):
+        if not args:
+            if "inputs" in kwargs:
+                args = (kwargs.pop("inputs"),)
+            else:
+                raise TypeError(f"{type(self).__name__} '{self.name}' must be called with inputs.")
+        inputs = args[0]
+        leaves = flatten([args, kwargs])
+        symbolic = any(isinstance(t, KerasTensor) for t in leaves)
+        if symbolic:
+            return self._symbolic_call(args, kwargs)
+        return self._eager_call(args, kwargs)
+
+    def _shape_of(self, x):
+        if isinstance(x, KerasTensor):
+            return x.shape
+        if x is None:
+            return None
+        return tuple(np.shape(x))
+
+    def _check_and_build(self, inputs, kwargs):
+        """compute_output_shape (validation) -> build -> output shape; producer-aware hints."""
+        input_shape = map_structure(self._shape_of, inputs) if isinstance(inputs, (list, tuple)) \
+            else self._shape_of(inputs)
+        if isinstance(inputs, tuple):
+            input_shape = list(input_shape)
+        kwarg_shapes = {}
+        for k, v in kwargs.items():
+            if k == "training" or v is None:
+                continue
+            leaves = flatten(v)
+            if any(isinstance(leaf, (KerasTensor, np.ndarray)) for leaf in leaves):
+                kwarg_shapes[k] = map_structure(self._shape_of, list(v) if isinstance(v, tuple) else v)
+        try:
+            output_shape = self.compute_output_shape(input_shape)
+            self.validate_call(input_shape, **kwarg_shapes)
+        except ShapeError as err:
+            hinted = producer_hint(self, err, inputs)
+            if hinted is None and err.hint is None and err.fallback_hint:
+                hinted = _with_hint(err, err.fallback_hint)
+            if hinted is not None:
+                raise hinted from None
+            raise err.with_traceback(None) from None
+        if not self.built:
+            self._build_input_shape = input_shape
+            self.build(input_shape)
+            self.built = True
+            # Build may resolve sizes (e.g. an inner layer); recompute.
+            output_shape = self.compute_output_shape(input_shape)
+        return input_shape, output_shape
+
+    def _symbolic_call(self, args, kwargs):
+        inputs = args[0]
+        for t in flatten([args, kwargs]):
+            if t is not None and not isinstance(t, KerasTensor) and isinstance(t, np.ndarray):
+                raise TypeError(
+                    f"{type(self).__name__} '{self.name}' was called on a mix of symbolic tensors "
+                    f"and NumPy arrays; pass only Input-derived tensors when building a model.")
+        _, output_shape = self._check_and_build(inputs, kwargs)
+        mask_in = map_structure(lambda t: isinstance(t, KerasTensor) and t.has_mask, inputs) \
+            if isinstance(inputs, (list, tuple)) else (isinstance(inputs, KerasTensor) and inputs.has_mask)
+        if "mask" in kwargs and kwargs["mask"] is not None:
+            mask_in = map_structure(lambda m: m is not None, kwargs["mask"]) \
+                if isinstance(kwargs["mask"], (list, tuple)) else True
+        out_struct = _shape_structure(output_shape)
+        flags = self.compute_mask_flags(mask_in, out_struct)
+        node = Node(self, args, kwargs, None)
+        dtype = self._output_dtype(inputs)
+        counter = [0]
+
+        def make(shape_and_flag):
+            shape, flag = shape_and_flag
+            t = KerasTensor(shape, dtype, layer=self, node=node, index=counter[0], has_mask=flag)
+            counter[0] += 1
+            return t
+
+        outputs = _zip_structure(out_struct, flags, make)
+        node.outputs = outputs
+        self._inbound_nodes.append(node)
+        return outputs
+
+    def _output_dtype(self, inputs):
+        return self.dtype
+
+    def _convert(self, x):
+        if x is None:
+            return None
+        if isinstance(x, Variable):
+            x = x.value
+        arr = np.asarray(x)
+        if self._cast_inputs and arr.dtype != self.dtype and arr.dtype.kind in "fiub":
+            arr = arr.astype(self.dtype)
+        return arr
+
+    def _eager_call(self, args, kwargs, training=False):
+        inputs = args[0]
+        inputs = map_structure(self._convert, inputs) if isinstance(inputs, (list, tuple)) \
+            else self._convert(inputs)
+        kw = dict(kwargs)
+        if kw.get("mask") is not None:
+            m = kw["mask"]
+            if isinstance(inputs, list) and isinstance(m, (list, tuple)):
+                kw["mask"] = [None if mm is None else np.asarray(mm) for mm in m]
+            else:
+                kw["mask"] = np.asarray(m)
+        if kw.get("initial_state") is not None:
+            st = kw["initial_state"]
+            st = list(st) if isinstance(st, (list, tuple)) else [st]
+            kw["initial_state"] = [self._convert(v) for v in st]
+        self._check_and_build(inputs, kw)
+        if "training" not in kw and self._call_accepts("training"):
+            kw["training"] = training
+        return self.call(inputs, *args[1:], **kw)
+
+
+class InputLayer(Layer):
+    """The layer behind :func:`Input`: holds the model input's batch shape and dtype."""
+
+    def __init__(self, batch_shape, dtype=None, name=None, **kwargs):
+        super().__init__(name=name or backend.unique_name("input_layer"), dtype=dtype, **kwargs)
+        self.batch_shape = tuple(batch_shape)
+        self.built = True
+
+    def get_config(self):
+        return {"batch_shape": self.batch_shape, "dtype": self.dtype, "name": self.name}
+
+
+def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None,
+          tensor=None, optional=False):
+    """A symbolic model input, as ``keras.Input``.
+
+    Args:
+        shape: shape without the batch axis, e.g. ``(None, 5)`` for sequences of any length of
+            5 features. An int means ``(int,)``.
+        batch_size: fixed batch size, or None.
+        dtype: ``"float32"`` (default), ``"float64"``, or an integer type for Embedding inputs.
+        batch_shape: the full shape including the batch axis (instead of shape and batch_size).
+        name: name of the input layer.
+
+    Returns:
+        A :class:`KerasTensor` of shape ``(batch_size, *shape)``.
+
+    Raises:
+        ValueError: neither or both of `shape` and `batch_shape`, or a non-integer size.
+
+    Example:
+        >>> x = Input(shape=(None, 5))
+        >>> x.shape
+        (None, None, 5)
+    """
+    if sparse:
+        raise ValueError("attnlstm does not support sparse inputs. Received: sparse=True")
+    if shape is not None and batch_shape is not None:
+        raise ValueError("Pass either `shape` or `batch_shape` to Input, not both. "
+                         f"Received: shape={shape}, batch_shape={batch_shape}")
+    if batch_shape is None:
+        if shape is None:
+            raise ValueError("Input needs a `shape` (without the batch axis) or a `batch_shape`. "
+                             "Received: shape=None")
+        if isinstance(shape, int):
+            shape = (shape,)
+        batch_shape = (batch_size,) + tuple(shape)
+    batch_shape = tuple(batch_shape)
+    for s in batch_shape:
+        if s is not None and (not isinstance(s, (int, np.integer)) or s < 0):
+            raise ValueError(f"Input sizes must be non-negative integers or None. "
+                             f"Received: batch_shape={batch_shape}")
+    layer = InputLayer(batch_shape, dtype=dtype, name=name)
+    node = Node(layer, (), {}, None)
+    t = KerasTensor(batch_shape, layer.dtype, layer=layer, node=node, index=0, name=layer.name)
+    node.outputs = t
+    layer._inbound_nodes.append(node)
+    return t
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared by layers
+
+
+def _names(params):
+    return "[" + ", ".join(f"'{p.name}'" for p in params) + "]"
+
+
+def _shapes(shapes):
+    return "[" + ", ".join(format_shape(s) for s in shapes) + "]"
+
+
+def _shape_structure(output_shape):
+    """A shape is a tuple of ints/None; a structure of shapes is a list (or dict) of those."""
+    return output_shape
+
+
+def _is_shape(s):
+    return isinstance(s, tuple) and all(d is None or isinstance(d, (int, np.integer)) for d in s)
+
+
+def _zip_structure(shapes, flags, fn):
+    if _is_shape(shapes):
+        return fn((shapes, flags))
+    if isinstance(shapes, list):
+        return [_zip_structure(s, f, fn) for s, f in zip(shapes, flags)]
+    if isinstance(shapes, dict):
+        return {k: _zip_structure(shapes[k], flags[k], fn) for k in shapes}
+    raise TypeError(f"Bad output shape structure: {shapes!r}")
+
+
+def check_rank(layer, argument, shape, expected, hint=None):
+    """Raise ShapeError unless `shape` has len(expected) axes; `expected` names the axes."""
+    if shape is None or len(shape) != len(expected):
+        raise shape_error(layer, argument, expected, shape, hint)
+
+
+def check_time_mask(layer, argument, input_shape, mask_shape):
+    """A time mask must be (batch, timesteps) matching the inputs' first two axes."""
+    mask_shape = tuple(mask_shape)
+    expected = (input_shape[0] if input_shape[0] is not None else "batch",
+                input_shape[1] if input_shape[1] is not None else "timesteps")
+    ok = len(mask_shape) == 2 and all(
+        a is None or b is None or a == b for a, b in zip(mask_shape, input_shape[:2]))
+    if not ok:
+        hint = None
+        if len(mask_shape) == 3 and mask_shape[-1] == 1:
+            hint = "drop the trailing axis of size 1, e.g. mask[..., 0]."
+        elif len(mask_shape) == 3:
+            hint = "a time mask has one entry per (sample, timestep); reduce the feature axis, e.g. np.any(x != 0, axis=-1)."
+        elif len(mask_shape) == 2 and mask_shape[1] != input_shape[1]:
+            hint = (f"the mask has {mask_shape[1]} timesteps but the inputs have {input_shape[1]}; "
+                    "build the mask from the same (padded) inputs.")
+        raise shape_error(layer, argument, expected, mask_shape, hint)
+
+
+_RNN_TYPES = ("LSTM", "GRU", "SimpleRNN", "RNN")
+
+
+def producer_hint(layer, err, inputs):
+    """Re-word a ShapeError with a hint about the layer that produced the offending input.
+
+    Recognises: an LSTM without return_sequences feeding a layer that needs a sequence, an LSTM
+    with return_sequences feeding a layer that needs one vector per sequence, an Input with no
+    time axis, and a batch size put inside Input's `shape`. Returns None when nothing matches.
+    """
+    if err.hint is not None or err.argument not in ("inputs",) or not isinstance(err.expected, tuple):
+        return None
+    tensors = [t for t in flatten(inputs) if isinstance(t, KerasTensor)]
+    got = err.got
+    if not tensors or not isinstance(got, tuple):
+        return None
+    t = next((t for t in tensors if t.shape == got), tensors[0])
+    prod = t.producer
+    want = len(err.expected)
+    hint = None
+    pname = type(prod).__name__ if prod is not None else ""
+    if pname in _RNN_TYPES or pname == "Bidirectional":
+        rs = getattr(prod, "return_sequences", None)
+        if want == len(got) + 1 and rs is False:
+            hint = (f"the previous {pname} '{prod.name}' returns only its last output; "
+                    f"pass return_sequences=True to it.")
+        elif want == len(got) - 1 and rs is True:
+            hint = (f"the previous {pname} '{prod.name}' returns the whole sequence "
+                    f"(return_sequences=True); set return_sequences=False, or reduce the time axis "
+                    f"with GlobalAveragePooling1D or an attention pooling layer.")
+    elif isinstance(prod, InputLayer):
+        if want == len(got) + 1:
+            inner = got[1:]
+            hint = (f"Input(shape={format_shape(inner)}) has no time axis; use "
+                    f"Input(shape=(timesteps, {inner[-1] if inner else 'features'})), or "
+                    f"Input(shape=(None, {inner[-1] if inner else 'features'})) for variable-length "
+                    f"sequences.")
+        elif want == len(got) - 1 and len(got) >= 3:
+            hint = (f"Input `shape` excludes the batch axis: use Input(shape={format_shape(got[2:])}, "
+                    f"batch_size={got[1]}) or simply Input(shape={format_shape(got[2:])}).")
+    if hint is None:
+        return None
+    return _with_hint(err, hint)
+
+
+def _with_hint(err, hint):
+    return ShapeError(str(err) + f"\nHint: {hint}", layer=err.layer, argument=err.argument,
+                      expected=err.expected, got=err.got, hint=hint)

@@ -1,0 +1,527 @@
+"""Models: functional ``Model(inputs, outputs)`` and ``Sequential``, as in Keras 3.
+
+A model is a graph of layer calls recorded while the layers were called on symbolic tensors, so
+every shape was already checked when the model was built. ``predict`` runs the graph on NumPy
+arrays batch by batch, carrying Keras masks along the edges.
+"""
+import numpy as np
+
+from .. import backend
+from ..errors import format_shape, shape_error
+from .base import (Input, InputLayer, KerasTensor, Layer, flatten, map_structure)
+
+__all__ = ["Model", "Sequential"]
+
+
+def _sort_nodes(outputs):
+    """Nodes needed to compute `outputs`, in an order where parents come first."""
+    order, seen, active = [], set(), set()
+
+    def visit(node):
+        if id(node) in seen:
+            return
+        if id(node) in active:  # pragma: no cover - graphs made by calls cannot cycle
+            raise ValueError("The layer graph has a cycle.")
+        active.add(id(node))
+        for parent in node.parent_nodes:
+            visit(parent)
+        active.discard(id(node))
+        seen.add(id(node))
+        order.append(node)
+
+    for t in outputs:
+        visit(t._node)
+    return order
+
+
+class Model(Layer):
+    """A functional model: the graph of layer calls from `inputs` to `outputs` (``keras.Model``).
+
+    Args:
+        inputs: a KerasTensor from :func:`Input`, or a list/dict of them.
+        outputs: a KerasTensor computed from the inputs by layer calls, or a list/dict of them.
+        name: model name (default ``functional``, numbered).
+
+    Raises:
+        ValueError: an output that cannot be computed from the given inputs (graph disconnected),
+            or inputs that are not made by :func:`Input`.
+
+    Example:
+        >>> x = Input(shape=(None, 5))
+        >>> y = layers.LSTM(8)(x)
+        >>> Model(x, y).predict(np.zeros((2, 7, 5))).shape
+        (2, 8)
+    """
+
+    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        trainable = kwargs.pop("trainable", True)
+        super().__init__(name=name or backend.unique_name(self._default_name()), trainable=trainable,
+                         dtype=kwargs.pop("dtype", None), **kwargs)
+        self._graph_ready = False
+        self._last_output_masks = None
+        if inputs is not None or outputs is not None:
+            self._init_graph(inputs, outputs)
+
+    @classmethod
+    def _default_name(cls):
+        return "functional" if cls is Model else backend.to_snake_case(cls.__name__)
+
+    # -- graph ----------------------------------------------------------------------------------
+
+    def _init_graph(self, inputs, outputs):
+        if inputs is None or outputs is None:
+            raise ValueError("Model needs both `inputs` and `outputs`. "
+                             f"Received: inputs={inputs}, outputs={outputs}")
+        self._inputs_struct = inputs
+        self._outputs_struct = outputs
+        self.inputs = flatten(inputs)
+        self.outputs = flatten(outputs)
+        for t in self.inputs:
+            if not isinstance(t, KerasTensor) or not isinstance(t.producer, InputLayer):
+                raise ValueError(
+                    f"Model inputs must be tensors made by attnlstm.Input(...). Received: {t!r}. "
+                    "Hint: pass the Input tensor itself, not a layer output.")
+        for t in self.outputs:
+            if not isinstance(t, KerasTensor):
+                raise ValueError(f"Model outputs must be symbolic tensors made by calling layers on "
+                                 f"Input tensors. Received: {t!r}")
+        nodes = _sort_nodes(self.outputs)
+        input_ids = {id(t) for t in self.inputs}
+        for node in nodes:
+            if isinstance(node.layer, InputLayer) and id(node.outputs) not in input_ids:
+                raise ValueError(
+                    f"Graph disconnected: cannot obtain the value of tensor {node.outputs!r} at "
+                    f"layer '{node.layer.name}'. It is an Input that is not in the model's `inputs` "
+                    f"({[t.name for t in self.inputs]}). Hint: add it to Model(inputs=[...]).")
+        self._nodes = [n for n in nodes if not isinstance(n.layer, InputLayer)]
+        layers, seen = [], set()
+        for t in self.inputs:
+            layers.append(t.producer)
+            seen.add(id(t.producer))
+        for n in self._nodes:
+            if id(n.layer) not in seen:
+                seen.add(id(n.layer))
+                layers.append(n.layer)
+        self._layers = layers
+        self._graph_ready = True
+        self.built = True
+
+    @property
+    def layers(self):
+        """Layers in the order they are computed (InputLayers first, as Keras 3 functional)."""
+        return list(self._layers) if self._graph_ready else []
+
+    @property
+    def weights(self):
+        out, seen = [], set()
+        for layer in self.layers:
+            for w in layer.weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        out, seen = [], set()
+        for layer in self.layers:
+            for w in layer.trainable_weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
+
+    @property
+    def non_trainable_weights(self):
+        ids = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in ids]
+
+    def get_layer(self, name=None, index=None):
+        """The layer called `name`, or at position `index` of ``layers``.
+
+        Raises:
+            ValueError: no layer of that name or index (the message lists the names).
+        """
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"Model '{self.name}' has {len(self.layers)} layers; index "
+                                 f"{index} is out of range.")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name}. Existing layers are: "
+                         f"{[layer.name for layer in self.layers]}.")
+
+    # -- shapes ---------------------------------------------------------------------------------
+
+    def _input_shapes(self):
+        return [t.shape for t in self.inputs]
+
+    def _check_inputs(self, values):
+        """Check arrays against the model's Input shapes (rank and every fixed size)."""
+        if len(values) != len(self.inputs):
+            raise ValueError(
+                f"Model '{self.name}' expects {len(self.inputs)} input(s) "
+                f"{[t.name for t in self.inputs]}, but it received {len(values)} input arrays.")
+        for k, (t, v) in enumerate(zip(self.inputs, values)):
+            got = tuple(v.shape) if hasattr(v, "shape") else tuple(np.shape(v))
+            want = t.shape
+            ok = len(got) == len(want) and all(w is None or w == g for w, g in zip(want, got))
+            if not ok:
+                arg = "inputs" if len(self.inputs) == 1 else f"inputs[{k}]"
+                hint = None
+                if len(got) == len(want) - 1 and len(want) == 3:
+                    hint = ("the model reads sequences (batch, timesteps, features); add a time "
+                            "axis, e.g. x[:, None, :], or pad variable-length sequences with "
+                            "attnlstm.sequence.pad_sequences.")
+                elif len(got) == len(want) and len(want) >= 2 and want[-1] is not None and \
+                        got[-1] != want[-1]:
+                    hint = f"the Input '{t.name}' was declared with {want[-1]} features."
+                raise shape_error(
+                    self, arg, tuple("batch" if (i == 0 and w is None) else w
+                                     for i, w in enumerate(want)), got, hint,
+                    message=(f"`{arg}` (Input '{t.name}') must have shape "
+                             f"{format_shape(tuple('batch' if (i == 0 and w is None) else w for i, w in enumerate(want)))}"
+                             f", got {format_shape(got)}."))
+
+    def compute_output_shape(self, input_shape):
+        shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+        self._check_inputs([_Shape(shp) for shp in shapes])
+        return map_structure(lambda t: t.shape, self._outputs_struct)
+
+    def compute_mask_flags(self, input_has_mask, output_structure):
+        return map_structure(lambda t: t.has_mask, self._outputs_struct)
+
+    def compute_mask(self, inputs, mask=None):
+        return self._last_output_masks
+
+    # -- running --------------------------------------------------------------------------------
+
+    def _run(self, input_values, training=False, input_masks=None):
+        values, masks = {}, {}
+        for k, (t, v) in enumerate(zip(self.inputs, input_values)):
+            values[id(t)] = v
+            masks[id(t)] = None if input_masks is None else input_masks[k]
+
+        def val(t):
+            return values[id(t)] if isinstance(t, KerasTensor) else t
+
+        def msk(t):
+            return masks.get(id(t)) if isinstance(t, KerasTensor) else None
+
+        for node in self._nodes:
+            layer = node.layer
+            args = map_structure(val, node.args)
+            kwargs = map_structure(val, node.kwargs)
+            first = node.args[0] if node.args else None
+            in_mask = map_structure(msk, first) if isinstance(first, (list, tuple)) else msk(first)
+            if "mask" in node.kwargs:
+                in_mask = kwargs["mask"]
+            elif layer._call_accepts("mask") and any(m is not None for m in flatten(in_mask)):
+                kwargs["mask"] = in_mask
+            out = layer._eager_call(args, kwargs, training=training)
+            inputs0 = args[0] if args else None
+            out_mask = layer.compute_mask(inputs0, in_mask)
+            outs = flatten(node.outputs)
+            out_vals = flatten(out) if isinstance(node.outputs, (list, tuple, dict)) else [out]
+            if isinstance(out_mask, list) and isinstance(node.outputs, (list, tuple)):
+                out_masks = flatten(out_mask) if len(flatten(out_mask)) == len(outs) else \
+                    [None] * len(outs)
+            else:
+                out_masks = [out_mask] * len(outs)
+            for t, v, m in zip(outs, out_vals, out_masks):
+                values[id(t)] = v
+                masks[id(t)] = m if t.has_mask else None
+        self._last_output_masks = map_structure(lambda t: masks.get(id(t)), self._outputs_struct)
+        return map_structure(lambda t: values[id(t)], self._outputs_struct)
+
+    def _inputs_as_list(self, x):
+        if isinstance(self._inputs_struct, dict):
+            if not isinstance(x, dict):
+                raise ValueError(f"Model '{self.name}' takes a dict of inputs with keys "
+                                 f"{list(self._inputs_struct)}. Received: {type(x).__name__}")
+            return [x[k] for k in self._inputs_struct]
+        if len(self.inputs) == 1:
+            if isinstance(x, (list, tuple)) and len(x) == 1 and np.ndim(x[0]) >= 1 and \
+                    np.ndim(x) != len(self.inputs[0].shape):
+                return [x[0]]
+            return [x]
+        if not isinstance(x, (list, tuple)):
+            raise ValueError(f"Model '{self.name}' has {len(self.inputs)} inputs "
+                             f"{[t.name for t in self.inputs]}; pass a list of arrays. "
+                             f"Received: one array of shape {np.shape(x)}")
+        return list(x)
+
+    def call(self, inputs, training=False, mask=None):
+        values = inputs if isinstance(inputs, list) and len(self.inputs) > 1 else \
+            self._inputs_as_list(inputs)
+        values = [np.asarray(v) if not isinstance(v, np.ndarray) else v for v in values]
+        masks = None
+        if mask is not None:
+            masks = mask if isinstance(mask, list) and len(self.inputs) > 1 else [mask]
+        return self._run(values, training=training, input_masks=masks)
+
+    def _eager_call(self, args, kwargs, training=False):
+        self._ensure_graph(args[0])
+        values = self._inputs_as_list(args[0])
+        values = [self._convert_input(t, v) for t, v in zip(self.inputs, values)]
+        self._check_inputs(values)
+        kw = dict(kwargs)
+        kw.pop("training", None)
+        return self.call(values if len(values) > 1 else values[0], training=training,
+                         mask=kw.get("mask"))
+
+    def _ensure_graph(self, x):
+        if not self._graph_ready:
+            raise ValueError(f"Model '{self.name}' has no graph yet.")
+
+    def _convert_input(self, t, v):
+        arr = np.asarray(v)
+        if arr.dtype != t.dtype and arr.dtype.kind in "fiub":
+            arr = arr.astype(t.dtype)
+        return arr
+
+    def __call__(self, *args, **kwargs):
+        if args and any(isinstance(t, KerasTensor) for t in flatten(args[0])):
+            self._ensure_graph(args[0])
+        return super().__call__(*args, **kwargs)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Outputs for `x`, computed batch by batch (Keras ``Model.predict``).
+
+        Args:
+            x: array-like of shape (N, ...) matching the Input, or a list/dict for several inputs.
+            batch_size: samples per batch (default 32).
+
+        Returns:
+            A NumPy array (or a list/dict for several outputs), first axis N.
+
+        Raises:
+            ShapeError: inputs whose shape does not match the model's Input shapes.
+        """
+        self._ensure_graph(x)
+        values = [self._convert_input(t, v) for t, v in zip(self.inputs, self._inputs_as_list(x))]
+        self._check_inputs(values)
+        n = values[0].shape[0] if values and values[0].ndim else 0
+        for t, v in zip(self.inputs, values):
+            if v.shape[0] != n:
+                raise ValueError(
+                    f"Model '{self.name}': all inputs must have the same number of samples; "
+                    f"got {[int(np.shape(v)[0]) for v in values]} for {[t.name for t in self.inputs]}.")
+        batch_size = 32 if batch_size is None else int(batch_size)
+        if batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size}")
+        chunks = []
+        for start in range(0, max(n, 1), batch_size):
+            batch = [v[start:start + batch_size] for v in values]
+            if n == 0:
+                batch = values
+            chunks.append(self._run(batch, training=False))
+        if len(chunks) == 1:
+            return chunks[0]
+        return _concat_structures(chunks)
+
+    def predict_on_batch(self, x):
+        return self.predict(x, batch_size=max(1, len(np.asarray(self._inputs_as_list(x)[0]))))
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "layers": [{"class_name": type(l).__name__, "config": l.get_config()}
+                           for l in self.layers]}
+
+    # -- summary --------------------------------------------------------------------------------
+
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None):
+        """Print the layers with their output shapes and parameter counts, as Keras does."""
+        print_fn = print_fn or print
+        rows = []
+        multi = any(len(n.input_tensors) > 1 for n in self._nodes) or len(self.inputs) > 1
+        for layer in self.layers:
+            if isinstance(layer, InputLayer):
+                shape = format_shape(layer.batch_shape)
+                conn = "-"
+            else:
+                nodes = [n for n in self._nodes if n.layer is layer]
+                outs = [n.outputs for n in nodes]
+                shape = ", ".join(_shape_text(o) for o in outs)
+                conn = ", ".join(f"{t.producer.name}[{0}][{t._index}]"
+                                 for n in nodes for t in n.input_tensors)
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape,
+                         f"{layer.count_params():,}", conn))
+        heads = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if multi else [])
+        widths = [max(len(h), *(len(r[i]) for r in rows)) + 2 for i, h in enumerate(heads)]
+        total = line_length or sum(widths)
+
+        def line(cells):
+            return "".join(c.ljust(w) if i != 2 else c.rjust(w - 2) + "  "
+                           for i, (c, w) in enumerate(zip(cells, widths)))
+
+        print_fn(f'Model: "{self.name}"')
+        print_fn("=" * total)
+        print_fn(line(heads))
+        print_fn("=" * total)
+        for k, r in enumerate(rows):
+            print_fn(line(r[:len(heads)]))
+            print_fn(("-" if k < len(rows) - 1 else "=") * total)
+        n_all = sum(int(np.prod(w.shape)) for w in self.weights)
+        n_tr = sum(int(np.prod(w.shape)) for w in self.trainable_weights)
+        nbytes = sum(w.value.nbytes for w in self.weights)
+        tbytes = sum(w.value.nbytes for w in self.trainable_weights)
+        print_fn(f" Total params: {n_all:,} ({_human_bytes(nbytes)})")
+        print_fn(f" Trainable params: {n_tr:,} ({_human_bytes(tbytes)})")
+        print_fn(f" Non-trainable params: {n_all - n_tr:,} ({_human_bytes(nbytes - tbytes)})")
+
+
+class _Shape:
+    """Stands for an array of a given shape in shape-only checks."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+
+def _shape_text(outputs):
+    if isinstance(outputs, KerasTensor):
+        return format_shape(outputs.shape)
+    return "[" + ", ".join(format_shape(t.shape) for t in flatten(outputs)) + "]"
+
+
+def _human_bytes(n):
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.2f} {unit}"
+        n /= 1024.0
+
+
+def _concat_structures(chunks):
+    first = chunks[0]
+    if isinstance(first, dict):
+        return {k: np.concatenate([c[k] for c in chunks], axis=0) for k in first}
+    if isinstance(first, (list, tuple)):
+        return [np.concatenate([c[i] for c in chunks], axis=0) for i in range(len(first))]
+    return np.concatenate(chunks, axis=0)
+
+
+class Sequential(Model):
+    """A linear stack of layers (``keras.Sequential``).
+
+    Give it an :func:`Input` as its first element, or an ``input_shape`` on its first layer, and
+    every layer is checked as it is added: a shape mistake raises a ShapeError from ``add``.
+    Without either, the model is built on the first ``build``/``predict``.
+
+    Example:
+        >>> model = Sequential([Input((20, 5)), layers.LSTM(8), layers.Dense(1)])
+        >>> model.predict(np.zeros((4, 20, 5))).shape
+        (4, 1)
+    """
+
+    def __init__(self, layers=None, trainable=True, name=None):
+        super().__init__(name=name, trainable=trainable)
+        self._stack = []
+        self._input_tensor = None
+        for layer in layers or []:
+            self.add(layer)
+
+    @property
+    def layers(self):
+        """The added layers (without the InputLayer, as Keras)."""
+        return list(self._stack)
+
+    def add(self, layer):
+        """Append a layer; checks its input shape right away when the model's input is known.
+
+        Raises:
+            ShapeError: the layer cannot take the previous layer's output.
+            TypeError: not a Layer or Input tensor.
+        """
+        if isinstance(layer, KerasTensor):
+            if not isinstance(layer.producer, InputLayer) or self._stack:
+                raise ValueError("An Input tensor can only be the first element of a Sequential model.")
+            self._input_tensor = layer
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add takes a Layer or an Input tensor. Received: {layer!r}")
+        self._stack.append(layer)
+        if self._input_tensor is None and len(self._stack) == 1 and \
+                layer._batch_input_shape is not None:
+            self._input_tensor = Input(batch_shape=layer._batch_input_shape)
+        if self._input_tensor is not None:
+            self._rebuild()
+
+    def pop(self):
+        """Remove the last layer."""
+        if not self._stack:
+            raise TypeError("There are no layers in the model.")
+        self._stack.pop()
+        if self._input_tensor is not None and self._stack:
+            self._rebuild()
+        else:
+            self._graph_ready = False
+
+    def _rebuild(self):
+        x = self._input_tensor
+        if not self._stack:
+            return
+        if self._graph_ready and len(self._nodes) == len(self._stack) - 1:
+            y = self._stack[-1](self.outputs[0])  # only the new layer
+        else:
+            y = x
+            for layer in self._stack:
+                y = layer(y)
+        if isinstance(y, (list, tuple)):
+            raise ValueError(f"Layer '{self._stack[-1].name}' returns several tensors; a Sequential "
+                             "model needs single-output layers. Use the functional API.")
+        self._init_graph(x, y)
+        self._layers = [x.producer] + list(self._stack)
+
+    def build(self, input_shape=None):
+        """Build with a batch input shape, e.g. ``(None, 20, 5)``."""
+        if input_shape is None:
+            raise ValueError("Sequential.build needs an input_shape (with the batch axis).")
+        self._input_tensor = Input(batch_shape=tuple(input_shape))
+        self._rebuild()
+
+    def _ensure_graph(self, x):
+        if self._graph_ready:
+            return
+        if not self._stack:
+            raise ValueError(f"Sequential model '{self.name}' has no layers.")
+        first = x[0] if isinstance(x, (list, tuple)) and len(x) == 1 and np.ndim(x[0]) >= 2 else x
+        shape = np.shape(first)
+        self.build((None,) + tuple(shape[1:]))
+
+    @property
+    def weights(self):
+        out = []
+        for layer in self._stack:
+            out.extend(layer.weights)
+        return out
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        out = []
+        for layer in self._stack:
+            out.extend(layer.trainable_weights)
+        return out
+
+    def get_layer(self, name=None, index=None):
+        if index is not None:
+            return self._stack[index]
+        return super().get_layer(name=name)
+
+    def summary(self, *args, **kwargs):
+        if not self._graph_ready:
+            print(f'Model: "{self.name}" (unbuilt: give it an Input or call build(input_shape))')
+            return
+        layers = self._layers
+        self._layers = list(self._stack)
+        try:
+            super().summary(*args, **kwargs)
+        finally:
+            self._layers = layers
+

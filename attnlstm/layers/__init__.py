@@ -1,0 +1,15 @@
+"""Keras-like layers on attnlstm's C kernels (names, arguments and weights as Keras 3)."""
+from ..engine.base import InputLayer, Layer
+from .core import Activation, Dense, Dropout, Embedding, Lambda, Masking, Softmax
+from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
+from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
+from .reshaping import Flatten, Permute, RepeatVector, Reshape
+from .rnn import LSTM
+from .wrappers import TimeDistributed
+
+__all__ = [
+    "Layer", "InputLayer", "LSTM", "Dense", "TimeDistributed", "RepeatVector", "Flatten",
+    "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Reshape", "Permute", "Concatenate", "Add",
+    "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Dot", "Activation", "Softmax",
+    "Masking", "Dropout", "Embedding", "Lambda",
+]
