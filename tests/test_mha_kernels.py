@@ -544,11 +544,11 @@ def test_keras_parity(keras, case, case_kw, layer_kw, masks, scores):
     from keras.src import backend as kb
     kw = dict(B=2, Tq=5, Tv=6, Dq=4, Dk=3, Dv=5, NH=2, HS=3, HSv=4, Dout=4)
     kw.update(case_kw)
-    rng, x, w = make_case(seed=40, dtype=np.float32, **kw)
-    if "output_shape" not in layer_kw:
-        # Keras' default output size is the query's feature size.
+    if "output_shape" not in layer_kw:      # Keras' default: the query's feature size
         kw["Dout"] = kw["Dq"]
-        rng, x, w = make_case(seed=40, dtype=np.float32, **kw)
+    if "value_dim" not in layer_kw:         # Keras' default: key_dim
+        kw["HSv"] = kw["HS"]
+    rng, x, w = make_case(seed=40, dtype=np.float32, **kw)
     layer = _keras_mha(keras, x, w, kw["NH"], kw["HS"], **layer_kw)
     ours, theirs = {}, {}
     am = rng.random((2, kw["Tq"], kw["Tv"])) > 0.3
