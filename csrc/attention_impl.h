@@ -1,0 +1,468 @@
+/*
+ * attention_impl.h -- attention kernels, forward and backward; part of the type template
+ * (al_real.h). Included twice by attention.c (float32, float64).
+ *
+ * Keras 3 semantics (keras/src/layers/attention/attention.py, additive_attention.py):
+ *   dot:      S = scale * (Q K^T)                                              (B,Tq,Tv)
+ *   concat:   S[b,i,j] = cw * sum_d tanh(scale * (Q[b,i,d] + K[b,j,d]))
+ *   additive: S[b,i,j] = sum_u a[u] * tanh(q[b,i,u] + k[b,j,u])       (a = Keras `scale`)
+ *   masked:   S[b,i,j] - 1e9 where key j is masked for query i (see al_attention.h)
+ *   P = softmax(S, axis=-1) = exp(S - max) / sum          (the returned `weights`)
+ *   out[b,i] = query_mask[b,i] ? P[b,i] V[b] : 0
+ *
+ * Backward: with G[b,i] = query_mask[b,i] ? dout[b,i] : 0,
+ *   dV = P^T G,  dP = G V^T + dweights,  dS = P * (dP - rowsum(P * dP)),
+ * then the score gradients of each mode. d(S - 1e9)/dS = 1, so masks need no special case
+ * in backward: masked keys of partly masked rows have P == 0 exactly and get no gradient,
+ * and a fully masked row, whose -1e9 shift cancels in the softmax in exact arithmetic, gets
+ * the gradient of softmax(S) (the derivative of Keras' function, not of its float rounding
+ * of S - 1e9).
+ *
+ * Scores of the tanh modes are computed row by row straight into `weights` (no (B,Tq,Tv,U)
+ * tensor); the softmax is done in place on that (Tv) row and the context is one GEMM per
+ * sample. Backward recomputes the tanh terms instead of saving them.
+ */
+
+/* Row-major C (M,N) = alpha op(A) op(Bm) + beta C that is safe for empty axes (the BLAS
+ * rejects leading dimensions of 0). K == 0 gives beta C (zeros when beta == 0). */
+static void AL_SFN(attn_gemm)(int trans_a, int trans_b, size_t M, size_t N, size_t K,
+                              real alpha, const real *A, size_t lda, const real *Bm, size_t ldb,
+                              real beta, real *C, size_t ldc) {
+    size_t i, j;
+    if (M == 0 || N == 0) return;
+    if (K == 0) {
+        for (i = 0; i < M; i++) {
+            for (j = 0; j < N; j++) C[i * ldc + j] = beta == (real)0 ? (real)0 : beta * C[i * ldc + j];
+        }
+        return;
+    }
+    AL_GEMM(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+            (int)M, (int)N, (int)K, alpha, A, (int)lda, Bm, (int)ldb, beta, C, (int)ldc);
+}
+
+/* y (N,Dout) = x (N,Din) W (Din,Dout) [+ b (Dout)]: a Dense projection, Keras order x@W + b. */
+static void AL_SFN(attn_project)(real *y, const real *x, const real *W, const real *b,
+                                 size_t N, size_t Din, size_t Dout) {
+    size_t n, j;
+    AL_SFN(attn_gemm)(0, 0, N, Dout, Din, (real)1, x, Din, W, Dout, (real)0, y, Dout);
+    if (b != NULL) {
+        for (n = 0; n < N; n++) {
+            for (j = 0; j < Dout; j++) y[n * Dout + j] += b[j];
+        }
+    }
+}
+
+/* Column sums: out (D) = sum_n x (N,D)[n]. */
+static void AL_SFN(attn_colsum)(real *out, const real *x, size_t N, size_t D) {
+    size_t n, j;
+    for (j = 0; j < D; j++) out[j] = (real)0;
+    for (n = 0; n < N; n++) {
+        for (j = 0; j < D; j++) out[j] += x[n * D + j];
+    }
+}
+
+/*
+ * Masks and softmax of one score row, in place: row (Tv) holds S[b,i,:] and receives
+ * P[b,i,:]. value_mask (B,Tv), attention_mask (B,Tq,Tv) or NULL; causal keeps j <= i.
+ */
+static void AL_SFN(attn_mask_softmax_row)(real *row, size_t b, size_t i,
+                                          const uint8_t *value_mask, const uint8_t *attention_mask,
+                                          int causal, size_t Tq, size_t Tv) {
+    const uint8_t *vm = value_mask ? value_mask + b * Tv : NULL;
+    const uint8_t *am = attention_mask ? attention_mask + (b * Tq + i) * Tv : NULL;
+    real m, sum;
+    size_t j;
+    if (Tv == 0) return;
+    if (vm != NULL || am != NULL || causal) {
+        for (j = 0; j < Tv; j++) {
+            int keep = (vm == NULL || vm[j]) && (am == NULL || am[j]) && (!causal || j <= i);
+            if (!keep) row[j] = row[j] - (real)AL_ATTN_MASK_PENALTY;
+        }
+    }
+    m = row[0];
+    for (j = 1; j < Tv; j++) {
+        if (row[j] > m) m = row[j];
+    }
+    sum = (real)0;
+    for (j = 0; j < Tv; j++) {
+        row[j] = AL_EXP(row[j] - m);
+        sum += row[j];
+    }
+    for (j = 0; j < Tv; j++) row[j] = row[j] / sum;
+}
+
+/*
+ * Tanh scores of one sample: S (Tq,Tv) = c * sum_u a[u] tanh(sigma (q[i,u] + k[j,u])),
+ * q (Tq,U), k (Tv,U), a (U) or NULL for ones. Concat mode: a = NULL, sigma = scale,
+ * c = concat_score_weight. Additive mode: a = scale, sigma = 1, c = 1 (exact, so the
+ * rounding is Keras' `sum(scale * tanh(q + k))`).
+ */
+static void AL_SFN(attn_tanh_scores)(real *S, const real *q, const real *k, const real *a,
+                                     real sigma, real c, size_t Tq, size_t Tv, size_t U) {
+    size_t i, j, u;
+    for (i = 0; i < Tq; i++) {
+        const real *qi = q + i * U;
+        for (j = 0; j < Tv; j++) {
+            const real *kj = k + j * U;
+            real acc = (real)0;
+            if (a != NULL) {
+                for (u = 0; u < U; u++) acc += a[u] * AL_TANH(sigma * (qi[u] + kj[u]));
+            } else {
+                for (u = 0; u < U; u++) acc += AL_TANH(sigma * (qi[u] + kj[u]));
+            }
+            S[i * Tv + j] = c * acc;
+        }
+    }
+}
+
+/*
+ * Backward of attn_tanh_scores for one sample, given dS (Tq,Tv):
+ *   dq (Tq,U), dk (Tv,U)  overwritten
+ *   da (U)                accumulated (NULL: not wanted)
+ *   *dsigma, *dc          accumulated (NULL: not wanted)
+ * Entries with dS == 0 (masked keys of partly masked rows, zeroed query rows) are skipped:
+ * their contribution is exactly zero.
+ */
+static void AL_SFN(attn_tanh_scores_backward)(real *dq, real *dk, real *da, double *dsigma,
+                                              double *dc, const real *dS,
+                                              const real *q, const real *k, const real *a,
+                                              real sigma, real c,
+                                              size_t Tq, size_t Tv, size_t U) {
+    size_t i, j, u;
+    double acc_sigma = 0.0, acc_c = 0.0;
+    for (i = 0; i < Tq * U; i++) dq[i] = (real)0;
+    for (j = 0; j < Tv * U; j++) dk[j] = (real)0;
+    for (i = 0; i < Tq; i++) {
+        const real *qi = q + i * U;
+        real *dqi = dq + i * U;
+        for (j = 0; j < Tv; j++) {
+            const real g = dS[i * Tv + j];
+            const real gc = g * c;
+            const real *kj = k + j * U;
+            real *dkj = dk + j * U;
+            real tsum = (real)0, zsum = (real)0;
+            if (g == (real)0) continue;
+            for (u = 0; u < U; u++) {
+                const real z = qi[u] + kj[u];
+                const real t = AL_TANH(sigma * z);
+                const real au = a ? a[u] : (real)1;
+                const real dz = gc * au * ((real)1 - t * t);    /* dL/d(sigma z) */
+                tsum += au * t;
+                zsum += dz * z;
+                if (da != NULL) da[u] += gc * t;
+                dqi[u] += sigma * dz;
+                dkj[u] += sigma * dz;
+            }
+            acc_sigma += (double)zsum;
+            acc_c += (double)(g * tsum);
+        }
+    }
+    if (dsigma != NULL) *dsigma += acc_sigma;
+    if (dc != NULL) *dc += acc_c;
+}
+
+/*
+ * Shared forward of every attention kind, one sample at a time.
+ *   out (B,Tq,Dv), weights (B,Tq,Tv); q (B,Tq,D), k (B,Tv,D), v (B,Tv,Dv).
+ *   tanh_mode 0: S = scale * Q K^T (one GEMM);  1: attn_tanh_scores(a, scale, c).
+ */
+static int AL_SFN(attn_forward_core)(real *out, real *weights,
+                                     const real *q, const real *k, const real *v,
+                                     const uint8_t *query_mask, const uint8_t *value_mask,
+                                     const uint8_t *attention_mask,
+                                     int tanh_mode, real scale, real c, const real *a,
+                                     size_t B, size_t Tq, size_t Tv, size_t D, size_t Dv,
+                                     int causal) {
+    size_t b, i, j;
+    for (b = 0; b < B; b++) {
+        real *W = weights + b * Tq * Tv;
+        real *ob = out + b * Tq * Dv;
+        const real *qb = q + b * Tq * D, *kb = k + b * Tv * D, *vb = v + b * Tv * Dv;
+        if (!tanh_mode) {
+            AL_SFN(attn_gemm)(0, 1, Tq, Tv, D, (real)1, qb, D, kb, D, (real)0, W, Tv);
+            /* Keras multiplies after the product: matmul(q, k^T) * scale (x * 1 is exact). */
+            if (scale != (real)1) {
+                for (j = 0; j < Tq * Tv; j++) W[j] *= scale;
+            }
+        } else {
+            AL_SFN(attn_tanh_scores)(W, qb, kb, a, scale, c, Tq, Tv, D);
+        }
+        for (i = 0; i < Tq; i++) {
+            AL_SFN(attn_mask_softmax_row)(W + i * Tv, b, i, value_mask, attention_mask, causal,
+                                          Tq, Tv);
+        }
+        AL_SFN(attn_gemm)(0, 0, Tq, Dv, Tv, (real)1, W, Tv, vb, Dv, (real)0, ob, Dv);
+        if (query_mask != NULL) {
+            for (i = 0; i < Tq; i++) {
+                if (!query_mask[b * Tq + i]) {
+                    for (j = 0; j < Dv; j++) ob[i * Dv + j] = (real)0;
+                }
+            }
+        }
+    }
+    return AL_OK;
+}
+
+/*
+ * Softmax and context backward of one sample (shared by every kind):
+ *   dS  (Tq,Tv) out: dL/dS
+ *   dvb (Tv,Dv) out: dL/dV = P^T G
+ *   W (Tq,Tv) saved weights; doutb (Tq,Dv); dwb (Tq,Tv) or NULL; vb (Tv,Dv);
+ *   qmb (Tq) or NULL.
+ */
+static void AL_SFN(attn_softmax_backward)(real *dS, real *dvb, const real *W, const real *doutb,
+                                          const real *dwb, const real *vb, const uint8_t *qmb,
+                                          size_t Tq, size_t Tv, size_t Dv) {
+    size_t i, j;
+    /* dV = P^T G: the rows of P whose output was zeroed by the query mask are dropped. */
+    if (qmb != NULL) {
+        for (i = 0; i < Tq; i++) {
+            for (j = 0; j < Tv; j++) dS[i * Tv + j] = qmb[i] ? W[i * Tv + j] : (real)0;
+        }
+        AL_SFN(attn_gemm)(1, 0, Tv, Dv, Tq, (real)1, dS, Tv, doutb, Dv, (real)0, dvb, Dv);
+    } else {
+        AL_SFN(attn_gemm)(1, 0, Tv, Dv, Tq, (real)1, W, Tv, doutb, Dv, (real)0, dvb, Dv);
+    }
+    /* dP = G V^T + dweights */
+    AL_SFN(attn_gemm)(0, 1, Tq, Tv, Dv, (real)1, doutb, Dv, vb, Dv, (real)0, dS, Tv);
+    for (i = 0; i < Tq; i++) {
+        real *r = dS + i * Tv;
+        const real *w = W + i * Tv;
+        real dot = (real)0;
+        if (qmb != NULL && !qmb[i]) {
+            for (j = 0; j < Tv; j++) r[j] = (real)0;
+        }
+        if (dwb != NULL) {
+            for (j = 0; j < Tv; j++) r[j] += dwb[i * Tv + j];
+        }
+        /* dS = P * (dP - sum_j P dP) */
+        for (j = 0; j < Tv; j++) dot += w[j] * r[j];
+        for (j = 0; j < Tv; j++) r[j] = w[j] * (r[j] - dot);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Luong / Keras `Attention`.
+ * ---------------------------------------------------------------------------------------- */
+
+/*
+ * dot_attention_forward: Keras `Attention` (score_mode "dot" or "concat"), whole batch.
+ *
+ * outputs   out     (B,Tq,Dv)  context, rows with query_mask == 0 are zero
+ *           weights (B,Tq,Tv)  softmax weights (post-softmax, pre-query-mask); saved
+ * inputs    q (B,Tq,D), k (B,Tv,D), v (B,Tv,Dv)
+ *           query_mask (B,Tq), value_mask (B,Tv), attention_mask (B,Tq,Tv): uint8 or NULL
+ * weights   scale (1 = Keras use_scale=False), concat_score_weight (concat mode only)
+ * options   score_mode AL_SCORE_DOT / AL_SCORE_CONCAT, causal (keep j <= i)
+ * returns   AL_OK, or AL_ERR_ARG for an unknown score_mode
+ * Empty axes: Tq == 0 or Dv == 0 write nothing; Tv == 0 gives out = 0 (an empty sum).
+ */
+int AL_FN(dot_attention_forward)(real *out, real *weights,
+                                 const real *q, const real *k, const real *v,
+                                 const uint8_t *query_mask, const uint8_t *value_mask,
+                                 const uint8_t *attention_mask,
+                                 real scale, real concat_score_weight,
+                                 size_t B, size_t Tq, size_t Tv, size_t D, size_t Dv,
+                                 int score_mode, int causal) {
+    if (score_mode != AL_SCORE_DOT && score_mode != AL_SCORE_CONCAT) return AL_ERR_ARG;
+    return AL_SFN(attn_forward_core)(out, weights, q, k, v, query_mask, value_mask,
+                                     attention_mask, score_mode == AL_SCORE_CONCAT, scale,
+                                     concat_score_weight, NULL, B, Tq, Tv, D, Dv, causal);
+}
+
+/*
+ * dot_attention_backward.
+ *
+ * outputs   dq (B,Tq,D), dk (B,Tv,D), dv (B,Tv,Dv)       overwritten
+ *           dscale (1), dconcat_score_weight (1)          overwritten, or NULL if not wanted
+ *                                                         (dcw is 0 in dot mode)
+ * saved     weights (B,Tq,Tv) from the forward
+ * inputs    dout (B,Tq,Dv), dweights (B,Tq,Tv) or NULL; q, k, v, query_mask as forward
+ * weights   scale, concat_score_weight as forward
+ * returns   AL_OK, AL_ERR_NOMEM (workspace of Tq*Tv), AL_ERR_ARG (unknown score_mode)
+ *
+ * Dot mode: G = dS K;  dscale = sum(Q * G);  dq = scale G;  dk = scale dS^T Q.
+ * Concat:   attn_tanh_scores_backward with sigma = scale, c = concat_score_weight.
+ */
+int AL_FN(dot_attention_backward)(real *dq, real *dk, real *dv, real *dscale,
+                                  real *dconcat_score_weight,
+                                  const real *weights, const real *dout, const real *dweights,
+                                  const real *q, const real *k, const real *v,
+                                  const uint8_t *query_mask,
+                                  real scale, real concat_score_weight,
+                                  size_t B, size_t Tq, size_t Tv, size_t D, size_t Dv,
+                                  int score_mode) {
+    size_t b, n;
+    double acc_scale = 0.0, acc_cw = 0.0;
+    real *dS;
+    if (score_mode != AL_SCORE_DOT && score_mode != AL_SCORE_CONCAT) return AL_ERR_ARG;
+    dS = (real *)malloc((Tq * Tv > 0 ? Tq * Tv : 1) * sizeof(real));
+    if (dS == NULL) return AL_ERR_NOMEM;
+    for (b = 0; b < B; b++) {
+        const real *qb = q + b * Tq * D, *kb = k + b * Tv * D, *vb = v + b * Tv * Dv;
+        real *dqb = dq + b * Tq * D, *dkb = dk + b * Tv * D;
+        AL_SFN(attn_softmax_backward)(dS, dv + b * Tv * Dv, weights + b * Tq * Tv,
+                                      dout + b * Tq * Dv,
+                                      dweights ? dweights + b * Tq * Tv : NULL, vb,
+                                      query_mask ? query_mask + b * Tq : NULL, Tq, Tv, Dv);
+        if (score_mode == AL_SCORE_DOT) {
+            real s = (real)0;
+            AL_SFN(attn_gemm)(0, 0, Tq, D, Tv, (real)1, dS, Tv, kb, D, (real)0, dqb, D);
+            for (n = 0; n < Tq * D; n++) s += qb[n] * dqb[n];
+            acc_scale += (double)s;
+            if (scale != (real)1) {
+                for (n = 0; n < Tq * D; n++) dqb[n] *= scale;
+            }
+            AL_SFN(attn_gemm)(1, 0, Tv, D, Tq, scale, dS, Tv, qb, D, (real)0, dkb, D);
+        } else {
+            AL_SFN(attn_tanh_scores_backward)(dqb, dkb, NULL, &acc_scale, &acc_cw, dS, qb, kb,
+                                              NULL, scale, concat_score_weight, Tq, Tv, D);
+        }
+    }
+    free(dS);
+    if (dscale != NULL) *dscale = (real)acc_scale;
+    if (dconcat_score_weight != NULL) *dconcat_score_weight = (real)acc_cw;
+    return AL_OK;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Additive (Bahdanau) / Keras `AdditiveAttention`.
+ * ---------------------------------------------------------------------------------------- */
+
+/*
+ * additive_attention_forward: S[b,i,j] = sum_u scale[u] tanh(q[b,i,u] + k[b,j,u]), then the
+ * shared masked softmax and context. Keras AdditiveAttention is U = dim and scale = its
+ * `scale` weight (NULL = use_scale=False, i.e. ones).
+ *
+ * outputs   out (B,Tq,Dv), weights (B,Tq,Tv) (saved)
+ * inputs    q (B,Tq,U), k (B,Tv,U), v (B,Tv,Dv); masks as dot_attention_forward
+ * weights   scale (U) or NULL
+ * returns   AL_OK
+ */
+int AL_FN(additive_attention_forward)(real *out, real *weights,
+                                      const real *q, const real *k, const real *v,
+                                      const uint8_t *query_mask, const uint8_t *value_mask,
+                                      const uint8_t *attention_mask, const real *scale,
+                                      size_t B, size_t Tq, size_t Tv, size_t U, size_t Dv,
+                                      int causal) {
+    return AL_SFN(attn_forward_core)(out, weights, q, k, v, query_mask, value_mask,
+                                     attention_mask, 1, (real)1, (real)1, scale,
+                                     B, Tq, Tv, U, Dv, causal);
+}
+
+/*
+ * additive_attention_backward.
+ *
+ * outputs   dq (B,Tq,U), dk (B,Tv,U), dv (B,Tv,Dv)   overwritten
+ *           dscale (U)                               overwritten, or NULL
+ * saved     weights (B,Tq,Tv)
+ * inputs    dout (B,Tq,Dv), dweights (B,Tq,Tv) or NULL; q, k, v, query_mask as forward
+ * weights   scale (U) or NULL
+ * returns   AL_OK or AL_ERR_NOMEM (workspace of Tq*Tv)
+ */
+int AL_FN(additive_attention_backward)(real *dq, real *dk, real *dv, real *dscale,
+                                       const real *weights, const real *dout,
+                                       const real *dweights,
+                                       const real *q, const real *k, const real *v,
+                                       const uint8_t *query_mask, const real *scale,
+                                       size_t B, size_t Tq, size_t Tv, size_t U, size_t Dv) {
+    size_t b, u;
+    real *dS = (real *)malloc((Tq * Tv > 0 ? Tq * Tv : 1) * sizeof(real));
+    if (dS == NULL) return AL_ERR_NOMEM;
+    if (dscale != NULL) {
+        for (u = 0; u < U; u++) dscale[u] = (real)0;
+    }
+    for (b = 0; b < B; b++) {
+        AL_SFN(attn_softmax_backward)(dS, dv + b * Tv * Dv, weights + b * Tq * Tv,
+                                      dout + b * Tq * Dv,
+                                      dweights ? dweights + b * Tq * Tv : NULL,
+                                      v + b * Tv * Dv,
+                                      query_mask ? query_mask + b * Tq : NULL, Tq, Tv, Dv);
+        AL_SFN(attn_tanh_scores_backward)(dq + b * Tq * U, dk + b * Tv * U, dscale, NULL, NULL,
+                                          dS, q + b * Tq * U, k + b * Tv * U, scale,
+                                          (real)1, (real)1, Tq, Tv, U);
+    }
+    free(dS);
+    return AL_OK;
+}
+
+/*
+ * bahdanau_forward: Bahdanau et al. (2015) attention with learned projections,
+ *     S[b,i,j] = sum_u V[u] tanh(kp[b,j,u] + qp[b,i,u]),
+ *     kp = values W1 + b1 (computed once per sequence), qp = query W2 + b2,
+ * then the masked softmax and context over `values` (Luong's "concat" score is the same
+ * with W = [W2; W1]).
+ *
+ * outputs   out (B,Tq,Dv), weights (B,Tq,Tv)
+ * saved     qp (B,Tq,U); kp (B,Tv,U) (not written when `keys` is given; may then be NULL)
+ * inputs    query (B,Tq,Dq), values (B,Tv,Dv)
+ *           keys (B,Tv,U) = values W1 + b1 precomputed by the caller, or NULL
+ *           masks as dot_attention_forward
+ * weights   W1 (Dv,U), b1 (U) or NULL, W2 (Dq,U), b2 (U) or NULL, V (U)
+ * returns   AL_OK
+ */
+int AL_FN(bahdanau_forward)(real *out, real *weights, real *qp, real *kp,
+                            const real *query, const real *values, const real *keys,
+                            const uint8_t *query_mask, const uint8_t *value_mask,
+                            const uint8_t *attention_mask,
+                            const real *W1, const real *b1, const real *W2, const real *b2,
+                            const real *V,
+                            size_t B, size_t Tq, size_t Tv, size_t Dq, size_t Dv, size_t U,
+                            int causal) {
+    const real *kk = keys;
+    if (kk == NULL) {
+        if (kp == NULL) return AL_ERR_ARG;
+        AL_SFN(attn_project)(kp, values, W1, b1, B * Tv, Dv, U);
+        kk = kp;
+    }
+    AL_SFN(attn_project)(qp, query, W2, b2, B * Tq, Dq, U);
+    return AL_SFN(attn_forward_core)(out, weights, qp, kk, values, query_mask, value_mask,
+                                     attention_mask, 1, (real)1, (real)1, V,
+                                     B, Tq, Tv, U, Dv, causal);
+}
+
+/*
+ * bahdanau_backward.
+ *
+ * outputs   dquery (B,Tq,Dq), dvalues (B,Tv,Dv), dW1 (Dv,U), dW2 (Dq,U), dV (U)  overwritten
+ *           db1 (U), db2 (U)                                       overwritten, or NULL
+ * saved     weights (B,Tq,Tv), qp (B,Tq,U), kp (B,Tv,U) (the keys the forward used)
+ * inputs    dout (B,Tq,Dv), dweights (B,Tq,Tv) or NULL; query, values, query_mask as forward
+ * weights   W1 (Dv,U), W2 (Dq,U), V (U)
+ * returns   AL_OK or AL_ERR_NOMEM (workspace of (B*Tq + B*Tv)*U + Tq*Tv)
+ *
+ * The additive backward gives dqp, dkp, dV and the context part of dvalues; then
+ *   dvalues += dkp W1^T,  dW1 = values^T dkp,  db1 = sum dkp,
+ *   dquery = dqp W2^T,    dW2 = query^T dqp,   db2 = sum dqp   (each one GEMM over B*T rows).
+ */
+int AL_FN(bahdanau_backward)(real *dquery, real *dvalues, real *dW1, real *db1, real *dW2,
+                             real *db2, real *dV,
+                             const real *weights, const real *qp, const real *kp,
+                             const real *dout, const real *dweights,
+                             const real *query, const real *values, const uint8_t *query_mask,
+                             const real *W1, const real *W2, const real *V,
+                             size_t B, size_t Tq, size_t Tv, size_t Dq, size_t Dv, size_t U) {
+    const size_t nq = B * Tq, nk = B * Tv;
+    real *dqp = (real *)malloc((nq * U > 0 ? nq * U : 1) * sizeof(real));
+    real *dkp = (real *)malloc((nk * U > 0 ? nk * U : 1) * sizeof(real));
+    int status;
+    if (dqp == NULL || dkp == NULL) {
+        free(dqp);
+        free(dkp);
+        return AL_ERR_NOMEM;
+    }
+    status = AL_FN(additive_attention_backward)(dqp, dkp, dvalues, dV, weights, dout, dweights,
+                                                qp, kp, values, query_mask, V,
+                                                B, Tq, Tv, U, Dv);
+    if (status == AL_OK) {
+        AL_SFN(attn_gemm)(0, 1, nk, Dv, U, (real)1, dkp, U, W1, U, (real)1, dvalues, Dv);
+        AL_SFN(attn_gemm)(1, 0, Dv, U, nk, (real)1, values, Dv, dkp, U, (real)0, dW1, U);
+        AL_SFN(attn_gemm)(0, 1, nq, Dq, U, (real)1, dqp, U, W2, U, (real)0, dquery, Dq);
+        AL_SFN(attn_gemm)(1, 0, Dq, U, nq, (real)1, query, Dq, dqp, U, (real)0, dW2, U);
+        if (db1 != NULL) AL_SFN(attn_colsum)(db1, dkp, nk, U);
+        if (db2 != NULL) AL_SFN(attn_colsum)(db2, dqp, nq, U);
+    }
+    free(dqp);
+    free(dkp);
+    return status;
+}
