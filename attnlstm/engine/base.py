@@ -88,6 +88,19 @@ class KerasTensor:
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = _no_ops
     __matmul__ = __rmatmul__ = __neg__ = __pow__ = __getitem__ = _no_ops
 
+    def __iter__(self):
+        layer = self._layer
+        hint = None
+        if layer is not None and layer._call_accepts("return_attention_scores"):
+            hint = "pass return_attention_scores=True to get [output, scores]."
+        raise shape_error(
+            layer, "outputs", "several tensors", self.shape, hint,
+            message=(f"its output is one tensor of shape {format_shape(self.shape)}; it cannot "
+                     f"be unpacked into several tensors."))
+
+    def __len__(self):
+        raise TypeError(f"{self!r} is symbolic; its length is its shape[0] ({self.shape[0]}).")
+
     def __array__(self, *args, **kwargs):
         raise TypeError(
             f"{self!r} is symbolic (made by Input): it has no values. Build a Model(inputs, outputs) "

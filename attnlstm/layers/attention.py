@@ -1,0 +1,812 @@
+"""Attention layers on the C kernels: Keras' Attention, AdditiveAttention and MultiHeadAttention,
+and the layers Keras users write by hand — BahdanauAttention, LuongAttention, AttentionPooling and
+relative-position self-attention (RelativeMultiHeadAttention).
+
+Masks follow Keras 3 (keras-semantics.md §7-8): a masked key gets ``score - 1e9`` (so a fully
+masked row is near-uniform over the values, never NaN), a False query mask zeroes that output row
+(Attention, AdditiveAttention and the hand-written layers; MultiHeadAttention does not).
+"""
+import numpy as np
+
+from .. import _ops_attention as aops
+from .. import _ops_mha as mops
+from .. import backend, initializers
+from ..engine.base import Layer
+from ..errors import format_shape, shape_error
+
+__all__ = ["Attention", "AdditiveAttention", "MultiHeadAttention", "BahdanauAttention",
+           "LuongAttention", "AttentionPooling", "RelativeMultiHeadAttention"]
+
+_SEQ_HINT_2D = ("this layer attends over sequences; for one decoder step use "
+                "BahdanauAttention/LuongAttention, which take a (batch, features) query, or add a "
+                "time axis with query[:, None, :] (or RepeatVector(1)).")
+
+
+def _check_seq(layer, arg, shape, last=None, batch=None, fallback=None):
+    """`shape` must be (batch, T, last)."""
+    expected = (batch if batch is not None else "batch", f"T{arg[0]}" if arg in ("query", "value", "key") else "timesteps",
+                last if last is not None else "features")
+    if not isinstance(shape, tuple) or len(shape) != 3:
+        hint = _SEQ_HINT_2D if arg == "query" and isinstance(shape, tuple) and len(shape) == 2 else None
+        raise shape_error(layer, arg, expected, shape, hint, fallback_hint=fallback)
+    if last is not None and shape[2] is not None and shape[2] != last:
+        raise shape_error(layer, arg, expected, shape)
+
+
+def _mask_check(layer, arg, mask_shape, expected):
+    if mask_shape is None:
+        return
+    m = tuple(mask_shape)
+    ok = len(m) == len(expected) and all(
+        a is None or b is None or isinstance(b, str) or a == b for a, b in zip(m, expected))
+    if not ok:
+        hint = None
+        if len(m) == len(expected) + 1 and m[-1] == 1:
+            hint = "drop the trailing axis of size 1, e.g. mask[..., 0]."
+        elif len(m) != len(expected):
+            hint = f"`{arg}` has one entry per {' x '.join(str(e) for e in expected[1:])} position of each sample."
+        raise shape_error(layer, arg, expected, m, hint)
+
+
+def _dropout_weights(layer, weights, training):
+    if not training or layer.dropout <= 0:
+        return weights
+    keep = layer._rng.random(weights.shape) >= layer.dropout
+    return (weights * keep / (1.0 - layer.dropout)).astype(weights.dtype)
+
+
+class _ListAttention(Layer):
+    """Shared call convention of Attention and AdditiveAttention: ``[query, value(, key)]``."""
+    supports_masking = True
+
+    def __init__(self, dropout=0.0, seed=None, **kwargs):
+        if not 0 <= dropout <= 1:
+            raise ValueError(f"Invalid value for argument `dropout`: expected a float in [0, 1]. "
+                             f"Received: dropout={dropout}")
+        super().__init__(**kwargs)
+        self.dropout = float(dropout)
+        self.seed = seed
+        self._rng = backend.make_rng(seed)
+
+    def _shapes(self, input_shape):
+        if not isinstance(input_shape, list):
+            raise shape_error(
+                self, "inputs", "[query, value] or [query, value, key]", input_shape,
+                f"call it on a list: {type(self).__name__}()([query, value]).",
+                message=(f"`inputs` must be a list [query, value] or [query, value, key], got one "
+                         f"tensor of shape {format_shape(input_shape)}."))
+        if len(input_shape) not in (2, 3):
+            raise shape_error(
+                self, "inputs", "[query, value] or [query, value, key]", input_shape,
+                message=(f"`inputs` must be a list of length 2 or 3, [query, value] or [query, "
+                         f"value, key], got length {len(input_shape)}."))
+        q, v = input_shape[0], input_shape[1]
+        k = input_shape[2] if len(input_shape) == 3 else v
+        return q, v, k
+
+    def compute_output_shape(self, input_shape):
+        q, v, k = self._shapes(input_shape)
+        _check_seq(self, "query", q)
+        _check_seq(self, "value", v, batch=q[0])
+        _check_seq(self, "key", k, batch=q[0])
+        if k[1] is not None and v[1] is not None and k[1] != v[1]:
+            raise shape_error(self, "key", (k[0] or "batch", v[1], k[2]), k,
+                              "key and value must have the same number of timesteps (Tv); one "
+                              "key per value.")
+        self._check_features(q, k)
+        return q[:-1] + (v[-1],)
+
+    def _check_features(self, q, k):
+        if q[2] is not None and k[2] is not None and q[2] != k[2]:
+            raise shape_error(self, "key", ("batch", "Tv", q[2]), k,
+                              f"the scores compare query and key features, so both need the "
+                              f"same size ({q[2]} vs {k[2]}); project one with a Dense layer.")
+
+    def validate_call(self, input_shape, mask=None, **kwargs):
+        if mask is None:
+            return
+        q, v, _ = self._shapes(input_shape)
+        if not isinstance(mask, list):
+            raise shape_error(self, "mask", "[query_mask, value_mask]", mask,
+                              message=f"`mask` must be a list [query_mask, value_mask], got one "
+                                      f"mask of shape {format_shape(mask)}.")
+        _mask_check(self, "mask[0] (query_mask)", mask[0] if len(mask) > 0 else None,
+                    (q[0] if q[0] is not None else "batch", q[1] if q[1] is not None else "Tq"))
+        _mask_check(self, "mask[1] (value_mask)", mask[1] if len(mask) > 1 else None,
+                    (v[0] if v[0] is not None else "batch", v[1] if v[1] is not None else "Tv"))
+
+    def compute_mask(self, inputs, mask=None):
+        if mask is None or not isinstance(mask, (list, tuple)) or mask[0] is None:
+            return None
+        return np.asarray(mask[0], bool)
+
+    def compute_mask_flags(self, input_has_mask, output_structure):
+        first = input_has_mask[0] if isinstance(input_has_mask, list) and input_has_mask else False
+        if isinstance(output_structure, list):
+            return [bool(first), False]
+        return bool(first)
+
+    def _check_and_build(self, inputs, kwargs):
+        shapes, out = super()._check_and_build(inputs, kwargs)
+        if kwargs.get("return_attention_scores"):
+            q, v, _ = self._shapes(shapes)
+            return shapes, [out, (q[0], q[1], v[1])]
+        return shapes, out
+
+    def _unpack(self, inputs, mask):
+        q, v = inputs[0], inputs[1]
+        k = inputs[2] if len(inputs) > 2 else None
+        qm = vm = None
+        if mask is not None:
+            qm = mask[0] if len(mask) > 0 else None
+            vm = mask[1] if len(mask) > 1 else None
+        return q, v, k, qm, vm
+
+    def _finish(self, r, v, qm, training, return_attention_scores):
+        out, w = r["outputs"], r["weights"]
+        if training and self.dropout > 0:
+            w = _dropout_weights(self, w, True)
+            out = np.matmul(w, v).astype(out.dtype)
+            if qm is not None:
+                out = np.where(np.asarray(qm, bool)[..., None], out, np.asarray(0, out.dtype))
+        if return_attention_scores:
+            return [out, w]
+        return out
+
+
+class Attention(_ListAttention):
+    """Dot-product (Luong-style) attention, as ``keras.layers.Attention`` (Luong et al. 2015).
+
+    ``scores = query @ key^T`` (times the learned scalar ``scale`` with use_scale), or with
+    ``score_mode="concat"``: ``concat_score_weight * sum_d tanh(scale * (query_i + key_j))``;
+    ``weights = softmax(scores)`` over the keys (masked keys get ``score - 1e9``);
+    ``output = weights @ value``; rows with a False query mask are 0.
+
+    Args:
+        use_scale: learn a scalar ``scale`` (init 1).
+        score_mode: "dot" or "concat".
+        dropout: fraction of attention weights dropped in training.
+
+    Call arguments:
+        inputs: ``[query, value]`` or ``[query, value, key]``: query `(B, Tq, D)`, value
+            `(B, Tv, Dv)`, key `(B, Tv, D)` (default: value).
+        mask: ``[query_mask (B, Tq), value_mask (B, Tv)]`` (from the inputs' Keras masks when
+            not given).
+        return_attention_scores: also return the weights `(B, Tq, Tv)`.
+        use_causal_mask: query i sees keys j <= i.
+
+    Returns:
+        `(B, Tq, Dv)`, or ``[output, weights]``.
+
+    Weights:
+        ``scale`` `()` (use_scale), ``concat_score_weight`` `()` (concat).
+
+    Raises:
+        ShapeError: not a list of 2 or 3, a 2-D query, key/value of different lengths, query/key
+            feature sizes that differ, masks of the wrong shape.
+        ValueError: an unknown score_mode.
+    """
+
+    def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None, **kwargs):
+        if score_mode not in ("dot", "concat"):
+            raise ValueError(f"Invalid value for argument score_mode. Expected one of {{'dot', "
+                             f"'concat'}}. Received: score_mode={score_mode}")
+        super().__init__(dropout=dropout, seed=seed, **kwargs)
+        self.use_scale = use_scale
+        self.score_mode = score_mode
+
+    def build(self, input_shape):
+        self.scale = self.add_weight("scale", (), "ones") if self.use_scale else None
+        self.concat_score_weight = self.add_weight("concat_score_weight", (), "ones") \
+            if self.score_mode == "concat" else None
+        self.built = True
+
+    def call(self, inputs, mask=None, training=False, return_attention_scores=False,
+             use_causal_mask=False):
+        q, v, k, qm, vm = self._unpack(inputs, mask)
+        r = aops.dot_attention_forward(
+            q, v, k, scale=None if self.scale is None else self.scale.value,
+            score_mode=self.score_mode,
+            concat_score_weight=None if self.concat_score_weight is None
+            else self.concat_score_weight.value,
+            query_mask=qm, value_mask=vm, use_causal_mask=use_causal_mask, dtype=self.dtype,
+            name=f"Attention '{self.name}'")
+        return self._finish(r, v, qm, training, return_attention_scores)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(use_scale=self.use_scale, score_mode=self.score_mode, dropout=self.dropout,
+                   seed=self.seed)
+        return cfg
+
+
+class AdditiveAttention(_ListAttention):
+    """Additive (Bahdanau-style) attention, as ``keras.layers.AdditiveAttention``
+    (Bahdanau et al. 2015), without learned projections (see BahdanauAttention for those).
+
+    ``scores[i, j] = sum_d scale[d] * tanh(query[i, d] + key[j, d])``, fused with the masked
+    softmax and the context sum in one C pass over the keys.
+
+    Args:
+        use_scale: learn ``scale`` `(D,)` (glorot_uniform); else scale = 1.
+        dropout: fraction of attention weights dropped in training.
+
+    Call arguments, returns, raises: as :class:`Attention`.
+
+    Weights:
+        ``scale`` `(D,)` (use_scale).
+    """
+
+    def __init__(self, use_scale=True, dropout=0.0, seed=None, **kwargs):
+        super().__init__(dropout=dropout, seed=seed, **kwargs)
+        self.use_scale = use_scale
+
+    def build(self, input_shape):
+        q = input_shape[0]
+        self.scale = self.add_weight("scale", (q[-1],), "glorot_uniform") if self.use_scale \
+            else None
+        self.built = True
+
+    def call(self, inputs, mask=None, training=False, return_attention_scores=False,
+             use_causal_mask=False):
+        q, v, k, qm, vm = self._unpack(inputs, mask)
+        r = aops.additive_attention_forward(
+            q, v, k, scale=None if self.scale is None else self.scale.value, query_mask=qm,
+            value_mask=vm, use_causal_mask=use_causal_mask, dtype=self.dtype,
+            name=f"AdditiveAttention '{self.name}'")
+        return self._finish(r, v, qm, training, return_attention_scores)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(use_scale=self.use_scale, dropout=self.dropout, seed=self.seed)
+        return cfg
+
+
+# Layers below take several tensors as separate arguments (query, value, key...). They are
+# packed into one `inputs` list so the Layer machinery checks and records them together.
+
+
+class _MultiArgLayer(Layer):
+    _arg_names = ()
+
+    def __call__(self, *args, **kwargs):
+        names = self._arg_names
+        vals = list(args[:len(names)])
+        for nm in names[len(vals):]:
+            vals.append(kwargs.pop(nm, None))
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__} takes at most {len(names)} positional "
+                            f"tensors {names}.")
+        if vals[0] is None:
+            raise TypeError(f"{type(self).__name__} '{self.name}' needs `{names[0]}`.")
+        packed = [v for v in vals]
+        return super().__call__(packed, **kwargs)
+
+
+class MultiHeadAttention(_MultiArgLayer):
+    """Multi-head attention (Vaswani et al. 2017), as ``keras.layers.MultiHeadAttention``.
+
+    ``q = (query Wq + bq) / sqrt(key_dim)``, ``k = key Wk + bk``, ``v = value Wv + bv`` per head;
+    ``softmax(q k^T)`` under the mask; context through ``Wo``. Projections are BLAS GEMMs; scores,
+    softmax and context run in one C call.
+
+    Args:
+        num_heads: NH.
+        key_dim: HS, size of each head for query and key.
+        value_dim: HSv, size of each head for value (default key_dim).
+        dropout: dropout on the attention weights in training.
+        use_bias: biases in the four projections.
+        output_shape: Dout (int or 1-tuple), default the query's feature size.
+        kernel_initializer, bias_initializer: Keras defaults "glorot_uniform", "zeros".
+
+    Call arguments:
+        query `(B, Tq, Dq)`, value `(B, Tv, Dv)`, key `(B, Tv, Dk)` (default value),
+        attention_mask `(B, Tq, Tv)` or `(B, NH, Tq, Tv)` (True = attend), query_mask `(B, Tq)`,
+        value_mask / key_mask `(B, Tv)` (from the tensors' Keras masks when not given),
+        return_attention_scores, use_causal_mask, training.
+
+    Returns:
+        `(B, Tq, Dout)`, or ``[output, scores (B, NH, Tq, Tv)]``.
+        A query row whose keys are all masked gets the mean of the values (Keras' fast path)
+        or, with return_attention_scores or dropout, zero context (Keras' explicit path).
+
+    Weights (Keras order):
+        query kernel `(Dq, NH, HS)`, query bias `(NH, HS)`, key kernel `(Dk, NH, HS)`, key bias,
+        value kernel `(Dv, NH, HSv)`, value bias `(NH, HSv)`, output kernel `(NH, HSv, Dout)`,
+        output bias `(Dout,)`.
+
+    Raises:
+        ShapeError: a 2-D query/value, value and key that differ except in the last axis,
+            masks of the wrong shape, inputs whose feature sizes differ from the built kernels'.
+    """
+    supports_masking = True
+    _arg_names = ("query", "value", "key")
+
+    def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True,
+                 output_shape=None, attention_axes=None, flash_attention=None,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, seed=None, **kwargs):
+        for nm, val in (("num_heads", num_heads), ("key_dim", key_dim)):
+            if not isinstance(val, (int, np.integer)) or val < 1:
+                raise ValueError(f"Received an invalid value for argument `{nm}`, expected a "
+                                 f"positive integer. Received: {nm}={val}")
+        if value_dim is not None and (not isinstance(value_dim, (int, np.integer)) or value_dim < 1):
+            raise ValueError(f"Received an invalid value for argument `value_dim`, expected a "
+                             f"positive integer. Received: value_dim={value_dim}")
+        if attention_axes not in (None, 1, (1,), [1]):
+            raise ValueError(f"attnlstm's MultiHeadAttention attends over the time axis only "
+                             f"(attention_axes=None or (1,)). Received: attention_axes={attention_axes}")
+        if output_shape is not None:
+            shp = (output_shape,) if isinstance(output_shape, (int, np.integer)) else tuple(output_shape)
+            if len(shp) != 1 or not isinstance(shp[0], (int, np.integer)) or shp[0] < 1:
+                raise ValueError(f"`output_shape` must be a positive int or a 1-tuple (the output "
+                                 f"feature size). Received: output_shape={output_shape}")
+            output_shape = int(shp[0])
+        super().__init__(**kwargs)
+        self.num_heads, self.key_dim = int(num_heads), int(key_dim)
+        self.value_dim = int(value_dim) if value_dim is not None else self.key_dim
+        self.dropout = float(dropout)
+        self.use_bias = use_bias
+        self._output_dim = output_shape
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.seed = seed
+        self._rng = backend.make_rng(seed)
+
+    def _shapes(self, input_shape):
+        q, v, k = input_shape
+        return q, v, (k if k is not None else v)
+
+    def compute_output_shape(self, input_shape):
+        q, v, k = self._shapes(input_shape)
+        _check_seq(self, "query", q)
+        _check_seq(self, "value", v, batch=q[0])
+        _check_seq(self, "key", k, batch=q[0])
+        if tuple(k[:-1]) != tuple(v[:-1]) and not (k[1] is None or v[1] is None):
+            raise shape_error(
+                self, "key", (v[0] or "batch", v[1], "Dk"), k,
+                message=(f"All dimensions of `value` and `key`, except the last one, must be "
+                         f"equal; got value {format_shape(v)} and key {format_shape(k)}."),
+                hint="one key per value: key and value need the same number of timesteps.")
+        if self.built:
+            for arg, shp, w in (("query", q, self.query_kernel), ("value", v, self.value_kernel),
+                                ("key", k, self.key_kernel)):
+                if shp[-1] is not None and shp[-1] != w.shape[0]:
+                    raise shape_error(self, arg, ("batch", "T", w.shape[0]), shp,
+                                      f"this layer was built for {arg} features of size "
+                                      f"{w.shape[0]}.")
+        dout = self._output_dim if self._output_dim is not None else q[-1]
+        return (q[0], q[1], dout)
+
+    def validate_call(self, input_shape, mask=None, attention_mask=None, query_mask=None,
+                      value_mask=None, key_mask=None, **kwargs):
+        q, v, _ = self._shapes(input_shape)
+        B = q[0] if q[0] is not None else "batch"
+        Tq = q[1] if q[1] is not None else "Tq"
+        Tv = v[1] if v[1] is not None else "Tv"
+        _mask_check(self, "query_mask", query_mask, (B, Tq))
+        _mask_check(self, "value_mask", value_mask, (B, Tv))
+        _mask_check(self, "key_mask", key_mask, (B, Tv))
+        if attention_mask is not None:
+            if len(attention_mask) == 4:
+                _mask_check(self, "attention_mask", attention_mask, (B, self.num_heads, Tq, Tv))
+            else:
+                _mask_check(self, "attention_mask", attention_mask, (B, Tq, Tv))
+
+    def build(self, input_shape):
+        q, v, k = self._shapes(input_shape)
+        NH, HS, HSv = self.num_heads, self.key_dim, self.value_dim
+        dout = self._output_dim if self._output_dim is not None else q[-1]
+        ki, bi = self.kernel_initializer, self.bias_initializer
+        self.query_kernel = self.add_weight("query/kernel", (q[-1], NH, HS), ki)
+        self.query_bias = self.add_weight("query/bias", (NH, HS), bi) if self.use_bias else None
+        self.key_kernel = self.add_weight("key/kernel", (k[-1], NH, HS), ki)
+        self.key_bias = self.add_weight("key/bias", (NH, HS), bi) if self.use_bias else None
+        self.value_kernel = self.add_weight("value/kernel", (v[-1], NH, HSv), ki)
+        self.value_bias = self.add_weight("value/bias", (NH, HSv), bi) if self.use_bias else None
+        self.output_kernel = self.add_weight("attention_output/kernel", (NH, HSv, dout), ki)
+        self.output_bias = self.add_weight("attention_output/bias", (dout,), bi) \
+            if self.use_bias else None
+        self.built = True
+
+    def _w(self, v):
+        return None if v is None else v.value
+
+    def call(self, inputs, mask=None, attention_mask=None, query_mask=None, value_mask=None,
+             key_mask=None, return_attention_scores=False, training=False, use_causal_mask=False):
+        query, value, key = inputs
+        if mask is not None:
+            masks = list(mask) + [None] * (3 - len(mask))
+            # Keras takes the query mask from the query tensor; value/key masks when not given.
+            query_mask = masks[0] if masks[0] is not None else query_mask
+            value_mask = value_mask if value_mask is not None else masks[1]
+            key_mask = key_mask if key_mask is not None else masks[2]
+        use_dropout = training and self.dropout > 0
+        fully = "zero" if (return_attention_scores or self.dropout > 0) else "uniform"
+        r = mops.multi_head_attention_forward(
+            query, value, key, query_kernel=self.query_kernel.value,
+            query_bias=self._w(self.query_bias), key_kernel=self.key_kernel.value,
+            key_bias=self._w(self.key_bias), value_kernel=self.value_kernel.value,
+            value_bias=self._w(self.value_bias), output_kernel=self.output_kernel.value,
+            output_bias=self._w(self.output_bias), attention_mask=attention_mask,
+            query_mask=query_mask, value_mask=value_mask, key_mask=key_mask,
+            use_causal_mask=use_causal_mask, fully_masked=fully, dtype=self.dtype,
+            name=f"MultiHeadAttention '{self.name}'")
+        out, scores = r["output"], r["attention_scores"]
+        if use_dropout:
+            scores = _dropout_weights(self, scores, True)
+            ctx = np.einsum("bnqk,bknd->bqnd", scores, r["v"])
+            out = np.einsum("bqnd,ndo->bqo", ctx, self.output_kernel.value).astype(out.dtype)
+            if self.output_bias is not None:
+                out = out + self.output_bias.value
+        if return_attention_scores:
+            return [out, scores]
+        return out
+
+    def _check_and_build(self, inputs, kwargs):
+        shapes, out = super()._check_and_build(inputs, kwargs)
+        if kwargs.get("return_attention_scores"):
+            q, v, _ = self._shapes(shapes)
+            return shapes, [out, (q[0], self.num_heads, q[1], v[1])]
+        return shapes, out
+
+    def compute_mask(self, inputs, mask=None):
+        if mask is None or not isinstance(mask, (list, tuple)) or mask[0] is None:
+            return None
+        return np.asarray(mask[0], bool)
+
+    def compute_mask_flags(self, input_has_mask, output_structure):
+        first = input_has_mask[0] if isinstance(input_has_mask, list) and input_has_mask else False
+        if isinstance(output_structure, list):
+            return [bool(first), False]
+        return bool(first)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(num_heads=self.num_heads, key_dim=self.key_dim, value_dim=self.value_dim,
+                   dropout=self.dropout, use_bias=self.use_bias, output_shape=self._output_dim,
+                   kernel_initializer=initializers.serialize(self.kernel_initializer),
+                   bias_initializer=initializers.serialize(self.bias_initializer), seed=self.seed)
+        return cfg
+
+
+class BahdanauAttention(_MultiArgLayer):
+    """Additive attention with learned projections (Bahdanau, Cho & Bengio 2015), the layer
+    Keras users write by hand for encoder-decoder models::
+
+        score_j = V . tanh(W1 values_j + W2 query),  weights = softmax_j(score),
+        context = sum_j weights_j values_j
+
+    The key projection ``W1 values`` is one GEMM per call; scores, masked softmax and context are
+    the fused additive C kernel.
+
+    Args:
+        units: U, size of the projections.
+
+    Call arguments:
+        query: `(B, H)` — one decoder step — or `(B, Tq, H)`.
+        values: `(B, Tv, Dv)` encoder outputs.
+        mask: value mask `(B, Tv)` (from the values' Keras mask when not given).
+
+    Returns:
+        ``[context, weights]``: `(B, Dv)` and `(B, Tv)` for a 2-D query, `(B, Tq, Dv)` and
+        `(B, Tq, Tv)` for a 3-D one.
+
+    Weights (the hand-written Keras layer's order, Dense sub-layers W1, W2, V):
+        W1 kernel `(Dv, U)`, W1 bias `(U,)`, W2 kernel `(H, U)`, W2 bias `(U,)`, V kernel `(U, 1)`,
+        V bias `(1,)` (a constant shift of every score: it does not change the weights).
+
+    Raises:
+        ShapeError: values that are not a sequence, query and values of different batch sizes,
+            a value mask of the wrong shape.
+    """
+    supports_masking = True
+    _arg_names = ("query", "values")
+
+    def __init__(self, units, **kwargs):
+        if not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"Received an invalid value for argument `units`, expected a positive "
+                             f"integer. Received: units={units}")
+        super().__init__(**kwargs)
+        self.units = int(units)
+
+    def compute_output_shape(self, input_shape):
+        q, v = input_shape[0], input_shape[1]
+        if not isinstance(q, tuple) or len(q) not in (2, 3):
+            raise shape_error(self, "query", "(batch, features) or (batch, Tq, features)", q)
+        _check_seq(self, "values", v, batch=q[0],
+                   fallback="values are the encoder's outputs over time: pass "
+                            "return_sequences=True to the encoder LSTM.")
+        if self.built:
+            for arg, shp, w in (("query", q, self.W2_kernel), ("values", v, self.W1_kernel)):
+                if shp[-1] is not None and shp[-1] != w.shape[0]:
+                    raise shape_error(self, arg, shp[:-1] + (w.shape[0],), shp,
+                                      f"this layer was built for {arg} of {w.shape[0]} features.")
+        if len(q) == 2:
+            return [(q[0], v[2]), (q[0], v[1])]
+        return [(q[0], q[1], v[2]), (q[0], q[1], v[1])]
+
+    def validate_call(self, input_shape, mask=None, **kwargs):
+        if mask is None:
+            return
+        v = input_shape[1]
+        m = mask[1] if isinstance(mask, list) else mask
+        _mask_check(self, "mask", m, (v[0] if v[0] is not None else "batch",
+                                      v[1] if v[1] is not None else "Tv"))
+
+    def build(self, input_shape):
+        q, v = input_shape[0], input_shape[1]
+        U = self.units
+        self.W1_kernel = self.add_weight("W1/kernel", (v[-1], U), "glorot_uniform")
+        self.W1_bias = self.add_weight("W1/bias", (U,), "zeros")
+        self.W2_kernel = self.add_weight("W2/kernel", (q[-1], U), "glorot_uniform")
+        self.W2_bias = self.add_weight("W2/bias", (U,), "zeros")
+        self.V_kernel = self.add_weight("V/kernel", (U, 1), "glorot_uniform")
+        self.V_bias = self.add_weight("V/bias", (1,), "zeros")
+        self.built = True
+
+    def call(self, inputs, mask=None):
+        q, v = inputs[0], inputs[1]
+        vm = mask[1] if isinstance(mask, list) else mask
+        r = aops.bahdanau_attention_forward(
+            q, v, self.W1_kernel.value, self.W2_kernel.value, self.V_kernel.value[:, 0],
+            self.W1_bias.value, self.W2_bias.value, value_mask=vm, dtype=self.dtype,
+            name=f"BahdanauAttention '{self.name}'")
+        return [r["outputs"], r["weights"]]
+
+    def compute_mask(self, inputs, mask=None):
+        return [None, None]
+
+    def compute_mask_flags(self, input_has_mask, output_structure):
+        return [False, False]
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["units"] = self.units
+        return cfg
+
+
+class LuongAttention(_MultiArgLayer):
+    """Luong, Pham & Manning (2015) global attention with its three score functions::
+
+        dot:     score_j = query . values_j
+        general: score_j = query . (W_a values_j)         (W_a learned, `(Dv, H)`)
+        concat:  score_j = v_a . tanh(W_a [query; values_j])
+
+    followed by ``softmax`` over the values (masked) and ``context = sum_j weights_j values_j``.
+
+    Args:
+        score: "dot", "general" or "concat".
+        units: size of the concat projection (default: the query's feature size).
+
+    Call arguments:
+        query: `(B, H)` (one decoder step) or `(B, Tq, H)`.
+        values: `(B, Tv, Dv)`.
+        mask: value mask `(B, Tv)`.
+
+    Returns:
+        ``[context, weights]``, shaped as BahdanauAttention's.
+
+    Weights:
+        general: ``W_a`` `(H, Dv)`. concat: ``W_a`` `(H + Dv, U)` (query rows first), ``v_a`` `(U,)`.
+
+    Raises:
+        ShapeError: values that are not a sequence; for "dot", query and values of different
+            feature sizes (hint: use "general").
+    """
+    supports_masking = True
+    _arg_names = ("query", "values")
+
+    def __init__(self, score="dot", units=None, **kwargs):
+        if score not in ("dot", "general", "concat"):
+            raise ValueError(f"Invalid value for argument `score`. Expected one of 'dot', "
+                             f"'general', 'concat'. Received: score={score!r}")
+        super().__init__(**kwargs)
+        self.score = score
+        self.units = units
+
+    def compute_output_shape(self, input_shape):
+        q, v = input_shape[0], input_shape[1]
+        if not isinstance(q, tuple) or len(q) not in (2, 3):
+            raise shape_error(self, "query", "(batch, features) or (batch, Tq, features)", q)
+        _check_seq(self, "values", v, batch=q[0],
+                   fallback="values are the encoder's outputs over time: pass "
+                            "return_sequences=True to the encoder LSTM.")
+        if self.score == "dot" and q[-1] is not None and v[-1] is not None and q[-1] != v[-1]:
+            raise shape_error(self, "values", ("batch", "Tv", q[-1]), v,
+                              f"the dot score needs query and values of the same size ({q[-1]} "
+                              f"vs {v[-1]}); use score='general' to learn a projection.")
+        if len(q) == 2:
+            return [(q[0], v[2]), (q[0], v[1])]
+        return [(q[0], q[1], v[2]), (q[0], q[1], v[1])]
+
+    validate_call = BahdanauAttention.validate_call
+
+    def build(self, input_shape):
+        q, v = input_shape[0], input_shape[1]
+        if self.score == "general":
+            self.W_a = self.add_weight("W_a", (q[-1], v[-1]), "glorot_uniform")
+        elif self.score == "concat":
+            U = self.units or q[-1]
+            self.W_a = self.add_weight("W_a", (q[-1] + v[-1], U), "glorot_uniform")
+            self.v_a = self.add_weight("v_a", (U,), "glorot_uniform")
+        self.built = True
+
+    def call(self, inputs, mask=None):
+        q, v = np.asarray(inputs[0]), np.asarray(inputs[1])
+        vm = mask[1] if isinstance(mask, list) else mask
+        single = q.ndim == 2
+        name = f"LuongAttention '{self.name}'"
+        if self.score == "concat":
+            Dq = q.shape[-1]
+            W = self.W_a.value
+            r = aops.bahdanau_attention_forward(q, v, W[Dq:], W[:Dq], self.v_a.value,
+                                                value_mask=vm, dtype=self.dtype, name=name)
+            return [r["outputs"], r["weights"]]
+        q3 = q[:, None, :] if single else q
+        if self.score == "general":
+            q3 = np.matmul(q3, self.W_a.value)
+        r = aops.dot_attention_forward(q3, v, v, value_mask=vm, dtype=self.dtype, name=name)
+        out, w = r["outputs"], r["weights"]
+        if single:
+            out, w = out[:, 0], w[:, 0]
+        return [out, w]
+
+    compute_mask = BahdanauAttention.compute_mask
+    compute_mask_flags = BahdanauAttention.compute_mask_flags
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(score=self.score, units=self.units)
+        return cfg
+
+
+class AttentionPooling(Layer):
+    """Attention pooling over time: one `(B, H)` vector from an LSTM's `(B, T, H)` outputs,
+    the common "attention after LSTM" classifier head (Yang et al. 2016; Raffel & Ellis 2015)::
+
+        score_t = u . tanh(W h_t + b),  weights = softmax over time (masked steps get 0),
+        output  = sum_t weights_t h_t
+
+    Args:
+        units: U, size of the hidden projection (default H).
+        return_attention_scores: also return the weights `(B, T)`.
+
+    Call arguments:
+        inputs: `(B, T, H)`.
+        mask: `(B, T)` (from the inputs' Keras mask when not given).
+
+    Returns:
+        `(B, H)`, or ``[output, weights (B, T)]``.
+
+    Weights:
+        ``kernel`` `(H, U)`, ``bias`` `(U,)`, ``context`` `(U,)` (the vector u).
+
+    Raises:
+        ShapeError: inputs that are not a sequence — e.g. from an LSTM without
+            return_sequences=True (the hint names it) —, a mask of the wrong shape.
+    """
+    supports_masking = True
+
+    def __init__(self, units=None, return_attention_scores=False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.return_attention_scores = return_attention_scores
+
+    def compute_output_shape(self, input_shape):
+        if not isinstance(input_shape, tuple) or len(input_shape) != 3:
+            raise shape_error(self, "inputs", ("batch", "timesteps", "features"), input_shape)
+        B, T, H = input_shape
+        if self.built and H != self.kernel.shape[0]:
+            raise shape_error(self, "inputs", ("batch", "timesteps", self.kernel.shape[0]),
+                              input_shape)
+        if self.return_attention_scores:
+            return [(B, H), (B, T)]
+        return (B, H)
+
+    def build(self, input_shape):
+        H = input_shape[-1]
+        U = self.units or H
+        self.kernel = self.add_weight("kernel", (H, U), "glorot_uniform")
+        self.bias = self.add_weight("bias", (U,), "zeros")
+        self.context = self.add_weight("context", (U,), "glorot_uniform")
+        self.built = True
+
+    def call(self, inputs, mask=None):
+        h = np.asarray(inputs)
+        keys = np.matmul(h, self.kernel.value) + self.bias.value
+        U = keys.shape[-1]
+        zero_q = np.zeros((h.shape[0], 1, U), h.dtype)
+        r = aops.additive_attention_forward(zero_q, h, keys, scale=self.context.value,
+                                            value_mask=mask, dtype=self.dtype,
+                                            name=f"AttentionPooling '{self.name}'")
+        out, w = r["outputs"][:, 0], r["weights"][:, 0]
+        if self.return_attention_scores:
+            return [out, w]
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        return [None, None] if self.return_attention_scores else None
+
+    def compute_mask_flags(self, input_has_mask, output_structure):
+        return [False, False] if self.return_attention_scores else False
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(units=self.units, return_attention_scores=self.return_attention_scores)
+        return cfg
+
+
+class RelativeMultiHeadAttention(MultiHeadAttention):
+    """Self-attention with relative position representations (Shaw, Uszkoreit & Vaswani 2018),
+    single-head (num_heads=1) or multi-head, with Keras MultiHeadAttention's projections::
+
+        r(i, j) = clip(j - i, -k, k) + k          (k = max_relative_position)
+        e_ij = q_i . (k_j + rel_k[r(i, j)]) / sqrt(key_dim)
+        out_i = sum_j softmax_j(e_ij) (v_j + rel_v[r(i, j)])
+
+    The embeddings are shared by all heads, as in the paper.
+
+    Args:
+        num_heads, key_dim, value_dim, dropout, use_bias, output_shape: as MultiHeadAttention.
+        max_relative_position: k, the clipping distance.
+        use_value_embeddings: learn ``rel_v`` too (the paper's a^V).
+
+    Call arguments:
+        query `(B, T, D)` (self-attention: value and key default to query), masks and
+        use_causal_mask as MultiHeadAttention.
+
+    Weights:
+        MultiHeadAttention's, then ``rel_k`` `(2k+1, key_dim)` and ``rel_v`` `(2k+1, value_dim)`.
+    """
+
+    def __init__(self, num_heads, key_dim, max_relative_position, value_dim=None,
+                 use_value_embeddings=True, **kwargs):
+        if not isinstance(max_relative_position, (int, np.integer)) or max_relative_position < 0:
+            raise ValueError(f"`max_relative_position` must be a non-negative integer. "
+                             f"Received: max_relative_position={max_relative_position}")
+        super().__init__(num_heads, key_dim, value_dim=value_dim, **kwargs)
+        self.max_relative_position = int(max_relative_position)
+        self.use_value_embeddings = use_value_embeddings
+
+    def __call__(self, query, value=None, key=None, **kwargs):
+        return super().__call__(query, value if value is not None else query, key, **kwargs)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        n = 2 * self.max_relative_position + 1
+        self.rel_k = self.add_weight("rel_k", (n, self.key_dim), "glorot_uniform")
+        self.rel_v = self.add_weight("rel_v", (n, self.value_dim), "glorot_uniform") \
+            if self.use_value_embeddings else None
+        self.built = True
+
+    def call(self, inputs, mask=None, attention_mask=None, query_mask=None, value_mask=None,
+             key_mask=None, return_attention_scores=False, training=False, use_causal_mask=False):
+        query, value, key = inputs
+        if mask is not None:
+            masks = list(mask) + [None] * (3 - len(mask))
+            query_mask = masks[0] if masks[0] is not None else query_mask
+            value_mask = value_mask if value_mask is not None else masks[1]
+            key_mask = key_mask if key_mask is not None else masks[2]
+        fully = "zero" if (return_attention_scores or self.dropout > 0) else "uniform"
+        r = mops.relative_attention_forward(
+            query, value, key, num_heads=self.num_heads, query_kernel=self.query_kernel.value,
+            query_bias=self._w(self.query_bias), key_kernel=self.key_kernel.value,
+            key_bias=self._w(self.key_bias), value_kernel=self.value_kernel.value,
+            value_bias=self._w(self.value_bias), output_kernel=self.output_kernel.value,
+            output_bias=self._w(self.output_bias), rel_k=self.rel_k.value,
+            rel_v=self._w(self.rel_v), max_relative_position=self.max_relative_position,
+            attention_mask=attention_mask, query_mask=query_mask, value_mask=value_mask,
+            key_mask=key_mask, use_causal_mask=use_causal_mask, fully_masked=fully,
+            dtype=self.dtype, name=f"RelativeMultiHeadAttention '{self.name}'")
+        if return_attention_scores:
+            return [r["output"], r["attention_scores"]]
+        return r["output"]
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(max_relative_position=self.max_relative_position,
+                   use_value_embeddings=self.use_value_embeddings)
+        return cfg
+
