@@ -45,17 +45,24 @@ static void AL_SFN(attn_project)(real *y, const real *x, const real *W, const re
                                  size_t N, size_t Din, size_t Dout) {
     size_t n, j;
     AL_SFN(attn_gemm)(0, 0, N, Dout, Din, (real)1, x, Din, W, Dout, (real)0, y, Dout);
-    if (b != NULL) {
+    if (b != NULL && Dout > 0) {
         for (n = 0; n < N; n++) {
             for (j = 0; j < Dout; j++) y[n * Dout + j] += b[j];
         }
     }
 }
 
+/* Sets n reals to zero. */
+static void AL_SFN(attn_zero)(real *p, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) p[i] = (real)0;
+}
+
 /* Column sums: out (D) = sum_n x (N,D)[n]. */
 static void AL_SFN(attn_colsum)(real *out, const real *x, size_t N, size_t D) {
     size_t n, j;
     for (j = 0; j < D; j++) out[j] = (real)0;
+    if (D == 0) return;
     for (n = 0; n < N; n++) {
         for (j = 0; j < D; j++) out[j] += x[n * D + j];
     }
@@ -174,6 +181,12 @@ static int AL_SFN(attn_forward_core)(real *out, real *weights,
                                      size_t B, size_t Tq, size_t Tv, size_t D, size_t Dv,
                                      int causal) {
     size_t b, i, j;
+    /* Without queries or keys there is nothing to loop over (and B may be huge while every
+     * array is empty): the context of no keys is an empty sum, 0. */
+    if (Tq == 0 || Tv == 0) {
+        AL_SFN(attn_zero)(out, B * Tq * Dv);
+        return AL_OK;
+    }
     for (b = 0; b < B; b++) {
         real *W = weights + b * Tq * Tv;
         real *ob = out + b * Tq * Dv;
@@ -255,7 +268,9 @@ static void AL_SFN(attn_softmax_backward)(real *dS, real *dvb, const real *W, co
  * weights   scale (1 = Keras use_scale=False), concat_score_weight (concat mode only)
  * options   score_mode AL_SCORE_DOT / AL_SCORE_CONCAT, causal (keep j <= i)
  * returns   AL_OK, or AL_ERR_ARG for an unknown score_mode
- * Empty axes: Tq == 0 or Dv == 0 write nothing; Tv == 0 gives out = 0 (an empty sum).
+ * Empty axes: Tq == 0 or Dv == 0 write nothing; Tv == 0 gives out = 0 (an empty sum). The
+ * per-sample loop runs only when Tq, Tv > 0, so its length is bounded by the size of
+ * `weights`. Backward: Tq == 0 or Tv == 0 gives zero gradients.
  */
 int AL_FN(dot_attention_forward)(real *out, real *weights,
                                  const real *q, const real *k, const real *v,
@@ -296,7 +311,15 @@ int AL_FN(dot_attention_backward)(real *dq, real *dk, real *dv, real *dscale,
     double acc_scale = 0.0, acc_cw = 0.0;
     real *dS;
     if (score_mode != AL_SCORE_DOT && score_mode != AL_SCORE_CONCAT) return AL_ERR_ARG;
-    dS = (real *)malloc((Tq * Tv > 0 ? Tq * Tv : 1) * sizeof(real));
+    if (Tq == 0 || Tv == 0) {       /* no score: every gradient is 0 */
+        AL_SFN(attn_zero)(dq, B * Tq * D);
+        AL_SFN(attn_zero)(dk, B * Tv * D);
+        AL_SFN(attn_zero)(dv, B * Tv * Dv);
+        if (dscale != NULL) *dscale = (real)0;
+        if (dconcat_score_weight != NULL) *dconcat_score_weight = (real)0;
+        return AL_OK;
+    }
+    dS = (real *)malloc(Tq * Tv * sizeof(real));
     if (dS == NULL) return AL_ERR_NOMEM;
     for (b = 0; b < B; b++) {
         const real *qb = q + b * Tq * D, *kb = k + b * Tv * D, *vb = v + b * Tv * Dv;
@@ -366,12 +389,17 @@ int AL_FN(additive_attention_backward)(real *dq, real *dk, real *dv, real *dscal
                                        const real *q, const real *k, const real *v,
                                        const uint8_t *query_mask, const real *scale,
                                        size_t B, size_t Tq, size_t Tv, size_t U, size_t Dv) {
-    size_t b, u;
-    real *dS = (real *)malloc((Tq * Tv > 0 ? Tq * Tv : 1) * sizeof(real));
-    if (dS == NULL) return AL_ERR_NOMEM;
-    if (dscale != NULL) {
-        for (u = 0; u < U; u++) dscale[u] = (real)0;
+    size_t b;
+    real *dS;
+    if (dscale != NULL) AL_SFN(attn_zero)(dscale, U);
+    if (Tq == 0 || Tv == 0) {       /* no score: every gradient is 0 */
+        AL_SFN(attn_zero)(dq, B * Tq * U);
+        AL_SFN(attn_zero)(dk, B * Tv * U);
+        AL_SFN(attn_zero)(dv, B * Tv * Dv);
+        return AL_OK;
     }
+    dS = (real *)malloc(Tq * Tv * sizeof(real));
+    if (dS == NULL) return AL_ERR_NOMEM;
     for (b = 0; b < B; b++) {
         AL_SFN(attn_softmax_backward)(dS, dv + b * Tv * Dv, weights + b * Tq * Tv,
                                       dout + b * Tq * Dv,
