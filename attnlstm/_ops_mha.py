@@ -116,10 +116,16 @@ def _prepare(name, query, value, key, kernels, biases, rel_k, rel_v, max_relativ
             W["output_kernel"] = w.reshape(num_heads, w.shape[0] // num_heads, w.shape[1])
     wq = W["query_kernel"]
     if wq.ndim != 3 or wq.shape[0] != Dq or wq.shape[1] < 1 or wq.shape[2] < 1:
-        raise shape_error(name, "query_kernel", (Dq, "num_heads", "key_dim"), _kernel_shape(
-            kernels, "query_kernel"),
-            f"the query kernel maps the query's {Dq} features to num_heads >= 1 heads of "
-            "key_dim >= 1 (Keras layout).")
+        if num_heads is None:
+            hint = (f"the query kernel maps the query's {Dq} features to num_heads >= 1 heads "
+                    "of key_dim >= 1 (Keras layout).")
+        else:
+            hint = (f"the query kernel maps the query's {Dq} features to {num_heads} heads of "
+                    f"key_dim >= 1: Keras layout ({Dq}, {num_heads}, key_dim) or flat "
+                    f"({Dq}, {num_heads}*key_dim).")
+        raise shape_error(name, "query_kernel",
+                          (Dq, "num_heads" if num_heads is None else num_heads, "key_dim"),
+                          _kernel_shape(kernels, "query_kernel"), hint)
     NH, HS = wq.shape[1], wq.shape[2]
     if num_heads is not None and NH != num_heads:
         raise shape_error(name, "query_kernel", (Dq, num_heads, "key_dim"),

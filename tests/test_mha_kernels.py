@@ -91,7 +91,6 @@ def test_mha_float32_matches_twin():
 
 
 def test_mha_causal_rectangular_and_single_head():
-    rng, x, w = make_case(seed=5, Tq=6, Tv=3, NH=1)
     for Tq, Tv in ((6, 3), (3, 6)):
         rng, x, w = make_case(seed=5, Tq=Tq, Tv=Tv, NH=1)
         out, s = M.multi_head_attention(x["query"], x["value"], x["key"], **w,
@@ -99,7 +98,23 @@ def test_mha_causal_rectangular_and_single_head():
         out_r, s_r = R.multi_head_attention(x["query"], x["value"], x["key"], **w,
                                             use_causal_mask=True)
         np.testing.assert_allclose(out, out_r, rtol=0, atol=TWIN_TOL)
-        assert np.all(s[..., np.triu_indices(min(Tq, Tv), 1)[0], np.triu_indices(min(Tq, Tv), 1)[1]] == 0)
+        above = np.arange(Tv)[None, :] > np.arange(Tq)[:, None]      # keys after the query
+        assert np.all(s[:, :, above] == 0) and np.all(s[:, :, ~above] > 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_peaked_rows_where_exp_underflows(dtype):
+    """Scores hundreds apart: most exp(s - max) underflow to exactly 0 (the kernel skips
+    libm there); the result must still equal the twin computed in the same dtype."""
+    rng, x, w = make_case(seed=8, dtype=dtype, Tq=6, Tv=9)
+    w["query_kernel"] = w["query_kernel"] * dtype(40 if dtype == np.float32 else 300)
+    out, s = M.multi_head_attention(x["query"], x["value"], x["key"], **w,
+                                    return_attention_scores=True)
+    out_r, s_r = R.multi_head_attention(x["query"], x["value"], x["key"], **w)
+    assert np.mean(s == 0) > 0.25
+    tol = TWIN_TOL if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(s, s_r, rtol=0, atol=tol)
+    np.testing.assert_allclose(out, out_r, rtol=tol, atol=tol * np.abs(out_r).max())
 
 
 def test_partly_masked_rows_have_exact_zero_weights():
@@ -368,6 +383,11 @@ def test_error_relative_num_heads_and_embeddings():
                        r"\nHint: one row per relative position -2\.\.2"):
         M.relative_attention(x["query"], x["value"], x["key"], num_heads=2,
                              **dict(base, rel_k=np.zeros((3, 3))))
+    with pytest.raises(ShapeError, match=r"`query_kernel` must have shape \(3, 4, key_dim\), got "
+                       r"\(3, 6\)\.\nHint: .*Keras layout \(3, 4, key_dim\) or flat "
+                       r"\(3, 4\*key_dim\)"):
+        M.relative_attention(x["query"], x["value"], num_heads=4,
+                             **dict(base, query_kernel=np.zeros((3, 6))))
     with pytest.raises(ValueError, match=r"`max_relative_position` must be a non-negative"):
         M.relative_attention(x["query"], x["value"], x["key"], num_heads=2,
                              **dict(base, max_relative_position=-1))
