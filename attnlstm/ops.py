@@ -146,3 +146,21 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
     if return_state:
         return [output, np.ascontiguousarray(r["h"]), np.ascontiguousarray(r["c"])]
     return output
+
+
+# Attention kernels (documented in their modules), exported here as the one functional API.
+from ._ops_attention import (  # noqa: E402
+    additive_attention, additive_attention_backward, additive_attention_forward,
+    bahdanau_attention, bahdanau_attention_backward, bahdanau_attention_forward, bahdanau_keys,
+    dot_attention, dot_attention_backward, dot_attention_forward)
+from ._ops_mha import (  # noqa: E402
+    multi_head_attention, multi_head_attention_backward, multi_head_attention_forward,
+    relative_attention, relative_attention_backward, relative_attention_forward)
+
+__all__ += [
+    "dot_attention", "dot_attention_forward", "dot_attention_backward", "additive_attention",
+    "additive_attention_forward", "additive_attention_backward", "bahdanau_attention",
+    "bahdanau_attention_forward", "bahdanau_attention_backward", "bahdanau_keys",
+    "multi_head_attention", "multi_head_attention_forward", "multi_head_attention_backward",
+    "relative_attention", "relative_attention_forward", "relative_attention_backward",
+]

@@ -155,7 +155,7 @@ class Variable:
         if value.shape != self._value.shape:
             raise ValueError(f"Cannot assign a value of shape {value.shape} to variable "
                              f"'{self.path}' of shape {self._value.shape}.")
-        self._value = np.ascontiguousarray(value, dtype=self._value.dtype)
+        self._value = np.array(value, dtype=self._value.dtype, order="C")
 
     def __repr__(self):
         return f"<Variable path={self.path}, shape={self.shape}, dtype={self.dtype}>"
@@ -226,7 +226,7 @@ class Layer:
         """Create a weight of `shape` with a Keras initializer name (or callable) and track it."""
         dtype = backend.standardize_dtype(dtype or self.dtype)
         init = initializers.get(initializer)
-        value = np.ascontiguousarray(init(tuple(shape), dtype, backend.make_rng()), dtype=dtype)
+        value = np.array(init(tuple(shape), dtype, backend.make_rng()), dtype=dtype, order="C")
         var = Variable(value, name, trainable, path=f"{self.name}/{name}")
         self._own_weights.append(var)
         return var

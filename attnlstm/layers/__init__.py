@@ -1,5 +1,7 @@
 """Keras-like layers on attnlstm's C kernels (names, arguments and weights as Keras 3)."""
 from ..engine.base import InputLayer, Layer
+from .attention import (AdditiveAttention, Attention, AttentionPooling, BahdanauAttention,
+                        LuongAttention, MultiHeadAttention, RelativeMultiHeadAttention)
 from .core import Activation, Dense, Dropout, Embedding, Lambda, Masking, Softmax
 from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
@@ -11,5 +13,7 @@ __all__ = [
     "Layer", "InputLayer", "LSTM", "Dense", "TimeDistributed", "RepeatVector", "Flatten",
     "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Reshape", "Permute", "Concatenate", "Add",
     "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Dot", "Activation", "Softmax",
-    "Masking", "Dropout", "Embedding", "Lambda",
+    "Masking", "Dropout", "Embedding", "Lambda", "Attention", "AdditiveAttention",
+    "MultiHeadAttention", "BahdanauAttention", "LuongAttention", "AttentionPooling",
+    "RelativeMultiHeadAttention",
 ]
