@@ -13,7 +13,8 @@ built, naming the layer, the argument, the expected shape and the shape received
 """
 from . import _blas  # noqa: F401  (loads OpenBLAS before the extension)
 from . import _core
-from . import activations, backend, initializers, layers, ops, utils
+from . import activations, backend, initializers, ops  # ops before layers: layers import it
+from . import layers, utils
 from .engine import Input, InputLayer, KerasTensor, Layer, Model, Sequential, Variable
 from .errors import ShapeError
 
