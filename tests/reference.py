@@ -20,10 +20,36 @@ ACTIVATIONS = {
 }
 
 
+# Derivatives as functions of the pre-activation z (the C kernel uses the outputs instead, so
+# the twin checks that route independently). At kinks the one-sided value TF uses.
+DERIVATIVES = {
+    "linear": lambda z: np.ones_like(z),
+    None: lambda z: np.ones_like(z),
+    "tanh": lambda z: 1.0 - np.tanh(z) ** 2,
+    "sigmoid": lambda z: sigmoid(z) * (1.0 - sigmoid(z)),
+    "hard_sigmoid": lambda z: np.where((z > -3.0) & (z < 3.0), 1.0 / 6.0, 0.0).astype(z.dtype),
+    "relu": lambda z: (z > 0).astype(z.dtype),
+}
+
+
+def _steps(T, go_backwards):
+    return range(T - 1, -1, -1) if go_backwards else range(T)
+
+
 def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
-         activation="tanh", recurrent_activation="sigmoid", go_backwards=False):
+         activation="tanh", recurrent_activation="sigmoid", go_backwards=False, rec_mask=None):
     """Keras LSTM, one step at a time. Returns (outputs (B,T,H) in processing order,
-    last_output (B,H), h_T (B,H), c_T (B,H))."""
+    last_output (B,H), h_T (B,H), c_T (B,H)).
+
+    rec_mask (B,H): recurrent-dropout mask, multiplied into h_{t-1} before the recurrent
+    matmul at every step (Keras 3 LSTMCell.call in training); the carried state is undropped.
+    """
+    return _lstm_steps(x, kernel, recurrent_kernel, bias, initial_state, mask, activation,
+                       recurrent_activation, go_backwards, rec_mask)[:4]
+
+
+def _lstm_steps(x, kernel, recurrent_kernel, bias, initial_state, mask, activation,
+                recurrent_activation, go_backwards, rec_mask):
     act, ract = ACTIVATIONS[activation], ACTIVATIONS[recurrent_activation]
     B, T, _ = x.shape
     H = recurrent_kernel.shape[0]
@@ -33,24 +59,77 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
     else:
         h, c = (np.array(s, dtype=x.dtype) for s in initial_state)
     prev_out = np.zeros((B, H), x.dtype)
-    outs = []
-    steps = range(T - 1, -1, -1) if go_backwards else range(T)
-    for t in steps:
+    outs, cache = [], []
+    for t in _steps(T, go_backwards):
+        hd = h if rec_mask is None else h * rec_mask
         z = x[:, t] @ kernel
-        z = z + h @ recurrent_kernel
+        z = z + hd @ recurrent_kernel
         if bias is not None:
             z = z + bias
         zi, zf, zc, zo = np.split(z, 4, axis=-1)
         i, f, o = ract(zi), ract(zf), ract(zo)
-        c_new = f * c + i * act(zc)
+        g = act(zc)
+        c_new = f * c + i * g
         h_new = o * act(c_new)
         if mask is not None:
             m = np.asarray(mask[:, t], bool)[:, None]
-            h_new = np.where(m, h_new, h)
-            c_new = np.where(m, c_new, c)
-            out = np.where(m, h_new, prev_out)
         else:
-            out = h_new
+            m = np.ones((B, 1), bool)
+        cache.append(dict(t=t, hd=hd, c=c, z=z, i=i, f=f, g=g, o=o, c_new=c_new, m=m))
+        h_new = np.where(m, h_new, h)
+        c_new = np.where(m, c_new, c)
+        out = np.where(m, h_new, prev_out)
         h, c, prev_out = h_new, c_new, out
         outs.append(out)
-    return np.stack(outs, axis=1), prev_out, h, c
+    return np.stack(outs, axis=1), prev_out, h, c, cache
+
+
+def lstm_backward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
+                  activation="tanh", recurrent_activation="sigmoid", go_backwards=False,
+                  rec_mask=None, d_outputs=None, d_last=None, d_h=None, d_c=None):
+    """Backpropagation through the step loop of :func:`lstm`, one step at a time, for the loss
+    sum(d_outputs * outputs) + sum(d_last * last_output) + sum(d_h * h_T) + sum(d_c * c_T).
+    Returns dict(x, kernel, recurrent_kernel, bias, h0, c0)."""
+    B, T, D = x.shape
+    H = recurrent_kernel.shape[0]
+    _, _, _, _, cache = _lstm_steps(x, kernel, recurrent_kernel, bias, initial_state, mask,
+                                    activation, recurrent_activation, go_backwards, rec_mask)
+    dact, dract = DERIVATIVES[activation], DERIVATIVES[recurrent_activation]
+    act = ACTIVATIONS[activation]
+    zeros = np.zeros((B, H), x.dtype)
+    dh = zeros.copy() if d_h is None else np.array(d_h, x.dtype)
+    dc = zeros.copy() if d_c is None else np.array(d_c, x.dtype)
+    dout = zeros.copy()                      # gradient w.r.t. out of the current step
+    if d_last is not None:
+        dout = dout + d_last
+    dx = np.zeros_like(x)
+    dW, dU = np.zeros_like(kernel), np.zeros_like(recurrent_kernel)
+    db = np.zeros(4 * H, x.dtype)
+    for s in range(T - 1, -1, -1):
+        k = cache[s]
+        if d_outputs is not None:
+            dout = dout + d_outputs[:, s]
+        m = k["m"]
+        # out = where(m, h_new, prev_out); h = where(m, h_new, h_prev); c likewise.
+        dh_new = np.where(m, dh + dout, 0.0)
+        dc_new = np.where(m, dc, 0.0)
+        dprev_out = np.where(m, 0.0, dout)
+        dh_pass = np.where(m, 0.0, dh)
+        dc_pass = np.where(m, 0.0, dc)
+        # h_new = o * act(c_new); c_new = f * c + i * g
+        ac = act(k["c_new"])
+        do = dh_new * ac
+        dcn = dc_new + dh_new * k["o"] * dact(k["c_new"])
+        di, df, dg = dcn * k["g"], dcn * k["c"], dcn * k["i"]
+        zi, zf, zc, zo = np.split(k["z"], 4, axis=-1)
+        dz = np.concatenate([di * dract(zi), df * dract(zf), dg * dact(zc), do * dract(zo)], -1)
+        t = k["t"]
+        dx[:, t] = dz @ kernel.T
+        dW += x[:, t].T @ dz
+        dU += k["hd"].T @ dz
+        db += dz.sum(0)
+        dhd = dz @ recurrent_kernel.T
+        dh = dh_pass + (dhd if rec_mask is None else dhd * rec_mask)
+        dc = dc_pass + dcn * k["f"]
+        dout = dprev_out
+    return {"x": dx, "kernel": dW, "recurrent_kernel": dU, "bias": db, "h0": dh, "c0": dc}
