@@ -33,19 +33,24 @@ def _as(a, dt):
 
 def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
                  activation="tanh", recurrent_activation="sigmoid", go_backwards=False,
-                 dtype=None, name="ops.lstm", rec_mask=None, save_act_c=True):
+                 dtype=None, name="ops.lstm", rec_mask=None, dp_mask=None, save_act_c=True):
     """LSTM forward over whole sequences, returning everything the backward pass needs.
 
     Same arguments as :func:`lstm`, plus:
 
     Args:
-        rec_mask: `(B, H)` recurrent-dropout mask or None. Keras 3 ``LSTMCell`` in training
-            (implementation 2): ``h_{t-1} * rec_mask`` feeds the recurrent matmul of all four
-            gates, the same mask at every step; the carried state stays undropped. Build it as
-            Keras does: ``(rng.random((B, H)) >= rate) / (1 - rate)``.
-            Input dropout (``dropout``) needs no kernel support: pass ``x * dp_mask`` (with a
-            `(B, D)` mask broadcast over time, ``x * dp_mask[:, None, :]``) as `x`, and chain
-            the ``"x"`` gradient of :func:`lstm_backward` through the same product.
+        rec_mask: recurrent-dropout masks, `(B, 4H)` (one `(B, H)` mask per gate, concatenated
+            in gate order ``[i, f, c, o]``) or `(B, H)` (shared by the four gates), or None.
+            Gate k reads ``h_{t-1} * rec_mask_k`` in its recurrent matmul, the same mask at
+            every step; the carried state stays undropped. This is Keras 3 ``LSTMCell`` in
+            training: with ``recurrent_dropout > 0`` it switches to implementation 1 and draws
+            four masks ``dropout(ones((B, H)), rate)``, i.e. ``(u >= rate) / (1 - rate)``.
+        dp_mask: input-dropout masks, `(B, 4D)` per gate or `(B, D)` shared, or None; gate k
+            reads ``x_t * dp_mask_k``. With ``recurrent_dropout > 0`` Keras draws four (pass
+            them here). With ``recurrent_dropout == 0`` Keras uses one `(B, D)` mask for every
+            step and gate; then ``x * dp_mask[:, None, :]`` before the call is equivalent
+            (chain the ``"x"`` gradient of :func:`lstm_backward` through the same product), or
+            pass it here and get the gradient w.r.t. the undropped x.
         save_act_c: also save ``act_c`` = activation(c) per step (B,T,H), so that
             :func:`lstm_backward` need not recompute it (costs one copy of a (B,T,H) buffer).
 
@@ -101,12 +106,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mas
             raise shape_error(name, "mask", (B, T), m.shape,
                               "a time mask has one entry per (sample, timestep).")
         m = np.ascontiguousarray(m != 0)
-    r = None
-    if rec_mask is not None:
-        r = _as(rec_mask, dt)
-        if r.shape != (B, H):
-            raise shape_error(name, "rec_mask", (B, H), r.shape,
-                              "the recurrent-dropout mask has one entry per (sample, unit).")
+    r = _gate_mask(name, "rec_mask", rec_mask, dt, B, H, "units")
+    p = _gate_mask(name, "dp_mask", dp_mask, dt, B, D, "features")
     if T == 0:
         raise shape_error(name, "x", ("batch", "timesteps >= 1", D), x_arr.shape,
                           "an LSTM needs at least one timestep.")
@@ -114,7 +115,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mas
     act = _activations.c_code(activation, "activation")
     ract = _activations.c_code(recurrent_activation, "recurrent_activation")
     res = _core.lstm_forward(x_c, W, U, b, h0, c0, m, act, ract, bool(go_backwards),
-                             rec_mask=r, save_act_c=bool(save_act_c))
+                             dp_mask=p, rec_mask=r, save_act_c=bool(save_act_c))
     hs, cs, out, gates = res[:4]
     act_c = res[4] if save_act_c else None
     outputs = hs if out is None else out
@@ -122,13 +123,28 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mas
         "outputs": outputs, "last_output": outputs[:, -1], "h": hs[:, -1], "c": cs[:, -1],
         "hs": hs, "cs": cs, "gates": gates, "act_c": act_c,
         "x": x_c, "kernel": W, "recurrent_kernel": U, "bias": b, "h0": h0, "c0": c0,
-        "mask": m, "rec_mask": r, "activation": act, "recurrent_activation": ract,
+        "mask": m, "rec_mask": r, "dp_mask": p, "activation": act, "recurrent_activation": ract,
         "go_backwards": bool(go_backwards),
     }
 
 
+def _gate_mask(name, arg, mask, dt, B, n, axis):
+    """A dropout mask of shape (B, n) or (B, 4n) as a contiguous `dt` array, or None."""
+    if mask is None:
+        return None
+    a = _as(mask, dt)
+    if a.ndim != 2 or a.shape[0] != B or a.shape[1] not in (n, 4 * n):
+        raise shape_error(name, arg, f"(batch, {axis}) = {(B, n)} or (batch, 4*{axis}) = "
+                                     f"{(B, 4 * n)}", a.shape,
+                          message=f"`{arg}` must have shape {(B, n)} (one mask for all gates) "
+                                  f"or {(B, 4 * n)} (one per gate [i, f, c, o]), got "
+                                  f"{tuple(a.shape)}.")
+    return a
+
+
 _SAVED_KEYS = ("hs", "cs", "gates", "act_c", "x", "kernel", "recurrent_kernel", "bias", "h0",
-               "c0", "mask", "rec_mask", "activation", "recurrent_activation", "go_backwards")
+               "c0", "mask", "rec_mask", "dp_mask", "activation", "recurrent_activation",
+               "go_backwards")
 
 
 def lstm_backward(saved, d_outputs=None, d_h=None, d_c=None, d_last_output=None,
@@ -150,8 +166,8 @@ def lstm_backward(saved, d_outputs=None, d_h=None, d_c=None, d_last_output=None,
         d_outputs, d_h, d_c, d_last_output: upstream gradients as above, or None.
 
     Returns:
-        A dict of gradients: ``x`` `(B, T, D)` (w.r.t. the x given to the forward, i.e. after
-        any input dropout), ``kernel`` `(D, 4H)`, ``recurrent_kernel`` `(H, 4H)`, ``bias``
+        A dict of gradients: ``x`` `(B, T, D)` (w.r.t. the x given to the forward, before
+        ``dp_mask``), ``kernel`` `(D, 4H)`, ``recurrent_kernel`` `(H, 4H)`, ``bias``
         `(4H,)` (None if the forward had no bias), ``h0`` and ``c0`` `(B, H)` (None if the
         forward had no initial_state). Same dtype as the forward.
 
@@ -180,9 +196,11 @@ def lstm_backward(saved, d_outputs=None, d_h=None, d_c=None, d_last_output=None,
         grads[arg] = g
     dx, dW, dU, db, dh0, dc0 = _core.lstm_backward(
         hs, saved["cs"], saved["gates"], saved["x"], saved["kernel"], saved["recurrent_kernel"],
-        saved["h0"], saved["c0"], saved["mask"], saved["rec_mask"], saved["act_c"],
-        grads["d_outputs"], grads["d_last_output"], grads["d_h"], grads["d_c"],
-        saved["activation"], saved["recurrent_activation"], saved["go_backwards"])
+        h0=saved["h0"], c0=saved["c0"], mask=saved["mask"], dp_mask=saved["dp_mask"],
+        rec_mask=saved["rec_mask"], act_c=saved["act_c"], d_outputs=grads["d_outputs"],
+        d_last=grads["d_last_output"], d_h=grads["d_h"], d_c=grads["d_c"],
+        activation=saved["activation"], recurrent_activation=saved["recurrent_activation"],
+        go_backwards=saved["go_backwards"])
     has_state = saved["h0"] is not None
     return {
         "x": dx, "kernel": dW, "recurrent_kernel": dU,

@@ -3,15 +3,20 @@
  */
 #include "bind_common.h"
 
+/* Defined in bind_lstm.c: a (B, 4N) per-gate mask from a (B, 4N) or shared (B, N) mask. */
+PyArrayObject *al_lstm_gate_mask(PyObject *obj, int typenum, const char *fn, const char *arg,
+                                 npy_intp B, npy_intp N, const char *unit);
+
 static const char LSTM_BACKWARD_DOC[] =
     "lstm_backward(hs, cs, gates, x, kernel, recurrent_kernel, h0=None, c0=None, mask=None,\n"
-    "              rec_mask=None, act_c=None, d_outputs=None, d_last=None, d_h=None, d_c=None,\n"
+    "              dp_mask=None, rec_mask=None, act_c=None, d_outputs=None, d_last=None, d_h=None, d_c=None,\n"
     "              activation=1, recurrent_activation=2, go_backwards=False)\n"
     "    -> (dx, dkernel, drecurrent_kernel, dbias, dh0, dc0)\n\n"
     "Low-level LSTM backward (BPTT) over a whole sequence, inverting lstm_forward.\n\n"
     "hs, cs (B,T,H), gates (B,T,4H) and act_c (B,T,H) (optional) are lstm_forward's saved\n"
     "buffers; x (B,T,D), kernel (D,4H), recurrent_kernel (H,4H), h0/c0 (B,H), mask (B,T),\n"
-    "rec_mask (B,H) and the activation codes / go_backwards must be the forward's arguments.\n"
+    "dp_mask (B,D)|(B,4D), rec_mask (B,H)|(B,4H) and the activation codes / go_backwards\n"
+    "must be the forward's arguments.\n"
     "Upstream gradients (each optional, None = zero): d_outputs (B,T,H) w.r.t. the output\n"
     "sequence (processing order), d_last (B,H) w.r.t. the last output (step T-1), d_h and\n"
     "d_c (B,H) w.r.t. the final states. Returns dx (B,T,D), dkernel (D,4H),\n"
@@ -21,25 +26,25 @@ static const char LSTM_BACKWARD_DOC[] =
 
 static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"hs", "cs", "gates", "x", "kernel", "recurrent_kernel", "h0", "c0",
-                             "mask", "rec_mask", "act_c", "d_outputs", "d_last", "d_h", "d_c",
+                             "mask", "dp_mask", "rec_mask", "act_c", "d_outputs", "d_last", "d_h", "d_c",
                              "activation", "recurrent_activation", "go_backwards", NULL};
     const char *fn = "lstm_backward";
     PyObject *hs_obj = NULL, *cs_obj = NULL, *g_obj = NULL, *x_obj = NULL, *W_obj = NULL;
     PyObject *U_obj = NULL, *h0_obj = Py_None, *c0_obj = Py_None, *m_obj = Py_None;
-    PyObject *r_obj = Py_None, *ac_obj = Py_None, *do_obj = Py_None, *dl_obj = Py_None;
+    PyObject *p_obj = Py_None, *r_obj = Py_None, *ac_obj = Py_None, *do_obj = Py_None, *dl_obj = Py_None;
     PyObject *dh_obj = Py_None, *dc_obj = Py_None;
     int activation = AL_ACT_TANH, recurrent_activation = AL_ACT_SIGMOID, go_backwards = 0;
     PyArrayObject *hs = NULL, *cs = NULL, *gates = NULL, *act_c = NULL, *x = NULL, *W = NULL;
-    PyArrayObject *U = NULL, *h0 = NULL, *c0 = NULL, *mask = NULL, *rmask = NULL;
+    PyArrayObject *U = NULL, *h0 = NULL, *c0 = NULL, *mask = NULL, *pmask = NULL, *rmask = NULL;
     PyArrayObject *d_out = NULL, *d_last = NULL, *d_h = NULL, *d_c = NULL;
     PyArrayObject *dx = NULL, *dW = NULL, *dU = NULL, *db = NULL, *dh0 = NULL, *dc0 = NULL;
-    npy_intp B, T, D, H, G, BT, TG, BTG, BTH;
+    npy_intp B, T, D, H, G, BT, TG, BTG, BTD;
     int typenum, status = AL_OK;
     (void)self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|OOOOOOOOOiip:lstm_backward", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|OOOOOOOOOOiip:lstm_backward", kwlist,
                                      &hs_obj, &cs_obj, &g_obj, &x_obj, &W_obj, &U_obj,
-                                     &h0_obj, &c0_obj, &m_obj, &r_obj, &ac_obj, &do_obj,
+                                     &h0_obj, &c0_obj, &m_obj, &p_obj, &r_obj, &ac_obj, &do_obj,
                                      &dl_obj, &dh_obj, &dc_obj,
                                      &activation, &recurrent_activation, &go_backwards)) {
         return NULL;
@@ -91,8 +96,11 @@ static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *k
             (c0 = al_get_array(c0_obj, typenum, fn, "c0", 2, dst, "(B, H)")) == NULL) goto fail;
         if (m_obj != Py_None &&
             (mask = al_get_mask(m_obj, fn, "mask", 2, dm, "(B, T)")) == NULL) goto fail;
+        if (p_obj != Py_None &&
+            (pmask = al_lstm_gate_mask(p_obj, typenum, fn, "dp_mask", B, D, "D")) == NULL)
+            goto fail;
         if (r_obj != Py_None &&
-            (rmask = al_get_array(r_obj, typenum, fn, "rec_mask", 2, dst, "(B, H)")) == NULL)
+            (rmask = al_lstm_gate_mask(r_obj, typenum, fn, "rec_mask", B, H, "H")) == NULL)
             goto fail;
         if (do_obj != Py_None &&
             (d_out = al_get_array(do_obj, typenum, fn, "d_outputs", 3, dseq, "(B, T, H)")) == NULL)
@@ -106,14 +114,15 @@ static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *k
             (d_c = al_get_array(dc_obj, typenum, fn, "d_c", 2, dst, "(B, H)")) == NULL) goto fail;
     }
     /* Every BLAS dimension and leading dimension must fit its 32-bit int, and the kernel's
-     * workspace of B*T*(4H + H) + 2*B*H reals (< 2*B*T*4H) must not overflow size_t. */
+     * workspace of at most B*T*(8H + D) + 5*B*H reals must not overflow size_t. */
     if (al_mul_intp(fn, B, T, &BT) < 0 || al_mul_intp(fn, T, G, &TG) < 0 ||
-        al_mul_intp(fn, BT, G, &BTG) < 0 || al_mul_intp(fn, BT, H, &BTH) < 0) goto fail;
+        al_mul_intp(fn, BT, G, &BTG) < 0 || al_mul_intp(fn, BT, D, &BTD) < 0) goto fail;
     if (al_check_blas_int(fn, "B*T", BT) < 0 || al_check_blas_int(fn, "T*4H", TG) < 0 ||
         al_check_blas_int(fn, "D", D) < 0) goto fail;
-    if (BTG > NPY_MAX_INTP / 2 / (npy_intp)sizeof(double)) {
-        PyErr_Format(PyExc_ValueError, "%s: array size B*T*4H = %lld overflows.", fn,
-                     (long long)BTG);
+    if (BTG > NPY_MAX_INTP / 8 / (npy_intp)sizeof(double) ||
+        BTD > NPY_MAX_INTP / 8 / (npy_intp)sizeof(double)) {
+        PyErr_Format(PyExc_ValueError, "%s: workspace size B*T*(8H + D) = %lld*(%lld + %lld) overflows.",
+                     fn, (long long)BT, (long long)(2 * G), (long long)D);
         goto fail;
     }
 
@@ -136,7 +145,7 @@ static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *k
             AL_PTR(dh0, float), AL_PTR(dc0, float),
             AL_PTR(hs, float), AL_PTR(cs, float), AL_PTR(gates, float), AL_PTR(act_c, float),
             AL_PTR(x, float), AL_PTR(h0, float), AL_PTR(c0, float), AL_PTR(mask, uint8_t),
-            AL_PTR(rmask, float),
+            AL_PTR(pmask, float), AL_PTR(rmask, float),
             AL_PTR(d_out, float), AL_PTR(d_last, float), AL_PTR(d_h, float), AL_PTR(d_c, float),
             AL_PTR(W, float), AL_PTR(U, float),
             (size_t)B, (size_t)T, (size_t)D, (size_t)H,
@@ -147,7 +156,7 @@ static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *k
             AL_PTR(dh0, double), AL_PTR(dc0, double),
             AL_PTR(hs, double), AL_PTR(cs, double), AL_PTR(gates, double), AL_PTR(act_c, double),
             AL_PTR(x, double), AL_PTR(h0, double), AL_PTR(c0, double), AL_PTR(mask, uint8_t),
-            AL_PTR(rmask, double),
+            AL_PTR(pmask, double), AL_PTR(rmask, double),
             AL_PTR(d_out, double), AL_PTR(d_last, double), AL_PTR(d_h, double),
             AL_PTR(d_c, double),
             AL_PTR(W, double), AL_PTR(U, double),
@@ -163,14 +172,14 @@ static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *k
 
     Py_DECREF(hs); Py_DECREF(cs); Py_DECREF(gates); Py_XDECREF(act_c);
     Py_DECREF(x); Py_DECREF(W); Py_DECREF(U);
-    Py_XDECREF(h0); Py_XDECREF(c0); Py_XDECREF(mask); Py_XDECREF(rmask);
+    Py_XDECREF(h0); Py_XDECREF(c0); Py_XDECREF(mask); Py_XDECREF(pmask); Py_XDECREF(rmask);
     Py_XDECREF(d_out); Py_XDECREF(d_last); Py_XDECREF(d_h); Py_XDECREF(d_c);
     return Py_BuildValue("NNNNNN", dx, dW, dU, db, dh0, dc0);
 
 fail:
     Py_XDECREF(hs); Py_XDECREF(cs); Py_XDECREF(gates); Py_XDECREF(act_c);
     Py_XDECREF(x); Py_XDECREF(W); Py_XDECREF(U);
-    Py_XDECREF(h0); Py_XDECREF(c0); Py_XDECREF(mask); Py_XDECREF(rmask);
+    Py_XDECREF(h0); Py_XDECREF(c0); Py_XDECREF(mask); Py_XDECREF(pmask); Py_XDECREF(rmask);
     Py_XDECREF(d_out); Py_XDECREF(d_last); Py_XDECREF(d_h); Py_XDECREF(d_c);
     Py_XDECREF(dx); Py_XDECREF(dW); Py_XDECREF(dU); Py_XDECREF(db);
     Py_XDECREF(dh0); Py_XDECREF(dc0);

@@ -36,20 +36,30 @@ def _steps(T, go_backwards):
     return range(T - 1, -1, -1) if go_backwards else range(T)
 
 
+def gate_masks(m, n):
+    """Four per-gate masks [m_i, m_f, m_c, m_o] from a (B, 4n) or a shared (B, n) mask."""
+    if m is None:
+        return None
+    m = np.asarray(m)
+    return [m] * 4 if m.shape[1] == n else np.split(m, 4, axis=-1)
+
+
 def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
-         activation="tanh", recurrent_activation="sigmoid", go_backwards=False, rec_mask=None):
+         activation="tanh", recurrent_activation="sigmoid", go_backwards=False, rec_mask=None,
+         dp_mask=None):
     """Keras LSTM, one step at a time. Returns (outputs (B,T,H) in processing order,
     last_output (B,H), h_T (B,H), c_T (B,H)).
 
-    rec_mask (B,H): recurrent-dropout mask, multiplied into h_{t-1} before the recurrent
-    matmul at every step (Keras 3 LSTMCell.call in training); the carried state is undropped.
+    dp_mask (B,D) or (B,4D), rec_mask (B,H) or (B,4H): dropout masks as Keras 3 LSTMCell.call
+    applies them in training with implementation 1 (forced by recurrent_dropout > 0): gate k
+    reads x_t * dp_k and h_{t-1} * rec_k (split matmuls); the carried state is undropped.
     """
     return _lstm_steps(x, kernel, recurrent_kernel, bias, initial_state, mask, activation,
-                       recurrent_activation, go_backwards, rec_mask)[:4]
+                       recurrent_activation, go_backwards, rec_mask, dp_mask)[:4]
 
 
 def _lstm_steps(x, kernel, recurrent_kernel, bias, initial_state, mask, activation,
-                recurrent_activation, go_backwards, rec_mask):
+                recurrent_activation, go_backwards, rec_mask, dp_mask=None):
     act, ract = ACTIVATIONS[activation], ACTIVATIONS[recurrent_activation]
     B, T, _ = x.shape
     H = recurrent_kernel.shape[0]
@@ -60,10 +70,21 @@ def _lstm_steps(x, kernel, recurrent_kernel, bias, initial_state, mask, activati
         h, c = (np.array(s, dtype=x.dtype) for s in initial_state)
     prev_out = np.zeros((B, H), x.dtype)
     outs, cache = [], []
+    pm, rm = gate_masks(dp_mask, x.shape[2]), gate_masks(rec_mask, H)
+    Wk, Uk = np.split(kernel, 4, axis=-1), np.split(recurrent_kernel, 4, axis=-1)
     for t in _steps(T, go_backwards):
-        hd = h if rec_mask is None else h * rec_mask
-        z = x[:, t] @ kernel
-        z = z + hd @ recurrent_kernel
+        if rm is None:
+            hd = [h] * 4
+        else:
+            hd = [h * r for r in rm]
+        if pm is None:
+            z = x[:, t] @ kernel
+        else:
+            z = np.concatenate([(x[:, t] * p) @ w for p, w in zip(pm, Wk)], -1)
+        if rm is None:
+            z = z + h @ recurrent_kernel
+        else:
+            z = z + np.concatenate([hk @ u for hk, u in zip(hd, Uk)], -1)
         if bias is not None:
             z = z + bias
         zi, zf, zc, zo = np.split(z, 4, axis=-1)
@@ -86,14 +107,18 @@ def _lstm_steps(x, kernel, recurrent_kernel, bias, initial_state, mask, activati
 
 def lstm_backward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
                   activation="tanh", recurrent_activation="sigmoid", go_backwards=False,
-                  rec_mask=None, d_outputs=None, d_last=None, d_h=None, d_c=None):
+                  rec_mask=None, d_outputs=None, d_last=None, d_h=None, d_c=None,
+                  dp_mask=None):
     """Backpropagation through the step loop of :func:`lstm`, one step at a time, for the loss
     sum(d_outputs * outputs) + sum(d_last * last_output) + sum(d_h * h_T) + sum(d_c * c_T).
     Returns dict(x, kernel, recurrent_kernel, bias, h0, c0)."""
     B, T, D = x.shape
     H = recurrent_kernel.shape[0]
     _, _, _, _, cache = _lstm_steps(x, kernel, recurrent_kernel, bias, initial_state, mask,
-                                    activation, recurrent_activation, go_backwards, rec_mask)
+                                    activation, recurrent_activation, go_backwards, rec_mask,
+                                    dp_mask)
+    pm, rm = gate_masks(dp_mask, D), gate_masks(rec_mask, H)
+    Wk, Uk = np.split(kernel, 4, axis=-1), np.split(recurrent_kernel, 4, axis=-1)
     dact, dract = DERIVATIVES[activation], DERIVATIVES[recurrent_activation]
     act = ACTIVATIONS[activation]
     zeros = np.zeros((B, H), x.dtype)
@@ -124,12 +149,15 @@ def lstm_backward(x, kernel, recurrent_kernel, bias=None, initial_state=None, ma
         zi, zf, zc, zo = np.split(k["z"], 4, axis=-1)
         dz = np.concatenate([di * dract(zi), df * dract(zf), dg * dact(zc), do * dract(zo)], -1)
         t = k["t"]
-        dx[:, t] = dz @ kernel.T
-        dW += x[:, t].T @ dz
-        dU += k["hd"].T @ dz
+        dzk = np.split(dz, 4, axis=-1)
+        xk = [x[:, t]] * 4 if pm is None else [x[:, t] * p for p in pm]
+        dx[:, t] = sum((d @ w.T) * (1.0 if pm is None else p)
+                       for d, w, p in zip(dzk, Wk, pm or [None] * 4))
+        dW += np.concatenate([a.T @ d for a, d in zip(xk, dzk)], -1)
+        dU += np.concatenate([a.T @ d for a, d in zip(k["hd"], dzk)], -1)
         db += dz.sum(0)
-        dhd = dz @ recurrent_kernel.T
-        dh = dh_pass + (dhd if rec_mask is None else dhd * rec_mask)
+        dh = dh_pass + sum((d @ u.T) * (1.0 if rm is None else r)
+                           for d, u, r in zip(dzk, Uk, rm or [None] * 4))
         dc = dc_pass + dcn * k["f"]
         dout = dprev_out
     return {"x": dx, "kernel": dW, "recurrent_kernel": dU, "bias": db, "h0": dh, "c0": dc}

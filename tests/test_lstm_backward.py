@@ -34,14 +34,18 @@ def upstream_grads(rng, B, T, H, which):
 
 class Case:
     def __init__(self, act="tanh", ract="sigmoid", gb=False, masked=False, state=True,
-                 rdrop=False, which="all", B=3, T=5, D=3, H=4, seed=0):
+                 rdrop=False, which="all", B=3, T=5, D=3, H=4, seed=0, xdrop=False,
+                 per_gate=True):
         rng = np.random.default_rng(seed)
         self.x, self.W, self.U, self.b, self.h0, self.c0 = make_inputs(rng, B, T, D, H,
                                                                        np.float64)
         if not state:
             self.h0 = self.c0 = None
         self.mask = gap_mask(B, T, rng) if masked else None
-        self.r = rec_dropout_mask(rng, B, H, np.float64) if rdrop else None
+        # Keras 3.15.1 draws one mask per gate when recurrent_dropout > 0: (B, 4H), (B, 4D).
+        n = 4 if per_gate else 1
+        self.r = rec_dropout_mask(rng, B, n * H, np.float64) if rdrop else None
+        self.p = rec_dropout_mask(rng, B, n * D, np.float64, 0.2) if xdrop else None
         self.act, self.ract, self.gb = act, ract, gb
         self.up = upstream_grads(rng, B, T, H, which)
 
@@ -55,8 +59,13 @@ class Case:
         return _core.lstm_forward(p["x"], p["kernel"], p["recurrent_kernel"], p["bias"],
                                   p.get("h0"), p.get("c0"), self.mask, CODE[self.act],
                                   CODE[self.ract], self.gb,
-                                  rec_mask=None if self.r is None else self.r.astype(p["x"].dtype),
+                                  rec_mask=self._cast(self.r, p["x"].dtype),
+                                  dp_mask=self._cast(self.p, p["x"].dtype),
                                   save_act_c=save_act_c)
+
+    @staticmethod
+    def _cast(a, dt):
+        return None if a is None else a.astype(dt)
 
     def loss(self, p):
         hs, cs, out, _ = self.forward(p)
@@ -77,16 +86,18 @@ class Case:
         hs, cs, _, gates = res[:4]
         u = {k: None if v is None else v.astype(dtype) for k, v in self.up.items()}
         g = _core.lstm_backward(hs, cs, gates, p["x"], p["kernel"], p["recurrent_kernel"],
-                                p.get("h0"), p.get("c0"), self.mask,
-                                None if self.r is None else self.r.astype(dtype),
-                                res[4] if save_act_c else None, u["d_outputs"], u["d_last"],
-                                u["d_h"], u["d_c"], CODE[self.act], CODE[self.ract], self.gb)
+                                h0=p.get("h0"), c0=p.get("c0"), mask=self.mask,
+                                dp_mask=self._cast(self.p, dtype),
+                                rec_mask=self._cast(self.r, dtype),
+                                act_c=res[4] if save_act_c else None, **u,
+                                activation=CODE[self.act],
+                                recurrent_activation=CODE[self.ract], go_backwards=self.gb)
         return dict(zip(GRAD_NAMES, g))
 
     def twin(self):
         return R.lstm_backward(self.x, self.W, self.U, self.b,
                                None if self.h0 is None else [self.h0, self.c0], self.mask,
-                               self.act, self.ract, self.gb, self.r, **self.up)
+                               self.act, self.ract, self.gb, self.r, dp_mask=self.p, **self.up)
 
     def finite_differences(self, eps=1e-6):
         p = {k: v.copy() for k, v in self.params().items()}
@@ -124,21 +135,24 @@ def check_fd(case):
 
 
 @pytest.mark.parametrize("which", ["sequences", "last", "state"])
-@pytest.mark.parametrize("rdrop", [False, True])
+@pytest.mark.parametrize("drop", [None, "recurrent", "both", "shared"])
 @pytest.mark.parametrize("state", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("gb", [False, True])
-def test_backward_finite_differences_options(gb, masked, state, rdrop, which):
-    check_fd(Case(gb=gb, masked=masked, state=state, rdrop=rdrop, which=which, T=6,
-                  seed=len(which) + 2 * gb + 4 * masked))
+def test_backward_finite_differences_options(gb, masked, state, drop, which):
+    """drop: no dropout; per-gate recurrent masks; per-gate recurrent and input masks (Keras
+    3.15.1 with recurrent_dropout > 0); one mask shared by the gates for each."""
+    check_fd(Case(gb=gb, masked=masked, state=state, rdrop=drop is not None,
+                  xdrop=drop in ("both", "shared"), per_gate=drop != "shared", which=which,
+                  T=6, seed=len(which) + 2 * gb + 4 * masked))
 
 
 @pytest.mark.parametrize("act,ract", ACT_PAIRS)
 @pytest.mark.parametrize("gb", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
 def test_backward_finite_differences_activations(act, ract, gb, masked):
-    check_fd(Case(act, ract, gb=gb, masked=masked, rdrop=True, which="all", B=2, T=4,
-                  seed=11 + gb))
+    check_fd(Case(act, ract, gb=gb, masked=masked, rdrop=True, xdrop=True, which="all", B=2,
+                  T=4, seed=11 + gb))
 
 
 def test_fully_masked_sample_passes_state_gradients_through():
@@ -154,8 +168,9 @@ def test_fully_masked_sample_passes_state_gradients_through():
 @pytest.mark.parametrize("act,ract", ACT_PAIRS)
 @pytest.mark.parametrize("gb", [False, True])
 def test_backward_matches_twin(act, ract, gb):
-    for masked, state, rdrop in itertools.product((False, True), repeat=3):
-        c = Case(act, ract, gb=gb, masked=masked, state=state, rdrop=rdrop, T=7, seed=3)
+    for masked, state, rdrop, per_gate in itertools.product((False, True), repeat=4):
+        c = Case(act, ract, gb=gb, masked=masked, state=state, rdrop=rdrop, xdrop=rdrop,
+                 per_gate=per_gate, T=7, seed=3)
         got, want = c.backward(), c.twin()
         for name in GRAD_NAMES:
             if want[name] is None or (name in ("h0", "c0") and not state):
@@ -165,7 +180,8 @@ def test_backward_matches_twin(act, ract, gb):
 
 @pytest.mark.parametrize("gb", [False, True])
 def test_backward_float32_close_to_float64(gb):
-    c = Case(gb=gb, masked=True, rdrop=True, which="all", B=3, T=40, D=5, H=6, seed=7)
+    c = Case(gb=gb, masked=True, rdrop=True, xdrop=True, which="all", B=3, T=40, D=5, H=6,
+             seed=7)
     g64, g32 = c.backward(), c.backward(dtype=np.float32)
     for name in GRAD_NAMES:
         assert g32[name].dtype == np.float32
@@ -184,9 +200,9 @@ def test_backward_long_sequence_matches_twin():
 # ---- ops.lstm_backward ----------------------------------------------------------------------
 
 def test_ops_backward_matches_core_and_options():
-    c = Case(masked=True, rdrop=True, which="all", gb=True)
+    c = Case(masked=True, rdrop=True, xdrop=True, which="all", gb=True)
     s = ops.lstm_forward(c.x, c.W, c.U, c.b, [c.h0, c.c0], c.mask, go_backwards=True,
-                         rec_mask=c.r)
+                         rec_mask=c.r, dp_mask=c.p)
     g = ops.lstm_backward(s, d_outputs=c.up["d_outputs"], d_h=c.up["d_h"], d_c=c.up["d_c"],
                           d_last_output=c.up["d_last"])
     want = c.backward()
@@ -260,7 +276,7 @@ def backward_cases(draw):
     dims = [draw(st.integers(0, 3)), draw(st.integers(1, 4) | st.just(0)),
             draw(st.integers(0, 3)), draw(st.integers(1, 3) | st.just(0))]
     bad = draw(st.none() | st.sampled_from(
-        ["hs", "cs", "gates", "act_c", "x", "W", "U", "h0", "mask", "rmask", "d_out", "d_last",
+        ["hs", "cs", "gates", "act_c", "x", "W", "U", "h0", "mask", "rmask", "pmask", "d_out", "d_last",
          "dtype", "nan", "list"]))
     flags = [draw(st.booleans()) for _ in range(5)]
     return dt, dims, bad, flags
@@ -276,10 +292,11 @@ def test_backward_binding_never_crashes(case):
     if not use_state:
         h0 = c0 = None
     m = (rng.random((B, T)) > 0.3) if use_mask else None
-    r = rec_dropout_mask(rng, B, H, dt) if use_r else None
+    r = rec_dropout_mask(rng, B, 4 * H, dt) if use_r else None
+    pm = rec_dropout_mask(rng, B, D if gb else 4 * D, dt) if use_r else None
     try:
         hs, cs, _, gates, act_c = _core.lstm_forward(x, W, U, b, h0, c0, m, go_backwards=gb,
-                                                     rec_mask=r, save_act_c=True)
+                                                     rec_mask=r, dp_mask=pm, save_act_c=True)
     except ValueError:
         assert T == 0 or H == 0
         return
@@ -289,14 +306,15 @@ def test_backward_binding_never_crashes(case):
         d_out = np.repeat(d_out, 2, axis=1)[:, ::2]       # non-contiguous views
         x = np.repeat(x, 2, axis=0)[::2]
     args = dict(hs=hs, cs=cs, gates=gates, act_c=act_c, x=x, kernel=W, recurrent_kernel=U,
-                h0=h0, c0=c0, mask=m, rec_mask=r, d_outputs=d_out, d_last=d_last,
+                h0=h0, c0=c0, mask=m, rec_mask=r, dp_mask=pm, d_outputs=d_out, d_last=d_last,
                 go_backwards=gb)
     wrong = {"hs": ("hs", np.ones((B, T + 1, H), dt)), "cs": ("cs", np.ones((B, T, H + 1), dt)),
              "gates": ("gates", np.ones((B, T, H), dt)), "act_c": ("act_c", np.ones((B + 1, T, H), dt)),
              "x": ("x", np.ones((B, T, D, 1), dt)), "W": ("kernel", np.ones((D + 1, 4 * H), dt)),
              "U": ("recurrent_kernel", np.ones((H, 4 * H + 4), dt)),
              "h0": ("h0", np.ones((B, H + 1), dt)), "mask": ("mask", np.ones((B + 1, T))),
-             "rmask": ("rec_mask", np.ones((B, H, 1), dt)), "d_out": ("d_outputs", d_last),
+             "rmask": ("rec_mask", np.ones((B, H, 1), dt)),
+             "pmask": ("dp_mask", np.ones((B, 2 * D + 1), dt)), "d_out": ("d_outputs", d_last),
              "d_last": ("d_last", d_out), "list": ("hs", hs.tolist()),
              "dtype": ("gates", gates.astype(np.float32 if dt == np.float64 else np.float64))}
     if bad in wrong:
@@ -319,6 +337,7 @@ def test_backward_binding_never_crashes(case):
                            b.astype(np.float64),
                            None if h0 is None else [h0.astype(np.float64), c0.astype(np.float64)],
                            m, go_backwards=gb, rec_mask=None if r is None else r.astype(np.float64),
+                           dp_mask=None if pm is None else pm.astype(np.float64),
                            d_outputs=d_out.astype(np.float64), d_last=d_last.astype(np.float64))
     tol = 1e-9 if dt == np.float64 else 1e-3
     for a, name in zip(g, GRAD_NAMES):

@@ -43,10 +43,11 @@ def rec_dropout_mask(rng, B, H, dt, rate=0.3):
     return ((rng.random((B, H)) >= rate) / (1 - rate)).astype(dt)
 
 
-def run_forward(x, W, U, b, state, mask, act, ract, gb, rmask=None, save_act_c=False):
+def run_forward(x, W, U, b, state, mask, act, ract, gb, rmask=None, save_act_c=False,
+                dp_mask=None):
     h0, c0 = state if state is not None else (None, None)
     res = _core.lstm_forward(x, W, U, b, h0, c0, mask, CODE[act], CODE[ract], gb,
-                             rec_mask=rmask, save_act_c=save_act_c)
+                             dp_mask=dp_mask, rec_mask=rmask, save_act_c=save_act_c)
     return res
 
 
@@ -58,14 +59,18 @@ def test_forward_matches_twin(dt, tol, act, ract, gb):
     B, T, D, H = 3, 7, 5, 4
     x, W, U, b, h0, c0 = make_inputs(rng, B, T, D, H, dt)
     mask = gap_mask(B, T, rng)
-    rm = rec_dropout_mask(rng, B, H, dt)
-    for m, state, bias, r in itertools.product((None, mask), (None, (h0, c0)), (None, b),
-                                               (None, rm)):
-        hs, cs, out, gates, act_c = run_forward(x, W, U, bias, state, m, act, ract, gb, r, True)
+    # Recurrent / input dropout: shared by the gates, or one mask per gate (Keras 3.15.1).
+    drops = [(None, None), (rec_dropout_mask(rng, B, H, dt), None),
+             (rec_dropout_mask(rng, B, 4 * H, dt), rec_dropout_mask(rng, B, 4 * D, dt)),
+             (None, rec_dropout_mask(rng, B, D, dt))]
+    f64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
+    for m, state, bias, (r, p) in itertools.product((None, mask), (None, (h0, c0)), (None, b),
+                                                    drops):
+        hs, cs, out, gates, act_c = run_forward(x, W, U, bias, state, m, act, ract, gb, r, True,
+                                                p)
         o, lo, h, c = R.lstm(x.astype(np.float64), W.astype(np.float64), U.astype(np.float64),
-                             None if bias is None else bias.astype(np.float64),
-                             None if state is None else [s.astype(np.float64) for s in state],
-                             m, act, ract, gb, None if r is None else r.astype(np.float64))
+                             f64(bias), None if state is None else [f64(s) for s in state],
+                             m, act, ract, gb, f64(r), f64(p))
         outputs = hs if out is None else out
         assert (out is None) == (m is None)
         for got, want in ((outputs, o), (hs[:, -1], h), (cs[:, -1], c), (outputs[:, -1], lo)):
@@ -76,7 +81,8 @@ def test_forward_matches_twin(dt, tol, act, ract, gb):
         assert np.allclose(act_c[keep], R.ACTIVATIONS[act](cs[keep].astype(np.float64)),
                            rtol=tol, atol=tol)
         # Saving act_c changes nothing else.
-        hs2, cs2, out2, gates2 = run_forward(x, W, U, bias, state, m, act, ract, gb, r)
+        hs2, cs2, out2, gates2 = run_forward(x, W, U, bias, state, m, act, ract, gb, r,
+                                             dp_mask=p)
         assert np.array_equal(hs2, hs) and np.array_equal(cs2, cs)
 
 
@@ -126,6 +132,18 @@ def test_rec_mask_of_ones_changes_nothing():
     assert np.abs(z[0] - o).max() < 1e-12
 
 
+def test_shared_masks_equal_tiled_per_gate_masks_and_dropped_x():
+    rng = np.random.default_rng(6)
+    B, T, D, H = 3, 5, 4, 3
+    x, W, U, b, h0, c0 = make_inputs(rng, B, T, D, H, np.float64)
+    r, p = rec_dropout_mask(rng, B, H, np.float64), rec_dropout_mask(rng, B, D, np.float64)
+    a = run_forward(x, W, U, b, (h0, c0), None, "tanh", "sigmoid", False, r, dp_mask=p)
+    t = run_forward(x, W, U, b, (h0, c0), None, "tanh", "sigmoid", False, np.tile(r, 4),
+                    dp_mask=np.tile(p, 4))
+    d = run_forward(x * p[:, None, :], W, U, b, (h0, c0), None, "tanh", "sigmoid", False, r)
+    assert np.array_equal(a[0], t[0]) and np.abs(a[0] - d[0]).max() < 1e-14
+
+
 def test_ops_forward_rec_mask_and_saved_dict():
     rng = np.random.default_rng(5)
     x, W, U, b, h0, c0 = make_inputs(rng, 2, 4, 3, 4, np.float64)
@@ -139,8 +157,12 @@ def test_ops_forward_rec_mask_and_saved_dict():
     # ops.lstm keeps its signature and result.
     y = ops.lstm(x, W, U, b, [h0, c0], return_sequences=True)
     assert np.abs(y - R.lstm(x, W, U, b, [h0, c0])[0]).max() < 1e-12
-    with pytest.raises(attnlstm.errors.ShapeError, match=r"`rec_mask` must have shape \(2, 4\), got \(4,\)"):
+    with pytest.raises(attnlstm.errors.ShapeError,
+                       match=r"`rec_mask` must have shape \(2, 4\) \(one mask for all gates\) or "
+                             r"\(2, 16\) \(one per gate \[i, f, c, o\]\), got \(4,\)"):
         ops.lstm_forward(x, W, U, rec_mask=np.ones(4))
+    with pytest.raises(attnlstm.errors.ShapeError, match=r"`dp_mask` must have shape \(2, 3\)"):
+        ops.lstm_forward(x, W, U, dp_mask=np.ones((2, 5)))
 
 
 # ---- binding argument checking --------------------------------------------------------------
@@ -151,7 +173,9 @@ def _args(dt=np.float64, B=2, T=3, D=3, H=2):
 
 
 @pytest.mark.parametrize("kw,exc,match", [
-    (dict(rec_mask=np.ones((2, 3))), ValueError, r"`rec_mask` must have shape \(B, H\) = \(2, 2\), got \(2, 3\)"),
+    (dict(rec_mask=np.ones((2, 3))), ValueError, r"`rec_mask` must have shape \(B, H\) = \(2, 2\) or \(B, 4H\) = \(2, 8\) \(one mask per gate\), got \(2, 3\)"),
+    (dict(dp_mask=np.ones((2, 4))), ValueError, r"`dp_mask` must have shape \(B, D\) = \(2, 3\) or \(B, 4D\) = \(2, 12\)"),
+    (dict(dp_mask=np.ones((3, 12))), ValueError, r"`dp_mask` must have shape \(B, D\) or \(B, 4D\) = \(2, \?\)"),
     (dict(rec_mask=np.ones((2, 2), np.float32)), TypeError, r"`rec_mask` must have dtype float64"),
     (dict(mask=np.ones((3, 2))), ValueError, r"`mask` must have shape \(B, T\) = \(2, 3\)"),
     (dict(h0=np.ones((2, 3))), ValueError, r"`h0` must have shape \(B, H\)"),
@@ -182,7 +206,8 @@ def forward_cases(draw):
     T = draw(st.integers(1, 4) | st.just(0))
     D = draw(st.integers(0, 3))
     H = draw(st.integers(1, 3) | st.just(0))
-    bad = draw(st.none() | st.sampled_from(["W", "U", "b", "h0", "mask", "rmask", "dtype", "nan"]))
+    bad = draw(st.none() | st.sampled_from(["W", "U", "b", "h0", "mask", "rmask", "pmask", "dtype",
+                                               "nan"]))
     return dt, B, T, D, H, bad, draw(st.booleans()), draw(st.booleans()), draw(st.booleans())
 
 
@@ -201,7 +226,8 @@ def test_forward_binding_never_crashes(case):
     h0 = rng.standard_normal((B, H)).astype(dt)
     c0 = rng.standard_normal((B, H)).astype(dt)
     m = (rng.random((B, T)) > 0.3) if use_mask else None
-    r = rec_dropout_mask(rng, B, H, dt) if use_r else None
+    r = rec_dropout_mask(rng, B, H * (4 if strided else 1), dt) if use_r else None
+    pm = rec_dropout_mask(rng, B, D * (1 if strided else 4), dt) if use_r else None
     if bad == "W":
         W = W[:, :-1] if W.shape[1] else np.ones((D + 1, 4 * H), dt)
     elif bad == "U":
@@ -214,13 +240,15 @@ def test_forward_binding_never_crashes(case):
         m = np.ones((B, T + 1), bool)
     elif bad == "rmask":
         r = np.ones((B, H + 1), dt)
+    elif bad == "pmask":
+        pm = np.ones((B + 1, D), dt)
     elif bad == "dtype":
         W = W.astype(np.float32 if dt == np.float64 else np.float64)
     elif bad == "nan":
         x = x.copy()
         x[..., :1] = np.nan
     try:
-        hs, cs, out, gates = _core.lstm_forward(x, W, U, b, h0, c0, m, rec_mask=r)
+        hs, cs, out, gates = _core.lstm_forward(x, W, U, b, h0, c0, m, rec_mask=r, dp_mask=pm)
     except (TypeError, ValueError):
         assert bad not in (None, "nan") or T == 0 or H == 0
         return
@@ -230,6 +258,7 @@ def test_forward_binding_never_crashes(case):
         return
     o, _, h, c = R.lstm(x.astype(np.float64), W.astype(np.float64), U.astype(np.float64),
                         b.astype(np.float64), [h0.astype(np.float64), c0.astype(np.float64)],
-                        m, rec_mask=None if r is None else r.astype(np.float64))
+                        m, rec_mask=None if r is None else r.astype(np.float64),
+                        dp_mask=None if pm is None else pm.astype(np.float64))
     outputs = hs if out is None else out
     assert np.abs(outputs - o).max() <= (1e-10 if dt == np.float64 else 1e-4)
