@@ -2,7 +2,6 @@
 the NumPy twin (reference.lstm_backward), float32 against float64, ops.lstm_backward, the
 binding's argument checking, and (TensorFlow installed) keras.layers.LSTM gradients."""
 import itertools
-import os
 
 import numpy as np
 import pytest
