@@ -10,7 +10,7 @@ from . import _core
 from . import activations as _activations
 from .errors import shape_error
 
-__all__ = ["lstm", "lstm_forward", "float_dtype"]
+__all__ = ["lstm", "lstm_forward", "lstm_backward", "float_dtype"]
 
 
 def float_dtype(dtype, *arrays):
@@ -33,12 +33,37 @@ def _as(a, dt):
 
 def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
                  activation="tanh", recurrent_activation="sigmoid", go_backwards=False,
-                 dtype=None, name="ops.lstm"):
+                 dtype=None, name="ops.lstm", rec_mask=None, dp_mask=None, save_act_c=True):
     """LSTM forward over whole sequences, returning everything the backward pass needs.
 
-    Same arguments as :func:`lstm`. Returns a dict with ``outputs`` (B,T,H) (processing order,
-    masked-output rule applied), ``last_output`` (B,H), ``h`` (B,H), ``c`` (B,H) (final
-    states), and the saved buffers ``hs``, ``cs`` (B,T,H) and ``gates`` (B,T,4H).
+    Same arguments as :func:`lstm`, plus:
+
+    Args:
+        rec_mask: recurrent-dropout masks, `(B, 4H)` (one `(B, H)` mask per gate, concatenated
+            in gate order ``[i, f, c, o]``) or `(B, H)` (shared by the four gates), or None.
+            Gate k reads ``h_{t-1} * rec_mask_k`` in its recurrent matmul, the same mask at
+            every step; the carried state stays undropped. This is Keras 3 ``LSTMCell`` in
+            training: with ``recurrent_dropout > 0`` it switches to implementation 1 and draws
+            four masks ``dropout(ones((B, H)), rate)``, i.e. ``(u >= rate) / (1 - rate)``.
+        dp_mask: input-dropout masks, `(B, 4D)` per gate or `(B, D)` shared, or None; gate k
+            reads ``x_t * dp_mask_k``. With ``recurrent_dropout > 0`` Keras draws four (pass
+            them here). With ``recurrent_dropout == 0`` Keras uses one `(B, D)` mask for every
+            step and gate; then ``x * dp_mask[:, None, :]`` before the call is equivalent
+            (chain the ``"x"`` gradient of :func:`lstm_backward` through the same product), or
+            pass it here and get the gradient w.r.t. the undropped x.
+        save_act_c: also save ``act_c`` = activation(c) per step (B,T,H), so that
+            :func:`lstm_backward` need not recompute it (costs one copy of a (B,T,H) buffer).
+
+    Returns:
+        A dict with ``outputs`` (B,T,H) (processing order, masked-output rule applied),
+        ``last_output`` (B,H), ``h`` (B,H), ``c`` (B,H) (final states), the saved buffers
+        ``hs``, ``cs`` (B,T,H), ``gates`` (B,T,4H) and ``act_c`` (B,T,H) or None, and the
+        converted inputs and options that :func:`lstm_backward` needs (``x``, ``kernel``,
+        ``recurrent_kernel``, ``bias``, ``h0``, ``c0``, ``mask``, ``rec_mask``,
+        ``activation``, ``recurrent_activation``, ``go_backwards``).
+
+    Raises:
+        ShapeError: any argument of the wrong shape (the message names it).
     """
     x_arr = np.asarray(x)
     dt = float_dtype(dtype, x_arr, np.asarray(kernel))
@@ -81,19 +106,106 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mas
             raise shape_error(name, "mask", (B, T), m.shape,
                               "a time mask has one entry per (sample, timestep).")
         m = np.ascontiguousarray(m != 0)
+    r = _gate_mask(name, "rec_mask", rec_mask, dt, B, H, "units")
+    p = _gate_mask(name, "dp_mask", dp_mask, dt, B, D, "features")
     if T == 0:
         raise shape_error(name, "x", ("batch", "timesteps >= 1", D), x_arr.shape,
                           "an LSTM needs at least one timestep.")
     x_c = _as(x_arr, dt)
-    hs, cs, out, gates = _core.lstm_forward(
-        x_c, W, U, b, h0, c0, m,
-        _activations.c_code(activation, "activation"),
-        _activations.c_code(recurrent_activation, "recurrent_activation"),
-        bool(go_backwards))
+    act = _activations.c_code(activation, "activation")
+    ract = _activations.c_code(recurrent_activation, "recurrent_activation")
+    res = _core.lstm_forward(x_c, W, U, b, h0, c0, m, act, ract, bool(go_backwards),
+                             dp_mask=p, rec_mask=r, save_act_c=bool(save_act_c))
+    hs, cs, out, gates = res[:4]
+    act_c = res[4] if save_act_c else None
     outputs = hs if out is None else out
     return {
         "outputs": outputs, "last_output": outputs[:, -1], "h": hs[:, -1], "c": cs[:, -1],
-        "hs": hs, "cs": cs, "gates": gates,
+        "hs": hs, "cs": cs, "gates": gates, "act_c": act_c,
+        "x": x_c, "kernel": W, "recurrent_kernel": U, "bias": b, "h0": h0, "c0": c0,
+        "mask": m, "rec_mask": r, "dp_mask": p, "activation": act, "recurrent_activation": ract,
+        "go_backwards": bool(go_backwards),
+    }
+
+
+def _gate_mask(name, arg, mask, dt, B, n, axis):
+    """A dropout mask of shape (B, n) or (B, 4n) as a contiguous `dt` array, or None."""
+    if mask is None:
+        return None
+    a = _as(mask, dt)
+    if a.ndim != 2 or a.shape[0] != B or a.shape[1] not in (n, 4 * n):
+        raise shape_error(name, arg, f"(batch, {axis}) = {(B, n)} or (batch, 4*{axis}) = "
+                                     f"{(B, 4 * n)}", a.shape,
+                          message=f"`{arg}` must have shape {(B, n)} (one mask for all gates) "
+                                  f"or {(B, 4 * n)} (one per gate [i, f, c, o]), got "
+                                  f"{tuple(a.shape)}.")
+    return a
+
+
+_SAVED_KEYS = ("hs", "cs", "gates", "act_c", "x", "kernel", "recurrent_kernel", "bias", "h0",
+               "c0", "mask", "rec_mask", "dp_mask", "activation", "recurrent_activation",
+               "go_backwards")
+
+
+def lstm_backward(saved, d_outputs=None, d_h=None, d_c=None, d_last_output=None,
+                  name="ops.lstm_backward"):
+    """Gradients of an LSTM forward (backpropagation through time, one C call).
+
+    The loss is any function of the forward's results; pass its gradients w.r.t. them (None =
+    zero): ``d_outputs`` `(B, T, H)` w.r.t. ``saved["outputs"]`` (processing order, after the
+    mask rule: the ``return_sequences=True`` output), ``d_last_output`` `(B, H)` w.r.t.
+    ``saved["last_output"]`` (the ``return_sequences=False`` output), ``d_h`` and ``d_c``
+    `(B, H)` w.r.t. the final states ``saved["h"]``, ``saved["c"]`` (``return_state``).
+
+    Masked steps pass the gradients of h and c through unchanged and hand the output gradient
+    to the previous step's output (a masked step repeats it); before a sample's first unmasked
+    step the output is the constant 0 and its gradient is dropped.
+
+    Args:
+        saved: the dict returned by :func:`lstm_forward` (unchanged).
+        d_outputs, d_h, d_c, d_last_output: upstream gradients as above, or None.
+
+    Returns:
+        A dict of gradients: ``x`` `(B, T, D)` (w.r.t. the x given to the forward, before
+        ``dp_mask``), ``kernel`` `(D, 4H)`, ``recurrent_kernel`` `(H, 4H)`, ``bias``
+        `(4H,)` (None if the forward had no bias), ``h0`` and ``c0`` `(B, H)` (None if the
+        forward had no initial_state). Same dtype as the forward.
+
+    Raises:
+        ShapeError: an upstream gradient of the wrong shape.
+        ValueError: `saved` is not a dict from :func:`lstm_forward`.
+    """
+    if not isinstance(saved, dict) or any(k not in saved for k in _SAVED_KEYS):
+        missing = [k for k in _SAVED_KEYS if not isinstance(saved, dict) or k not in saved]
+        raise ValueError(f"{name}: `saved` must be the dict returned by ops.lstm_forward; "
+                         f"missing keys {missing}.")
+    hs = saved["hs"]
+    dt = hs.dtype
+    B, T, H = hs.shape
+    grads = {}
+    for arg, g, shape in (("d_outputs", d_outputs, (B, T, H)), ("d_last_output", d_last_output, (B, H)),
+                          ("d_h", d_h, (B, H)), ("d_c", d_c, (B, H))):
+        if g is not None:
+            g = _as(g, dt)
+            if g.shape != shape:
+                hint = None
+                if arg == "d_outputs" and g.shape == (B, H):
+                    hint = ("for return_sequences=False pass the gradient of the last output "
+                            "as d_last_output.")
+                raise shape_error(name, arg, shape, g.shape, hint)
+        grads[arg] = g
+    dx, dW, dU, db, dh0, dc0 = _core.lstm_backward(
+        hs, saved["cs"], saved["gates"], saved["x"], saved["kernel"], saved["recurrent_kernel"],
+        h0=saved["h0"], c0=saved["c0"], mask=saved["mask"], dp_mask=saved["dp_mask"],
+        rec_mask=saved["rec_mask"], act_c=saved["act_c"], d_outputs=grads["d_outputs"],
+        d_last=grads["d_last_output"], d_h=grads["d_h"], d_c=grads["d_c"],
+        activation=saved["activation"], recurrent_activation=saved["recurrent_activation"],
+        go_backwards=saved["go_backwards"])
+    has_state = saved["h0"] is not None
+    return {
+        "x": dx, "kernel": dW, "recurrent_kernel": dU,
+        "bias": db if saved["bias"] is not None else None,
+        "h0": dh0 if has_state else None, "c0": dc0 if has_state else None,
     }
 
 
@@ -141,7 +253,7 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
         (2, 4)
     """
     r = lstm_forward(x, kernel, recurrent_kernel, bias, initial_state, mask, activation,
-                     recurrent_activation, go_backwards, dtype)
+                     recurrent_activation, go_backwards, dtype, save_act_c=False)
     output = r["outputs"] if return_sequences else np.ascontiguousarray(r["last_output"])
     if return_state:
         return [output, np.ascontiguousarray(r["h"]), np.ascontiguousarray(r["c"])]

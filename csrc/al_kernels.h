@@ -9,12 +9,24 @@
 #include "al_common.h"
 
 #define AL_DECLARE_LSTM(sfx, real)                                                          \
-    int al_lstm_forward_##sfx(real *hs, real *cs, real *out, real *gates,                   \
+    int al_lstm_forward_##sfx(real *hs, real *cs, real *out, real *gates, real *act_c,      \
                               const real *x, const real *h0, const real *c0,                \
-                              const uint8_t *mask,                                          \
+                              const uint8_t *mask, const real *dp_mask,                     \
+                              const real *rec_mask,                                         \
                               const real *W, const real *U, const real *bias,               \
                               size_t B, size_t T, size_t D, size_t H,                       \
-                              int activation, int recurrent_activation, int go_backwards);
+                              int activation, int recurrent_activation, int go_backwards);  \
+    int al_lstm_backward_##sfx(real *dx, real *dW, real *dU, real *db, real *dh0, real *dc0,\
+                               const real *hs, const real *cs, const real *gates,           \
+                               const real *act_c,                                           \
+                               const real *x, const real *h0, const real *c0,               \
+                               const uint8_t *mask, const real *dp_mask,                    \
+                               const real *rec_mask,                                        \
+                               const real *d_out, const real *d_last, const real *d_hT,     \
+                               const real *d_cT,                                            \
+                               const real *W, const real *U,                                \
+                               size_t B, size_t T, size_t D, size_t H,                      \
+                               int activation, int recurrent_activation, int go_backwards);
 
 AL_DECLARE_LSTM(f32, float)
 AL_DECLARE_LSTM(f64, double)

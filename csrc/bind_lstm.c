@@ -1,35 +1,92 @@
 /*
  * bind_lstm.c -- CPython binding of the LSTM kernels (lstm_impl.h).
  */
+#include <stdio.h>
+#include <string.h>
+
 #include "bind_common.h"
+
+/*
+ * A new reference to a per-gate dropout mask (B, 4N) [m_i|m_f|m_c|m_o] built from `obj`, which
+ * is either that (B, 4N) array or one (B, N) mask shared by the four gates (copied four
+ * times); NULL with an exception set. `unit` names N in messages ("D" or "H").
+ * Shared with bind_lstm_bwd.c.
+ */
+PyArrayObject *al_lstm_gate_mask(PyObject *obj, int typenum, const char *fn, const char *arg,
+                                 npy_intp B, npy_intp N, const char *unit) {
+    npy_intp want[2] = {B, AL_ANY};
+    char axes[32];
+    PyArrayObject *a, *t;
+    npy_intp n4 = 4 * N, b, k, esz;
+    snprintf(axes, sizeof axes, "(B, %s) or (B, 4%s)", unit, unit);
+    if ((a = al_get_array(obj, typenum, fn, arg, 2, want, axes)) == NULL) return NULL;
+    if (PyArray_DIM(a, 1) == n4) return a;
+    if (PyArray_DIM(a, 1) != N) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: `%s` must have shape (B, %s) = (%lld, %lld) or (B, 4%s) = (%lld, %lld) "
+                     "(one mask per gate), got (%lld, %lld).",
+                     fn, arg, unit, (long long)B, (long long)N, unit, (long long)B,
+                     (long long)n4, (long long)PyArray_DIM(a, 0), (long long)PyArray_DIM(a, 1));
+        Py_DECREF(a);
+        return NULL;
+    }
+    {
+        npy_intp dims[2] = {B, n4};
+        t = (PyArrayObject *)PyArray_EMPTY(2, dims, typenum, 0);
+    }
+    if (t == NULL) {
+        Py_DECREF(a);
+        return NULL;
+    }
+    esz = PyArray_ITEMSIZE(a);
+    for (b = 0; b < B; b++) {
+        const char *src = (const char *)PyArray_DATA(a) + b * N * esz;
+        char *dst = (char *)PyArray_DATA(t) + b * n4 * esz;
+        for (k = 0; k < 4; k++) memcpy(dst + k * N * esz, src, (size_t)(N * esz));
+    }
+    Py_DECREF(a);
+    return t;
+}
 
 static const char LSTM_FORWARD_DOC[] =
     "lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, mask=None,\n"
-    "             activation=1, recurrent_activation=2, go_backwards=False)\n"
-    "    -> (hs, cs, out, gates)\n\n"
+    "             activation=1, recurrent_activation=2, go_backwards=False,\n"
+    "             dp_mask=None, rec_mask=None, save_act_c=False)\n"
+    "    -> (hs, cs, out, gates)  or, with save_act_c, (hs, cs, out, gates, act_c)\n\n"
     "Low-level LSTM forward over a whole sequence (Keras 3 LSTM semantics).\n\n"
     "x (B,T,D), kernel (D,4H), recurrent_kernel (H,4H), bias (4H,), h0/c0 (B,H),\n"
-    "mask (B,T) (nonzero = keep). All float arrays share x's dtype (float32 or float64).\n"
+    "mask (B,T) (nonzero = keep). Dropout masks (training), fixed over time: dp_mask (B,4D)\n"
+    "multiplies x and rec_mask (B,4H) multiplies h_{t-1}, one mask per gate [i|f|c|o] as\n"
+    "Keras 3 LSTMCell draws them when recurrent_dropout > 0; a (B,D) / (B,H) mask is shared\n"
+    "by the four gates.\n"
+    "All float arrays share x's dtype (float32 or float64).\n"
     "Returns hs (B,T,H) and cs (B,T,H) in processing order, out (B,T,H) the masked output\n"
     "sequence (None without a mask: it equals hs), and gates (B,T,4H), the activated gates\n"
-    "indexed by time, saved for the backward pass. Raises TypeError/ValueError on bad input.";
+    "indexed by time, saved for the backward pass; with save_act_c also act_c (B,T,H) =\n"
+    "activation(c) per step, which lstm_backward uses instead of recomputing it.\n"
+    "Raises TypeError/ValueError on bad input, MemoryError when out of memory.";
 
 static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"x", "kernel", "recurrent_kernel", "bias", "h0", "c0", "mask",
-                             "activation", "recurrent_activation", "go_backwards", NULL};
+                             "activation", "recurrent_activation", "go_backwards",
+                             "dp_mask", "rec_mask", "save_act_c", NULL};
     const char *fn = "lstm_forward";
     PyObject *x_obj = NULL, *W_obj = NULL, *U_obj = NULL;
     PyObject *b_obj = Py_None, *h0_obj = Py_None, *c0_obj = Py_None, *m_obj = Py_None;
+    PyObject *p_obj = Py_None, *r_obj = Py_None;
     int activation = AL_ACT_TANH, recurrent_activation = AL_ACT_SIGMOID, go_backwards = 0;
+    int save_act_c = 0;
     PyArrayObject *x = NULL, *W = NULL, *U = NULL, *bias = NULL, *h0 = NULL, *c0 = NULL;
-    PyArrayObject *mask = NULL, *hs = NULL, *cs = NULL, *out = NULL, *gates = NULL;
+    PyArrayObject *mask = NULL, *pmask = NULL, *rmask = NULL, *hs = NULL, *cs = NULL, *out = NULL;
+    PyArrayObject *gates = NULL, *act_c = NULL;
     npy_intp B, T, D, H, G, BT, TG, BTG;
     int typenum, status = AL_OK;
     (void)self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OOOOiip:lstm_forward", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OOOOiipOOp:lstm_forward", kwlist,
                                      &x_obj, &W_obj, &U_obj, &b_obj, &h0_obj, &c0_obj, &m_obj,
-                                     &activation, &recurrent_activation, &go_backwards)) {
+                                     &activation, &recurrent_activation, &go_backwards,
+                                     &p_obj, &r_obj, &save_act_c)) {
         return NULL;
     }
     if (al_check_activation(fn, "activation", activation) < 0) return NULL;
@@ -80,6 +137,12 @@ static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kw
             (c0 = al_get_array(c0_obj, typenum, fn, "c0", 2, dh, "(B, H)")) == NULL) goto fail;
         if (m_obj != Py_None &&
             (mask = al_get_mask(m_obj, fn, "mask", 2, dm, "(B, T)")) == NULL) goto fail;
+        if (p_obj != Py_None &&
+            (pmask = al_lstm_gate_mask(p_obj, typenum, fn, "dp_mask", B, D, "D")) == NULL)
+            goto fail;
+        if (r_obj != Py_None &&
+            (rmask = al_lstm_gate_mask(r_obj, typenum, fn, "rec_mask", B, H, "H")) == NULL)
+            goto fail;
     }
     /* Every leading dimension the BLAS sees must fit its 32-bit int. */
     if (al_mul_intp(fn, B, T, &BT) < 0 || al_mul_intp(fn, T, G, &TG) < 0 ||
@@ -95,6 +158,8 @@ static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kw
         if ((gates = (PyArrayObject *)PyArray_EMPTY(3, dgate, typenum, 0)) == NULL) goto fail;
         if (mask != NULL &&
             (out = (PyArrayObject *)PyArray_EMPTY(3, dseq, typenum, 0)) == NULL) goto fail;
+        if (save_act_c &&
+            (act_c = (PyArrayObject *)PyArray_EMPTY(3, dseq, typenum, 0)) == NULL) goto fail;
     }
 
 #define AL_PTR(a, T_) ((a) ? (T_ *)PyArray_DATA(a) : NULL)
@@ -102,14 +167,18 @@ static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kw
     if (typenum == NPY_FLOAT32) {
         status = al_lstm_forward_f32(
             AL_PTR(hs, float), AL_PTR(cs, float), AL_PTR(out, float), AL_PTR(gates, float),
+            AL_PTR(act_c, float),
             AL_PTR(x, float), AL_PTR(h0, float), AL_PTR(c0, float), AL_PTR(mask, uint8_t),
+            AL_PTR(pmask, float), AL_PTR(rmask, float),
             AL_PTR(W, float), AL_PTR(U, float), AL_PTR(bias, float),
             (size_t)B, (size_t)T, (size_t)D, (size_t)H,
             activation, recurrent_activation, go_backwards);
     } else {
         status = al_lstm_forward_f64(
             AL_PTR(hs, double), AL_PTR(cs, double), AL_PTR(out, double), AL_PTR(gates, double),
+            AL_PTR(act_c, double),
             AL_PTR(x, double), AL_PTR(h0, double), AL_PTR(c0, double), AL_PTR(mask, uint8_t),
+            AL_PTR(pmask, double), AL_PTR(rmask, double),
             AL_PTR(W, double), AL_PTR(U, double), AL_PTR(bias, double),
             (size_t)B, (size_t)T, (size_t)D, (size_t)H,
             activation, recurrent_activation, go_backwards);
@@ -122,17 +191,19 @@ static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kw
     }
 
     Py_DECREF(x); Py_DECREF(W); Py_DECREF(U);
-    Py_XDECREF(bias); Py_XDECREF(h0); Py_XDECREF(c0); Py_XDECREF(mask);
+    Py_XDECREF(bias); Py_XDECREF(h0); Py_XDECREF(c0); Py_XDECREF(mask); Py_XDECREF(pmask);
+    Py_XDECREF(rmask);
     if (out == NULL) {
         Py_INCREF(Py_None);
-        return Py_BuildValue("NNNN", hs, cs, Py_None, gates);
+        out = (PyArrayObject *)Py_None;
     }
+    if (act_c != NULL) return Py_BuildValue("NNNNN", hs, cs, out, gates, act_c);
     return Py_BuildValue("NNNN", hs, cs, out, gates);
 
 fail:
     Py_XDECREF(x); Py_XDECREF(W); Py_XDECREF(U); Py_XDECREF(bias);
-    Py_XDECREF(h0); Py_XDECREF(c0); Py_XDECREF(mask);
-    Py_XDECREF(hs); Py_XDECREF(cs); Py_XDECREF(out); Py_XDECREF(gates);
+    Py_XDECREF(h0); Py_XDECREF(c0); Py_XDECREF(mask); Py_XDECREF(pmask); Py_XDECREF(rmask);
+    Py_XDECREF(hs); Py_XDECREF(cs); Py_XDECREF(out); Py_XDECREF(gates); Py_XDECREF(act_c);
     return NULL;
 }
 

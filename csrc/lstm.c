@@ -1,6 +1,8 @@
 /*
  * lstm.c -- LSTM kernels, compiled once per floating type from lstm_impl.h.
  */
+#include <stdlib.h>
+
 #include "al_kernels.h"
 
 #define AL_REAL_F32

@@ -1,15 +1,37 @@
 /*
- * lstm_impl.h -- LSTM forward over a whole sequence; part of the type template (al_real.h).
+ * lstm_impl.h -- LSTM forward and backward (BPTT) over a whole sequence; part of the type
+ * template (al_real.h).
  *
- * Keras 3 LSTM semantics (keras/src/layers/rnn/lstm.py, implementation=2), gate order [i, f, c, o]:
- *   z   = (x_t W + h_{t-1} U) + b
+ * Keras 3 LSTM semantics (keras/src/layers/rnn/lstm.py), gate order [i, f, c, o], k in {i,f,c,o}:
+ *   z_k = ((x_t * p_k) W_k + (h_{t-1} * r_k) U_k) + b_k
  *   i = ra(z_i)  f = ra(z_f)  g = a(z_c)  o = ra(z_o)          (ra = recurrent_activation)
  *   c_t = f c_{t-1} + i g
  *   h_t = o a(c_t)
+ * Dropout (training only): p_k (B,D) and r_k (B,H) are per-gate masks, fixed over time. Keras
+ * 3.15.1 switches LSTMCell to implementation 1 whenever recurrent_dropout > 0 and then draws
+ * four input masks and four recurrent masks, one per gate (lstm.py:136-139, 235-266); here
+ * they come concatenated along the last axis, dp_mask (B,4D) and rec_mask (B,4H). Without
+ * masks p_k = r_k = 1 (implementation 2, one fused GEMM). The state carried on is the
+ * undropped h. (Keras with dropout > 0 but recurrent_dropout == 0 uses one (B,D) input mask:
+ * the caller multiplies it into x, or tiles it four times.)
  * Masked step (mask[b,t] == 0): h and c are carried over unchanged, and the output is the
  * previous step's output (zero before the sample's first unmasked step, as on TF's CPU path).
  * go_backwards: step s reads time t = T-1-s; step-indexed buffers are in processing order.
  */
+
+/* dst (B*T, D) = x (B*T, D) * p (B, [k*D, (k+1)*D)) broadcast over time; p has row stride 4D. */
+static void AL_SFN(lstm_drop_x)(real *dst, const real *x, const real *p, size_t k,
+                                size_t B, size_t T, size_t D) {
+    size_t b, t, j;
+    for (b = 0; b < B; b++) {
+        const real *pk = p + b * 4 * D + k * D;
+        for (t = 0; t < T; t++) {
+            const real *xr = x + (b * T + t) * D;
+            real *dr = dst + (b * T + t) * D;
+            for (j = 0; j < D; j++) dr[j] = xr[j] * pk[j];
+        }
+    }
+}
 
 /*
  * lstm_forward: the whole sequence in one call.
@@ -20,30 +42,54 @@
  *                          (then the output sequence is hs itself)
  * saved     gates (B,T,4H) indexed by *time* t: the activated gates [i, f, g, o] of the step
  *                          that read x[:, t] (entries of masked steps are unspecified)
+ *           act_c (B,T,H)  a(c) after each processing step s, or NULL (not saved; the
+ *                          backward then recomputes it); entries of masked steps unspecified
  * inputs    x     (B,T,D)
  *           h0    (B,H) or NULL for zeros;  c0 (B,H) or NULL for zeros
  *           mask  (B,T) uint8 or NULL (nonzero = keep)
+ *           dp_mask  (B,4D) per-gate input-dropout masks [p_i|p_f|p_c|p_o], or NULL
+ *           rec_mask (B,4H) per-gate recurrent-dropout masks [r_i|r_f|r_c|r_o], or NULL
  * weights   W     (D,4H)   kernel
  *           U     (H,4H)   recurrent_kernel
  *           bias  (4H)     or NULL
- * returns   AL_OK
+ * returns   AL_OK, or AL_ERR_NOMEM (workspace: B*T*D reals with dp_mask, B*4H with rec_mask)
  *
- * The input projection of all B*T rows is one GEMM; each step is one (B,H)x(H,4H) GEMM into
- * the strided gate rows of time t, then a fused elementwise pass per sample.
+ * The input projection of all B*T rows is one GEMM (four, one per gate, with dp_mask); each
+ * step is one (B,H)x(H,4H) GEMM (four (B,H)x(H,H) with rec_mask) into the strided gate rows
+ * of time t, then a fused elementwise pass per sample.
  */
-int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates,
+int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
                         const real *x, const real *h0, const real *c0, const uint8_t *mask,
+                        const real *dp_mask, const real *rec_mask,
                         const real *W, const real *U, const real *bias,
                         size_t B, size_t T, size_t D, size_t H,
                         int activation, int recurrent_activation, int go_backwards) {
     const size_t G = 4 * H;
-    size_t s, b, j;
+    size_t s, b, j, k;
+    real *hd = NULL;                                    /* (B,4H) dropped h_{s-1} per gate */
     if (B == 0 || T == 0) return AL_OK;
+    if (rec_mask != NULL) {
+        hd = (real *)malloc(B * G * sizeof(real));
+        if (hd == NULL) return AL_ERR_NOMEM;
+    }
 
     /* gates (B*T, 4H) = x (B*T, D) @ W (D, 4H): one GEMM over every step. */
-    if (D > 0) {
+    if (D > 0 && dp_mask == NULL) {
         AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)G, (int)D,
                 (real)1, x, (int)D, W, (int)G, (real)0, gates, (int)G);
+    } else if (D > 0) {
+        /* gates[:, kH:(k+1)H] = (x * p_k) @ W[:, kH:(k+1)H], one GEMM per gate. */
+        real *xd = (real *)malloc(B * T * D * sizeof(real));
+        if (xd == NULL) {
+            free(hd);
+            return AL_ERR_NOMEM;
+        }
+        for (k = 0; k < 4; k++) {
+            AL_SFN(lstm_drop_x)(xd, x, dp_mask, k, B, T, D);
+            AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)H, (int)D,
+                    (real)1, xd, (int)D, W + k * H, (int)G, (real)0, gates + k * H, (int)G);
+        }
+        free(xd);
     } else {
         for (j = 0; j < B * T * G; j++) gates[j] = (real)0;
     }
@@ -55,11 +101,23 @@ int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates,
         const size_t hprev_ld = (s == 0) ? H : T * H;
         real *gt = gates + t * G;                       /* rows b at stride T*G */
 
-        if (hprev != NULL) {
+        if (hprev != NULL && hd == NULL) {
             AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)G, (int)H,
                     (real)1, hprev, (int)hprev_ld, U, (int)G, (real)1, gt, (int)(T * G));
+        } else if (hprev != NULL) {
+            for (b = 0; b < B; b++) {
+                const real *hp = hprev + b * hprev_ld, *r = rec_mask + b * G;
+                real *dst = hd + b * G;
+                for (k = 0; k < 4; k++) {
+                    for (j = 0; j < H; j++) dst[k * H + j] = hp[j] * r[k * H + j];
+                }
+            }
+            for (k = 0; k < 4; k++) {
+                AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)H, (int)H,
+                        (real)1, hd + k * H, (int)G, U + k * H, (int)G, (real)1, gt + k * H,
+                        (int)(T * G));
+            }
         }
-
         for (b = 0; b < B; b++) {
             real *z = gt + b * T * G;
             const real *hp = hprev ? hprev + b * hprev_ld : NULL;
@@ -94,6 +152,10 @@ int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates,
                 }
                 for (j = 0; j < H; j++) hn[j] = cn[j];
                 AL_SFN(act_forward)(activation, hn, H);
+                if (act_c != NULL) {
+                    real *ac = act_c + b * T * H + s * H;
+                    for (j = 0; j < H; j++) ac[j] = hn[j];
+                }
                 for (j = 0; j < H; j++) hn[j] *= zo[j];
             }
             if (out != NULL) {
@@ -102,5 +164,220 @@ int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates,
             }
         }
     }
+    free(hd);
+    return AL_OK;
+}
+
+/*
+ * lstm_backward: backpropagation through time over the whole sequence, inverting lstm_forward.
+ *
+ * outputs   dx     (B,T,D)  d loss / d x (the x passed to the forward, before dp_mask)
+ *           dW     (D,4H)   d loss / d kernel
+ *           dU     (H,4H)   d loss / d recurrent_kernel
+ *           db     (4H)     d loss / d bias
+ *           dh0    (B,H)    d loss / d h0 (also when the forward had h0 = NULL, i.e. zeros)
+ *           dc0    (B,H)    d loss / d c0
+ * saved     hs, cs (B,T,H)  from lstm_forward (processing order)
+ *           gates  (B,T,4H) from lstm_forward (time order)
+ *           act_c  (B,T,H)  from lstm_forward, or NULL to recompute a(c) from cs
+ * inputs    x (B,T,D), h0 (B,H) or NULL, c0 (B,H) or NULL, mask (B,T) uint8 or NULL,
+ *           dp_mask (B,4D) or NULL, rec_mask (B,4H) or NULL: exactly the forward's arguments
+ *           d_out  (B,T,H)  upstream gradient w.r.t. the output sequence (processing order,
+ *                           after the mask rule; without a mask the outputs are hs), or NULL
+ *           d_last (B,H)    upstream gradient w.r.t. the last output (the output of step T-1,
+ *                           i.e. return_sequences=False), or NULL; added to d_out[:, T-1]
+ *           d_hT   (B,H)    upstream gradient w.r.t. the final h (hs[:, T-1]), or NULL
+ *           d_cT   (B,H)    upstream gradient w.r.t. the final c (cs[:, T-1]), or NULL
+ * weights   W (D,4H), U (H,4H)
+ * returns   AL_OK, or AL_ERR_NOMEM (workspace of B*T*(4H + H + D) + 2*B*H reals, with
+ *           rec_mask B*T*8H + B*T*D + 5*B*H)
+ *
+ * Per step s (time t), for an unmasked sample, with dh, dc the gradients w.r.t. h_s, c_s
+ * arriving from later steps and u the upstream gradient w.r.t. out_s (= h_s):
+ *   dh' = dh + u ;  dc' = dc + dh' o a'(c_s)
+ *   dz_o = dh' a(c_s) ra'(o) ;  dz_i = dc' g ra'(i) ;  dz_c = dc' i a'(g) ;  dz_f = dc' c_{s-1} ra'(f)
+ *   dc_{s-1} = dc' f ;  dh_{s-1} = sum_k (dz_k U_k^T) * r_k
+ * For a masked sample h_s = h_{s-1}, c_s = c_{s-1} and out_s = out_{s-1}: dh and dc pass
+ * through unchanged, dz = 0, and u is carried to out_{s-1} (and dropped before step 0, where
+ * the output is the constant 0). Derivatives are taken from the activations' outputs
+ * (al_act_impl.h), so relu / hard_sigmoid kinks get the one-sided value TF uses.
+ * The loop is sequential only in the elementwise pass and the dz U^T GEMM per step (four
+ * per-gate GEMMs with rec_mask); dz of every step is kept (time order, like gates) and the
+ * weight and input gradients are large GEMMs / reductions after the loop:
+ *   dU_k = Hd_k^T dZ_k (Hd = the dropped h_{t-1} rows, rebuilt from hs),
+ *   dW_k = (X * p_k)^T dZ_k,  dX = sum_k (dZ_k W_k^T) * p_k,  db = sum dZ
+ * (one GEMM each over all four gates when the masks are absent).
+ */
+int AL_FN(lstm_backward)(real *dx, real *dW, real *dU, real *db, real *dh0, real *dc0,
+                         const real *hs, const real *cs, const real *gates, const real *act_c,
+                         const real *x, const real *h0, const real *c0, const uint8_t *mask,
+                         const real *dp_mask, const real *rec_mask,
+                         const real *d_out, const real *d_last, const real *d_hT,
+                         const real *d_cT,
+                         const real *W, const real *U,
+                         size_t B, size_t T, size_t D, size_t H,
+                         int activation, int recurrent_activation, int go_backwards) {
+    const size_t G = 4 * H;
+    const size_t BT = B * T;
+    const size_t HW = rec_mask ? G : H;     /* width of Hd and tmp rows */
+    size_t s, b, j, k;
+    real *work, *dZ, *Hd, *tmp, *dcarry, *xd;
+
+    if (B == 0 || T == 0) {
+        for (j = 0; j < D * G; j++) dW[j] = (real)0;
+        for (j = 0; j < H * G; j++) dU[j] = (real)0;
+        for (j = 0; j < G; j++) db[j] = (real)0;
+        for (j = 0; j < B * H; j++) dh0[j] = dc0[j] = (real)0;
+        return AL_OK;
+    }
+    /* dZ (B,T,4H) | Hd (B,T,HW) | tmp (B,HW) | dcarry (B,H) | xd (B,T,D) (dp_mask only) */
+    work = (real *)malloc((BT * (G + HW) + B * (HW + H) + (dp_mask ? BT * D : 0)) *
+                          sizeof(real));
+    if (work == NULL) return AL_ERR_NOMEM;
+    dZ = work;
+    Hd = dZ + BT * G;
+    tmp = Hd + BT * HW;
+    dcarry = tmp + B * HW;
+    xd = dcarry + B * H;
+
+    /* dh0, dc0 serve as the running dh, dc (gradients w.r.t. h_s, c_s). */
+    for (j = 0; j < B * H; j++) {
+        dh0[j] = d_hT ? d_hT[j] : (real)0;
+        dc0[j] = d_cT ? d_cT[j] : (real)0;
+        dcarry[j] = (real)0;
+    }
+
+    for (s = T; s-- > 0;) {
+        const size_t t = go_backwards ? T - 1 - s : s;
+        for (b = 0; b < B; b++) {
+            real *dz = dZ + (b * T + t) * G;
+            real *dh = dh0 + b * H, *dc = dc0 + b * H, *dcar = dcarry + b * H;
+            const real *dob = d_out ? d_out + (b * T + s) * H : NULL;
+            const real *dlb = (d_last && s == T - 1) ? d_last + b * H : NULL;
+
+            if (mask != NULL && !mask[b * T + t]) {
+                /* out_s = out_{s-1}: the output gradient moves one step back. */
+                for (j = 0; j < H; j++) {
+                    dcar[j] += (dob ? dob[j] : (real)0) + (dlb ? dlb[j] : (real)0);
+                }
+                for (j = 0; j < G; j++) dz[j] = (real)0;
+                continue;
+            }
+            {
+                const real *gi = gates + (b * T + t) * G, *gf = gi + H, *gg = gi + 2 * H,
+                           *go = gi + 3 * H;
+                const real *cn = cs + (b * T + s) * H;
+                const real *cp = (s == 0) ? (c0 ? c0 + b * H : NULL) : cn - H;
+                const real *acs = act_c ? act_c + (b * T + s) * H : NULL;
+                real *dzi = dz, *dzf = dz + H, *dzg = dz + 2 * H, *dzo = dz + 3 * H;
+                for (j = 0; j < H; j++) {
+                    const real ac = acs ? acs[j] : AL_SFN(act_scalar)(activation, cn[j]);
+                    const real dht = dh[j] + dcar[j] + (dob ? dob[j] : (real)0) +
+                                     (dlb ? dlb[j] : (real)0);
+                    const real dct = dc[j] + dht * go[j] * AL_SFN(act_deriv)(activation, ac);
+                    dzo[j] = dht * ac * AL_SFN(act_deriv)(recurrent_activation, go[j]);
+                    dzi[j] = dct * gg[j] * AL_SFN(act_deriv)(recurrent_activation, gi[j]);
+                    dzg[j] = dct * gi[j] * AL_SFN(act_deriv)(activation, gg[j]);
+                    dzf[j] = cp ? dct * cp[j] * AL_SFN(act_deriv)(recurrent_activation, gf[j])
+                                : (real)0;
+                    dc[j] = dct * gf[j];
+                    dcar[j] = (real)0;
+                }
+            }
+        }
+        if (rec_mask == NULL) {
+            /* tmp (B,H) = dz_t (B,4H; rows at stride T*4H) @ U^T */
+            AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)H, (int)G,
+                    (real)1, dZ + t * G, (int)(T * G), U, (int)G, (real)0, tmp, (int)H);
+        } else {
+            /* tmp[:, kH:(k+1)H] (B,H) = dz_k (B,H) @ U_k^T, one GEMM per gate */
+            for (k = 0; k < 4; k++) {
+                AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)H, (int)H,
+                        (real)1, dZ + t * G + k * H, (int)(T * G), U + k * H, (int)G,
+                        (real)0, tmp + k * H, (int)G);
+            }
+        }
+        for (b = 0; b < B; b++) {
+            real *dh = dh0 + b * H;
+            const real *tb = tmp + b * HW;
+            const real *r = rec_mask ? rec_mask + b * G : NULL;
+            if (mask != NULL && !mask[b * T + t]) continue;
+            if (r != NULL) {
+                for (j = 0; j < H; j++) {
+                    dh[j] = tb[j] * r[j] + tb[H + j] * r[H + j] + tb[2 * H + j] * r[2 * H + j] +
+                            tb[3 * H + j] * r[3 * H + j];
+                }
+            } else {
+                for (j = 0; j < H; j++) dh[j] = tb[j];
+            }
+        }
+    }
+
+    /* Hd (B,T,HW), row (b,t) = the dropped h_{s-1} that met U in the step reading x[:, t]. */
+    for (b = 0; b < B; b++) {
+        for (s = 0; s < T; s++) {
+            const size_t t = go_backwards ? T - 1 - s : s;
+            const real *hp = (s == 0) ? (h0 ? h0 + b * H : NULL) : hs + (b * T + s - 1) * H;
+            const real *r = rec_mask ? rec_mask + b * G : NULL;
+            real *dst = Hd + (b * T + t) * HW;
+            if (hp == NULL) {
+                for (j = 0; j < HW; j++) dst[j] = (real)0;
+            } else if (r != NULL) {
+                for (k = 0; k < 4; k++) {
+                    for (j = 0; j < H; j++) dst[k * H + j] = hp[j] * r[k * H + j];
+                }
+            } else {
+                for (j = 0; j < H; j++) dst[j] = hp[j];
+            }
+        }
+    }
+
+    if (rec_mask == NULL) {
+        /* dU (H,4H) = Hd^T (H, B*T) @ dZ (B*T, 4H) */
+        AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)G, (int)BT,
+                (real)1, Hd, (int)H, dZ, (int)G, (real)0, dU, (int)G);
+    } else {
+        /* dU_k (H,H) = Hd_k^T (H, B*T) @ dZ_k (B*T, H) */
+        for (k = 0; k < 4; k++) {
+            AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)H, (int)BT,
+                    (real)1, Hd + k * H, (int)G, dZ + k * H, (int)G, (real)0, dU + k * H,
+                    (int)G);
+        }
+    }
+    if (D > 0 && dp_mask == NULL) {
+        /* dW (D,4H) = X^T (D, B*T) @ dZ (B*T, 4H);  dX (B*T, D) = dZ (B*T, 4H) @ W^T (4H, D) */
+        AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)G, (int)BT,
+                (real)1, x, (int)D, dZ, (int)G, (real)0, dW, (int)G);
+        AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BT, (int)D, (int)G,
+                (real)1, dZ, (int)G, W, (int)G, (real)0, dx, (int)D);
+    } else if (D > 0) {
+        for (k = 0; k < 4; k++) {
+            /* dW_k (D,H) = (X * p_k)^T @ dZ_k;  then xd = dZ_k @ W_k^T, dX += xd * p_k */
+            AL_SFN(lstm_drop_x)(xd, x, dp_mask, k, B, T, D);
+            AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)H, (int)BT,
+                    (real)1, xd, (int)D, dZ + k * H, (int)G, (real)0, dW + k * H, (int)G);
+            AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BT, (int)D, (int)H,
+                    (real)1, dZ + k * H, (int)G, W + k * H, (int)G, (real)0, xd, (int)D);
+            for (b = 0; b < B; b++) {
+                const real *pk = dp_mask + b * 4 * D + k * D;
+                for (s = 0; s < T; s++) {
+                    real *dxr = dx + (b * T + s) * D;
+                    const real *xr = xd + (b * T + s) * D;
+                    if (k == 0) {
+                        for (j = 0; j < D; j++) dxr[j] = xr[j] * pk[j];
+                    } else {
+                        for (j = 0; j < D; j++) dxr[j] += xr[j] * pk[j];
+                    }
+                }
+            }
+        }
+    }
+    /* db (4H) = sum over the B*T rows of dZ */
+    for (j = 0; j < G; j++) db[j] = (real)0;
+    for (s = 0; s < BT; s++) {
+        const real *row = dZ + s * G;
+        for (j = 0; j < G; j++) db[j] += row[j];
+    }
+    free(work);
     return AL_OK;
 }
