@@ -51,6 +51,11 @@ int al_check_activation(const char *fn, const char *arg, int code);
 /* Sets the Python exception matching a kernel status; returns NULL for `return`. */
 PyObject *al_kernel_error(const char *fn, int status);
 
+/* A (B, 4N) per-gate dropout mask of type `typenum` from a (B, 4N) or shared (B, N) mask
+ * (defined in bind_lstm.c); NULL with an exception set. `unit` names N ("D" or "H"). */
+PyArrayObject *al_lstm_gate_mask(PyObject *obj, int typenum, const char *fn, const char *arg,
+                                 npy_intp B, npy_intp N, const char *unit);
+
 /* Method tables of each binding file, joined by module.c. */
 extern PyMethodDef al_lstm_methods[];
 extern PyMethodDef al_lstm_bwd_methods[];

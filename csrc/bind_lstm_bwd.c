@@ -3,9 +3,6 @@
  */
 #include "bind_common.h"
 
-/* Defined in bind_lstm.c: a (B, 4N) per-gate mask from a (B, 4N) or shared (B, N) mask. */
-PyArrayObject *al_lstm_gate_mask(PyObject *obj, int typenum, const char *fn, const char *arg,
-                                 npy_intp B, npy_intp N, const char *unit);
 
 static const char LSTM_BACKWARD_DOC[] =
     "lstm_backward(hs, cs, gates, x, kernel, recurrent_kernel, h0=None, c0=None, mask=None,\n"
