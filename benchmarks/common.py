@@ -23,7 +23,7 @@ def thread_env(n, base=None):
     env = dict(os.environ if base is None else base)
     for k in THREAD_ENV:
         env[k] = str(n)
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     env["KERAS_BACKEND"] = "tensorflow"
     env["TF_ENABLE_ONEDNN_OPTS"] = env.get("TF_ENABLE_ONEDNN_OPTS", "1")
     return env
@@ -59,8 +59,11 @@ def keras():
         if not (have("tensorflow") and have("keras")):
             raise NotAvailable("tensorflow-cpu / keras not installed")
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        import warnings
         import tensorflow as tf
         import keras as k
+        tf.get_logger().setLevel("ERROR")
+        warnings.filterwarnings("ignore", message="The model does not have any trainable weights")
         if k.backend.backend() != "tensorflow":
             raise NotAvailable(f"keras backend is {k.backend.backend()!r}, not tensorflow")
         _fw["keras"] = (k, tf)

@@ -2,7 +2,9 @@
 
 Method (printed with the results): in a new process pinned like the timing runs, build the model
 and inputs, run one warm-up step (library initialisation, graph tracing, optimizer slots), then
-reset the kernel's resident-set high-water mark (write "5" to /proc/self/clear_refs), read the
+hand freed heap pages back to the OS (gc.collect + glibc malloc_trim(0), so the allocator's cache
+of the warm-up's freed blocks does not hide the step's needs), reset the kernel's resident-set
+high-water mark (write "5" to /proc/self/clear_refs), read the
 current RSS, run one step and read VmHWM from /proc/self/status: peak = VmHWM - RSS before the step,
 i.e. the extra resident memory the step needs (activations saved for backward, gradients, scratch,
 allocator growth). Same method for every contender; it counts C-level mallocs that tracemalloc
@@ -37,6 +39,18 @@ def _reset_hwm():
         return False
 
 
+def _give_back():
+    """Return freed heap pages to the OS (glibc malloc_trim), so that memory the warm-up step
+    freed but the allocator kept does not hide the measured step's peak."""
+    import ctypes
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv):
     family, op, contender = argv[:3]
     shape = dict(zip(("B", "T", "D", "H"), map(int, argv[3:7])))
@@ -59,6 +73,7 @@ def main(argv):
     ok = _reset_hwm()
     if ok:
         fn()                              # warm-up step
+        _give_back()
         ok = _reset_hwm()
     before = _status_kb("VmRSS")
     base_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

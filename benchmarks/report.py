@@ -14,7 +14,8 @@ OP_TITLES = {"lstm_fwd": "LSTM forward", "lstm_fwdbwd": "LSTM forward+backward",
 
 MEMORY_METHOD = (
     "peak memory = extra resident memory of one training step, each contender in a fresh process "
-    "pinned like the timing runs: one warm-up step, reset the RSS high-water mark "
+    "pinned like the timing runs: one warm-up step, gc + malloc_trim(0) to return freed heap "
+    "pages, reset the RSS high-water mark "
     "(/proc/self/clear_refs = 5), then VmHWM after the step minus VmRSS before it. "
     "attnlstm also: tracemalloc peak of NumPy allocations during the step.")
 
