@@ -1,0 +1,149 @@
+"""LSTM adapters: forward (float32 / float64) and forward+backward, one small function per contender.
+
+Every setup function gets the same NumPy data (Keras layout: kernel (D,4H), recurrent_kernel (H,4H),
+bias (4H,), gate order i,f,c,o, which is also PyTorch's i,f,g,o) and returns a zero-argument callable.
+The callable does the timed work and returns the canonical outputs
+    forward:  [y (B,T,H)]
+    fwd+bwd:  [y, dx (B,T,D), dW (D,4H), dU (H,4H), db (4H,)]   for the loss sum(y * dy)
+(framework tensors; the equality check converts them). Conversions to framework tensors happen
+outside the timed callable.
+"""
+import numpy as np
+
+from .common import NOT_YET, NotAvailable, attnlstm, keras, lstm_bwd_flops, lstm_fwd_flops, torch
+
+OPS = {
+    "lstm_fwd": "LSTM forward",
+    "lstm_fwdbwd": "LSTM forward+backward",
+}
+
+
+def make_data(shape, dtype, seed=0):
+    B, T, D, H = shape["B"], shape["T"], shape["D"], shape["H"]
+    rng = np.random.default_rng(seed)
+    s = 1.0 / np.sqrt(H)
+    d = {"x": rng.standard_normal((B, T, D)), "W": rng.uniform(-s, s, (D, 4 * H)),
+         "U": rng.uniform(-s, s, (H, 4 * H)), "b": rng.uniform(-s, s, 4 * H),
+         "dy": rng.standard_normal((B, T, H))}
+    return {k: np.ascontiguousarray(v, dtype=dtype) for k, v in d.items()}
+
+
+def flops(op, shape):
+    f = lstm_fwd_flops(shape["B"], shape["T"], shape["D"], shape["H"])
+    if op == "lstm_fwdbwd":
+        f += lstm_bwd_flops(shape["B"], shape["T"], shape["D"], shape["H"])
+    return f
+
+
+def _pick(g, names, index):
+    """One gradient out of whatever lstm_backward returns (dict with one of `names`, or tuple)."""
+    if isinstance(g, dict):
+        for n in names:
+            if n in g:
+                return g[n]
+        return None
+    return g[index] if index < len(g) else None
+
+
+def setup_attnlstm(op, d):
+    ops = attnlstm().ops
+    x, W, U, b, dy = d["x"], d["W"], d["U"], d["b"], d["dy"]
+    if op == "lstm_fwd":
+        return lambda: [ops.lstm(x, W, U, b, return_sequences=True)]
+    if not hasattr(ops, "lstm_backward"):
+        raise NotAvailable(NOT_YET)
+
+    def fn():
+        s = ops.lstm_forward(x, W, U, b)
+        g = ops.lstm_backward(s, d_outputs=dy)
+        return [s["outputs"],
+                _pick(g, ("d_x", "dx", "d_inputs", "x"), 0),
+                _pick(g, ("d_kernel", "dkernel", "dW", "kernel"), 1),
+                _pick(g, ("d_recurrent_kernel", "drecurrent_kernel", "dU", "recurrent_kernel"), 2),
+                _pick(g, ("d_bias", "dbias", "db", "bias"), 3)]
+    return fn
+
+
+def setup_torch(op, d):
+    t = torch()
+    B, T, D = d["x"].shape
+    H = d["U"].shape[0]
+    dt = t.float64 if d["x"].dtype == np.float64 else t.float32
+    m = t.nn.LSTM(D, H, batch_first=True).to(dt)
+    with t.no_grad():
+        m.weight_ih_l0.copy_(t.from_numpy(d["W"].T.copy()))
+        m.weight_hh_l0.copy_(t.from_numpy(d["U"].T.copy()))
+        m.bias_ih_l0.copy_(t.from_numpy(d["b"]))
+        m.bias_hh_l0.zero_()
+    x = t.from_numpy(d["x"].copy())
+    if op == "lstm_fwd":
+        def fwd():
+            with t.inference_mode():
+                return [m(x)[0]]
+        return fwd
+    x.requires_grad_(True)
+    dy = t.from_numpy(d["dy"].copy())
+    params = list(m.parameters())
+
+    def fn():
+        for p in params:
+            p.grad = None
+        x.grad = None
+        y = m(x)[0]
+        y.backward(dy)
+        return [y, x.grad, m.weight_ih_l0.grad.T, m.weight_hh_l0.grad.T, m.bias_ih_l0.grad]
+    return fn
+
+
+def _keras_layer(d):
+    k, tf = keras()
+    B, T, D = d["x"].shape
+    H = d["U"].shape[0]
+    dt = "float64" if d["x"].dtype == np.float64 else "float32"
+    layer = k.layers.LSTM(H, return_sequences=True, dtype=dt)
+    layer.build((B, T, D))
+    layer.set_weights([d["W"], d["U"], d["b"]])
+    return k, tf, layer, dt
+
+
+def setup_keras(op, d):
+    k, tf, layer, dt = _keras_layer(d)
+    x = tf.constant(d["x"])
+    if op == "lstm_fwd":
+        return lambda: [layer(x)]
+    dy = tf.constant(d["dy"])
+    cell = layer.cell
+
+    def fn():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        g = tape.gradient(y, [x, cell.kernel, cell.recurrent_kernel, cell.bias],
+                          output_gradients=dy)
+        return [y] + g
+    return fn
+
+
+def setup_keras_jit(op, d):
+    k, tf, layer, dt = _keras_layer(d)
+    B, T, D = d["x"].shape
+    inp = k.Input((T, D), batch_size=B, dtype=dt)
+    model = k.Model(inp, layer(inp))
+    x = d["x"]
+    if op == "lstm_fwd":
+        return lambda: [model.predict_on_batch(x)]
+    # train_on_batch: loss = sum(y * dy) (gradient dy w.r.t. y, as for the others), SGD with
+    # learning rate 0 so the weights stay put; it does not compute dx (x is not a variable).
+    model.compile(optimizer=k.optimizers.SGD(learning_rate=0.0),
+                  loss=lambda y_true, y_pred: k.ops.sum(y_true * y_pred))
+    dy = d["dy"]
+    return lambda: [model.train_on_batch(x, dy)]
+
+
+SETUP = {"attnlstm": setup_attnlstm, "torch": setup_torch, "keras": setup_keras,
+         "keras-jit": setup_keras_jit}
+
+
+def ref_loss(op, d, ref):
+    """The loss train_on_batch reports (sum(y * dy)), from the reference outputs."""
+    return float(np.sum(np.asarray(ref[0], np.float64) * d["dy"]))

@@ -1,0 +1,77 @@
+"""Interleaved timing of several contenders on one case, with repeats adapted to the cost.
+
+Every contender first runs `warmup` untimed calls. Then the contenders are called in rounds
+(A, B, C, A, B, C, ...) so that a slow drift of the shared machine hits all of them alike.
+A contender stops once it has at least `min_runs` runs and `budget` seconds of measured time,
+or `max_runs` runs. Statistics: median, interquartile range, min and max of the per-call times.
+"""
+import time
+
+import numpy as np
+
+# Defaults, printed in the report header: repeat until ~0.2 s of measured time, at least 3 runs.
+MIN_RUNS = 3
+MAX_RUNS = 50
+BUDGET_S = 0.2
+WARMUP = 1
+
+
+def stats(times):
+    t = np.sort(np.asarray(times, dtype=np.float64))
+    q1, med, q3 = np.percentile(t, [25, 50, 75])
+    return {"median_s": float(med), "q1_s": float(q1), "q3_s": float(q3),
+            "min_s": float(t[0]), "max_s": float(t[-1]), "runs": int(len(t))}
+
+
+def race(fns, min_runs=MIN_RUNS, max_runs=MAX_RUNS, budget=BUDGET_S, warmup=WARMUP):
+    """Time `fns` (name -> zero-argument callable), interleaved. Returns name -> stats dict,
+    or name -> {"error": "..."} when a contender raised (its number is then never reported)."""
+    out, live = {}, {}
+    for name, fn in fns.items():
+        try:
+            for _ in range(warmup):
+                fn()
+            live[name] = fn
+        except Exception as e:  # a contender that fails gets a note, not a number
+            out[name] = {"error": f"{type(e).__name__}: {e}"[:300]}
+    times = {name: [] for name in live}
+    while live:
+        for name in list(live):
+            fn = live[name]
+            try:
+                t0 = time.perf_counter()
+                fn()
+                dt = time.perf_counter() - t0
+            except Exception as e:
+                out[name] = {"error": f"{type(e).__name__}: {e}"[:300]}
+                del live[name]
+                continue
+            ts = times[name]
+            ts.append(dt)
+            if len(ts) >= max_runs or (len(ts) >= min_runs and sum(ts) >= budget):
+                out[name] = stats(ts)
+                del live[name]
+    return out
+
+
+def per_call_us(fn, calls=None, batches=5, target_s=0.05):
+    """Median per-call time in microseconds of a very cheap call: `batches` batches of `calls`
+    back-to-back calls (calls chosen so one batch takes about `target_s`)."""
+    fn()
+    if calls is None:
+        t0 = time.perf_counter()
+        n = 0
+        while time.perf_counter() - t0 < 0.01 and n < 10000:
+            fn()
+            n += 1
+        per = (time.perf_counter() - t0) / max(n, 1)
+        calls = int(min(20000, max(3, target_s / max(per, 1e-9))))
+    res = []
+    for _ in range(batches):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        res.append((time.perf_counter() - t0) / calls * 1e6)
+    res.sort()
+    return {"median_us": res[len(res) // 2], "min_us": res[0], "max_us": res[-1],
+            "calls_per_batch": calls, "batches": batches}
