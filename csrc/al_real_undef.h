@@ -10,3 +10,4 @@
 #undef AL_LOG
 #undef AL_REAL_F32
 #undef AL_REAL_F64
+#undef AL_VEXP
