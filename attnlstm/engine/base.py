@@ -646,9 +646,18 @@ def producer_hint(layer, err, inputs):
                     f"Input(shape=(timesteps, {inner[-1] if inner else 'features'})), or "
                     f"Input(shape=(None, {inner[-1] if inner else 'features'})) for variable-length "
                     f"sequences.")
-        elif want == len(got) - 1 and len(got) >= 3:
-            hint = (f"Input `shape` excludes the batch axis: use Input(shape={format_shape(got[2:])}, "
-                    f"batch_size={got[1]}) or simply Input(shape={format_shape(got[2:])}).")
+        elif want == len(got) - 1 and len(got) == 3:
+            # (batch, T, F) where one vector per sample is expected: most often a sequence fed
+            # to a vector layer, sometimes a batch size written into `shape`.
+            hint = (f"Input(shape={format_shape(got[1:])}) gives sequences (batch, timesteps, "
+                    f"features) but this layer takes one vector per sample; reduce the time axis "
+                    f"first (an LSTM without return_sequences, or GlobalAveragePooling1D). If "
+                    f"{got[1]} is the batch size, note that `shape` excludes the batch axis: use "
+                    f"Input(shape={format_shape(got[2:])}, batch_size={got[1]}).")
+        elif want == len(got) - 1 and len(got) > 3:
+            hint = (f"Input `shape` (like a first layer's `input_shape`) excludes the batch axis: "
+                    f"use Input(shape={format_shape(got[2:])}, batch_size={got[1]}) or simply "
+                    f"Input(shape={format_shape(got[2:])}).")
     if hint is None:
         return None
     return _with_hint(err, hint)

@@ -248,6 +248,12 @@ class Model(Layer):
             if isinstance(x, (list, tuple)) and len(x) == 1 and np.ndim(x[0]) >= 1 and \
                     np.ndim(x) != len(self.inputs[0].shape):
                 return [x[0]]
+            if isinstance(x, (list, tuple)) and len(x) > 1 and \
+                    all(isinstance(v, np.ndarray) for v in x):
+                raise ValueError(
+                    f"Model '{self.name}' expects 1 input {[t.name for t in self.inputs]}, but it "
+                    f"received a list of {len(x)} input arrays of shapes "
+                    f"{[tuple(v.shape) for v in x]}.")
             return [x]
         if not isinstance(x, (list, tuple)):
             raise ValueError(f"Model '{self.name}' has {len(self.inputs)} inputs "
