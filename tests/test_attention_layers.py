@@ -650,3 +650,120 @@ def test_softmax_size1_warns_and_axis1_does_not():
         y = good(s)
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-6)
     close(y, kval(keras.layers.Softmax(axis=1)(s)))
+
+
+# ---------------------------------------------------------------------------------------------
+# More mask conventions
+
+
+def test_attention_third_mask_entry_ignored_like_keras():
+    _, q, v, k = data(70, key=True)
+    theirs, ours = list_pair("Attention", dict(use_scale=True), q, v, k, seed=71)
+    qm, vm = masks()
+    km = np.zeros((B, TV), bool)  # Keras ignores a third mask entry
+    got = ours([q, v, k], mask=[qm, vm, km])
+    close(got, kval(theirs([q, v, k], mask=[qm, vm, km])))
+    close(got, ours([q, v, k], mask=[qm, vm]))
+
+
+@pytest.mark.parametrize("ret", [False, True])
+def test_mha_key_mask_and_attention_mask_keras_parity(ret):
+    _, q, v, k = data(72, key=True)
+    theirs, ours = mha_pair(dict(num_heads=2, key_dim=3, value_dim=4), q, v, k, seed=73)
+    rng = np.random.default_rng(74)
+    am = rng.random((B, TQ, TV)) > 0.3
+    am[0, 1] = False  # one fully masked row
+    _, vm = masks()
+    km = np.ones((B, TV), bool)
+    km[1, 0] = False
+    for kw in (dict(key_mask=km), dict(attention_mask=am), dict(attention_mask=am, key_mask=km,
+                                                                 value_mask=vm)):
+        got = ours(q, v, key=k, return_attention_scores=ret, **kw)
+        want = kval(theirs(q, v, key=k, return_attention_scores=ret, **kw))
+        if ret:
+            close(got[0], want[0])
+            close(got[1], want[1])
+        else:
+            close(got, want)
+
+
+@pytest.mark.parametrize("ret", [False, True])
+def test_mha_causal_nonsquare_keras_parity(ret):
+    _, q, v, _ = data(75)
+    theirs, ours = mha_pair(dict(num_heads=2, key_dim=3), q, v, None, seed=76)
+    got = ours(q, v, use_causal_mask=True, return_attention_scores=ret)
+    want = kval(theirs(q, v, use_causal_mask=True, return_attention_scores=ret))
+    if ret:
+        close(got[0], want[0])
+        close(got[1], want[1])
+    else:
+        close(got, want)
+
+
+@pytest.mark.parametrize("query_rank", [2, 3])
+def test_bahdanau_masking_model_against_twin(query_rank):
+    """A Masking layer upstream gives BahdanauAttention its value mask inside a Model."""
+    vi = Input(shape=(TV, DV))
+    qi = Input(shape=(4,) if query_rank == 2 else (TQ, 4))
+    att = layers.BahdanauAttention(5)
+    ctx, w = att(qi, layers.Masking(0.0)(vi))
+    model = Model([qi, vi], [ctx, w])
+    rng = np.random.default_rng(77)
+    ws = randomize(att, rng)
+    x = padded(78, TV, DV, [5, 2, 4])
+    q = rng.normal(size=(B, 4) if query_rank == 2 else (B, TQ, 4)).astype(np.float32)
+    got_ctx, got_w = model.predict([q, x])
+    vm = np.any(x != 0, axis=-1)
+    want_ctx, want_w = R.bahdanau(q.astype(np.float64), x.astype(np.float64),
+                                  *[np.float64(a) for a in ws], value_mask=vm)
+    close(got_ctx, want_ctx)
+    close(got_w, want_w)
+    assert np.all(got_w[1, ..., 2:] == 0)
+
+
+def test_attention_pooling_after_masked_lstm_model_against_twin():
+    xi = Input(shape=(TV, 3))
+    h = layers.LSTM(4, return_sequences=True)(layers.Masking(0.0)(xi))
+    pool = layers.AttentionPooling(units=3, return_attention_scores=True)
+    out, w = pool(h)
+    model = Model(xi, [out, w])
+    hmodel = Model(xi, h)
+    ws = randomize(pool, np.random.default_rng(79))
+    x = padded(80, TV, 3, [5, 1, 3])
+    got_out, got_w = model.predict(x)
+    hv = hmodel.predict(x).astype(np.float64)
+    want_out, want_w = R.attention_pooling(hv, *[np.float64(a) for a in ws],
+                                           mask=np.any(x != 0, axis=-1))
+    close(got_out, want_out)
+    close(got_w, want_w)
+    assert np.all(got_w[1, 1:] == 0)
+
+
+def test_dense_softmax_size1_warns_in_model_predict():
+    xi = Input(shape=(TV, 4))
+    model = Model(xi, layers.Dense(1, activation="softmax", name="attn_score")(xi))
+    with pytest.warns(UserWarning, match=r"Dense 'attn_score': softmax over axis -1 of size 1"):
+        model.predict(np.ones((2, TV, 4), np.float32))
+
+
+@pytest.mark.parametrize("cls,kw", [("Attention", dict(use_scale=True)),
+                                    ("Attention", dict(score_mode="concat")),
+                                    ("AdditiveAttention", dict(use_scale=True))])
+def test_fully_masked_row_with_large_scores_matches_keras(cls, kw):
+    """|score| > 32: in float32 ``score - 1e9`` snaps to multiples of 64, so Keras' fully masked
+    row is not uniform; ours must reproduce it (finite, same values)."""
+    _, q, v, _ = data(81)
+    q, v = q * 12.0, v[..., :D] * 12.0
+    theirs, ours = list_pair(cls, kw, q, v, None, seed=82)
+    if cls == "AdditiveAttention":
+        theirs.set_weights([np.full((D,), 20.0, np.float32)])
+    elif kw.get("score_mode") == "concat":
+        theirs.set_weights([np.float32(20.0)])
+    ours.set_weights(theirs.get_weights())
+    qm, vm = masks(full_row=True)
+    got = ours([q, v], mask=[qm, vm], return_attention_scores=True)
+    want = kval(theirs([q, v], mask=[qm, vm], return_attention_scores=True))
+    assert np.abs(want[1][1] - 1.0 / TV).max() > 0.1  # the row is really not uniform
+    assert np.all(np.isfinite(got[1])) and np.all(np.isfinite(got[0]))
+    close(got[1], want[1])
+    close(got[0], want[0], atol=1e-4)
