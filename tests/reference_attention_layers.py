@@ -63,7 +63,8 @@ def attention_pooling(h, kernel, bias, context, mask=None):
     return np.einsum("bt,btd->bd", w, h), w
 
 
-def relative_mha(x, weights, num_heads, key_dim, value_dim, k, use_value_embeddings, causal):
+def relative_mha(x, weights, num_heads, key_dim, value_dim, k, use_value_embeddings, causal,
+                 value_mask=None):
     """Self-attention with relative positions (Shaw et al. 2018) on MHA's projections:
     r(i, j) = clip(j - i, -k, k) + k; e_ij = q_i . (k_j + rel_k[r]) / sqrt(key_dim);
     out_i = sum_j softmax_j(e_ij) (v_j + rel_v[r]); then the output projection."""
@@ -83,6 +84,9 @@ def relative_mha(x, weights, num_heads, key_dim, value_dim, k, use_value_embeddi
     e = (np.einsum("binh,bjnh->bnij", q, kp) + np.einsum("binh,ijh->bnij", q, RK)) \
         / np.sqrt(key_dim)
     mask = (j <= i)[None, None] if causal else None
+    if value_mask is not None:
+        vm = np.asarray(value_mask, bool)[:, None, None, :]
+        mask = vm if mask is None else (mask & vm)
     w = softmax(e, mask)
     ctx = np.einsum("bnij,bjnh->binh", w, v) + np.einsum("bnij,ijh->binh", w, RV)
     out = np.einsum("binh,nho->bio", ctx, ok) + ob

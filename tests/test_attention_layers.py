@@ -472,6 +472,14 @@ def test_relative_mha_twin(num_heads, use_value_embeddings, causal):
     twin_close(out, out_r)
     twin_close(scores, scores_r)
     twin_close(layer(x, use_causal_mask=causal), out_r)
+    vm = np.ones((B, T), bool)
+    vm[0, -2:] = False
+    vm[2, 1] = False
+    out, scores = layer(x, value_mask=vm, use_causal_mask=causal, return_attention_scores=True)
+    out_r, scores_r = R.relative_mha(x, w, num_heads, 3, 4, k, use_value_embeddings, causal,
+                                     value_mask=vm)
+    twin_close(out, out_r)
+    twin_close(scores, scores_r)
 
 
 def test_relative_mha_k0_is_mha_plus_constant_embedding():
