@@ -24,6 +24,17 @@
  * instead of saving them.
  */
 
+/* Hot loops are compiled for AVX-512, AVX2 and the baseline, chosen at run time (GCC
+ * function multi-versioning); the build itself stays portable. -std=c11 keeps FP
+ * contraction off, so every version computes the same bits. */
+#ifndef AL_ATTN_CLONES
+#  if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#    define AL_ATTN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#  else
+#    define AL_ATTN_CLONES
+#  endif
+#endif
+
 /* Row-major C (M,N) = alpha op(A) op(Bm) + beta C that is safe for empty axes (the BLAS
  * rejects leading dimensions of 0). K == 0 gives beta C (zeros when beta == 0). */
 static void AL_SFN(attn_gemm)(int trans_a, int trans_b, size_t M, size_t N, size_t K,
@@ -161,52 +172,75 @@ static inline real AL_SFN(attn_tanh)(real x) {
 #define AL_ATTN_CHUNK 256
 
 /* t (n) = tanh(sigma (q + k)), vectorised. */
+AL_ATTN_CLONES
 static void AL_SFN(attn_tanh_sum)(real *restrict t, const real *restrict q,
                                   const real *restrict k, real sigma, size_t n) {
     size_t u;
     for (u = 0; u < n; u++) t[u] = AL_SFN(attn_tanh)(sigma * (q[u] + k[u]));
 }
 
+/* sum_u x[u] y[u] with 8 interleaved partial sums (vectorisable without reassociating
+ * floating-point math at compile time; the order is fixed, so results do not depend on the
+ * instruction set). */
+static real AL_SFN(attn_dot8)(const real *x, const real *y, size_t n) {
+    real s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t u, r;
+    for (u = 0; u + 8 <= n; u += 8) {
+        for (r = 0; r < 8; r++) s[r] += x[u + r] * y[u + r];
+    }
+    for (; u < n; u++) s[0] += x[u] * y[u];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/* row (Tv) += au tanh(sigma (qiu + kTu)): one query feature u against every key. */
+AL_ATTN_CLONES
+static void AL_SFN(attn_tanh_row)(real *restrict row, const real *restrict kTu, real qiu,
+                                  real au, real sigma, size_t Tv) {
+    size_t j;
+    for (j = 0; j < Tv; j++) row[j] += au * AL_SFN(attn_tanh)(sigma * (qiu + kTu[j]));
+}
+
 /*
  * Tanh scores of one sample: S (Tq,Tv) = c * sum_u a[u] tanh(sigma (q[i,u] + k[j,u])),
- * q (Tq,U), k (Tv,U), a (U) or NULL for ones. Concat mode: a = NULL, sigma = scale,
- * c = concat_score_weight. Additive mode: a = scale, sigma = 1, c = 1 (exact, so the
- * rounding is Keras' `sum(scale * tanh(q + k))`). The sum over u runs in order.
+ * q (Tq,U), k (Tv,U), a (U) or NULL for ones; kT (U,Tv) workspace. Concat mode: a = NULL,
+ * sigma = scale, c = concat_score_weight. Additive mode: a = scale, sigma = 1, c = 1 (exact,
+ * so the rounding is Keras' `sum(scale * tanh(q + k))`). The keys are transposed once so the
+ * inner loop runs over keys j, elementwise; each score still sums over u in order.
  */
-static void AL_SFN(attn_tanh_scores)(real *S, const real *q, const real *k, const real *a,
-                                     real sigma, real c, size_t Tq, size_t Tv, size_t U) {
-    real t[AL_ATTN_CHUNK];
-    size_t i, j, u, u0, n;
+static void AL_SFN(attn_tanh_scores)(real *S, real *kT, const real *q, const real *k,
+                                     const real *a, real sigma, real c,
+                                     size_t Tq, size_t Tv, size_t U) {
+    size_t i, j, u;
+    for (j = 0; j < Tv; j++) {
+        for (u = 0; u < U; u++) kT[u * Tv + j] = k[j * U + u];
+    }
     for (i = 0; i < Tq; i++) {
-        const real *qi = q + i * U;
-        for (j = 0; j < Tv; j++) {
-            const real *kj = k + j * U;
-            real acc = (real)0;
-            for (u0 = 0; u0 < U; u0 += n) {
-                n = U - u0 < AL_ATTN_CHUNK ? U - u0 : AL_ATTN_CHUNK;
-                AL_SFN(attn_tanh_sum)(t, qi + u0, kj + u0, sigma, n);
-                if (a != NULL) {
-                    for (u = 0; u < n; u++) acc += a[u0 + u] * t[u];
-                } else {
-                    for (u = 0; u < n; u++) acc += t[u];
-                }
-            }
-            S[i * Tv + j] = c * acc;
+        real *row = S + i * Tv;
+        for (j = 0; j < Tv; j++) row[j] = (real)0;
+        for (u = 0; u < U; u++) {
+            AL_SFN(attn_tanh_row)(row, kT + u * Tv, q[i * U + u], a ? a[u] : (real)1, sigma, Tv);
+        }
+        if (c != (real)1) {
+            for (j = 0; j < Tv; j++) row[j] = c * row[j];
         }
     }
 }
 
 /* One chunk of the tanh-score backward for a (i, j) pair, vectorised:
- * dz = gc a (1 - t^2);  dqi += sigma dz;  dkj += sigma dz;  da += gc t (da may be NULL). */
-static void AL_SFN(attn_tanh_backward_chunk)(real *restrict dz, real *restrict dqi,
+ * dz = gc a (1 - t^2);  dqi += sigma dz;  dkj += sigma dz;  da += gc t (da may be NULL);
+ * zw = dz (qi + kj) for the sigma gradient. */
+AL_ATTN_CLONES
+static void AL_SFN(attn_tanh_backward_chunk)(real *restrict zw, real *restrict dqi,
                                              real *restrict dkj, real *restrict da,
                                              const real *restrict t, const real *restrict a,
+                                             const real *restrict qi, const real *restrict kj,
                                              real gc, real sigma, size_t n) {
     size_t u;
     for (u = 0; u < n; u++) {
-        dz[u] = gc * a[u] * ((real)1 - t[u] * t[u]);
-        dqi[u] += sigma * dz[u];
-        dkj[u] += sigma * dz[u];
+        const real dz = gc * a[u] * ((real)1 - t[u] * t[u]);
+        dqi[u] += sigma * dz;
+        dkj[u] += sigma * dz;
+        zw[u] = dz * (qi[u] + kj[u]);
     }
     if (da != NULL) {
         for (u = 0; u < n; u++) da[u] += gc * t[u];
@@ -226,7 +260,7 @@ static void AL_SFN(attn_tanh_scores_backward)(real *dq, real *dk, real *da, doub
                                               const real *q, const real *k, const real *a,
                                               real sigma, real c,
                                               size_t Tq, size_t Tv, size_t U) {
-    real t[AL_ATTN_CHUNK], dz[AL_ATTN_CHUNK], ones[AL_ATTN_CHUNK];
+    real t[AL_ATTN_CHUNK], zw[AL_ATTN_CHUNK], ones[AL_ATTN_CHUNK];
     size_t i, j, u, u0, n;
     double acc_sigma = 0.0, acc_c = 0.0;
     for (u = 0; u < AL_ATTN_CHUNK; u++) ones[u] = (real)1;
@@ -245,14 +279,11 @@ static void AL_SFN(attn_tanh_scores_backward)(real *dq, real *dk, real *da, doub
                 n = U - u0 < AL_ATTN_CHUNK ? U - u0 : AL_ATTN_CHUNK;
                 au = a ? a + u0 : ones;
                 AL_SFN(attn_tanh_sum)(t, qi + u0, kj + u0, sigma, n);
-                AL_SFN(attn_tanh_backward_chunk)(dz, dq + i * U + u0, dk + j * U + u0,
-                                                 da ? da + u0 : NULL, t, au, gc, sigma, n);
-                if (dc != NULL) {
-                    for (u = 0; u < n; u++) tsum += au[u] * t[u];
-                }
-                if (dsigma != NULL) {
-                    for (u = 0; u < n; u++) zsum += dz[u] * (qi[u0 + u] + kj[u0 + u]);
-                }
+                AL_SFN(attn_tanh_backward_chunk)(zw, dq + i * U + u0, dk + j * U + u0,
+                                                 da ? da + u0 : NULL, t, au, qi + u0, kj + u0,
+                                                 gc, sigma, n);
+                if (dc != NULL) tsum += AL_SFN(attn_dot8)(au, t, n);
+                if (dsigma != NULL) zsum += AL_SFN(attn_dot8)(ones, zw, n);
             }
             acc_sigma += (double)zsum;
             acc_c += (double)(g * tsum);
@@ -275,11 +306,16 @@ static int AL_SFN(attn_forward_core)(real *out, real *weights,
                                      size_t B, size_t Tq, size_t Tv, size_t D, size_t Dv,
                                      int causal) {
     size_t b, i, j;
+    real *kT = NULL;
     /* Without queries or keys there is nothing to loop over (and B may be huge while every
      * array is empty): the context of no keys is an empty sum, 0. */
     if (Tq == 0 || Tv == 0) {
         AL_SFN(attn_zero)(out, B * Tq * Dv);
         return AL_OK;
+    }
+    if (tanh_mode && B > 0) {
+        kT = (real *)malloc((D * Tv > 0 ? D * Tv : 1) * sizeof(real));
+        if (kT == NULL) return AL_ERR_NOMEM;
     }
     for (b = 0; b < B; b++) {
         real *W = weights + b * Tq * Tv;
@@ -292,7 +328,7 @@ static int AL_SFN(attn_forward_core)(real *out, real *weights,
                 for (j = 0; j < Tq * Tv; j++) W[j] *= scale;
             }
         } else {
-            AL_SFN(attn_tanh_scores)(W, qb, kb, a, scale, c, Tq, Tv, D);
+            AL_SFN(attn_tanh_scores)(W, kT, qb, kb, a, scale, c, Tq, Tv, D);
         }
         for (i = 0; i < Tq; i++) {
             AL_SFN(attn_mask_softmax_row)(W + i * Tv, b, i, value_mask, attention_mask, causal,
@@ -307,6 +343,7 @@ static int AL_SFN(attn_forward_core)(real *out, real *weights,
             }
         }
     }
+    free(kT);
     return AL_OK;
 }
 
