@@ -26,7 +26,8 @@
 
 /* Hot loops are compiled for AVX-512, AVX2 and the baseline, chosen at run time (GCC
  * function multi-versioning); the build itself stays portable. -std=c11 keeps FP
- * contraction off, so every version computes the same bits. */
+ * contraction off, so every version computes the same bits. (attention.c also sets
+ * no-trapping-math, without which the tanh clamp blocks vectorisation.) */
 #ifndef AL_ATTN_CLONES
 #  if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #    define AL_ATTN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -120,6 +121,7 @@ static void AL_SFN(attn_mask_softmax_row)(real *row, size_t b, size_t i,
  * Measured against float64 tanh: at most ~3 ulp in float32 and in float64.
  */
 #if defined(AL_REAL_F32)
+#  define AL_ATTN_COPYSIGN copysignf
 #  define AL_ATTN_TANH_SAT 9.5f            /* tanhf(9.5) == 1.0f */
 #  define AL_ATTN_TANH_HALVINGS 5          /* |z| <= 19/32 */
 static inline float AL_SFN(attn_expm1_small)(float z) {        /* Taylor to z^9/9! */
@@ -135,6 +137,7 @@ static inline float AL_SFN(attn_expm1_small)(float z) {        /* Taylor to z^9/
     return p * z;
 }
 #else
+#  define AL_ATTN_COPYSIGN copysign
 #  define AL_ATTN_TANH_SAT 20.0            /* tanh(20) == 1.0 */
 #  define AL_ATTN_TANH_HALVINGS 6          /* |z| <= 40/64 */
 static inline double AL_SFN(attn_expm1_small)(double z) {      /* Taylor to z^15/15! */
@@ -157,14 +160,25 @@ static inline double AL_SFN(attn_expm1_small)(double z) {      /* Taylor to z^15
 }
 #endif
 
+/* expm1(2y) = m (m + 2), written out (a loop here keeps GCC from vectorising the callers). */
+#define AL_ATTN_DOUBLE(m) ((m) * ((m) + (real)2))
+
 static inline real AL_SFN(attn_tanh)(real x) {
     real ax = AL_FABS(x), m;
-    int h;
     ax = ax > (real)AL_ATTN_TANH_SAT ? (real)AL_ATTN_TANH_SAT : ax;
     m = AL_SFN(attn_expm1_small)(ax * (real)(-2.0 / (double)(1 << AL_ATTN_TANH_HALVINGS)));
-    for (h = 0; h < AL_ATTN_TANH_HALVINGS; h++) m = m * (m + (real)2);
-    return copysign(-m / ((real)2 + m), x);
+    m = AL_ATTN_DOUBLE(m);
+    m = AL_ATTN_DOUBLE(m);
+    m = AL_ATTN_DOUBLE(m);
+    m = AL_ATTN_DOUBLE(m);
+    m = AL_ATTN_DOUBLE(m);
+#if AL_ATTN_TANH_HALVINGS == 6
+    m = AL_ATTN_DOUBLE(m);
+#endif
+    return AL_ATTN_COPYSIGN(-m / ((real)2 + m), x);
 }
+#undef AL_ATTN_COPYSIGN
+#undef AL_ATTN_DOUBLE
 #undef AL_ATTN_TANH_SAT
 #undef AL_ATTN_TANH_HALVINGS
 
@@ -192,36 +206,50 @@ static real AL_SFN(attn_dot8)(const real *x, const real *y, size_t n) {
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-/* row (Tv) += au tanh(sigma (qiu + kTu)): one query feature u against every key. */
+/* Keys are padded to a multiple of this many entries in the tanh-score workspace, so the
+ * vectorised loops over keys have no scalar remainder (16 floats = one AVX-512 register). */
+#define AL_ATTN_PAD 16
+
+/* row (Tvp) = sum_u a[u] tanh(sigma (qi[u] + kT[u, :])) for one query row, in order over u;
+ * kT (U,Tvp) are the transposed, padded keys. */
 AL_ATTN_CLONES
-static void AL_SFN(attn_tanh_row)(real *restrict row, const real *restrict kTu, real qiu,
-                                  real au, real sigma, size_t Tv) {
-    size_t j;
-    for (j = 0; j < Tv; j++) row[j] += au * AL_SFN(attn_tanh)(sigma * (qiu + kTu[j]));
+static void AL_SFN(attn_tanh_scores_row)(real *restrict row, const real *restrict kT,
+                                         const real *restrict qi, const real *restrict a,
+                                         real sigma, size_t Tvp, size_t U) {
+    size_t j, u;
+    for (j = 0; j < Tvp; j++) row[j] = (real)0;
+    for (u = 0; u < U; u++) {
+        const real qiu = qi[u], au = a ? a[u] : (real)1;
+        const real *kTu = kT + u * Tvp;
+        for (j = 0; j < Tvp; j++) row[j] += au * AL_SFN(attn_tanh)(sigma * (qiu + kTu[j]));
+    }
 }
 
 /*
  * Tanh scores of one sample: S (Tq,Tv) = c * sum_u a[u] tanh(sigma (q[i,u] + k[j,u])),
- * q (Tq,U), k (Tv,U), a (U) or NULL for ones; kT (U,Tv) workspace. Concat mode: a = NULL,
- * sigma = scale, c = concat_score_weight. Additive mode: a = scale, sigma = 1, c = 1 (exact,
- * so the rounding is Keras' `sum(scale * tanh(q + k))`). The keys are transposed once so the
- * inner loop runs over keys j, elementwise; each score still sums over u in order.
+ * q (Tq,U), k (Tv,U), a (U) or NULL for ones. Concat mode: a = NULL, sigma = scale,
+ * c = concat_score_weight. Additive mode: a = scale, sigma = 1, c = 1 (exact, so the
+ * rounding is Keras' `sum(scale * tanh(q + k))`). The keys are transposed once into the
+ * workspace ws (U*Tvp + Tvp reals, Tvp = Tv rounded up to AL_ATTN_PAD) so the inner loop runs
+ * over keys, elementwise; each score still sums over u in order.
  */
-static void AL_SFN(attn_tanh_scores)(real *S, real *kT, const real *q, const real *k,
+static void AL_SFN(attn_tanh_scores)(real *S, real *ws, const real *q, const real *k,
                                      const real *a, real sigma, real c,
                                      size_t Tq, size_t Tv, size_t U) {
+    const size_t Tvp = (Tv + AL_ATTN_PAD - 1) / AL_ATTN_PAD * AL_ATTN_PAD;
+    real *kT = ws, *row = ws + U * Tvp;
     size_t i, j, u;
-    for (j = 0; j < Tv; j++) {
-        for (u = 0; u < U; u++) kT[u * Tv + j] = k[j * U + u];
+    for (u = 0; u < U; u++) {
+        for (j = 0; j < Tv; j++) kT[u * Tvp + j] = k[j * U + u];
+        for (j = Tv; j < Tvp; j++) kT[u * Tvp + j] = (real)0;
     }
     for (i = 0; i < Tq; i++) {
-        real *row = S + i * Tv;
-        for (j = 0; j < Tv; j++) row[j] = (real)0;
-        for (u = 0; u < U; u++) {
-            AL_SFN(attn_tanh_row)(row, kT + u * Tv, q[i * U + u], a ? a[u] : (real)1, sigma, Tv);
-        }
+        real *Si = S + i * Tv;
+        AL_SFN(attn_tanh_scores_row)(row, kT, q + i * U, a, sigma, Tvp, U);
         if (c != (real)1) {
-            for (j = 0; j < Tv; j++) row[j] = c * row[j];
+            for (j = 0; j < Tv; j++) Si[j] = c * row[j];
+        } else {
+            for (j = 0; j < Tv; j++) Si[j] = row[j];
         }
     }
 }
@@ -314,7 +342,8 @@ static int AL_SFN(attn_forward_core)(real *out, real *weights,
         return AL_OK;
     }
     if (tanh_mode && B > 0) {
-        kT = (real *)malloc((D * Tv > 0 ? D * Tv : 1) * sizeof(real));
+        const size_t Tvp = (Tv + AL_ATTN_PAD - 1) / AL_ATTN_PAD * AL_ATTN_PAD;
+        kT = (real *)malloc((D + 1) * Tvp * sizeof(real));
         if (kT == NULL) return AL_ERR_NOMEM;
     }
     for (b = 0; b < B; b++) {
