@@ -18,10 +18,12 @@
  * the gradient of softmax(S) (the derivative of Keras' function, not of its float rounding
  * of S - 1e9).
  *
- * Scores of the tanh modes are computed row by row straight into `weights` (no (B,Tq,Tv,U)
- * tensor), with a vectorised tanh over (U) chunks on the stack; the softmax is done in place
- * on that (Tv) row and the context is one GEMM per sample. Backward recomputes the tanh terms
- * instead of saving them.
+ * Scores of the tanh modes are computed one query row at a time (no (B,Tq,Tv,U) tensor):
+ * the keys of a sample are transposed once into a padded (U,Tv) workspace so the vectorised
+ * tanh runs over keys; the masked softmax is done in place on the (Tv) row of `weights`, and
+ * the context is one GEMM per sample. Backward recomputes the tanh terms over (U) chunks on
+ * the stack instead of saving them. The tanh is attnlstm's own (attn_tanh, <= ~3 ulp from
+ * libm's), so that these loops vectorise.
  */
 
 /* Hot loops are compiled for AVX-512, AVX2 and the baseline, chosen at run time (GCC
@@ -471,7 +473,7 @@ int AL_FN(dot_attention_backward)(real *dq, real *dk, real *dv, real *dscale,
     double acc_scale = 0.0, acc_cw = 0.0;
     real *dS;
     if (score_mode != AL_SCORE_DOT && score_mode != AL_SCORE_CONCAT) return AL_ERR_ARG;
-    if (Tq == 0 || Tv == 0) {       /* no score: every gradient is 0 */
+    if (B == 0 || Tq == 0 || Tv == 0) {     /* no score: every gradient is 0 */
         AL_SFN(attn_zero)(dq, B * Tq * D);
         AL_SFN(attn_zero)(dk, B * Tv * D);
         AL_SFN(attn_zero)(dv, B * Tv * Dv);
@@ -552,7 +554,7 @@ int AL_FN(additive_attention_backward)(real *dq, real *dk, real *dv, real *dscal
     size_t b;
     real *dS;
     if (dscale != NULL) AL_SFN(attn_zero)(dscale, U);
-    if (Tq == 0 || Tv == 0) {       /* no score: every gradient is 0 */
+    if (B == 0 || Tq == 0 || Tv == 0) {     /* no score: every gradient is 0 */
         AL_SFN(attn_zero)(dq, B * Tq * U);
         AL_SFN(attn_zero)(dk, B * Tv * U);
         AL_SFN(attn_zero)(dv, B * Tv * Dv);
