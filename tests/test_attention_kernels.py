@@ -811,3 +811,19 @@ def test_long_feature_axis_crosses_workspace_chunks():
         return float(np.sum(rr["outputs"] * R1) + np.sum(rr["weights"] * R2))
 
     fd_check(fc, pc, gc, ["scale", "concat_score_weight", "query"])
+
+
+def test_additive_scalar_scale_gradient():
+    p = make_inputs("additive")
+    p["scale"] = np.array(0.8)
+    m = MASKS["all"]
+    r = api_forward("additive", p, m)
+    R1, R2 = loss_and_seeds(r["outputs"].shape, r["weights"].shape)
+
+    def f():
+        rr = api_forward("additive", p, m)
+        return float(np.sum(rr["outputs"] * R1) + np.sum(rr["weights"] * R2))
+
+    grads = api_backward("additive", r, R1, R2)
+    assert grads["scale"].shape == ()
+    fd_check(f, p, grads, sorted(grads))
