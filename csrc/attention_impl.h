@@ -18,10 +18,25 @@
  * the gradient of softmax(S) (the derivative of Keras' function, not of its float rounding
  * of S - 1e9).
  *
- * Scores of the tanh modes are computed row by row straight into `weights` (no (B,Tq,Tv,U)
- * tensor); the softmax is done in place on that (Tv) row and the context is one GEMM per
- * sample. Backward recomputes the tanh terms instead of saving them.
+ * Scores of the tanh modes are computed one query row at a time (no (B,Tq,Tv,U) tensor):
+ * the keys of a sample are transposed once into a padded (U,Tv) workspace so the vectorised
+ * tanh runs over keys; the masked softmax is done in place on the (Tv) row of `weights`, and
+ * the context is one GEMM per sample. Backward recomputes the tanh terms over (U) chunks on
+ * the stack instead of saving them. The tanh is attnlstm's own (attn_tanh, <= ~3 ulp from
+ * libm's), so that these loops vectorise.
  */
+
+/* Hot loops are compiled for AVX-512, AVX2 and the baseline, chosen at run time (GCC
+ * function multi-versioning); the build itself stays portable. -std=c11 keeps FP
+ * contraction off, so every version computes the same bits. (attention.c also sets
+ * no-trapping-math, without which the tanh clamp blocks vectorisation.) */
+#ifndef AL_ATTN_CLONES
+#  if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#    define AL_ATTN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#  else
+#    define AL_ATTN_CLONES
+#  endif
+#endif
 
 /* Row-major C (M,N) = alpha op(A) op(Bm) + beta C that is safe for empty axes (the BLAS
  * rejects leading dimensions of 0). K == 0 gives beta C (zeros when beta == 0). */
@@ -99,26 +114,166 @@ static void AL_SFN(attn_mask_softmax_row)(real *row, size_t b, size_t i,
 }
 
 /*
+ * tanh without calls or branches, so that the loops over it vectorise (libm's tanh is a call
+ * per element and made the tanh scores ~13x slower than Keras' vectorised Eigen tanh):
+ *     tanh(x) = sign(x) * -m / (2 + m),   m = expm1(-2|x|),
+ * with expm1 by argument halving: m0 = expm1(z / 2^K) by its Taylor polynomial (which keeps
+ * the relative accuracy near 0), then K times expm1(2y) = m (m + 2), which does not amplify
+ * relative error. |x| is clamped where tanh rounds to 1 (NaN passes through the clamp).
+ * Measured against float64 tanh: at most ~3 ulp in float32 and in float64.
+ */
+#if defined(AL_REAL_F32)
+#  define AL_ATTN_COPYSIGN copysignf
+#  define AL_ATTN_TANH_SAT 9.5f            /* tanhf(9.5) == 1.0f */
+#  define AL_ATTN_TANH_HALVINGS 5          /* |z| <= 19/32 */
+static inline float AL_SFN(attn_expm1_small)(float z) {        /* Taylor to z^9/9! */
+    float p = 1.0f / 362880.0f;
+    p = p * z + 1.0f / 40320.0f;
+    p = p * z + 1.0f / 5040.0f;
+    p = p * z + 1.0f / 720.0f;
+    p = p * z + 1.0f / 120.0f;
+    p = p * z + 1.0f / 24.0f;
+    p = p * z + 1.0f / 6.0f;
+    p = p * z + 0.5f;
+    p = p * z + 1.0f;
+    return p * z;
+}
+#else
+#  define AL_ATTN_COPYSIGN copysign
+#  define AL_ATTN_TANH_SAT 20.0            /* tanh(20) == 1.0 */
+#  define AL_ATTN_TANH_HALVINGS 6          /* |z| <= 40/64 */
+static inline double AL_SFN(attn_expm1_small)(double z) {      /* Taylor to z^15/15! */
+    double p = 1.0 / 1307674368000.0;
+    p = p * z + 1.0 / 87178291200.0;
+    p = p * z + 1.0 / 6227020800.0;
+    p = p * z + 1.0 / 479001600.0;
+    p = p * z + 1.0 / 39916800.0;
+    p = p * z + 1.0 / 3628800.0;
+    p = p * z + 1.0 / 362880.0;
+    p = p * z + 1.0 / 40320.0;
+    p = p * z + 1.0 / 5040.0;
+    p = p * z + 1.0 / 720.0;
+    p = p * z + 1.0 / 120.0;
+    p = p * z + 1.0 / 24.0;
+    p = p * z + 1.0 / 6.0;
+    p = p * z + 0.5;
+    p = p * z + 1.0;
+    return p * z;
+}
+#endif
+
+/* expm1(2y) = m (m + 2), written out (a loop here keeps GCC from vectorising the callers). */
+#define AL_ATTN_DOUBLE(m) ((m) * ((m) + (real)2))
+
+static inline real AL_SFN(attn_tanh)(real x) {
+    real ax = AL_FABS(x), m;
+    ax = ax > (real)AL_ATTN_TANH_SAT ? (real)AL_ATTN_TANH_SAT : ax;
+    m = AL_SFN(attn_expm1_small)(ax * (real)(-2.0 / (double)(1 << AL_ATTN_TANH_HALVINGS)));
+    m = AL_ATTN_DOUBLE(m);
+    m = AL_ATTN_DOUBLE(m);
+    m = AL_ATTN_DOUBLE(m);
+    m = AL_ATTN_DOUBLE(m);
+    m = AL_ATTN_DOUBLE(m);
+#if AL_ATTN_TANH_HALVINGS == 6
+    m = AL_ATTN_DOUBLE(m);
+#endif
+    return AL_ATTN_COPYSIGN(-m / ((real)2 + m), x);
+}
+#undef AL_ATTN_COPYSIGN
+#undef AL_ATTN_DOUBLE
+#undef AL_ATTN_TANH_SAT
+#undef AL_ATTN_TANH_HALVINGS
+
+/* Elements per chunk of the (U) tanh buffers kept on the stack. */
+#define AL_ATTN_CHUNK 256
+
+/* t (n) = tanh(sigma (q + k)), vectorised. */
+AL_ATTN_CLONES
+static void AL_SFN(attn_tanh_sum)(real *restrict t, const real *restrict q,
+                                  const real *restrict k, real sigma, size_t n) {
+    size_t u;
+    for (u = 0; u < n; u++) t[u] = AL_SFN(attn_tanh)(sigma * (q[u] + k[u]));
+}
+
+/* sum_u x[u] y[u] with 8 interleaved partial sums (vectorisable without reassociating
+ * floating-point math at compile time; the order is fixed, so results do not depend on the
+ * instruction set). */
+static real AL_SFN(attn_dot8)(const real *x, const real *y, size_t n) {
+    real s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t u, r;
+    for (u = 0; u + 8 <= n; u += 8) {
+        for (r = 0; r < 8; r++) s[r] += x[u + r] * y[u + r];
+    }
+    for (; u < n; u++) s[0] += x[u] * y[u];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/* Keys are padded to a multiple of this many entries in the tanh-score workspace, so the
+ * vectorised loops over keys have no scalar remainder (16 floats = one AVX-512 register). */
+#define AL_ATTN_PAD 16
+
+/* row (Tvp) = sum_u a[u] tanh(sigma (qi[u] + kT[u, :])) for one query row, in order over u;
+ * kT (U,Tvp) are the transposed, padded keys. */
+AL_ATTN_CLONES
+static void AL_SFN(attn_tanh_scores_row)(real *restrict row, const real *restrict kT,
+                                         const real *restrict qi, const real *restrict a,
+                                         real sigma, size_t Tvp, size_t U) {
+    size_t j, u;
+    for (j = 0; j < Tvp; j++) row[j] = (real)0;
+    for (u = 0; u < U; u++) {
+        const real qiu = qi[u], au = a ? a[u] : (real)1;
+        const real *kTu = kT + u * Tvp;
+        for (j = 0; j < Tvp; j++) row[j] += au * AL_SFN(attn_tanh)(sigma * (qiu + kTu[j]));
+    }
+}
+
+/*
  * Tanh scores of one sample: S (Tq,Tv) = c * sum_u a[u] tanh(sigma (q[i,u] + k[j,u])),
  * q (Tq,U), k (Tv,U), a (U) or NULL for ones. Concat mode: a = NULL, sigma = scale,
  * c = concat_score_weight. Additive mode: a = scale, sigma = 1, c = 1 (exact, so the
- * rounding is Keras' `sum(scale * tanh(q + k))`).
+ * rounding is Keras' `sum(scale * tanh(q + k))`). The keys are transposed once into the
+ * workspace ws (U*Tvp + Tvp reals, Tvp = Tv rounded up to AL_ATTN_PAD) so the inner loop runs
+ * over keys, elementwise; each score still sums over u in order.
  */
-static void AL_SFN(attn_tanh_scores)(real *S, const real *q, const real *k, const real *a,
-                                     real sigma, real c, size_t Tq, size_t Tv, size_t U) {
+static void AL_SFN(attn_tanh_scores)(real *S, real *ws, const real *q, const real *k,
+                                     const real *a, real sigma, real c,
+                                     size_t Tq, size_t Tv, size_t U) {
+    const size_t Tvp = (Tv + AL_ATTN_PAD - 1) / AL_ATTN_PAD * AL_ATTN_PAD;
+    real *kT = ws, *row = ws + U * Tvp;
     size_t i, j, u;
+    for (u = 0; u < U; u++) {
+        for (j = 0; j < Tv; j++) kT[u * Tvp + j] = k[j * U + u];
+        for (j = Tv; j < Tvp; j++) kT[u * Tvp + j] = (real)0;
+    }
     for (i = 0; i < Tq; i++) {
-        const real *qi = q + i * U;
-        for (j = 0; j < Tv; j++) {
-            const real *kj = k + j * U;
-            real acc = (real)0;
-            if (a != NULL) {
-                for (u = 0; u < U; u++) acc += a[u] * AL_TANH(sigma * (qi[u] + kj[u]));
-            } else {
-                for (u = 0; u < U; u++) acc += AL_TANH(sigma * (qi[u] + kj[u]));
-            }
-            S[i * Tv + j] = c * acc;
+        real *Si = S + i * Tv;
+        AL_SFN(attn_tanh_scores_row)(row, kT, q + i * U, a, sigma, Tvp, U);
+        if (c != (real)1) {
+            for (j = 0; j < Tv; j++) Si[j] = c * row[j];
+        } else {
+            for (j = 0; j < Tv; j++) Si[j] = row[j];
         }
+    }
+}
+
+/* One chunk of the tanh-score backward for a (i, j) pair, vectorised:
+ * dz = gc a (1 - t^2);  dqi += sigma dz;  dkj += sigma dz;  da += gc t (da may be NULL);
+ * zw = dz (qi + kj) for the sigma gradient. */
+AL_ATTN_CLONES
+static void AL_SFN(attn_tanh_backward_chunk)(real *restrict zw, real *restrict dqi,
+                                             real *restrict dkj, real *restrict da,
+                                             const real *restrict t, const real *restrict a,
+                                             const real *restrict qi, const real *restrict kj,
+                                             real gc, real sigma, size_t n) {
+    size_t u;
+    for (u = 0; u < n; u++) {
+        const real dz = gc * a[u] * ((real)1 - t[u] * t[u]);
+        dqi[u] += sigma * dz;
+        dkj[u] += sigma * dz;
+        zw[u] = dz * (qi[u] + kj[u]);
+    }
+    if (da != NULL) {
+        for (u = 0; u < n; u++) da[u] += gc * t[u];
     }
 }
 
@@ -135,30 +290,30 @@ static void AL_SFN(attn_tanh_scores_backward)(real *dq, real *dk, real *da, doub
                                               const real *q, const real *k, const real *a,
                                               real sigma, real c,
                                               size_t Tq, size_t Tv, size_t U) {
-    size_t i, j, u;
+    real t[AL_ATTN_CHUNK], zw[AL_ATTN_CHUNK], ones[AL_ATTN_CHUNK];
+    size_t i, j, u, u0, n;
     double acc_sigma = 0.0, acc_c = 0.0;
+    for (u = 0; u < AL_ATTN_CHUNK; u++) ones[u] = (real)1;
     for (i = 0; i < Tq * U; i++) dq[i] = (real)0;
     for (j = 0; j < Tv * U; j++) dk[j] = (real)0;
     for (i = 0; i < Tq; i++) {
         const real *qi = q + i * U;
-        real *dqi = dq + i * U;
         for (j = 0; j < Tv; j++) {
             const real g = dS[i * Tv + j];
             const real gc = g * c;
             const real *kj = k + j * U;
-            real *dkj = dk + j * U;
             real tsum = (real)0, zsum = (real)0;
             if (g == (real)0) continue;
-            for (u = 0; u < U; u++) {
-                const real z = qi[u] + kj[u];
-                const real t = AL_TANH(sigma * z);
-                const real au = a ? a[u] : (real)1;
-                const real dz = gc * au * ((real)1 - t * t);    /* dL/d(sigma z) */
-                tsum += au * t;
-                zsum += dz * z;
-                if (da != NULL) da[u] += gc * t;
-                dqi[u] += sigma * dz;
-                dkj[u] += sigma * dz;
+            for (u0 = 0; u0 < U; u0 += n) {
+                const real *au;
+                n = U - u0 < AL_ATTN_CHUNK ? U - u0 : AL_ATTN_CHUNK;
+                au = a ? a + u0 : ones;
+                AL_SFN(attn_tanh_sum)(t, qi + u0, kj + u0, sigma, n);
+                AL_SFN(attn_tanh_backward_chunk)(zw, dq + i * U + u0, dk + j * U + u0,
+                                                 da ? da + u0 : NULL, t, au, qi + u0, kj + u0,
+                                                 gc, sigma, n);
+                if (dc != NULL) tsum += AL_SFN(attn_dot8)(au, t, n);
+                if (dsigma != NULL) zsum += AL_SFN(attn_dot8)(ones, zw, n);
             }
             acc_sigma += (double)zsum;
             acc_c += (double)(g * tsum);
@@ -181,11 +336,17 @@ static int AL_SFN(attn_forward_core)(real *out, real *weights,
                                      size_t B, size_t Tq, size_t Tv, size_t D, size_t Dv,
                                      int causal) {
     size_t b, i, j;
+    real *kT = NULL;
     /* Without queries or keys there is nothing to loop over (and B may be huge while every
      * array is empty): the context of no keys is an empty sum, 0. */
     if (Tq == 0 || Tv == 0) {
         AL_SFN(attn_zero)(out, B * Tq * Dv);
         return AL_OK;
+    }
+    if (tanh_mode && B > 0) {
+        const size_t Tvp = (Tv + AL_ATTN_PAD - 1) / AL_ATTN_PAD * AL_ATTN_PAD;
+        kT = (real *)malloc((D + 1) * Tvp * sizeof(real));
+        if (kT == NULL) return AL_ERR_NOMEM;
     }
     for (b = 0; b < B; b++) {
         real *W = weights + b * Tq * Tv;
@@ -198,7 +359,7 @@ static int AL_SFN(attn_forward_core)(real *out, real *weights,
                 for (j = 0; j < Tq * Tv; j++) W[j] *= scale;
             }
         } else {
-            AL_SFN(attn_tanh_scores)(W, qb, kb, a, scale, c, Tq, Tv, D);
+            AL_SFN(attn_tanh_scores)(W, kT, qb, kb, a, scale, c, Tq, Tv, D);
         }
         for (i = 0; i < Tq; i++) {
             AL_SFN(attn_mask_softmax_row)(W + i * Tv, b, i, value_mask, attention_mask, causal,
@@ -213,6 +374,7 @@ static int AL_SFN(attn_forward_core)(real *out, real *weights,
             }
         }
     }
+    free(kT);
     return AL_OK;
 }
 
@@ -311,7 +473,7 @@ int AL_FN(dot_attention_backward)(real *dq, real *dk, real *dv, real *dscale,
     double acc_scale = 0.0, acc_cw = 0.0;
     real *dS;
     if (score_mode != AL_SCORE_DOT && score_mode != AL_SCORE_CONCAT) return AL_ERR_ARG;
-    if (Tq == 0 || Tv == 0) {       /* no score: every gradient is 0 */
+    if (B == 0 || Tq == 0 || Tv == 0) {     /* no score: every gradient is 0 */
         AL_SFN(attn_zero)(dq, B * Tq * D);
         AL_SFN(attn_zero)(dk, B * Tv * D);
         AL_SFN(attn_zero)(dv, B * Tv * Dv);
@@ -392,7 +554,7 @@ int AL_FN(additive_attention_backward)(real *dq, real *dk, real *dv, real *dscal
     size_t b;
     real *dS;
     if (dscale != NULL) AL_SFN(attn_zero)(dscale, U);
-    if (Tq == 0 || Tv == 0) {       /* no score: every gradient is 0 */
+    if (B == 0 || Tq == 0 || Tv == 0) {     /* no score: every gradient is 0 */
         AL_SFN(attn_zero)(dq, B * Tq * U);
         AL_SFN(attn_zero)(dk, B * Tv * U);
         AL_SFN(attn_zero)(dv, B * Tv * Dv);

@@ -753,3 +753,78 @@ def test_keras_fully_masked_rows_parity(keras):
                                  return_attention_scores=True)
         np.testing.assert_allclose(w, np.asarray(kw), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(out, np.asarray(kout), rtol=1e-4, atol=1e-5)
+
+
+# ---- the vectorised tanh: saturation, inf, long feature axes -------------------------------
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_tanh_scores_saturation_and_inf(dt):
+    """The kernels' own tanh (attention_impl.h) against np.tanh over the whole range, through
+    the concat scores (scale 3 pushes |scale*(q+k)| far past saturation), and with +-inf."""
+    g = rng(31)
+    q = (10 * g.normal(size=(B, 5, 7))).astype(dt)
+    k = (10 * g.normal(size=(B, 19, 7))).astype(dt)
+    v = g.normal(size=(B, 19, 2)).astype(dt)
+    tol = dict(rtol=0, atol=1e-10) if dt == np.float64 else dict(rtol=1e-5, atol=1e-5)
+    out, w = A.dot_attention(q, v, k, scale=0.05, score_mode="concat",
+                             return_attention_scores=True)
+    ro, rw = R.attention(q, v, k, 0.05, "concat")
+    np.testing.assert_allclose(w, rw, **tol)
+    np.testing.assert_allclose(out, ro, **tol)
+    q[0, 0, 0], q[1, 2, 3] = np.inf, -np.inf
+    out, w = A.additive_attention(q, v, k, return_attention_scores=True)
+    ro, rw = R.additive_attention(q, v, k)
+    assert np.all(np.isfinite(w)) and np.all(np.isfinite(out))
+    np.testing.assert_allclose(w, rw, **tol)
+
+
+def test_long_feature_axis_crosses_workspace_chunks():
+    """U = 300 > the 256-element stack chunks of the backward; Tv = 17 pads to 32."""
+    g = rng(32)
+    p = {"query": 0.2 * g.normal(size=(1, 2, 300)), "value": g.normal(size=(1, 17, 2)),
+         "key": 0.2 * g.normal(size=(1, 17, 300)), "scale": g.normal(size=(300,))}
+    vm = np.ones((1, 17), bool)
+    vm[0, 5] = False
+    r = A.additive_attention_forward(p["query"], p["value"], p["key"], scale=p["scale"],
+                                     value_mask=vm)
+    ro, rw = R.additive_attention(p["query"], p["value"], p["key"], p["scale"], value_mask=vm)
+    np.testing.assert_allclose(r["outputs"], ro, rtol=0, atol=1e-10)
+    R1, R2 = loss_and_seeds(r["outputs"].shape, r["weights"].shape)
+
+    def f():
+        rr = A.additive_attention_forward(p["query"], p["value"], p["key"], scale=p["scale"],
+                                          value_mask=vm)
+        return float(np.sum(rr["outputs"] * R1) + np.sum(rr["weights"] * R2))
+
+    grads = A.additive_attention_backward(r, R1, R2)
+    fd_check(f, p, grads, sorted(grads))
+    rc = A.dot_attention_forward(p["query"], p["value"], p["key"], scale=0.3,
+                                 score_mode="concat", concat_score_weight=0.9, value_mask=vm)
+    gc = A.dot_attention_backward(rc, R1, R2)
+    pc = {"query": p["query"], "key": p["key"], "scale": np.array(0.3),
+          "concat_score_weight": np.array(0.9)}
+
+    def fc():
+        rr = A.dot_attention_forward(pc["query"], p["value"], pc["key"], scale=pc["scale"],
+                                     score_mode="concat",
+                                     concat_score_weight=pc["concat_score_weight"],
+                                     value_mask=vm)
+        return float(np.sum(rr["outputs"] * R1) + np.sum(rr["weights"] * R2))
+
+    fd_check(fc, pc, gc, ["scale", "concat_score_weight", "query"])
+
+
+def test_additive_scalar_scale_gradient():
+    p = make_inputs("additive")
+    p["scale"] = np.array(0.8)
+    m = MASKS["all"]
+    r = api_forward("additive", p, m)
+    R1, R2 = loss_and_seeds(r["outputs"].shape, r["weights"].shape)
+
+    def f():
+        rr = api_forward("additive", p, m)
+        return float(np.sum(rr["outputs"] * R1) + np.sum(rr["weights"] * R2))
+
+    grads = api_backward("additive", r, R1, R2)
+    assert grads["scale"].shape == ()
+    fd_check(f, p, grads, sorted(grads))
