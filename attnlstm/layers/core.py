@@ -267,7 +267,7 @@ class Masking(Layer):
     def compute_output_shape(self, input_shape):
         if not isinstance(input_shape, tuple) or len(input_shape) < 3:
             raise shape_error(self, "inputs", ("batch", "timesteps", "features"), input_shape,
-                              "Masking masks timesteps of sequences; add a time axis.")
+                              fallback_hint="Masking masks timesteps of sequences; add a time axis.")
         return input_shape
 
     def _mask(self, x):
