@@ -468,8 +468,15 @@ class Layer:
         if isinstance(x, Variable):
             x = x.value
         arr = np.asarray(x)
-        if self._cast_inputs and arr.dtype != self.dtype and arr.dtype.kind in "fiub":
-            arr = arr.astype(self.dtype)
+        if arr.dtype.kind == "c" or (self._cast_inputs and arr.dtype.kind not in "fiubO"):
+            raise TypeError(f"{type(self).__name__} '{self.name}': inputs must be real numbers, "
+                            f"got dtype {arr.dtype}. Received an array of shape {arr.shape}.")
+        if self._cast_inputs and arr.dtype != self.dtype and arr.dtype.kind in "fiubO":
+            try:
+                arr = arr.astype(self.dtype)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"{type(self).__name__} '{self.name}': inputs must be numbers, "
+                                f"got an array of dtype {arr.dtype} ({exc}).") from None
         return arr
 
     def _eager_call(self, args, kwargs, training=False):

@@ -267,7 +267,7 @@ class Masking(Layer):
     def compute_output_shape(self, input_shape):
         if not isinstance(input_shape, tuple) or len(input_shape) < 3:
             raise shape_error(self, "inputs", ("batch", "timesteps", "features"), input_shape,
-                              "Masking masks timesteps of sequences; add a time axis.")
+                              fallback_hint="Masking masks timesteps of sequences; add a time axis.")
         return input_shape
 
     def _mask(self, x):
@@ -350,6 +350,8 @@ class Embedding(Layer):
         elif idx.dtype.kind not in "iub":
             raise ValueError(f"Embedding '{self.name}': inputs must be integer indices, got dtype "
                              f"{idx.dtype}.")
+        elif idx.dtype.kind == "b":
+            idx = idx.astype(np.int64)  # as Keras' cast to int: NumPy would index by mask
         if idx.size and (idx.min() < 0 or idx.max() >= self.input_dim):
             bad = idx.max() if idx.max() >= self.input_dim else idx.min()
             raise ValueError(

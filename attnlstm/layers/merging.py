@@ -286,6 +286,11 @@ class Dot(Layer):
         if len(shapes) != 2:
             raise shape_error(self, "inputs", "a list of 2 tensors", shapes,
                               message=f"`inputs` must be a list of 2 tensors, got {len(shapes)}.")
+        b0, b1 = shapes[0][0] if shapes[0] else None, shapes[1][0] if shapes[1] else None
+        if b0 is not None and b1 is not None and b0 != b1:
+            raise shape_error(self, "inputs", "one batch size", shapes,
+                              message=f"`inputs` must have the same batch size, got shapes "
+                                      f"{_shapes_text(shapes)}.")
         ax = self._axes(shapes)
         for a, s in zip(ax, shapes):
             if a == 0 or a >= len(s):

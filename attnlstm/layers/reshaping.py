@@ -49,6 +49,9 @@ class Reshape(Layer):
         self.target_shape = target_shape
 
     def compute_output_shape(self, input_shape):
+        if not isinstance(input_shape, tuple) or len(input_shape) < 1:
+            raise shape_error(self, "inputs", ("batch", "..."), input_shape,
+                              "Reshape keeps the batch axis; give it at least one axis.")
         n_in = _prod(input_shape[1:])
         known = [s for s in self.target_shape if s != -1]
         n_known = int(np.prod(known, dtype=np.int64)) if known else 1
