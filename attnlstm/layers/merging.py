@@ -81,6 +81,10 @@ class _Merge(Layer):
 
     def call(self, inputs, mask=None):
         xs = [np.asarray(x) for x in inputs]
+        # Keras aligns the batch axes: a lower-rank input gains axes right after the batch
+        # axis (not in front, as NumPy broadcasting would put them).
+        rank = max(x.ndim for x in xs)
+        xs = [x.reshape(x.shape[:1] + (1,) * (rank - x.ndim) + x.shape[1:]) for x in xs]
         return self._merge(xs, mask)
 
     def _merge(self, xs, mask):
