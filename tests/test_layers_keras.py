@@ -298,6 +298,14 @@ def test_merge_broadcasting_matches_keras(keras, rng):
         tuple(keras.layers.Add().compute_output_shape([(None, 7, D), (None, 1, D)]))
 
 
+@pytest.mark.parametrize("name", ["Add", "Multiply", "Maximum", "Subtract"])
+def test_merge_of_different_ranks_aligns_batch_axes_as_keras(keras, rng, name):
+    """(B, F) with (B, T, F), B == T: Keras adds the axis after the batch axis."""
+    a, b = _x(rng, (3, D)), _x(rng, (3, 3, D))
+    for pair in ([a, b], [b, a]):
+        assert_close(getattr(layers, name)()(pair), to_np(getattr(keras.layers, name)()(pair)))
+
+
 @pytest.mark.parametrize("masks", [(True, True), (True, False), (False, True)])
 def test_multiply_with_masks_matches_keras(keras, rng, masks):
     """Masks from Masking layers on either input: Keras' rule (masked entries count as 1,
