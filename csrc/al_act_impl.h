@@ -99,7 +99,7 @@ static void AL_SFN(act_forward)(int act, real *x, size_t n) {
         for (k = 0; k < n; k++) x[k] = AL_SFN(al_hard_sigmoid)(x[k]);
         break;
     case AL_ACT_RELU:
-        for (k = 0; k < n; k++) x[k] = x[k] > (real)0 ? x[k] : (real)0;
+        for (k = 0; k < n; k++) x[k] = x[k] < (real)0 ? (real)0 : x[k];  /* NaN stays NaN, as Keras */
         break;
     default: /* AL_ACT_LINEAR */
         break;
@@ -112,7 +112,7 @@ static inline real AL_SFN(act_scalar)(int act, real x) {
     case AL_ACT_TANH: return AL_TANH(x);
     case AL_ACT_SIGMOID: return AL_SFN(al_sigmoid)(x);
     case AL_ACT_HARD_SIGMOID: return AL_SFN(al_hard_sigmoid)(x);
-    case AL_ACT_RELU: return x > (real)0 ? x : (real)0;
+    case AL_ACT_RELU: return x < (real)0 ? (real)0 : x;
     default: return x;
     }
 }

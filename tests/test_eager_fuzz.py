@@ -264,8 +264,6 @@ def assert_twin(got, ref, tol, finite_inputs=True):
         np.testing.assert_allclose(np.asarray(got)[keep], ref[keep], rtol=rtol, atol=atol * scale)
 
 
-@pytest.mark.xfail(strict=True, reason="kernel bug (csrc/al_act_impl.h): relu(NaN) is 0 in the C "
-                   "kernel, NaN in Keras/TF and in the NumPy twin")
 def test_relu_nan_propagates_like_keras():
     x = np.ones((1, 2, 1))
     W = np.zeros((1, 4))
