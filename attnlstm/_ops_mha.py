@@ -35,6 +35,7 @@ import numpy as np
 
 from . import _core
 from .errors import format_shape, shape_error
+from .ops import _as, float_dtype
 
 __all__ = [
     "multi_head_attention", "multi_head_attention_forward", "multi_head_attention_backward",
@@ -45,22 +46,6 @@ _FULLY_MASKED = {"uniform": 0, "zero": 1}
 
 _KERNELS = ("query_kernel", "key_kernel", "value_kernel", "output_kernel")
 _BIASES = ("query_bias", "key_bias", "value_bias", "output_bias")
-
-
-def _float_dtype(dtype, *arrays):
-    if dtype is not None:
-        dt = np.dtype(dtype)
-        if dt not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64. Received: dtype={dtype!r}")
-        return dt
-    for a in arrays:
-        if isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64):
-            return a.dtype
-    return np.dtype(np.float32)
-
-
-def _as(a, dt):
-    return np.ascontiguousarray(a, dtype=dt)
 
 
 def _mask(name, arg, m, expected, expected_text):
@@ -82,7 +67,7 @@ def _prepare(name, query, value, key, kernels, biases, rel_k, rel_v, max_relativ
                          f"Received: fully_masked={fully_masked!r}")
     q_arr, v_arr = np.asarray(query), np.asarray(value)
     k_arr = None if key is None else np.asarray(key)
-    dt = _float_dtype(dtype, q_arr, v_arr, k_arr, *[np.asarray(k) for k in kernels.values()
+    dt = float_dtype(dtype, q_arr, v_arr, k_arr, *[np.asarray(k) for k in kernels.values()
                                                     if k is not None])
     if q_arr.ndim != 3:
         hint = ("attention reads sequences; add a time axis, e.g. x[:, None, :]."

@@ -55,6 +55,30 @@ def _dropout_weights(layer, weights, training):
     return (weights * keep / (1.0 - layer.dropout)).astype(weights.dtype)
 
 
+def _query_mask_out(layer, inputs, mask=None):
+    """compute_mask of layers whose output mask is the query's (Keras: Attention, MHA)."""
+    if mask is None or not isinstance(mask, (list, tuple)) or mask[0] is None:
+        return None
+    return np.asarray(mask[0], bool)
+
+
+def _query_mask_flags(layer, input_has_mask, output_structure):
+    first = input_has_mask[0] if isinstance(input_has_mask, list) and input_has_mask else False
+    if isinstance(output_structure, list):
+        return [bool(first), False]
+    return bool(first)
+
+
+def _merge_masks(mask, query_mask, value_mask, key_mask):
+    """Keras MHA: the query mask comes from the query tensor; value/key masks when not given."""
+    if mask is None:
+        return query_mask, value_mask, key_mask
+    masks = list(mask) + [None] * (3 - len(mask))
+    return (masks[0] if masks[0] is not None else query_mask,
+            value_mask if value_mask is not None else masks[1],
+            key_mask if key_mask is not None else masks[2])
+
+
 class _ListAttention(Layer):
     """Shared call convention of Attention and AdditiveAttention: ``[query, value(, key)]``."""
     supports_masking = True
@@ -115,16 +139,8 @@ class _ListAttention(Layer):
         _mask_check(self, "mask[1] (value_mask)", mask[1] if len(mask) > 1 else None,
                     (v[0] if v[0] is not None else "batch", v[1] if v[1] is not None else "Tv"))
 
-    def compute_mask(self, inputs, mask=None):
-        if mask is None or not isinstance(mask, (list, tuple)) or mask[0] is None:
-            return None
-        return np.asarray(mask[0], bool)
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        first = input_has_mask[0] if isinstance(input_has_mask, list) and input_has_mask else False
-        if isinstance(output_structure, list):
-            return [bool(first), False]
-        return bool(first)
+    compute_mask = _query_mask_out
+    compute_mask_flags = _query_mask_flags
 
     def _check_and_build(self, inputs, kwargs):
         shapes, out = super()._check_and_build(inputs, kwargs)
@@ -416,12 +432,7 @@ class MultiHeadAttention(_MultiArgLayer):
     def call(self, inputs, mask=None, attention_mask=None, query_mask=None, value_mask=None,
              key_mask=None, return_attention_scores=False, training=False, use_causal_mask=False):
         query, value, key = inputs
-        if mask is not None:
-            masks = list(mask) + [None] * (3 - len(mask))
-            # Keras takes the query mask from the query tensor; value/key masks when not given.
-            query_mask = masks[0] if masks[0] is not None else query_mask
-            value_mask = value_mask if value_mask is not None else masks[1]
-            key_mask = key_mask if key_mask is not None else masks[2]
+        query_mask, value_mask, key_mask = _merge_masks(mask, query_mask, value_mask, key_mask)
         use_dropout = training and self.dropout > 0
         fully = "zero" if (return_attention_scores or self.dropout > 0) else "uniform"
         r = mops.multi_head_attention_forward(
@@ -451,16 +462,8 @@ class MultiHeadAttention(_MultiArgLayer):
             return shapes, [out, (q[0], self.num_heads, q[1], v[1])]
         return shapes, out
 
-    def compute_mask(self, inputs, mask=None):
-        if mask is None or not isinstance(mask, (list, tuple)) or mask[0] is None:
-            return None
-        return np.asarray(mask[0], bool)
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        first = input_has_mask[0] if isinstance(input_has_mask, list) and input_has_mask else False
-        if isinstance(output_structure, list):
-            return [bool(first), False]
-        return bool(first)
+    compute_mask = _query_mask_out
+    compute_mask_flags = _query_mask_flags
 
     def get_config(self):
         cfg = super().get_config()
@@ -784,11 +787,7 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
     def call(self, inputs, mask=None, attention_mask=None, query_mask=None, value_mask=None,
              key_mask=None, return_attention_scores=False, training=False, use_causal_mask=False):
         query, value, key = inputs
-        if mask is not None:
-            masks = list(mask) + [None] * (3 - len(mask))
-            query_mask = masks[0] if masks[0] is not None else query_mask
-            value_mask = value_mask if value_mask is not None else masks[1]
-            key_mask = key_mask if key_mask is not None else masks[2]
+        query_mask, value_mask, key_mask = _merge_masks(mask, query_mask, value_mask, key_mask)
         fully = "zero" if (return_attention_scores or self.dropout > 0) else "uniform"
         r = mops.relative_attention_forward(
             query, value, key, num_heads=self.num_heads, query_kernel=self.query_kernel.value,
