@@ -98,6 +98,69 @@ def get(identifier):
         f"callable. Received: activation={identifier!r}")
 
 
+def _gelu_grad(x, y, dy):
+    xd = np.asarray(x, np.float64)
+    erf = np.vectorize(math.erf, otypes=[np.float64])
+    cdf = 0.5 * (1.0 + erf(xd / np.sqrt(2.0)))
+    pdf = np.exp(-0.5 * xd * xd) / np.sqrt(2.0 * np.pi)
+    return dy * (cdf + xd * pdf)
+
+
+def _selu_grad(x, y, dy):
+    alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+    return np.where(x > 0, scale * dy, dy * (y + scale * alpha))
+
+
+def _swish_grad(x, y, dy):
+    s = sigmoid(x)
+    return dy * (s + x * s * (1 - s))
+
+
+# d(loss)/dx from x, y = f(x) and dy = d(loss)/dy; the derivatives TensorFlow uses (relu: 0 at
+# 0; hard_sigmoid = relu6(x + 3) / 6: 1/6 strictly inside (-3, 3)).
+_GRADS = {
+    "linear": lambda x, y, dy: dy,
+    "tanh": lambda x, y, dy: dy * (1 - y * y),
+    "sigmoid": lambda x, y, dy: dy * y * (1 - y),
+    "hard_sigmoid": lambda x, y, dy: np.where((x > -3) & (x < 3), dy / 6.0, 0),
+    "relu": lambda x, y, dy: np.where(x > 0, dy, 0),
+    "softmax": lambda x, y, dy: y * (dy - np.sum(dy * y, axis=-1, keepdims=True)),
+    "softplus": lambda x, y, dy: dy * sigmoid(x),
+    "elu": lambda x, y, dy: np.where(x > 0, dy, dy * (y + 1)),
+    "selu": _selu_grad,
+    "gelu": _gelu_grad,
+    "swish": _swish_grad,
+    "silu": _swish_grad,
+}
+
+
+def has_gradient(identifier):
+    """Whether :func:`backward` knows the derivative of this activation."""
+    return serialize(identifier) in _GRADS and get(serialize(identifier)) is get(identifier)
+
+
+def backward(identifier, x, y, dy):
+    """Gradient w.r.t. the activation's input: ``dy * f'(x)`` (softmax: over the last axis).
+
+    Args:
+        identifier: the activation (name, None or one of this module's functions).
+        x: its input; y: its output (same shape); dy: gradient w.r.t. y.
+
+    Returns:
+        An array of x's shape and dtype.
+
+    Raises:
+        NotImplementedError: a custom callable (its derivative is unknown).
+    """
+    name = serialize(identifier)
+    if not has_gradient(identifier):
+        raise NotImplementedError(
+            f"No gradient for the custom activation {name!r}; use one of {sorted(_GRADS)} to "
+            f"train through it.")
+    dtype = np.asarray(dy).dtype
+    return np.asarray(_GRADS[name](x, y, dy), dtype=dtype)
+
+
 def serialize(identifier):
     """The Keras name of an activation (for get_config)."""
     if identifier is None:

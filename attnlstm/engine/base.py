@@ -11,7 +11,7 @@ import numpy as np
 from .. import backend, initializers
 from ..errors import ShapeError, format_shape, shape_error
 
-__all__ = ["KerasTensor", "Variable", "Layer", "InputLayer", "Input", "Node"]
+__all__ = ["KerasTensor", "Variable", "Layer", "InputLayer", "Input", "Node", "Grads"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,6 +165,53 @@ class Variable:
 
 
 # ---------------------------------------------------------------------------------------------
+# Gradients
+
+
+class Grads:
+    """What :meth:`Layer.backward` returns: gradients of the loss for one recorded call.
+
+    Attributes:
+        inputs: gradient for the call's first argument, with the same structure (an array, or a
+            list of arrays for a list input); None entries mean "no gradient" (e.g. integer
+            indices, masks).
+        weights: dict ``{Variable: gradient array}`` for the layer's weights (sub-layers' too).
+        args: gradients for the further positional tensor arguments (e.g. ``value`` of
+            MultiHeadAttention), a tuple, or None.
+        kwargs: gradients for tensor keyword arguments (e.g. ``{"initial_state": [dh0, dc0]}``),
+            a dict, or None.
+    """
+
+    __slots__ = ("inputs", "weights", "args", "kwargs")
+
+    def __init__(self, inputs=None, weights=None, args=None, kwargs=None):
+        self.inputs = inputs
+        self.weights = weights if weights is not None else {}
+        self.args = args
+        self.kwargs = kwargs
+
+    def __repr__(self):
+        return (f"Grads(inputs={_shape_repr(self.inputs)}, weights="
+                f"{ {v.path: tuple(np.shape(g)) for v, g in self.weights.items()} })")
+
+
+def _shape_repr(x):
+    if x is None:
+        return None
+    if isinstance(x, (list, tuple)):
+        return [_shape_repr(v) for v in x]
+    return tuple(np.shape(x))
+
+
+def add_grad(grads, var, g):
+    """Accumulate `g` into ``grads[var]`` (a weight shared by two calls gets the sum)."""
+    if var in grads:
+        grads[var] = grads[var] + g
+    else:
+        grads[var] = g
+
+
+# ---------------------------------------------------------------------------------------------
 # Layer
 
 
@@ -312,6 +359,40 @@ class Layer:
     def call(self, inputs, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__}.call")
 
+    def forward(self, inputs, *args, **kwargs):
+        """Compute the outputs and keep what :meth:`backward` needs: ``(outputs, ctx)``.
+
+        Same arguments and outputs as :meth:`call`. The default runs ``call`` and keeps nothing,
+        so a layer without a backward can still run in inference.
+        """
+        return self.call(inputs, *args, **kwargs), None
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        """Gradients of the loss for one call recorded by :meth:`forward`.
+
+        Args:
+            ctx: what ``forward`` returned as its second value.
+            d_outputs: gradient of the loss w.r.t. each output, with the outputs' structure and
+                shapes (zeros where no gradient flows).
+            need_input_grad: False when nothing upstream needs the input gradient (a layer may
+                then skip computing it and return ``Grads(inputs=None, ...)``).
+
+        Returns:
+            :class:`Grads`. Losses the layer added with :meth:`add_loss` during ``forward`` must
+            have their gradient included here.
+
+        Raises:
+            NotImplementedError: the layer has no backward (it cannot be trained through).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} '{self.name}' has no backward, so a model cannot be trained "
+            f"through it. Use a built-in layer, or give the layer a `backward` method.")
+
+    @property
+    def differentiable(self):
+        """Whether gradients can flow through this layer (it implements :meth:`backward`)."""
+        return type(self).backward is not Layer.backward
+
     def compute_output_shape(self, input_shape):
         return input_shape
 
@@ -363,8 +444,13 @@ class Layer:
         return list(self._losses)
 
     def add_loss(self, loss):
-        """Add an extra loss term (used in training)."""
-        self._losses.append(loss)
+        """Add an extra scalar loss term during a call (Keras ``layer.add_loss``).
+
+        Call it from ``forward``/``call``; terms are cleared at the start of every call and
+        summed into the training loss. The layer's :meth:`backward` must include the term's
+        gradient (built-in layers that add losses, e.g. ``Sampling(kl_weight=...)``, do).
+        """
+        self._losses.append(float(np.asarray(loss).sum()) if np.ndim(loss) else float(loss))
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
@@ -479,7 +565,8 @@ class Layer:
                                 f"got an array of dtype {arr.dtype} ({exc}).") from None
         return arr
 
-    def _eager_call(self, args, kwargs, training=False):
+    def _eager_call(self, args, kwargs, training=False, record=False):
+        """Convert, check, build, then ``call`` (or ``forward`` when `record`: ``(out, ctx)``)."""
         inputs = args[0]
         inputs = map_structure(self._convert, inputs) if isinstance(inputs, (list, tuple)) \
             else self._convert(inputs)
@@ -497,6 +584,9 @@ class Layer:
         self._check_and_build(inputs, kw)
         if "training" not in kw and self._call_accepts("training"):
             kw["training"] = training
+        self._losses = []
+        if record:
+            return self.forward(inputs, *args[1:], **kw)
         return self.call(inputs, *args[1:], **kw)
 
 

@@ -8,7 +8,8 @@ import numpy as np
 
 from .. import backend
 from ..errors import format_shape, shape_error
-from .base import (Input, InputLayer, KerasTensor, Layer, flatten, map_structure)
+from .base import (Grads, Input, InputLayer, KerasTensor, Layer, add_grad, flatten,
+                   map_structure)
 
 __all__ = ["Model", "Sequential"]
 
@@ -200,8 +201,11 @@ class Model(Layer):
 
     # -- running --------------------------------------------------------------------------------
 
-    def _run(self, input_values, training=False, input_masks=None):
+    def _run(self, input_values, training=False, input_masks=None, tape=None):
+        """Run the graph on arrays; with a `tape` list, record ``(node, ctx, outputs, added_loss)``
+        per call for :meth:`backward`; collect the layers' add_loss terms in ``self._losses``."""
         values, masks = {}, {}
+        losses = []
         for k, (t, v) in enumerate(zip(self.inputs, input_values)):
             values[id(t)] = v
             masks[id(t)] = None if input_masks is None else input_masks[k]
@@ -222,7 +226,12 @@ class Model(Layer):
                 in_mask = kwargs["mask"]
             elif layer._call_accepts("mask") and any(m is not None for m in flatten(in_mask)):
                 kwargs["mask"] = in_mask
-            out = layer._eager_call(args, kwargs, training=training)
+            if tape is None:
+                out = layer._eager_call(args, kwargs, training=training)
+            else:
+                out, ctx = layer._eager_call(args, kwargs, training=training, record=True)
+                tape.append((node, ctx, out, bool(layer._losses)))
+            losses.extend(layer._losses)
             inputs0 = args[0] if args else None
             out_mask = layer.compute_mask(inputs0, in_mask)
             outs = flatten(node.outputs)
@@ -236,7 +245,90 @@ class Model(Layer):
                 values[id(t)] = v
                 masks[id(t)] = m if t.has_mask else None
         self._last_output_masks = map_structure(lambda t: masks.get(id(t)), self._outputs_struct)
+        self._losses = losses
         return map_structure(lambda t: values[id(t)], self._outputs_struct)
+
+    # -- gradients ------------------------------------------------------------------------------
+
+    def forward(self, inputs, training=False, mask=None):
+        """Run the model and record each layer call for :meth:`backward`: ``(outputs, tape)``."""
+        values = inputs if isinstance(inputs, list) and len(self.inputs) > 1 else \
+            self._inputs_as_list(inputs)
+        values = [np.asarray(v) if not isinstance(v, np.ndarray) else v for v in values]
+        masks = None
+        if mask is not None:
+            masks = mask if isinstance(mask, list) and len(self.inputs) > 1 else [mask]
+        tape = []
+        out = self._run(values, training=training, input_masks=masks, tape=tape)
+        return out, tape
+
+    def backward(self, tape, d_outputs, need_input_grad=True):
+        """Backpropagate through a recorded run (reverse order of the layer calls).
+
+        Args:
+            tape: the second value of :meth:`forward`.
+            d_outputs: gradients w.r.t. the outputs (the outputs' structure; None = zero).
+
+        Returns:
+            :class:`Grads` with ``inputs`` for the model inputs (the inputs' structure) and
+            ``weights`` for every weight of every layer reached.
+
+        Raises:
+            NotImplementedError: a layer on the way has no backward (named in the message).
+        """
+        grads = {}
+        for t, g in zip(self.outputs, flatten(d_outputs)):
+            if g is not None:
+                add_grad(grads, id(t), np.asarray(g))
+        requires = self._requires_grad(need_input_grad)
+        weights = {}
+        for node, ctx, out, added_loss in reversed(tape):
+            layer = node.layer
+            outs = flatten(node.outputs)
+            d = [grads.get(id(t)) for t in outs]
+            if all(g is None for g in d) and not added_loss:
+                continue
+            need_in = any(requires.get(id(t), False) for t in node.input_tensors)
+            if not need_in and not _has_trainable(layer):
+                continue
+            out_vals = flatten(out) if isinstance(node.outputs, (list, tuple, dict)) else [out]
+            d = [np.zeros_like(v) if g is None else g for g, v in zip(d, out_vals)]
+            d_struct = _unflatten_like(node.outputs, d)
+            if not layer.differentiable:
+                raise NotImplementedError(
+                    f"Cannot compute gradients through {type(layer).__name__} '{layer.name}': "
+                    f"it has no backward. Hint: use built-in layers between the trainable "
+                    f"weights and the loss, or pass backward=... to Lambda.")
+            res = layer.backward(ctx, d_struct, need_input_grad=need_in)
+            for v, g in res.weights.items():
+                add_grad(weights, v, g)
+            if not need_in:
+                continue
+            first = node.args[0] if node.args else None
+            _route(grads, first, res.inputs)
+            if res.args is not None:
+                for a, g in zip(node.args[1:], res.args):
+                    _route(grads, a, g)
+            if res.kwargs:
+                for k, g in res.kwargs.items():
+                    _route(grads, node.kwargs.get(k), g)
+        d_inputs = [grads.get(id(t)) for t in self.inputs]
+        if isinstance(self._inputs_struct, dict):
+            d_inputs = dict(zip(self._inputs_struct, d_inputs))
+        elif len(self.inputs) == 1 and not isinstance(self._inputs_struct, (list, tuple)):
+            d_inputs = d_inputs[0]
+        return Grads(d_inputs, weights)
+
+    def _requires_grad(self, need_input_grad):
+        """Which tensors (by id) a gradient must reach: downstream of a trainable weight (or of
+        the inputs, when the caller needs their gradient)."""
+        req = {id(t): bool(need_input_grad) for t in self.inputs}
+        for node in self._nodes:
+            r = _has_trainable(node.layer) or any(req.get(id(t), False)
+                                                  for t in node.input_tensors)
+            for t in flatten(node.outputs):
+                req[id(t)] = r
+        return req
 
     def _inputs_as_list(self, x):
         if isinstance(self._inputs_struct, dict):
@@ -380,6 +472,37 @@ class Model(Layer):
         print_fn(f" Total params: {n_all:,} ({_human_bytes(nbytes)})")
         print_fn(f" Trainable params: {n_tr:,} ({_human_bytes(tbytes)})")
         print_fn(f" Non-trainable params: {n_all - n_tr:,} ({_human_bytes(nbytes - tbytes)})")
+
+
+def _has_trainable(layer):
+    return bool(layer.trainable_weights)
+
+
+def _route(grads, target, g):
+    """Add gradient structure `g` to the symbolic tensors of `target` (same structure)."""
+    if target is None or g is None:
+        return
+    if isinstance(target, KerasTensor):
+        add_grad(grads, id(target), g)
+        return
+    if isinstance(target, (list, tuple)):
+        if isinstance(g, (list, tuple)):
+            for t, gg in zip(target, g):
+                _route(grads, t, gg)
+        return
+    if isinstance(target, dict) and isinstance(g, dict):
+        for k in target:
+            _route(grads, target[k], g.get(k))
+
+
+def _unflatten_like(structure, leaves):
+    it = iter(leaves)
+
+    def take(_):
+        return next(it)
+    if isinstance(structure, (list, tuple, dict)):
+        return map_structure(take, structure)
+    return leaves[0]
 
 
 class _Shape:

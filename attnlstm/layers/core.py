@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 
 from .. import activations, backend, initializers
-from ..engine.base import Layer, flatten
+from ..engine.base import Grads, Layer, flatten
 from ..errors import format_shape, shape_error
 
 __all__ = ["Dense", "Activation", "Softmax", "Dropout", "Masking", "Embedding", "Lambda",
@@ -105,10 +105,25 @@ class Dense(Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def call(self, inputs):
-        y = np.matmul(inputs, self.kernel.value)
+        return self.forward(inputs)[0]
+
+    def forward(self, inputs):
+        z = np.matmul(inputs, self.kernel.value)
         if self.use_bias:
-            y += self.bias.value
-        return _apply_activation(self, self.activation, y)
+            z += self.bias.value
+        y = _apply_activation(self, self.activation, z)
+        return y, (inputs, z, y)
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        x, z, y = ctx
+        dz = activations.backward(self.activation, z, y, d_outputs)
+        D, U = self.kernel.shape
+        dz2 = dz.reshape(-1, U)
+        weights = {self.kernel: np.matmul(x.reshape(-1, D).T, dz2)}
+        if self.use_bias:
+            weights[self.bias] = dz2.sum(axis=0)
+        dx = np.matmul(dz, self.kernel.value.T) if need_input_grad else None
+        return Grads(dx, weights)
 
     def get_config(self):
         cfg = super().get_config()
@@ -134,6 +149,14 @@ class Activation(Layer):
 
     def call(self, inputs):
         return _apply_activation(self, self.activation, inputs)
+
+    def forward(self, inputs):
+        y = _apply_activation(self, self.activation, inputs)
+        return y, (inputs, y)
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        x, y = ctx
+        return Grads(activations.backward(self.activation, x, y, d_outputs))
 
     def get_config(self):
         cfg = super().get_config()
@@ -182,8 +205,12 @@ class Softmax(Layer):
                               "each mask axis must be 1 or match the corresponding input axis.")
 
     def call(self, inputs, mask=None):
+        return self.forward(inputs, mask)[0]
+
+    def forward(self, inputs, mask=None):
         x = np.asarray(inputs)
         axis = self.axis
+        m = None
         if mask is not None:
             m = np.asarray(mask, bool)
             while m.ndim < x.ndim:
@@ -195,9 +222,17 @@ class Softmax(Layer):
             p = (e / np.sum(e, axis=tuple(axis), keepdims=True)).astype(x.dtype)
         else:
             p = softmax_checked(x, axis, self)
-        if mask is not None:
-            p = np.where(m, p, np.asarray(0, p.dtype))
-        return p
+        out = p if m is None else np.where(m, p, np.asarray(0, p.dtype))
+        return out, (p, m)
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        p, m = ctx
+        axes = tuple(self.axis) if isinstance(self.axis, (list, tuple)) else self.axis
+        d = d_outputs if m is None else np.where(m, d_outputs, 0)
+        dx = p * (d - np.sum(d * p, axis=axes, keepdims=True))
+        if m is not None:
+            dx = np.where(m, dx, 0)
+        return Grads(dx.astype(p.dtype, copy=False))
 
     def compute_mask(self, inputs, mask=None):
         return mask
@@ -231,14 +266,25 @@ class Dropout(Layer):
         self._rng = backend.make_rng(seed)
 
     def call(self, inputs, training=False):
+        return self.forward(inputs, training)[0]
+
+    def forward(self, inputs, training=False):
         if not training or self.rate == 0:
-            return inputs
+            return inputs, None
         x = np.asarray(inputs)
         shape = x.shape
         if self.noise_shape is not None:
             shape = tuple(x.shape[i] if s is None else s for i, s in enumerate(self.noise_shape))
-        keep = self._rng.random(shape) >= self.rate
-        return (x * keep / (1.0 - self.rate)).astype(x.dtype)
+        if self.rate >= 1:
+            scale = np.zeros(shape, x.dtype)
+        else:
+            scale = ((self._rng.random(shape) >= self.rate) / (1.0 - self.rate)).astype(x.dtype)
+        return x * scale, scale
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        if ctx is None:
+            return Grads(d_outputs)
+        return Grads(d_outputs * ctx)
 
     def get_config(self):
         cfg = super().get_config()
@@ -274,8 +320,14 @@ class Masking(Layer):
         return np.any(np.asarray(x) != self.mask_value, axis=-1)
 
     def call(self, inputs):
+        return self.forward(inputs)[0]
+
+    def forward(self, inputs):
         m = self._mask(inputs)
-        return np.where(m[..., None], inputs, np.asarray(0, inputs.dtype))
+        return np.where(m[..., None], inputs, np.asarray(0, inputs.dtype)), m
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        return Grads(np.where(ctx[..., None], d_outputs, 0).astype(d_outputs.dtype, copy=False))
 
     def compute_mask(self, inputs, mask=None):
         return self._mask(inputs)
@@ -341,6 +393,14 @@ class Embedding(Layer):
         return self.dtype
 
     def call(self, inputs):
+        return self.forward(inputs)[0]
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        d = np.zeros_like(self.embeddings.value)
+        np.add.at(d, ctx.reshape(-1), d_outputs.reshape(-1, self.output_dim))
+        return Grads(None, {self.embeddings: d})
+
+    def forward(self, inputs):
         idx = np.asarray(inputs)
         if idx.dtype.kind == "f":
             if not np.all(np.isfinite(idx)) or np.any(idx != np.round(idx)):
@@ -357,7 +417,7 @@ class Embedding(Layer):
             raise ValueError(
                 f"Embedding '{self.name}': index {int(bad)} is out of range [0, {self.input_dim}). "
                 f"Hint: input_dim must be the vocabulary size (largest index + 1).")
-        return self.embeddings.value[idx]
+        return self.embeddings.value[idx], idx
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
@@ -384,15 +444,21 @@ class Lambda(Layer):
             infer it by running `function` on small arrays (sizes left as None that vary).
         mask: a mask, or a callable ``mask(inputs, mask)``, for the output.
         arguments: extra keyword arguments for `function`.
+        backward: to train through the layer, ``backward(inputs, outputs, d_outputs) ->
+            d_inputs`` (NumPy arrays; d_inputs with the structure of inputs). Without it a
+            model whose trainable weights sit before this layer cannot be trained (attnlstm
+            has no automatic differentiation of NumPy code).
 
     Raises:
         ValueError: the output shape cannot be inferred (pass `output_shape`).
     """
     supports_masking = True
 
-    def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
+    def __init__(self, function, output_shape=None, mask=None, arguments=None, backward=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.function = function
+        self._backward_fn = backward
         self._output_shape = output_shape
         self._mask = mask
         self.arguments = arguments or {}
@@ -429,6 +495,20 @@ class Lambda(Layer):
 
     def call(self, inputs, mask=None):
         return np.asarray(self.function(inputs, **self.arguments))
+
+    def forward(self, inputs, mask=None):
+        out = self.call(inputs, mask)
+        return out, (inputs, out)
+
+    @property
+    def differentiable(self):
+        return self._backward_fn is not None
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        if self._backward_fn is None:
+            return super().backward(ctx, d_outputs, need_input_grad)
+        inputs, out = ctx
+        return Grads(self._backward_fn(inputs, out, d_outputs))
 
     def compute_mask(self, inputs, mask=None):
         if callable(self._mask):

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import activations, backend, initializers, ops
-from ..engine.base import Layer, check_time_mask
+from ..engine.base import Grads, Layer, check_time_mask
 from ..errors import format_shape, shape_error
 
 __all__ = ["LSTM"]
@@ -222,8 +222,17 @@ class LSTM(Layer):
         self.states = [h, c]
 
     def call(self, inputs, mask=None, initial_state=None, training=False):
+        return self.forward(inputs, mask, initial_state, training)[0]
+
+    def _dropout_mask(self, B, n, rate, gates):
+        """Keras' ``dropout(ones((B, n)), rate)``: kept entries are 1 / (1 - rate)."""
+        keep = self._rng.random((B, gates * n)) >= rate
+        return (keep / (1.0 - rate)).astype(self.dtype)
+
+    def forward(self, inputs, mask=None, initial_state=None, training=False):
         x = inputs
         B = x.shape[0]
+        own_state = initial_state is not None
         if initial_state is None and self.stateful and self.states is not None:
             if self.states[0].shape[0] != B:
                 raise shape_error(
@@ -231,31 +240,59 @@ class LSTM(Layer):
                     "a stateful LSTM needs the same batch size at every call; call reset_states() "
                     "to start over.")
             initial_state = self.states
-        if training and self.dropout > 0:
-            keep = self._rng.random((B, x.shape[2])) >= self.dropout
-            x = (x * (keep / (1.0 - self.dropout))[:, None, :]).astype(x.dtype)
+        # Dropout as Keras 3.15.1 draws it: with recurrent_dropout the cell runs implementation
+        # 1 with one mask per gate for x and for h_{t-1}; with dropout alone one (B, D) mask on x,
+        # the same at every step.
+        dp_mask = rec_mask = x_scale = None
         if training and self.recurrent_dropout > 0:
-            raise NotImplementedError(
-                f"LSTM '{self.name}': recurrent_dropout in training needs the LSTM training "
-                "kernels (the training issue); it has no effect at inference.")
+            rec_mask = self._dropout_mask(B, self.units, self.recurrent_dropout, 4)
+            if self.dropout > 0:
+                dp_mask = self._dropout_mask(B, x.shape[2], self.dropout, 4)
+        elif training and self.dropout > 0:
+            x_scale = self._dropout_mask(B, x.shape[2], self.dropout, 1)
+            x = x * x_scale[:, None, :]
         r = ops.lstm_forward(
             x, self.kernel.value, self.recurrent_kernel.value,
             self.bias.value if self.use_bias else None, initial_state, mask,
             self.activation, self.recurrent_activation, self.go_backwards,
-            dtype=self.dtype, name=f"LSTM '{self.name}'")
+            dtype=self.dtype, name=f"LSTM '{self.name}'", rec_mask=rec_mask, dp_mask=dp_mask)
         outputs = r["outputs"]
+        out_mask = None
         if self.zero_output_for_mask and mask is not None:
-            m = np.asarray(mask, bool)
+            out_mask = np.asarray(mask, bool)
             if self.go_backwards:
-                m = m[:, ::-1]
-            outputs = np.where(m[:, :, None], outputs, np.asarray(0, outputs.dtype))
+                out_mask = out_mask[:, ::-1]
+            outputs = np.where(out_mask[:, :, None], outputs, np.asarray(0, outputs.dtype))
         last = outputs[:, -1]
         if self.stateful:
             self.states = [np.array(r["h"]), np.array(r["c"])]
         out = outputs if self.return_sequences else np.ascontiguousarray(last)
         if self.return_state:
-            return [out, np.ascontiguousarray(r["h"]), np.ascontiguousarray(r["c"])]
-        return out
+            out = [out, np.ascontiguousarray(r["h"]), np.ascontiguousarray(r["c"])]
+        return out, (r, out_mask, x_scale, own_state)
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        r, out_mask, x_scale, own_state = ctx
+        d_h = d_c = None
+        if self.return_state:
+            d_out, d_h, d_c = d_outputs
+        else:
+            d_out = d_outputs
+        d_seq = d_last = None
+        if self.return_sequences:
+            d_seq = d_out if out_mask is None else np.where(out_mask[:, :, None], d_out, 0)
+        else:
+            d_last = d_out if out_mask is None else np.where(out_mask[:, -1:], d_out, 0)
+        g = ops.lstm_backward(r, d_outputs=d_seq, d_h=d_h, d_c=d_c, d_last_output=d_last,
+                              name=f"LSTM '{self.name}'")
+        weights = {self.kernel: g["kernel"], self.recurrent_kernel: g["recurrent_kernel"]}
+        if self.use_bias:
+            weights[self.bias] = g["bias"]
+        dx = g["x"]
+        if x_scale is not None:
+            dx = dx * x_scale[:, None, :]
+        kw = {"initial_state": [g["h0"], g["c0"]]} if own_state else None
+        return Grads(dx, weights, kwargs=kw)
 
     def get_config(self):
         cfg = super().get_config()
