@@ -109,3 +109,35 @@ def test_lstm_dropout_training(dropout, recurrent_dropout):
     def reset():
         layer._rng = np.random.default_rng(5)
     check_layer(layer, [randn(3, 5, 2)], training=True, reset_rng=reset)
+
+
+def test_model_backward_functional():
+    """A functional model with a shared layer, a masked LSTM stack and two outputs."""
+    from attnlstm import Input, Model
+    x = Input(shape=(6, 3), dtype="float64")
+    m = layers.Masking()(x)
+    h = layers.LSTM(4, return_sequences=True, dtype="float64")(m)
+    dense = layers.Dense(4, activation="tanh", dtype="float64")
+    h2 = dense(h)
+    h3 = dense(h2)  # the same layer twice: its gradients add up
+    last = layers.LSTM(3, dtype="float64")(h3)
+    y1 = layers.Dense(2, activation="softmax", dtype="float64")(last)
+    y2 = layers.Dense(1, dtype="float64")(h2)
+    model = Model(x, [y1, y2], dtype="float64")
+    xv = randn(3, 6, 3)
+    xv[1, 4:] = 0.0
+    # Weights only: perturbing a padded (zero) step of x would unmask it.
+    check_layer(model, [xv], input_args=[])
+
+
+def test_model_backward_nested_with_state():
+    from attnlstm import Input, Model
+    inner_in = Input(shape=(5, 2), dtype="float64")
+    seq, h, c = layers.LSTM(3, return_sequences=True, return_state=True, dtype="float64")(inner_in)
+    inner = Model(inner_in, [seq, h, c])
+    x = Input(shape=(5, 2), dtype="float64")
+    s, h, c = inner(x)
+    dec = layers.LSTM(3, return_sequences=True, dtype="float64")(s, initial_state=[h, c])
+    y = layers.Dense(2, dtype="float64")(dec)
+    model = Model(x, y)
+    check_layer(model, [randn(2, 5, 2)])

@@ -256,6 +256,7 @@ class Layer:
         self._sublayers = []
         self._inbound_nodes = []
         self._losses = []
+        self._named_losses = {}
         self._batch_input_shape = None
         self._build_input_shape = None
         if kwargs.get("batch_input_shape") is not None:
@@ -443,14 +444,22 @@ class Layer:
     def losses(self):
         return list(self._losses)
 
-    def add_loss(self, loss):
+    def add_loss(self, loss, name=None):
         """Add an extra scalar loss term during a call (Keras ``layer.add_loss``).
 
         Call it from ``forward``/``call``; terms are cleared at the start of every call and
         summed into the training loss. The layer's :meth:`backward` must include the term's
-        gradient (built-in layers that add losses, e.g. ``Sampling(kl_weight=...)``, do).
+        gradient (built-in layers that add losses do).
+
+        Args:
+            loss: a scalar (an array is summed).
+            name: if given, ``fit`` logs the term's running mean under this name (e.g.
+                ``"kl_loss"``) in the progress bar and the History.
         """
-        self._losses.append(float(np.asarray(loss).sum()) if np.ndim(loss) else float(loss))
+        value = float(np.asarray(loss).sum()) if np.ndim(loss) else float(loss)
+        self._losses.append(value)
+        if name is not None:
+            self._named_losses[name] = self._named_losses.get(name, 0.0) + value
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
@@ -585,6 +594,7 @@ class Layer:
         if "training" not in kw and self._call_accepts("training"):
             kw["training"] = training
         self._losses = []
+        self._named_losses = {}
         if record:
             return self.forward(inputs, *args[1:], **kw)
         return self.call(inputs, *args[1:], **kw)

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import backend
 from ..errors import format_shape, shape_error
+from .trainer import Trainer
 from .base import (Grads, Input, InputLayer, KerasTensor, Layer, add_grad, flatten,
                    map_structure)
 
@@ -35,7 +36,7 @@ def _sort_nodes(outputs):
     return order
 
 
-class Model(Layer):
+class Model(Trainer, Layer):
     """A functional model: the graph of layer calls from `inputs` to `outputs` (``keras.Model``).
 
     Args:
@@ -205,7 +206,7 @@ class Model(Layer):
         """Run the graph on arrays; with a `tape` list, record ``(node, ctx, outputs, added_loss)``
         per call for :meth:`backward`; collect the layers' add_loss terms in ``self._losses``."""
         values, masks = {}, {}
-        losses = []
+        losses, named = [], {}
         for k, (t, v) in enumerate(zip(self.inputs, input_values)):
             values[id(t)] = v
             masks[id(t)] = None if input_masks is None else input_masks[k]
@@ -232,6 +233,8 @@ class Model(Layer):
                 out, ctx = layer._eager_call(args, kwargs, training=training, record=True)
                 tape.append((node, ctx, out, bool(layer._losses)))
             losses.extend(layer._losses)
+            for k, v in layer._named_losses.items():
+                named[k] = named.get(k, 0.0) + v
             inputs0 = args[0] if args else None
             out_mask = layer.compute_mask(inputs0, in_mask)
             outs = flatten(node.outputs)
@@ -246,6 +249,7 @@ class Model(Layer):
                 masks[id(t)] = m if t.has_mask else None
         self._last_output_masks = map_structure(lambda t: masks.get(id(t)), self._outputs_struct)
         self._losses = losses
+        self._named_losses = named
         return map_structure(lambda t: values[id(t)], self._outputs_struct)
 
     # -- gradients ------------------------------------------------------------------------------
@@ -362,15 +366,16 @@ class Model(Layer):
             masks = mask if isinstance(mask, list) and len(self.inputs) > 1 else [mask]
         return self._run(values, training=training, input_masks=masks)
 
-    def _eager_call(self, args, kwargs, training=False):
+    def _eager_call(self, args, kwargs, training=False, record=False):
         self._ensure_graph(args[0])
         values = self._inputs_as_list(args[0])
         values = [self._convert_input(t, v) for t, v in zip(self.inputs, values)]
         self._check_inputs(values)
         kw = dict(kwargs)
         kw.pop("training", None)
-        return self.call(values if len(values) > 1 else values[0], training=training,
-                         mask=kw.get("mask"))
+        fn = self.forward if record else self.call
+        return fn(values if len(values) > 1 else values[0], training=training,
+                  mask=kw.get("mask"))
 
     def _ensure_graph(self, x):
         if not self._graph_ready:
