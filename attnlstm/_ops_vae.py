@@ -15,6 +15,10 @@ and the argument. Masks are booleans, True = keep; masked steps are not read (pa
 anything, even NaN) and get a zero gradient; a fully masked sequence has loss 0. NaN/inf in the
 other inputs propagate. An empty batch gives empty results; ``latent_dim == 0`` gives ``kl == 0``.
 
+:func:`gaussian_nll` is the reconstruction term of a decoder that also predicts a log-variance
+per element (a Gaussian likelihood instead of a squared error; its value per sequence is a
+natural anomaly score).
+
 ``eps`` comes from NumPy's generator (``numpy.random.default_rng(seed)`` or a given
 ``Generator``), so a seeded run is reproducible; the C kernels draw nothing themselves.
 """
@@ -29,6 +33,7 @@ __all__ = [
     "sampling", "sampling_forward", "sampling_backward",
     "kl_divergence", "kl_divergence_backward",
     "reconstruction_loss", "reconstruction_loss_backward",
+    "gaussian_nll", "gaussian_nll_backward",
 ]
 
 #: Reconstruction-loss kinds and their C codes (csrc/al_vae.h: AL_RECON_SQUARED/ABSOLUTE).
@@ -290,3 +295,61 @@ def reconstruction_loss_backward(x, x_hat, d_loss, mask=None, kind="mse", dtype=
     g = _grad_array(name, "d_loss", d_loss, x.shape[:1], dt,
                     _HINT_D_LOSS if np.ndim(d_loss) == 2 else None)
     return _core.recon_backward(g, xh, x, m, k)
+
+
+# ---- Gaussian negative log-likelihood ------------------------------------------------------------
+
+def _nll_args(name, x, x_hat, x_log_var, mask, dt):
+    x, xh, m = _recon_args(name, x, x_hat, mask, dt)
+    lv = np.asarray(x_log_var)
+    if lv.shape != x.shape:
+        raise shape_error(name, "x_log_var", f"(batch, timesteps, features) = "
+                                             f"{format_shape(x.shape)}", lv.shape,
+                          "the decoder's log-variance head predicts one value per element, "
+                          "like x_hat (e.g. a second TimeDistributed(Dense(features))).")
+    return x, xh, _as(lv, dt), m
+
+
+def gaussian_nll(x, x_hat, x_log_var, mask=None, dtype=None, name="ops.gaussian_nll"):
+    """Masked Gaussian negative log-likelihood per sequence: the sum over unmasked timesteps
+    and all features of ``0.5 * (log(2 pi) + x_log_var + (x - x_hat)**2 * exp(-x_log_var))``,
+    the reconstruction term of a decoder that predicts a mean ``x_hat`` and a log-variance per
+    element (the "reconstruction probability" of An & Cho 2015, used as an anomaly score).
+
+    Args:
+        x: `(B, T, F)`, the target sequences.
+        x_hat: `(B, T, F)`, the predicted means.
+        x_log_var: `(B, T, F)`, the predicted log-variances.
+        mask: `(B, T)` booleans, True = the step counts; None = every step counts.
+        dtype: float32 or float64; default: the inputs' float dtype (x first), else float32.
+
+    Returns:
+        `(B,)` array; 0 for a fully masked sequence.
+
+    Raises:
+        ShapeError: as :func:`reconstruction_loss`, or ``x_log_var`` differs from ``x``.
+
+    Example:
+        >>> gaussian_nll(np.zeros((2, 5, 3)), np.ones((2, 5, 3)), np.zeros((2, 5, 3))).shape
+        (2,)
+    """
+    dt = float_dtype(dtype, x, x_hat, x_log_var)
+    x, xh, lv, m = _nll_args(name, x, x_hat, x_log_var, mask, dt)
+    return _core.gaussian_nll_forward(xh, lv, x, m)
+
+
+def gaussian_nll_backward(x, x_hat, x_log_var, d_loss, mask=None, dtype=None,
+                          name="ops.gaussian_nll_backward"):
+    """Gradients of :func:`gaussian_nll` given ``d_loss`` (B,): a dict with ``x_hat``
+    (``d_loss[b] * (x_hat - x) * exp(-x_log_var)``) and ``x_log_var`` (``d_loss[b] * 0.5 *
+    (1 - (x_hat - x)**2 * exp(-x_log_var))``), both (B, T, F) and 0 at masked steps.
+
+    Raises:
+        ShapeError: as :func:`gaussian_nll`, or ``d_loss`` is not `(B,)`.
+    """
+    dt = float_dtype(dtype, x, x_hat, x_log_var)
+    x, xh, lv, m = _nll_args(name, x, x_hat, x_log_var, mask, dt)
+    g = _grad_array(name, "d_loss", d_loss, x.shape[:1], dt,
+                    _HINT_D_LOSS if np.ndim(d_loss) == 2 else None)
+    d_xh, d_lv = _core.gaussian_nll_backward(g, xh, lv, x, m)
+    return {"x_hat": d_xh, "x_log_var": d_lv}

@@ -32,7 +32,14 @@ enum {
                                const uint8_t *mask, int kind, size_t B, size_t T, size_t F);   \
     int al_recon_backward_##sfx(real *d_x_hat, const real *d_loss, const real *x_hat,          \
                                 const real *x, const uint8_t *mask, int kind,                  \
-                                size_t B, size_t T, size_t F);
+                                size_t B, size_t T, size_t F);                                \
+    int al_gaussian_nll_forward_##sfx(real *loss, const real *x_hat, const real *x_log_var,   \
+                                      const real *x, const uint8_t *mask,                     \
+                                      size_t B, size_t T, size_t F);                          \
+    int al_gaussian_nll_backward_##sfx(real *d_x_hat, real *d_x_log_var, const real *d_loss,  \
+                                       const real *x_hat, const real *x_log_var,              \
+                                       const real *x, const uint8_t *mask,                    \
+                                       size_t B, size_t T, size_t F);
 
 AL_DECLARE_VAE(f32, float)
 AL_DECLARE_VAE(f64, double)

@@ -359,6 +359,114 @@ fail:
     return NULL;
 }
 
+/* ---- Gaussian negative log-likelihood ---------------------------------------------------- */
+
+/* x_hat, x, mask as al_vae_recon_args, plus x_log_var of x_hat's shape; 0 or -1. */
+static int al_vae_nll_args(PyObject *xh_obj, PyObject *lv_obj, PyObject *x_obj, PyObject *m_obj,
+                           const char *fn, int *typenum, PyArrayObject **xh, PyArrayObject **lv,
+                           PyArrayObject **x, PyArrayObject **mask) {
+    if (al_vae_recon_args(xh_obj, x_obj, m_obj, fn, typenum, xh, x, mask) < 0) return -1;
+    if ((*lv = al_get_array(lv_obj, *typenum, fn, "x_log_var", 3, PyArray_DIMS(*xh),
+                            "(B, T, F)")) == NULL) return -1;
+    return 0;
+}
+
+static const char GAUSSIAN_NLL_FORWARD_DOC[] =
+    "gaussian_nll_forward(x_hat, x_log_var, x, mask=None) -> loss\n\n"
+    "Masked Gaussian negative log-likelihood per sequence, loss (B,): the sum over unmasked\n"
+    "timesteps and all features of 0.5 * (log(2 pi) + x_log_var + (x_hat - x)^2 *\n"
+    "exp(-x_log_var)). x_hat, x_log_var, x (B, T, F), one dtype (x_hat's); mask (B, T),\n"
+    "nonzero = keep. Raises TypeError/ValueError on bad input.";
+
+static PyObject *al_py_gaussian_nll_forward(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"x_hat", "x_log_var", "x", "mask", NULL};
+    const char *fn = "gaussian_nll_forward";
+    PyObject *xh_obj = NULL, *lv_obj = NULL, *x_obj = NULL, *m_obj = Py_None;
+    PyArrayObject *xh = NULL, *lv = NULL, *x = NULL, *mask = NULL, *loss = NULL;
+    npy_intp B, T, F;
+    int typenum;
+    (void)self;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|O:gaussian_nll_forward", kwlist,
+                                     &xh_obj, &lv_obj, &x_obj, &m_obj)) {
+        return NULL;
+    }
+    if (al_vae_nll_args(xh_obj, lv_obj, x_obj, m_obj, fn, &typenum, &xh, &lv, &x, &mask) < 0)
+        goto fail;
+    B = PyArray_DIM(xh, 0); T = PyArray_DIM(xh, 1); F = PyArray_DIM(xh, 2);
+    if ((loss = (PyArrayObject *)PyArray_EMPTY(1, &B, typenum, 0)) == NULL) goto fail;
+
+    Py_BEGIN_ALLOW_THREADS
+    if (typenum == NPY_FLOAT32) {
+        al_gaussian_nll_forward_f32(AL_PTR(loss, float), AL_PTR(xh, float), AL_PTR(lv, float),
+                                    AL_PTR(x, float), AL_PTR(mask, uint8_t),
+                                    (size_t)B, (size_t)T, (size_t)F);
+    } else {
+        al_gaussian_nll_forward_f64(AL_PTR(loss, double), AL_PTR(xh, double),
+                                    AL_PTR(lv, double), AL_PTR(x, double),
+                                    AL_PTR(mask, uint8_t), (size_t)B, (size_t)T, (size_t)F);
+    }
+    Py_END_ALLOW_THREADS
+
+    Py_DECREF(xh); Py_DECREF(lv); Py_DECREF(x); Py_XDECREF(mask);
+    return (PyObject *)loss;
+
+fail:
+    Py_XDECREF(xh); Py_XDECREF(lv); Py_XDECREF(x); Py_XDECREF(mask); Py_XDECREF(loss);
+    return NULL;
+}
+
+static const char GAUSSIAN_NLL_BACKWARD_DOC[] =
+    "gaussian_nll_backward(d_loss, x_hat, x_log_var, x, mask=None) -> (d_x_hat, d_x_log_var)\n\n"
+    "Gradients of gaussian_nll_forward given d_loss (B,): with d = x_hat - x and\n"
+    "p = exp(-x_log_var), d_x_hat = d_loss[b] * d * p and d_x_log_var = d_loss[b] * 0.5 *\n"
+    "(1 - d^2 * p); 0 at masked steps. Raises TypeError/ValueError on bad input.";
+
+static PyObject *al_py_gaussian_nll_backward(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"d_loss", "x_hat", "x_log_var", "x", "mask", NULL};
+    const char *fn = "gaussian_nll_backward";
+    PyObject *g_obj = NULL, *xh_obj = NULL, *lv_obj = NULL, *x_obj = NULL, *m_obj = Py_None;
+    PyArrayObject *g = NULL, *xh = NULL, *lv = NULL, *x = NULL, *mask = NULL;
+    PyArrayObject *dxh = NULL, *dlv = NULL;
+    npy_intp B, T, F;
+    int typenum;
+    (void)self;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|O:gaussian_nll_backward", kwlist,
+                                     &g_obj, &xh_obj, &lv_obj, &x_obj, &m_obj)) {
+        return NULL;
+    }
+    if (al_vae_nll_args(xh_obj, lv_obj, x_obj, m_obj, fn, &typenum, &xh, &lv, &x, &mask) < 0)
+        goto fail;
+    B = PyArray_DIM(xh, 0); T = PyArray_DIM(xh, 1); F = PyArray_DIM(xh, 2);
+    if ((g = al_get_array(g_obj, typenum, fn, "d_loss", 1, &B, "(B,)")) == NULL) goto fail;
+    if ((dxh = (PyArrayObject *)PyArray_EMPTY(3, PyArray_DIMS(xh), typenum, 0)) == NULL)
+        goto fail;
+    if ((dlv = (PyArrayObject *)PyArray_EMPTY(3, PyArray_DIMS(xh), typenum, 0)) == NULL)
+        goto fail;
+
+    Py_BEGIN_ALLOW_THREADS
+    if (typenum == NPY_FLOAT32) {
+        al_gaussian_nll_backward_f32(AL_PTR(dxh, float), AL_PTR(dlv, float), AL_PTR(g, float),
+                                     AL_PTR(xh, float), AL_PTR(lv, float), AL_PTR(x, float),
+                                     AL_PTR(mask, uint8_t), (size_t)B, (size_t)T, (size_t)F);
+    } else {
+        al_gaussian_nll_backward_f64(AL_PTR(dxh, double), AL_PTR(dlv, double),
+                                     AL_PTR(g, double), AL_PTR(xh, double), AL_PTR(lv, double),
+                                     AL_PTR(x, double), AL_PTR(mask, uint8_t),
+                                     (size_t)B, (size_t)T, (size_t)F);
+    }
+    Py_END_ALLOW_THREADS
+
+    Py_DECREF(g); Py_DECREF(xh); Py_DECREF(lv); Py_DECREF(x); Py_XDECREF(mask);
+    return Py_BuildValue("NN", dxh, dlv);
+
+fail:
+    Py_XDECREF(g); Py_XDECREF(xh); Py_XDECREF(lv); Py_XDECREF(x); Py_XDECREF(mask);
+    Py_XDECREF(dxh); Py_XDECREF(dlv);
+    return NULL;
+}
+
 #undef AL_PTR
 
 PyMethodDef al_vae_methods[] = {
@@ -374,5 +482,9 @@ PyMethodDef al_vae_methods[] = {
      METH_VARARGS | METH_KEYWORDS, RECON_FORWARD_DOC},
     {"recon_backward", (PyCFunction)(void (*)(void))al_py_recon_backward,
      METH_VARARGS | METH_KEYWORDS, RECON_BACKWARD_DOC},
+    {"gaussian_nll_forward", (PyCFunction)(void (*)(void))al_py_gaussian_nll_forward,
+     METH_VARARGS | METH_KEYWORDS, GAUSSIAN_NLL_FORWARD_DOC},
+    {"gaussian_nll_backward", (PyCFunction)(void (*)(void))al_py_gaussian_nll_backward,
+     METH_VARARGS | METH_KEYWORDS, GAUSSIAN_NLL_BACKWARD_DOC},
     {NULL, NULL, 0, NULL}
 };

@@ -12,6 +12,8 @@
  *         =  0.5 * sum_z (mean^2 + (exp(log_var) - 1 - log_var))
  *   loss[b] = sum over unmasked t and every f of  (x_hat - x)^2   (kind AL_RECON_SQUARED)
  *                                             or |x_hat - x|     (kind AL_RECON_ABSOLUTE)
+ *   nll[b]  = sum over unmasked t and all f of 0.5 * (log(2 pi) + lv + (x_hat - x)^2 * exp(-lv))
+ *             (gaussian_nll: a decoder that also predicts a log-variance lv per element)
  * The second form of kl is the same function; it is a sum of non-negative terms, and
  * exp(v) - 1 - v is evaluated without cancellation (a Taylor series for |v| < 1), so kl >= 0
  * and is accurate to a few ulps even when the posterior is close to the prior.
@@ -30,6 +32,8 @@
 /* 1/k! for k = 0..17: the Taylor coefficients of exp. */
 #ifndef AL_VAE_INV_FACT
 #define AL_VAE_INV_FACT
+/* log(2 pi), the normalising constant of the Gaussian NLL. */
+#define AL_LOG_2PI 1.8378770664093454835606594728112
 static const double al_vae_inv_fact[18] = {
     1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
     1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0,
@@ -206,6 +210,73 @@ int AL_FN(recon_backward)(real *d_x_hat, const real *d_loss, const real *x_hat, 
                 for (f = 0; f < F; f++) dr[f] = g2 * (x_hat[row + f] - x[row + f]);
             } else {
                 for (f = 0; f < F; f++) dr[f] = g * AL_SFN(vae_sign)(x_hat[row + f] - x[row + f]);
+            }
+        }
+    }
+    return AL_OK;
+}
+
+/*
+ * gaussian_nll_forward: masked Gaussian negative log-likelihood per sequence, for decoders that
+ * also predict a per-element log-variance (the reconstruction probability of An & Cho 2015,
+ * useful as an anomaly score). With d = x_hat - x:
+ *
+ * outputs   loss      (B,)     sum over unmasked t and all f of
+ *                              0.5 * (log(2 pi) + x_log_var + d^2 * exp(-x_log_var));
+ *                              0 for a fully masked sequence or T*F == 0
+ * inputs    x_hat     (B,T,F)  the predicted mean
+ *           x_log_var (B,T,F)  the predicted log-variance
+ *           x         (B,T,F)  the target
+ *           mask      (B,T)    uint8, nonzero = keep, or NULL
+ * returns   AL_OK
+ */
+int AL_FN(gaussian_nll_forward)(real *loss, const real *x_hat, const real *x_log_var,
+                                const real *x, const uint8_t *mask,
+                                size_t B, size_t T, size_t F) {
+    size_t b, t, f;
+    for (b = 0; b < B; b++) {
+        double acc = 0.0;
+        for (t = 0; t < T; t++) {
+            const size_t row = (b * T + t) * F;
+            if (mask != NULL && !mask[b * T + t]) continue;
+            for (f = 0; f < F; f++) {
+                const double d = (double)x_hat[row + f] - (double)x[row + f];
+                const double lv = (double)x_log_var[row + f];
+                acc += 0.5 * (AL_LOG_2PI + lv + d * d * exp(-lv));
+            }
+        }
+        loss[b] = (real)acc;
+    }
+    return AL_OK;
+}
+
+/*
+ * gaussian_nll_backward: inverts gaussian_nll_forward (overwrites its outputs; 0 at masked
+ * steps). With d = x_hat - x and p = exp(-x_log_var) (the precision):
+ *
+ * outputs   d_x_hat     (B,T,F)  d_loss[b] * d * p                 (d x = -d_x_hat)
+ *           d_x_log_var (B,T,F)  d_loss[b] * 0.5 * (1 - d^2 * p)
+ * inputs    d_loss      (B,)
+ *           x_hat, x_log_var, x (B,T,F);  mask (B,T) uint8 or NULL, as in the forward
+ * returns   AL_OK
+ */
+int AL_FN(gaussian_nll_backward)(real *d_x_hat, real *d_x_log_var, const real *d_loss,
+                                 const real *x_hat, const real *x_log_var, const real *x,
+                                 const uint8_t *mask, size_t B, size_t T, size_t F) {
+    size_t b, t, f;
+    for (b = 0; b < B; b++) {
+        const real g = d_loss[b];
+        for (t = 0; t < T; t++) {
+            const size_t row = (b * T + t) * F;
+            if (mask != NULL && !mask[b * T + t]) {
+                for (f = 0; f < F; f++) d_x_hat[row + f] = d_x_log_var[row + f] = (real)0;
+                continue;
+            }
+            for (f = 0; f < F; f++) {
+                const real d = x_hat[row + f] - x[row + f];
+                const real dp = d * AL_EXP(-x_log_var[row + f]);
+                d_x_hat[row + f] = g * dp;
+                d_x_log_var[row + f] = g * (real)0.5 * ((real)1 - d * dp);
             }
         }
     }

@@ -40,3 +40,16 @@ def recon_backward(d_loss, x_hat, x, mask=None, kind="mse"):
     d = x_hat - x
     g = 2.0 * d if kind == "mse" else np.sign(d)
     return np.where(_keep(mask, x.shape), d_loss[:, None, None] * g, 0).astype(x.dtype)
+
+
+def gaussian_nll_forward(x_hat, x_log_var, x, mask=None):
+    e = 0.5 * (np.log(2 * np.pi) + x_log_var + (x_hat - x) ** 2 * np.exp(-x_log_var))
+    return np.where(_keep(mask, x.shape), e, 0).sum(axis=(1, 2)).astype(x.dtype)
+
+
+def gaussian_nll_backward(d_loss, x_hat, x_log_var, x, mask=None):
+    d = x_hat - x
+    p = np.exp(-x_log_var)
+    keep, g = _keep(mask, x.shape), d_loss[:, None, None]
+    return (np.where(keep, g * d * p, 0).astype(x.dtype),
+            np.where(keep, g * 0.5 * (1 - d * d * p), 0).astype(x.dtype))

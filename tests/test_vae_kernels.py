@@ -434,3 +434,69 @@ def test_seeded_eps_is_reproducible():
         V.sampling(m, lv, eps=np.zeros((B, Z)), seed=1)
     with pytest.raises(TypeError, match="`rng` must be a numpy.random.Generator"):
         V.sampling(m, lv, rng=np.random.RandomState(0))
+
+
+# ---- Gaussian negative log-likelihood --------------------------------------------------------
+
+def nll_inputs(dt=np.float64, b=B):
+    x, xh = seqs(dt, b=b)
+    lv = gen(2).normal(scale=0.5, size=x.shape).astype(dt)
+    return x, xh, lv
+
+
+@pytest.mark.parametrize("mask", list(MASKS))
+def test_gaussian_nll_matches_twin_and_fd(mask):
+    x, xh, lv = nll_inputs()
+    m = MASKS[mask]
+    loss = V.gaussian_nll(x, xh, lv, mask=m)
+    close64(loss, R.gaussian_nll_forward(xh, lv, x, m))
+    w = gen(9).normal(size=B)
+    g = V.gaussian_nll_backward(x, xh, lv, w, mask=m)
+    ref = R.gaussian_nll_backward(w, xh, lv, x, m)
+    close64(g["x_hat"], ref[0])
+    close64(g["x_log_var"], ref[1])
+    f = lambda: float(np.sum(w * V.gaussian_nll(x, xh, lv, m)))  # noqa: E731
+    fd_check(f, xh, g["x_hat"])
+    fd_check(f, lv, g["x_log_var"])
+    if m is not None:
+        assert loss[2] == 0 and np.all(g["x_hat"][2] == 0) and np.all(g["x_log_var"][2] == 0)
+
+
+def test_gaussian_nll_float32_empty_nan():
+    x, xh, lv = nll_inputs(np.float32)
+    a64 = [v.astype(np.float64) for v in (xh, lv, x)]
+    ref = R.gaussian_nll_forward(*a64)
+    terms = np.sum(0.5 * (np.log(2 * np.pi) + np.abs(a64[1])
+                          + (a64[0] - a64[2]) ** 2 * np.exp(-a64[1])), axis=(1, 2))
+    close32(V.gaussian_nll(x, xh, lv), ref, terms)
+    d = np.ones(B, np.float32)
+    g = V.gaussian_nll_backward(x, xh, lv, d)
+    r_xh, r_lv = R.gaussian_nll_backward(d.astype(np.float64), *a64)
+    close32(g["x_hat"], r_xh, np.abs(r_xh))
+    close32(g["x_log_var"], r_lv, 0.5 * (1 + np.abs(2 * r_lv - 1)))
+    x0, xh0, lv0 = nll_inputs(b=0)
+    assert V.gaussian_nll(x0, xh0, lv0).shape == (0,)
+    assert V.gaussian_nll_backward(x0, xh0, lv0, np.zeros(0))["x_log_var"].shape == (0, T, F)
+    lv[1, 2, 1] = np.nan
+    out = V.gaussian_nll(x, xh, lv)
+    assert np.isnan(out[1]) and np.isfinite(out[[0, 2]]).all()
+    assert np.isnan(V.gaussian_nll_backward(x, xh, lv, d)["x_hat"][1, 2, 1])
+
+
+def test_gaussian_nll_errors():
+    x, xh, lv = nll_inputs()
+    with pytest.raises(ShapeError, match=r"ops\.gaussian_nll: `x_log_var` must have shape \(batch, "
+                                         r"timesteps, features\) = \(3, 5, 2\), got \(3, 5, 1\)\."
+                                         r"\nHint: the decoder's log-variance head"):
+        V.gaussian_nll(x, xh, lv[..., :1])
+    with pytest.raises(ShapeError, match=r"ops\.gaussian_nll_backward: `x_hat` .*\nHint: the decoder "
+                                         r"reconstructs 2 steps"):
+        V.gaussian_nll_backward(x, xh[:, :2], lv, np.ones(B))
+    with pytest.raises(ShapeError, match=r"`d_loss` must have shape \(3,\), got \(3, 5\)\.\nHint: "):
+        V.gaussian_nll_backward(x, xh, lv, np.ones((B, T)))
+    with pytest.raises(TypeError, match="gaussian_nll_forward: `x_log_var` must have dtype float64"):
+        _core.gaussian_nll_forward(xh, lv.astype(np.float32), x)
+    with pytest.raises(ValueError, match=r"gaussian_nll_backward: `x_log_var` must have shape"):
+        _core.gaussian_nll_backward(np.ones(B), xh, lv[:, :1], x)
+    with pytest.raises(MemoryError):
+        _core.gaussian_nll_forward(xh, np.broadcast_to(np.zeros((1, 1, 1)), (2 ** 20, 2 ** 20, 2)), x)
