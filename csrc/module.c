@@ -5,6 +5,8 @@
 #define AL_MODULE_MAIN
 #include "bind_common.h"
 
+extern PyMethodDef al_vae_methods[];   /* bind_vae.c */
+
 static int al_count_methods(const PyMethodDef *table) {
     int n = 0;
     while (table[n].ml_name != NULL) n++;
@@ -20,7 +22,7 @@ static struct PyModuleDef al_module = {
 
 PyMODINIT_FUNC PyInit__core(void) {
     PyMethodDef *tables[] = {al_lstm_methods, al_lstm_bwd_methods, al_attention_methods,
-                            al_mha_methods, al_util_methods};
+                            al_mha_methods, al_util_methods, al_vae_methods};
     PyObject *m = NULL, *name = NULL;
     size_t k;
     int i;
