@@ -269,7 +269,15 @@ from ._ops_mha import (  # noqa: E402
     multi_head_attention, multi_head_attention_backward, multi_head_attention_forward,
     relative_attention, relative_attention_backward, relative_attention_forward)
 
+from ._ops_vae import (  # noqa: E402
+    gaussian_nll, gaussian_nll_backward, kl_divergence, kl_divergence_backward,
+    reconstruction_loss, reconstruction_loss_backward, sampling, sampling_backward,
+    sampling_forward)
+
 __all__ += [
+    "sampling", "sampling_forward", "sampling_backward", "kl_divergence",
+    "kl_divergence_backward", "reconstruction_loss", "reconstruction_loss_backward",
+    "gaussian_nll", "gaussian_nll_backward",
     "dot_attention", "dot_attention_forward", "dot_attention_backward", "additive_attention",
     "additive_attention_forward", "additive_attention_backward", "bahdanau_attention",
     "bahdanau_attention_forward", "bahdanau_attention_backward", "bahdanau_keys",
