@@ -16,12 +16,13 @@ from . import _core
 from . import activations, backend, initializers, ops  # ops before layers: layers import it
 from . import layers, utils
 from .engine import Input, InputLayer, KerasTensor, Layer, Model, Sequential, Variable
+from .engine.base import Grads
 from .errors import ShapeError
 
 __version__ = "0.1.0"
 
 __all__ = ["Input", "Model", "Sequential", "ShapeError", "layers", "ops", "utils",
-           "set_num_threads", "get_num_threads", "KerasTensor", "Layer", "Variable", "InputLayer"]
+           "set_num_threads", "get_num_threads", "KerasTensor", "Layer", "Variable", "InputLayer", "Grads"]
 
 
 def set_num_threads(n):
