@@ -70,7 +70,9 @@ def _check_labels(who, argument, labels, n, axis_name):
 
 def _set_tick_labels(ax, axis, labels):
     """Ticks at every step (every k-th one when there are more than MAX_TICK_LABELS)."""
-    if labels is None:
+    if labels is None:  # step numbers: whole steps only
+        from matplotlib.ticker import MaxNLocator
+        (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
         return
     step = max(1, math.ceil(len(labels) / MAX_TICK_LABELS))
     pos = list(range(0, len(labels), step))
@@ -179,7 +181,7 @@ def attention_heatmap(weights, query_labels=None, key_labels=None, heads=None, s
         nrows = math.ceil(n / ncols)
         if figsize is None:
             cell_w = min(10.0, max(3.0, 0.3 * tv + 1.5)) if n == 1 else min(4.0, max(2.5, 0.2 * tv + 1.0))
-            cell_h = (1.6 if pooling else min(8.0, max(2.5, 0.3 * tq + 1.0))) if n == 1 \
+            cell_h = (1.6 if tq == 1 else min(8.0, max(2.5, 0.3 * tq + 1.0))) if n == 1 \
                 else min(4.0, max(2.2, 0.2 * tq + 1.0))
             figsize = (cell_w * ncols + (1.0 if colorbar else 0.0), cell_h * nrows + (0.4 if title else 0))
         fig, grid = _new_figure(nrows, ncols, figsize)

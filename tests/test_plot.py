@@ -273,3 +273,12 @@ def test_figures_are_not_left_open_in_pyplot(rng):
     plot.reconstruction(rng.random((5, 2)), rng.random((5, 2)))
     plot.anomaly_scores(rng.random(20), rng.random(20))
     assert plt.get_fignums() == before
+
+
+def test_heatmap_step_numbers_are_whole(rng):
+    fig = plot.attention_heatmap(rng.random((1, 20)), colorbar=False)   # one query step
+    ax = fig.axes[0]
+    ax.figure.canvas.draw()
+    ys = [y for y in ax.get_yticks() if -0.5 <= y <= 0.5]
+    assert ys == [0.0]
+    assert all(float(x).is_integer() for x in ax.get_xticks())
