@@ -72,7 +72,8 @@ def _set_tick_labels(ax, axis, labels):
     """Ticks at every step (every k-th one when there are more than MAX_TICK_LABELS)."""
     if labels is None:  # step numbers: whole steps only
         from matplotlib.ticker import MaxNLocator
-        (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
+        axis_obj = ax.xaxis if axis == "x" else ax.yaxis
+        axis_obj.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         return
     step = max(1, math.ceil(len(labels) / MAX_TICK_LABELS))
     pos = list(range(0, len(labels), step))
@@ -292,7 +293,7 @@ def training_curves(history, metrics=None, ax=None, title=None, figsize=None):
         a.set_xlabel("epoch")
         a.grid(True, alpha=0.3)
         a.legend()
-        a.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
+        a.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole epochs
     if title is not None:
         fig.suptitle(title)
     return fig
