@@ -9,8 +9,9 @@ with any backend, ``Agg`` included.
 
 Shape mistakes are :class:`attnlstm.ShapeError` with the usual message::
 
-    plot.attention_heatmap: `weights` must have shape (Tq, Tv), (NH, Tq, Tv) or (B, NH, Tq, Tv)
-    with sample=, got (2, 3, 4, 5, 6).
+    plot.reconstruction: `x_hat` must have shape (4, 20, 3) (the shape of `x`), got (4, 10, 3).
+    Hint: the reconstruction has 10 steps for 20 input steps; a decoder's RepeatVector(n) must
+    repeat n = timesteps.
 
 Example::
 
