@@ -11,7 +11,7 @@ import numpy as np
 from .. import _ops_attention as aops
 from .. import _ops_mha as mops
 from .. import backend, initializers
-from ..engine.base import Layer
+from ..engine.base import Grads, Layer
 from ..errors import format_shape, shape_error
 
 __all__ = ["Attention", "AdditiveAttention", "MultiHeadAttention", "BahdanauAttention",
@@ -49,10 +49,29 @@ def _mask_check(layer, arg, mask_shape, expected):
 
 
 def _dropout_weights(layer, weights, training):
+    """Inverted dropout on attention weights: ``(dropped, keep)``; keep is None when inactive.
+
+    The keep mask is returned so that backward reuses it (d_weights = d_dropped * keep / (1-p)).
+    """
     if not training or layer.dropout <= 0:
-        return weights
+        return weights, None
     keep = layer._rng.random(weights.shape) >= layer.dropout
-    return (weights * keep / (1.0 - layer.dropout)).astype(weights.dtype)
+    return (weights * keep / (1.0 - layer.dropout)).astype(weights.dtype), keep
+
+
+def _grad_of(g, like):
+    """An incoming output gradient as an array of `like`'s dtype (None -> zeros)."""
+    if g is None:
+        return np.zeros_like(like)
+    return np.asarray(g, dtype=like.dtype)
+
+
+def _split_d(d_outputs, with_scores, outputs_like):
+    """``(d_out, d_scores)`` from d_outputs; d_scores is None when the scores are not returned."""
+    if with_scores:
+        d_out, d_w = d_outputs
+        return _grad_of(d_out, outputs_like[0]), _grad_of(d_w, outputs_like[1])
+    return _grad_of(d_outputs, outputs_like), None
 
 
 def _query_mask_out(layer, inputs, mask=None):
@@ -158,16 +177,48 @@ class _ListAttention(Layer):
             vm = mask[1] if len(mask) > 1 else None
         return q, v, k, qm, vm
 
-    def _finish(self, r, v, qm, training, return_attention_scores):
+    def _finish(self, r, n_inputs, training, return_attention_scores):
+        """Dropout (training) and output structure: ``(outputs, ctx)`` for :meth:`backward`."""
         out, w = r["outputs"], r["weights"]
-        if training and self.dropout > 0:
-            w = _dropout_weights(self, w, True)
-            out = np.matmul(w, v).astype(out.dtype)
-            if qm is not None:
-                out = np.where(np.asarray(qm, bool)[..., None], out, np.asarray(0, out.dtype))
-        if return_attention_scores:
-            return [out, w]
-        return out
+        w, keep = _dropout_weights(self, w, training)
+        if keep is not None:
+            out = np.matmul(w, r["value"]).astype(out.dtype)
+            if r["query_mask"] is not None:
+                out = np.where(r["query_mask"][..., None], out, np.asarray(0, out.dtype))
+        outputs = [out, w] if return_attention_scores else out
+        ctx = {"saved": r, "keep": keep, "dropped": w, "n_inputs": n_inputs,
+               "scores": bool(return_attention_scores), "outputs": [out, w]}
+        return outputs, ctx
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        r = ctx["saved"]
+        d_out, d_w = _split_d(d_outputs, ctx["scores"], ctx["outputs"] if ctx["scores"]
+                              else ctx["outputs"][0])
+        keep = ctx["keep"]
+        if keep is None:
+            g = self._kernel_backward(r, d_out, d_w)
+        else:
+            # out = where(qm, dropped @ value, 0) with dropped = weights * keep / (1 - p): the
+            # value path is done here and the kernel differentiates the softmax from the
+            # weights' gradient alone.
+            G = d_out
+            if r["query_mask"] is not None:
+                G = np.where(r["query_mask"][..., None], d_out, np.asarray(0, d_out.dtype))
+            d_dropped = np.matmul(G, np.swapaxes(r["value"], 1, 2))
+            if d_w is not None:
+                d_dropped = d_dropped + d_w
+            d_weights = (d_dropped * keep / (1.0 - self.dropout)).astype(d_out.dtype)
+            g = self._kernel_backward(r, np.zeros_like(d_out), d_weights)
+            g["value"] = g["value"] + np.matmul(np.swapaxes(ctx["dropped"], 1, 2), G)
+        weights = {}
+        for var, nm in self._weight_names():
+            weights[var] = np.asarray(g[nm]).reshape(var.shape)
+        inputs = None
+        if need_input_grad:
+            inputs = [g["query"], g["value"]]
+            if ctx["n_inputs"] == 3:
+                inputs.append(g["key"])
+        return Grads(inputs, weights)
 
 
 class Attention(_ListAttention):
@@ -219,6 +270,11 @@ class Attention(_ListAttention):
 
     def call(self, inputs, mask=None, training=False, return_attention_scores=False,
              use_causal_mask=False):
+        return self.forward(inputs, mask, training, return_attention_scores,
+                            use_causal_mask)[0]
+
+    def forward(self, inputs, mask=None, training=False, return_attention_scores=False,
+                use_causal_mask=False):
         q, v, k, qm, vm = self._unpack(inputs, mask)
         r = aops.dot_attention_forward(
             q, v, k, scale=None if self.scale is None else self.scale.value,
@@ -227,7 +283,18 @@ class Attention(_ListAttention):
             else self.concat_score_weight.value,
             query_mask=qm, value_mask=vm, use_causal_mask=use_causal_mask, dtype=self.dtype,
             name=f"Attention '{self.name}'")
-        return self._finish(r, v, qm, training, return_attention_scores)
+        return self._finish(r, len(inputs), training, return_attention_scores)
+
+    def _kernel_backward(self, saved, d_out, d_weights):
+        return aops.dot_attention_backward(saved, d_out, d_weights)
+
+    def _weight_names(self):
+        out = []
+        if self.scale is not None:
+            out.append((self.scale, "scale"))
+        if self.concat_score_weight is not None:
+            out.append((self.concat_score_weight, "concat_score_weight"))
+        return out
 
     def get_config(self):
         cfg = super().get_config()
@@ -265,12 +332,23 @@ class AdditiveAttention(_ListAttention):
 
     def call(self, inputs, mask=None, training=False, return_attention_scores=False,
              use_causal_mask=False):
+        return self.forward(inputs, mask, training, return_attention_scores,
+                            use_causal_mask)[0]
+
+    def forward(self, inputs, mask=None, training=False, return_attention_scores=False,
+                use_causal_mask=False):
         q, v, k, qm, vm = self._unpack(inputs, mask)
         r = aops.additive_attention_forward(
             q, v, k, scale=None if self.scale is None else self.scale.value, query_mask=qm,
             value_mask=vm, use_causal_mask=use_causal_mask, dtype=self.dtype,
             name=f"AdditiveAttention '{self.name}'")
-        return self._finish(r, v, qm, training, return_attention_scores)
+        return self._finish(r, len(inputs), training, return_attention_scores)
+
+    def _kernel_backward(self, saved, d_out, d_weights):
+        return aops.additive_attention_backward(saved, d_out, d_weights)
+
+    def _weight_names(self):
+        return [(self.scale, "scale")] if self.scale is not None else []
 
     def get_config(self):
         cfg = super().get_config()
