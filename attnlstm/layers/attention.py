@@ -509,9 +509,14 @@ class MultiHeadAttention(_MultiArgLayer):
 
     def call(self, inputs, mask=None, attention_mask=None, query_mask=None, value_mask=None,
              key_mask=None, return_attention_scores=False, training=False, use_causal_mask=False):
+        return self.forward(inputs, mask, attention_mask, query_mask, value_mask, key_mask,
+                            return_attention_scores, training, use_causal_mask)[0]
+
+    def forward(self, inputs, mask=None, attention_mask=None, query_mask=None, value_mask=None,
+                key_mask=None, return_attention_scores=False, training=False,
+                use_causal_mask=False):
         query, value, key = inputs
         query_mask, value_mask, key_mask = _merge_masks(mask, query_mask, value_mask, key_mask)
-        use_dropout = training and self.dropout > 0
         fully = "zero" if (return_attention_scores or self.dropout > 0) else "uniform"
         r = mops.multi_head_attention_forward(
             query, value, key, query_kernel=self.query_kernel.value,
@@ -522,16 +527,66 @@ class MultiHeadAttention(_MultiArgLayer):
             query_mask=query_mask, value_mask=value_mask, key_mask=key_mask,
             use_causal_mask=use_causal_mask, fully_masked=fully, dtype=self.dtype,
             name=f"MultiHeadAttention '{self.name}'")
+        return self._mha_finish(r, training, return_attention_scores, key is not None)
+
+    def _mha_finish(self, r, training, return_attention_scores, key_given):
+        """Dropout on the weights (training), then ``(outputs, ctx)`` for :meth:`backward`."""
         out, scores = r["output"], r["attention_scores"]
-        if use_dropout:
-            scores = _dropout_weights(self, scores, True)
-            ctx = np.einsum("bnqk,bknd->bqnd", scores, r["v"])
-            out = np.einsum("bqnd,ndo->bqo", ctx, self.output_kernel.value).astype(out.dtype)
+        scores, keep = _dropout_weights(self, scores, training)
+        context = None
+        if keep is not None:
+            context = np.einsum("bnqk,bknd->bqnd", scores, r["v"])
+            out = np.einsum("bqnd,ndo->bqo", context, self.output_kernel.value).astype(out.dtype)
             if self.output_bias is not None:
                 out = out + self.output_bias.value
-        if return_attention_scores:
-            return [out, scores]
-        return out
+        outputs = [out, scores] if return_attention_scores else out
+        ctx = {"saved": r, "keep": keep, "dropped": scores, "context": context,
+               "key_given": key_given, "scores": bool(return_attention_scores),
+               "outputs": [out, scores]}
+        return outputs, ctx
+
+    def _weight_names(self):
+        names = [(self.query_kernel, "query_kernel"), (self.query_bias, "query_bias"),
+                 (self.key_kernel, "key_kernel"), (self.key_bias, "key_bias"),
+                 (self.value_kernel, "value_kernel"), (self.value_bias, "value_bias"),
+                 (self.output_kernel, "output_kernel"), (self.output_bias, "output_bias")]
+        return [(var, nm) for var, nm in names if var is not None]
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        r = ctx["saved"]
+        d_out, d_s = _split_d(d_outputs, ctx["scores"], ctx["outputs"] if ctx["scores"]
+                              else ctx["outputs"][0])
+        keep = ctx["keep"]
+        if keep is None:
+            g = mops.multi_head_attention_backward(r, d_out, d_s)
+        else:
+            # out = (dropped . v) Wo + bo: the value and output paths are differentiated here;
+            # the kernel differentiates the softmax and the query/key paths from d_weights.
+            a = r["inputs"]
+            Wo, Wv = a["output_kernel"], a["value_kernel"]
+            dropped = ctx["dropped"]
+            d_ctx = np.einsum("bqo,ndo->bqnd", d_out, Wo)
+            d_dropped = np.einsum("bqnd,bknd->bnqk", d_ctx, r["v"])
+            if d_s is not None:
+                d_dropped = d_dropped + d_s
+            d_weights = (d_dropped * keep / (1.0 - self.dropout)).astype(d_out.dtype)
+            g = mops.multi_head_attention_backward(r, np.zeros_like(d_out), d_weights)
+            d_v = np.einsum("bnqk,bqnd->bknd", dropped, d_ctx)          # (B, Tv, NH, HSv)
+            g["output_kernel"] = np.einsum("bqnd,bqo->ndo", ctx["context"], d_out).reshape(
+                a["kernel_shapes"]["output_kernel"])
+            if g.get("output_bias") is not None:
+                g["output_bias"] = d_out.sum(axis=(0, 1))
+            g["value_kernel"] = g["value_kernel"] + np.einsum(
+                "btd,btnh->dnh", a["value"], d_v).reshape(a["kernel_shapes"]["value_kernel"])
+            if g.get("value_bias") is not None:
+                g["value_bias"] = g["value_bias"] + d_v.sum(axis=(0, 1)).reshape(
+                    g["value_bias"].shape)
+            g["value"] = g["value"] + np.einsum("btnh,dnh->btd", d_v, Wv)
+        weights = {var: np.asarray(g[nm]).reshape(var.shape) for var, nm in self._weight_names()}
+        inputs = None
+        if need_input_grad:
+            inputs = [g["query"], g["value"], g["key"] if ctx["key_given"] else None]
+        return Grads(inputs, weights)
 
     def _check_and_build(self, inputs, kwargs):
         shapes, out = super()._check_and_build(inputs, kwargs)
@@ -862,8 +917,9 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
             if self.use_value_embeddings else None
         self.built = True
 
-    def call(self, inputs, mask=None, attention_mask=None, query_mask=None, value_mask=None,
-             key_mask=None, return_attention_scores=False, training=False, use_causal_mask=False):
+    def forward(self, inputs, mask=None, attention_mask=None, query_mask=None, value_mask=None,
+                key_mask=None, return_attention_scores=False, training=False,
+                use_causal_mask=False):
         query, value, key = inputs
         query_mask, value_mask, key_mask = _merge_masks(mask, query_mask, value_mask, key_mask)
         fully = "zero" if (return_attention_scores or self.dropout > 0) else "uniform"
@@ -877,9 +933,14 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
             attention_mask=attention_mask, query_mask=query_mask, value_mask=value_mask,
             key_mask=key_mask, use_causal_mask=use_causal_mask, fully_masked=fully,
             dtype=self.dtype, name=f"RelativeMultiHeadAttention '{self.name}'")
-        if return_attention_scores:
-            return [r["output"], r["attention_scores"]]
-        return r["output"]
+        # No dropout (the layer never applied it): training does not change the result.
+        return self._mha_finish(r, False, return_attention_scores, key is not None)
+
+    def _weight_names(self):
+        names = super()._weight_names() + [(self.rel_k, "rel_k")]
+        if self.rel_v is not None:
+            names.append((self.rel_v, "rel_v"))
+        return names
 
     def get_config(self):
         cfg = super().get_config()
