@@ -683,13 +683,26 @@ class BahdanauAttention(_MultiArgLayer):
         self.built = True
 
     def call(self, inputs, mask=None):
+        return self.forward(inputs, mask)[0]
+
+    def forward(self, inputs, mask=None):
         q, v = inputs[0], inputs[1]
         vm = mask[1] if isinstance(mask, list) else mask
         r = aops.bahdanau_attention_forward(
             q, v, self.W1_kernel.value, self.W2_kernel.value, self.V_kernel.value[:, 0],
             self.W1_bias.value, self.W2_bias.value, value_mask=vm, dtype=self.dtype,
             name=f"BahdanauAttention '{self.name}'")
-        return [r["outputs"], r["weights"]]
+        return [r["outputs"], r["weights"]], r
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        d_out, d_w = _split_d(d_outputs, True, [ctx["outputs"], ctx["weights"]])
+        g = aops.bahdanau_attention_backward(ctx, d_out, d_w)
+        weights = {self.W1_kernel: g["W1"], self.W1_bias: g["b1"], self.W2_kernel: g["W2"],
+                   self.W2_bias: g["b2"], self.V_kernel: g["V"][:, None],
+                   # V's bias shifts every score of a row alike: the softmax ignores it.
+                   self.V_bias: np.zeros_like(self.V_bias.value)}
+        inputs = [g["query"], g["values"]] if need_input_grad else None
+        return Grads(inputs, weights)
 
     def compute_mask(self, inputs, mask=None):
         return [None, None]
@@ -770,6 +783,9 @@ class LuongAttention(_MultiArgLayer):
         self.built = True
 
     def call(self, inputs, mask=None):
+        return self.forward(inputs, mask)[0]
+
+    def forward(self, inputs, mask=None):
         q, v = np.asarray(inputs[0]), np.asarray(inputs[1])
         vm = mask[1] if isinstance(mask, list) else mask
         single = q.ndim == 2
@@ -779,15 +795,44 @@ class LuongAttention(_MultiArgLayer):
             W = self.W_a.value
             r = aops.bahdanau_attention_forward(q, v, W[Dq:], W[:Dq], self.v_a.value,
                                                 value_mask=vm, dtype=self.dtype, name=name)
-            return [r["outputs"], r["weights"]]
+            out, w = r["outputs"], r["weights"]
+            return [out, w], {"saved": r, "outputs": [out, w]}
         q3 = q[:, None, :] if single else q
+        q_in = q3
         if self.score == "general":
             q3 = np.matmul(q3, self.W_a.value)
         r = aops.dot_attention_forward(q3, v, v, value_mask=vm, dtype=self.dtype, name=name)
         out, w = r["outputs"], r["weights"]
         if single:
             out, w = out[:, 0], w[:, 0]
-        return [out, w]
+        return [out, w], {"saved": r, "outputs": [out, w], "single": single, "query": q_in}
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        r = ctx["saved"]
+        d_out, d_w = _split_d(d_outputs, True, ctx["outputs"])
+        if self.score == "concat":
+            g = aops.bahdanau_attention_backward(r, d_out, d_w)
+            # W_a = [W2 (query rows); W1 (value rows)]
+            weights = {self.W_a: np.concatenate([g["W2"], g["W1"]], axis=0),
+                       self.v_a: g["V"]}
+            inputs = [g["query"], g["values"]] if need_input_grad else None
+            return Grads(inputs, weights)
+        single = ctx["single"]
+        if single:
+            d_out, d_w = d_out[:, None, :], d_w[:, None, :]
+        g = aops.dot_attention_backward(r, d_out, d_w)
+        dq3 = g["query"]
+        weights = {}
+        if self.score == "general":
+            q_in = np.asarray(ctx["query"], dq3.dtype)
+            weights[self.W_a] = np.matmul(q_in.reshape(-1, q_in.shape[-1]).T,
+                                          dq3.reshape(-1, dq3.shape[-1]))
+            dq3 = np.matmul(dq3, self.W_a.value.T)
+        inputs = None
+        if need_input_grad:
+            dq = dq3[:, 0] if single else dq3
+            inputs = [dq, g["value"] + g["key"]]
+        return Grads(inputs, weights)
 
     compute_mask = BahdanauAttention.compute_mask
     compute_mask_flags = BahdanauAttention.compute_mask_flags
@@ -850,6 +895,9 @@ class AttentionPooling(Layer):
         self.built = True
 
     def call(self, inputs, mask=None):
+        return self.forward(inputs, mask)[0]
+
+    def forward(self, inputs, mask=None):
         h = np.asarray(inputs)
         keys = np.matmul(h, self.kernel.value) + self.bias.value
         U = keys.shape[-1]
@@ -858,9 +906,21 @@ class AttentionPooling(Layer):
                                             value_mask=mask, dtype=self.dtype,
                                             name=f"AttentionPooling '{self.name}'")
         out, w = r["outputs"][:, 0], r["weights"][:, 0]
-        if self.return_attention_scores:
-            return [out, w]
-        return out
+        outputs = [out, w] if self.return_attention_scores else out
+        return outputs, {"saved": r, "outputs": [out, w]}
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        r = ctx["saved"]
+        ret = self.return_attention_scores
+        d_out, d_w = _split_d(d_outputs, ret, ctx["outputs"] if ret else ctx["outputs"][0])
+        g = aops.additive_attention_backward(r, d_out[:, None, :],
+                                             None if d_w is None else d_w[:, None, :])
+        h, dkeys = r["value"], g["key"]                       # (B, T, H), (B, T, U)
+        H, U = self.kernel.shape
+        weights = {self.kernel: np.matmul(h.reshape(-1, H).T, dkeys.reshape(-1, U)),
+                   self.bias: dkeys.sum(axis=(0, 1)), self.context: g["scale"]}
+        dh = g["value"] + np.matmul(dkeys, self.kernel.value.T) if need_input_grad else None
+        return Grads(dh, weights)
 
     def compute_mask(self, inputs, mask=None):
         return [None, None] if self.return_attention_scores else None
