@@ -5,6 +5,15 @@ relative-position self-attention (RelativeMultiHeadAttention).
 Masks follow Keras 3 (keras-semantics.md §7-8): a masked key gets ``score - 1e9`` (so a fully
 masked row is near-uniform over the values, never NaN), a False query mask zeroes that output row
 (Attention, AdditiveAttention and the hand-written layers; MultiHeadAttention does not).
+
+Training: every layer has ``forward`` (``call`` is ``forward(...)[0]``) and ``backward`` on the
+kernels' saved-forward/backward pairs. ``Grads.inputs`` has the structure of the packed inputs:
+``[d_query, d_value(, d_key)]`` for Attention/AdditiveAttention, ``[d_query, d_value, d_key]``
+for (Relative)MultiHeadAttention (``d_key`` None when no key was given: its gradient is in
+``d_value``), ``[d_query, d_values]`` for Bahdanau/LuongAttention. In training the dropout keep
+mask on the attention weights is drawn once in ``forward`` and reused by ``backward``. A fully
+masked row of Attention/AdditiveAttention gets the gradient of ``softmax(score)`` (the exact
+derivative of ``softmax(score - 1e9)``); in MultiHeadAttention its weights are constants.
 """
 import numpy as np
 
