@@ -1,7 +1,7 @@
 """Global pooling over time: GlobalAveragePooling1D (mask-aware), GlobalMaxPooling1D."""
 import numpy as np
 
-from ..engine.base import Grads, Layer
+from ..engine.base import Grads, Layer, check_time_mask
 from ..errors import shape_error
 
 __all__ = ["GlobalAveragePooling1D", "GlobalMaxPooling1D"]
@@ -30,6 +30,16 @@ class _GlobalPooling1D(Layer):
         else:
             del out[self._time_axis]
         return tuple(out)
+
+    def validate_call(self, input_shape, **kwarg_shapes):
+        mask_shape = kwarg_shapes.get("mask")
+        if self.data_format == "channels_first" and mask_shape is not None and \
+                isinstance(input_shape, tuple) and len(input_shape) == 3:
+            # (B, F, T): the mask is (B, T), against the last axis.
+            check_time_mask(self, "mask", (input_shape[0], input_shape[2], input_shape[1]),
+                            mask_shape)
+            return
+        super().validate_call(input_shape, **kwarg_shapes)
 
     def compute_mask(self, inputs, mask=None):
         return None
@@ -73,9 +83,11 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
         ax = self._time_axis
         if mask is None:
             return np.mean(x, axis=ax, keepdims=self.keepdims), (x.shape, x.dtype, None)
-        m = np.asarray(mask, x.dtype)
-        m = m[:, :, None] if ax == 1 else m[:, None, :]
-        num = np.sum(x * m, axis=ax, keepdims=self.keepdims)
+        mb = np.asarray(mask, bool)
+        mb = mb[:, :, None] if ax == 1 else mb[:, None, :]
+        m = mb.astype(x.dtype)
+        # Keras zeroes masked steps with `where` (a NaN or inf there does not leak in).
+        num = np.sum(np.where(mb, x, np.asarray(0, x.dtype)), axis=ax, keepdims=self.keepdims)
         den = np.sum(m, axis=ax, keepdims=self.keepdims)
         out = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
         # d out / d x[t] = m[t] / den (0 for a fully masked sample, whose output is a constant 0).
