@@ -173,16 +173,6 @@ def test_global_average_pooling_mask(data_format, keepdims):
     assert np.all(np.where(masked, g, 0) == 0)
 
 
-def test_global_average_pooling_mask_ignores_nan_at_masked_steps():
-    x = randn(2, 4, 3)
-    m = mask([[1, 1, 0, 0], [1, 0, 1, 1]])
-    x[0, 3] = np.nan
-    layer = layers.GlobalAveragePooling1D(dtype="float64")
-    out, ctx = run(layer, [x], {"mask": m})
-    np.testing.assert_allclose(out[0], x[0, :2].mean(axis=0))
-    assert np.all(np.isfinite(layer.backward(ctx, np.ones_like(out)).inputs))
-
-
 def test_global_max_pooling_ties_split_equally():
     x = np.array([[[1.0, 2.0], [3.0, 2.0], [3.0, 0.0], [3.0, 2.0]]])
     layer = layers.GlobalMaxPooling1D(dtype="float64")
@@ -330,15 +320,17 @@ def test_dot_grads_match_keras(keras, axes, shapes, normalize):
     assert_close(ol.backward(ctx, d).inputs, kg)
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 @pytest.mark.parametrize("keepdims", [False, True])
-def test_global_average_pooling_mask_grads_match_keras(keras, keepdims):
+def test_global_average_pooling_mask_grads_match_keras(keras, keepdims, data_format):
     # No fully masked sample here: Keras gives NaN (0/0) for those, we give 0 (tested above).
-    x = _f32(3, 5, 4)
+    x = _f32(3, 5, 4) if data_format == "channels_last" else _f32(3, 4, 5)
     m = mask([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
-    ol = layers.GlobalAveragePooling1D(keepdims=keepdims)
+    kw = dict(keepdims=keepdims, data_format=data_format)
+    ol = layers.GlobalAveragePooling1D(**kw)
     out, ctx = run(ol, [x], {"mask": m})
     d = _f32(*out.shape)
-    kg, _, kout = _tape_grads(keras.layers.GlobalAveragePooling1D(keepdims=keepdims), x, d,
+    kg, _, kout = _tape_grads(keras.layers.GlobalAveragePooling1D(**kw), x, d,
                               call_kwargs={"mask": m})
     assert_close(out, kout)
     assert_close(ol.backward(ctx, d).inputs, kg)
@@ -401,3 +393,63 @@ def test_time_distributed_dense_grads_match_keras(keras, activation):
     assert_close(g.inputs, kg)
     assert [w.name for w in kl.trainable_weights] == ["kernel", "bias"]
     assert_close([g.weights[ol.layer.kernel], g.weights[ol.layer.bias]], kgw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Through a Model: the layers chained, with a Keras mask from Masking reaching the pooling
+
+
+def test_model_through_the_layers():
+    from attnlstm import Input, Model
+
+    f64 = dict(dtype="float64")
+    a, b = Input((5, 4), **f64), Input((5, 4), **f64)
+    h1 = layers.TimeDistributed(layers.Dense(3, activation="tanh", **f64), **f64)(a)
+    h2 = layers.Dense(3, **f64)(layers.Masking(**f64)(b))
+    p = layers.GlobalAveragePooling1D(**f64)(h2)                       # masked mean
+    q = layers.GlobalMaxPooling1D(**f64)(layers.Concatenate(**f64)([h1, h2]))
+    mx = layers.Maximum(**f64)([p, layers.Dense(3, **f64)(q)])
+    r = layers.Flatten(**f64)(layers.RepeatVector(2, **f64)(mx))
+    o = layers.Dot(1, normalize=True, **f64)([layers.Dense(4, **f64)(r), layers.Dense(4, **f64)(q)])
+    m = Model([a, b], o)
+    xa, xb = randn(3, 5, 4), randn(3, 5, 4)
+    xb[1, 3:] = 0.0  # padded steps of sample 1
+    R = randn(3, 1)
+
+    def loss():
+        return float(np.sum(m.forward([xa, xb])[0] * R))
+
+    out, tape = m.forward([xa, xb])
+    g = m.backward(tape, R)
+    assert len(g.weights) == len(m.trainable_weights)
+
+    def fd(arr, idx, eps=1e-6):
+        old = arr.flat[idx]
+        arr.flat[idx] = old + eps
+        lp = loss()
+        arr.flat[idx] = old - eps
+        lm = loss()
+        arr.flat[idx] = old
+        return (lp - lm) / (2 * eps)
+
+    checks = [(v.value, gv) for v, gv in g.weights.items()] + [(xa, g.inputs[0])]
+    for arr, grad in checks:
+        num = np.array([fd(arr, i) for i in range(arr.size)])
+        scale = max(np.max(np.abs(num)), np.max(np.abs(grad)), 1e-12)
+        assert np.max(np.abs(num - np.ravel(grad))) / scale <= 1e-6
+    # xb: only unpadded entries (perturbing a padded step would unmask it); padded ones get 0.
+    live = np.flatnonzero(np.broadcast_to(np.any(xb != 0, -1, keepdims=True), xb.shape))
+    num = np.array([fd(xb, i) for i in live])
+    gb = np.ravel(g.inputs[1])
+    assert np.max(np.abs(num - gb[live])) / max(np.max(np.abs(num)), 1e-12) <= 1e-6
+    assert np.all(g.inputs[1][1, 3:] == 0)
+
+
+def test_channels_first_mask_is_checked_against_the_time_axis():
+    from attnlstm import ShapeError
+
+    layer = layers.GlobalAveragePooling1D(data_format="channels_first")
+    x = _f32(3, 4, 5)  # (B, F, T)
+    layer(x, mask=np.ones((3, 5), bool))
+    with pytest.raises(ShapeError, match=r"`mask` must have shape \(3, 5\), got \(3, 4\)"):
+        layer(x, mask=np.ones((3, 4), bool))

@@ -83,11 +83,9 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
         ax = self._time_axis
         if mask is None:
             return np.mean(x, axis=ax, keepdims=self.keepdims), (x.shape, x.dtype, None)
-        mb = np.asarray(mask, bool)
-        mb = mb[:, :, None] if ax == 1 else mb[:, None, :]
-        m = mb.astype(x.dtype)
-        # Keras zeroes masked steps with `where` (a NaN or inf there does not leak in).
-        num = np.sum(np.where(mb, x, np.asarray(0, x.dtype)), axis=ax, keepdims=self.keepdims)
+        m = np.asarray(mask, x.dtype)
+        m = m[:, :, None] if ax == 1 else m[:, None, :]
+        num = np.sum(x * m, axis=ax, keepdims=self.keepdims)
         den = np.sum(m, axis=ax, keepdims=self.keepdims)
         out = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
         # d out / d x[t] = m[t] / den (0 for a fully masked sample, whose output is a constant 0).
