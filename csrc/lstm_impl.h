@@ -58,23 +58,60 @@ static void AL_SFN(lstm_drop_x)(real *dst, const real *x, const real *p, size_t 
  * step is one (B,H)x(H,4H) GEMM (four (B,H)x(H,H) with rec_mask) into the strided gate rows
  * of time t, then a fused elementwise pass per sample.
  */
-int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
-                        const real *x, const real *h0, const real *c0, const uint8_t *mask,
-                        const real *dp_mask, const real *rec_mask,
-                        const real *W, const real *U, const real *bias,
-                        size_t B, size_t T, size_t D, size_t H,
-                        int activation, int recurrent_activation, int go_backwards) {
+int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *act_c,
+                             const real *x, const real *h0, const real *c0,
+                             const uint8_t *mask, const real *dp_mask, const real *rec_mask,
+                             const real *W, const real *U, const real *bias,
+                             size_t B, size_t T, size_t D, size_t H,
+                             int activation, int recurrent_activation, int go_backwards,
+                             int impl) {
     const size_t G = 4 * H;
     size_t s, b, j, k;
     real *hd = NULL;                                    /* (B,4H) dropped h_{s-1} per gate */
+    /* float32 packed-panel path (lstm_pgemm.h): packed U for the steps, packed W (+ bias
+     * folded in) for the input projection; NULL where BLAS does the product. */
+    float *packed = NULL;
+    const float *pU = NULL, *pW = NULL;
+    int isa = AL_PG_NONE;
     if (B == 0 || T == 0) return AL_OK;
     if (rec_mask != NULL) {
         hd = (real *)malloc(B * G * sizeof(real));
         if (hd == NULL) return AL_ERR_NOMEM;
     }
+#if defined(AL_REAL_F32)
+    isa = al_pg_choose(impl, B, T);
+    if (isa != AL_PG_NONE) {
+        const size_t nu = rec_mask == NULL ? al_pg_size(isa, H, G) : 0;
+        const size_t nw = (D > 0 && dp_mask == NULL && al_pg_for_projection(isa, impl))
+                              ? al_pg_size(isa, D, G) : 0;
+        if (nu + nw > 0) {
+            packed = (float *)malloc((nu + nw) * sizeof(float));
+            if (packed == NULL) {
+                free(hd);
+                return AL_ERR_NOMEM;
+            }
+        }
+        if (nu > 0) {
+            al_pg_pack(isa, packed, U, G, 0, H, G);
+            pU = packed;
+        }
+        if (nw > 0) {
+            al_pg_pack(isa, packed + nu, W, G, 0, D, G);
+            pW = packed + nu;
+        }
+    }
+#else
+    (void)impl;
+    (void)isa;
+#endif
 
-    /* gates (B*T, 4H) = x (B*T, D) @ W (D, 4H): one GEMM over every step. */
-    if (D > 0 && dp_mask == NULL) {
+    /* gates (B*T, 4H) = x (B*T, D) @ W (D, 4H): one GEMM over every step (the packed path
+     * adds the bias here too). */
+    if (D > 0 && dp_mask == NULL && pW != NULL) {
+#if defined(AL_REAL_F32)
+        al_pg_gemm(isa, gates, G, x, D, pW, 0, bias, 0, B * T, G, D);
+#endif
+    } else if (D > 0 && dp_mask == NULL) {
         AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)G, (int)D,
                 (real)1, x, (int)D, W, (int)G, (real)0, gates, (int)G);
     } else if (D > 0) {
@@ -82,6 +119,7 @@ int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
         real *xd = (real *)malloc(B * T * D * sizeof(real));
         if (xd == NULL) {
             free(hd);
+            free(packed);
             return AL_ERR_NOMEM;
         }
         for (k = 0; k < 4; k++) {
@@ -101,7 +139,11 @@ int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
         const size_t hprev_ld = (s == 0) ? H : T * H;
         real *gt = gates + t * G;                       /* rows b at stride T*G */
 
-        if (hprev != NULL && hd == NULL) {
+        if (hprev != NULL && pU != NULL) {
+#if defined(AL_REAL_F32)
+            al_pg_gemm(isa, gt, T * G, hprev, hprev_ld, pU, 0, NULL, 1, B, G, H);
+#endif
+        } else if (hprev != NULL && hd == NULL) {
             AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)G, (int)H,
                     (real)1, hprev, (int)hprev_ld, U, (int)G, (real)1, gt, (int)(T * G));
         } else if (hprev != NULL) {
@@ -137,7 +179,7 @@ int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
                 continue;
             }
 
-            if (bias != NULL) {
+            if (bias != NULL && pW == NULL) {
                 for (j = 0; j < G; j++) z[j] += bias[j];
             }
             AL_SFN(act_forward)(recurrent_activation, z, 2 * H);       /* i, f */
@@ -165,7 +207,19 @@ int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
         }
     }
     free(hd);
+    free(packed);
     return AL_OK;
+}
+
+int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
+                        const real *x, const real *h0, const real *c0, const uint8_t *mask,
+                        const real *dp_mask, const real *rec_mask,
+                        const real *W, const real *U, const real *bias,
+                        size_t B, size_t T, size_t D, size_t H,
+                        int activation, int recurrent_activation, int go_backwards) {
+    return AL_FN(lstm_forward_impl)(hs, cs, out, gates, act_c, x, h0, c0, mask, dp_mask,
+                                    rec_mask, W, U, bias, B, T, D, H, activation,
+                                    recurrent_activation, go_backwards, 0);
 }
 
 /*
@@ -208,20 +262,24 @@ int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
  *   dW_k = (X * p_k)^T dZ_k,  dX = sum_k (dZ_k W_k^T) * p_k,  db = sum dZ
  * (one GEMM each over all four gates when the masks are absent).
  */
-int AL_FN(lstm_backward)(real *dx, real *dW, real *dU, real *db, real *dh0, real *dc0,
-                         const real *hs, const real *cs, const real *gates, const real *act_c,
-                         const real *x, const real *h0, const real *c0, const uint8_t *mask,
-                         const real *dp_mask, const real *rec_mask,
-                         const real *d_out, const real *d_last, const real *d_hT,
-                         const real *d_cT,
-                         const real *W, const real *U,
-                         size_t B, size_t T, size_t D, size_t H,
-                         int activation, int recurrent_activation, int go_backwards) {
+int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0, real *dc0,
+                              const real *hs, const real *cs, const real *gates,
+                              const real *act_c,
+                              const real *x, const real *h0, const real *c0,
+                              const uint8_t *mask, const real *dp_mask, const real *rec_mask,
+                              const real *d_out, const real *d_last, const real *d_hT,
+                              const real *d_cT,
+                              const real *W, const real *U,
+                              size_t B, size_t T, size_t D, size_t H,
+                              int activation, int recurrent_activation, int go_backwards,
+                              int impl) {
     const size_t G = 4 * H;
     const size_t BT = B * T;
     const size_t HW = rec_mask ? G : H;     /* width of Hd and tmp rows */
     size_t s, b, j, k;
     real *work, *dZ, *Hd, *tmp, *dcarry, *xd;
+    float *pUt = NULL;                      /* packed U^T (4H,H), float32 packed path only */
+    int isa = AL_PG_NONE;
 
     if (B == 0 || T == 0) {
         for (j = 0; j < D * G; j++) dW[j] = (real)0;
@@ -234,6 +292,20 @@ int AL_FN(lstm_backward)(real *dx, real *dW, real *dU, real *db, real *dh0, real
     work = (real *)malloc((BT * (G + HW) + B * (HW + H) + (dp_mask ? BT * D : 0)) *
                           sizeof(real));
     if (work == NULL) return AL_ERR_NOMEM;
+#if defined(AL_REAL_F32)
+    isa = rec_mask == NULL ? al_pg_choose(impl, B, T) : AL_PG_NONE;
+    if (isa != AL_PG_NONE) {
+        pUt = (float *)malloc(al_pg_size(isa, G, H) * sizeof(float));
+        if (pUt == NULL) {
+            free(work);
+            return AL_ERR_NOMEM;
+        }
+        al_pg_pack(isa, pUt, U, G, 1, G, H);
+    }
+#else
+    (void)impl;
+    (void)isa;
+#endif
     dZ = work;
     Hd = dZ + BT * G;
     tmp = Hd + BT * HW;
@@ -285,7 +357,11 @@ int AL_FN(lstm_backward)(real *dx, real *dW, real *dU, real *db, real *dh0, real
                 }
             }
         }
-        if (rec_mask == NULL) {
+        if (pUt != NULL) {
+#if defined(AL_REAL_F32)
+            al_pg_gemm(isa, tmp, H, dZ + t * G, T * G, pUt, 0, NULL, 0, B, H, G);
+#endif
+        } else if (rec_mask == NULL) {
             /* tmp (B,H) = dz_t (B,4H; rows at stride T*4H) @ U^T */
             AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)H, (int)G,
                     (real)1, dZ + t * G, (int)(T * G), U, (int)G, (real)0, tmp, (int)H);
@@ -379,5 +455,21 @@ int AL_FN(lstm_backward)(real *dx, real *dW, real *dU, real *db, real *dh0, real
         for (j = 0; j < G; j++) db[j] += row[j];
     }
     free(work);
+    free(pUt);
     return AL_OK;
+}
+
+int AL_FN(lstm_backward)(real *dx, real *dW, real *dU, real *db, real *dh0, real *dc0,
+                         const real *hs, const real *cs, const real *gates, const real *act_c,
+                         const real *x, const real *h0, const real *c0, const uint8_t *mask,
+                         const real *dp_mask, const real *rec_mask,
+                         const real *d_out, const real *d_last, const real *d_hT,
+                         const real *d_cT,
+                         const real *W, const real *U,
+                         size_t B, size_t T, size_t D, size_t H,
+                         int activation, int recurrent_activation, int go_backwards) {
+    return AL_FN(lstm_backward_impl)(dx, dW, dU, db, dh0, dc0, hs, cs, gates, act_c, x, h0, c0,
+                                     mask, dp_mask, rec_mask, d_out, d_last, d_hT, d_cT, W, U,
+                                     B, T, D, H, activation, recurrent_activation,
+                                     go_backwards, 0);
 }
