@@ -109,7 +109,7 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
      * adds the bias here too). */
     if (D > 0 && dp_mask == NULL && pW != NULL) {
 #if defined(AL_REAL_F32)
-        al_pg_gemm(isa, gates, G, x, D, pW, 0, bias, 0, B * T, G, D);
+        al_pg_gemm(isa, gates, G, x, D, 1, pW, 0, bias, 0, B * T, G, D);
 #endif
     } else if (D > 0 && dp_mask == NULL) {
         AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)G, (int)D,
@@ -141,7 +141,7 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
 
         if (hprev != NULL && pU != NULL) {
 #if defined(AL_REAL_F32)
-            al_pg_gemm(isa, gt, T * G, hprev, hprev_ld, pU, 0, NULL, 1, B, G, H);
+            al_pg_gemm(isa, gt, T * G, hprev, hprev_ld, 1, pU, 0, NULL, 1, B, G, H);
 #endif
         } else if (hprev != NULL && hd == NULL) {
             AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)G, (int)H,
@@ -359,7 +359,7 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
         }
         if (pUt != NULL) {
 #if defined(AL_REAL_F32)
-            al_pg_gemm(isa, tmp, H, dZ + t * G, T * G, pUt, 0, NULL, 0, B, H, G);
+            al_pg_gemm(isa, tmp, H, dZ + t * G, T * G, 1, pUt, 0, NULL, 0, B, H, G);
 #endif
         } else if (rec_mask == NULL) {
             /* tmp (B,H) = dz_t (B,4H; rows at stride T*4H) @ U^T */
@@ -408,6 +408,32 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
         }
     }
 
+#if defined(AL_REAL_F32)
+    /* Packed path: the three large products as dZ^T times a packed right-hand side, each
+     * result transposed into place. On a failed allocation BLAS does them instead. */
+    if (pUt != NULL && dp_mask == NULL && al_pg_for_projection(isa, impl)) {
+        const size_t nh = al_pg_size(isa, BT, H), nx = al_pg_size(isa, BT, D);
+        const size_t nwt = al_pg_size(isa, G, D);
+        float *big = (float *)malloc((nh + nx + nwt + G * (H > D ? H : D)) * sizeof(float));
+        if (big != NULL) {
+            float *pH = big, *pX = pH + nh, *pWt = pX + nx, *tT = pWt + nwt;
+            /* dU^T (4H, H) = dZ^T (4H, B*T) Hd (B*T, H) */
+            al_pg_pack(isa, pH, Hd, H, 0, BT, H);
+            al_pg_gemm(isa, tT, H, dZ, 1, G, pH, 0, NULL, 0, G, H, BT);
+            al_pg_transpose(dU, G, tT, H, G, H);
+            if (D > 0) {
+                /* dW^T (4H, D) = dZ^T X (B*T, D);  dX (B*T, D) = dZ (B*T, 4H) W^T (4H, D) */
+                al_pg_pack(isa, pX, x, D, 0, BT, D);
+                al_pg_gemm(isa, tT, D, dZ, 1, G, pX, 0, NULL, 0, G, D, BT);
+                al_pg_transpose(dW, G, tT, D, G, D);
+                al_pg_pack(isa, pWt, W, G, 1, G, D);
+                al_pg_gemm(isa, dx, D, dZ, G, 1, pWt, 0, NULL, 0, BT, D, G);
+            }
+            free(big);
+            goto bias_grad;
+        }
+    }
+#endif
     if (rec_mask == NULL) {
         /* dU (H,4H) = Hd^T (H, B*T) @ dZ (B*T, 4H) */
         AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)G, (int)BT,
@@ -448,6 +474,9 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
             }
         }
     }
+#if defined(AL_REAL_F32)
+bias_grad:
+#endif
     /* db (4H) = sum over the B*T rows of dZ */
     for (j = 0; j < G; j++) db[j] = (real)0;
     for (s = 0; s < BT; s++) {

@@ -115,8 +115,8 @@ static void al_pg_pack(int isa, float *P, const float *Bm, size_t ldb, int trans
  * ncols (1..64) valid columns: loads and stores are masked, the padded panel needs no tail.
  */
 __attribute__((target("avx512f"), always_inline)) static inline void
-al_pg512_tile(const int R, float *C, size_t ldc, const float *A, size_t lda, const float *P,
-              const float *bias, int beta, size_t K, size_t ncols, size_t ldp) {
+al_pg512_tile(const int R, float *C, size_t ldc, const float *A, size_t lda, size_t ak,
+              const float *P, const float *bias, int beta, size_t K, size_t ncols, size_t ldp) {
     __m512 acc[6][4], acc2[2][4];
     __mmask16 m[4];
     size_t k;
@@ -144,8 +144,8 @@ al_pg512_tile(const int R, float *C, size_t ldc, const float *A, size_t lda, con
             const __m512 w0 = _mm512_loadu_ps(u + ldp), w1 = _mm512_loadu_ps(u + ldp + 16),
                          w2 = _mm512_loadu_ps(u + ldp + 32), w3 = _mm512_loadu_ps(u + ldp + 48);
             for (r = 0; r < R; r++) {
-                const __m512 a = _mm512_set1_ps(A[r * lda + k]);
-                const __m512 b = _mm512_set1_ps(A[r * lda + k + 1]);
+                const __m512 a = _mm512_set1_ps(A[r * lda + k * ak]);
+                const __m512 b = _mm512_set1_ps(A[r * lda + (k + 1) * ak]);
                 acc[r][0] = _mm512_fmadd_ps(a, u0, acc[r][0]);
                 acc[r][1] = _mm512_fmadd_ps(a, u1, acc[r][1]);
                 acc[r][2] = _mm512_fmadd_ps(a, u2, acc[r][2]);
@@ -164,7 +164,7 @@ al_pg512_tile(const int R, float *C, size_t ldc, const float *A, size_t lda, con
         const __m512 u0 = _mm512_loadu_ps(u), u1 = _mm512_loadu_ps(u + 16),
                      u2 = _mm512_loadu_ps(u + 32), u3 = _mm512_loadu_ps(u + 48);
         for (r = 0; r < R; r++) {
-            const __m512 a = _mm512_set1_ps(A[r * lda + k]);
+            const __m512 a = _mm512_set1_ps(A[r * lda + k * ak]);
             acc[r][0] = _mm512_fmadd_ps(a, u0, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(a, u1, acc[r][1]);
             acc[r][2] = _mm512_fmadd_ps(a, u2, acc[r][2]);
@@ -177,17 +177,17 @@ al_pg512_tile(const int R, float *C, size_t ldc, const float *A, size_t lda, con
 
 #define AL_PG512_R(R_)                                                                          \
     __attribute__((target("avx512f"))) static void al_pg512_r##R_(                              \
-        float *C, size_t ldc, const float *A, size_t lda, const float *P, const float *bias,    \
-        int beta, size_t K, size_t ncols, size_t ldp) {                                         \
-        al_pg512_tile(R_, C, ldc, A, lda, P, bias, beta, K, ncols, ldp);                             \
+        float *C, size_t ldc, const float *A, size_t lda, size_t ak, const float *P,            \
+        const float *bias, int beta, size_t K, size_t ncols, size_t ldp) {                      \
+        al_pg512_tile(R_, C, ldc, A, lda, ak, P, bias, beta, K, ncols, ldp);                             \
     }
 AL_PG512_R(1) AL_PG512_R(2) AL_PG512_R(3) AL_PG512_R(4) AL_PG512_R(5) AL_PG512_R(6)
 #undef AL_PG512_R
 
 /* One R x 32 tile, AVX2 + FMA (R <= 3); same scheme as al_pg512_tile. */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
-al_pg256_tile(const int R, float *C, size_t ldc, const float *A, size_t lda, const float *P,
-              const float *bias, int beta, size_t K, size_t ncols, size_t ldp) {
+al_pg256_tile(const int R, float *C, size_t ldc, const float *A, size_t lda, size_t ak,
+              const float *P, const float *bias, int beta, size_t K, size_t ncols, size_t ldp) {
     __m256 acc[3][4], acc2[2][4];
     __m256i m[4];
     size_t k;
@@ -211,8 +211,8 @@ al_pg256_tile(const int R, float *C, size_t ldc, const float *A, size_t lda, con
         for (; k + 1 < K; k += 2) {
             const float *u = P + k * ldp;
             for (r = 0; r < R; r++) {
-                const __m256 a = _mm256_broadcast_ss(A + r * lda + k);
-                const __m256 b = _mm256_broadcast_ss(A + r * lda + k + 1);
+                const __m256 a = _mm256_broadcast_ss(A + r * lda + k * ak);
+                const __m256 b = _mm256_broadcast_ss(A + r * lda + (k + 1) * ak);
                 for (v = 0; v < 4; v++) {
                     acc[r][v] = _mm256_fmadd_ps(a, _mm256_loadu_ps(u + 8 * v), acc[r][v]);
                     acc2[r][v] = _mm256_fmadd_ps(b, _mm256_loadu_ps(u + ldp + 8 * v), acc2[r][v]);
@@ -225,7 +225,7 @@ al_pg256_tile(const int R, float *C, size_t ldc, const float *A, size_t lda, con
     for (; k < K; k++) {
         const float *u = P + k * ldp;
         __m256 a[3];
-        for (r = 0; r < R; r++) a[r] = _mm256_broadcast_ss(A + r * lda + k);
+        for (r = 0; r < R; r++) a[r] = _mm256_broadcast_ss(A + r * lda + k * ak);
         for (v = 0; v < 4; v++) {
             const __m256 uv = _mm256_loadu_ps(u + 8 * v);
             for (r = 0; r < R; r++) acc[r][v] = _mm256_fmadd_ps(a[r], uv, acc[r][v]);
@@ -237,23 +237,39 @@ al_pg256_tile(const int R, float *C, size_t ldc, const float *A, size_t lda, con
 
 #define AL_PG256_R(R_)                                                                          \
     __attribute__((target("avx2,fma"))) static void al_pg256_r##R_(                             \
-        float *C, size_t ldc, const float *A, size_t lda, const float *P, const float *bias,    \
-        int beta, size_t K, size_t ncols, size_t ldp) {                                         \
-        al_pg256_tile(R_, C, ldc, A, lda, P, bias, beta, K, ncols, ldp);                             \
+        float *C, size_t ldc, const float *A, size_t lda, size_t ak, const float *P,            \
+        const float *bias, int beta, size_t K, size_t ncols, size_t ldp) {                      \
+        al_pg256_tile(R_, C, ldc, A, lda, ak, P, bias, beta, K, ncols, ldp);                             \
     }
 AL_PG256_R(1) AL_PG256_R(2) AL_PG256_R(3)
 #undef AL_PG256_R
 #endif /* AL_PG_X86 */
 
-typedef void (*al_pg_tile_fn)(float *, size_t, const float *, size_t, const float *,
+/* dst (N, M; ldd) = src (M, N; lds)^T, in 16 x 16 blocks. */
+static void al_pg_transpose(float *dst, size_t ldd, const float *src, size_t lds, size_t M,
+                            size_t N) {
+    size_t i0, j0, i, j;
+    for (i0 = 0; i0 < M; i0 += 16) {
+        const size_t i1 = i0 + 16 < M ? i0 + 16 : M;
+        for (j0 = 0; j0 < N; j0 += 16) {
+            const size_t j1 = j0 + 16 < N ? j0 + 16 : N;
+            for (j = j0; j < j1; j++)
+                for (i = i0; i < i1; i++) dst[j * ldd + i] = src[i * lds + j];
+        }
+    }
+}
+
+typedef void (*al_pg_tile_fn)(float *, size_t, const float *, size_t, size_t, const float *,
                               const float *, int, size_t, size_t, size_t);
 
 /*
- * C (M, N; ldc) = beta C + bias (N, or NULL) + A (M, K; lda) P, P = al_pg_pack(isa, ..., K, N).
- * isa must not be AL_PG_NONE. Panels outermost (a panel stays in L1/L2 across the row tiles);
+ * C (M, N; ldc) = beta C + bias (N, or NULL) + A (M, K) P, P = al_pg_pack(isa, ..., K, N),
+ * A[m][k] at A + m lda + k ak (ak = 1: row-major; lda = 1, ak = its row stride: a transposed
+ * matrix). ldp = 0 for a packed P; ldp > 0 reads an unpacked (K, N) P with row stride ldp
+ * (N must then be a multiple of the panel width). isa must not be AL_PG_NONE. Panels outermost (a panel stays in L1/L2 across the row tiles);
  * rows split into ceil(M / rmax) tiles of near-equal height.
  */
-static void al_pg_gemm(int isa, float *C, size_t ldc, const float *A, size_t lda,
+static void al_pg_gemm(int isa, float *C, size_t ldc, const float *A, size_t lda, size_t ak,
                        const float *P, size_t ldp, const float *bias, int beta, size_t M,
                        size_t N, size_t K) {
 #if AL_PG_X86
@@ -272,13 +288,13 @@ static void al_pg_gemm(int isa, float *C, size_t ldc, const float *A, size_t lda
         for (i = 0; i < ntile; i++) {
             /* tile heights differ by at most one */
             const size_t R = M / ntile + (i < M % ntile ? 1 : 0);
-            fn[R](C + r0 * ldc + n0, ldc, A + r0 * lda, lda, Pp, bias ? bias + n0 : NULL, beta,
+            fn[R](C + r0 * ldc + n0, ldc, A + r0 * lda, lda, ak, Pp, bias ? bias + n0 : NULL, beta,
                   K, w, ldp ? ldp : nc);
             r0 += R;
         }
     }
 #else
-    (void)isa; (void)C; (void)ldc; (void)A; (void)lda; (void)P; (void)ldp; (void)bias; (void)beta;
+    (void)isa; (void)C; (void)ldc; (void)A; (void)lda; (void)ak; (void)P; (void)ldp; (void)bias; (void)beta;
     (void)M; (void)N; (void)K;
 #endif
 }
