@@ -222,6 +222,46 @@ int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
                                     recurrent_activation, go_backwards, 0);
 }
 
+/* Gradients of one sample's gate pre-activations at one step (the elementwise part of the
+ * backward, see lstm_backward): dz (4H) from dh' (H, already including the output
+ * gradients), dc (H, in: w.r.t. c_s; out: w.r.t. c_{s-1}), the activated gates g (4H),
+ * ac = a(c_s) (H) and cp = c_{s-1} (H, NULL for zeros); dcar (H) is cleared. Specialised for
+ * (tanh, sigmoid) so the loop vectorises; any other pair goes through act_deriv. */
+static inline __attribute__((always_inline)) void AL_SFN(lstm_gate_grads_body)(
+    real *dz, const real *dh, real *dc, real *dcar, const real *g, const real *ac,
+    const real *cp, size_t H, int act, int ract) {
+    const real *gi = g, *gf = g + H, *gg = g + 2 * H, *go = g + 3 * H;
+    real *dzi = dz, *dzf = dz + H, *dzg = dz + 2 * H, *dzo = dz + 3 * H;
+    size_t j;
+    for (j = 0; j < H; j++) {
+        const real dht = dh[j];
+        const real dct = dc[j] + dht * go[j] * AL_SFN(act_deriv)(act, ac[j]);
+        dzo[j] = dht * ac[j] * AL_SFN(act_deriv)(ract, go[j]);
+        dzi[j] = dct * gg[j] * AL_SFN(act_deriv)(ract, gi[j]);
+        dzg[j] = dct * gi[j] * AL_SFN(act_deriv)(act, gg[j]);
+        dzf[j] = cp ? dct * cp[j] * AL_SFN(act_deriv)(ract, gf[j]) : (real)0;
+        dc[j] = dct * gf[j];
+        dcar[j] = (real)0;
+    }
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void AL_SFN(lstm_gate_grads)(real *dz, const real *dh, real *dc, real *dcar,
+                                    const real *g, const real *ac, const real *cp, size_t H,
+                                    int act, int ract) {
+    if (act == AL_ACT_TANH && ract == AL_ACT_SIGMOID && cp != NULL) {
+        AL_SFN(lstm_gate_grads_body)(dz, dh, dc, dcar, g, ac, cp, H, AL_ACT_TANH,
+                                     AL_ACT_SIGMOID);
+    } else if (act == AL_ACT_TANH && ract == AL_ACT_SIGMOID) {
+        AL_SFN(lstm_gate_grads_body)(dz, dh, dc, dcar, g, ac, NULL, H, AL_ACT_TANH,
+                                     AL_ACT_SIGMOID);
+    } else {
+        AL_SFN(lstm_gate_grads_body)(dz, dh, dc, dcar, g, ac, cp, H, act, ract);
+    }
+}
+
 /*
  * lstm_backward: backpropagation through time over the whole sequence, inverting lstm_forward.
  *
@@ -336,25 +376,27 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
                 continue;
             }
             {
-                const real *gi = gates + (b * T + t) * G, *gf = gi + H, *gg = gi + 2 * H,
-                           *go = gi + 3 * H;
+                const real *gi = gates + (b * T + t) * G;
                 const real *cn = cs + (b * T + s) * H;
                 const real *cp = (s == 0) ? (c0 ? c0 + b * H : NULL) : cn - H;
                 const real *acs = act_c ? act_c + (b * T + s) * H : NULL;
-                real *dzi = dz, *dzf = dz + H, *dzg = dz + 2 * H, *dzo = dz + 3 * H;
-                for (j = 0; j < H; j++) {
-                    const real ac = acs ? acs[j] : AL_SFN(act_scalar)(activation, cn[j]);
-                    const real dht = dh[j] + dcar[j] + (dob ? dob[j] : (real)0) +
-                                     (dlb ? dlb[j] : (real)0);
-                    const real dct = dc[j] + dht * go[j] * AL_SFN(act_deriv)(activation, ac);
-                    dzo[j] = dht * ac * AL_SFN(act_deriv)(recurrent_activation, go[j]);
-                    dzi[j] = dct * gg[j] * AL_SFN(act_deriv)(recurrent_activation, gi[j]);
-                    dzg[j] = dct * gi[j] * AL_SFN(act_deriv)(activation, gg[j]);
-                    dzf[j] = cp ? dct * cp[j] * AL_SFN(act_deriv)(recurrent_activation, gf[j])
-                                : (real)0;
-                    dc[j] = dct * gf[j];
-                    dcar[j] = (real)0;
+                /* dh' = dh + carried output gradient + u, in place (dh is rewritten below) */
+                for (j = 0; j < H; j++) dh[j] += dcar[j];
+                if (dob != NULL) {
+                    for (j = 0; j < H; j++) dh[j] += dob[j];
                 }
+                if (dlb != NULL) {
+                    for (j = 0; j < H; j++) dh[j] += dlb[j];
+                }
+                if (acs == NULL) {
+                    /* a(c_s), recomputed into the free tmp row */
+                    real *ac = tmp + b * HW;
+                    for (j = 0; j < H; j++) ac[j] = cn[j];
+                    AL_SFN(act_forward)(activation, ac, H);
+                    acs = ac;
+                }
+                AL_SFN(lstm_gate_grads)(dz, dh, dc, dcar, gi, acs, cp, H, activation,
+                                        recurrent_activation);
             }
         }
         if (pUt != NULL) {
