@@ -110,14 +110,15 @@ static void al_pg_pack(int isa, float *P, const float *Bm, size_t ldb, int trans
 
 #if AL_PG_X86
 /*
- * One R x 64 tile, AVX-512: acc[r][v] (16 floats each) over the whole K. For R <= 2 a second
- * accumulator set takes the odd k so that 8 independent FMA chains hide the FMA latency.
+ * One R x 64 tile, AVX-512: acc[r][v] (16 floats each) over the whole K, k in order, so a
+ * row's result does not depend on the tile height (predict gives the same numbers for any
+ * batch size; a split odd/even-k accumulator for R <= 2 broke that and gained little).
  * ncols (1..64) valid columns: loads and stores are masked, the padded panel needs no tail.
  */
 __attribute__((target("avx512f"), always_inline)) static inline void
 al_pg512_tile(const int R, float *C, size_t ldc, const float *A, size_t lda, size_t ak,
               const float *P, const float *bias, int beta, size_t K, size_t ncols, size_t ldp) {
-    __m512 acc[6][4], acc2[2][4];
+    __m512 acc[6][4];
     __mmask16 m[4];
     size_t k;
     int r, v;
@@ -134,31 +135,6 @@ al_pg512_tile(const int R, float *C, size_t ldc, const float *A, size_t lda, siz
         }
     }
     k = 0;
-    if (R <= 2) {
-        for (r = 0; r < R; r++)
-            for (v = 0; v < 4; v++) acc2[r][v] = _mm512_setzero_ps();
-        for (; k + 1 < K; k += 2) {
-            const float *u = P + k * ldp;
-            const __m512 u0 = _mm512_loadu_ps(u), u1 = _mm512_loadu_ps(u + 16),
-                         u2 = _mm512_loadu_ps(u + 32), u3 = _mm512_loadu_ps(u + 48);
-            const __m512 w0 = _mm512_loadu_ps(u + ldp), w1 = _mm512_loadu_ps(u + ldp + 16),
-                         w2 = _mm512_loadu_ps(u + ldp + 32), w3 = _mm512_loadu_ps(u + ldp + 48);
-            for (r = 0; r < R; r++) {
-                const __m512 a = _mm512_set1_ps(A[r * lda + k * ak]);
-                const __m512 b = _mm512_set1_ps(A[r * lda + (k + 1) * ak]);
-                acc[r][0] = _mm512_fmadd_ps(a, u0, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(a, u1, acc[r][1]);
-                acc[r][2] = _mm512_fmadd_ps(a, u2, acc[r][2]);
-                acc[r][3] = _mm512_fmadd_ps(a, u3, acc[r][3]);
-                acc2[r][0] = _mm512_fmadd_ps(b, w0, acc2[r][0]);
-                acc2[r][1] = _mm512_fmadd_ps(b, w1, acc2[r][1]);
-                acc2[r][2] = _mm512_fmadd_ps(b, w2, acc2[r][2]);
-                acc2[r][3] = _mm512_fmadd_ps(b, w3, acc2[r][3]);
-            }
-        }
-        for (r = 0; r < R; r++)
-            for (v = 0; v < 4; v++) acc[r][v] = _mm512_add_ps(acc[r][v], acc2[r][v]);
-    }
     for (; k < K; k++) {
         const float *u = P + k * ldp;
         const __m512 u0 = _mm512_loadu_ps(u), u1 = _mm512_loadu_ps(u + 16),
@@ -188,7 +164,7 @@ AL_PG512_R(1) AL_PG512_R(2) AL_PG512_R(3) AL_PG512_R(4) AL_PG512_R(5) AL_PG512_R
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 al_pg256_tile(const int R, float *C, size_t ldc, const float *A, size_t lda, size_t ak,
               const float *P, const float *bias, int beta, size_t K, size_t ncols, size_t ldp) {
-    __m256 acc[3][4], acc2[2][4];
+    __m256 acc[3][4];
     __m256i m[4];
     size_t k;
     int r, v, l;
@@ -205,23 +181,6 @@ al_pg256_tile(const int R, float *C, size_t ldc, const float *A, size_t lda, siz
         }
     }
     k = 0;
-    if (R <= 2) {
-        for (r = 0; r < R; r++)
-            for (v = 0; v < 4; v++) acc2[r][v] = _mm256_setzero_ps();
-        for (; k + 1 < K; k += 2) {
-            const float *u = P + k * ldp;
-            for (r = 0; r < R; r++) {
-                const __m256 a = _mm256_broadcast_ss(A + r * lda + k * ak);
-                const __m256 b = _mm256_broadcast_ss(A + r * lda + (k + 1) * ak);
-                for (v = 0; v < 4; v++) {
-                    acc[r][v] = _mm256_fmadd_ps(a, _mm256_loadu_ps(u + 8 * v), acc[r][v]);
-                    acc2[r][v] = _mm256_fmadd_ps(b, _mm256_loadu_ps(u + ldp + 8 * v), acc2[r][v]);
-                }
-            }
-        }
-        for (r = 0; r < R; r++)
-            for (v = 0; v < 4; v++) acc[r][v] = _mm256_add_ps(acc[r][v], acc2[r][v]);
-    }
     for (; k < K; k++) {
         const float *u = P + k * ldp;
         __m256 a[3];
