@@ -15,13 +15,16 @@ from . import _blas  # noqa: F401  (loads OpenBLAS before the extension)
 from . import _core
 from . import activations, backend, initializers, ops  # ops before layers: layers import it
 from . import layers, utils
+from . import callbacks, plot, saving
 from .engine import Input, InputLayer, KerasTensor, Layer, Model, Sequential, Variable
+from .engine.base import Grads
 from .errors import ShapeError
 
 __version__ = "0.1.0"
 
-__all__ = ["Input", "Model", "Sequential", "ShapeError", "layers", "ops", "utils",
-           "set_num_threads", "get_num_threads", "KerasTensor", "Layer", "Variable", "InputLayer"]
+__all__ = ["Input", "Model", "Sequential", "ShapeError", "layers", "ops", "utils", "callbacks",
+           "saving", "plot",
+           "set_num_threads", "get_num_threads", "KerasTensor", "Layer", "Variable", "InputLayer", "Grads"]
 
 
 def set_num_threads(n):

@@ -427,6 +427,27 @@ class Model(Trainer, Layer):
             return chunks[0]
         return _concat_structures(chunks)
 
+    def save_weights(self, filepath, overwrite=True):
+        """Write the weights to `filepath` (``*.weights.h5``) in Keras 3's layout, so
+        ``keras_model.load_weights(filepath)`` reads them.
+
+        Raises:
+            ValueError: a path not ending in ``.weights.h5``, or an existing file with
+                ``overwrite=False``.
+        """
+        from .. import saving
+        saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        """Load weights from a Keras 3 ``.weights.h5`` or a legacy tf.keras ``.h5`` file.
+
+        Raises:
+            ValueError: a file whose layers or shapes do not match (naming the layer, the
+                expected and the stored shapes); nothing is assigned then.
+        """
+        from .. import saving
+        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
     def predict_on_batch(self, x):
         return self.predict(x, batch_size=max(1, len(np.asarray(self._inputs_as_list(x)[0]))))
 

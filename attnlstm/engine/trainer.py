@@ -146,6 +146,14 @@ class Trainer:
         self._metrics_built = True
 
     @property
+    def metrics(self):
+        """The metric objects: the loss tracker(s) first, then the compiled metrics (Keras)."""
+        if not self.compiled or not self._metrics_built:
+            return []
+        return [self._loss_tracker, *self._output_loss_trackers,
+                *self._named_loss_trackers.values(), *(m for _, m, _, _ in self._metric_objs)]
+
+    @property
     def metrics_names(self):
         """Names of the logged values, "loss" first, as Keras."""
         if not self.compiled:
@@ -287,7 +295,9 @@ class Trainer:
             from .. import metrics as metrics_mod
             for name, value in self._named_losses.items():
                 if name not in self._named_loss_trackers:
-                    self._named_loss_trackers[name] = metrics_mod.Mean(name=name)
+                    tracker = metrics_mod.Mean(name=name)
+                    tracker._direction = "down"  # a loss term: lower is better
+                    self._named_loss_trackers[name] = tracker
                 self._named_loss_trackers[name].update_state(value, sample_weight=n)
         for k, m, weighted, _ in self._metric_objs:
             if ys is None or ys[k] is None:

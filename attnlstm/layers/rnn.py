@@ -26,7 +26,11 @@ class LSTM(Layer):
         kernel_initializer, recurrent_initializer, bias_initializer: Keras defaults
             "glorot_uniform", "orthogonal", "zeros".
         unit_forget_bias: initialise the forget-gate bias to 1 (Jozefowicz et al. 2015).
-        dropout, recurrent_dropout: fractions dropped in training (identity at inference).
+        dropout, recurrent_dropout: fractions dropped in training (identity at inference), as
+            Keras 3.15.1 draws them: with ``recurrent_dropout > 0``, one mask per gate for x and
+            one per gate for h_{t-1} (Keras' implementation 1), fixed over the sequence; with
+            dropout alone, one `(B, D)` mask on x for every step. Dropped entries are 0 and kept
+            ones scaled by 1 / (1 - rate) (Gal & Ghahramani 2016).
         return_sequences: return the whole `(B, T, H)` output sequence, not only the last `(B, H)`.
         return_state: also return the final states: ``[output, h, c]``.
         go_backwards: read the sequence from the end; the output sequence is then reversed.
