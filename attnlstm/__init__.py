@@ -14,6 +14,7 @@ built, naming the layer, the argument, the expected shape and the shape received
 from . import _blas  # noqa: F401  (loads OpenBLAS before the extension)
 from . import _core
 from . import activations, backend, initializers, ops  # ops before layers: layers import it
+from . import losses, metrics, optimizers
 from . import layers, utils
 from . import callbacks, plot, saving
 from .engine import Input, InputLayer, KerasTensor, Layer, Model, Sequential, Variable
@@ -23,7 +24,7 @@ from .errors import ShapeError
 __version__ = "0.1.0"
 
 __all__ = ["Input", "Model", "Sequential", "ShapeError", "layers", "ops", "utils", "callbacks",
-           "saving", "plot",
+           "saving", "plot", "losses", "metrics", "optimizers",
            "set_num_threads", "get_num_threads", "KerasTensor", "Layer", "Variable", "InputLayer", "Grads"]
 
 

@@ -5,13 +5,22 @@ relative-position self-attention (RelativeMultiHeadAttention).
 Masks follow Keras 3 (keras-semantics.md §7-8): a masked key gets ``score - 1e9`` (so a fully
 masked row is near-uniform over the values, never NaN), a False query mask zeroes that output row
 (Attention, AdditiveAttention and the hand-written layers; MultiHeadAttention does not).
+
+Training: every layer has ``forward`` (``call`` is ``forward(...)[0]``) and ``backward`` on the
+kernels' saved-forward/backward pairs. ``Grads.inputs`` has the structure of the packed inputs:
+``[d_query, d_value(, d_key)]`` for Attention/AdditiveAttention, ``[d_query, d_value, d_key]``
+for (Relative)MultiHeadAttention (``d_key`` None when no key was given: its gradient is in
+``d_value``), ``[d_query, d_values]`` for Bahdanau/LuongAttention. In training the dropout keep
+mask on the attention weights is drawn once in ``forward`` and reused by ``backward``. A fully
+masked row of Attention/AdditiveAttention gets the gradient of ``softmax(score)`` (the exact
+derivative of ``softmax(score - 1e9)``); in MultiHeadAttention its weights are constants.
 """
 import numpy as np
 
 from .. import _ops_attention as aops
 from .. import _ops_mha as mops
 from .. import backend, initializers
-from ..engine.base import Layer
+from ..engine.base import Grads, Layer
 from ..errors import format_shape, shape_error
 
 __all__ = ["Attention", "AdditiveAttention", "MultiHeadAttention", "BahdanauAttention",
@@ -49,10 +58,29 @@ def _mask_check(layer, arg, mask_shape, expected):
 
 
 def _dropout_weights(layer, weights, training):
+    """Inverted dropout on attention weights: ``(dropped, keep)``; keep is None when inactive.
+
+    The keep mask is returned so that backward reuses it (d_weights = d_dropped * keep / (1-p)).
+    """
     if not training or layer.dropout <= 0:
-        return weights
+        return weights, None
     keep = layer._rng.random(weights.shape) >= layer.dropout
-    return (weights * keep / (1.0 - layer.dropout)).astype(weights.dtype)
+    return (weights * keep / (1.0 - layer.dropout)).astype(weights.dtype), keep
+
+
+def _grad_of(g, like):
+    """An incoming output gradient as an array of `like`'s dtype (None -> zeros)."""
+    if g is None:
+        return np.zeros_like(like)
+    return np.asarray(g, dtype=like.dtype)
+
+
+def _split_d(d_outputs, with_scores, outputs_like):
+    """``(d_out, d_scores)`` from d_outputs; d_scores is None when the scores are not returned."""
+    if with_scores:
+        d_out, d_w = d_outputs
+        return _grad_of(d_out, outputs_like[0]), _grad_of(d_w, outputs_like[1])
+    return _grad_of(d_outputs, outputs_like), None
 
 
 def _query_mask_out(layer, inputs, mask=None):
@@ -158,16 +186,48 @@ class _ListAttention(Layer):
             vm = mask[1] if len(mask) > 1 else None
         return q, v, k, qm, vm
 
-    def _finish(self, r, v, qm, training, return_attention_scores):
+    def _finish(self, r, n_inputs, training, return_attention_scores):
+        """Dropout (training) and output structure: ``(outputs, ctx)`` for :meth:`backward`."""
         out, w = r["outputs"], r["weights"]
-        if training and self.dropout > 0:
-            w = _dropout_weights(self, w, True)
-            out = np.matmul(w, v).astype(out.dtype)
-            if qm is not None:
-                out = np.where(np.asarray(qm, bool)[..., None], out, np.asarray(0, out.dtype))
-        if return_attention_scores:
-            return [out, w]
-        return out
+        w, keep = _dropout_weights(self, w, training)
+        if keep is not None:
+            out = np.matmul(w, r["value"]).astype(out.dtype)
+            if r["query_mask"] is not None:
+                out = np.where(r["query_mask"][..., None], out, np.asarray(0, out.dtype))
+        outputs = [out, w] if return_attention_scores else out
+        ctx = {"saved": r, "keep": keep, "dropped": w, "n_inputs": n_inputs,
+               "scores": bool(return_attention_scores), "outputs": [out, w]}
+        return outputs, ctx
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        r = ctx["saved"]
+        d_out, d_w = _split_d(d_outputs, ctx["scores"], ctx["outputs"] if ctx["scores"]
+                              else ctx["outputs"][0])
+        keep = ctx["keep"]
+        if keep is None:
+            g = self._kernel_backward(r, d_out, d_w)
+        else:
+            # out = where(qm, dropped @ value, 0) with dropped = weights * keep / (1 - p): the
+            # value path is done here and the kernel differentiates the softmax from the
+            # weights' gradient alone.
+            G = d_out
+            if r["query_mask"] is not None:
+                G = np.where(r["query_mask"][..., None], d_out, np.asarray(0, d_out.dtype))
+            d_dropped = np.matmul(G, np.swapaxes(r["value"], 1, 2))
+            if d_w is not None:
+                d_dropped = d_dropped + d_w
+            d_weights = (d_dropped * keep / (1.0 - self.dropout)).astype(d_out.dtype)
+            g = self._kernel_backward(r, np.zeros_like(d_out), d_weights)
+            g["value"] = g["value"] + np.matmul(np.swapaxes(ctx["dropped"], 1, 2), G)
+        weights = {}
+        for var, nm in self._weight_names():
+            weights[var] = np.asarray(g[nm]).reshape(var.shape)
+        inputs = None
+        if need_input_grad:
+            inputs = [g["query"], g["value"]]
+            if ctx["n_inputs"] == 3:
+                inputs.append(g["key"])
+        return Grads(inputs, weights)
 
 
 class Attention(_ListAttention):
@@ -219,6 +279,11 @@ class Attention(_ListAttention):
 
     def call(self, inputs, mask=None, training=False, return_attention_scores=False,
              use_causal_mask=False):
+        return self.forward(inputs, mask, training, return_attention_scores,
+                            use_causal_mask)[0]
+
+    def forward(self, inputs, mask=None, training=False, return_attention_scores=False,
+                use_causal_mask=False):
         q, v, k, qm, vm = self._unpack(inputs, mask)
         r = aops.dot_attention_forward(
             q, v, k, scale=None if self.scale is None else self.scale.value,
@@ -227,7 +292,18 @@ class Attention(_ListAttention):
             else self.concat_score_weight.value,
             query_mask=qm, value_mask=vm, use_causal_mask=use_causal_mask, dtype=self.dtype,
             name=f"Attention '{self.name}'")
-        return self._finish(r, v, qm, training, return_attention_scores)
+        return self._finish(r, len(inputs), training, return_attention_scores)
+
+    def _kernel_backward(self, saved, d_out, d_weights):
+        return aops.dot_attention_backward(saved, d_out, d_weights)
+
+    def _weight_names(self):
+        out = []
+        if self.scale is not None:
+            out.append((self.scale, "scale"))
+        if self.concat_score_weight is not None:
+            out.append((self.concat_score_weight, "concat_score_weight"))
+        return out
 
     def get_config(self):
         cfg = super().get_config()
@@ -265,12 +341,23 @@ class AdditiveAttention(_ListAttention):
 
     def call(self, inputs, mask=None, training=False, return_attention_scores=False,
              use_causal_mask=False):
+        return self.forward(inputs, mask, training, return_attention_scores,
+                            use_causal_mask)[0]
+
+    def forward(self, inputs, mask=None, training=False, return_attention_scores=False,
+                use_causal_mask=False):
         q, v, k, qm, vm = self._unpack(inputs, mask)
         r = aops.additive_attention_forward(
             q, v, k, scale=None if self.scale is None else self.scale.value, query_mask=qm,
             value_mask=vm, use_causal_mask=use_causal_mask, dtype=self.dtype,
             name=f"AdditiveAttention '{self.name}'")
-        return self._finish(r, v, qm, training, return_attention_scores)
+        return self._finish(r, len(inputs), training, return_attention_scores)
+
+    def _kernel_backward(self, saved, d_out, d_weights):
+        return aops.additive_attention_backward(saved, d_out, d_weights)
+
+    def _weight_names(self):
+        return [(self.scale, "scale")] if self.scale is not None else []
 
     def get_config(self):
         cfg = super().get_config()
@@ -431,9 +518,14 @@ class MultiHeadAttention(_MultiArgLayer):
 
     def call(self, inputs, mask=None, attention_mask=None, query_mask=None, value_mask=None,
              key_mask=None, return_attention_scores=False, training=False, use_causal_mask=False):
+        return self.forward(inputs, mask, attention_mask, query_mask, value_mask, key_mask,
+                            return_attention_scores, training, use_causal_mask)[0]
+
+    def forward(self, inputs, mask=None, attention_mask=None, query_mask=None, value_mask=None,
+                key_mask=None, return_attention_scores=False, training=False,
+                use_causal_mask=False):
         query, value, key = inputs
         query_mask, value_mask, key_mask = _merge_masks(mask, query_mask, value_mask, key_mask)
-        use_dropout = training and self.dropout > 0
         fully = "zero" if (return_attention_scores or self.dropout > 0) else "uniform"
         r = mops.multi_head_attention_forward(
             query, value, key, query_kernel=self.query_kernel.value,
@@ -444,16 +536,66 @@ class MultiHeadAttention(_MultiArgLayer):
             query_mask=query_mask, value_mask=value_mask, key_mask=key_mask,
             use_causal_mask=use_causal_mask, fully_masked=fully, dtype=self.dtype,
             name=f"MultiHeadAttention '{self.name}'")
+        return self._mha_finish(r, training, return_attention_scores, key is not None)
+
+    def _mha_finish(self, r, training, return_attention_scores, key_given):
+        """Dropout on the weights (training), then ``(outputs, ctx)`` for :meth:`backward`."""
         out, scores = r["output"], r["attention_scores"]
-        if use_dropout:
-            scores = _dropout_weights(self, scores, True)
-            ctx = np.einsum("bnqk,bknd->bqnd", scores, r["v"])
-            out = np.einsum("bqnd,ndo->bqo", ctx, self.output_kernel.value).astype(out.dtype)
+        scores, keep = _dropout_weights(self, scores, training)
+        context = None
+        if keep is not None:
+            context = np.einsum("bnqk,bknd->bqnd", scores, r["v"])
+            out = np.einsum("bqnd,ndo->bqo", context, self.output_kernel.value).astype(out.dtype)
             if self.output_bias is not None:
                 out = out + self.output_bias.value
-        if return_attention_scores:
-            return [out, scores]
-        return out
+        outputs = [out, scores] if return_attention_scores else out
+        ctx = {"saved": r, "keep": keep, "dropped": scores, "context": context,
+               "key_given": key_given, "scores": bool(return_attention_scores),
+               "outputs": [out, scores]}
+        return outputs, ctx
+
+    def _weight_names(self):
+        names = [(self.query_kernel, "query_kernel"), (self.query_bias, "query_bias"),
+                 (self.key_kernel, "key_kernel"), (self.key_bias, "key_bias"),
+                 (self.value_kernel, "value_kernel"), (self.value_bias, "value_bias"),
+                 (self.output_kernel, "output_kernel"), (self.output_bias, "output_bias")]
+        return [(var, nm) for var, nm in names if var is not None]
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        r = ctx["saved"]
+        d_out, d_s = _split_d(d_outputs, ctx["scores"], ctx["outputs"] if ctx["scores"]
+                              else ctx["outputs"][0])
+        keep = ctx["keep"]
+        if keep is None:
+            g = mops.multi_head_attention_backward(r, d_out, d_s)
+        else:
+            # out = (dropped . v) Wo + bo: the value and output paths are differentiated here;
+            # the kernel differentiates the softmax and the query/key paths from d_weights.
+            a = r["inputs"]
+            Wo, Wv = a["output_kernel"], a["value_kernel"]
+            dropped = ctx["dropped"]
+            d_ctx = np.einsum("bqo,ndo->bqnd", d_out, Wo)
+            d_dropped = np.einsum("bqnd,bknd->bnqk", d_ctx, r["v"])
+            if d_s is not None:
+                d_dropped = d_dropped + d_s
+            d_weights = (d_dropped * keep / (1.0 - self.dropout)).astype(d_out.dtype)
+            g = mops.multi_head_attention_backward(r, np.zeros_like(d_out), d_weights)
+            d_v = np.einsum("bnqk,bqnd->bknd", dropped, d_ctx)          # (B, Tv, NH, HSv)
+            g["output_kernel"] = np.einsum("bqnd,bqo->ndo", ctx["context"], d_out).reshape(
+                a["kernel_shapes"]["output_kernel"])
+            if g.get("output_bias") is not None:
+                g["output_bias"] = d_out.sum(axis=(0, 1))
+            g["value_kernel"] = g["value_kernel"] + np.einsum(
+                "btd,btnh->dnh", a["value"], d_v).reshape(a["kernel_shapes"]["value_kernel"])
+            if g.get("value_bias") is not None:
+                g["value_bias"] = g["value_bias"] + d_v.sum(axis=(0, 1)).reshape(
+                    g["value_bias"].shape)
+            g["value"] = g["value"] + np.einsum("btnh,dnh->btd", d_v, Wv)
+        weights = {var: np.asarray(g[nm]).reshape(var.shape) for var, nm in self._weight_names()}
+        inputs = None
+        if need_input_grad:
+            inputs = [g["query"], g["value"], g["key"] if ctx["key_given"] else None]
+        return Grads(inputs, weights)
 
     def _check_and_build(self, inputs, kwargs):
         shapes, out = super()._check_and_build(inputs, kwargs)
@@ -550,13 +692,26 @@ class BahdanauAttention(_MultiArgLayer):
         self.built = True
 
     def call(self, inputs, mask=None):
+        return self.forward(inputs, mask)[0]
+
+    def forward(self, inputs, mask=None):
         q, v = inputs[0], inputs[1]
         vm = mask[1] if isinstance(mask, list) else mask
         r = aops.bahdanau_attention_forward(
             q, v, self.W1_kernel.value, self.W2_kernel.value, self.V_kernel.value[:, 0],
             self.W1_bias.value, self.W2_bias.value, value_mask=vm, dtype=self.dtype,
             name=f"BahdanauAttention '{self.name}'")
-        return [r["outputs"], r["weights"]]
+        return [r["outputs"], r["weights"]], r
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        d_out, d_w = _split_d(d_outputs, True, [ctx["outputs"], ctx["weights"]])
+        g = aops.bahdanau_attention_backward(ctx, d_out, d_w)
+        weights = {self.W1_kernel: g["W1"], self.W1_bias: g["b1"], self.W2_kernel: g["W2"],
+                   self.W2_bias: g["b2"], self.V_kernel: g["V"][:, None],
+                   # V's bias shifts every score of a row alike: the softmax ignores it.
+                   self.V_bias: np.zeros_like(self.V_bias.value)}
+        inputs = [g["query"], g["values"]] if need_input_grad else None
+        return Grads(inputs, weights)
 
     def compute_mask(self, inputs, mask=None):
         return [None, None]
@@ -637,6 +792,9 @@ class LuongAttention(_MultiArgLayer):
         self.built = True
 
     def call(self, inputs, mask=None):
+        return self.forward(inputs, mask)[0]
+
+    def forward(self, inputs, mask=None):
         q, v = np.asarray(inputs[0]), np.asarray(inputs[1])
         vm = mask[1] if isinstance(mask, list) else mask
         single = q.ndim == 2
@@ -646,15 +804,44 @@ class LuongAttention(_MultiArgLayer):
             W = self.W_a.value
             r = aops.bahdanau_attention_forward(q, v, W[Dq:], W[:Dq], self.v_a.value,
                                                 value_mask=vm, dtype=self.dtype, name=name)
-            return [r["outputs"], r["weights"]]
+            out, w = r["outputs"], r["weights"]
+            return [out, w], {"saved": r, "outputs": [out, w]}
         q3 = q[:, None, :] if single else q
+        q_in = q3
         if self.score == "general":
             q3 = np.matmul(q3, self.W_a.value)
         r = aops.dot_attention_forward(q3, v, v, value_mask=vm, dtype=self.dtype, name=name)
         out, w = r["outputs"], r["weights"]
         if single:
             out, w = out[:, 0], w[:, 0]
-        return [out, w]
+        return [out, w], {"saved": r, "outputs": [out, w], "single": single, "query": q_in}
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        r = ctx["saved"]
+        d_out, d_w = _split_d(d_outputs, True, ctx["outputs"])
+        if self.score == "concat":
+            g = aops.bahdanau_attention_backward(r, d_out, d_w)
+            # W_a = [W2 (query rows); W1 (value rows)]
+            weights = {self.W_a: np.concatenate([g["W2"], g["W1"]], axis=0),
+                       self.v_a: g["V"]}
+            inputs = [g["query"], g["values"]] if need_input_grad else None
+            return Grads(inputs, weights)
+        single = ctx["single"]
+        if single:
+            d_out, d_w = d_out[:, None, :], d_w[:, None, :]
+        g = aops.dot_attention_backward(r, d_out, d_w)
+        dq3 = g["query"]
+        weights = {}
+        if self.score == "general":
+            q_in = np.asarray(ctx["query"], dq3.dtype)
+            weights[self.W_a] = np.matmul(q_in.reshape(-1, q_in.shape[-1]).T,
+                                          dq3.reshape(-1, dq3.shape[-1]))
+            dq3 = np.matmul(dq3, self.W_a.value.T)
+        inputs = None
+        if need_input_grad:
+            dq = dq3[:, 0] if single else dq3
+            inputs = [dq, g["value"] + g["key"]]
+        return Grads(inputs, weights)
 
     compute_mask = BahdanauAttention.compute_mask
     compute_mask_flags = BahdanauAttention.compute_mask_flags
@@ -717,6 +904,9 @@ class AttentionPooling(Layer):
         self.built = True
 
     def call(self, inputs, mask=None):
+        return self.forward(inputs, mask)[0]
+
+    def forward(self, inputs, mask=None):
         h = np.asarray(inputs)
         keys = np.matmul(h, self.kernel.value) + self.bias.value
         U = keys.shape[-1]
@@ -725,9 +915,21 @@ class AttentionPooling(Layer):
                                             value_mask=mask, dtype=self.dtype,
                                             name=f"AttentionPooling '{self.name}'")
         out, w = r["outputs"][:, 0], r["weights"][:, 0]
-        if self.return_attention_scores:
-            return [out, w]
-        return out
+        outputs = [out, w] if self.return_attention_scores else out
+        return outputs, {"saved": r, "outputs": [out, w]}
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        r = ctx["saved"]
+        ret = self.return_attention_scores
+        d_out, d_w = _split_d(d_outputs, ret, ctx["outputs"] if ret else ctx["outputs"][0])
+        g = aops.additive_attention_backward(r, d_out[:, None, :],
+                                             None if d_w is None else d_w[:, None, :])
+        h, dkeys = r["value"], g["key"]                       # (B, T, H), (B, T, U)
+        H, U = self.kernel.shape
+        weights = {self.kernel: np.matmul(h.reshape(-1, H).T, dkeys.reshape(-1, U)),
+                   self.bias: dkeys.sum(axis=(0, 1)), self.context: g["scale"]}
+        dh = g["value"] + np.matmul(dkeys, self.kernel.value.T) if need_input_grad else None
+        return Grads(dh, weights)
 
     def compute_mask(self, inputs, mask=None):
         return [None, None] if self.return_attention_scores else None
@@ -784,8 +986,9 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
             if self.use_value_embeddings else None
         self.built = True
 
-    def call(self, inputs, mask=None, attention_mask=None, query_mask=None, value_mask=None,
-             key_mask=None, return_attention_scores=False, training=False, use_causal_mask=False):
+    def forward(self, inputs, mask=None, attention_mask=None, query_mask=None, value_mask=None,
+                key_mask=None, return_attention_scores=False, training=False,
+                use_causal_mask=False):
         query, value, key = inputs
         query_mask, value_mask, key_mask = _merge_masks(mask, query_mask, value_mask, key_mask)
         fully = "zero" if (return_attention_scores or self.dropout > 0) else "uniform"
@@ -799,9 +1002,14 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
             attention_mask=attention_mask, query_mask=query_mask, value_mask=value_mask,
             key_mask=key_mask, use_causal_mask=use_causal_mask, fully_masked=fully,
             dtype=self.dtype, name=f"RelativeMultiHeadAttention '{self.name}'")
-        if return_attention_scores:
-            return [r["output"], r["attention_scores"]]
-        return r["output"]
+        # No dropout (the layer never applied it): training does not change the result.
+        return self._mha_finish(r, False, return_attention_scores, key is not None)
+
+    def _weight_names(self):
+        names = super()._weight_names() + [(self.rel_k, "rel_k")]
+        if self.rel_v is not None:
+            names.append((self.rel_v, "rel_v"))
+        return names
 
     def get_config(self):
         cfg = super().get_config()

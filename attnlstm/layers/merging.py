@@ -1,7 +1,7 @@
 """Merge layers: Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, Dot (Keras 3)."""
 import numpy as np
 
-from ..engine.base import Layer
+from ..engine.base import Grads, Layer
 from ..errors import format_shape, shape_error
 
 __all__ = ["Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Dot"]
@@ -80,15 +80,44 @@ class _Merge(Layer):
         return bool(flags) and all(flags)
 
     def call(self, inputs, mask=None):
+        return self.forward(inputs, mask)[0]
+
+    def forward(self, inputs, mask=None):
         xs = [np.asarray(x) for x in inputs]
+        shapes = [x.shape for x in xs]
         # Keras aligns the batch axes: a lower-rank input gains axes right after the batch
         # axis (not in front, as NumPy broadcasting would put them).
         rank = max(x.ndim for x in xs)
         xs = [x.reshape(x.shape[:1] + (1,) * (rank - x.ndim) + x.shape[1:]) for x in xs]
-        return self._merge(xs, mask)
+        out, saved = self._merge(xs, mask)
+        return out, (shapes, [x.shape for x in xs], [x.dtype for x in xs], saved)
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return Grads(None)
+        shapes, aligned, dtypes, saved = ctx
+        g = np.asarray(d_outputs)
+        d = self._merge_backward(saved, g)
+        return Grads([None if dk is None else
+                      _unbroadcast(dk, al).reshape(sh).astype(dt, copy=False)
+                      for dk, al, sh, dt in zip(d, aligned, shapes, dtypes)])
 
     def _merge(self, xs, mask):
+        """``(output, saved)`` from the batch-aligned inputs."""
         raise NotImplementedError
+
+    def _merge_backward(self, saved, g):
+        """Gradient for each aligned input, of the output's shape or broadcastable to it."""
+        raise NotImplementedError
+
+
+def _unbroadcast(g, shape):
+    """Sum `g` over the axes that broadcasting stretched to reach it from `shape` (same rank)."""
+    g = np.broadcast_to(g, np.broadcast_shapes(g.shape, shape))
+    axes = tuple(i for i, (a, b) in enumerate(zip(shape, g.shape)) if a == 1 and b != 1)
+    if axes:
+        g = np.sum(g, axis=axes, keepdims=True)
+    return g
 
 
 class Add(_Merge):
@@ -102,7 +131,10 @@ class Add(_Merge):
         out = xs[0]
         for x in xs[1:]:
             out = out + x
-        return out
+        return out, len(xs)
+
+    def _merge_backward(self, n, g):
+        return [g] * n
 
 
 class Subtract(_Merge):
@@ -116,7 +148,10 @@ class Subtract(_Merge):
         return super().compute_output_shape(shapes)
 
     def _merge(self, xs, mask):
-        return xs[0] - xs[1]
+        return xs[0] - xs[1], None
+
+    def _merge_backward(self, saved, g):
+        return [g, -g]
 
 
 class Average(_Merge):
@@ -126,7 +161,10 @@ class Average(_Merge):
         out = xs[0]
         for x in xs[1:]:
             out = out + x
-        return (out / len(xs)).astype(xs[0].dtype)
+        return (out / len(xs)).astype(xs[0].dtype), len(xs)
+
+    def _merge_backward(self, n, g):
+        return [g / n] * n
 
 
 def _expand_mask(m, x):
@@ -141,47 +179,83 @@ class Multiply(_Merge):
         masks = list(mask) if isinstance(mask, (list, tuple)) else [None] * len(xs)
         has_out = all(m is not None for m in masks)
         out, out_mask = None, None
+        factors, keeps = [], []
         for x, m in zip(xs, masks):
+            mb = None
             if m is not None:
                 mb = _expand_mask(m, x)
                 x = np.where(mb, x, np.asarray(1, x.dtype))
                 if has_out:
                     out_mask = mb if out_mask is None else np.logical_or(out_mask, mb)
+            factors.append(x)
+            keeps.append(mb)
             out = x if out is None else out * x
         if has_out:
             out = np.where(out_mask, out, np.asarray(0, out.dtype))
-        return out
+        return out, (factors, keeps, out_mask)
+
+    def _merge_backward(self, saved, g):
+        factors, keeps, out_mask = saved
+        if out_mask is not None:
+            g = np.where(out_mask, g, 0)
+        d = []
+        for k, mb in enumerate(keeps):
+            # Product of the other factors (no division: factors may be 0).
+            dk = g
+            for j, f in enumerate(factors):
+                if j != k:
+                    dk = dk * f
+            d.append(dk if mb is None else np.where(mb, dk, 0))
+        return d
 
 
 class _MaxMin(_Merge):
+    """Keras' pairwise fold ``out = op(out, x)``, where masked entries take the other operand.
+
+    The gradient of each output entry goes to the input it was taken from. A tie goes to the
+    running output (the earlier input), as TensorFlow's Maximum/Minimum gradients (``x >= y`` /
+    ``x <= y`` selects the first operand)."""
     _op = None
+    _first_wins = None
 
     def _merge(self, xs, mask):
         masks = list(mask) if isinstance(mask, (list, tuple)) else [None] * len(xs)
-        out, out_mask = None, None
-        for x, m in zip(xs, masks):
+        full = np.broadcast_shapes(*[x.shape for x in xs])
+        out, out_mask, src = None, None, None
+        for k, (x, m) in enumerate(zip(xs, masks)):
             mb = _expand_mask(m, x) if m is not None else None
             if out is None:
                 out, out_mask = x, mb
+                src = np.zeros(full, np.intp)
                 continue
+            src_x = np.full(full, k, np.intp)
             if mb is not None:
                 x = np.where(mb, x, out)
+                src_x = np.where(mb, src_x, src)
             if out_mask is not None:
                 out = np.where(out_mask, out, x)
+                src = np.where(out_mask, src, src_x)
             out_mask = np.logical_or(out_mask, mb) if (mb is not None and out_mask is not None) \
                 else None
+            src = np.where(type(self)._first_wins(out, x), src, src_x)
             out = type(self)._op(out, x)
-        return out
+        return out, (len(xs), src)
+
+    def _merge_backward(self, saved, g):
+        n, src = saved
+        return [np.where(src == k, g, 0) for k in range(n)]
 
 
 class Maximum(_MaxMin):
     """Elementwise maximum (``keras.layers.Maximum``)."""
     _op = np.maximum
+    _first_wins = np.greater_equal
 
 
 class Minimum(_MaxMin):
     """Elementwise minimum (``keras.layers.Minimum``)."""
     _op = np.minimum
+    _first_wins = np.less_equal
 
 
 class Concatenate(Layer):
@@ -234,7 +308,18 @@ class Concatenate(Layer):
         return tuple(out)
 
     def call(self, inputs, mask=None):
-        return np.concatenate([np.asarray(x) for x in inputs], axis=self.axis)
+        return self.forward(inputs, mask)[0]
+
+    def forward(self, inputs, mask=None):
+        xs = [np.asarray(x) for x in inputs]
+        out = np.concatenate(xs, axis=self.axis)
+        return out, [x.shape[self.axis] for x in xs]
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return Grads(None)
+        ends = np.cumsum(ctx)[:-1]
+        return Grads(np.split(np.asarray(d_outputs), ends, axis=self.axis))
 
     def compute_mask(self, inputs, mask=None):
         if mask is None or all(m is None for m in mask):
@@ -258,6 +343,22 @@ class Concatenate(Layer):
         cfg = super().get_config()
         cfg["axis"] = self.axis
         return cfg
+
+
+def _l2_normalize(x, axis):
+    """Keras' ``x * min(rsqrt(sum(x**2)), 1/1e-7)`` along `axis`: ``(xn, r, clipped)``."""
+    r = 1.0 / np.sqrt(np.sum(x * x, axis=axis, keepdims=True))
+    clipped = ~(r <= 1e7)  # rsqrt(0) = inf is clipped too
+    r = np.minimum(r, 1e7)
+    return (x * r).astype(x.dtype, copy=False), r, clipped
+
+
+def _l2_normalize_backward(saved, d, axis):
+    """Gradient through `_l2_normalize`: ``r * (d - xn * sum(d * xn))``, or ``1e7 * d`` where
+    the scale was clipped (a constant there)."""
+    xn, r, clipped = saved
+    free = r * (d - xn * np.sum(d * xn, axis=axis, keepdims=True))
+    return np.where(clipped, r * d, free)
 
 
 class Dot(Layer):
@@ -314,12 +415,16 @@ class Dot(Layer):
         return out
 
     def call(self, inputs):
+        return self.forward(inputs)[0]
+
+    def forward(self, inputs):
         x, y = (np.asarray(v) for v in inputs)
         ax = self._axes([x.shape, y.shape])
+        norms = (None, None)
         if self.normalize:
-            x = x * np.minimum(1.0 / np.sqrt(np.sum(x * x, axis=ax[0], keepdims=True)), 1e7)
-            y = y * np.minimum(1.0 / np.sqrt(np.sum(y * y, axis=ax[1], keepdims=True)), 1e7)
-            x, y = x.astype(inputs[0].dtype, copy=False), y.astype(inputs[1].dtype, copy=False)
+            x, rx, cx = _l2_normalize(x, ax[0])
+            y, ry, cy = _l2_normalize(y, ax[1])
+            norms = ((x, rx, cx), (y, ry, cy))
         xm = np.moveaxis(x, ax[0], -1)
         ym = np.moveaxis(y, ax[1], 1)
         B = x.shape[0]
@@ -328,7 +433,19 @@ class Dot(Layer):
         out = np.matmul(xr, yr).reshape((B,) + xm.shape[1:-1] + ym.shape[2:])
         if out.ndim == 1:
             out = out[:, None]
-        return out
+        return out, (ax, xm.shape, ym.shape, xr, yr, norms)
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return Grads(None)
+        ax, xm_shape, ym_shape, xr, yr, norms = ctx
+        g = np.asarray(d_outputs).reshape(xr.shape[0], xr.shape[1], yr.shape[2])
+        dx = np.moveaxis(np.matmul(g, np.swapaxes(yr, 1, 2)).reshape(xm_shape), -1, ax[0])
+        dy = np.moveaxis(np.matmul(np.swapaxes(xr, 1, 2), g).reshape(ym_shape), 1, ax[1])
+        if self.normalize:
+            dx = _l2_normalize_backward(norms[0], dx, ax[0])
+            dy = _l2_normalize_backward(norms[1], dy, ax[1])
+        return Grads([dx.astype(xr.dtype, copy=False), dy.astype(yr.dtype, copy=False)])
 
     def get_config(self):
         cfg = super().get_config()

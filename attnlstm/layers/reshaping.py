@@ -1,7 +1,7 @@
 """Reshaping layers: Flatten, Reshape, Permute, RepeatVector (Keras 3 semantics)."""
 import numpy as np
 
-from ..engine.base import Layer
+from ..engine.base import Grads, Layer
 from ..errors import format_shape, shape_error
 
 __all__ = ["Flatten", "Reshape", "Permute", "RepeatVector"]
@@ -29,8 +29,14 @@ class Flatten(Layer):
         return (input_shape[0], _prod(input_shape[1:]))
 
     def call(self, inputs):
+        return self.forward(inputs)[0]
+
+    def forward(self, inputs):
         x = np.asarray(inputs)
-        return x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(-1, 1)
+        return (x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(-1, 1)), x.shape
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        return Grads(np.asarray(d_outputs).reshape(ctx) if need_input_grad else None)
 
 
 class Reshape(Layer):
@@ -78,8 +84,14 @@ class Reshape(Layer):
         return (input_shape[0],) + out
 
     def call(self, inputs):
+        return self.forward(inputs)[0]
+
+    def forward(self, inputs):
         x = np.asarray(inputs)
-        return x.reshape((x.shape[0],) + self.target_shape)
+        return x.reshape((x.shape[0],) + self.target_shape), x.shape
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        return Grads(np.asarray(d_outputs).reshape(ctx) if need_input_grad else None)
 
     def get_config(self):
         cfg = super().get_config()
@@ -111,7 +123,15 @@ class Permute(Layer):
         return (input_shape[0],) + tuple(input_shape[d] for d in self.dims)
 
     def call(self, inputs):
-        return np.transpose(inputs, (0,) + self.dims)
+        return self.forward(inputs)[0]
+
+    def forward(self, inputs):
+        return np.transpose(inputs, (0,) + self.dims), None
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return Grads(None)
+        return Grads(np.transpose(d_outputs, np.argsort((0,) + self.dims)))
 
     def get_config(self):
         cfg = super().get_config()
@@ -143,8 +163,14 @@ class RepeatVector(Layer):
         return (input_shape[0], self.n, input_shape[1])
 
     def call(self, inputs):
+        return self.forward(inputs)[0]
+
+    def forward(self, inputs):
         x = np.asarray(inputs)
-        return np.repeat(x[:, None, :], self.n, axis=1)
+        return np.repeat(x[:, None, :], self.n, axis=1), None
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        return Grads(np.sum(d_outputs, axis=1) if need_input_grad else None)
 
     def get_config(self):
         cfg = super().get_config()

@@ -1,7 +1,7 @@
 """TimeDistributed: apply a layer to every timestep (``keras.layers.TimeDistributed``)."""
 import numpy as np
 
-from ..engine.base import Layer
+from ..engine.base import Grads, Layer
 from ..errors import shape_error
 
 __all__ = ["TimeDistributed"]
@@ -44,14 +44,32 @@ class TimeDistributed(Layer):
         self.built = True
 
     def call(self, inputs, mask=None, training=False):
+        return self.forward(inputs, mask, training)[0]
+
+    def forward(self, inputs, mask=None, training=False):
         x = np.asarray(inputs)
         B, T = x.shape[:2]
         flat = x.reshape((B * T,) + x.shape[2:])
         kw = {}
         if self.layer._call_accepts("training"):
             kw["training"] = training
-        y = np.asarray(self.layer.call(flat, **kw))
-        return y.reshape((B, T) + y.shape[1:])
+        y, inner_ctx = self.layer.forward(flat, **kw)
+        y = np.asarray(y)
+        return y.reshape((B, T) + y.shape[1:]), (x.shape, inner_ctx)
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        """Backward of the inner layer on the folded `(B*T, ...)` call; its weight gradients
+        pass through (summed over timesteps by the fold)."""
+        shape, inner_ctx = ctx
+        if not self.layer.differentiable:
+            raise NotImplementedError(
+                f"TimeDistributed '{self.name}' cannot backpropagate: its inner layer "
+                f"{type(self.layer).__name__} '{self.layer.name}' has no backward.")
+        d = np.asarray(d_outputs)
+        d = d.reshape((shape[0] * shape[1],) + d.shape[2:])
+        g = self.layer.backward(inner_ctx, d, need_input_grad=need_input_grad)
+        dx = None if g.inputs is None or not need_input_grad else np.reshape(g.inputs, shape)
+        return Grads(dx, g.weights)
 
     def compute_mask(self, inputs, mask=None):
         return mask
