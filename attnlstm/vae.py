@@ -28,6 +28,7 @@ import numpy as np
 
 from . import _ops_vae as V
 from . import backend
+from .losses import Loss
 from .engine.base import Grads, Input, Layer
 from .engine.functional import Model
 from .errors import ShapeError, format_shape, shape_error
@@ -54,7 +55,7 @@ def _per_sequence_weights(who, sample_weight, B, dt):
     return w
 
 
-class SequenceReconstructionLoss:
+class SequenceReconstructionLoss(Loss):
     """The reconstruction term of the LSTM-VAE's negative ELBO, as a loss for ``compile``:
     the mean over the batch of each sequence's *sum* over its unmasked time steps and all
     features of ``(y_pred - y_true)**2`` (``kind="mse"``) or ``|y_pred - y_true|`` (``"mae"``).
@@ -83,10 +84,10 @@ class SequenceReconstructionLoss:
         ValueError: an unknown ``kind``.
     """
 
-    def __init__(self, kind="mse", name="reconstruction_loss"):
+    def __init__(self, kind="mse", name="reconstruction_loss", dtype=None):
         V._kind(kind)
+        super().__init__(name=name, reduction="sum_over_batch_size", dtype=dtype)
         self.kind = kind
-        self.name = name
 
     def _who(self):
         return f"{type(self).__name__} '{self.name}'"
@@ -100,7 +101,8 @@ class SequenceReconstructionLoss:
 
     def value_and_grad(self, y_true, y_pred, sample_weight=None, mask=None, grad=True):
         """``(loss, d loss / d y_pred)``, the gradient in y_pred's float dtype."""
-        dt = np.asarray(y_pred).dtype if np.asarray(y_pred).dtype.kind == "f" else np.float32
+        dt = self.dtype or (np.asarray(y_pred).dtype if np.asarray(y_pred).dtype in
+                            (np.float32, np.float64) else backend.floatx())
         rec = V.reconstruction_loss(y_true, y_pred, mask, self.kind, dtype=dt, name=self._who())
         B = rec.shape[0]
         w = _per_sequence_weights(self._who(), sample_weight, B, dt)
@@ -115,7 +117,7 @@ class SequenceReconstructionLoss:
         return value, g
 
     def get_config(self):
-        return {"kind": self.kind, "name": self.name}
+        return {"kind": self.kind, "name": self.name, "dtype": self.dtype}
 
 
 def negative_elbo(reconstruction, kl, beta=1.0):
