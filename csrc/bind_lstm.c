@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bind_common.h"
+#include "lstm_api.h"
 
 /*
  * A new reference to a per-gate dropout mask (B, 4N) [m_i|m_f|m_c|m_o] built from `obj`, which
@@ -51,7 +52,7 @@ PyArrayObject *al_lstm_gate_mask(PyObject *obj, int typenum, const char *fn, con
 static const char LSTM_FORWARD_DOC[] =
     "lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, mask=None,\n"
     "             activation=1, recurrent_activation=2, go_backwards=False,\n"
-    "             dp_mask=None, rec_mask=None, save_act_c=False)\n"
+    "             dp_mask=None, rec_mask=None, save_act_c=False, impl=0)\n"
     "    -> (hs, cs, out, gates)  or, with save_act_c, (hs, cs, out, gates, act_c)\n\n"
     "Low-level LSTM forward over a whole sequence (Keras 3 LSTM semantics).\n\n"
     "x (B,T,D), kernel (D,4H), recurrent_kernel (H,4H), bias (4H,), h0/c0 (B,H),\n"
@@ -64,18 +65,20 @@ static const char LSTM_FORWARD_DOC[] =
     "sequence (None without a mask: it equals hs), and gates (B,T,4H), the activated gates\n"
     "indexed by time, saved for the backward pass; with save_act_c also act_c (B,T,H) =\n"
     "activation(c) per step, which lstm_backward uses instead of recomputing it.\n"
+    "impl (tests and benchmarks): 0 automatic, 1 BLAS only, 2 / 3 the packed float32 path\n"
+    "with AVX2 / AVX-512 (falls back to what the CPU has); float64 always uses BLAS.\n"
     "Raises TypeError/ValueError on bad input, MemoryError when out of memory.";
 
 static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"x", "kernel", "recurrent_kernel", "bias", "h0", "c0", "mask",
                              "activation", "recurrent_activation", "go_backwards",
-                             "dp_mask", "rec_mask", "save_act_c", NULL};
+                             "dp_mask", "rec_mask", "save_act_c", "impl", NULL};
     const char *fn = "lstm_forward";
     PyObject *x_obj = NULL, *W_obj = NULL, *U_obj = NULL;
     PyObject *b_obj = Py_None, *h0_obj = Py_None, *c0_obj = Py_None, *m_obj = Py_None;
     PyObject *p_obj = Py_None, *r_obj = Py_None;
     int activation = AL_ACT_TANH, recurrent_activation = AL_ACT_SIGMOID, go_backwards = 0;
-    int save_act_c = 0;
+    int save_act_c = 0, impl = 0;
     PyArrayObject *x = NULL, *W = NULL, *U = NULL, *bias = NULL, *h0 = NULL, *c0 = NULL;
     PyArrayObject *mask = NULL, *pmask = NULL, *rmask = NULL, *hs = NULL, *cs = NULL, *out = NULL;
     PyArrayObject *gates = NULL, *act_c = NULL;
@@ -83,10 +86,15 @@ static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kw
     int typenum, status = AL_OK;
     (void)self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OOOOiipOOp:lstm_forward", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OOOOiipOOpi:lstm_forward", kwlist,
                                      &x_obj, &W_obj, &U_obj, &b_obj, &h0_obj, &c0_obj, &m_obj,
                                      &activation, &recurrent_activation, &go_backwards,
-                                     &p_obj, &r_obj, &save_act_c)) {
+                                     &p_obj, &r_obj, &save_act_c, &impl)) {
+        return NULL;
+    }
+    if (impl < 0 || impl > AL_LSTM_IMPL_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s: `impl` must be 0 (automatic), 1 (BLAS), 2 (AVX2) or "
+                     "3 (AVX-512), got %d.", fn, impl);
         return NULL;
     }
     if (al_check_activation(fn, "activation", activation) < 0) return NULL;
@@ -165,23 +173,23 @@ static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kw
 #define AL_PTR(a, T_) ((a) ? (T_ *)PyArray_DATA(a) : NULL)
     Py_BEGIN_ALLOW_THREADS
     if (typenum == NPY_FLOAT32) {
-        status = al_lstm_forward_f32(
+        status = al_lstm_forward_impl_f32(
             AL_PTR(hs, float), AL_PTR(cs, float), AL_PTR(out, float), AL_PTR(gates, float),
             AL_PTR(act_c, float),
             AL_PTR(x, float), AL_PTR(h0, float), AL_PTR(c0, float), AL_PTR(mask, uint8_t),
             AL_PTR(pmask, float), AL_PTR(rmask, float),
             AL_PTR(W, float), AL_PTR(U, float), AL_PTR(bias, float),
             (size_t)B, (size_t)T, (size_t)D, (size_t)H,
-            activation, recurrent_activation, go_backwards);
+            activation, recurrent_activation, go_backwards, impl);
     } else {
-        status = al_lstm_forward_f64(
+        status = al_lstm_forward_impl_f64(
             AL_PTR(hs, double), AL_PTR(cs, double), AL_PTR(out, double), AL_PTR(gates, double),
             AL_PTR(act_c, double),
             AL_PTR(x, double), AL_PTR(h0, double), AL_PTR(c0, double), AL_PTR(mask, uint8_t),
             AL_PTR(pmask, double), AL_PTR(rmask, double),
             AL_PTR(W, double), AL_PTR(U, double), AL_PTR(bias, double),
             (size_t)B, (size_t)T, (size_t)D, (size_t)H,
-            activation, recurrent_activation, go_backwards);
+            activation, recurrent_activation, go_backwards, impl);
     }
     Py_END_ALLOW_THREADS
 #undef AL_PTR

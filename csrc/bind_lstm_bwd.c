@@ -2,12 +2,13 @@
  * bind_lstm_bwd.c -- CPython binding of the LSTM backward kernel (lstm_impl.h).
  */
 #include "bind_common.h"
+#include "lstm_api.h"
 
 
 static const char LSTM_BACKWARD_DOC[] =
     "lstm_backward(hs, cs, gates, x, kernel, recurrent_kernel, h0=None, c0=None, mask=None,\n"
     "              dp_mask=None, rec_mask=None, act_c=None, d_outputs=None, d_last=None, d_h=None, d_c=None,\n"
-    "              activation=1, recurrent_activation=2, go_backwards=False)\n"
+    "              activation=1, recurrent_activation=2, go_backwards=False, impl=0)\n"
     "    -> (dx, dkernel, drecurrent_kernel, dbias, dh0, dc0)\n\n"
     "Low-level LSTM backward (BPTT) over a whole sequence, inverting lstm_forward.\n\n"
     "hs, cs (B,T,H), gates (B,T,4H) and act_c (B,T,H) (optional) are lstm_forward's saved\n"
@@ -19,18 +20,20 @@ static const char LSTM_BACKWARD_DOC[] =
     "d_c (B,H) w.r.t. the final states. Returns dx (B,T,D), dkernel (D,4H),\n"
     "drecurrent_kernel (H,4H), dbias (4H,), dh0 and dc0 (B,H) (gradients w.r.t. the initial\n"
     "states, also when they were zeros). All float arrays share x's dtype.\n"
+    "impl: as for lstm_forward (0 automatic, 1 BLAS, 2 AVX2, 3 AVX-512 packed float32 path).\n"
     "Raises TypeError/ValueError on bad input, MemoryError when out of memory.";
 
 static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"hs", "cs", "gates", "x", "kernel", "recurrent_kernel", "h0", "c0",
                              "mask", "dp_mask", "rec_mask", "act_c", "d_outputs", "d_last", "d_h", "d_c",
-                             "activation", "recurrent_activation", "go_backwards", NULL};
+                             "activation", "recurrent_activation", "go_backwards", "impl", NULL};
     const char *fn = "lstm_backward";
     PyObject *hs_obj = NULL, *cs_obj = NULL, *g_obj = NULL, *x_obj = NULL, *W_obj = NULL;
     PyObject *U_obj = NULL, *h0_obj = Py_None, *c0_obj = Py_None, *m_obj = Py_None;
     PyObject *p_obj = Py_None, *r_obj = Py_None, *ac_obj = Py_None, *do_obj = Py_None, *dl_obj = Py_None;
     PyObject *dh_obj = Py_None, *dc_obj = Py_None;
     int activation = AL_ACT_TANH, recurrent_activation = AL_ACT_SIGMOID, go_backwards = 0;
+    int impl = 0;
     PyArrayObject *hs = NULL, *cs = NULL, *gates = NULL, *act_c = NULL, *x = NULL, *W = NULL;
     PyArrayObject *U = NULL, *h0 = NULL, *c0 = NULL, *mask = NULL, *pmask = NULL, *rmask = NULL;
     PyArrayObject *d_out = NULL, *d_last = NULL, *d_h = NULL, *d_c = NULL;
@@ -39,11 +42,16 @@ static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *k
     int typenum, status = AL_OK;
     (void)self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|OOOOOOOOOOiip:lstm_backward", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|OOOOOOOOOOiipi:lstm_backward", kwlist,
                                      &hs_obj, &cs_obj, &g_obj, &x_obj, &W_obj, &U_obj,
                                      &h0_obj, &c0_obj, &m_obj, &p_obj, &r_obj, &ac_obj, &do_obj,
                                      &dl_obj, &dh_obj, &dc_obj,
-                                     &activation, &recurrent_activation, &go_backwards)) {
+                                     &activation, &recurrent_activation, &go_backwards, &impl)) {
+        return NULL;
+    }
+    if (impl < 0 || impl > AL_LSTM_IMPL_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s: `impl` must be 0 (automatic), 1 (BLAS), 2 (AVX2) or "
+                     "3 (AVX-512), got %d.", fn, impl);
         return NULL;
     }
     if (al_check_activation(fn, "activation", activation) < 0) return NULL;
@@ -137,7 +145,7 @@ static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *k
 #define AL_PTR(a, T_) ((a) ? (T_ *)PyArray_DATA(a) : NULL)
     Py_BEGIN_ALLOW_THREADS
     if (typenum == NPY_FLOAT32) {
-        status = al_lstm_backward_f32(
+        status = al_lstm_backward_impl_f32(
             AL_PTR(dx, float), AL_PTR(dW, float), AL_PTR(dU, float), AL_PTR(db, float),
             AL_PTR(dh0, float), AL_PTR(dc0, float),
             AL_PTR(hs, float), AL_PTR(cs, float), AL_PTR(gates, float), AL_PTR(act_c, float),
@@ -146,9 +154,9 @@ static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *k
             AL_PTR(d_out, float), AL_PTR(d_last, float), AL_PTR(d_h, float), AL_PTR(d_c, float),
             AL_PTR(W, float), AL_PTR(U, float),
             (size_t)B, (size_t)T, (size_t)D, (size_t)H,
-            activation, recurrent_activation, go_backwards);
+            activation, recurrent_activation, go_backwards, impl);
     } else {
-        status = al_lstm_backward_f64(
+        status = al_lstm_backward_impl_f64(
             AL_PTR(dx, double), AL_PTR(dW, double), AL_PTR(dU, double), AL_PTR(db, double),
             AL_PTR(dh0, double), AL_PTR(dc0, double),
             AL_PTR(hs, double), AL_PTR(cs, double), AL_PTR(gates, double), AL_PTR(act_c, double),
@@ -158,7 +166,7 @@ static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *k
             AL_PTR(d_c, double),
             AL_PTR(W, double), AL_PTR(U, double),
             (size_t)B, (size_t)T, (size_t)D, (size_t)H,
-            activation, recurrent_activation, go_backwards);
+            activation, recurrent_activation, go_backwards, impl);
     }
     Py_END_ALLOW_THREADS
 #undef AL_PTR

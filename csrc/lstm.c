@@ -1,9 +1,12 @@
 /*
- * lstm.c -- LSTM kernels, compiled once per floating type from lstm_impl.h.
+ * lstm.c -- LSTM kernels, compiled once per floating type from lstm_impl.h. The float32
+ * instance also uses the packed-panel GEMM of lstm_pgemm.h for its per-step products.
  */
 #include <stdlib.h>
 
 #include "al_kernels.h"
+#include "lstm_api.h"
+#include "lstm_pgemm.h"
 
 #define AL_REAL_F32
 #include "al_real.h"

@@ -58,23 +58,60 @@ static void AL_SFN(lstm_drop_x)(real *dst, const real *x, const real *p, size_t 
  * step is one (B,H)x(H,4H) GEMM (four (B,H)x(H,H) with rec_mask) into the strided gate rows
  * of time t, then a fused elementwise pass per sample.
  */
-int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
-                        const real *x, const real *h0, const real *c0, const uint8_t *mask,
-                        const real *dp_mask, const real *rec_mask,
-                        const real *W, const real *U, const real *bias,
-                        size_t B, size_t T, size_t D, size_t H,
-                        int activation, int recurrent_activation, int go_backwards) {
+int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *act_c,
+                             const real *x, const real *h0, const real *c0,
+                             const uint8_t *mask, const real *dp_mask, const real *rec_mask,
+                             const real *W, const real *U, const real *bias,
+                             size_t B, size_t T, size_t D, size_t H,
+                             int activation, int recurrent_activation, int go_backwards,
+                             int impl) {
     const size_t G = 4 * H;
     size_t s, b, j, k;
     real *hd = NULL;                                    /* (B,4H) dropped h_{s-1} per gate */
+    /* float32 packed-panel path (lstm_pgemm.h): packed U for the steps, packed W (+ bias
+     * folded in) for the input projection; NULL where BLAS does the product. */
+    float *packed = NULL;
+    const float *pU = NULL, *pW = NULL;
+    int isa = AL_PG_NONE;
     if (B == 0 || T == 0) return AL_OK;
     if (rec_mask != NULL) {
         hd = (real *)malloc(B * G * sizeof(real));
         if (hd == NULL) return AL_ERR_NOMEM;
     }
+#if defined(AL_REAL_F32)
+    isa = al_pg_choose(impl, B, T);
+    if (isa != AL_PG_NONE) {
+        const size_t nu = rec_mask == NULL ? al_pg_size(isa, H, G) : 0;
+        const size_t nw = (D > 0 && dp_mask == NULL && al_pg_for_projection(isa, impl))
+                              ? al_pg_size(isa, D, G) : 0;
+        if (nu + nw > 0) {
+            packed = (float *)malloc((nu + nw) * sizeof(float));
+            if (packed == NULL) {
+                free(hd);
+                return AL_ERR_NOMEM;
+            }
+        }
+        if (nu > 0) {
+            al_pg_pack(isa, packed, U, G, 0, H, G);
+            pU = packed;
+        }
+        if (nw > 0) {
+            al_pg_pack(isa, packed + nu, W, G, 0, D, G);
+            pW = packed + nu;
+        }
+    }
+#else
+    (void)impl;
+    (void)isa;
+#endif
 
-    /* gates (B*T, 4H) = x (B*T, D) @ W (D, 4H): one GEMM over every step. */
-    if (D > 0 && dp_mask == NULL) {
+    /* gates (B*T, 4H) = x (B*T, D) @ W (D, 4H): one GEMM over every step (the packed path
+     * adds the bias here too). */
+    if (D > 0 && dp_mask == NULL && pW != NULL) {
+#if defined(AL_REAL_F32)
+        al_pg_gemm(isa, gates, G, x, D, 1, pW, 0, bias, 0, B * T, G, D);
+#endif
+    } else if (D > 0 && dp_mask == NULL) {
         AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)G, (int)D,
                 (real)1, x, (int)D, W, (int)G, (real)0, gates, (int)G);
     } else if (D > 0) {
@@ -82,6 +119,7 @@ int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
         real *xd = (real *)malloc(B * T * D * sizeof(real));
         if (xd == NULL) {
             free(hd);
+            free(packed);
             return AL_ERR_NOMEM;
         }
         for (k = 0; k < 4; k++) {
@@ -101,7 +139,11 @@ int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
         const size_t hprev_ld = (s == 0) ? H : T * H;
         real *gt = gates + t * G;                       /* rows b at stride T*G */
 
-        if (hprev != NULL && hd == NULL) {
+        if (hprev != NULL && pU != NULL) {
+#if defined(AL_REAL_F32)
+            al_pg_gemm(isa, gt, T * G, hprev, hprev_ld, 1, pU, 0, NULL, 1, B, G, H);
+#endif
+        } else if (hprev != NULL && hd == NULL) {
             AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)G, (int)H,
                     (real)1, hprev, (int)hprev_ld, U, (int)G, (real)1, gt, (int)(T * G));
         } else if (hprev != NULL) {
@@ -137,7 +179,7 @@ int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
                 continue;
             }
 
-            if (bias != NULL) {
+            if (bias != NULL && pW == NULL) {
                 for (j = 0; j < G; j++) z[j] += bias[j];
             }
             AL_SFN(act_forward)(recurrent_activation, z, 2 * H);       /* i, f */
@@ -165,7 +207,59 @@ int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
         }
     }
     free(hd);
+    free(packed);
     return AL_OK;
+}
+
+int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
+                        const real *x, const real *h0, const real *c0, const uint8_t *mask,
+                        const real *dp_mask, const real *rec_mask,
+                        const real *W, const real *U, const real *bias,
+                        size_t B, size_t T, size_t D, size_t H,
+                        int activation, int recurrent_activation, int go_backwards) {
+    return AL_FN(lstm_forward_impl)(hs, cs, out, gates, act_c, x, h0, c0, mask, dp_mask,
+                                    rec_mask, W, U, bias, B, T, D, H, activation,
+                                    recurrent_activation, go_backwards, 0);
+}
+
+/* Gradients of one sample's gate pre-activations at one step (the elementwise part of the
+ * backward, see lstm_backward): dz (4H) from dh' (H, already including the output
+ * gradients), dc (H, in: w.r.t. c_s; out: w.r.t. c_{s-1}), the activated gates g (4H),
+ * ac = a(c_s) (H) and cp = c_{s-1} (H, NULL for zeros); dcar (H) is cleared. Specialised for
+ * (tanh, sigmoid) so the loop vectorises; any other pair goes through act_deriv. */
+static inline __attribute__((always_inline)) void AL_SFN(lstm_gate_grads_body)(
+    real *dz, const real *dh, real *dc, real *dcar, const real *g, const real *ac,
+    const real *cp, size_t H, int act, int ract) {
+    const real *gi = g, *gf = g + H, *gg = g + 2 * H, *go = g + 3 * H;
+    real *dzi = dz, *dzf = dz + H, *dzg = dz + 2 * H, *dzo = dz + 3 * H;
+    size_t j;
+    for (j = 0; j < H; j++) {
+        const real dht = dh[j];
+        const real dct = dc[j] + dht * go[j] * AL_SFN(act_deriv)(act, ac[j]);
+        dzo[j] = dht * ac[j] * AL_SFN(act_deriv)(ract, go[j]);
+        dzi[j] = dct * gg[j] * AL_SFN(act_deriv)(ract, gi[j]);
+        dzg[j] = dct * gi[j] * AL_SFN(act_deriv)(act, gg[j]);
+        dzf[j] = cp ? dct * cp[j] * AL_SFN(act_deriv)(ract, gf[j]) : (real)0;
+        dc[j] = dct * gf[j];
+        dcar[j] = (real)0;
+    }
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void AL_SFN(lstm_gate_grads)(real *dz, const real *dh, real *dc, real *dcar,
+                                    const real *g, const real *ac, const real *cp, size_t H,
+                                    int act, int ract) {
+    if (act == AL_ACT_TANH && ract == AL_ACT_SIGMOID && cp != NULL) {
+        AL_SFN(lstm_gate_grads_body)(dz, dh, dc, dcar, g, ac, cp, H, AL_ACT_TANH,
+                                     AL_ACT_SIGMOID);
+    } else if (act == AL_ACT_TANH && ract == AL_ACT_SIGMOID) {
+        AL_SFN(lstm_gate_grads_body)(dz, dh, dc, dcar, g, ac, NULL, H, AL_ACT_TANH,
+                                     AL_ACT_SIGMOID);
+    } else {
+        AL_SFN(lstm_gate_grads_body)(dz, dh, dc, dcar, g, ac, cp, H, act, ract);
+    }
 }
 
 /*
@@ -208,20 +302,24 @@ int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
  *   dW_k = (X * p_k)^T dZ_k,  dX = sum_k (dZ_k W_k^T) * p_k,  db = sum dZ
  * (one GEMM each over all four gates when the masks are absent).
  */
-int AL_FN(lstm_backward)(real *dx, real *dW, real *dU, real *db, real *dh0, real *dc0,
-                         const real *hs, const real *cs, const real *gates, const real *act_c,
-                         const real *x, const real *h0, const real *c0, const uint8_t *mask,
-                         const real *dp_mask, const real *rec_mask,
-                         const real *d_out, const real *d_last, const real *d_hT,
-                         const real *d_cT,
-                         const real *W, const real *U,
-                         size_t B, size_t T, size_t D, size_t H,
-                         int activation, int recurrent_activation, int go_backwards) {
+int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0, real *dc0,
+                              const real *hs, const real *cs, const real *gates,
+                              const real *act_c,
+                              const real *x, const real *h0, const real *c0,
+                              const uint8_t *mask, const real *dp_mask, const real *rec_mask,
+                              const real *d_out, const real *d_last, const real *d_hT,
+                              const real *d_cT,
+                              const real *W, const real *U,
+                              size_t B, size_t T, size_t D, size_t H,
+                              int activation, int recurrent_activation, int go_backwards,
+                              int impl) {
     const size_t G = 4 * H;
     const size_t BT = B * T;
     const size_t HW = rec_mask ? G : H;     /* width of Hd and tmp rows */
     size_t s, b, j, k;
     real *work, *dZ, *Hd, *tmp, *dcarry, *xd;
+    float *pUt = NULL;                      /* packed U^T (4H,H), float32 packed path only */
+    int isa = AL_PG_NONE;
 
     if (B == 0 || T == 0) {
         for (j = 0; j < D * G; j++) dW[j] = (real)0;
@@ -234,6 +332,20 @@ int AL_FN(lstm_backward)(real *dx, real *dW, real *dU, real *db, real *dh0, real
     work = (real *)malloc((BT * (G + HW) + B * (HW + H) + (dp_mask ? BT * D : 0)) *
                           sizeof(real));
     if (work == NULL) return AL_ERR_NOMEM;
+#if defined(AL_REAL_F32)
+    isa = rec_mask == NULL ? al_pg_choose(impl, B, T) : AL_PG_NONE;
+    if (isa != AL_PG_NONE) {
+        pUt = (float *)malloc(al_pg_size(isa, G, H) * sizeof(float));
+        if (pUt == NULL) {
+            free(work);
+            return AL_ERR_NOMEM;
+        }
+        al_pg_pack(isa, pUt, U, G, 1, G, H);
+    }
+#else
+    (void)impl;
+    (void)isa;
+#endif
     dZ = work;
     Hd = dZ + BT * G;
     tmp = Hd + BT * HW;
@@ -264,28 +376,34 @@ int AL_FN(lstm_backward)(real *dx, real *dW, real *dU, real *db, real *dh0, real
                 continue;
             }
             {
-                const real *gi = gates + (b * T + t) * G, *gf = gi + H, *gg = gi + 2 * H,
-                           *go = gi + 3 * H;
+                const real *gi = gates + (b * T + t) * G;
                 const real *cn = cs + (b * T + s) * H;
                 const real *cp = (s == 0) ? (c0 ? c0 + b * H : NULL) : cn - H;
                 const real *acs = act_c ? act_c + (b * T + s) * H : NULL;
-                real *dzi = dz, *dzf = dz + H, *dzg = dz + 2 * H, *dzo = dz + 3 * H;
-                for (j = 0; j < H; j++) {
-                    const real ac = acs ? acs[j] : AL_SFN(act_scalar)(activation, cn[j]);
-                    const real dht = dh[j] + dcar[j] + (dob ? dob[j] : (real)0) +
-                                     (dlb ? dlb[j] : (real)0);
-                    const real dct = dc[j] + dht * go[j] * AL_SFN(act_deriv)(activation, ac);
-                    dzo[j] = dht * ac * AL_SFN(act_deriv)(recurrent_activation, go[j]);
-                    dzi[j] = dct * gg[j] * AL_SFN(act_deriv)(recurrent_activation, gi[j]);
-                    dzg[j] = dct * gi[j] * AL_SFN(act_deriv)(activation, gg[j]);
-                    dzf[j] = cp ? dct * cp[j] * AL_SFN(act_deriv)(recurrent_activation, gf[j])
-                                : (real)0;
-                    dc[j] = dct * gf[j];
-                    dcar[j] = (real)0;
+                /* dh' = dh + carried output gradient + u, in place (dh is rewritten below) */
+                for (j = 0; j < H; j++) dh[j] += dcar[j];
+                if (dob != NULL) {
+                    for (j = 0; j < H; j++) dh[j] += dob[j];
                 }
+                if (dlb != NULL) {
+                    for (j = 0; j < H; j++) dh[j] += dlb[j];
+                }
+                if (acs == NULL) {
+                    /* a(c_s), recomputed into the free tmp row */
+                    real *ac = tmp + b * HW;
+                    for (j = 0; j < H; j++) ac[j] = cn[j];
+                    AL_SFN(act_forward)(activation, ac, H);
+                    acs = ac;
+                }
+                AL_SFN(lstm_gate_grads)(dz, dh, dc, dcar, gi, acs, cp, H, activation,
+                                        recurrent_activation);
             }
         }
-        if (rec_mask == NULL) {
+        if (pUt != NULL) {
+#if defined(AL_REAL_F32)
+            al_pg_gemm(isa, tmp, H, dZ + t * G, T * G, 1, pUt, 0, NULL, 0, B, H, G);
+#endif
+        } else if (rec_mask == NULL) {
             /* tmp (B,H) = dz_t (B,4H; rows at stride T*4H) @ U^T */
             AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)H, (int)G,
                     (real)1, dZ + t * G, (int)(T * G), U, (int)G, (real)0, tmp, (int)H);
@@ -332,6 +450,32 @@ int AL_FN(lstm_backward)(real *dx, real *dW, real *dU, real *db, real *dh0, real
         }
     }
 
+#if defined(AL_REAL_F32)
+    /* Packed path: the three large products as dZ^T times a packed right-hand side, each
+     * result transposed into place. On a failed allocation BLAS does them instead. */
+    if (pUt != NULL && dp_mask == NULL && al_pg_for_projection(isa, impl)) {
+        const size_t nh = al_pg_size(isa, BT, H), nx = al_pg_size(isa, BT, D);
+        const size_t nwt = al_pg_size(isa, G, D);
+        float *big = (float *)malloc((nh + nx + nwt + G * (H > D ? H : D)) * sizeof(float));
+        if (big != NULL) {
+            float *pH = big, *pX = pH + nh, *pWt = pX + nx, *tT = pWt + nwt;
+            /* dU^T (4H, H) = dZ^T (4H, B*T) Hd (B*T, H) */
+            al_pg_pack(isa, pH, Hd, H, 0, BT, H);
+            al_pg_gemm(isa, tT, H, dZ, 1, G, pH, 0, NULL, 0, G, H, BT);
+            al_pg_transpose(dU, G, tT, H, G, H);
+            if (D > 0) {
+                /* dW^T (4H, D) = dZ^T X (B*T, D);  dX (B*T, D) = dZ (B*T, 4H) W^T (4H, D) */
+                al_pg_pack(isa, pX, x, D, 0, BT, D);
+                al_pg_gemm(isa, tT, D, dZ, 1, G, pX, 0, NULL, 0, G, D, BT);
+                al_pg_transpose(dW, G, tT, D, G, D);
+                al_pg_pack(isa, pWt, W, G, 1, G, D);
+                al_pg_gemm(isa, dx, D, dZ, G, 1, pWt, 0, NULL, 0, BT, D, G);
+            }
+            free(big);
+            goto bias_grad;
+        }
+    }
+#endif
     if (rec_mask == NULL) {
         /* dU (H,4H) = Hd^T (H, B*T) @ dZ (B*T, 4H) */
         AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)G, (int)BT,
@@ -372,6 +516,9 @@ int AL_FN(lstm_backward)(real *dx, real *dW, real *dU, real *db, real *dh0, real
             }
         }
     }
+#if defined(AL_REAL_F32)
+bias_grad:
+#endif
     /* db (4H) = sum over the B*T rows of dZ */
     for (j = 0; j < G; j++) db[j] = (real)0;
     for (s = 0; s < BT; s++) {
@@ -379,5 +526,21 @@ int AL_FN(lstm_backward)(real *dx, real *dW, real *dU, real *db, real *dh0, real
         for (j = 0; j < G; j++) db[j] += row[j];
     }
     free(work);
+    free(pUt);
     return AL_OK;
+}
+
+int AL_FN(lstm_backward)(real *dx, real *dW, real *dU, real *db, real *dh0, real *dc0,
+                         const real *hs, const real *cs, const real *gates, const real *act_c,
+                         const real *x, const real *h0, const real *c0, const uint8_t *mask,
+                         const real *dp_mask, const real *rec_mask,
+                         const real *d_out, const real *d_last, const real *d_hT,
+                         const real *d_cT,
+                         const real *W, const real *U,
+                         size_t B, size_t T, size_t D, size_t H,
+                         int activation, int recurrent_activation, int go_backwards) {
+    return AL_FN(lstm_backward_impl)(dx, dW, dU, db, dh0, dc0, hs, cs, gates, act_c, x, h0, c0,
+                                     mask, dp_mask, rec_mask, d_out, d_last, d_hT, d_cT, W, U,
+                                     B, T, D, H, activation, recurrent_activation,
+                                     go_backwards, 0);
 }

@@ -266,12 +266,14 @@ class Model(Trainer, Layer):
         out = self._run(values, training=training, input_masks=masks, tape=tape)
         return out, tape
 
-    def backward(self, tape, d_outputs, need_input_grad=True):
+    def backward(self, tape, d_outputs, need_input_grad=True, logit_grads=None):
         """Backpropagate through a recorded run (reverse order of the layer calls).
 
         Args:
             tape: the second value of :meth:`forward`.
             d_outputs: gradients w.r.t. the outputs (the outputs' structure; None = zero).
+            logit_grads: ``{id(output tensor): gradient}`` w.r.t. the pre-activation values of
+                outputs whose loss was taken from logits (their layers' ``backward_logits``).
 
         Returns:
             :class:`Grads` with ``inputs`` for the model inputs (the inputs' structure) and
@@ -286,11 +288,13 @@ class Model(Trainer, Layer):
                 add_grad(grads, id(t), np.asarray(g))
         requires = self._requires_grad(need_input_grad)
         weights = {}
+        logit_grads = logit_grads or {}
         for node, ctx, out, added_loss in reversed(tape):
             layer = node.layer
             outs = flatten(node.outputs)
             d = [grads.get(id(t)) for t in outs]
-            if all(g is None for g in d) and not added_loss:
+            d_logits = logit_grads.get(id(node.outputs)) if len(outs) == 1 else None
+            if all(g is None for g in d) and not added_loss and d_logits is None:
                 continue
             need_in = any(requires.get(id(t), False) for t in node.input_tensors)
             if not need_in and not _has_trainable(layer):
@@ -303,7 +307,13 @@ class Model(Trainer, Layer):
                     f"Cannot compute gradients through {type(layer).__name__} '{layer.name}': "
                     f"it has no backward. Hint: use built-in layers between the trainable "
                     f"weights and the loss, or pass backward=... to Lambda.")
-            res = layer.backward(ctx, d_struct, need_input_grad=need_in)
+            if d_logits is not None:
+                res = layer.backward_logits(ctx, d_logits, need_input_grad=need_in)
+                if any(g is not None for g in flatten(d_struct)) and d[0] is not None and \
+                        id(outs[0]) in grads:
+                    res = _sum_grads(res, layer.backward(ctx, d_struct, need_input_grad=need_in))
+            else:
+                res = layer.backward(ctx, d_struct, need_input_grad=need_in)
             for v, g in res.weights.items():
                 add_grad(weights, v, g)
             if not need_in:
@@ -502,6 +512,14 @@ class Model(Trainer, Layer):
 
 def _has_trainable(layer):
     return bool(layer.trainable_weights)
+
+
+def _sum_grads(a, b):
+    weights = dict(a.weights)
+    for v, g in b.weights.items():
+        add_grad(weights, v, g)
+    inputs = None if a.inputs is None else (a.inputs if b.inputs is None else a.inputs + b.inputs)
+    return Grads(inputs, weights)
 
 
 def _route(grads, target, g):

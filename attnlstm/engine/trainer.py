@@ -231,6 +231,24 @@ class Trainer:
         if len(set(sizes.values())) > 1:
             raise ValueError(f"{what}: all arrays must have the same number of samples (first "
                              f"axis); got {sizes}.")
+        if sample_weight is not None:
+            for k, t in enumerate(self.outputs):
+                want = t.shape[:max(1, len(t.shape) - 1)]
+                got = tuple(sample_weight.shape)
+                ok = 1 <= len(got) <= len(want) and all(
+                    w is None or w == g for w, g in zip(want[1:], got[1:]))
+                if not ok:
+                    names = ("samples",) + tuple("timesteps" if w is None else w
+                                                 for w in want[1:])
+                    raise shape_error(
+                        self._output_who(k), "sample_weight", names[:1], got,
+                        f"pass one weight per sample {format_shape(names[:1])}"
+                        + (f", or one per sample and step {format_shape(names)}"
+                           if len(names) > 1 else "") + ".",
+                        message=f"`sample_weight` must have shape {format_shape(names[:1])}"
+                                + (f" or {format_shape(names)}" if len(names) > 1 else "")
+                                + f" for an output of shape {format_shape(t.shape)}, got "
+                                  f"{format_shape(got)}.")
         if ys is not None:
             self._validate_targets(ys)
         return xs, ys, sample_weight, n
@@ -248,42 +266,55 @@ class Trainer:
 
     # -- one step -------------------------------------------------------------------------------
 
-    def _loss_and_output_grads(self, ys, outs, masks, sample_weight):
-        """Total compiled loss, per-output losses and the gradient w.r.t. each output."""
+    def _loss_and_output_grads(self, ys, outs, masks, sample_weight, tape=None):
+        """Total compiled loss, per-output losses, the gradient w.r.t. each output, and the
+        gradients w.r.t. the logits of outputs whose crossentropy is taken from logits.
+
+        As Keras on TensorFlow: a crossentropy on the output of a ``Dense``/``Activation`` with
+        a softmax or sigmoid activation is computed from that layer's pre-activation values
+        (``_keras_logits``), which stays finite when the probabilities saturate.
+        """
         total = 0.0
-        per_output, d_outs = [], []
+        per_output, d_outs, logit_grads = [], [], {}
         for k, (fn, w, out) in enumerate(zip(self._loss_fns, self._loss_weights, outs)):
             if fn is None or ys is None or ys[k] is None:
                 per_output.append(None)
                 d_outs.append(None)
                 continue
-            value, d = fn.value_and_grad(ys[k], out, sample_weight=sample_weight,
-                                         mask=masks[k] if masks is not None else None)
+            sw = sample_weight
+            if sw is not None and 0 < sw.ndim < out.ndim - 1:
+                # One weight per sequence for a per-step loss (Keras would fail in the graph).
+                sw = sw.reshape(sw.shape + (1,) * (out.ndim - 1 - sw.ndim))
+            mask = masks[k] if masks is not None else None
             w = 1.0 if w is None else w
+            logits = _output_logits(self.outputs[k], tape)
+            twin = fn.logits_loss() if logits is not None and hasattr(fn, "logits_loss") else None
+            if twin is not None:
+                value, d = twin.value_and_grad(ys[k], logits, sample_weight=sw, mask=mask)
+                logit_grads[id(self.outputs[k])] = d * np.asarray(w, d.dtype) if w != 1.0 else d
+                d_outs.append(None)
+            else:
+                value, d = fn.value_and_grad(ys[k], out, sample_weight=sw, mask=mask)
+                d_outs.append(d * np.asarray(w, d.dtype) if w != 1.0 else d)
             total += w * value
             per_output.append(value)
-            d_outs.append(d * np.asarray(w, d.dtype) if w != 1.0 else d)
-        return total, per_output, d_outs
+        return total, per_output, d_outs, logit_grads
 
     def _step(self, xs, ys, sample_weight, train):
-        """One batch: forward (recorded when training), loss, backward, update, metrics."""
+        """One batch: forward (recorded), loss, backward and update when training, metrics."""
         input_struct = xs if len(xs) > 1 else xs[0]
-        if train:
-            outs, tape = self.forward(input_struct, training=True)
-        else:
-            outs, tape = self._run(xs, training=False), None
+        outs, tape = self.forward(input_struct, training=train)
         out_list = flatten(outs) if isinstance(self._outputs_struct, (list, tuple, dict)) \
             else [outs]
         masks = flatten(self._last_output_masks) if isinstance(
             self._outputs_struct, (list, tuple, dict)) else [self._last_output_masks]
-        total, per_output, d_outs = self._loss_and_output_grads(ys, out_list, masks, sample_weight)
-        extra = float(sum(self._losses)) if self._losses else 0.0
-        total += extra
+        total, per_output, d_outs, logit_grads = self._loss_and_output_grads(
+            ys, out_list, masks, sample_weight, tape)
+        total += float(sum(self._losses)) if self._losses else 0.0
         if train:
-            if not np.isfinite(total):
-                pass  # TerminateOnNaN decides; the update still happens, as Keras.
             d_struct = _unflatten(self._outputs_struct, d_outs)
-            grads = self.backward(tape, d_struct, need_input_grad=False).weights
+            grads = self.backward(tape, d_struct, need_input_grad=False,
+                                  logit_grads=logit_grads).weights
             variables = self.trainable_weights
             self.optimizer.apply([grads.get(v) for v in variables], variables)
         n = xs[0].shape[0]
@@ -329,16 +360,16 @@ class Trainer:
             else [outs]
         masks = flatten(self._last_output_masks) if isinstance(
             self._outputs_struct, (list, tuple, dict)) else [self._last_output_masks]
-        total, _, d_outs = self._loss_and_output_grads(ys, out_list, masks, sw)
+        total, _, d_outs, logit_grads = self._loss_and_output_grads(ys, out_list, masks, sw, tape)
         total += float(sum(self._losses)) if self._losses else 0.0
         grads = self.backward(tape, _unflatten(self._outputs_struct, d_outs),
-                              need_input_grad=False).weights
+                              need_input_grad=False, logit_grads=logit_grads).weights
         return total, [grads.get(v, np.zeros_like(v.value)) for v in self.trainable_weights]
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One gradient step on one batch (``keras.Model.train_on_batch``).
 
-        Metrics accumulate across calls until :meth:`reset_metrics`, as in Keras 3.
+        The returned loss and metrics are this batch's (metrics are reset first, as Keras 3).
 
         Returns:
             The loss (a float), or ``[loss, *metrics]`` when the model has metrics, or the dict
@@ -351,6 +382,7 @@ class Trainer:
         xs, ys, sw, _ = self._prepare(x, y, sample_weight, "train_on_batch")
         sw = _apply_class_weight(sw, ys, class_weight)
         self._build_metrics(ys)
+        self.reset_metrics()
         self._step(xs, ys, sw, train=True)
         return self._return_logs(return_dict)
 
@@ -359,6 +391,7 @@ class Trainer:
         self._assert_compiled("test_on_batch")
         xs, ys, sw, _ = self._prepare(x, y, sample_weight, "test_on_batch")
         self._build_metrics(ys)
+        self.reset_metrics()
         self._step(xs, ys, sw, train=False)
         return self._return_logs(return_dict)
 
@@ -573,6 +606,20 @@ def _unflatten(structure, leaves):
     if isinstance(structure, (list, tuple)):
         return list(leaves)
     return leaves[0]
+
+
+def _output_logits(tensor, tape):
+    """Pre-activation values of a model output made by a layer with a softmax/sigmoid
+    activation that can backpropagate from them (Dense, Activation), else None."""
+    if tape is None or not isinstance(tensor, KerasTensor):
+        return None
+    layer = tensor.producer
+    if not hasattr(layer, "output_logits"):
+        return None
+    for node, ctx, _, _ in reversed(tape):
+        if node is tensor._node:
+            return layer.output_logits(ctx)
+    return None
 
 
 _SEQ_TYPES = ("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional")

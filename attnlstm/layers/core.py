@@ -114,9 +114,22 @@ class Dense(Layer):
         y = _apply_activation(self, self.activation, z)
         return y, (inputs, z, y)
 
+    def output_logits(self, ctx):
+        """Pre-activation values of a recorded call with a softmax/sigmoid activation (what
+        Keras' crossentropy uses in fit), else None."""
+        return ctx[1] if self.activation in (activations.softmax, activations.sigmoid) else None
+
+    def backward_logits(self, ctx, d_logits, need_input_grad=True):
+        """Backward from the gradient w.r.t. the pre-activation values."""
+        return self._backward_z(ctx, d_logits, need_input_grad)
+
     def backward(self, ctx, d_outputs, need_input_grad=True):
         x, z, y = ctx
-        dz = activations.backward(self.activation, z, y, d_outputs)
+        return self._backward_z(ctx, activations.backward(self.activation, z, y, d_outputs),
+                                need_input_grad)
+
+    def _backward_z(self, ctx, dz, need_input_grad):
+        x = ctx[0]
         D, U = self.kernel.shape
         dz2 = dz.reshape(-1, U)
         weights = {self.kernel: np.matmul(x.reshape(-1, D).T, dz2)}
@@ -157,6 +170,13 @@ class Activation(Layer):
     def backward(self, ctx, d_outputs, need_input_grad=True):
         x, y = ctx
         return Grads(activations.backward(self.activation, x, y, d_outputs))
+
+    def output_logits(self, ctx):
+        """The input of a softmax/sigmoid activation (what Keras' crossentropy uses in fit)."""
+        return ctx[0] if self.activation in (activations.softmax, activations.sigmoid) else None
+
+    def backward_logits(self, ctx, d_logits, need_input_grad=True):
+        return Grads(d_logits)
 
     def get_config(self):
         cfg = super().get_config()

@@ -1,0 +1,43 @@
+/*
+ * lstm_api.h -- the LSTM kernels with an explicit implementation choice, for the bindings and
+ * tests. al_lstm_forward_<t> / al_lstm_backward_<t> (al_kernels.h) are these with impl = 0.
+ *
+ * impl: 0 automatic (the packed-panel float32 path of lstm_pgemm.h where it is faster than
+ *       BLAS, chosen from the CPU and the shapes), 1 BLAS only, 2 packed path with AVX2,
+ *       3 packed path with AVX-512 (a forced path the CPU lacks falls back to the best one it
+ *       has). float64 always takes the BLAS path. Results agree to float32 rounding.
+ */
+#ifndef AL_LSTM_API_H
+#define AL_LSTM_API_H
+
+#include "al_common.h"
+
+#define AL_LSTM_IMPL_MAX 3
+
+#define AL_DECLARE_LSTM_IMPL(sfx, real)                                                     \
+    int al_lstm_forward_impl_##sfx(real *hs, real *cs, real *out, real *gates, real *act_c, \
+                                   const real *x, const real *h0, const real *c0,           \
+                                   const uint8_t *mask, const real *dp_mask,                \
+                                   const real *rec_mask,                                    \
+                                   const real *W, const real *U, const real *bias,          \
+                                   size_t B, size_t T, size_t D, size_t H,                  \
+                                   int activation, int recurrent_activation,                \
+                                   int go_backwards, int impl);                             \
+    int al_lstm_backward_impl_##sfx(real *dx, real *dW, real *dU, real *db, real *dh0,      \
+                                    real *dc0,                                              \
+                                    const real *hs, const real *cs, const real *gates,      \
+                                    const real *act_c,                                      \
+                                    const real *x, const real *h0, const real *c0,          \
+                                    const uint8_t *mask, const real *dp_mask,               \
+                                    const real *rec_mask,                                   \
+                                    const real *d_out, const real *d_last,                  \
+                                    const real *d_hT, const real *d_cT,                     \
+                                    const real *W, const real *U,                           \
+                                    size_t B, size_t T, size_t D, size_t H,                 \
+                                    int activation, int recurrent_activation,               \
+                                    int go_backwards, int impl);
+
+AL_DECLARE_LSTM_IMPL(f32, float)
+AL_DECLARE_LSTM_IMPL(f64, double)
+
+#endif /* AL_LSTM_API_H */

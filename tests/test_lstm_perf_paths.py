@@ -1,0 +1,134 @@
+"""The float32 packed-panel paths of the LSTM kernels (csrc/lstm_pgemm.h) against the NumPy twin
+(tests/reference.py) and against the BLAS path: every register-tile height (B = 1..9, 13, 64),
+hidden sizes that are not multiples of the vector width or the panel width, odd D, D = 0,
+strided inputs, masks, initial states, go_backwards, and the dropout masks (which keep BLAS
+for the product they touch). impl: 1 BLAS, 2 AVX2, 3 AVX-512 (a path the CPU lacks falls
+back to the best one it has, so every impl runs everywhere)."""
+import itertools
+
+import numpy as np
+import pytest
+
+from attnlstm import _core
+import reference as R
+
+IMPLS = [0, 1, 2, 3]
+TOL = 2e-4  # float32 against the float64 twin, relative to max(1, |want|)
+
+
+def inputs(rng, B, T, D, H, scale=0.5):
+    f = lambda *s: (rng.standard_normal(s) * scale).astype(np.float32)  # noqa: E731
+    return f(B, T, D) / scale, f(D, 4 * H), f(H, 4 * H), f(4 * H), f(B, H), f(B, H)
+
+
+def f64(a):
+    return None if a is None else np.asarray(a, np.float64)
+
+
+def close(got, want, tol=TOL):
+    scale = max(1.0, float(np.abs(want).max())) if np.size(want) else 1.0
+    return np.size(want) == 0 or float(np.abs(np.asarray(got, np.float64) - want).max()) <= tol * scale
+
+
+def forward(x, W, U, b, h0, c0, mask, gb, impl, rmask=None, pmask=None):
+    return _core.lstm_forward(x, W, U, b, h0, c0, mask, _core.ACT_TANH, _core.ACT_SIGMOID, gb,
+                              dp_mask=pmask, rec_mask=rmask, save_act_c=True, impl=impl)
+
+
+SHAPES = [(B, 3, 5, H) for B in list(range(1, 10)) + [13] for H in (1, 4, 17)] + \
+         [(2, 4, 7, 33), (7, 3, 3, 65), (64, 2, 5, 24), (5, 3, 0, 16), (1, 2, 1, 80)]
+
+
+@pytest.mark.parametrize("B,T,D,H", SHAPES)
+@pytest.mark.parametrize("impl", IMPLS)
+def test_forward_paths_match_twin(B, T, D, H, impl):
+    rng = np.random.default_rng(B * 1000 + H * 10 + D)
+    x, W, U, b, h0, c0 = inputs(rng, B, T, D, H)
+    for state, bias in ((None, b), ((h0, c0), None), ((h0, c0), b)):
+        hs, cs, out, gates, act_c = forward(x, W, U, bias, *(state or (None, None)), None,
+                                            False, impl)
+        o, lo, h, c = R.lstm(f64(x), f64(W), f64(U), f64(bias),
+                             None if state is None else [f64(s) for s in state])
+        assert close(hs, o) and close(cs[:, -1], c) and close(hs[:, -1], h)
+        assert close(act_c, np.tanh(f64(cs)))
+
+
+@pytest.mark.parametrize("impl", [2, 3])
+@pytest.mark.parametrize("gb", [False, True])
+def test_forward_paths_masks_strides_dropout(impl, gb):
+    rng = np.random.default_rng(7)
+    B, T, D, H = 9, 6, 3, 21
+    x, W, U, b, h0, c0 = inputs(rng, B, T, D, H)
+    mask = rng.random((B, T)) > 0.3
+    mask[2] = False
+    # Strided views: every other time step of a longer x, U as a transposed view.
+    xs = np.repeat(x, 2, axis=1)[:, ::2]
+    Ut = np.ascontiguousarray(U.T).T
+    assert not xs.flags.c_contiguous and not Ut.flags.c_contiguous
+    rm = ((rng.random((B, 4 * H)) > 0.3) / 0.7).astype(np.float32)
+    pm = ((rng.random((B, D)) > 0.3) / 0.7).astype(np.float32)
+    for m, r, p in itertools.product((None, mask), (None, rm), (None, pm)):
+        got = forward(xs, W, Ut, b, h0, c0, m, gb, impl, r, p)
+        ref = forward(x, W, U, b, h0, c0, m, gb, 1, r, p)
+        o = R.lstm(f64(x), f64(W), f64(U), f64(b), [f64(h0), f64(c0)], m, "tanh", "sigmoid",
+                   gb, f64(r), f64(p))[0]
+        outputs = got[0] if got[2] is None else got[2]
+        assert close(outputs, o)
+        for g, w in zip(got[:2], ref[:2]):
+            assert close(g, w, 1e-5)
+
+
+BWD_SHAPES = [(1, 4, 3, 5), (2, 3, 5, 17), (3, 5, 1, 16), (6, 3, 4, 9), (7, 2, 5, 33),
+              (8, 4, 6, 20), (9, 3, 2, 3), (13, 2, 3, 65), (4, 3, 0, 8)]
+
+
+@pytest.mark.parametrize("B,T,D,H", BWD_SHAPES)
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("gb", [False, True])
+def test_backward_paths_match_twin(B, T, D, H, impl, gb):
+    rng = np.random.default_rng(B * 100 + H)
+    x, W, U, b, h0, c0 = inputs(rng, B, T, D, H)
+    mask = rng.random((B, T)) > 0.25
+    dy = rng.standard_normal((B, T, H)).astype(np.float32)
+    dh = rng.standard_normal((B, H)).astype(np.float32)
+    for m in (None, mask):
+        hs, cs, out, gates, act_c = forward(x, W, U, b, h0, c0, m, gb, impl)
+        got = _core.lstm_backward(hs, cs, gates, x, W, U, h0, c0, m, None, None, act_c, dy,
+                                  None, dh, None, _core.ACT_TANH, _core.ACT_SIGMOID, gb,
+                                  impl=impl)
+        want = R.lstm_backward(f64(x), f64(W), f64(U), f64(b), [f64(h0), f64(c0)], m,
+                               "tanh", "sigmoid", gb, None, f64(dy), None, f64(dh), None)
+        for g, k in zip(got, ("x", "kernel", "recurrent_kernel", "bias", "h0", "c0")):
+            assert close(g, want[k], 5e-4), k
+
+
+def test_impl_out_of_range():
+    x = np.zeros((1, 2, 3), np.float32)
+    W, U = np.zeros((3, 8), np.float32), np.zeros((2, 8), np.float32)
+    with pytest.raises(ValueError, match=r"lstm_forward: `impl` must be 0 \(automatic\).*got 4"):
+        _core.lstm_forward(x, W, U, impl=4)
+    with pytest.raises(ValueError, match=r"lstm_backward: `impl` must be .*got -1"):
+        z = np.zeros((1, 2, 2), np.float32)
+        _core.lstm_backward(z, z, np.zeros((1, 2, 8), np.float32), x, W, U, impl=-1)
+
+
+def test_float64_ignores_impl():
+    """float64 always takes the BLAS path: every impl gives bit-identical results."""
+    rng = np.random.default_rng(3)
+    x, W, U, b, h0, c0 = (a.astype(np.float64) for a in inputs(rng, 4, 5, 3, 6))
+    ref = forward(x, W, U, b, h0, c0, None, False, 1)
+    for impl in (0, 2, 3):
+        got = forward(x, W, U, b, h0, c0, None, False, impl)
+        assert all(np.array_equal(g, r) for g, r in zip(got, ref) if r is not None)
+
+
+@pytest.mark.parametrize("impl", [2, 3])
+def test_packed_rows_do_not_depend_on_batch_size(impl):
+    """A sample's outputs are bit-identical whether it runs alone or inside a batch of 9 (the
+    tile height changes with B; the summation order must not)."""
+    rng = np.random.default_rng(11)
+    x, W, U, b, h0, c0 = inputs(rng, 9, 4, 5, 19)
+    full = forward(x, W, U, b, h0, c0, None, False, impl)[0]
+    for lo, hi in ((0, 1), (1, 3), (3, 9)):
+        part = forward(x[lo:hi], W, U, b, h0[lo:hi], c0[lo:hi], None, False, impl)[0]
+        assert np.array_equal(part, full[lo:hi])
