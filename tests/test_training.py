@@ -358,3 +358,14 @@ def test_fit_errors_before_the_first_step():
         Sequential([Input((4, 2)), layers.Dense(1)]).fit(np.zeros((2, 4, 2)), np.zeros((2, 4, 1)))
     for a, b in zip(before, m.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_decoder_of_wrong_length_names_the_repeat_vector():
+    x = Input(shape=(20, 3))
+    z = layers.Dense(4)(layers.LSTM(8)(x))
+    d = layers.LSTM(8, return_sequences=True)(layers.RepeatVector(10, name="repeat")(z))
+    m = Model(x, layers.TimeDistributed(layers.Dense(3))(d))
+    m.compile("adam", "mse")
+    with pytest.raises(ShapeError, match=r"(?s)\(batch, 10, 3\), got \(8, 20, 3\).*RepeatVector "
+                                         r"'repeat' repeats its input 10 times.*RepeatVector\(20\)"):
+        m.fit(np.zeros((8, 20, 3), "float32"), np.zeros((8, 20, 3), "float32"), verbose=0)
