@@ -55,8 +55,9 @@ def grid(quick):
             for nh in heads:
                 cases.append(("mha", op, "float32",
                               {"B": ATT_B, "Tq": T, "Tv": T, "d": d, "heads": nh}))
+    vae_op = ops_vae.step_op()   # "vae_step", or "ae_step" while attnlstm has no Sampling layer
     for B, T, H in vae_shapes:
-        cases.append(("vae", "vae_step", "float32", {"B": B, "T": T, "D": D_LSTM, "H": H}))
+        cases.append(("vae", vae_op, "float32", {"B": B, "T": T, "D": D_LSTM, "H": H}))
     return cases
 
 
@@ -71,9 +72,10 @@ RTOL = {"float32": 2e-4, "float64": 1e-9}
 
 
 def memory_cases(quick):
+    vae_op = ops_vae.step_op()
     if quick:
-        return [("lstm", "lstm_fwdbwd", (8, 50, D_LSTM, 256)), ("vae", "vae_step", (8, 50, D_LSTM, 64))]
-    return [("lstm", "lstm_fwdbwd", (64, 200, D_LSTM, 256)), ("vae", "vae_step", (64, 50, D_LSTM, 256))]
+        return [("lstm", "lstm_fwdbwd", (8, 50, D_LSTM, 256)), ("vae", vae_op, (8, 50, D_LSTM, 64))]
+    return [("lstm", "lstm_fwdbwd", (64, 200, D_LSTM, 256)), ("vae", vae_op, (64, 50, D_LSTM, 256))]
 
 
 def shape_str(shape):
