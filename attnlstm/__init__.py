@@ -20,12 +20,13 @@ from . import callbacks, plot, saving
 from .engine import Input, InputLayer, KerasTensor, Layer, Model, Sequential, Variable
 from .engine.base import Grads
 from .errors import ShapeError
+from .vae import LSTMVAE
 
 __version__ = "0.1.0"
 
 __all__ = ["Input", "Model", "Sequential", "ShapeError", "layers", "ops", "utils", "callbacks",
            "saving", "plot", "losses", "metrics", "optimizers",
-           "set_num_threads", "get_num_threads", "KerasTensor", "Layer", "Variable", "InputLayer", "Grads"]
+           "set_num_threads", "get_num_threads", "KerasTensor", "Layer", "Variable", "InputLayer", "Grads", "LSTMVAE"]
 
 
 def set_num_threads(n):

@@ -7,6 +7,7 @@ from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
 from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from .reshaping import Flatten, Permute, RepeatVector, Reshape
 from .rnn import LSTM
+from .vae import KLDivergence, Sampling
 from .wrappers import TimeDistributed
 
 __all__ = [
@@ -15,5 +16,5 @@ __all__ = [
     "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Dot", "Activation", "Softmax",
     "Masking", "Dropout", "Embedding", "Lambda", "Attention", "AdditiveAttention",
     "MultiHeadAttention", "BahdanauAttention", "LuongAttention", "AttentionPooling",
-    "RelativeMultiHeadAttention",
+    "RelativeMultiHeadAttention", "Sampling", "KLDivergence",
 ]
