@@ -68,7 +68,9 @@ def print_all(res):
         if rf:
             print(f"roofline: SGEMM {rf['float32']['best_gflops']:.1f} GFLOP/s, "
                   f"DGEMM {rf['float64']['best_gflops']:.1f} GFLOP/s "
-                  f"(NumPy matmul {rf['float32']['n']}x{rf['float32']['n']}, best of 3)")
+                  f"({rf['float32']['n']}x{rf['float32']['n']}, best of 3 of NumPy matmul and "
+                  f"torch.mm; NumPy alone: SGEMM {rf['float32'].get('numpy_gflops', 0):.1f}, "
+                  f"DGEMM {rf['float64'].get('numpy_gflops', 0):.1f})")
         tiny = run.get("tiny_call_us")
         if tiny:
             print("tiny LSTM call (B=1 T=1 D=8 H=8) per-call time: " + "; ".join(
