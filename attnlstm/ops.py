@@ -31,6 +31,42 @@ def _as(a, dt):
     return np.ascontiguousarray(a, dtype=dt)
 
 
+_ND = np.ndarray
+_C_CODES = _activations.C_CODES
+
+
+def _fast_args(x, kernel, recurrent_kernel, bias, activation, recurrent_activation):
+    """The C call's (act, ract) codes when the arguments need no conversion and no shape error
+    is possible: x, kernel, recurrent_kernel (and bias) already C-contiguous float32/float64
+    ndarrays of one dtype with consistent shapes, activations given by name. Else None: the
+    general path then converts, checks and words every error. Cheap attribute tests only (the
+    tiny-call overhead target, issue 7)."""
+    if not (type(x) is _ND and type(kernel) is _ND and type(recurrent_kernel) is _ND
+            and type(activation) is str and type(recurrent_activation) is str):
+        return None
+    dt = x.dtype
+    if dt.char not in "fd" or kernel.dtype != dt or recurrent_kernel.dtype != dt:
+        return None
+    xs, ws, us = x.shape, kernel.shape, recurrent_kernel.shape
+    if len(xs) != 3 or xs[1] < 1 or len(us) != 2 or len(ws) != 2:
+        return None
+    H = us[0]
+    if H < 1 or us[1] != 4 * H or ws[0] != xs[2] or ws[1] != 4 * H:
+        return None
+    if not (x.flags.c_contiguous and kernel.flags.c_contiguous
+            and recurrent_kernel.flags.c_contiguous):
+        return None
+    if bias is not None:
+        if type(bias) is not _ND or bias.dtype != dt or bias.shape != (4 * H,) \
+                or not bias.flags.c_contiguous:
+            return None
+    act = _C_CODES.get(activation)
+    ract = _C_CODES.get(recurrent_activation)
+    if act is None or ract is None:
+        return None
+    return act, ract
+
+
 def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
                  activation="tanh", recurrent_activation="sigmoid", go_backwards=False,
                  dtype=None, name="ops.lstm", rec_mask=None, dp_mask=None, save_act_c=True):
@@ -65,6 +101,23 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mas
     Raises:
         ShapeError: any argument of the wrong shape (the message names it).
     """
+    if (initial_state is None and mask is None and dtype is None and rec_mask is None
+            and dp_mask is None):
+        codes = _fast_args(x, kernel, recurrent_kernel, bias, activation, recurrent_activation)
+        if codes is not None:
+            go_backwards = bool(go_backwards)
+            res = _core.lstm_forward(x, kernel, recurrent_kernel, bias, None, None, None,
+                                     codes[0], codes[1], go_backwards, None, None,
+                                     bool(save_act_c))
+            hs, cs = res[0], res[1]
+            return {
+                "outputs": hs, "last_output": hs[:, -1], "h": hs[:, -1], "c": cs[:, -1],
+                "hs": hs, "cs": cs, "gates": res[3], "act_c": res[4] if save_act_c else None,
+                "x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel, "bias": bias,
+                "h0": None, "c0": None, "mask": None, "rec_mask": None, "dp_mask": None,
+                "activation": codes[0], "recurrent_activation": codes[1],
+                "go_backwards": go_backwards,
+            }
     x_arr = np.asarray(x)
     dt = float_dtype(dtype, x_arr, np.asarray(kernel))
     if x_arr.ndim != 3:
@@ -252,6 +305,18 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
         >>> y.shape
         (2, 4)
     """
+    if initial_state is None and mask is None and dtype is None:
+        # fast path (issue 7: per-call overhead of a tiny call): one C call, no saved dict
+        codes = _fast_args(x, kernel, recurrent_kernel, bias, activation, recurrent_activation)
+        if codes is not None:
+            res = _core.lstm_forward(x, kernel, recurrent_kernel, bias, None, None, None,
+                                     codes[0], codes[1], bool(go_backwards), None, None, False)
+            hs = res[0]
+            output = hs if return_sequences else np.ascontiguousarray(hs[:, -1])
+            if return_state:
+                return [output, np.ascontiguousarray(hs[:, -1]),
+                        np.ascontiguousarray(res[1][:, -1])]
+            return output
     r = lstm_forward(x, kernel, recurrent_kernel, bias, initial_state, mask, activation,
                      recurrent_activation, go_backwards, dtype, save_act_c=False)
     output = r["outputs"] if return_sequences else np.ascontiguousarray(r["last_output"])

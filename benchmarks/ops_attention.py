@@ -45,20 +45,12 @@ def _kind(op):
             op.endswith("fwdbwd"))
 
 
-def _pick(g, names, index):
-    if isinstance(g, dict):
-        for n in names:
-            if n in g:
-                return g[n]
-        return None
-    return g[index] if index < len(g) else None
-
-
 def setup_attnlstm(op, d):
     ops = attnlstm().ops
     name, bwd = _kind(op)
     q, v, k, s, dout = d["q"], d["v"], d["k"], d["scale"], d["dout"]
-    kw = {"scale": 1.0} if name == "dot_attention" else {"scale": s}
+    # dot: Keras Attention() default use_scale=False (no scale weight); additive: scale (d,)
+    kw = {} if name == "dot_attention" else {"scale": s}
     if not bwd:
         if not hasattr(ops, name):
             raise NotAvailable(NOT_YET)
@@ -68,12 +60,12 @@ def setup_attnlstm(op, d):
         raise NotAvailable(NOT_YET)
     fw, bw = getattr(ops, name + "_forward"), getattr(ops, name + "_backward")
 
+    # ops.<name>_forward returns a dict (outputs, weights, saved inputs);
+    # ops.<name>_backward(saved, d_out, d_weights=None) a dict keyed by argument name.
     def fn():
         saved = fw(q, v, k, **kw)
-        g = bw(saved, d_outputs=dout)
-        return [saved["outputs"] if "outputs" in saved else saved["output"],
-                _pick(g, ("d_query", "dq", "query"), 0), _pick(g, ("d_value", "dv", "value"), 1),
-                _pick(g, ("d_key", "dk", "key"), 2)]
+        g = bw(saved, dout)
+        return [saved["outputs"], g["query"], g["value"], g["key"]]
     return fn
 
 

@@ -35,16 +35,6 @@ def flops(op, shape):
     return f
 
 
-def _pick(g, names, index):
-    """One gradient out of whatever lstm_backward returns (dict with one of `names`, or tuple)."""
-    if isinstance(g, dict):
-        for n in names:
-            if n in g:
-                return g[n]
-        return None
-    return g[index] if index < len(g) else None
-
-
 def setup_attnlstm(op, d):
     ops = attnlstm().ops
     x, W, U, b, dy = d["x"], d["W"], d["U"], d["b"], d["dy"]
@@ -55,12 +45,8 @@ def setup_attnlstm(op, d):
 
     def fn():
         s = ops.lstm_forward(x, W, U, b)
-        g = ops.lstm_backward(s, d_outputs=dy)
-        return [s["outputs"],
-                _pick(g, ("d_x", "dx", "d_inputs", "x"), 0),
-                _pick(g, ("d_kernel", "dkernel", "dW", "kernel"), 1),
-                _pick(g, ("d_recurrent_kernel", "drecurrent_kernel", "dU", "recurrent_kernel"), 2),
-                _pick(g, ("d_bias", "dbias", "db", "bias"), 3)]
+        g = ops.lstm_backward(s, d_outputs=dy)   # dict keyed by argument name
+        return [s["outputs"], g["x"], g["kernel"], g["recurrent_kernel"], g["bias"]]
     return fn
 
 

@@ -39,15 +39,6 @@ def flops(op, shape):
     return 3 * f if op.endswith("fwdbwd") else f
 
 
-def _pick(g, names, index):
-    if isinstance(g, dict):
-        for n in names:
-            if n in g:
-                return g[n]
-        return None
-    return g[index] if index < len(g) else None
-
-
 def setup_attnlstm(op, d):
     ops = attnlstm().ops
     q, v, k, dout = d["q"], d["v"], d["k"], d["dout"]
@@ -60,12 +51,13 @@ def setup_attnlstm(op, d):
             and hasattr(ops, "multi_head_attention_backward")):
         raise NotAvailable(NOT_YET)
 
+    # multi_head_attention_forward returns a dict ("output", "attention_scores", saved
+    # buffers); multi_head_attention_backward(saved, d_out, d_scores=None) a dict keyed by
+    # argument name (query, value, key since a key is given, kernels, biases).
     def fn():
         saved = ops.multi_head_attention_forward(q, v, k, **w)
-        g = ops.multi_head_attention_backward(saved, d_outputs=dout)
-        return [saved["outputs"] if "outputs" in saved else saved["output"],
-                _pick(g, ("d_query", "dq", "query"), 0), _pick(g, ("d_value", "dv", "value"), 1),
-                _pick(g, ("d_key", "dk", "key"), 2)]
+        g = ops.multi_head_attention_backward(saved, dout)
+        return [saved["output"], g["query"], g["value"], g["key"]]
     return fn
 
 

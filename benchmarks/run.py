@@ -55,8 +55,9 @@ def grid(quick):
             for nh in heads:
                 cases.append(("mha", op, "float32",
                               {"B": ATT_B, "Tq": T, "Tv": T, "d": d, "heads": nh}))
+    vae_op = ops_vae.step_op()   # "vae_step", or "ae_step" while attnlstm has no Sampling layer
     for B, T, H in vae_shapes:
-        cases.append(("vae", "vae_step", "float32", {"B": B, "T": T, "D": D_LSTM, "H": H}))
+        cases.append(("vae", vae_op, "float32", {"B": B, "T": T, "D": D_LSTM, "H": H}))
     return cases
 
 
@@ -71,9 +72,10 @@ RTOL = {"float32": 2e-4, "float64": 1e-9}
 
 
 def memory_cases(quick):
+    vae_op = ops_vae.step_op()
     if quick:
-        return [("lstm", "lstm_fwdbwd", (8, 50, D_LSTM, 256)), ("vae", "vae_step", (8, 50, D_LSTM, 64))]
-    return [("lstm", "lstm_fwdbwd", (64, 200, D_LSTM, 256)), ("vae", "vae_step", (64, 50, D_LSTM, 256))]
+        return [("lstm", "lstm_fwdbwd", (8, 50, D_LSTM, 256)), ("vae", vae_op, (8, 50, D_LSTM, 64))]
+    return [("lstm", "lstm_fwdbwd", (64, 200, D_LSTM, 256)), ("vae", vae_op, (64, 50, D_LSTM, 256))]
 
 
 def shape_str(shape):
@@ -193,6 +195,7 @@ def worker(args):
                 + ("" if v.get("err") is None else " (%.1e)" % v["err"])
                 for c, v in checks[key].items()))
         mod = FAMILIES[family]
+        t_row = time.perf_counter()
         d = mod.make_data(shape, np.dtype(dtype))
         fns, results = {}, {}
         for c in contenders:
@@ -222,7 +225,8 @@ def worker(args):
             results.update(timing.race(fns))
         del fns
         rec = {"family": family, "op": op, "dtype": dtype, "shape": shape, "threads": threads,
-               "flops": mod.flops(op, shape), "results": results}
+               "flops": mod.flops(op, shape), "results": results,
+               "wall_s": time.perf_counter() - t_row}   # setup + warm-up + timing of the row
         records.append(rec)
         al = results.get("attnlstm", {})
         log(f"[{threads} thr] {op:12s} {dtype} {shape_str(shape):28s} " + "  ".join(
@@ -306,8 +310,9 @@ def main(argv=None):
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.machine(),
             "processor": _cpu_name(), "cores": ncores, "python": sys.version.split()[0],
             "versions": common.versions(), "mode": "quick" if args.quick else "full",
-            "repeats": (f"interleaved rounds; each contender at least {timing.MIN_RUNS} runs and "
-                        f"until {timing.BUDGET_S} s measured (max {timing.MAX_RUNS}), after "
+            "repeats": (f"interleaved rounds; each contender at least {timing.MIN_RUNS} runs "
+                        f"({timing.MIN_RUNS_SLOW} when its warm-up call took >= {timing.SLOW_S} s) "
+                        f"and until {timing.BUDGET_S} s measured (max {timing.MAX_RUNS}), after "
                         f"{timing.WARMUP} warm-up call (2 for compiled Keras)"),
             "attention_batch": ATT_B, "lstm_input_size": D_LSTM}
     if args.dry_run:

@@ -3,7 +3,9 @@
 Every contender first runs `warmup` untimed calls. Then the contenders are called in rounds
 (A, B, C, A, B, C, ...) so that a slow drift of the shared machine hits all of them alike.
 A contender stops once it has at least `min_runs` runs and `budget` seconds of measured time,
-or `max_runs` runs. Statistics: median, interquartile range, min and max of the per-call times.
+or `max_runs` runs. A slow contender (warm-up call >= `slow_s`, e.g. Keras eager at B=64, T=200)
+needs only `min_runs_slow` runs: that keeps the full grid within ~15 min on 2 cores without
+dropping shapes (the report prints each cell's run count in results/bench.json, "runs"). Statistics: median, interquartile range, min and max of the per-call times.
 """
 import time
 
@@ -14,6 +16,8 @@ MIN_RUNS = 3
 MAX_RUNS = 50
 BUDGET_S = 0.2
 WARMUP = 1
+SLOW_S = 1.0
+MIN_RUNS_SLOW = 2
 
 
 def stats(times):
@@ -23,14 +27,18 @@ def stats(times):
             "min_s": float(t[0]), "max_s": float(t[-1]), "runs": int(len(t))}
 
 
-def race(fns, min_runs=MIN_RUNS, max_runs=MAX_RUNS, budget=BUDGET_S, warmup=WARMUP):
+def race(fns, min_runs=MIN_RUNS, max_runs=MAX_RUNS, budget=BUDGET_S, warmup=WARMUP,
+         slow_s=SLOW_S, min_runs_slow=MIN_RUNS_SLOW):
     """Time `fns` (name -> zero-argument callable), interleaved. Returns name -> stats dict,
     or name -> {"error": "..."} when a contender raised (its number is then never reported)."""
-    out, live = {}, {}
+    out, live, need = {}, {}, {}
     for name, fn in fns.items():
         try:
+            t0 = time.perf_counter()
             for _ in range(warmup):
                 fn()
+            slow = warmup > 0 and (time.perf_counter() - t0) / warmup >= slow_s
+            need[name] = min(min_runs, min_runs_slow) if slow else min_runs
             live[name] = fn
         except Exception as e:  # a contender that fails gets a note, not a number
             out[name] = {"error": f"{type(e).__name__}: {e}"[:300]}
@@ -48,7 +56,7 @@ def race(fns, min_runs=MIN_RUNS, max_runs=MAX_RUNS, budget=BUDGET_S, warmup=WARM
                 continue
             ts = times[name]
             ts.append(dt)
-            if len(ts) >= max_runs or (len(ts) >= min_runs and sum(ts) >= budget):
+            if len(ts) >= max_runs or (len(ts) >= need[name] and sum(ts) >= budget):
                 out[name] = stats(ts)
                 del live[name]
     return out
