@@ -67,6 +67,10 @@ def vowels(out_dir, epochs, verbose):
     print(f"train {x.shape}, test {xt.shape} (padded; lengths {min(test_lengths)}.."
           f"{max(test_lengths)}), {CLASSES} speakers")
     utils.set_random_seed(0)
+    # The files are grouped by speaker: shuffle once, so that validation_split (the last 10%)
+    # holds every speaker rather than only the ninth.
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order], y[order]
     model, scores_model = build_classifier(layers, Input, Model)
     model.summary()
     model.compile(optimizer=optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",

@@ -27,3 +27,13 @@ def test_lstm_vae_ranks_the_labelled_ecg_segment_at_the_top():
     assert auc >= 0.9, auc
     top = np.argsort(scores)[::-1][:5]
     assert win_labels[top].sum() >= 3  # the highest-scored windows fall in the segment
+
+
+def test_demo_classifier_reaches_095_on_japanese_vowels(tmp_path):
+    """The demo's first job, as run by `make demo` (a few seconds)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from attnlstm import demo
+    _, _, res = demo.vowels(str(tmp_path), 40, 0)
+    assert res["test_accuracy"] >= 0.95, res
+    assert (tmp_path / "vowels_attention.png").exists()
