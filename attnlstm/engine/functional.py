@@ -256,12 +256,7 @@ class Model(Trainer, Layer):
 
     def forward(self, inputs, training=False, mask=None):
         """Run the model and record each layer call for :meth:`backward`: ``(outputs, tape)``."""
-        values = inputs if isinstance(inputs, list) and len(self.inputs) > 1 else \
-            self._inputs_as_list(inputs)
-        values = [np.asarray(v) if not isinstance(v, np.ndarray) else v for v in values]
-        masks = None
-        if mask is not None:
-            masks = mask if isinstance(mask, list) and len(self.inputs) > 1 else [mask]
+        values, masks = self._call_values(inputs, mask)
         tape = []
         out = self._run(values, training=training, input_masks=masks, tape=tape)
         return out, tape
@@ -367,13 +362,18 @@ class Model(Trainer, Layer):
                              f"Received: one array of shape {np.shape(x)}")
         return list(x)
 
-    def call(self, inputs, training=False, mask=None):
+    def _call_values(self, inputs, mask):
+        """The inputs as a list of arrays and the input masks as a list (or None)."""
         values = inputs if isinstance(inputs, list) and len(self.inputs) > 1 else \
             self._inputs_as_list(inputs)
         values = [np.asarray(v) if not isinstance(v, np.ndarray) else v for v in values]
         masks = None
         if mask is not None:
             masks = mask if isinstance(mask, list) and len(self.inputs) > 1 else [mask]
+        return values, masks
+
+    def call(self, inputs, training=False, mask=None):
+        values, masks = self._call_values(inputs, mask)
         return self._run(values, training=training, input_masks=masks)
 
     def _eager_call(self, args, kwargs, training=False, record=False):
