@@ -38,8 +38,6 @@ class Trainer:
         Raises:
             ValueError: an unknown optimizer/loss/metric, or a loss structure that does not match
                 the outputs (naming them).
-            ShapeError: a loss that cannot fit an output's shape (e.g. categorical
-                crossentropy on a 1-unit output), raised here, before any data is seen.
         """
         from .. import losses as losses_mod
         from .. import optimizers as optimizers_mod
@@ -57,9 +55,6 @@ class Trainer:
         self._metric_objs = None
         self.compiled = True
         self.stop_training = False
-        for k, (fn, t) in enumerate(zip(self._loss_fns, self.outputs)):
-            if fn is not None and hasattr(losses_mod, "validate_output"):
-                losses_mod.validate_output(fn, t.shape, self._output_who(k))
 
     def _ensure_compile_graph(self):
         if not getattr(self, "_graph_ready", False):
@@ -300,21 +295,27 @@ class Trainer:
             per_output.append(value)
         return total, per_output, d_outs, logit_grads
 
-    def _step(self, xs, ys, sample_weight, train):
-        """One batch: forward (recorded), loss, backward and update when training, metrics."""
-        input_struct = xs if len(xs) > 1 else xs[0]
-        outs, tape = self.forward(input_struct, training=train)
-        out_list = flatten(outs) if isinstance(self._outputs_struct, (list, tuple, dict)) \
-            else [outs]
-        masks = flatten(self._last_output_masks) if isinstance(
-            self._outputs_struct, (list, tuple, dict)) else [self._last_output_masks]
+    def _loss_and_weight_grads(self, xs, ys, sample_weight, training, need_grads):
+        """Recorded forward, total loss (add_loss terms included) and, if `need_grads`, the
+        weight gradients ``{Variable: array}`` from one backward."""
+        outs, tape = self.forward(xs if len(xs) > 1 else xs[0], training=training)
+        multi = isinstance(self._outputs_struct, (list, tuple, dict))
+        out_list = flatten(outs) if multi else [outs]
+        masks = flatten(self._last_output_masks) if multi else [self._last_output_masks]
         total, per_output, d_outs, logit_grads = self._loss_and_output_grads(
             ys, out_list, masks, sample_weight, tape)
         total += float(sum(self._losses)) if self._losses else 0.0
+        grads = None
+        if need_grads:
+            grads = self.backward(tape, _unflatten(self._outputs_struct, d_outs),
+                                  need_input_grad=False, logit_grads=logit_grads).weights
+        return total, per_output, out_list, masks, grads
+
+    def _step(self, xs, ys, sample_weight, train):
+        """One batch: forward (recorded), loss, backward and update when training, metrics."""
+        total, per_output, out_list, masks, grads = self._loss_and_weight_grads(
+            xs, ys, sample_weight, training=train, need_grads=train)
         if train:
-            d_struct = _unflatten(self._outputs_struct, d_outs)
-            grads = self.backward(tape, d_struct, need_input_grad=False,
-                                  logit_grads=logit_grads).weights
             variables = self.trainable_weights
             self.optimizer.apply([grads.get(v) for v in variables], variables)
         n = xs[0].shape[0]
@@ -355,15 +356,7 @@ class Trainer:
         """
         self._assert_compiled("compute_gradients")
         xs, ys, sw, _ = self._prepare(x, y, sample_weight, "compute_gradients")
-        outs, tape = self.forward(xs if len(xs) > 1 else xs[0], training=training)
-        out_list = flatten(outs) if isinstance(self._outputs_struct, (list, tuple, dict)) \
-            else [outs]
-        masks = flatten(self._last_output_masks) if isinstance(
-            self._outputs_struct, (list, tuple, dict)) else [self._last_output_masks]
-        total, _, d_outs, logit_grads = self._loss_and_output_grads(ys, out_list, masks, sw, tape)
-        total += float(sum(self._losses)) if self._losses else 0.0
-        grads = self.backward(tape, _unflatten(self._outputs_struct, d_outs),
-                              need_input_grad=False, logit_grads=logit_grads).weights
+        total, _, _, _, grads = self._loss_and_weight_grads(xs, ys, sw, training, True)
         return total, [grads.get(v, np.zeros_like(v.value)) for v in self.trainable_weights]
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
