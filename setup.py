@@ -16,7 +16,7 @@ lib_dir = scipy_openblas32.get_lib_dir()
 sources = sorted(glob.glob(os.path.join("csrc", "*.c")))
 depends = sorted(glob.glob(os.path.join("csrc", "*.h")))
 
-extra_compile_args = ["-std=c11", "-O3", "-fno-math-errno", "-Wall", "-Wextra",
+extra_compile_args = ["-std=c11", "-pthread", "-O3", "-fno-math-errno", "-Wall", "-Wextra",
                       "-Wno-unused-parameter", "-Wno-missing-field-initializers",
                       "-Wno-cast-function-type"]
 if os.environ.get("ATTNLSTM_DEBUG"):
@@ -33,7 +33,7 @@ core = Extension(
     runtime_library_dirs=["$ORIGIN/../scipy_openblas32/lib", lib_dir],
     define_macros=[("BLAS_SYMBOL_PREFIX", "scipy_")],
     extra_compile_args=extra_compile_args,
-    extra_link_args=["-lm"],
+    extra_link_args=["-lm", "-pthread"],
 )
 
 setup(ext_modules=[core])

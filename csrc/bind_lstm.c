@@ -1,10 +1,10 @@
 /*
  * bind_lstm.c -- CPython binding of the LSTM kernels (lstm_impl.h).
  */
+#include "bind_common.h"   /* Python.h first */
+
 #include <stdio.h>
 #include <string.h>
-
-#include "bind_common.h"
 #include "lstm_api.h"
 
 /*
@@ -52,7 +52,7 @@ PyArrayObject *al_lstm_gate_mask(PyObject *obj, int typenum, const char *fn, con
 static const char LSTM_FORWARD_DOC[] =
     "lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, mask=None,\n"
     "             activation=1, recurrent_activation=2, go_backwards=False,\n"
-    "             dp_mask=None, rec_mask=None, save_act_c=False, impl=0)\n"
+    "             dp_mask=None, rec_mask=None, save_act_c=False, impl=0, threads=0)\n"
     "    -> (hs, cs, out, gates)  or, with save_act_c, (hs, cs, out, gates, act_c)\n\n"
     "Low-level LSTM forward over a whole sequence (Keras 3 LSTM semantics).\n\n"
     "x (B,T,D), kernel (D,4H), recurrent_kernel (H,4H), bias (4H,), h0/c0 (B,H),\n"
@@ -67,18 +67,22 @@ static const char LSTM_FORWARD_DOC[] =
     "activation(c) per step, which lstm_backward uses instead of recomputing it.\n"
     "impl (tests and benchmarks): 0 automatic, 1 BLAS only, 2 / 3 the packed float32 path\n"
     "with AVX2 / AVX-512 (falls back to what the CPU has); float64 always uses BLAS.\n"
+    "threads: 0 uses set_num_threads' count when the call is large enough to gain from it;\n"
+    "n > 0 uses exactly n threads wherever the shapes allow (tests). Only the packed float32\n"
+    "path splits its work (the batch rows, or the hidden units for small batches); results\n"
+    "are bitwise the same for any thread count.\n"
     "Raises TypeError/ValueError on bad input, MemoryError when out of memory.";
 
 static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"x", "kernel", "recurrent_kernel", "bias", "h0", "c0", "mask",
                              "activation", "recurrent_activation", "go_backwards",
-                             "dp_mask", "rec_mask", "save_act_c", "impl", NULL};
+                             "dp_mask", "rec_mask", "save_act_c", "impl", "threads", NULL};
     const char *fn = "lstm_forward";
     PyObject *x_obj = NULL, *W_obj = NULL, *U_obj = NULL;
     PyObject *b_obj = Py_None, *h0_obj = Py_None, *c0_obj = Py_None, *m_obj = Py_None;
     PyObject *p_obj = Py_None, *r_obj = Py_None;
     int activation = AL_ACT_TANH, recurrent_activation = AL_ACT_SIGMOID, go_backwards = 0;
-    int save_act_c = 0, impl = 0;
+    int save_act_c = 0, impl = 0, threads = 0, nthreads, forced;
     PyArrayObject *x = NULL, *W = NULL, *U = NULL, *bias = NULL, *h0 = NULL, *c0 = NULL;
     PyArrayObject *mask = NULL, *pmask = NULL, *rmask = NULL, *hs = NULL, *cs = NULL, *out = NULL;
     PyArrayObject *gates = NULL, *act_c = NULL;
@@ -86,10 +90,10 @@ static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kw
     int typenum, status = AL_OK;
     (void)self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OOOOiipOOpi:lstm_forward", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OOOOiipOOpii:lstm_forward", kwlist,
                                      &x_obj, &W_obj, &U_obj, &b_obj, &h0_obj, &c0_obj, &m_obj,
                                      &activation, &recurrent_activation, &go_backwards,
-                                     &p_obj, &r_obj, &save_act_c, &impl)) {
+                                     &p_obj, &r_obj, &save_act_c, &impl, &threads)) {
         return NULL;
     }
     if (impl < 0 || impl > AL_LSTM_IMPL_MAX) {
@@ -97,6 +101,7 @@ static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kw
                      "3 (AVX-512), got %d.", fn, impl);
         return NULL;
     }
+    if (al_lstm_threads(fn, threads, &nthreads, &forced) < 0) return NULL;
     if (al_check_activation(fn, "activation", activation) < 0) return NULL;
     if (al_check_activation(fn, "recurrent_activation", recurrent_activation) < 0) return NULL;
     if ((typenum = al_float_typenum(x_obj, fn, "x")) < 0) return NULL;
@@ -180,7 +185,7 @@ static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kw
             AL_PTR(pmask, float), AL_PTR(rmask, float),
             AL_PTR(W, float), AL_PTR(U, float), AL_PTR(bias, float),
             (size_t)B, (size_t)T, (size_t)D, (size_t)H,
-            activation, recurrent_activation, go_backwards, impl);
+            activation, recurrent_activation, go_backwards, impl, nthreads, forced);
     } else {
         status = al_lstm_forward_impl_f64(
             AL_PTR(hs, double), AL_PTR(cs, double), AL_PTR(out, double), AL_PTR(gates, double),
@@ -189,7 +194,7 @@ static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kw
             AL_PTR(pmask, double), AL_PTR(rmask, double),
             AL_PTR(W, double), AL_PTR(U, double), AL_PTR(bias, double),
             (size_t)B, (size_t)T, (size_t)D, (size_t)H,
-            activation, recurrent_activation, go_backwards, impl);
+            activation, recurrent_activation, go_backwards, impl, nthreads, forced);
     }
     Py_END_ALLOW_THREADS
 #undef AL_PTR

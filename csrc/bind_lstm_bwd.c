@@ -8,7 +8,8 @@
 static const char LSTM_BACKWARD_DOC[] =
     "lstm_backward(hs, cs, gates, x, kernel, recurrent_kernel, h0=None, c0=None, mask=None,\n"
     "              dp_mask=None, rec_mask=None, act_c=None, d_outputs=None, d_last=None, d_h=None, d_c=None,\n"
-    "              activation=1, recurrent_activation=2, go_backwards=False, impl=0)\n"
+    "              activation=1, recurrent_activation=2, go_backwards=False, impl=0,\n"
+    "              threads=0)\n"
     "    -> (dx, dkernel, drecurrent_kernel, dbias, dh0, dc0)\n\n"
     "Low-level LSTM backward (BPTT) over a whole sequence, inverting lstm_forward.\n\n"
     "hs, cs (B,T,H), gates (B,T,4H) and act_c (B,T,H) (optional) are lstm_forward's saved\n"
@@ -21,19 +22,20 @@ static const char LSTM_BACKWARD_DOC[] =
     "drecurrent_kernel (H,4H), dbias (4H,), dh0 and dc0 (B,H) (gradients w.r.t. the initial\n"
     "states, also when they were zeros). All float arrays share x's dtype.\n"
     "impl: as for lstm_forward (0 automatic, 1 BLAS, 2 AVX2, 3 AVX-512 packed float32 path).\n"
+    "threads: as for lstm_forward.\n"
     "Raises TypeError/ValueError on bad input, MemoryError when out of memory.";
 
 static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"hs", "cs", "gates", "x", "kernel", "recurrent_kernel", "h0", "c0",
                              "mask", "dp_mask", "rec_mask", "act_c", "d_outputs", "d_last", "d_h", "d_c",
-                             "activation", "recurrent_activation", "go_backwards", "impl", NULL};
+                             "activation", "recurrent_activation", "go_backwards", "impl", "threads", NULL};
     const char *fn = "lstm_backward";
     PyObject *hs_obj = NULL, *cs_obj = NULL, *g_obj = NULL, *x_obj = NULL, *W_obj = NULL;
     PyObject *U_obj = NULL, *h0_obj = Py_None, *c0_obj = Py_None, *m_obj = Py_None;
     PyObject *p_obj = Py_None, *r_obj = Py_None, *ac_obj = Py_None, *do_obj = Py_None, *dl_obj = Py_None;
     PyObject *dh_obj = Py_None, *dc_obj = Py_None;
     int activation = AL_ACT_TANH, recurrent_activation = AL_ACT_SIGMOID, go_backwards = 0;
-    int impl = 0;
+    int impl = 0, threads = 0, nthreads, forced;
     PyArrayObject *hs = NULL, *cs = NULL, *gates = NULL, *act_c = NULL, *x = NULL, *W = NULL;
     PyArrayObject *U = NULL, *h0 = NULL, *c0 = NULL, *mask = NULL, *pmask = NULL, *rmask = NULL;
     PyArrayObject *d_out = NULL, *d_last = NULL, *d_h = NULL, *d_c = NULL;
@@ -42,11 +44,11 @@ static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *k
     int typenum, status = AL_OK;
     (void)self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|OOOOOOOOOOiipi:lstm_backward", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|OOOOOOOOOOiipii:lstm_backward", kwlist,
                                      &hs_obj, &cs_obj, &g_obj, &x_obj, &W_obj, &U_obj,
                                      &h0_obj, &c0_obj, &m_obj, &p_obj, &r_obj, &ac_obj, &do_obj,
                                      &dl_obj, &dh_obj, &dc_obj,
-                                     &activation, &recurrent_activation, &go_backwards, &impl)) {
+                                     &activation, &recurrent_activation, &go_backwards, &impl, &threads)) {
         return NULL;
     }
     if (impl < 0 || impl > AL_LSTM_IMPL_MAX) {
@@ -54,6 +56,7 @@ static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *k
                      "3 (AVX-512), got %d.", fn, impl);
         return NULL;
     }
+    if (al_lstm_threads(fn, threads, &nthreads, &forced) < 0) return NULL;
     if (al_check_activation(fn, "activation", activation) < 0) return NULL;
     if (al_check_activation(fn, "recurrent_activation", recurrent_activation) < 0) return NULL;
     if ((typenum = al_float_typenum(x_obj, fn, "x")) < 0) return NULL;
@@ -154,7 +157,7 @@ static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *k
             AL_PTR(d_out, float), AL_PTR(d_last, float), AL_PTR(d_h, float), AL_PTR(d_c, float),
             AL_PTR(W, float), AL_PTR(U, float),
             (size_t)B, (size_t)T, (size_t)D, (size_t)H,
-            activation, recurrent_activation, go_backwards, impl);
+            activation, recurrent_activation, go_backwards, impl, nthreads, forced);
     } else {
         status = al_lstm_backward_impl_f64(
             AL_PTR(dx, double), AL_PTR(dW, double), AL_PTR(dU, double), AL_PTR(db, double),
@@ -166,7 +169,7 @@ static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *k
             AL_PTR(d_c, double),
             AL_PTR(W, double), AL_PTR(U, double),
             (size_t)B, (size_t)T, (size_t)D, (size_t)H,
-            activation, recurrent_activation, go_backwards, impl);
+            activation, recurrent_activation, go_backwards, impl, nthreads, forced);
     }
     Py_END_ALLOW_THREADS
 #undef AL_PTR

@@ -1,9 +1,14 @@
 /*
  * bind_util.c -- argument checking shared by the bindings, and the thread-count functions.
  */
+#include "bind_common.h"   /* Python.h first */
+
 #include <stdio.h>
 #include <string.h>
-#include "bind_common.h"
+
+/* OpenBLAS (scipy-openblas32) thread count: the one setting for the BLAS and our kernels. */
+void scipy_openblas_set_num_threads(int num_threads);
+int scipy_openblas_get_num_threads(void);
 
 static const char *al_type_name(int typenum) {
     return typenum == NPY_FLOAT32 ? "float32" : typenum == NPY_FLOAT64 ? "float64" : "bool";
@@ -123,8 +128,17 @@ PyObject *al_kernel_error(const char *fn, int status) {
 
 /* ---- threads -------------------------------------------------------------------------- */
 
-void scipy_openblas_set_num_threads(int num_threads);
-int scipy_openblas_get_num_threads(void);
+
+int al_lstm_threads(const char *fn, int threads, int *nthreads, int *forced) {
+    if (threads < 0 || threads > 1024) {
+        PyErr_Format(PyExc_ValueError, "%s: `threads` must be 0 (automatic: set_num_threads) or "
+                     "a thread count from 1 to 1024, got %d.", fn, threads);
+        return -1;
+    }
+    *forced = threads > 0;
+    *nthreads = threads > 0 ? threads : scipy_openblas_get_num_threads();
+    return 0;
+}
 
 static PyObject *al_py_set_num_threads(PyObject *self, PyObject *args) {
     int n;
@@ -145,8 +159,8 @@ static PyObject *al_py_get_num_threads(PyObject *self, PyObject *noargs) {
 
 PyMethodDef al_util_methods[] = {
     {"set_num_threads", al_py_set_num_threads, METH_VARARGS,
-     "set_num_threads(n) -> None\n\nSets the number of threads of the BLAS the kernels use."},
+     "set_num_threads(n) -> None\n\nSets the number of threads of the kernels and of the BLAS they call."},
     {"get_num_threads", al_py_get_num_threads, METH_NOARGS,
-     "get_num_threads() -> int\n\nThe number of threads of the BLAS the kernels use."},
+     "get_num_threads() -> int\n\nThe number of threads of the kernels and of the BLAS they call."},
     {NULL, NULL, 0, NULL}
 };

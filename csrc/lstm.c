@@ -2,11 +2,13 @@
  * lstm.c -- LSTM kernels, compiled once per floating type from lstm_impl.h. The float32
  * instance also uses the packed-panel GEMM of lstm_pgemm.h for its per-step products.
  */
+#define _POSIX_C_SOURCE 200809L  /* sched_yield, pthreads (al_team.h) */
 #include <stdlib.h>
 
 #include "al_kernels.h"
 #include "lstm_api.h"
 #include "lstm_pgemm.h"
+#include "al_team.h"
 
 #define AL_REAL_F32
 #include "al_real.h"

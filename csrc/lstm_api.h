@@ -6,6 +6,9 @@
  *       BLAS, chosen from the CPU and the shapes), 1 BLAS only, 2 packed path with AVX2,
  *       3 packed path with AVX-512 (a forced path the CPU lacks falls back to the best one it
  *       has). float64 always takes the BLAS path. Results agree to float32 rounding.
+ * nthreads, forced: the thread budget and whether to use it regardless of the call's size
+ *       (al_lstm_split in lstm_pgemm.h); only the packed float32 path uses threads, and its
+ *       results are bitwise the same for every thread count.
  */
 #ifndef AL_LSTM_API_H
 #define AL_LSTM_API_H
@@ -22,7 +25,8 @@
                                    const real *W, const real *U, const real *bias,          \
                                    size_t B, size_t T, size_t D, size_t H,                  \
                                    int activation, int recurrent_activation,                \
-                                   int go_backwards, int impl);                             \
+                                   int go_backwards, int impl, int nthreads,         \
+                                   int forced);                                             \
     int al_lstm_backward_impl_##sfx(real *dx, real *dW, real *dU, real *db, real *dh0,      \
                                     real *dc0,                                              \
                                     const real *hs, const real *cs, const real *gates,      \
@@ -35,7 +39,8 @@
                                     const real *W, const real *U,                           \
                                     size_t B, size_t T, size_t D, size_t H,                 \
                                     int activation, int recurrent_activation,               \
-                                    int go_backwards, int impl);
+                                    int go_backwards, int impl, int nthreads,        \
+                                    int forced);
 
 AL_DECLARE_LSTM_IMPL(f32, float)
 AL_DECLARE_LSTM_IMPL(f64, double)

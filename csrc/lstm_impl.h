@@ -58,97 +58,148 @@ static void AL_SFN(lstm_drop_x)(real *dst, const real *x, const real *p, size_t 
  * step is one (B,H)x(H,4H) GEMM (four (B,H)x(H,H) with rec_mask) into the strided gate rows
  * of time t, then a fused elementwise pass per sample.
  */
-int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *act_c,
-                             const real *x, const real *h0, const real *c0,
-                             const uint8_t *mask, const real *dp_mask, const real *rec_mask,
-                             const real *W, const real *U, const real *bias,
-                             size_t B, size_t T, size_t D, size_t H,
-                             int activation, int recurrent_activation, int go_backwards,
-                             int impl) {
-    const size_t G = 4 * H;
-    size_t s, b, j, k;
-    real *hd = NULL;                                    /* (B,4H) dropped h_{s-1} per gate */
-    /* float32 packed-panel path (lstm_pgemm.h): packed U for the steps, packed W (+ bias
-     * folded in) for the input projection; NULL where BLAS does the product. */
-    float *packed = NULL;
-    const float *pU = NULL, *pW = NULL;
-    int isa = AL_PG_NONE;
-    if (B == 0 || T == 0) return AL_OK;
-    if (rec_mask != NULL) {
-        hd = (real *)malloc(B * G * sizeof(real));
-        if (hd == NULL) return AL_ERR_NOMEM;
+/* Everything one thread of a forward call needs (see lstm_forward_impl). */
+typedef struct {
+    real *hs, *cs, *out, *gates, *act_c;
+    const real *x, *h0, *c0;
+    const uint8_t *mask;
+    const real *dp_mask, *rec_mask, *W, *U, *bias;
+    size_t B, T, D, H;
+    int activation, recurrent_activation, go_backwards;
+    int isa, mode;                   /* AL_PG_* ISA; AL_SPLIT_* mode of the team */
+    const float *pU, *pW;            /* packed U / W (float32 packed path), or NULL */
+    real *hd;                        /* (B,4H) workspace with rec_mask (single thread only) */
+    al_barrier bar;
+} AL_SFN(lstm_fwd_ctx);
+
+/* The elementwise part of step s for sample b and hidden units [u0, u1): z holds the gate
+ * pre-activations of the sample (4H, Keras layout), hp/cp its h_{s-1}/c_{s-1} rows (NULL for
+ * zeros). Writes the activated gates back into z, and h, c, a(c), out for the units. */
+static void AL_SFN(lstm_fwd_elementwise)(const AL_SFN(lstm_fwd_ctx) *c, size_t b, size_t s,
+                                         size_t t, real *z, const real *hp, const real *cp,
+                                         size_t u0, size_t u1) {
+    const size_t H = c->H, T = c->T, n = u1 - u0;
+    real *hn = c->hs + b * T * H + s * H + u0;
+    real *cn = c->cs + b * T * H + s * H + u0;
+    size_t j, k;
+    if (hp) hp += u0;
+    if (cp) cp += u0;
+    if (c->mask != NULL && !c->mask[b * T + t]) {
+        /* Masked: carry h, c and the previous output. */
+        real *on = c->out + b * T * H + s * H + u0;
+        const real *op = (s == 0) ? NULL : on - H;
+        for (j = 0; j < n; j++) {
+            hn[j] = hp ? hp[j] : (real)0;
+            cn[j] = cp ? cp[j] : (real)0;
+            on[j] = op ? op[j] : (real)0;
+        }
+        return;
     }
-#if defined(AL_REAL_F32)
-    isa = al_pg_choose(impl, B, T);
-    if (isa != AL_PG_NONE) {
-        const size_t nu = rec_mask == NULL ? al_pg_size(isa, H, G) : 0;
-        const size_t nw = (D > 0 && dp_mask == NULL && al_pg_for_projection(isa, impl))
-                              ? al_pg_size(isa, D, G) : 0;
-        if (nu + nw > 0) {
-            packed = (float *)malloc((nu + nw) * sizeof(float));
-            if (packed == NULL) {
-                free(hd);
-                return AL_ERR_NOMEM;
-            }
-        }
-        if (nu > 0) {
-            al_pg_pack(isa, packed, U, G, 0, H, G);
-            pU = packed;
-        }
-        if (nw > 0) {
-            al_pg_pack(isa, packed + nu, W, G, 0, D, G);
-            pW = packed + nu;
+    if (c->bias != NULL && c->pW == NULL) {
+        for (k = 0; k < 4; k++) {
+            real *zk = z + k * H + u0;
+            const real *bk = c->bias + k * H + u0;
+            for (j = 0; j < n; j++) zk[j] += bk[j];
         }
     }
-#else
-    (void)impl;
-    (void)isa;
-#endif
+    AL_SFN(act_forward)(c->recurrent_activation, z + u0, n);           /* i */
+    AL_SFN(act_forward)(c->recurrent_activation, z + H + u0, n);       /* f */
+    AL_SFN(act_forward)(c->activation, z + 2 * H + u0, n);             /* g */
+    AL_SFN(act_forward)(c->recurrent_activation, z + 3 * H + u0, n);   /* o */
+    {
+        const real *zi = z + u0, *zf = z + H + u0, *zg = z + 2 * H + u0, *zo = z + 3 * H + u0;
+        if (cp != NULL) {
+            for (j = 0; j < n; j++) cn[j] = zf[j] * cp[j] + zi[j] * zg[j];
+        } else {
+            for (j = 0; j < n; j++) cn[j] = zi[j] * zg[j];
+        }
+        for (j = 0; j < n; j++) hn[j] = cn[j];
+        AL_SFN(act_forward)(c->activation, hn, n);
+        if (c->act_c != NULL) {
+            real *ac = c->act_c + b * T * H + s * H + u0;
+            for (j = 0; j < n; j++) ac[j] = hn[j];
+        }
+        for (j = 0; j < n; j++) hn[j] *= zo[j];
+    }
+    if (c->out != NULL) {
+        real *on = c->out + b * T * H + s * H + u0;
+        for (j = 0; j < n; j++) on[j] = hn[j];
+    }
+}
+
+/* One thread's share of the forward: batch rows [b0, b1) and hidden units [u0, u1) by the
+ * team's mode (everything when single-threaded). Only the float32 packed path runs with
+ * nt > 1; the BLAS and dropout-mask paths always run single-threaded. */
+static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
+    AL_SFN(lstm_fwd_ctx) *c = (AL_SFN(lstm_fwd_ctx) *)arg;
+    const size_t B = c->B, T = c->T, D = c->D, H = c->H, G = 4 * H;
+    size_t b0 = 0, b1 = B, u0 = 0, u1 = H, s, b, j, k;
+    const real *x = c->x, *W = c->W, *U = c->U;
+    real *gates = c->gates, *hs = c->hs, *hd = c->hd;
+
+    if (c->mode == AL_SPLIT_ROWS) {
+        al_split(B, nt, tid, &b0, &b1);
+    } else if (c->mode == AL_SPLIT_COLS) {
+        const size_t nc = al_pg_nc(c->isa);
+        al_split(H / nc, nt, tid, &u0, &u1);
+        u0 *= nc;
+        u1 *= nc;
+    }
 
     /* gates (B*T, 4H) = x (B*T, D) @ W (D, 4H): one GEMM over every step (the packed path
-     * adds the bias here too). */
-    if (D > 0 && dp_mask == NULL && pW != NULL) {
+     * adds the bias here too). The packed path splits it by rows among the team. */
+    if (D > 0 && c->dp_mask == NULL && c->pW != NULL) {
 #if defined(AL_REAL_F32)
-        al_pg_gemm(isa, gates, G, x, D, 1, pW, 0, bias, 0, B * T, G, D);
+        size_t r0 = b0 * T, r1 = b1 * T;
+        if (c->mode == AL_SPLIT_COLS) al_split(B * T, nt, tid, &r0, &r1);
+        al_pg_gemm(c->isa, gates + r0 * G, G, x + r0 * D, D, 1, c->pW, 0, c->bias, 0, r1 - r0,
+                   G, D);
 #endif
-    } else if (D > 0 && dp_mask == NULL) {
+    } else if (D > 0 && c->dp_mask == NULL) {
         AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)G, (int)D,
                 (real)1, x, (int)D, W, (int)G, (real)0, gates, (int)G);
     } else if (D > 0) {
-        /* gates[:, kH:(k+1)H] = (x * p_k) @ W[:, kH:(k+1)H], one GEMM per gate. */
-        real *xd = (real *)malloc(B * T * D * sizeof(real));
-        if (xd == NULL) {
-            free(hd);
-            free(packed);
-            return AL_ERR_NOMEM;
-        }
+        /* gates[:, kH:(k+1)H] = (x * p_k) @ W[:, kH:(k+1)H], one GEMM per gate; x * p_k
+         * goes to the workspace after hd. */
+        real *xd = hd + B * G;
         for (k = 0; k < 4; k++) {
-            AL_SFN(lstm_drop_x)(xd, x, dp_mask, k, B, T, D);
+            AL_SFN(lstm_drop_x)(xd, x, c->dp_mask, k, B, T, D);
             AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)H, (int)D,
                     (real)1, xd, (int)D, W + k * H, (int)G, (real)0, gates + k * H, (int)G);
         }
-        free(xd);
     } else {
-        for (j = 0; j < B * T * G; j++) gates[j] = (real)0;
+        for (j = b0 * T * G; j < b1 * T * G; j++) gates[j] = (real)0;
     }
+    if (c->mode == AL_SPLIT_COLS) al_barrier_wait(&c->bar);
 
     for (s = 0; s < T; s++) {
-        const size_t t = go_backwards ? T - 1 - s : s;
+        const size_t t = c->go_backwards ? T - 1 - s : s;
         /* h_{s-1} rows: h0 (stride H) at s == 0, else hs[:, s-1] (stride T*H). */
-        const real *hprev = (s == 0) ? h0 : hs + (s - 1) * H;
+        const real *hprev = (s == 0) ? c->h0 : hs + (s - 1) * H;
         const size_t hprev_ld = (s == 0) ? H : T * H;
         real *gt = gates + t * G;                       /* rows b at stride T*G */
 
-        if (hprev != NULL && pU != NULL) {
+        if (hprev != NULL && c->pU != NULL) {
 #if defined(AL_REAL_F32)
-            al_pg_gemm(isa, gt, T * G, hprev, hprev_ld, 1, pU, 0, NULL, 1, B, G, H);
+            const size_t nc = al_pg_nc(c->isa);
+            if (c->mode == AL_SPLIT_COLS) {
+                /* this thread's units in each of the four gate blocks (nc | H) */
+                for (k = 0; k < 4; k++) {
+                    al_pg_gemm(c->isa, gt + k * H + u0, T * G, hprev, hprev_ld, 1,
+                               c->pU + ((k * H + u0) / nc) * H * nc, 0, NULL, 1, B, u1 - u0,
+                               H);
+                }
+            } else {
+                al_pg_gemm(c->isa, gt + b0 * T * G, T * G, hprev + b0 * hprev_ld, hprev_ld, 1,
+                           c->pU, 0, NULL, 1, b1 - b0, G, H);
+            }
 #endif
-        } else if (hprev != NULL && hd == NULL) {
+        } else if (hprev != NULL && c->rec_mask == NULL) {
             AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)G, (int)H,
                     (real)1, hprev, (int)hprev_ld, U, (int)G, (real)1, gt, (int)(T * G));
         } else if (hprev != NULL) {
             for (b = 0; b < B; b++) {
-                const real *hp = hprev + b * hprev_ld, *r = rec_mask + b * G;
+                const real *hp = hprev + b * hprev_ld, *r = c->rec_mask + b * G;
                 real *dst = hd + b * G;
                 for (k = 0; k < 4; k++) {
                     for (j = 0; j < H; j++) dst[k * H + j] = hp[j] * r[k * H + j];
@@ -160,55 +211,111 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
                         (int)(T * G));
             }
         }
-        for (b = 0; b < B; b++) {
-            real *z = gt + b * T * G;
+        for (b = b0; b < b1; b++) {
             const real *hp = hprev ? hprev + b * hprev_ld : NULL;
-            const real *cp = (s == 0) ? (c0 ? c0 + b * H : NULL) : cs + b * T * H + (s - 1) * H;
-            real *hn = hs + b * T * H + s * H;
-            real *cn = cs + b * T * H + s * H;
+            const real *cp = (s == 0) ? (c->c0 ? c->c0 + b * H : NULL)
+                                      : c->cs + b * T * H + (s - 1) * H;
+            AL_SFN(lstm_fwd_elementwise)(c, b, s, t, gt + b * T * G, hp, cp, u0, u1);
+        }
+        if (c->mode == AL_SPLIT_COLS) al_barrier_wait(&c->bar);
+    }
+}
 
-            if (mask != NULL && !mask[b * T + t]) {
-                /* Masked: carry h, c and the previous output. */
-                real *on = out + b * T * H + s * H;
-                const real *op = (s == 0) ? NULL : out + b * T * H + (s - 1) * H;
-                for (j = 0; j < H; j++) {
-                    hn[j] = hp ? hp[j] : (real)0;
-                    cn[j] = cp ? cp[j] : (real)0;
-                    on[j] = op ? op[j] : (real)0;
-                }
-                continue;
-            }
-
-            if (bias != NULL && pW == NULL) {
-                for (j = 0; j < G; j++) z[j] += bias[j];
-            }
-            AL_SFN(act_forward)(recurrent_activation, z, 2 * H);       /* i, f */
-            AL_SFN(act_forward)(activation, z + 2 * H, H);             /* g    */
-            AL_SFN(act_forward)(recurrent_activation, z + 3 * H, H);   /* o    */
-            {
-                const real *zi = z, *zf = z + H, *zg = z + 2 * H, *zo = z + 3 * H;
-                if (cp != NULL) {
-                    for (j = 0; j < H; j++) cn[j] = zf[j] * cp[j] + zi[j] * zg[j];
-                } else {
-                    for (j = 0; j < H; j++) cn[j] = zi[j] * zg[j];
-                }
-                for (j = 0; j < H; j++) hn[j] = cn[j];
-                AL_SFN(act_forward)(activation, hn, H);
-                if (act_c != NULL) {
-                    real *ac = act_c + b * T * H + s * H;
-                    for (j = 0; j < H; j++) ac[j] = hn[j];
-                }
-                for (j = 0; j < H; j++) hn[j] *= zo[j];
-            }
-            if (out != NULL) {
-                real *on = out + b * T * H + s * H;
-                for (j = 0; j < H; j++) on[j] = hn[j];
+/*
+ * lstm_forward: the whole sequence in one call.
+ *
+ * outputs   hs    (B,T,H)  h after each processing step s
+ *           cs    (B,T,H)  c after each processing step s
+ *           out   (B,T,H)  layer output per step under the mask rule; NULL when mask is NULL
+ *                          (then the output sequence is hs itself)
+ * saved     gates (B,T,4H) indexed by *time* t: the activated gates [i, f, g, o] of the step
+ *                          that read x[:, t] (entries of masked steps are unspecified)
+ *           act_c (B,T,H)  a(c) after each processing step s, or NULL (not saved; the
+ *                          backward then recomputes it); entries of masked steps unspecified
+ * inputs    x     (B,T,D)
+ *           h0    (B,H) or NULL for zeros;  c0 (B,H) or NULL for zeros
+ *           mask  (B,T) uint8 or NULL (nonzero = keep)
+ *           dp_mask  (B,4D) per-gate input-dropout masks [p_i|p_f|p_c|p_o], or NULL
+ *           rec_mask (B,4H) per-gate recurrent-dropout masks [r_i|r_f|r_c|r_o], or NULL
+ * weights   W     (D,4H)   kernel
+ *           U     (H,4H)   recurrent_kernel
+ *           bias  (4H)     or NULL
+ * threads   nthreads, forced: see al_lstm_split (lstm_pgemm.h)
+ * returns   AL_OK, or AL_ERR_NOMEM (workspace: B*T*D reals with dp_mask, B*4H with rec_mask)
+ *
+ * The input projection of all B*T rows is one GEMM (four, one per gate, with dp_mask); each
+ * step is one (B,H)x(H,4H) GEMM (four (B,H)x(H,H) with rec_mask) into the strided gate rows
+ * of time t, then a fused elementwise pass per sample. The float32 packed path may split the
+ * batch rows or the hidden units among threads (al_lstm_split); every element is computed by
+ * the same operations in the same order whatever the split, so results do not depend on it.
+ */
+int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *act_c,
+                             const real *x, const real *h0, const real *c0,
+                             const uint8_t *mask, const real *dp_mask, const real *rec_mask,
+                             const real *W, const real *U, const real *bias,
+                             size_t B, size_t T, size_t D, size_t H,
+                             int activation, int recurrent_activation, int go_backwards,
+                             int impl, int nthreads, int forced) {
+    const size_t G = 4 * H;
+    AL_SFN(lstm_fwd_ctx) c;
+    /* float32 packed-panel path (lstm_pgemm.h): packed U for the steps, packed W (+ bias
+     * folded in) for the input projection; NULL where BLAS does the product. */
+    float *packed = NULL;
+    int nt = 1, status = AL_OK;
+    if (B == 0 || T == 0) return AL_OK;
+    c.hs = hs; c.cs = cs; c.out = out; c.gates = gates; c.act_c = act_c;
+    c.x = x; c.h0 = h0; c.c0 = c0; c.mask = mask; c.dp_mask = dp_mask; c.rec_mask = rec_mask;
+    c.W = W; c.U = U; c.bias = bias;
+    c.B = B; c.T = T; c.D = D; c.H = H;
+    c.activation = activation; c.recurrent_activation = recurrent_activation;
+    c.go_backwards = go_backwards;
+    c.isa = AL_PG_NONE; c.mode = AL_SPLIT_NONE; c.pU = NULL; c.pW = NULL; c.hd = NULL;
+    if (rec_mask != NULL || dp_mask != NULL) {
+        /* hd (B,4H) for the dropped h rows, then x * p_k (B*T,D) */
+        const size_t n = B * G + (dp_mask != NULL ? B * T * D : 0);
+        c.hd = (real *)malloc(n * sizeof(real));
+        if (c.hd == NULL) return AL_ERR_NOMEM;
+    }
+#if defined(AL_REAL_F32)
+    c.isa = al_pg_choose(impl, B, T);
+    if (c.isa != AL_PG_NONE) {
+        const size_t nu = rec_mask == NULL ? al_pg_size(c.isa, H, G) : 0;
+        const size_t nw = (D > 0 && dp_mask == NULL && al_pg_for_projection(c.isa, impl))
+                              ? al_pg_size(c.isa, D, G) : 0;
+        if (nu + nw > 0) {
+            packed = (float *)malloc((nu + nw) * sizeof(float));
+            if (packed == NULL) {
+                free(c.hd);
+                return AL_ERR_NOMEM;
             }
         }
+        if (nu > 0) {
+            al_pg_pack(c.isa, packed, U, G, 0, H, G);
+            c.pU = packed;
+        }
+        if (nw > 0) {
+            al_pg_pack(c.isa, packed + nu, W, G, 0, D, G);
+            c.pW = packed + nu;
+        }
+        /* Threads only where every product is a packed one (no BLAS inside the team). */
+        if (c.pU != NULL && (D == 0 || c.pW != NULL)) {
+            c.mode = al_lstm_split(nthreads, forced, B, T, H, al_pg_nc(c.isa), &nt);
+        }
     }
-    free(hd);
+#else
+    (void)impl;
+    (void)nthreads;
+    (void)forced;
+#endif
+    al_barrier_init(&c.bar, nt);
+    if (nt > 1 && al_team_run(nt, AL_SFN(lstm_fwd_work), &c) == AL_OK) goto done;
+    c.mode = AL_SPLIT_NONE;
+    al_barrier_init(&c.bar, 1);
+    AL_SFN(lstm_fwd_work)(&c, 0, 1);
+done:
+    free(c.hd);
     free(packed);
-    return AL_OK;
+    return status;
 }
 
 int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
@@ -219,21 +326,22 @@ int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
                         int activation, int recurrent_activation, int go_backwards) {
     return AL_FN(lstm_forward_impl)(hs, cs, out, gates, act_c, x, h0, c0, mask, dp_mask,
                                     rec_mask, W, U, bias, B, T, D, H, activation,
-                                    recurrent_activation, go_backwards, 0);
+                                    recurrent_activation, go_backwards, 0, 1, 0);
 }
 
-/* Gradients of one sample's gate pre-activations at one step (the elementwise part of the
- * backward, see lstm_backward): dz (4H) from dh' (H, already including the output
- * gradients), dc (H, in: w.r.t. c_s; out: w.r.t. c_{s-1}), the activated gates g (4H),
- * ac = a(c_s) (H) and cp = c_{s-1} (H, NULL for zeros); dcar (H) is cleared. Specialised for
- * (tanh, sigmoid) so the loop vectorises; any other pair goes through act_deriv. */
+/* Gradients of one sample's gate pre-activations at one step, for n hidden units (the
+ * elementwise part of the backward, see lstm_backward): dz from dh' (already including the
+ * output gradients), dc (in: w.r.t. c_s; out: w.r.t. c_{s-1}), the activated gates g, ac =
+ * a(c_s) and cp = c_{s-1} (NULL for zeros); dcar is cleared. The four gates of g and dz are gs
+ * apart (gs = H for whole rows). Specialised for (tanh, sigmoid) so the loop vectorises; any
+ * other pair goes through act_deriv. */
 static inline __attribute__((always_inline)) void AL_SFN(lstm_gate_grads_body)(
     real *dz, const real *dh, real *dc, real *dcar, const real *g, const real *ac,
-    const real *cp, size_t H, int act, int ract) {
-    const real *gi = g, *gf = g + H, *gg = g + 2 * H, *go = g + 3 * H;
-    real *dzi = dz, *dzf = dz + H, *dzg = dz + 2 * H, *dzo = dz + 3 * H;
+    const real *cp, size_t n, size_t gs, int act, int ract) {
+    const real *gi = g, *gf = g + gs, *gg = g + 2 * gs, *go = g + 3 * gs;
+    real *dzi = dz, *dzf = dz + gs, *dzg = dz + 2 * gs, *dzo = dz + 3 * gs;
     size_t j;
-    for (j = 0; j < H; j++) {
+    for (j = 0; j < n; j++) {
         const real dht = dh[j];
         const real dct = dc[j] + dht * go[j] * AL_SFN(act_deriv)(act, ac[j]);
         dzo[j] = dht * ac[j] * AL_SFN(act_deriv)(ract, go[j]);
@@ -249,16 +357,16 @@ static inline __attribute__((always_inline)) void AL_SFN(lstm_gate_grads_body)(
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 static void AL_SFN(lstm_gate_grads)(real *dz, const real *dh, real *dc, real *dcar,
-                                    const real *g, const real *ac, const real *cp, size_t H,
-                                    int act, int ract) {
+                                    const real *g, const real *ac, const real *cp, size_t n,
+                                    size_t gs, int act, int ract) {
     if (act == AL_ACT_TANH && ract == AL_ACT_SIGMOID && cp != NULL) {
-        AL_SFN(lstm_gate_grads_body)(dz, dh, dc, dcar, g, ac, cp, H, AL_ACT_TANH,
+        AL_SFN(lstm_gate_grads_body)(dz, dh, dc, dcar, g, ac, cp, n, gs, AL_ACT_TANH,
                                      AL_ACT_SIGMOID);
     } else if (act == AL_ACT_TANH && ract == AL_ACT_SIGMOID) {
-        AL_SFN(lstm_gate_grads_body)(dz, dh, dc, dcar, g, ac, NULL, H, AL_ACT_TANH,
+        AL_SFN(lstm_gate_grads_body)(dz, dh, dc, dcar, g, ac, NULL, n, gs, AL_ACT_TANH,
                                      AL_ACT_SIGMOID);
     } else {
-        AL_SFN(lstm_gate_grads_body)(dz, dh, dc, dcar, g, ac, cp, H, act, ract);
+        AL_SFN(lstm_gate_grads_body)(dz, dh, dc, dcar, g, ac, cp, n, gs, act, ract);
     }
 }
 
@@ -302,6 +410,268 @@ static void AL_SFN(lstm_gate_grads)(real *dz, const real *dh, real *dc, real *dc
  *   dW_k = (X * p_k)^T dZ_k,  dX = sum_k (dZ_k W_k^T) * p_k,  db = sum dZ
  * (one GEMM each over all four gates when the masks are absent).
  */
+/* Everything one thread of a backward call needs (see lstm_backward_impl). */
+typedef struct {
+    real *dx, *dW, *dU, *db, *dh0, *dc0;
+    const real *hs, *cs, *gates, *act_c, *x, *h0, *c0;
+    const uint8_t *mask;
+    const real *dp_mask, *rec_mask, *d_out, *d_last, *d_hT, *d_cT, *W, *U;
+    size_t B, T, D, H, HW;
+    int activation, recurrent_activation, go_backwards;
+    int isa, mode;                  /* AL_PG_* ISA; AL_SPLIT_* mode of the team */
+    const float *pUt;               /* packed U^T (4H,H), float32 packed path, or NULL */
+    float *big;                     /* packed Hd, X, W^T and a transposed-result buffer for the
+                                       post-loop products (float32 packed path), or NULL */
+    real *dZ, *Hd, *tmp, *dcarry, *xd;
+    al_barrier bar;
+} AL_SFN(lstm_bwd_ctx);
+
+/* The sequential part for batch rows [b0, b1) and hidden units [u0, u1): dZ of every step,
+ * and the running dh, dc (in dh0, dc0). */
+static void AL_SFN(lstm_bwd_loop)(AL_SFN(lstm_bwd_ctx) *c, size_t b0, size_t b1, size_t u0,
+                                  size_t u1) {
+    const size_t T = c->T, H = c->H, G = 4 * H, HW = c->HW, n = u1 - u0;
+    real *dZ = c->dZ, *tmp = c->tmp;
+    size_t s, b, j, k;
+
+    for (b = b0; b < b1; b++) {
+        for (j = u0; j < u1; j++) {
+            c->dh0[b * H + j] = c->d_hT ? c->d_hT[b * H + j] : (real)0;
+            c->dc0[b * H + j] = c->d_cT ? c->d_cT[b * H + j] : (real)0;
+            c->dcarry[b * H + j] = (real)0;
+        }
+    }
+    for (s = T; s-- > 0;) {
+        const size_t t = c->go_backwards ? T - 1 - s : s;
+        for (b = b0; b < b1; b++) {
+            real *dz = dZ + (b * T + t) * G + u0;
+            real *dh = c->dh0 + b * H + u0, *dc = c->dc0 + b * H + u0;
+            real *dcar = c->dcarry + b * H + u0;
+            const real *dob = c->d_out ? c->d_out + (b * T + s) * H + u0 : NULL;
+            const real *dlb = (c->d_last && s == T - 1) ? c->d_last + b * H + u0 : NULL;
+
+            if (c->mask != NULL && !c->mask[b * T + t]) {
+                /* out_s = out_{s-1}: the output gradient moves one step back. */
+                for (j = 0; j < n; j++) {
+                    dcar[j] += (dob ? dob[j] : (real)0) + (dlb ? dlb[j] : (real)0);
+                }
+                for (k = 0; k < 4; k++) {
+                    for (j = 0; j < n; j++) dz[k * H + j] = (real)0;
+                }
+                continue;
+            }
+            {
+                const real *gi = c->gates + (b * T + t) * G + u0;
+                const real *cn = c->cs + (b * T + s) * H + u0;
+                const real *cp = (s == 0) ? (c->c0 ? c->c0 + b * H + u0 : NULL) : cn - H;
+                const real *acs = c->act_c ? c->act_c + (b * T + s) * H + u0 : NULL;
+                /* dh' = dh + carried output gradient + u, in place (dh is rewritten below) */
+                for (j = 0; j < n; j++) dh[j] += dcar[j];
+                if (dob != NULL) {
+                    for (j = 0; j < n; j++) dh[j] += dob[j];
+                }
+                if (dlb != NULL) {
+                    for (j = 0; j < n; j++) dh[j] += dlb[j];
+                }
+                if (acs == NULL) {
+                    /* a(c_s), recomputed into the free tmp row (this thread's units) */
+                    real *ac = tmp + b * HW + u0;
+                    for (j = 0; j < n; j++) ac[j] = cn[j];
+                    AL_SFN(act_forward)(c->activation, ac, n);
+                    acs = ac;
+                }
+                AL_SFN(lstm_gate_grads)(dz, dh, dc, dcar, gi, acs, cp, n, H, c->activation,
+                                        c->recurrent_activation);
+            }
+        }
+        if (c->mode == AL_SPLIT_COLS) al_barrier_wait(&c->bar);
+        if (c->pUt != NULL) {
+#if defined(AL_REAL_F32)
+            /* tmp[b0:b1, u0:u1] = dz_t[b0:b1] (rows at stride T*4H) @ U^T[:, u0:u1]; u0 is a
+             * panel boundary */
+            const size_t nc = al_pg_nc(c->isa);
+            al_pg_gemm(c->isa, tmp + b0 * HW + u0, HW, dZ + (b0 * T + t) * G, T * G, 1,
+                       c->pUt + (u0 / nc) * G * nc, 0, NULL, 0, b1 - b0, n, G);
+#endif
+        } else if (c->rec_mask == NULL) {
+            /* tmp (B,H) = dz_t (B,4H; rows at stride T*4H) @ U^T */
+            AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c->B, (int)H, (int)G,
+                    (real)1, dZ + t * G, (int)(T * G), c->U, (int)G, (real)0, tmp, (int)H);
+        } else {
+            /* tmp[:, kH:(k+1)H] (B,H) = dz_k (B,H) @ U_k^T, one GEMM per gate */
+            for (k = 0; k < 4; k++) {
+                AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c->B, (int)H, (int)H,
+                        (real)1, dZ + t * G + k * H, (int)(T * G), c->U + k * H, (int)G,
+                        (real)0, tmp + k * H, (int)G);
+            }
+        }
+        for (b = b0; b < b1; b++) {
+            real *dh = c->dh0 + b * H;
+            const real *tb = tmp + b * HW;
+            const real *r = c->rec_mask ? c->rec_mask + b * G : NULL;
+            if (c->mask != NULL && !c->mask[b * T + t]) continue;
+            if (r != NULL) {
+                for (j = u0; j < u1; j++) {
+                    dh[j] = tb[j] * r[j] + tb[H + j] * r[H + j] + tb[2 * H + j] * r[2 * H + j] +
+                            tb[3 * H + j] * r[3 * H + j];
+                }
+            } else {
+                for (j = u0; j < u1; j++) dh[j] = tb[j];
+            }
+        }
+    }
+}
+
+/* Hd rows of batch rows [b0, b1): row (b,t) = the dropped h_{s-1} that met U in the step
+ * reading x[:, t]. */
+static void AL_SFN(lstm_bwd_hd)(AL_SFN(lstm_bwd_ctx) *c, size_t b0, size_t b1) {
+    const size_t T = c->T, H = c->H, G = 4 * H, HW = c->HW;
+    size_t b, s, j, k;
+    for (b = b0; b < b1; b++) {
+        for (s = 0; s < T; s++) {
+            const size_t t = c->go_backwards ? T - 1 - s : s;
+            const real *hp = (s == 0) ? (c->h0 ? c->h0 + b * H : NULL)
+                                      : c->hs + (b * T + s - 1) * H;
+            const real *r = c->rec_mask ? c->rec_mask + b * G : NULL;
+            real *dst = c->Hd + (b * T + t) * HW;
+            if (hp == NULL) {
+                for (j = 0; j < HW; j++) dst[j] = (real)0;
+            } else if (r != NULL) {
+                for (k = 0; k < 4; k++) {
+                    for (j = 0; j < H; j++) dst[k * H + j] = hp[j] * r[k * H + j];
+                }
+            } else {
+                for (j = 0; j < H; j++) dst[j] = hp[j];
+            }
+        }
+    }
+}
+
+/* The weight and input gradients with BLAS, single-threaded (see lstm_backward). */
+static void AL_SFN(lstm_bwd_post_blas)(AL_SFN(lstm_bwd_ctx) *c) {
+    const size_t B = c->B, T = c->T, D = c->D, H = c->H, G = 4 * H, BT = B * T;
+    real *dZ = c->dZ, *Hd = c->Hd, *xd = c->xd;
+    const real *x = c->x, *W = c->W;
+    size_t b, s, j, k;
+    if (c->rec_mask == NULL) {
+        /* dU (H,4H) = Hd^T (H, B*T) @ dZ (B*T, 4H) */
+        AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)G, (int)BT,
+                (real)1, Hd, (int)H, dZ, (int)G, (real)0, c->dU, (int)G);
+    } else {
+        /* dU_k (H,H) = Hd_k^T (H, B*T) @ dZ_k (B*T, H) */
+        for (k = 0; k < 4; k++) {
+            AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)H, (int)BT,
+                    (real)1, Hd + k * H, (int)G, dZ + k * H, (int)G, (real)0, c->dU + k * H,
+                    (int)G);
+        }
+    }
+    if (D > 0 && c->dp_mask == NULL) {
+        /* dW (D,4H) = X^T (D, B*T) @ dZ (B*T, 4H);  dX (B*T, D) = dZ (B*T, 4H) @ W^T (4H, D) */
+        AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)G, (int)BT,
+                (real)1, x, (int)D, dZ, (int)G, (real)0, c->dW, (int)G);
+        AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BT, (int)D, (int)G,
+                (real)1, dZ, (int)G, W, (int)G, (real)0, c->dx, (int)D);
+    } else if (D > 0) {
+        for (k = 0; k < 4; k++) {
+            /* dW_k (D,H) = (X * p_k)^T @ dZ_k;  then xd = dZ_k @ W_k^T, dX += xd * p_k */
+            AL_SFN(lstm_drop_x)(xd, x, c->dp_mask, k, B, T, D);
+            AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)H, (int)BT,
+                    (real)1, xd, (int)D, dZ + k * H, (int)G, (real)0, c->dW + k * H, (int)G);
+            AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BT, (int)D, (int)H,
+                    (real)1, dZ + k * H, (int)G, W + k * H, (int)G, (real)0, xd, (int)D);
+            for (b = 0; b < B; b++) {
+                const real *pk = c->dp_mask + b * 4 * D + k * D;
+                for (s = 0; s < T; s++) {
+                    real *dxr = c->dx + (b * T + s) * D;
+                    const real *xr = xd + (b * T + s) * D;
+                    if (k == 0) {
+                        for (j = 0; j < D; j++) dxr[j] = xr[j] * pk[j];
+                    } else {
+                        for (j = 0; j < D; j++) dxr[j] += xr[j] * pk[j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* One thread's share of the backward: the time loop (rows or units by the team's mode), then
+ * Hd, the three large products on the packed path (split by output rows) and db (split by
+ * columns), with barriers between the phases. */
+static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
+    AL_SFN(lstm_bwd_ctx) *c = (AL_SFN(lstm_bwd_ctx) *)arg;
+    const size_t B = c->B, T = c->T, D = c->D, H = c->H, G = 4 * H, BT = B * T;
+    size_t b0 = 0, b1 = B, u0 = 0, u1 = H, g0, g1, j, s;
+    (void)D;
+
+    if (c->mode == AL_SPLIT_ROWS) {
+        al_split(B, nt, tid, &b0, &b1);
+    } else if (c->mode == AL_SPLIT_COLS) {
+        const size_t nc = al_pg_nc(c->isa);
+        al_split(H / nc, nt, tid, &u0, &u1);
+        u0 *= nc;
+        u1 *= nc;
+    }
+    AL_SFN(lstm_bwd_loop)(c, b0, b1, u0, u1);
+    al_split(B, nt, tid, &b0, &b1);
+    al_barrier_wait(&c->bar);
+    AL_SFN(lstm_bwd_hd)(c, b0, b1);
+    al_barrier_wait(&c->bar);
+
+    if (c->big != NULL) {
+#if defined(AL_REAL_F32)
+        /* The three large products as dZ^T (or dZ) times a packed right-hand side, each
+         * transposed result moved into place; every thread packs its share of the panels,
+         * then computes its rows of each product. */
+        const int isa = c->isa;
+        const size_t nc = al_pg_nc(isa), LD = H > D ? H : D;
+        const size_t nh = al_pg_size(isa, BT, H), nx = al_pg_size(isa, BT, D);
+        float *pH = c->big, *pX = pH + nh, *pWt = pX + nx, *tT = pWt + al_pg_size(isa, G, D);
+        size_t p0, p1;
+        al_split((H + nc - 1) / nc, nt, tid, &p0, &p1);
+        if (p1 > p0) {
+            al_pg_pack(isa, pH + p0 * BT * nc, c->Hd + p0 * nc, H, 0, BT,
+                       (p1 * nc < H ? p1 * nc : H) - p0 * nc);
+        }
+        al_split((D + nc - 1) / nc, nt, tid, &p0, &p1);
+        if (p1 > p0) {
+            const size_t w = (p1 * nc < D ? p1 * nc : D) - p0 * nc;
+            al_pg_pack(isa, pX + p0 * BT * nc, c->x + p0 * nc, D, 0, BT, w);
+            al_pg_pack(isa, pWt + p0 * G * nc, c->W + p0 * nc * G, G, 1, G, w);
+        }
+        al_barrier_wait(&c->bar);
+        al_split(G, nt, tid, &g0, &g1);
+        if (g1 > g0) {
+            /* dU^T rows [g0, g1) (4H, H) = dZ^T (4H, B*T) Hd (B*T, H) */
+            al_pg_gemm(isa, tT + g0 * LD, LD, c->dZ + g0, 1, G, pH, 0, NULL, 0, g1 - g0, H, BT);
+            al_pg_transpose(c->dU + g0, G, tT + g0 * LD, LD, g1 - g0, H);
+            if (D > 0) {
+                /* dW^T rows [g0, g1) (4H, D) = dZ^T X (B*T, D) */
+                al_pg_gemm(isa, tT + g0 * LD, LD, c->dZ + g0, 1, G, pX, 0, NULL, 0, g1 - g0, D,
+                           BT);
+                al_pg_transpose(c->dW + g0, G, tT + g0 * LD, LD, g1 - g0, D);
+            }
+        }
+        if (D > 0) {
+            /* dX rows [r0, r1) (B*T, D) = dZ (B*T, 4H) W^T (4H, D) */
+            size_t r0, r1;
+            al_split(BT, nt, tid, &r0, &r1);
+            al_pg_gemm(isa, c->dx + r0 * D, D, c->dZ + r0 * G, G, 1, pWt, 0, NULL, 0, r1 - r0, D,
+                       G);
+        }
+#endif
+    } else {
+        AL_SFN(lstm_bwd_post_blas)(c);      /* only ever single-threaded */
+    }
+    /* db columns [g0, g1) = sum over the B*T rows of dZ, rows in order */
+    al_split(G, nt, tid, &g0, &g1);
+    for (j = g0; j < g1; j++) c->db[j] = (real)0;
+    for (s = 0; s < BT; s++) {
+        const real *row = c->dZ + s * G;
+        for (j = g0; j < g1; j++) c->db[j] += row[j];
+    }
+}
+
 int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0, real *dc0,
                               const real *hs, const real *cs, const real *gates,
                               const real *act_c,
@@ -312,14 +682,15 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
                               const real *W, const real *U,
                               size_t B, size_t T, size_t D, size_t H,
                               int activation, int recurrent_activation, int go_backwards,
-                              int impl) {
+                              int impl, int nthreads, int forced) {
     const size_t G = 4 * H;
     const size_t BT = B * T;
     const size_t HW = rec_mask ? G : H;     /* width of Hd and tmp rows */
-    size_t s, b, j, k;
-    real *work, *dZ, *Hd, *tmp, *dcarry, *xd;
+    AL_SFN(lstm_bwd_ctx) c;
+    real *work;
     float *pUt = NULL;                      /* packed U^T (4H,H), float32 packed path only */
-    int isa = AL_PG_NONE;
+    int nt = 1;
+    size_t j;
 
     if (B == 0 || T == 0) {
         for (j = 0; j < D * G; j++) dW[j] = (real)0;
@@ -332,199 +703,51 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     work = (real *)malloc((BT * (G + HW) + B * (HW + H) + (dp_mask ? BT * D : 0)) *
                           sizeof(real));
     if (work == NULL) return AL_ERR_NOMEM;
+    c.dx = dx; c.dW = dW; c.dU = dU; c.db = db; c.dh0 = dh0; c.dc0 = dc0;
+    c.hs = hs; c.cs = cs; c.gates = gates; c.act_c = act_c; c.x = x; c.h0 = h0; c.c0 = c0;
+    c.mask = mask; c.dp_mask = dp_mask; c.rec_mask = rec_mask; c.d_out = d_out;
+    c.d_last = d_last; c.d_hT = d_hT; c.d_cT = d_cT; c.W = W; c.U = U;
+    c.B = B; c.T = T; c.D = D; c.H = H; c.HW = HW;
+    c.activation = activation; c.recurrent_activation = recurrent_activation;
+    c.go_backwards = go_backwards;
+    c.isa = AL_PG_NONE; c.mode = AL_SPLIT_NONE; c.pUt = NULL; c.big = NULL;
+    c.dZ = work;
+    c.Hd = c.dZ + BT * G;
+    c.tmp = c.Hd + BT * HW;
+    c.dcarry = c.tmp + B * HW;
+    c.xd = c.dcarry + B * H;
 #if defined(AL_REAL_F32)
-    isa = rec_mask == NULL ? al_pg_choose(impl, B, T) : AL_PG_NONE;
-    if (isa != AL_PG_NONE) {
-        pUt = (float *)malloc(al_pg_size(isa, G, H) * sizeof(float));
+    c.isa = rec_mask == NULL ? al_pg_choose(impl, B, T) : AL_PG_NONE;
+    if (c.isa != AL_PG_NONE) {
+        pUt = (float *)malloc(al_pg_size(c.isa, G, H) * sizeof(float));
         if (pUt == NULL) {
             free(work);
             return AL_ERR_NOMEM;
         }
-        al_pg_pack(isa, pUt, U, G, 1, G, H);
+        al_pg_pack(c.isa, pUt, U, G, 1, G, H);
+        c.pUt = pUt;
+        /* Packed post-loop products; on a failed allocation BLAS does them instead. */
+        if (dp_mask == NULL && al_pg_for_projection(c.isa, impl)) {
+            const size_t n = al_pg_size(c.isa, BT, H) + al_pg_size(c.isa, BT, D) +
+                             al_pg_size(c.isa, G, D) + G * (H > D ? H : D);
+            c.big = (float *)malloc(n * sizeof(float));
+        }
+        if (c.big != NULL) {
+            c.mode = al_lstm_split(nthreads, forced, B, T, H, al_pg_nc(c.isa), &nt);
+        }
     }
 #else
     (void)impl;
-    (void)isa;
+    (void)nthreads;
+    (void)forced;
 #endif
-    dZ = work;
-    Hd = dZ + BT * G;
-    tmp = Hd + BT * HW;
-    dcarry = tmp + B * HW;
-    xd = dcarry + B * H;
-
-    /* dh0, dc0 serve as the running dh, dc (gradients w.r.t. h_s, c_s). */
-    for (j = 0; j < B * H; j++) {
-        dh0[j] = d_hT ? d_hT[j] : (real)0;
-        dc0[j] = d_cT ? d_cT[j] : (real)0;
-        dcarry[j] = (real)0;
-    }
-
-    for (s = T; s-- > 0;) {
-        const size_t t = go_backwards ? T - 1 - s : s;
-        for (b = 0; b < B; b++) {
-            real *dz = dZ + (b * T + t) * G;
-            real *dh = dh0 + b * H, *dc = dc0 + b * H, *dcar = dcarry + b * H;
-            const real *dob = d_out ? d_out + (b * T + s) * H : NULL;
-            const real *dlb = (d_last && s == T - 1) ? d_last + b * H : NULL;
-
-            if (mask != NULL && !mask[b * T + t]) {
-                /* out_s = out_{s-1}: the output gradient moves one step back. */
-                for (j = 0; j < H; j++) {
-                    dcar[j] += (dob ? dob[j] : (real)0) + (dlb ? dlb[j] : (real)0);
-                }
-                for (j = 0; j < G; j++) dz[j] = (real)0;
-                continue;
-            }
-            {
-                const real *gi = gates + (b * T + t) * G;
-                const real *cn = cs + (b * T + s) * H;
-                const real *cp = (s == 0) ? (c0 ? c0 + b * H : NULL) : cn - H;
-                const real *acs = act_c ? act_c + (b * T + s) * H : NULL;
-                /* dh' = dh + carried output gradient + u, in place (dh is rewritten below) */
-                for (j = 0; j < H; j++) dh[j] += dcar[j];
-                if (dob != NULL) {
-                    for (j = 0; j < H; j++) dh[j] += dob[j];
-                }
-                if (dlb != NULL) {
-                    for (j = 0; j < H; j++) dh[j] += dlb[j];
-                }
-                if (acs == NULL) {
-                    /* a(c_s), recomputed into the free tmp row */
-                    real *ac = tmp + b * HW;
-                    for (j = 0; j < H; j++) ac[j] = cn[j];
-                    AL_SFN(act_forward)(activation, ac, H);
-                    acs = ac;
-                }
-                AL_SFN(lstm_gate_grads)(dz, dh, dc, dcar, gi, acs, cp, H, activation,
-                                        recurrent_activation);
-            }
-        }
-        if (pUt != NULL) {
-#if defined(AL_REAL_F32)
-            al_pg_gemm(isa, tmp, H, dZ + t * G, T * G, 1, pUt, 0, NULL, 0, B, H, G);
-#endif
-        } else if (rec_mask == NULL) {
-            /* tmp (B,H) = dz_t (B,4H; rows at stride T*4H) @ U^T */
-            AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)H, (int)G,
-                    (real)1, dZ + t * G, (int)(T * G), U, (int)G, (real)0, tmp, (int)H);
-        } else {
-            /* tmp[:, kH:(k+1)H] (B,H) = dz_k (B,H) @ U_k^T, one GEMM per gate */
-            for (k = 0; k < 4; k++) {
-                AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)H, (int)H,
-                        (real)1, dZ + t * G + k * H, (int)(T * G), U + k * H, (int)G,
-                        (real)0, tmp + k * H, (int)G);
-            }
-        }
-        for (b = 0; b < B; b++) {
-            real *dh = dh0 + b * H;
-            const real *tb = tmp + b * HW;
-            const real *r = rec_mask ? rec_mask + b * G : NULL;
-            if (mask != NULL && !mask[b * T + t]) continue;
-            if (r != NULL) {
-                for (j = 0; j < H; j++) {
-                    dh[j] = tb[j] * r[j] + tb[H + j] * r[H + j] + tb[2 * H + j] * r[2 * H + j] +
-                            tb[3 * H + j] * r[3 * H + j];
-                }
-            } else {
-                for (j = 0; j < H; j++) dh[j] = tb[j];
-            }
-        }
-    }
-
-    /* Hd (B,T,HW), row (b,t) = the dropped h_{s-1} that met U in the step reading x[:, t]. */
-    for (b = 0; b < B; b++) {
-        for (s = 0; s < T; s++) {
-            const size_t t = go_backwards ? T - 1 - s : s;
-            const real *hp = (s == 0) ? (h0 ? h0 + b * H : NULL) : hs + (b * T + s - 1) * H;
-            const real *r = rec_mask ? rec_mask + b * G : NULL;
-            real *dst = Hd + (b * T + t) * HW;
-            if (hp == NULL) {
-                for (j = 0; j < HW; j++) dst[j] = (real)0;
-            } else if (r != NULL) {
-                for (k = 0; k < 4; k++) {
-                    for (j = 0; j < H; j++) dst[k * H + j] = hp[j] * r[k * H + j];
-                }
-            } else {
-                for (j = 0; j < H; j++) dst[j] = hp[j];
-            }
-        }
-    }
-
-#if defined(AL_REAL_F32)
-    /* Packed path: the three large products as dZ^T times a packed right-hand side, each
-     * result transposed into place. On a failed allocation BLAS does them instead. */
-    if (pUt != NULL && dp_mask == NULL && al_pg_for_projection(isa, impl)) {
-        const size_t nh = al_pg_size(isa, BT, H), nx = al_pg_size(isa, BT, D);
-        const size_t nwt = al_pg_size(isa, G, D);
-        float *big = (float *)malloc((nh + nx + nwt + G * (H > D ? H : D)) * sizeof(float));
-        if (big != NULL) {
-            float *pH = big, *pX = pH + nh, *pWt = pX + nx, *tT = pWt + nwt;
-            /* dU^T (4H, H) = dZ^T (4H, B*T) Hd (B*T, H) */
-            al_pg_pack(isa, pH, Hd, H, 0, BT, H);
-            al_pg_gemm(isa, tT, H, dZ, 1, G, pH, 0, NULL, 0, G, H, BT);
-            al_pg_transpose(dU, G, tT, H, G, H);
-            if (D > 0) {
-                /* dW^T (4H, D) = dZ^T X (B*T, D);  dX (B*T, D) = dZ (B*T, 4H) W^T (4H, D) */
-                al_pg_pack(isa, pX, x, D, 0, BT, D);
-                al_pg_gemm(isa, tT, D, dZ, 1, G, pX, 0, NULL, 0, G, D, BT);
-                al_pg_transpose(dW, G, tT, D, G, D);
-                al_pg_pack(isa, pWt, W, G, 1, G, D);
-                al_pg_gemm(isa, dx, D, dZ, G, 1, pWt, 0, NULL, 0, BT, D, G);
-            }
-            free(big);
-            goto bias_grad;
-        }
-    }
-#endif
-    if (rec_mask == NULL) {
-        /* dU (H,4H) = Hd^T (H, B*T) @ dZ (B*T, 4H) */
-        AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)G, (int)BT,
-                (real)1, Hd, (int)H, dZ, (int)G, (real)0, dU, (int)G);
-    } else {
-        /* dU_k (H,H) = Hd_k^T (H, B*T) @ dZ_k (B*T, H) */
-        for (k = 0; k < 4; k++) {
-            AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)H, (int)BT,
-                    (real)1, Hd + k * H, (int)G, dZ + k * H, (int)G, (real)0, dU + k * H,
-                    (int)G);
-        }
-    }
-    if (D > 0 && dp_mask == NULL) {
-        /* dW (D,4H) = X^T (D, B*T) @ dZ (B*T, 4H);  dX (B*T, D) = dZ (B*T, 4H) @ W^T (4H, D) */
-        AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)G, (int)BT,
-                (real)1, x, (int)D, dZ, (int)G, (real)0, dW, (int)G);
-        AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BT, (int)D, (int)G,
-                (real)1, dZ, (int)G, W, (int)G, (real)0, dx, (int)D);
-    } else if (D > 0) {
-        for (k = 0; k < 4; k++) {
-            /* dW_k (D,H) = (X * p_k)^T @ dZ_k;  then xd = dZ_k @ W_k^T, dX += xd * p_k */
-            AL_SFN(lstm_drop_x)(xd, x, dp_mask, k, B, T, D);
-            AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)H, (int)BT,
-                    (real)1, xd, (int)D, dZ + k * H, (int)G, (real)0, dW + k * H, (int)G);
-            AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BT, (int)D, (int)H,
-                    (real)1, dZ + k * H, (int)G, W + k * H, (int)G, (real)0, xd, (int)D);
-            for (b = 0; b < B; b++) {
-                const real *pk = dp_mask + b * 4 * D + k * D;
-                for (s = 0; s < T; s++) {
-                    real *dxr = dx + (b * T + s) * D;
-                    const real *xr = xd + (b * T + s) * D;
-                    if (k == 0) {
-                        for (j = 0; j < D; j++) dxr[j] = xr[j] * pk[j];
-                    } else {
-                        for (j = 0; j < D; j++) dxr[j] += xr[j] * pk[j];
-                    }
-                }
-            }
-        }
-    }
-#if defined(AL_REAL_F32)
-bias_grad:
-#endif
-    /* db (4H) = sum over the B*T rows of dZ */
-    for (j = 0; j < G; j++) db[j] = (real)0;
-    for (s = 0; s < BT; s++) {
-        const real *row = dZ + s * G;
-        for (j = 0; j < G; j++) db[j] += row[j];
-    }
+    al_barrier_init(&c.bar, nt);
+    if (nt > 1 && al_team_run(nt, AL_SFN(lstm_bwd_work), &c) == AL_OK) goto done;
+    c.mode = AL_SPLIT_NONE;
+    al_barrier_init(&c.bar, 1);
+    AL_SFN(lstm_bwd_work)(&c, 0, 1);
+done:
+    free(c.big);
     free(work);
     free(pUt);
     return AL_OK;
@@ -542,5 +765,5 @@ int AL_FN(lstm_backward)(real *dx, real *dW, real *dU, real *db, real *dh0, real
     return AL_FN(lstm_backward_impl)(dx, dW, dU, db, dh0, dc0, hs, cs, gates, act_c, x, h0, c0,
                                      mask, dp_mask, rec_mask, d_out, d_last, d_hT, d_cT, W, U,
                                      B, T, D, H, activation, recurrent_activation,
-                                     go_backwards, 0);
+                                     go_backwards, 0, 1, 0);
 }

@@ -258,4 +258,34 @@ static void al_pg_gemm(int isa, float *C, size_t ldc, const float *A, size_t lda
 #endif
 }
 
+/*
+ * How an LSTM call splits over threads (float32 packed path only; the BLAS path is threaded by
+ * the BLAS itself). AL_SPLIT_ROWS: each thread runs the whole recurrence for its own batch rows,
+ * no synchronisation inside the time loop. AL_SPLIT_COLS: every thread takes all rows and a
+ * block of hidden units (whole panels of nc units, so H % nc == 0), one barrier per step; it
+ * serves small batches, where each thread then streams only its slice of U.
+ * nthreads: the thread budget (attnlstm.set_num_threads); forced (tests): use it whenever the
+ * shapes allow, else only when the call has enough work to pay for creating the threads.
+ * Returns the mode and sets *nt (1 for AL_SPLIT_NONE).
+ */
+enum { AL_SPLIT_NONE = 0, AL_SPLIT_ROWS = 1, AL_SPLIT_COLS = 2 };
+
+static int al_lstm_split(int nthreads, int forced, size_t B, size_t T, size_t H, size_t nc,
+                         int *nt) {
+    const double step_flops = 8.0 * (double)B * (double)H * (double)H;
+    const size_t npanel = H % nc == 0 ? H / nc : 0;
+    *nt = 1;
+    if (nthreads <= 1) return AL_SPLIT_NONE;
+    if (!forced && step_flops * (double)T < 4e6) return AL_SPLIT_NONE;
+    if (npanel >= 2 && B < 16 && (forced || step_flops >= 2e5)) {
+        *nt = nthreads < (int)npanel ? nthreads : (int)npanel;
+        return AL_SPLIT_COLS;
+    }
+    if (B >= 2) {
+        *nt = (size_t)nthreads < B ? nthreads : (int)B;
+        return AL_SPLIT_ROWS;
+    }
+    return AL_SPLIT_NONE;
+}
+
 #endif /* AL_LSTM_PGEMM_H */

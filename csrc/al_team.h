@@ -1,0 +1,123 @@
+/*
+ * al_team.h -- a team of threads for one kernel call, and a barrier for its time loop.
+ *
+ * A kernel that splits its work runs `fn(arg, tid, nt)` on nt threads: the caller is tid 0 and
+ * nt - 1 POSIX threads are created for the call and joined before it returns, so nothing
+ * outlives a call (no pool, no global state). Creating and joining a thread costs tens of
+ * microseconds; callers only split work that is much larger than that.
+ *
+ * The barrier spins (the team's threads are on otherwise idle cores during a kernel call) and
+ * yields the CPU after a while, so an oversubscribed machine still makes progress.
+ *
+ * If a thread cannot be created, no thread runs `fn` and al_team_run returns AL_ERR_NOMEM; the
+ * caller then runs its single-threaded path.
+ */
+#ifndef AL_TEAM_H
+#define AL_TEAM_H
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "al_common.h"
+
+#define AL_TEAM_MAX 64
+
+typedef struct {
+    atomic_int count;      /* threads still to arrive in this round */
+    atomic_int round;      /* incremented by the last thread to arrive */
+    int nt;
+} al_barrier;
+
+static void al_barrier_init(al_barrier *bar, int nt) {
+    atomic_init(&bar->count, nt);
+    atomic_init(&bar->round, 0);
+    bar->nt = nt;
+}
+
+static inline void al_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Every thread of the team waits here until all nt have arrived. Writes made before the
+ * barrier are visible to every thread after it (acquire/release on `round`). */
+static void al_barrier_wait(al_barrier *bar) {
+    const int round = atomic_load_explicit(&bar->round, memory_order_relaxed);
+    long spins = 0;
+    if (bar->nt <= 1) return;
+    if (atomic_fetch_sub_explicit(&bar->count, 1, memory_order_acq_rel) == 1) {
+        atomic_store_explicit(&bar->count, bar->nt, memory_order_relaxed);
+        atomic_fetch_add_explicit(&bar->round, 1, memory_order_release);
+        return;
+    }
+    while (atomic_load_explicit(&bar->round, memory_order_acquire) == round) {
+        if (++spins < 20000) {
+            al_cpu_relax();
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+typedef void (*al_team_fn)(void *arg, int tid, int nt);
+
+typedef struct {
+    al_team_fn fn;
+    void *arg;
+    int tid, nt;
+    atomic_int *go;        /* 1: run, -1: abort (a sibling could not be created) */
+} al_team_member;
+
+static void *al_team_main(void *p) {
+    al_team_member *m = (al_team_member *)p;
+    int go;
+    while ((go = atomic_load_explicit(m->go, memory_order_acquire)) == 0) al_cpu_relax();
+    if (go > 0) m->fn(m->arg, m->tid, m->nt);
+    return NULL;
+}
+
+/* Runs fn(arg, tid, nt) for tid = 0 .. nt-1 concurrently; AL_OK, or AL_ERR_NOMEM if the
+ * threads could not be created (then fn did not run at all). */
+static int al_team_run(int nt, al_team_fn fn, void *arg) {
+    pthread_t th[AL_TEAM_MAX];
+    al_team_member mem[AL_TEAM_MAX];
+    atomic_int go;
+    int i, made = 0;
+    if (nt <= 1) {
+        fn(arg, 0, 1);
+        return AL_OK;
+    }
+    if (nt > AL_TEAM_MAX) nt = AL_TEAM_MAX;
+    atomic_init(&go, 0);
+    for (i = 1; i < nt; i++) {
+        mem[i].fn = fn;
+        mem[i].arg = arg;
+        mem[i].tid = i;
+        mem[i].nt = nt;
+        mem[i].go = &go;
+        if (pthread_create(&th[i], NULL, al_team_main, &mem[i]) != 0) break;
+        made++;
+    }
+    if (made < nt - 1) {
+        atomic_store_explicit(&go, -1, memory_order_release);
+        for (i = 1; i <= made; i++) pthread_join(th[i], NULL);
+        return AL_ERR_NOMEM;
+    }
+    atomic_store_explicit(&go, 1, memory_order_release);
+    fn(arg, 0, nt);
+    for (i = 1; i < nt; i++) pthread_join(th[i], NULL);
+    return AL_OK;
+}
+
+/* [lo, hi) of n items split as evenly as possible among nt parts (part i). */
+static inline void al_split(size_t n, int nt, int i, size_t *lo, size_t *hi) {
+    const size_t q = n / (size_t)nt, r = n % (size_t)nt;
+    const size_t ii = (size_t)i;
+    *lo = ii * q + (ii < r ? ii : r);
+    *hi = *lo + q + (ii < r ? 1 : 0);
+}
+
+#endif /* AL_TEAM_H */

@@ -1,0 +1,76 @@
+"""The LSTM kernels on several threads (csrc/al_team.h, al_lstm_split in csrc/lstm_pgemm.h).
+
+The float32 packed path splits a call either by batch rows (each thread runs the recurrence of
+its own samples) or, for small batches with H a multiple of the panel width, by hidden units
+(one barrier per step). Every element is computed by the same operations in the same order
+whatever the split, so results must be *bitwise* equal to one thread, forward and backward,
+with masks, initial states, go_backwards, D = 0 and every upstream gradient. `threads=n`
+forces n threads wherever the shapes allow; `threads=0` follows set_num_threads."""
+import itertools
+
+import numpy as np
+import pytest
+
+import attnlstm
+from attnlstm import _core
+
+# (B, T, D, H): unit split (H a multiple of 64 and of 32, B < 16), row split (B >= 16, or H
+# not a multiple of the panel), and a shape that cannot split (B = 1, H = 100).
+SHAPES = [(1, 5, 3, 128), (2, 7, 4, 128), (3, 6, 0, 192), (20, 5, 3, 32), (17, 4, 5, 64),
+          (1, 3, 2, 100), (5, 4, 3, 256), (40, 3, 2, 128)]
+
+
+def run(rng_seed, B, T, D, H, impl, masked, gob, init, threads):
+    rng = np.random.default_rng(rng_seed)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    x, W, U, b = f(B, T, D), f(D, 4 * H) * 0.3, f(H, 4 * H) * 0.3, f(4 * H)
+    h0, c0 = (f(B, H), f(B, H)) if init else (None, None)
+    mask = rng.random((B, T)) > 0.3 if masked else None
+    dy, dl = f(B, T, H), f(B, H)
+    hs, cs, out, gates, act_c = _core.lstm_forward(
+        x, W, U, b, h0, c0, mask, _core.ACT_TANH, _core.ACT_SIGMOID, gob, save_act_c=True,
+        impl=impl, threads=threads)
+    grads = _core.lstm_backward(hs, cs, gates, x, W, U, h0, c0, mask, act_c=act_c,
+                                d_outputs=dy, d_last=dl, d_h=dl, d_c=dl, go_backwards=gob,
+                                impl=impl, threads=threads)
+    # gates and act_c of masked steps are unspecified: compare them only without a mask
+    fwd = [hs, cs, out] if masked else [hs, cs, gates, act_c]
+    return [a for a in fwd + list(grads) if a is not None]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B%d-T%d-D%d-H%d" % s)
+@pytest.mark.parametrize("impl", [2, 3], ids=["avx2", "avx512"])
+def test_threads_bitwise_equal_to_one_thread(shape, impl):
+    for k, (masked, gob, init) in enumerate(itertools.product((False, True), repeat=3)):
+        one = run(k, *shape, impl, masked, gob, init, threads=1)
+        for threads in (2, 3):
+            many = run(k, *shape, impl, masked, gob, init, threads=threads)
+            assert len(one) == len(many)
+            for a, b in zip(one, many):
+                assert np.array_equal(a, b), (shape, impl, masked, gob, init, threads)
+
+
+def test_set_num_threads_drives_the_automatic_choice():
+    """threads=0 takes set_num_threads' count; a call large enough to split gives the same
+    bits as one thread."""
+    old = attnlstm.get_num_threads()
+    try:
+        attnlstm.set_num_threads(2)
+        auto = run(0, 32, 40, 16, 128, 0, True, False, True, threads=0)
+        attnlstm.set_num_threads(1)
+        single = run(0, 32, 40, 16, 128, 0, True, False, True, threads=0)
+    finally:
+        attnlstm.set_num_threads(old)
+    for a, b in zip(auto, single):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad", [-1, 1025])
+def test_threads_out_of_range_is_a_value_error(bad):
+    x = np.zeros((1, 2, 3), np.float32)
+    W, U = np.zeros((3, 8), np.float32), np.zeros((2, 8), np.float32)
+    with pytest.raises(ValueError, match=r"lstm_forward: `threads` must be 0 \(automatic"):
+        _core.lstm_forward(x, W, U, threads=bad)
+    hs = np.zeros((1, 2, 2), np.float32)
+    with pytest.raises(ValueError, match=r"lstm_backward: `threads` must be 0 \(automatic"):
+        _core.lstm_backward(hs, hs, np.zeros((1, 2, 8), np.float32), x, W, U, threads=bad)
