@@ -92,7 +92,6 @@ static void AL_SFN(attn_mask_softmax_row)(real *row, size_t b, size_t i,
                                           int causal, size_t Tq, size_t Tv) {
     const uint8_t *vm = value_mask ? value_mask + b * Tv : NULL;
     const uint8_t *am = attention_mask ? attention_mask + (b * Tq + i) * Tv : NULL;
-    real m, sum;
     size_t j;
     if (Tv == 0) return;
     if (vm != NULL || am != NULL || causal) {
@@ -101,16 +100,7 @@ static void AL_SFN(attn_mask_softmax_row)(real *row, size_t b, size_t i,
             if (!keep) row[j] = row[j] - (real)AL_ATTN_MASK_PENALTY;
         }
     }
-    m = row[0];
-    for (j = 1; j < Tv; j++) {
-        if (row[j] > m) m = row[j];
-    }
-    sum = (real)0;
-    for (j = 0; j < Tv; j++) {
-        row[j] = AL_EXP(row[j] - m);
-        sum += row[j];
-    }
-    for (j = 0; j < Tv; j++) row[j] = row[j] / sum;
+    AL_SFN(softmax_row)(row, NULL, Tv);
 }
 
 /*

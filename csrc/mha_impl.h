@@ -44,14 +44,6 @@ static void AL_SFN(mha_gemm)(int ta, int tb, size_t M, size_t N, size_t Kd,
             (int)M, (int)N, (int)Kd, (real)1, A, (int)lda, Bm, (int)ldb, beta, C, (int)ldc);
 }
 
-/* exp(x) for x <= 0, skipping libm's slow underflow path (errno, xflow) where the exact result
- * is 0: below ln(2^-150) ~ -103.97 in float32 and ln(2^-1075) ~ -745.13 in float64. Peaked
- * softmax rows hit it for most keys. */
-static real AL_SFN(mha_exp_nonpos)(real x) {
-    const real zero_below = sizeof(real) == sizeof(float) ? (real)-104 : (real)-746;
-    return x < zero_below ? (real)0 : AL_EXP(x);
-}
-
 /* r(i,j) = clip(j - i, -K, K) + K, in unsigned arithmetic. */
 static size_t AL_SFN(mha_rel_index)(size_t i, size_t j, size_t K) {
     if (j + K <= i) return 0;
@@ -193,23 +185,7 @@ int AL_FN(mha_forward)(real *out, real *weights, real *qs, real *kp, real *vp,
                     for (j = 0; j < Tv; j++) s[j] = u;
                 } else {
                     /* exp(s - max) / sum over the attended keys; masked keys get exactly 0. */
-                    real m = (real)0, sum = (real)0;
-                    int first = 1;
-                    for (j = 0; j < Tv; j++) {
-                        if (rowm[j] && (first || s[j] > m)) {
-                            m = s[j];
-                            first = 0;
-                        }
-                    }
-                    for (j = 0; j < Tv; j++) {
-                        if (rowm[j]) {
-                            s[j] = AL_SFN(mha_exp_nonpos)(s[j] - m);
-                            sum += s[j];
-                        } else {
-                            s[j] = (real)0;
-                        }
-                    }
-                    for (j = 0; j < Tv; j++) s[j] /= sum;
+                    AL_SFN(softmax_row)(s, rowm, Tv);
                 }
                 if (wsum != NULL) {
                     real *a = wsum + ((b * Tq + i) * NH + h) * R;
