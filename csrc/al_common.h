@@ -37,4 +37,10 @@ enum {
 #define al_cblas_sgemm scipy_cblas_sgemm
 #define al_cblas_dgemm scipy_cblas_dgemm
 
+/* The thread count of the BLAS, which attnlstm.set_num_threads sets: the one thread budget for
+ * the BLAS and for the kernels that split work themselves (the LSTM takes it from its binding,
+ * the attention kernels read it here). */
+int scipy_openblas_get_num_threads(void);
+static inline int al_blas_threads(void) { return scipy_openblas_get_num_threads(); }
+
 #endif /* AL_COMMON_H */

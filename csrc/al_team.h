@@ -30,7 +30,7 @@ typedef struct {
     int nt;
 } al_barrier;
 
-static void al_barrier_init(al_barrier *bar, int nt) {
+static inline void al_barrier_init(al_barrier *bar, int nt) {
     atomic_init(&bar->count, nt);
     atomic_init(&bar->round, 0);
     bar->nt = nt;
@@ -44,7 +44,7 @@ static inline void al_cpu_relax(void) {
 
 /* Every thread of the team waits here until all nt have arrived. Writes made before the
  * barrier are visible to every thread after it (acquire/release on `round`). */
-static void al_barrier_wait(al_barrier *bar) {
+static inline void al_barrier_wait(al_barrier *bar) {
     const int round = atomic_load_explicit(&bar->round, memory_order_relaxed);
     long spins = 0;
     if (bar->nt <= 1) return;

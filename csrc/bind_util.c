@@ -8,7 +8,6 @@
 
 /* OpenBLAS (scipy-openblas32) thread count: the one setting for the BLAS and our kernels. */
 void scipy_openblas_set_num_threads(int num_threads);
-int scipy_openblas_get_num_threads(void);
 
 static const char *al_type_name(int typenum) {
     return typenum == NPY_FLOAT32 ? "float32" : typenum == NPY_FLOAT64 ? "float64" : "bool";

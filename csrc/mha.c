@@ -2,8 +2,14 @@
  * mha.c -- multi-head and relative-position attention kernels, compiled once per floating
  * type from mha_impl.h.
  */
+#define _POSIX_C_SOURCE 200809L  /* sched_yield, pthreads (al_team.h) */
 #include <stdlib.h>
 #include "al_mha.h"
+#include "al_team.h"
+
+/* Score elements (B*NH*Tq*Tv) from which the forward splits its softmax rows among threads:
+ * below it, creating the team (tens of microseconds) costs more than it saves. */
+#define AL_MHA_TEAM_MIN 262144.0
 
 #define AL_REAL_F32
 #include "al_real.h"

@@ -108,6 +108,78 @@ static real *AL_SFN(mha_alloc)(size_t n, int zero) {
     return zero ? (real *)calloc(n, sizeof(real)) : (real *)malloc(n * sizeof(real));
 }
 
+/* Score rows of the forward: everything between the score and context products. */
+typedef struct {
+    real *weights, *rq, *wsum;
+    uint8_t *live, *rowm;
+    const uint8_t *attn_mask, *query_mask, *value_mask, *key_mask;
+    size_t rows, Tq, Tv, NH, K;
+    int per_head, causal, fully_masked;
+} AL_SFN(mha_rows_ctx);
+
+/* Rows [r0, r1) of the (B,NH,Tq) score rows of `weights` (row r = (b NH + h) Tq + i):
+ * masks, relative-key terms, masked softmax and the relative-value bucket sums, in place.
+ * rowm (Tv) is the caller's scratch. */
+static void AL_SFN(mha_rows)(const AL_SFN(mha_rows_ctx) *c, size_t r0, size_t r1,
+                             uint8_t *rowm) {
+    const size_t Tq = c->Tq, Tv = c->Tv, NH = c->NH, K = c->K, R = 2 * K + 1;
+    size_t r, j;
+    for (r = r0; r < r1; r++) {
+        const size_t i = r % Tq, h = (r / Tq) % NH, b = r / (Tq * NH);
+        real *s = c->weights + r * Tv;
+        /* without masks every key is attended: no keep row to build */
+        const int unmasked = c->attn_mask == NULL && c->query_mask == NULL &&
+                             c->value_mask == NULL && c->key_mask == NULL && !c->causal;
+        const size_t n = unmasked ? Tv
+                                  : AL_SFN(mha_row_mask)(rowm, c->attn_mask, c->query_mask,
+                                                         c->value_mask, c->key_mask, b, h, i,
+                                                         Tq, Tv, NH, c->per_head, c->causal);
+        c->live[r] = n > 0;
+        if (c->rq != NULL) {
+            const real *rr = c->rq + ((b * Tq + i) * NH + h) * R;
+            for (j = 0; j < Tv; j++) s[j] += rr[AL_SFN(mha_rel_index)(i, j, K)];
+        }
+        if (n == 0) {
+            const real u = (c->fully_masked == AL_MHA_FULLY_MASKED_UNIFORM && Tv > 0)
+                               ? (real)1 / (real)Tv : (real)0;
+            for (j = 0; j < Tv; j++) s[j] = u;
+        } else {
+            /* exp(s - max) / sum over the attended keys; masked keys get exactly 0. */
+            AL_SFN(softmax_row)(s, unmasked ? NULL : rowm, Tv);
+        }
+        if (c->wsum != NULL) {
+            real *a = c->wsum + ((b * Tq + i) * NH + h) * R;
+            for (j = 0; j < Tv; j++) a[AL_SFN(mha_rel_index)(i, j, K)] += s[j];
+        }
+    }
+}
+
+/* One thread's share of the score rows (al_team_run); c->rowm holds nt scratch rows. */
+static void AL_SFN(mha_rows_work)(void *arg, int tid, int nt) {
+    const AL_SFN(mha_rows_ctx) *c = (const AL_SFN(mha_rows_ctx) *)arg;
+    size_t r0, r1;
+    al_split(c->rows, nt, tid, &r0, &r1);
+    AL_SFN(mha_rows)(c, r0, r1, c->rowm + (size_t)tid * (c->Tv > 0 ? c->Tv : 1));
+}
+
+/* S (Tq,Tv) of sample b, head h = q[b,:,h] (Tq,HS) k[b,:,h]^T: strided head views,
+ * ld = NH*HS; S is block (b,h) of weights (B,NH,Tq,Tv). */
+static void AL_SFN(mha_scores)(real *weights, const real *qs, const real *kp, size_t b,
+                               size_t h, size_t Tq, size_t Tv, size_t NH, size_t HS) {
+    const size_t QW = NH * HS;
+    AL_SFN(mha_gemm)(0, 1, Tq, Tv, HS, qs + b * Tq * QW + h * HS, QW,
+                     kp + b * Tv * QW + h * HS, QW, (real)0, weights + (b * NH + h) * Tq * Tv,
+                     Tv);
+}
+
+/* ctx[b,:,h] (Tq,HSv) = w (Tq,Tv) v[b,:,h] (Tv,HSv), ld = NH*HSv. */
+static void AL_SFN(mha_context)(real *ctx, const real *weights, const real *vp, size_t b,
+                                size_t h, size_t Tq, size_t Tv, size_t NH, size_t HSv) {
+    const size_t VW = NH * HSv;
+    AL_SFN(mha_gemm)(0, 0, Tq, HSv, Tv, weights + (b * NH + h) * Tq * Tv, Tv,
+                     vp + b * Tv * VW + h * HSv, VW, (real)0, ctx + b * Tq * VW + h * HSv, VW);
+}
+
 /*
  * mha_forward: the whole layer (projections, per-head scores, masked softmax, context, output
  * projection) for every batch element in one call.
@@ -142,7 +214,7 @@ int AL_FN(mha_forward)(real *out, real *weights, real *qs, real *kp, real *vp,
     real scale;
     uint8_t *rowm = NULL;
     real *rq = NULL, *wsum = NULL;
-    size_t b, h, i, j;
+    size_t b, h, i;
 
     if (NH == 0 || HS == 0) return AL_ERR_ARG;
     scale = (real)1 / AL_SQRT((real)HS);
@@ -163,38 +235,44 @@ int AL_FN(mha_forward)(real *out, real *weights, real *qs, real *kp, real *vp,
     /* rq (B*Tq*NH, R) = qs (B*Tq*NH, HS) rel_k^T: every query row against every relative key. */
     if (rq != NULL) AL_SFN(mha_gemm)(0, 1, rows, R, HS, qs, HS, rel_k, HS, (real)0, rq, R);
 
-    for (b = 0; b < B; b++) {
-        for (h = 0; h < NH; h++) {
-            real *S = weights + (b * NH + h) * Tq * Tv;
-            /* S (Tq,Tv) = q[b,:,h] (Tq,HS) k[b,:,h]^T: strided head views, ld = NH*HS. */
-            AL_SFN(mha_gemm)(0, 1, Tq, Tv, HS, qs + b * Tq * QW + h * HS, QW,
-                             kp + b * Tv * QW + h * HS, QW, (real)0, S, Tv);
-            for (i = 0; i < Tq; i++) {
-                real *s = S + i * Tv;
-                const size_t n = AL_SFN(mha_row_mask)(rowm, attn_mask, query_mask, value_mask,
-                                                      key_mask, b, h, i, Tq, Tv, NH,
-                                                      attn_mask_per_head, causal);
-                live[(b * NH + h) * Tq + i] = n > 0;
-                if (rq != NULL) {
-                    const real *r = rq + ((b * Tq + i) * NH + h) * R;
-                    for (j = 0; j < Tv; j++) s[j] += r[AL_SFN(mha_rel_index)(i, j, K)];
+    {
+        AL_SFN(mha_rows_ctx) c;
+        int nt = al_blas_threads();
+        c.weights = weights; c.live = live; c.rq = rq; c.wsum = wsum; c.rowm = rowm;
+        c.attn_mask = attn_mask; c.query_mask = query_mask; c.value_mask = value_mask;
+        c.key_mask = key_mask; c.rows = B * NH * Tq; c.Tq = Tq; c.Tv = Tv; c.NH = NH; c.K = K;
+        c.per_head = attn_mask_per_head; c.causal = causal; c.fully_masked = fully_masked;
+        /* Several threads: all score blocks (BLAS, threaded by itself), then the rows split
+         * among a team, then all context products. One thread, or too little work to pay
+         * for a team: block by block, while each block is in cache. */
+        if (nt > 1 && (double)B * NH * Tq * Tv >= AL_MHA_TEAM_MIN) {
+            uint8_t *rowms = (uint8_t *)malloc((size_t)nt * (Tv > 0 ? Tv : 1));
+            if (rowms == NULL) nt = 1;
+            else {
+                c.rowm = rowms;
+                for (b = 0; b < B; b++)
+                    for (h = 0; h < NH; h++) AL_SFN(mha_scores)(weights, qs, kp, b, h, Tq, Tv, NH, HS);
+                if (al_team_run(nt, AL_SFN(mha_rows_work), &c) != AL_OK) {
+                    c.rowm = rowm;
+                    AL_SFN(mha_rows)(&c, 0, B * NH * Tq, rowm);
                 }
-                if (n == 0) {
-                    const real u = (fully_masked == AL_MHA_FULLY_MASKED_UNIFORM && Tv > 0)
-                                       ? (real)1 / (real)Tv : (real)0;
-                    for (j = 0; j < Tv; j++) s[j] = u;
-                } else {
-                    /* exp(s - max) / sum over the attended keys; masked keys get exactly 0. */
-                    AL_SFN(softmax_row)(s, rowm, Tv);
-                }
-                if (wsum != NULL) {
-                    real *a = wsum + ((b * Tq + i) * NH + h) * R;
-                    for (j = 0; j < Tv; j++) a[AL_SFN(mha_rel_index)(i, j, K)] += s[j];
+                free(rowms);
+                for (b = 0; b < B; b++)
+                    for (h = 0; h < NH; h++)
+                        AL_SFN(mha_context)(ctx, weights, vp, b, h, Tq, Tv, NH, HSv);
+            }
+        } else {
+            nt = 1;
+        }
+        if (nt <= 1) {
+            for (b = 0; b < B; b++) {
+                for (h = 0; h < NH; h++) {
+                    const size_t r0 = (b * NH + h) * Tq;
+                    AL_SFN(mha_scores)(weights, qs, kp, b, h, Tq, Tv, NH, HS);
+                    AL_SFN(mha_rows)(&c, r0, r0 + Tq, rowm);
+                    AL_SFN(mha_context)(ctx, weights, vp, b, h, Tq, Tv, NH, HSv);
                 }
             }
-            /* ctx[b,:,h] (Tq,HSv) = w (Tq,Tv) v[b,:,h] (Tv,HSv), ld = NH*HSv. */
-            AL_SFN(mha_gemm)(0, 0, Tq, HSv, Tv, S, Tv, vp + b * Tv * VW + h * HSv, VW,
-                             (real)0, ctx + b * Tq * VW + h * HSv, VW);
         }
     }
     /* ctx (B*Tq*NH, HSv) += wsum (B*Tq*NH, R) rel_v (R, HSv). */
