@@ -31,11 +31,6 @@ static inline real AL_SFN(al_hard_sigmoid)(real x) {
 
 #include "al_vmath.h"
 
-#if defined(AL_REAL_F32)
-#  define AL_VEXP al_expf_poly
-#else
-#  define AL_VEXP AL_EXP
-#endif
 
 /* x (n) -> act(x) (n), in place. The loops are branch-free so they vectorise; the CPU's widest
  * vector unit is chosen at run time (target_clones), the build itself stays portable. */
@@ -54,14 +49,20 @@ static void AL_SFN(act_forward)(int act, real *x, size_t n) {
             x[k] = x[k] < 0.0f ? -t : t;
         }
 #else
-        for (k = 0; k < n; k++) x[k] = AL_TANH(x[k]);
+        for (k = 0; k < n; k++) {
+            /* tanh(x) = sign(x) (-m) / (2 + m), m = expm1(-2|x|): accurate near 0 too */
+            const double a = x[k] < 0.0 ? -x[k] : x[k];
+            const double m = al_expm1_poly(-2.0 * a);
+            const double t = -m / (2.0 + m);
+            x[k] = x[k] < 0.0 ? -t : t;
+        }
 #endif
         break;
     case AL_ACT_SIGMOID:
 #if defined(AL_REAL_F32)
         for (k = 0; k < n; k++) x[k] = 1.0f / (1.0f + al_expf_poly(-x[k]));
 #else
-        for (k = 0; k < n; k++) x[k] = AL_SFN(al_sigmoid)(x[k]);
+        for (k = 0; k < n; k++) x[k] = 1.0 / (1.0 + al_exp_poly(-x[k]));
 #endif
         break;
     case AL_ACT_HARD_SIGMOID:

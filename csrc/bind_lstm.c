@@ -65,10 +65,10 @@ static const char LSTM_FORWARD_DOC[] =
     "sequence (None without a mask: it equals hs), and gates (B,T,4H), the activated gates\n"
     "indexed by time, saved for the backward pass; with save_act_c also act_c (B,T,H) =\n"
     "activation(c) per step, which lstm_backward uses instead of recomputing it.\n"
-    "impl (tests and benchmarks): 0 automatic, 1 BLAS only, 2 / 3 the packed float32 path\n"
-    "with AVX2 / AVX-512 (falls back to what the CPU has); float64 always uses BLAS.\n"
+    "impl (tests and benchmarks): 0 automatic, 1 BLAS only, 2 / 3 the packed path with\n"
+    "AVX2 / AVX-512 (falls back to what the CPU has), float32 and float64.\n"
     "threads: 0 uses set_num_threads' count when the call is large enough to gain from it;\n"
-    "n > 0 uses exactly n threads wherever the shapes allow (tests). Only the packed float32\n"
+    "n > 0 uses exactly n threads wherever the shapes allow (tests). Only the packed\n"
     "path splits its work (the batch rows, or the hidden units for small batches); results\n"
     "are bitwise the same for any thread count.\n"
     "Raises TypeError/ValueError on bad input, MemoryError when out of memory.";

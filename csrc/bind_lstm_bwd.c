@@ -21,7 +21,7 @@ static const char LSTM_BACKWARD_DOC[] =
     "d_c (B,H) w.r.t. the final states. Returns dx (B,T,D), dkernel (D,4H),\n"
     "drecurrent_kernel (H,4H), dbias (4H,), dh0 and dc0 (B,H) (gradients w.r.t. the initial\n"
     "states, also when they were zeros). All float arrays share x's dtype.\n"
-    "impl: as for lstm_forward (0 automatic, 1 BLAS, 2 AVX2, 3 AVX-512 packed float32 path).\n"
+    "impl: as for lstm_forward (0 automatic, 1 BLAS, 2 AVX2, 3 AVX-512 packed path).\n"
     "threads: as for lstm_forward.\n"
     "Raises TypeError/ValueError on bad input, MemoryError when out of memory.";
 

@@ -1,6 +1,6 @@
 /*
- * lstm.c -- LSTM kernels, compiled once per floating type from lstm_impl.h. The float32
- * instance also uses the packed-panel GEMM of lstm_pgemm.h for its per-step products.
+ * lstm.c -- LSTM kernels, compiled once per floating type from lstm_impl.h, with the
+ * packed-panel GEMM of lstm_pgemm.h / lstm_pgemm_impl.h for their per-step products.
  */
 #define _POSIX_C_SOURCE 200809L  /* sched_yield, pthreads (al_team.h) */
 #include <stdlib.h>
@@ -13,11 +13,13 @@
 #define AL_REAL_F32
 #include "al_real.h"
 #include "al_act_impl.h"
+#include "lstm_pgemm_impl.h"
 #include "lstm_impl.h"
 #include "al_real_undef.h"
 
 #define AL_REAL_F64
 #include "al_real.h"
 #include "al_act_impl.h"
+#include "lstm_pgemm_impl.h"
 #include "lstm_impl.h"
 #include "al_real_undef.h"

@@ -5,9 +5,9 @@
  * impl: 0 automatic (the packed-panel float32 path of lstm_pgemm.h where it is faster than
  *       BLAS, chosen from the CPU and the shapes), 1 BLAS only, 2 packed path with AVX2,
  *       3 packed path with AVX-512 (a forced path the CPU lacks falls back to the best one it
- *       has). float64 always takes the BLAS path. Results agree to float32 rounding.
+ *       has), for float32 and float64 alike. Results agree to the type's rounding.
  * nthreads, forced: the thread budget and whether to use it regardless of the call's size
- *       (al_lstm_split in lstm_pgemm.h); only the packed float32 path uses threads, and its
+ *       (al_lstm_split in lstm_pgemm.h); only the packed path uses threads, and its
  *       results are bitwise the same for every thread count.
  */
 #ifndef AL_LSTM_API_H

@@ -67,7 +67,7 @@ typedef struct {
     size_t B, T, D, H;
     int activation, recurrent_activation, go_backwards;
     int isa, mode;                   /* AL_PG_* ISA; AL_SPLIT_* mode of the team */
-    const float *pU, *pW;            /* packed U / W (float32 packed path), or NULL */
+    const real *pU, *pW;            /* packed U / W (packed path), or NULL */
     real *hd;                        /* (B,4H) workspace with rec_mask (single thread only) */
     al_barrier bar;
 } AL_SFN(lstm_fwd_ctx);
@@ -128,7 +128,7 @@ static void AL_SFN(lstm_fwd_elementwise)(const AL_SFN(lstm_fwd_ctx) *c, size_t b
 }
 
 /* One thread's share of the forward: batch rows [b0, b1) and hidden units [u0, u1) by the
- * team's mode (everything when single-threaded). Only the float32 packed path runs with
+ * team's mode (everything when single-threaded). Only the packed path runs with
  * nt > 1; the BLAS and dropout-mask paths always run single-threaded. */
 static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
     AL_SFN(lstm_fwd_ctx) *c = (AL_SFN(lstm_fwd_ctx) *)arg;
@@ -140,7 +140,7 @@ static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
     if (c->mode == AL_SPLIT_ROWS) {
         al_split(B, nt, tid, &b0, &b1);
     } else if (c->mode == AL_SPLIT_COLS) {
-        const size_t nc = al_pg_nc(c->isa);
+        const size_t nc = AL_SFN(al_pg_nc)(c->isa);
         al_split(H / nc, nt, tid, &u0, &u1);
         u0 *= nc;
         u1 *= nc;
@@ -149,12 +149,10 @@ static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
     /* gates (B*T, 4H) = x (B*T, D) @ W (D, 4H): one GEMM over every step (the packed path
      * adds the bias here too). The packed path splits it by rows among the team. */
     if (D > 0 && c->dp_mask == NULL && c->pW != NULL) {
-#if defined(AL_REAL_F32)
         size_t r0 = b0 * T, r1 = b1 * T;
         if (c->mode == AL_SPLIT_COLS) al_split(B * T, nt, tid, &r0, &r1);
-        al_pg_gemm(c->isa, gates + r0 * G, G, x + r0 * D, D, 1, c->pW, 0, c->bias, 0, r1 - r0,
+        AL_SFN(al_pg_gemm)(c->isa, gates + r0 * G, G, x + r0 * D, D, 1, c->pW, 0, c->bias, 0, r1 - r0,
                    G, D);
-#endif
     } else if (D > 0 && c->dp_mask == NULL) {
         AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)G, (int)D,
                 (real)1, x, (int)D, W, (int)G, (real)0, gates, (int)G);
@@ -180,20 +178,18 @@ static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
         real *gt = gates + t * G;                       /* rows b at stride T*G */
 
         if (hprev != NULL && c->pU != NULL) {
-#if defined(AL_REAL_F32)
-            const size_t nc = al_pg_nc(c->isa);
+            const size_t nc = AL_SFN(al_pg_nc)(c->isa);
             if (c->mode == AL_SPLIT_COLS) {
                 /* this thread's units in each of the four gate blocks (nc | H) */
                 for (k = 0; k < 4; k++) {
-                    al_pg_gemm(c->isa, gt + k * H + u0, T * G, hprev, hprev_ld, 1,
+                    AL_SFN(al_pg_gemm)(c->isa, gt + k * H + u0, T * G, hprev, hprev_ld, 1,
                                c->pU + ((k * H + u0) / nc) * H * nc, 0, NULL, 1, B, u1 - u0,
                                H);
                 }
             } else {
-                al_pg_gemm(c->isa, gt + b0 * T * G, T * G, hprev + b0 * hprev_ld, hprev_ld, 1,
+                AL_SFN(al_pg_gemm)(c->isa, gt + b0 * T * G, T * G, hprev + b0 * hprev_ld, hprev_ld, 1,
                            c->pU, 0, NULL, 1, b1 - b0, G, H);
             }
-#endif
         } else if (hprev != NULL && c->rec_mask == NULL) {
             AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)G, (int)H,
                     (real)1, hprev, (int)hprev_ld, U, (int)G, (real)1, gt, (int)(T * G));
@@ -245,7 +241,7 @@ static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
  *
  * The input projection of all B*T rows is one GEMM (four, one per gate, with dp_mask); each
  * step is one (B,H)x(H,4H) GEMM (four (B,H)x(H,H) with rec_mask) into the strided gate rows
- * of time t, then a fused elementwise pass per sample. The float32 packed path may split the
+ * of time t, then a fused elementwise pass per sample. The packed path may split the
  * batch rows or the hidden units among threads (al_lstm_split); every element is computed by
  * the same operations in the same order whatever the split, so results do not depend on it.
  */
@@ -258,9 +254,9 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
                              int impl, int nthreads, int forced) {
     const size_t G = 4 * H;
     AL_SFN(lstm_fwd_ctx) c;
-    /* float32 packed-panel path (lstm_pgemm.h): packed U for the steps, packed W (+ bias
+    /* packed-panel path (lstm_pgemm.h): packed U for the steps, packed W (+ bias
      * folded in) for the input projection; NULL where BLAS does the product. */
-    float *packed = NULL;
+    real *packed = NULL;
     int nt = 1, status = AL_OK;
     if (B == 0 || T == 0) return AL_OK;
     c.hs = hs; c.cs = cs; c.out = out; c.gates = gates; c.act_c = act_c;
@@ -276,37 +272,31 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
         c.hd = (real *)malloc(n * sizeof(real));
         if (c.hd == NULL) return AL_ERR_NOMEM;
     }
-#if defined(AL_REAL_F32)
     c.isa = al_pg_choose(impl, B, T);
     if (c.isa != AL_PG_NONE) {
-        const size_t nu = rec_mask == NULL ? al_pg_size(c.isa, H, G) : 0;
+        const size_t nu = rec_mask == NULL ? AL_SFN(al_pg_size)(c.isa, H, G) : 0;
         const size_t nw = (D > 0 && dp_mask == NULL && al_pg_for_projection(c.isa, impl))
-                              ? al_pg_size(c.isa, D, G) : 0;
+                              ? AL_SFN(al_pg_size)(c.isa, D, G) : 0;
         if (nu + nw > 0) {
-            packed = (float *)malloc((nu + nw) * sizeof(float));
+            packed = (real *)malloc((nu + nw) * sizeof(real));
             if (packed == NULL) {
                 free(c.hd);
                 return AL_ERR_NOMEM;
             }
         }
         if (nu > 0) {
-            al_pg_pack(c.isa, packed, U, G, 0, H, G);
+            AL_SFN(al_pg_pack)(c.isa, packed, U, G, 0, H, G);
             c.pU = packed;
         }
         if (nw > 0) {
-            al_pg_pack(c.isa, packed + nu, W, G, 0, D, G);
+            AL_SFN(al_pg_pack)(c.isa, packed + nu, W, G, 0, D, G);
             c.pW = packed + nu;
         }
         /* Threads only where every product is a packed one (no BLAS inside the team). */
         if (c.pU != NULL && (D == 0 || c.pW != NULL)) {
-            c.mode = al_lstm_split(nthreads, forced, B, T, H, al_pg_nc(c.isa), &nt);
+            c.mode = al_lstm_split(nthreads, forced, B, T, H, AL_SFN(al_pg_nc)(c.isa), &nt);
         }
     }
-#else
-    (void)impl;
-    (void)nthreads;
-    (void)forced;
-#endif
     al_barrier_init(&c.bar, nt);
     if (nt > 1 && al_team_run(nt, AL_SFN(lstm_fwd_work), &c) == AL_OK) goto done;
     c.mode = AL_SPLIT_NONE;
@@ -419,9 +409,9 @@ typedef struct {
     size_t B, T, D, H, HW;
     int activation, recurrent_activation, go_backwards;
     int isa, mode;                  /* AL_PG_* ISA; AL_SPLIT_* mode of the team */
-    const float *pUt;               /* packed U^T (4H,H), float32 packed path, or NULL */
-    float *big;                     /* packed Hd, X, W^T and a transposed-result buffer for the
-                                       post-loop products (float32 packed path), or NULL */
+    const real *pUt;               /* packed U^T (4H,H), packed path, or NULL */
+    real *big;                     /* packed Hd, X, W^T and a transposed-result buffer for the
+                                       post-loop products (packed path), or NULL */
     real *dZ, *Hd, *tmp, *dcarry, *xd;
     al_barrier bar;
 } AL_SFN(lstm_bwd_ctx);
@@ -486,13 +476,11 @@ static void AL_SFN(lstm_bwd_loop)(AL_SFN(lstm_bwd_ctx) *c, size_t b0, size_t b1,
         }
         if (c->mode == AL_SPLIT_COLS) al_barrier_wait(&c->bar);
         if (c->pUt != NULL) {
-#if defined(AL_REAL_F32)
             /* tmp[b0:b1, u0:u1] = dz_t[b0:b1] (rows at stride T*4H) @ U^T[:, u0:u1]; u0 is a
              * panel boundary */
-            const size_t nc = al_pg_nc(c->isa);
-            al_pg_gemm(c->isa, tmp + b0 * HW + u0, HW, dZ + (b0 * T + t) * G, T * G, 1,
+            const size_t nc = AL_SFN(al_pg_nc)(c->isa);
+            AL_SFN(al_pg_gemm)(c->isa, tmp + b0 * HW + u0, HW, dZ + (b0 * T + t) * G, T * G, 1,
                        c->pUt + (u0 / nc) * G * nc, 0, NULL, 0, b1 - b0, n, G);
-#endif
         } else if (c->rec_mask == NULL) {
             /* tmp (B,H) = dz_t (B,4H; rows at stride T*4H) @ U^T */
             AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c->B, (int)H, (int)G,
@@ -607,7 +595,7 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
     if (c->mode == AL_SPLIT_ROWS) {
         al_split(B, nt, tid, &b0, &b1);
     } else if (c->mode == AL_SPLIT_COLS) {
-        const size_t nc = al_pg_nc(c->isa);
+        const size_t nc = AL_SFN(al_pg_nc)(c->isa);
         al_split(H / nc, nt, tid, &u0, &u1);
         u0 *= nc;
         u1 *= nc;
@@ -619,47 +607,45 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
     al_barrier_wait(&c->bar);
 
     if (c->big != NULL) {
-#if defined(AL_REAL_F32)
         /* The three large products as dZ^T (or dZ) times a packed right-hand side, each
          * transposed result moved into place; every thread packs its share of the panels,
          * then computes its rows of each product. */
         const int isa = c->isa;
-        const size_t nc = al_pg_nc(isa), LD = H > D ? H : D;
-        const size_t nh = al_pg_size(isa, BT, H), nx = al_pg_size(isa, BT, D);
-        float *pH = c->big, *pX = pH + nh, *pWt = pX + nx, *tT = pWt + al_pg_size(isa, G, D);
+        const size_t nc = AL_SFN(al_pg_nc)(isa), LD = H > D ? H : D;
+        const size_t nh = AL_SFN(al_pg_size)(isa, BT, H), nx = AL_SFN(al_pg_size)(isa, BT, D);
+        real *pH = c->big, *pX = pH + nh, *pWt = pX + nx, *tT = pWt + AL_SFN(al_pg_size)(isa, G, D);
         size_t p0, p1;
         al_split((H + nc - 1) / nc, nt, tid, &p0, &p1);
         if (p1 > p0) {
-            al_pg_pack(isa, pH + p0 * BT * nc, c->Hd + p0 * nc, H, 0, BT,
+            AL_SFN(al_pg_pack)(isa, pH + p0 * BT * nc, c->Hd + p0 * nc, H, 0, BT,
                        (p1 * nc < H ? p1 * nc : H) - p0 * nc);
         }
         al_split((D + nc - 1) / nc, nt, tid, &p0, &p1);
         if (p1 > p0) {
             const size_t w = (p1 * nc < D ? p1 * nc : D) - p0 * nc;
-            al_pg_pack(isa, pX + p0 * BT * nc, c->x + p0 * nc, D, 0, BT, w);
-            al_pg_pack(isa, pWt + p0 * G * nc, c->W + p0 * nc * G, G, 1, G, w);
+            AL_SFN(al_pg_pack)(isa, pX + p0 * BT * nc, c->x + p0 * nc, D, 0, BT, w);
+            AL_SFN(al_pg_pack)(isa, pWt + p0 * G * nc, c->W + p0 * nc * G, G, 1, G, w);
         }
         al_barrier_wait(&c->bar);
         al_split(G, nt, tid, &g0, &g1);
         if (g1 > g0) {
             /* dU^T rows [g0, g1) (4H, H) = dZ^T (4H, B*T) Hd (B*T, H) */
-            al_pg_gemm(isa, tT + g0 * LD, LD, c->dZ + g0, 1, G, pH, 0, NULL, 0, g1 - g0, H, BT);
-            al_pg_transpose(c->dU + g0, G, tT + g0 * LD, LD, g1 - g0, H);
+            AL_SFN(al_pg_gemm)(isa, tT + g0 * LD, LD, c->dZ + g0, 1, G, pH, 0, NULL, 0, g1 - g0, H, BT);
+            AL_SFN(al_pg_transpose)(c->dU + g0, G, tT + g0 * LD, LD, g1 - g0, H);
             if (D > 0) {
                 /* dW^T rows [g0, g1) (4H, D) = dZ^T X (B*T, D) */
-                al_pg_gemm(isa, tT + g0 * LD, LD, c->dZ + g0, 1, G, pX, 0, NULL, 0, g1 - g0, D,
+                AL_SFN(al_pg_gemm)(isa, tT + g0 * LD, LD, c->dZ + g0, 1, G, pX, 0, NULL, 0, g1 - g0, D,
                            BT);
-                al_pg_transpose(c->dW + g0, G, tT + g0 * LD, LD, g1 - g0, D);
+                AL_SFN(al_pg_transpose)(c->dW + g0, G, tT + g0 * LD, LD, g1 - g0, D);
             }
         }
         if (D > 0) {
             /* dX rows [r0, r1) (B*T, D) = dZ (B*T, 4H) W^T (4H, D) */
             size_t r0, r1;
             al_split(BT, nt, tid, &r0, &r1);
-            al_pg_gemm(isa, c->dx + r0 * D, D, c->dZ + r0 * G, G, 1, pWt, 0, NULL, 0, r1 - r0, D,
+            AL_SFN(al_pg_gemm)(isa, c->dx + r0 * D, D, c->dZ + r0 * G, G, 1, pWt, 0, NULL, 0, r1 - r0, D,
                        G);
         }
-#endif
     } else {
         AL_SFN(lstm_bwd_post_blas)(c);      /* only ever single-threaded */
     }
@@ -688,7 +674,7 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     const size_t HW = rec_mask ? G : H;     /* width of Hd and tmp rows */
     AL_SFN(lstm_bwd_ctx) c;
     real *work;
-    float *pUt = NULL;                      /* packed U^T (4H,H), float32 packed path only */
+    real *pUt = NULL;                      /* packed U^T (4H,H), packed path only */
     int nt = 1;
     size_t j;
 
@@ -716,31 +702,25 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     c.tmp = c.Hd + BT * HW;
     c.dcarry = c.tmp + B * HW;
     c.xd = c.dcarry + B * H;
-#if defined(AL_REAL_F32)
     c.isa = rec_mask == NULL ? al_pg_choose(impl, B, T) : AL_PG_NONE;
     if (c.isa != AL_PG_NONE) {
-        pUt = (float *)malloc(al_pg_size(c.isa, G, H) * sizeof(float));
+        pUt = (real *)malloc(AL_SFN(al_pg_size)(c.isa, G, H) * sizeof(real));
         if (pUt == NULL) {
             free(work);
             return AL_ERR_NOMEM;
         }
-        al_pg_pack(c.isa, pUt, U, G, 1, G, H);
+        AL_SFN(al_pg_pack)(c.isa, pUt, U, G, 1, G, H);
         c.pUt = pUt;
         /* Packed post-loop products; on a failed allocation BLAS does them instead. */
         if (dp_mask == NULL && al_pg_for_projection(c.isa, impl)) {
-            const size_t n = al_pg_size(c.isa, BT, H) + al_pg_size(c.isa, BT, D) +
-                             al_pg_size(c.isa, G, D) + G * (H > D ? H : D);
-            c.big = (float *)malloc(n * sizeof(float));
+            const size_t n = AL_SFN(al_pg_size)(c.isa, BT, H) + AL_SFN(al_pg_size)(c.isa, BT, D) +
+                             AL_SFN(al_pg_size)(c.isa, G, D) + G * (H > D ? H : D);
+            c.big = (real *)malloc(n * sizeof(real));
         }
         if (c.big != NULL) {
-            c.mode = al_lstm_split(nthreads, forced, B, T, H, al_pg_nc(c.isa), &nt);
+            c.mode = al_lstm_split(nthreads, forced, B, T, H, AL_SFN(al_pg_nc)(c.isa), &nt);
         }
     }
-#else
-    (void)impl;
-    (void)nthreads;
-    (void)forced;
-#endif
     al_barrier_init(&c.bar, nt);
     if (nt > 1 && al_team_run(nt, AL_SFN(lstm_bwd_work), &c) == AL_OK) goto done;
     c.mode = AL_SPLIT_NONE;

@@ -2,8 +2,9 @@
 (tests/reference.py) and against the BLAS path: every register-tile height (B = 1..9, 13, 64),
 hidden sizes that are not multiples of the vector width or the panel width, odd D, D = 0,
 strided inputs, masks, initial states, go_backwards, and the dropout masks (which keep BLAS
-for the product they touch). impl: 1 BLAS, 2 AVX2, 3 AVX-512 (a path the CPU lacks falls
-back to the best one it has, so every impl runs everywhere)."""
+for the product they touch); float64 against its twin at 1e-10. impl: 1 BLAS, 2 AVX2,
+3 AVX-512 (a path the CPU lacks falls back to the best one it has, so every impl runs
+everywhere)."""
 import itertools
 
 import numpy as np
@@ -112,14 +113,31 @@ def test_impl_out_of_range():
         _core.lstm_backward(z, z, np.zeros((1, 2, 8), np.float32), x, W, U, impl=-1)
 
 
-def test_float64_ignores_impl():
-    """float64 always takes the BLAS path: every impl gives bit-identical results."""
-    rng = np.random.default_rng(3)
-    x, W, U, b, h0, c0 = (a.astype(np.float64) for a in inputs(rng, 4, 5, 3, 6))
-    ref = forward(x, W, U, b, h0, c0, None, False, 1)
-    for impl in (0, 2, 3):
-        got = forward(x, W, U, b, h0, c0, None, False, impl)
-        assert all(np.array_equal(g, r) for g, r in zip(got, ref) if r is not None)
+F64_SHAPES = [(1, 4, 3, 5), (2, 3, 5, 17), (3, 5, 1, 16), (6, 3, 4, 9), (7, 2, 5, 33),
+              (9, 3, 2, 3), (13, 2, 3, 65), (4, 3, 0, 8)]
+
+
+@pytest.mark.parametrize("B,T,D,H", F64_SHAPES)
+@pytest.mark.parametrize("impl", [0, 2, 3])
+def test_float64_packed_paths_match_the_twin(B, T, D, H, impl):
+    """float64 has its own packed tiles (8 or 4 doubles per vector, 32- or 16-wide panels):
+    forward and backward agree with the float64 NumPy twin to 1e-10, masks and go_backwards
+    included, for every tile height and panel tail."""
+    rng = np.random.default_rng(B * 100 + H + 7)
+    x, W, U, b, h0, c0 = (a.astype(np.float64) for a in inputs(rng, B, T, D, H))
+    mask = rng.random((B, T)) > 0.25
+    dy, dh = rng.standard_normal((B, T, H)), rng.standard_normal((B, H))
+    for m, gb in ((None, False), (mask, True)):
+        hs, cs, out, gates, act_c = forward(x, W, U, b, h0, c0, m, gb, impl)
+        o = R.lstm(x, W, U, b, [h0, c0], m, "tanh", "sigmoid", gb)[0]
+        assert close(hs if out is None else out, o, 1e-10)
+        got = _core.lstm_backward(hs, cs, gates, x, W, U, h0, c0, m, None, None, act_c, dy,
+                                  None, dh, None, _core.ACT_TANH, _core.ACT_SIGMOID, gb,
+                                  impl=impl)
+        want = R.lstm_backward(x, W, U, b, [h0, c0], m, "tanh", "sigmoid", gb, None, dy, None,
+                               dh, None)
+        for g, k in zip(got, ("x", "kernel", "recurrent_kernel", "bias", "h0", "c0")):
+            assert close(g, want[k], 1e-10), k
 
 
 @pytest.mark.parametrize("impl", [2, 3])
@@ -132,3 +150,23 @@ def test_packed_rows_do_not_depend_on_batch_size(impl):
     for lo, hi in ((0, 1), (1, 3), (3, 9)):
         part = forward(x[lo:hi], W, U, b, h0[lo:hi], c0[lo:hi], None, False, impl)[0]
         assert np.array_equal(part, full[lo:hi])
+
+
+@pytest.mark.parametrize("impl", [1, 2, 3])
+def test_float64_gate_activations_are_accurate(impl):
+    """float64 sigmoid and tanh are vectorised polynomials (csrc/al_vmath.h), not libm: the
+    saved gates of one step must match NumPy to a few ulp over the whole range, including
+    |z| < 1e-3 (where a naive tanh loses digits) and saturated gates."""
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.uniform(-40, 40, 3000), rng.uniform(-1e-3, 1e-3, 1000),
+                        rng.uniform(-1, 1, 1000), [0.0, 1e-300, -1e-300, 700.0, -700.0]])
+    H = z.size
+    x = np.ones((1, 2, 1))
+    W = np.tile(z, 4)[None, :]                      # every gate's pre-activation is z
+    U = np.zeros((H, 4 * H))
+    gates = _core.lstm_forward(x, W, U, None, None, None, None, _core.ACT_TANH,
+                               _core.ACT_SIGMOID, False, impl=impl)[3]
+    sig = 1.0 / (1.0 + np.exp(-z))
+    for got, want in ((gates[0, 0, :H], sig), (gates[0, 0, 2 * H:3 * H], np.tanh(z))):
+        ulp = np.abs(got - want) / np.maximum(np.abs(want) * 2.0 ** -52, 1e-300)
+        assert ulp.max() <= 8, float(ulp.max())

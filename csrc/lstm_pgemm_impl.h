@@ -1,0 +1,266 @@
+/*
+ * lstm_pgemm_impl.h -- the packed-panel GEMM of lstm_pgemm.h for one floating type; part of the
+ * type template (al_real.h): al_pg_gemm_f32 / al_pg_gemm_f64 and their packing helpers.
+ *
+ * A panel is 4 vectors wide: NC = 64 floats or 32 doubles with AVX-512, 32 floats or 16
+ * doubles with AVX2. A register tile holds R x 4 vectors (R <= 6 with AVX-512's 32 registers,
+ * R <= 3 with AVX2's 16).
+ */
+#if defined(AL_REAL_F32)
+#  define AL_PG_V512 __m512
+#  define AL_PG_M512 __mmask16
+#  define AL_PG_L512 16
+#  define AL_PG_FMA512 _mm512_fmadd_ps
+#  define AL_PG_ADD512 _mm512_add_ps
+#  define AL_PG_SET1_512 _mm512_set1_ps
+#  define AL_PG_ZERO512 _mm512_setzero_ps
+#  define AL_PG_LOAD512 _mm512_loadu_ps
+#  define AL_PG_MLOAD512 _mm512_maskz_loadu_ps
+#  define AL_PG_MSTORE512 _mm512_mask_storeu_ps
+#  define AL_PG_V256 __m256
+#  define AL_PG_L256 8
+#  define AL_PG_FMA256 _mm256_fmadd_ps
+#  define AL_PG_ADD256 _mm256_add_ps
+#  define AL_PG_BCAST256 _mm256_broadcast_ss
+#  define AL_PG_ZERO256 _mm256_setzero_ps
+#  define AL_PG_LOAD256 _mm256_loadu_ps
+#  define AL_PG_MLOAD256 _mm256_maskload_ps
+#  define AL_PG_MSTORE256 _mm256_maskstore_ps
+#  define AL_PG_LANE_T int32_t
+#else
+#  define AL_PG_V512 __m512d
+#  define AL_PG_M512 __mmask8
+#  define AL_PG_L512 8
+#  define AL_PG_FMA512 _mm512_fmadd_pd
+#  define AL_PG_ADD512 _mm512_add_pd
+#  define AL_PG_SET1_512 _mm512_set1_pd
+#  define AL_PG_ZERO512 _mm512_setzero_pd
+#  define AL_PG_LOAD512 _mm512_loadu_pd
+#  define AL_PG_MLOAD512 _mm512_maskz_loadu_pd
+#  define AL_PG_MSTORE512 _mm512_mask_storeu_pd
+#  define AL_PG_V256 __m256d
+#  define AL_PG_L256 4
+#  define AL_PG_FMA256 _mm256_fmadd_pd
+#  define AL_PG_ADD256 _mm256_add_pd
+#  define AL_PG_BCAST256 _mm256_broadcast_sd
+#  define AL_PG_ZERO256 _mm256_setzero_pd
+#  define AL_PG_LOAD256 _mm256_loadu_pd
+#  define AL_PG_MLOAD256 _mm256_maskload_pd
+#  define AL_PG_MSTORE256 _mm256_maskstore_pd
+#  define AL_PG_LANE_T int64_t
+#endif
+
+/* Panel width (elements) for an ISA: four vectors. */
+static size_t AL_SFN(al_pg_nc)(int isa) {
+    return isa == AL_PG_AVX512 ? 4 * AL_PG_L512 : 4 * AL_PG_L256;
+}
+
+/* Number of elements of a packed (K, N) matrix. */
+static size_t AL_SFN(al_pg_size)(int isa, size_t K, size_t N) {
+    const size_t nc = AL_SFN(al_pg_nc)(isa);
+    return ((N + nc - 1) / nc) * K * nc;
+}
+
+/* P = pack(Bm), Bm (K, N) with row stride ldb (trans = 0), or Bm^T where Bm is (N, K) with row
+ * stride ldb (trans = 1). */
+static void AL_SFN(al_pg_pack)(int isa, real *P, const real *Bm, size_t ldb, int trans,
+                               size_t K, size_t N) {
+    const size_t nc = AL_SFN(al_pg_nc)(isa);
+    size_t p, k, c, n0;
+    for (p = 0, n0 = 0; n0 < N; p++, n0 += nc) {
+        real *dst = P + p * K * nc;
+        const size_t w = N - n0 < nc ? N - n0 : nc;
+        if (!trans) {
+            for (k = 0; k < K; k++) {
+                const real *src = Bm + k * ldb + n0;
+                real *d = dst + k * nc;
+                for (c = 0; c < w; c++) d[c] = src[c];
+                for (; c < nc; c++) d[c] = (real)0;
+            }
+        } else {
+            /* dst[k][c] = Bm[n0 + c][k]: read rows of Bm, write columns of the panel */
+            for (c = 0; c < w; c++) {
+                const real *src = Bm + (n0 + c) * ldb;
+                for (k = 0; k < K; k++) dst[k * nc + c] = src[k];
+            }
+            for (; c < nc; c++) {
+                for (k = 0; k < K; k++) dst[k * nc + c] = (real)0;
+            }
+        }
+    }
+}
+
+#if AL_PG_X86
+/*
+ * One R x 4-vector tile, AVX-512: acc[r][v] over the whole K, k in order, so a row's result
+ * does not depend on the tile height (predict gives the same numbers for any batch size; a
+ * split odd/even-k accumulator for R <= 2 broke that and gained little). ncols (1..NC) valid
+ * columns: loads and stores are masked, the padded panel needs no tail.
+ */
+__attribute__((target("avx512f"), always_inline)) static inline void
+AL_SFN(al_pg512_tile)(const int R, real *C, size_t ldc, const real *A, size_t lda, size_t ak,
+                      const real *P, const real *bias, int beta, size_t K, size_t ncols,
+                      size_t ldp) {
+    AL_PG_V512 acc[6][4];
+    AL_PG_M512 m[4];
+    size_t k;
+    int r, v;
+    for (v = 0; v < 4; v++) {
+        const long rem = (long)ncols - AL_PG_L512 * v;
+        m[v] = rem >= AL_PG_L512 ? (AL_PG_M512)((1u << AL_PG_L512) - 1u)
+             : rem <= 0 ? (AL_PG_M512)0 : (AL_PG_M512)((1u << rem) - 1u);
+    }
+    for (v = 0; v < 4; v++) {
+        const AL_PG_V512 bv = bias ? AL_PG_MLOAD512(m[v], bias + AL_PG_L512 * v) : AL_PG_ZERO512();
+        for (r = 0; r < R; r++) {
+            acc[r][v] = beta ? AL_PG_ADD512(bv, AL_PG_MLOAD512(m[v], C + r * ldc + AL_PG_L512 * v))
+                             : bv;
+        }
+    }
+    for (k = 0; k < K; k++) {
+        const real *u = P + k * ldp;
+        const AL_PG_V512 u0 = AL_PG_LOAD512(u), u1 = AL_PG_LOAD512(u + AL_PG_L512),
+                         u2 = AL_PG_LOAD512(u + 2 * AL_PG_L512),
+                         u3 = AL_PG_LOAD512(u + 3 * AL_PG_L512);
+        for (r = 0; r < R; r++) {
+            const AL_PG_V512 a = AL_PG_SET1_512(A[r * lda + k * ak]);
+            acc[r][0] = AL_PG_FMA512(a, u0, acc[r][0]);
+            acc[r][1] = AL_PG_FMA512(a, u1, acc[r][1]);
+            acc[r][2] = AL_PG_FMA512(a, u2, acc[r][2]);
+            acc[r][3] = AL_PG_FMA512(a, u3, acc[r][3]);
+        }
+    }
+    for (r = 0; r < R; r++)
+        for (v = 0; v < 4; v++) AL_PG_MSTORE512(C + r * ldc + AL_PG_L512 * v, m[v], acc[r][v]);
+}
+
+#define AL_PG512_R(R_)                                                                          \
+    __attribute__((target("avx512f"))) static void AL_SFN(al_pg512_r##R_)(                      \
+        real *C, size_t ldc, const real *A, size_t lda, size_t ak, const real *P,               \
+        const real *bias, int beta, size_t K, size_t ncols, size_t ldp) {                       \
+        AL_SFN(al_pg512_tile)(R_, C, ldc, A, lda, ak, P, bias, beta, K, ncols, ldp);            \
+    }
+AL_PG512_R(1) AL_PG512_R(2) AL_PG512_R(3) AL_PG512_R(4) AL_PG512_R(5) AL_PG512_R(6)
+#undef AL_PG512_R
+
+/* One R x 4-vector tile, AVX2 + FMA (R <= 3); same scheme as al_pg512_tile. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+AL_SFN(al_pg256_tile)(const int R, real *C, size_t ldc, const real *A, size_t lda, size_t ak,
+                      const real *P, const real *bias, int beta, size_t K, size_t ncols,
+                      size_t ldp) {
+    AL_PG_V256 acc[3][4];
+    __m256i m[4];
+    size_t k;
+    int r, v, l;
+    for (v = 0; v < 4; v++) {
+        AL_PG_LANE_T lanes[AL_PG_L256];
+        for (l = 0; l < AL_PG_L256; l++) lanes[l] = (size_t)(AL_PG_L256 * v + l) < ncols ? -1 : 0;
+        m[v] = _mm256_loadu_si256((const __m256i *)lanes);
+    }
+    for (v = 0; v < 4; v++) {
+        const AL_PG_V256 bv = bias ? AL_PG_MLOAD256(bias + AL_PG_L256 * v, m[v]) : AL_PG_ZERO256();
+        for (r = 0; r < R; r++) {
+            acc[r][v] = beta ? AL_PG_ADD256(bv, AL_PG_MLOAD256(C + r * ldc + AL_PG_L256 * v, m[v]))
+                             : bv;
+        }
+    }
+    for (k = 0; k < K; k++) {
+        const real *u = P + k * ldp;
+        AL_PG_V256 a[3];
+        for (r = 0; r < R; r++) a[r] = AL_PG_BCAST256(A + r * lda + k * ak);
+        for (v = 0; v < 4; v++) {
+            const AL_PG_V256 uv = AL_PG_LOAD256(u + AL_PG_L256 * v);
+            for (r = 0; r < R; r++) acc[r][v] = AL_PG_FMA256(a[r], uv, acc[r][v]);
+        }
+    }
+    for (r = 0; r < R; r++)
+        for (v = 0; v < 4; v++) AL_PG_MSTORE256(C + r * ldc + AL_PG_L256 * v, m[v], acc[r][v]);
+}
+
+#define AL_PG256_R(R_)                                                                          \
+    __attribute__((target("avx2,fma"))) static void AL_SFN(al_pg256_r##R_)(                     \
+        real *C, size_t ldc, const real *A, size_t lda, size_t ak, const real *P,               \
+        const real *bias, int beta, size_t K, size_t ncols, size_t ldp) {                       \
+        AL_SFN(al_pg256_tile)(R_, C, ldc, A, lda, ak, P, bias, beta, K, ncols, ldp);            \
+    }
+AL_PG256_R(1) AL_PG256_R(2) AL_PG256_R(3)
+#undef AL_PG256_R
+#endif /* AL_PG_X86 */
+
+/* dst (N, M; ldd) = src (M, N; lds)^T, in 16 x 16 blocks. */
+static void AL_SFN(al_pg_transpose)(real *dst, size_t ldd, const real *src, size_t lds,
+                                    size_t M, size_t N) {
+    size_t i0, j0, i, j;
+    for (i0 = 0; i0 < M; i0 += 16) {
+        const size_t i1 = i0 + 16 < M ? i0 + 16 : M;
+        for (j0 = 0; j0 < N; j0 += 16) {
+            const size_t j1 = j0 + 16 < N ? j0 + 16 : N;
+            for (j = j0; j < j1; j++)
+                for (i = i0; i < i1; i++) dst[j * ldd + i] = src[i * lds + j];
+        }
+    }
+}
+
+typedef void (*AL_SFN(al_pg_tile_fn))(real *, size_t, const real *, size_t, size_t,
+                                      const real *, const real *, int, size_t, size_t, size_t);
+
+/*
+ * C (M, N; ldc) = beta C + bias (N, or NULL) + A (M, K) P, P = al_pg_pack(isa, ..., K, N),
+ * A[m][k] at A + m lda + k ak (ak = 1: row-major; lda = 1, ak = its row stride: a transposed
+ * matrix). ldp = 0 for a packed P; ldp > 0 reads an unpacked (K, N) P with row stride ldp
+ * (N must then be a multiple of the panel width). isa must not be AL_PG_NONE. Panels
+ * outermost (a panel stays in L1/L2 across the row tiles); rows split into ceil(M / rmax)
+ * tiles of near-equal height.
+ */
+static void AL_SFN(al_pg_gemm)(int isa, real *C, size_t ldc, const real *A, size_t lda,
+                               size_t ak, const real *P, size_t ldp, const real *bias, int beta,
+                               size_t M, size_t N, size_t K) {
+#if AL_PG_X86
+    static const AL_SFN(al_pg_tile_fn) f512[7] = {
+        NULL, AL_SFN(al_pg512_r1), AL_SFN(al_pg512_r2), AL_SFN(al_pg512_r3),
+        AL_SFN(al_pg512_r4), AL_SFN(al_pg512_r5), AL_SFN(al_pg512_r6)};
+    static const AL_SFN(al_pg_tile_fn) f256[4] = {NULL, AL_SFN(al_pg256_r1),
+                                                  AL_SFN(al_pg256_r2), AL_SFN(al_pg256_r3)};
+    const AL_SFN(al_pg_tile_fn) *fn = isa == AL_PG_AVX512 ? f512 : f256;
+    const size_t nc = AL_SFN(al_pg_nc)(isa), rmax = al_pg_rmax(isa);
+    const size_t ntile = (M + rmax - 1) / rmax;
+    size_t n0, p;
+    if (M == 0) return;
+    for (p = 0, n0 = 0; n0 < N; p++, n0 += nc) {
+        const size_t w = N - n0 < nc ? N - n0 : nc;
+        const real *Pp = ldp ? P + n0 : P + p * K * nc;
+        size_t i, r0 = 0;
+        for (i = 0; i < ntile; i++) {
+            /* tile heights differ by at most one */
+            const size_t R = M / ntile + (i < M % ntile ? 1 : 0);
+            fn[R](C + r0 * ldc + n0, ldc, A + r0 * lda, lda, ak, Pp, bias ? bias + n0 : NULL,
+                  beta, K, w, ldp ? ldp : nc);
+            r0 += R;
+        }
+    }
+#else
+    (void)isa; (void)C; (void)ldc; (void)A; (void)lda; (void)ak; (void)P; (void)ldp;
+    (void)bias; (void)beta; (void)M; (void)N; (void)K;
+#endif
+}
+
+#undef AL_PG_V512
+#undef AL_PG_M512
+#undef AL_PG_L512
+#undef AL_PG_FMA512
+#undef AL_PG_ADD512
+#undef AL_PG_SET1_512
+#undef AL_PG_ZERO512
+#undef AL_PG_LOAD512
+#undef AL_PG_MLOAD512
+#undef AL_PG_MSTORE512
+#undef AL_PG_V256
+#undef AL_PG_L256
+#undef AL_PG_FMA256
+#undef AL_PG_ADD256
+#undef AL_PG_BCAST256
+#undef AL_PG_ZERO256
+#undef AL_PG_LOAD256
+#undef AL_PG_MLOAD256
+#undef AL_PG_MSTORE256
+#undef AL_PG_LANE_T
