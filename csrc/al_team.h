@@ -6,8 +6,9 @@
  * outlives a call (no pool, no global state). Creating and joining a thread costs tens of
  * microseconds; callers only split work that is much larger than that.
  *
- * The barrier spins (the team's threads are on otherwise idle cores during a kernel call) and
- * yields the CPU after a while, so an oversubscribed machine still makes progress.
+ * The barrier spins briefly (a few microseconds: the team's threads are normally on otherwise
+ * idle cores) and then yields the CPU at every check, so that a team member the OS has
+ * descheduled (other threads of the process spinning on the same cores) gets it back soon.
  *
  * If a thread cannot be created, no thread runs `fn` and al_team_run returns AL_ERR_NOMEM; the
  * caller then runs its single-threaded path.
@@ -54,7 +55,7 @@ static inline void al_barrier_wait(al_barrier *bar) {
         return;
     }
     while (atomic_load_explicit(&bar->round, memory_order_acquire) == round) {
-        if (++spins < 20000) {
+        if (++spins < 256) {
             al_cpu_relax();
         } else {
             sched_yield();
@@ -110,6 +111,16 @@ static int al_team_run(int nt, al_team_fn fn, void *arg) {
     fn(arg, 0, nt);
     for (i = 1; i < nt; i++) pthread_join(th[i], NULL);
     return AL_OK;
+}
+
+/* Runs fn on a team of nt threads whose time loop may wait at `bar` (NULL: no barrier); if
+ * the threads cannot be created, runs it on the calling thread alone as a team of one (fn's
+ * split of the work must then be valid for nt = 1, as al_split's is). */
+static inline void al_team_go(int nt, al_team_fn fn, void *arg, al_barrier *bar) {
+    if (bar != NULL) al_barrier_init(bar, nt);
+    if (nt > 1 && al_team_run(nt, fn, arg) == AL_OK) return;
+    if (bar != NULL) al_barrier_init(bar, 1);
+    fn(arg, 0, 1);
 }
 
 /* [lo, hi) of n items split as evenly as possible among nt parts (part i). */

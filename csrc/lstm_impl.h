@@ -33,31 +33,6 @@ static void AL_SFN(lstm_drop_x)(real *dst, const real *x, const real *p, size_t 
     }
 }
 
-/*
- * lstm_forward: the whole sequence in one call.
- *
- * outputs   hs    (B,T,H)  h after each processing step s
- *           cs    (B,T,H)  c after each processing step s
- *           out   (B,T,H)  layer output per step under the mask rule; NULL when mask is NULL
- *                          (then the output sequence is hs itself)
- * saved     gates (B,T,4H) indexed by *time* t: the activated gates [i, f, g, o] of the step
- *                          that read x[:, t] (entries of masked steps are unspecified)
- *           act_c (B,T,H)  a(c) after each processing step s, or NULL (not saved; the
- *                          backward then recomputes it); entries of masked steps unspecified
- * inputs    x     (B,T,D)
- *           h0    (B,H) or NULL for zeros;  c0 (B,H) or NULL for zeros
- *           mask  (B,T) uint8 or NULL (nonzero = keep)
- *           dp_mask  (B,4D) per-gate input-dropout masks [p_i|p_f|p_c|p_o], or NULL
- *           rec_mask (B,4H) per-gate recurrent-dropout masks [r_i|r_f|r_c|r_o], or NULL
- * weights   W     (D,4H)   kernel
- *           U     (H,4H)   recurrent_kernel
- *           bias  (4H)     or NULL
- * returns   AL_OK, or AL_ERR_NOMEM (workspace: B*T*D reals with dp_mask, B*4H with rec_mask)
- *
- * The input projection of all B*T rows is one GEMM (four, one per gate, with dp_mask); each
- * step is one (B,H)x(H,4H) GEMM (four (B,H)x(H,H) with rec_mask) into the strided gate rows
- * of time t, then a fused elementwise pass per sample.
- */
 /* Everything one thread of a forward call needs (see lstm_forward_impl). */
 typedef struct {
     real *hs, *cs, *out, *gates, *act_c;
@@ -70,6 +45,8 @@ typedef struct {
     const real *pU, *pW;            /* packed U / W (packed path), or NULL */
     real *hd;                        /* (B,4H) workspace with rec_mask (single thread only) */
     al_barrier bar;
+    atomic_size_t next;              /* AL_SPLIT_ROWS: the next chunk of rows to take */
+    size_t nchunk;                   /* AL_SPLIT_ROWS: chunks of rows, taken first come */
 } AL_SFN(lstm_fwd_ctx);
 
 /* The elementwise part of step s for sample b and hidden units [u0, u1): z holds the gate
@@ -130,21 +107,12 @@ static void AL_SFN(lstm_fwd_elementwise)(const AL_SFN(lstm_fwd_ctx) *c, size_t b
 /* One thread's share of the forward: batch rows [b0, b1) and hidden units [u0, u1) by the
  * team's mode (everything when single-threaded). Only the packed path runs with
  * nt > 1; the BLAS and dropout-mask paths always run single-threaded. */
-static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
-    AL_SFN(lstm_fwd_ctx) *c = (AL_SFN(lstm_fwd_ctx) *)arg;
+static void AL_SFN(lstm_fwd_part)(AL_SFN(lstm_fwd_ctx) *c, int tid, int nt, size_t b0,
+                                  size_t b1, size_t u0, size_t u1) {
     const size_t B = c->B, T = c->T, D = c->D, H = c->H, G = 4 * H;
-    size_t b0 = 0, b1 = B, u0 = 0, u1 = H, s, b, j, k;
+    size_t s, b, j, k;
     const real *x = c->x, *W = c->W, *U = c->U;
     real *gates = c->gates, *hs = c->hs, *hd = c->hd;
-
-    if (c->mode == AL_SPLIT_ROWS) {
-        al_split(B, nt, tid, &b0, &b1);
-    } else if (c->mode == AL_SPLIT_COLS) {
-        const size_t nc = AL_SFN(al_pg_nc)(c->isa);
-        al_split(H / nc, nt, tid, &u0, &u1);
-        u0 *= nc;
-        u1 *= nc;
-    }
 
     /* gates (B*T, 4H) = x (B*T, D) @ W (D, 4H): one GEMM over every step (the packed path
      * adds the bias here too). The packed path splits it by rows among the team. */
@@ -214,6 +182,26 @@ static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
             AL_SFN(lstm_fwd_elementwise)(c, b, s, t, gt + b * T * G, hp, cp, u0, u1);
         }
         if (c->mode == AL_SPLIT_COLS) al_barrier_wait(&c->bar);
+    }
+}
+
+/* One thread of the team: rows mode takes chunks of batch rows first come, first served (a
+ * thread the OS delays then costs one chunk, not half the call); units mode takes its fixed
+ * block of panels (its steps meet at a barrier). */
+static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
+    AL_SFN(lstm_fwd_ctx) *c = (AL_SFN(lstm_fwd_ctx) *)arg;
+    size_t b0, b1, k;
+    if (c->mode == AL_SPLIT_ROWS) {
+        while ((k = atomic_fetch_add(&c->next, 1)) < c->nchunk) {
+            al_split(c->B, (int)c->nchunk, (int)k, &b0, &b1);
+            AL_SFN(lstm_fwd_part)(c, tid, nt, b0, b1, 0, c->H);
+        }
+    } else if (c->mode == AL_SPLIT_COLS) {
+        const size_t nc = AL_SFN(al_pg_nc)(c->isa);
+        al_split(c->H / nc, nt, tid, &b0, &b1);
+        AL_SFN(lstm_fwd_part)(c, tid, nt, 0, c->B, b0 * nc, b1 * nc);
+    } else {
+        AL_SFN(lstm_fwd_part)(c, tid, nt, 0, c->B, 0, c->H);
     }
 }
 
@@ -297,12 +285,9 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
             c.mode = al_lstm_split(nthreads, forced, B, T, H, AL_SFN(al_pg_nc)(c.isa), &nt);
         }
     }
-    al_barrier_init(&c.bar, nt);
-    if (nt > 1 && al_team_run(nt, AL_SFN(lstm_fwd_work), &c) == AL_OK) goto done;
-    c.mode = AL_SPLIT_NONE;
-    al_barrier_init(&c.bar, 1);
-    AL_SFN(lstm_fwd_work)(&c, 0, 1);
-done:
+    atomic_init(&c.next, 0);
+    c.nchunk = c.mode == AL_SPLIT_ROWS ? (B < 2 * (size_t)nt ? B : 2 * (size_t)nt) : 0;
+    al_team_go(nt, AL_SFN(lstm_fwd_work), &c, &c.bar);
     free(c.hd);
     free(packed);
     return status;
@@ -414,6 +399,8 @@ typedef struct {
                                        post-loop products (packed path), or NULL */
     real *dZ, *Hd, *tmp, *dcarry, *xd;
     al_barrier bar;
+    atomic_size_t next;             /* AL_SPLIT_ROWS: the next chunk of rows of the time loop */
+    size_t nchunk;
 } AL_SFN(lstm_bwd_ctx);
 
 /* The sequential part for batch rows [b0, b1) and hidden units [u0, u1): dZ of every step,
@@ -593,14 +580,21 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
     (void)D;
 
     if (c->mode == AL_SPLIT_ROWS) {
-        al_split(B, nt, tid, &b0, &b1);
-    } else if (c->mode == AL_SPLIT_COLS) {
-        const size_t nc = AL_SFN(al_pg_nc)(c->isa);
-        al_split(H / nc, nt, tid, &u0, &u1);
-        u0 *= nc;
-        u1 *= nc;
+        /* chunks of rows first come, first served (see lstm_fwd_work) */
+        size_t k;
+        while ((k = atomic_fetch_add(&c->next, 1)) < c->nchunk) {
+            al_split(B, (int)c->nchunk, (int)k, &b0, &b1);
+            AL_SFN(lstm_bwd_loop)(c, b0, b1, 0, H);
+        }
+    } else {
+        if (c->mode == AL_SPLIT_COLS) {
+            const size_t nc = AL_SFN(al_pg_nc)(c->isa);
+            al_split(H / nc, nt, tid, &u0, &u1);
+            u0 *= nc;
+            u1 *= nc;
+        }
+        AL_SFN(lstm_bwd_loop)(c, b0, b1, u0, u1);
     }
-    AL_SFN(lstm_bwd_loop)(c, b0, b1, u0, u1);
     al_split(B, nt, tid, &b0, &b1);
     al_barrier_wait(&c->bar);
     AL_SFN(lstm_bwd_hd)(c, b0, b1);
@@ -721,12 +715,9 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
             c.mode = al_lstm_split(nthreads, forced, B, T, H, AL_SFN(al_pg_nc)(c.isa), &nt);
         }
     }
-    al_barrier_init(&c.bar, nt);
-    if (nt > 1 && al_team_run(nt, AL_SFN(lstm_bwd_work), &c) == AL_OK) goto done;
-    c.mode = AL_SPLIT_NONE;
-    al_barrier_init(&c.bar, 1);
-    AL_SFN(lstm_bwd_work)(&c, 0, 1);
-done:
+    atomic_init(&c.next, 0);
+    c.nchunk = c.mode == AL_SPLIT_ROWS ? (B < 2 * (size_t)nt ? B : 2 * (size_t)nt) : 0;
+    al_team_go(nt, AL_SFN(lstm_bwd_work), &c, &c.bar);
     free(c.big);
     free(work);
     free(pUt);

@@ -252,10 +252,7 @@ int AL_FN(mha_forward)(real *out, real *weights, real *qs, real *kp, real *vp,
                 c.rowm = rowms;
                 for (b = 0; b < B; b++)
                     for (h = 0; h < NH; h++) AL_SFN(mha_scores)(weights, qs, kp, b, h, Tq, Tv, NH, HS);
-                if (al_team_run(nt, AL_SFN(mha_rows_work), &c) != AL_OK) {
-                    c.rowm = rowm;
-                    AL_SFN(mha_rows)(&c, 0, B * NH * Tq, rowm);
-                }
+                al_team_go(nt, AL_SFN(mha_rows_work), &c, NULL);
                 free(rowms);
                 for (b = 0; b < B; b++)
                     for (h = 0; h < NH; h++)
