@@ -92,7 +92,12 @@ static int al_lstm_split(int nthreads, int forced, size_t B, size_t T, size_t H,
     const size_t npanel = H % nc == 0 ? H / nc : 0;
     *nt = 1;
     if (nthreads <= 1) return AL_SPLIT_NONE;
-    if (!forced && step_flops * (double)T < 4e6) return AL_SPLIT_NONE;
+    /* Automatic: only calls of about 5 ms or more of work on one core (1e9 flops of recurrent
+     * products). Starting a thread needs a free core; when other threads of the process spin
+     * on the cores (measured in the interleaved benchmark with PyTorch and TensorFlow loaded),
+     * it waits for a scheduler slice of a millisecond or more, which smaller calls cannot
+     * absorb. */
+    if (!forced && step_flops * (double)T < 1e9) return AL_SPLIT_NONE;
     if (npanel >= 2 && B < 16 && (forced || step_flops >= 2e5)) {
         *nt = nthreads < (int)npanel ? nthreads : (int)npanel;
         return AL_SPLIT_COLS;

@@ -51,14 +51,14 @@ def test_threads_bitwise_equal_to_one_thread(shape, impl):
 
 
 def test_set_num_threads_drives_the_automatic_choice():
-    """threads=0 takes set_num_threads' count; a call large enough to split gives the same
-    bits as one thread."""
+    """threads=0 takes set_num_threads' count; a call large enough to split (about 1e9 flops of
+    recurrent products, al_lstm_split) gives the same bits as one thread."""
     old = attnlstm.get_num_threads()
     try:
         attnlstm.set_num_threads(2)
-        auto = run(0, 32, 40, 16, 128, 0, True, False, True, threads=0)
+        auto = run(0, 32, 40, 16, 512, 0, True, False, True, threads=0)
         attnlstm.set_num_threads(1)
-        single = run(0, 32, 40, 16, 128, 0, True, False, True, threads=0)
+        single = run(0, 32, 40, 16, 512, 0, True, False, True, threads=0)
     finally:
         attnlstm.set_num_threads(old)
     for a, b in zip(auto, single):
