@@ -48,10 +48,12 @@ int al_mul_intp(const char *fn, npy_intp a, npy_intp b, npy_intp *out);
 /* An activation code in range, or -1 with ValueError. */
 int al_check_activation(const char *fn, const char *arg, int code);
 
-/* The LSTM kernels' thread budget from their `threads` argument: 0 = automatic (the count of
- * set_num_threads, used when the call is large enough), n > 0 = exactly n where the shapes
- * allow (tests). 0, or -1 with ValueError for a count out of range. */
-int al_lstm_threads(const char *fn, int threads, int *nthreads, int *forced);
+/* The LSTM kernels' options, checked: impl (0..AL_LSTM_IMPL_MAX), the activation codes, and
+ * the thread budget from `threads`: 0 = automatic (the count of set_num_threads, used when the
+ * call is large enough), n > 0 = exactly n where the shapes allow (tests). 0, or -1 with
+ * ValueError. */
+int al_lstm_options(const char *fn, int impl, int threads, int activation,
+                    int recurrent_activation, int *nthreads, int *forced);
 
 /* Sets the Python exception matching a kernel status; returns NULL for `return`. */
 PyObject *al_kernel_error(const char *fn, int status);

@@ -96,14 +96,8 @@ static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kw
                                      &p_obj, &r_obj, &save_act_c, &impl, &threads)) {
         return NULL;
     }
-    if (impl < 0 || impl > AL_LSTM_IMPL_MAX) {
-        PyErr_Format(PyExc_ValueError, "%s: `impl` must be 0 (automatic), 1 (BLAS), 2 (AVX2) or "
-                     "3 (AVX-512), got %d.", fn, impl);
-        return NULL;
-    }
-    if (al_lstm_threads(fn, threads, &nthreads, &forced) < 0) return NULL;
-    if (al_check_activation(fn, "activation", activation) < 0) return NULL;
-    if (al_check_activation(fn, "recurrent_activation", recurrent_activation) < 0) return NULL;
+    if (al_lstm_options(fn, impl, threads, activation, recurrent_activation, &nthreads,
+                        &forced) < 0) return NULL;
     if ((typenum = al_float_typenum(x_obj, fn, "x")) < 0) return NULL;
 
     {

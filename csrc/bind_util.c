@@ -2,6 +2,7 @@
  * bind_util.c -- argument checking shared by the bindings, and the thread-count functions.
  */
 #include "bind_common.h"   /* Python.h first */
+#include "lstm_api.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -128,12 +129,20 @@ PyObject *al_kernel_error(const char *fn, int status) {
 /* ---- threads -------------------------------------------------------------------------- */
 
 
-int al_lstm_threads(const char *fn, int threads, int *nthreads, int *forced) {
+int al_lstm_options(const char *fn, int impl, int threads, int activation,
+                    int recurrent_activation, int *nthreads, int *forced) {
+    if (impl < 0 || impl > AL_LSTM_IMPL_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s: `impl` must be 0 (automatic), 1 (BLAS), 2 (AVX2) or "
+                     "3 (AVX-512), got %d.", fn, impl);
+        return -1;
+    }
     if (threads < 0 || threads > 1024) {
         PyErr_Format(PyExc_ValueError, "%s: `threads` must be 0 (automatic: set_num_threads) or "
                      "a thread count from 1 to 1024, got %d.", fn, threads);
         return -1;
     }
+    if (al_check_activation(fn, "activation", activation) < 0) return -1;
+    if (al_check_activation(fn, "recurrent_activation", recurrent_activation) < 0) return -1;
     *forced = threads > 0;
     *nthreads = threads > 0 ? threads : scipy_openblas_get_num_threads();
     return 0;

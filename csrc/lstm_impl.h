@@ -245,7 +245,7 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
     /* packed-panel path (lstm_pgemm.h): packed U for the steps, packed W (+ bias
      * folded in) for the input projection; NULL where BLAS does the product. */
     real *packed = NULL;
-    int nt = 1, status = AL_OK;
+    int nt = 1;
     if (B == 0 || T == 0) return AL_OK;
     c.hs = hs; c.cs = cs; c.out = out; c.gates = gates; c.act_c = act_c;
     c.x = x; c.h0 = h0; c.c0 = c0; c.mask = mask; c.dp_mask = dp_mask; c.rec_mask = rec_mask;
@@ -290,7 +290,7 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
     al_team_go(nt, AL_SFN(lstm_fwd_work), &c, &c.bar);
     free(c.hd);
     free(packed);
-    return status;
+    return AL_OK;
 }
 
 int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,

@@ -177,6 +177,12 @@ class _ListAttention(Layer):
             return shapes, [out, (q[0], q[1], v[1])]
         return shapes, out
 
+    def call(self, inputs, mask=None, training=False, return_attention_scores=False,
+             use_causal_mask=False):
+        """The outputs of :meth:`forward` (shared by Attention and AdditiveAttention)."""
+        return self.forward(inputs, mask, training, return_attention_scores,
+                            use_causal_mask)[0]
+
     def _unpack(self, inputs, mask):
         q, v = inputs[0], inputs[1]
         k = inputs[2] if len(inputs) > 2 else None
@@ -277,11 +283,6 @@ class Attention(_ListAttention):
             if self.score_mode == "concat" else None
         self.built = True
 
-    def call(self, inputs, mask=None, training=False, return_attention_scores=False,
-             use_causal_mask=False):
-        return self.forward(inputs, mask, training, return_attention_scores,
-                            use_causal_mask)[0]
-
     def forward(self, inputs, mask=None, training=False, return_attention_scores=False,
                 use_causal_mask=False):
         q, v, k, qm, vm = self._unpack(inputs, mask)
@@ -338,11 +339,6 @@ class AdditiveAttention(_ListAttention):
         self.scale = self.add_weight("scale", (q[-1],), "glorot_uniform") if self.use_scale \
             else None
         self.built = True
-
-    def call(self, inputs, mask=None, training=False, return_attention_scores=False,
-             use_causal_mask=False):
-        return self.forward(inputs, mask, training, return_attention_scores,
-                            use_causal_mask)[0]
 
     def forward(self, inputs, mask=None, training=False, return_attention_scores=False,
                 use_causal_mask=False):
