@@ -16,7 +16,7 @@ lib_dir = scipy_openblas32.get_lib_dir()
 sources = sorted(glob.glob(os.path.join("csrc", "*.c")))
 depends = sorted(glob.glob(os.path.join("csrc", "*.h")))
 
-extra_compile_args = ["-std=c11", "-pthread", "-O3", "-fno-math-errno", "-Wall", "-Wextra",
+extra_compile_args = ["-std=c11", "-pthread", "-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-Wall", "-Wextra",
                       "-Wno-unused-parameter", "-Wno-missing-field-initializers",
                       "-Wno-cast-function-type"]
 if os.environ.get("ATTNLSTM_DEBUG"):

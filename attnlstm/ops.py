@@ -69,7 +69,8 @@ def _fast_args(x, kernel, recurrent_kernel, bias, activation, recurrent_activati
 
 def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
                  activation="tanh", recurrent_activation="sigmoid", go_backwards=False,
-                 dtype=None, name="ops.lstm", rec_mask=None, dp_mask=None, save_act_c=True):
+                 dtype=None, name="ops.lstm", rec_mask=None, dp_mask=None, save_act_c=True,
+                 save_gates=True):
     """LSTM forward over whole sequences, returning everything the backward pass needs.
 
     Same arguments as :func:`lstm`, plus:
@@ -89,6 +90,9 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mas
             pass it here and get the gradient w.r.t. the undropped x.
         save_act_c: also save ``act_c`` = activation(c) per step (B,T,H), so that
             :func:`lstm_backward` need not recompute it (costs one copy of a (B,T,H) buffer).
+        save_gates: keep the activated gates (B,T,4H) for :func:`lstm_backward`. False for
+            inference: the kernel then never writes them (less memory traffic), ``gates`` is
+            None and :func:`lstm_backward` raises ValueError.
 
     Returns:
         A dict with ``outputs`` (B,T,H) (processing order, masked-output rule applied),
@@ -108,7 +112,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mas
             go_backwards = bool(go_backwards)
             res = _core.lstm_forward(x, kernel, recurrent_kernel, bias, None, None, None,
                                      codes[0], codes[1], go_backwards, None, None,
-                                     bool(save_act_c))
+                                     bool(save_act_c), save_gates=bool(save_gates))
             hs, cs = res[0], res[1]
             return {
                 "outputs": hs, "last_output": hs[:, -1], "h": hs[:, -1], "c": cs[:, -1],
@@ -168,7 +172,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mas
     act = _activations.c_code(activation, "activation")
     ract = _activations.c_code(recurrent_activation, "recurrent_activation")
     res = _core.lstm_forward(x_c, W, U, b, h0, c0, m, act, ract, bool(go_backwards),
-                             dp_mask=p, rec_mask=r, save_act_c=bool(save_act_c))
+                             dp_mask=p, rec_mask=r, save_act_c=bool(save_act_c),
+                             save_gates=bool(save_gates))
     hs, cs, out, gates = res[:4]
     act_c = res[4] if save_act_c else None
     outputs = hs if out is None else out
@@ -226,12 +231,17 @@ def lstm_backward(saved, d_outputs=None, d_h=None, d_c=None, d_last_output=None,
 
     Raises:
         ShapeError: an upstream gradient of the wrong shape.
-        ValueError: `saved` is not a dict from :func:`lstm_forward`.
+        ValueError: `saved` is not a dict from :func:`lstm_forward`, or one made with
+            ``save_gates=False``.
     """
     if not isinstance(saved, dict) or any(k not in saved for k in _SAVED_KEYS):
         missing = [k for k in _SAVED_KEYS if not isinstance(saved, dict) or k not in saved]
         raise ValueError(f"{name}: `saved` must be the dict returned by ops.lstm_forward; "
                          f"missing keys {missing}.")
+    if saved["gates"] is None:
+        raise ValueError(f"{name}: `saved` comes from ops.lstm_forward(..., save_gates=False), "
+                         f"which keeps no gates; run the forward with save_gates=True "
+                         f"(the default) to take gradients.")
     hs = saved["hs"]
     dt = hs.dtype
     B, T, H = hs.shape
@@ -310,7 +320,8 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
         codes = _fast_args(x, kernel, recurrent_kernel, bias, activation, recurrent_activation)
         if codes is not None:
             res = _core.lstm_forward(x, kernel, recurrent_kernel, bias, None, None, None,
-                                     codes[0], codes[1], bool(go_backwards), None, None, False)
+                                     codes[0], codes[1], bool(go_backwards), None, None, False,
+                                     save_gates=False)
             hs = res[0]
             output = hs if return_sequences else np.ascontiguousarray(hs[:, -1])
             if return_state:
@@ -318,7 +329,8 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
                         np.ascontiguousarray(res[1][:, -1])]
             return output
     r = lstm_forward(x, kernel, recurrent_kernel, bias, initial_state, mask, activation,
-                     recurrent_activation, go_backwards, dtype, save_act_c=False)
+                     recurrent_activation, go_backwards, dtype, save_act_c=False,
+                     save_gates=False)
     output = r["outputs"] if return_sequences else np.ascontiguousarray(r["last_output"])
     if return_state:
         return [output, np.ascontiguousarray(r["h"]), np.ascontiguousarray(r["c"])]

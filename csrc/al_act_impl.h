@@ -1,8 +1,8 @@
 /*
  * al_act_impl.h -- elementwise activations, part of the type template (see al_real.h).
  *
- * act_forward applies an activation in place; act_grad multiplies a gradient by the
- * activation's derivative, written in terms of the activation's *output* y so that the
+ * act_forward applies an activation in place; act_deriv gives the derivative of the
+ * activation at a point, written in terms of the activation's *output* y so that the
  * backward pass needs only what the forward saved. Keras 3 formulas (keras-semantics.md):
  *   sigmoid(x) = 1 / (1 + exp(-x))        d = y (1 - y)
  *   tanh(x)                               d = 1 - y^2
@@ -11,26 +11,51 @@
  *   linear(x) = x                         d = 1
  */
 
-static inline real AL_SFN(al_sigmoid)(real x) {
-    /* Split on the sign so exp never overflows to inf for large |x|. */
-    if (x >= (real)0) {
-        real e = AL_EXP(-x);
-        return (real)1 / ((real)1 + e);
-    } else {
-        real e = AL_EXP(x);
-        return e / ((real)1 + e);
-    }
-}
-
-static inline real AL_SFN(al_hard_sigmoid)(real x) {
-    real y = x / (real)6 + (real)0.5;
-    if (y < (real)0) y = (real)0;
-    if (y > (real)1) y = (real)1;
-    return y;
-}
-
 #include "al_vmath.h"
 
+/* Scalar activations written branch-free (selects only), so that every loop calling them
+ * vectorises: act_forward below, and the fused LSTM cell on a register tile
+ * (lstm_cell_impl.h). One source of truth for the numbers of both paths. */
+static inline __attribute__((always_inline)) real AL_SFN(al_sigmoid_v)(real x) {
+#if defined(AL_REAL_F32)
+    return 1.0f / (1.0f + al_expf_poly(-x));
+#else
+    return 1.0 / (1.0 + al_exp_poly(-x));
+#endif
+}
+
+static inline __attribute__((always_inline)) real AL_SFN(al_tanh_v)(real x) {
+#if defined(AL_REAL_F32)
+    /* tanh(x) = sign(x) (1 - 2 / (e^{2|x|} + 1)), no overflow or cancellation at large |x| */
+    const float a = x < 0.0f ? -x : x;
+    const float t = 1.0f - 2.0f / (al_expf_poly(2.0f * a) + 1.0f);
+    return x < 0.0f ? -t : t;
+#else
+    /* tanh(x) = sign(x) (-m) / (2 + m), m = expm1(-2|x|): accurate near 0 too */
+    const double a = x < 0.0 ? -x : x;
+    const double m = al_expm1_poly(-2.0 * a);
+    const double t = -m / (2.0 + m);
+    return x < 0.0 ? -t : t;
+#endif
+}
+
+static inline __attribute__((always_inline)) real AL_SFN(al_hard_sigmoid)(real x) {
+    real y = x / (real)6 + (real)0.5;
+    y = y < (real)0 ? (real)0 : y;
+    return y > (real)1 ? (real)1 : y;
+}
+
+/* act(x) for one element; a constant act (the fused cell's tanh/sigmoid specialisation)
+ * leaves a branch-free expression. */
+static inline __attribute__((always_inline)) real AL_SFN(act_scalar)(int act, real x) {
+    switch (act) {
+    case AL_ACT_TANH: return AL_SFN(al_tanh_v)(x);
+    case AL_ACT_SIGMOID: return AL_SFN(al_sigmoid_v)(x);
+    case AL_ACT_HARD_SIGMOID: return AL_SFN(al_hard_sigmoid)(x);
+    case AL_ACT_RELU: return x < (real)0 ? (real)0 : x;   /* NaN stays NaN, as Keras */
+    default: return x;                                     /* AL_ACT_LINEAR */
+    }
+}
 
 /* x (n) -> act(x) (n), in place. The loops are branch-free so they vectorise; the CPU's widest
  * vector unit is chosen at run time (target_clones), the build itself stays portable. */
@@ -41,49 +66,19 @@ static void AL_SFN(act_forward)(int act, real *x, size_t n) {
     size_t k;
     switch (act) {
     case AL_ACT_TANH:
-#if defined(AL_REAL_F32)
-        for (k = 0; k < n; k++) {
-            /* tanh(x) = sign(x) (1 - 2 / (e^{2|x|} + 1)), no overflow or cancellation at large |x| */
-            const float a = x[k] < 0.0f ? -x[k] : x[k];
-            const float t = 1.0f - 2.0f / (al_expf_poly(2.0f * a) + 1.0f);
-            x[k] = x[k] < 0.0f ? -t : t;
-        }
-#else
-        for (k = 0; k < n; k++) {
-            /* tanh(x) = sign(x) (-m) / (2 + m), m = expm1(-2|x|): accurate near 0 too */
-            const double a = x[k] < 0.0 ? -x[k] : x[k];
-            const double m = al_expm1_poly(-2.0 * a);
-            const double t = -m / (2.0 + m);
-            x[k] = x[k] < 0.0 ? -t : t;
-        }
-#endif
+        for (k = 0; k < n; k++) x[k] = AL_SFN(al_tanh_v)(x[k]);
         break;
     case AL_ACT_SIGMOID:
-#if defined(AL_REAL_F32)
-        for (k = 0; k < n; k++) x[k] = 1.0f / (1.0f + al_expf_poly(-x[k]));
-#else
-        for (k = 0; k < n; k++) x[k] = 1.0 / (1.0 + al_exp_poly(-x[k]));
-#endif
+        for (k = 0; k < n; k++) x[k] = AL_SFN(al_sigmoid_v)(x[k]);
         break;
     case AL_ACT_HARD_SIGMOID:
         for (k = 0; k < n; k++) x[k] = AL_SFN(al_hard_sigmoid)(x[k]);
         break;
     case AL_ACT_RELU:
-        for (k = 0; k < n; k++) x[k] = x[k] < (real)0 ? (real)0 : x[k];  /* NaN stays NaN, as Keras */
+        for (k = 0; k < n; k++) x[k] = AL_SFN(act_scalar)(AL_ACT_RELU, x[k]);
         break;
     default: /* AL_ACT_LINEAR */
         break;
-    }
-}
-
-/* Scalar form of act_forward, for fused loops. */
-static inline real AL_SFN(act_scalar)(int act, real x) {
-    switch (act) {
-    case AL_ACT_TANH: return AL_TANH(x);
-    case AL_ACT_SIGMOID: return AL_SFN(al_sigmoid)(x);
-    case AL_ACT_HARD_SIGMOID: return AL_SFN(al_hard_sigmoid)(x);
-    case AL_ACT_RELU: return x < (real)0 ? (real)0 : x;
-    default: return x;
     }
 }
 

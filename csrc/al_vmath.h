@@ -17,7 +17,7 @@
  */
 #define AL_EXPF_HI 88.3762626647949f
 #define AL_EXPF_LO (-87.3365447504019f)
-static inline float al_expf_poly(float x) {
+static inline __attribute__((always_inline)) float al_expf_poly(float x) {
     const float round_magic = 12582912.0f;   /* 1.5 * 2^23: adding it rounds to an integer */
     float n, r, p;
     union { int32_t i; float f; } scale;
@@ -39,7 +39,7 @@ static inline float al_expf_poly(float x) {
 
 /* exp(x), but exactly 0 where the result is below the smallest normal float (x < -87.34):
  * the softmax's masked and far-below-max keys (libm would return a denormal or 0). */
-static inline float al_expf_flush(float x) {
+static inline __attribute__((always_inline)) float al_expf_flush(float x) {
     return x < AL_EXPF_LO ? 0.0f : al_expf_poly(x);
 }
 
@@ -53,7 +53,7 @@ static inline float al_expf_flush(float x) {
  */
 #define AL_EXP_HI 709.782712893383973096
 #define AL_EXP_LO (-708.396418532264106224)
-static inline double al_exp_poly(double x) {
+static inline __attribute__((always_inline)) double al_exp_poly(double x) {
     const double round_magic = 6755399441055744.0;   /* 1.5 * 2^52: rounds to an integer */
     double n, r, p;
     union { int64_t i; double f; } scale, t;
@@ -83,7 +83,7 @@ static inline double al_exp_poly(double x) {
     return p * scale.f;
 }
 
-static inline double al_expm1_poly(double z) {
+static inline __attribute__((always_inline)) double al_expm1_poly(double z) {
     double q = 1.5619206968586225e-16;
     double big;
     q = q * z + 2.8114572543455206e-15;

@@ -52,7 +52,8 @@ PyArrayObject *al_lstm_gate_mask(PyObject *obj, int typenum, const char *fn, con
 static const char LSTM_FORWARD_DOC[] =
     "lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, mask=None,\n"
     "             activation=1, recurrent_activation=2, go_backwards=False,\n"
-    "             dp_mask=None, rec_mask=None, save_act_c=False, impl=0, threads=0)\n"
+    "             dp_mask=None, rec_mask=None, save_act_c=False, impl=0, threads=0,\n"
+    "             save_gates=True)\n"
     "    -> (hs, cs, out, gates)  or, with save_act_c, (hs, cs, out, gates, act_c)\n\n"
     "Low-level LSTM forward over a whole sequence (Keras 3 LSTM semantics).\n\n"
     "x (B,T,D), kernel (D,4H), recurrent_kernel (H,4H), bias (4H,), h0/c0 (B,H),\n"
@@ -65,6 +66,8 @@ static const char LSTM_FORWARD_DOC[] =
     "sequence (None without a mask: it equals hs), and gates (B,T,4H), the activated gates\n"
     "indexed by time, saved for the backward pass; with save_act_c also act_c (B,T,H) =\n"
     "activation(c) per step, which lstm_backward uses instead of recomputing it.\n"
+    "save_gates=False (inference: no backward follows) returns None for gates and does\n"
+    "not write them, which saves the memory traffic of a (B,T,4H) array.\n"
     "impl (tests and benchmarks): 0 automatic, 1 BLAS only, 2 / 3 the packed path with\n"
     "AVX2 / AVX-512 (falls back to what the CPU has), float32 and float64.\n"
     "threads: 0 uses set_num_threads' count when the call is large enough to gain from it;\n"
@@ -76,13 +79,14 @@ static const char LSTM_FORWARD_DOC[] =
 static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"x", "kernel", "recurrent_kernel", "bias", "h0", "c0", "mask",
                              "activation", "recurrent_activation", "go_backwards",
-                             "dp_mask", "rec_mask", "save_act_c", "impl", "threads", NULL};
+                             "dp_mask", "rec_mask", "save_act_c", "impl", "threads",
+                             "save_gates", NULL};
     const char *fn = "lstm_forward";
     PyObject *x_obj = NULL, *W_obj = NULL, *U_obj = NULL;
     PyObject *b_obj = Py_None, *h0_obj = Py_None, *c0_obj = Py_None, *m_obj = Py_None;
     PyObject *p_obj = Py_None, *r_obj = Py_None;
     int activation = AL_ACT_TANH, recurrent_activation = AL_ACT_SIGMOID, go_backwards = 0;
-    int save_act_c = 0, impl = 0, threads = 0, nthreads, forced;
+    int save_act_c = 0, impl = 0, threads = 0, save_gates = 1, nthreads, forced;
     PyArrayObject *x = NULL, *W = NULL, *U = NULL, *bias = NULL, *h0 = NULL, *c0 = NULL;
     PyArrayObject *mask = NULL, *pmask = NULL, *rmask = NULL, *hs = NULL, *cs = NULL, *out = NULL;
     PyArrayObject *gates = NULL, *act_c = NULL;
@@ -90,10 +94,11 @@ static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kw
     int typenum, status = AL_OK;
     (void)self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OOOOiipOOpii:lstm_forward", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OOOOiipOOpiip:lstm_forward", kwlist,
                                      &x_obj, &W_obj, &U_obj, &b_obj, &h0_obj, &c0_obj, &m_obj,
                                      &activation, &recurrent_activation, &go_backwards,
-                                     &p_obj, &r_obj, &save_act_c, &impl, &threads)) {
+                                     &p_obj, &r_obj, &save_act_c, &impl, &threads,
+                                     &save_gates)) {
         return NULL;
     }
     if (al_lstm_options(fn, impl, threads, activation, recurrent_activation, &nthreads,
@@ -162,7 +167,8 @@ static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kw
         npy_intp dgate[3] = {B, T, G};
         if ((hs = (PyArrayObject *)PyArray_EMPTY(3, dseq, typenum, 0)) == NULL) goto fail;
         if ((cs = (PyArrayObject *)PyArray_EMPTY(3, dseq, typenum, 0)) == NULL) goto fail;
-        if ((gates = (PyArrayObject *)PyArray_EMPTY(3, dgate, typenum, 0)) == NULL) goto fail;
+        if (save_gates &&
+            (gates = (PyArrayObject *)PyArray_EMPTY(3, dgate, typenum, 0)) == NULL) goto fail;
         if (mask != NULL &&
             (out = (PyArrayObject *)PyArray_EMPTY(3, dseq, typenum, 0)) == NULL) goto fail;
         if (save_act_c &&
@@ -203,6 +209,10 @@ static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kw
     if (out == NULL) {
         Py_INCREF(Py_None);
         out = (PyArrayObject *)Py_None;
+    }
+    if (gates == NULL) {
+        Py_INCREF(Py_None);
+        gates = (PyArrayObject *)Py_None;
     }
     if (act_c != NULL) return Py_BuildValue("NNNNN", hs, cs, out, gates, act_c);
     return Py_BuildValue("NNNN", hs, cs, out, gates);

@@ -1,6 +1,7 @@
 /*
  * lstm.c -- LSTM kernels, compiled once per floating type from lstm_impl.h, with the
- * packed-panel GEMM of lstm_pgemm.h / lstm_pgemm_impl.h for their per-step products.
+ * packed-panel GEMM of lstm_pgemm.h / lstm_pgemm_impl.h for their per-step products and the
+ * fused cell of lstm_cell_impl.h (its tiles: lstm_cell_tile.h) for the forward steps.
  */
 #define _POSIX_C_SOURCE 200809L  /* sched_yield, pthreads (al_team.h) */
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "al_real.h"
 #include "al_act_impl.h"
 #include "lstm_pgemm_impl.h"
+#include "lstm_cell_impl.h"
 #include "lstm_impl.h"
 #include "al_real_undef.h"
 
@@ -21,5 +23,6 @@
 #include "al_real.h"
 #include "al_act_impl.h"
 #include "lstm_pgemm_impl.h"
+#include "lstm_cell_impl.h"
 #include "lstm_impl.h"
 #include "al_real_undef.h"

@@ -42,7 +42,10 @@ typedef struct {
     size_t B, T, D, H;
     int activation, recurrent_activation, go_backwards;
     int isa, mode;                   /* AL_PG_* ISA; AL_SPLIT_* mode of the team */
-    const real *pU, *pW;            /* packed U / W (packed path), or NULL */
+    /* packed path (fused cell, lstm_cell_impl.h): U, and in the concatenated form W and the
+     * bias, gate-interleaved; pW = W packed in Keras layout for a separate input projection
+     * into the gates array (projection-first form). NULL where unused. */
+    const real *pU, *pWg, *pbg, *pW;
     real *hd;                        /* (B,4H) workspace with rec_mask (single thread only) */
     al_barrier bar;
     atomic_size_t next;              /* AL_SPLIT_ROWS: the next chunk of rows to take */
@@ -104,40 +107,88 @@ static void AL_SFN(lstm_fwd_elementwise)(const AL_SFN(lstm_fwd_ctx) *c, size_t b
     }
 }
 
-/* One thread's share of the forward: batch rows [b0, b1) and hidden units [u0, u1) by the
- * team's mode (everything when single-threaded). Only the packed path runs with
- * nt > 1; the BLAS and dropout-mask paths always run single-threaded. */
-static void AL_SFN(lstm_fwd_part)(AL_SFN(lstm_fwd_ctx) *c, int tid, int nt, size_t b0,
-                                  size_t b1, size_t u0, size_t u1) {
+/* The input projection of rows [r0, r1) of (B*T): gates = x W (+ bias on the packed path),
+ * one GEMM over every step; with dp_mask one BLAS GEMM per gate (x * p_k goes to the
+ * workspace after hd); with D = 0 zeros. Only the packed GEMM runs in a team. */
+static void AL_SFN(lstm_fwd_projection)(AL_SFN(lstm_fwd_ctx) *c, size_t r0, size_t r1) {
     const size_t B = c->B, T = c->T, D = c->D, H = c->H, G = 4 * H;
-    size_t s, b, j, k;
-    const real *x = c->x, *W = c->W, *U = c->U;
-    real *gates = c->gates, *hs = c->hs, *hd = c->hd;
-
-    /* gates (B*T, 4H) = x (B*T, D) @ W (D, 4H): one GEMM over every step (the packed path
-     * adds the bias here too). The packed path splits it by rows among the team. */
-    if (D > 0 && c->dp_mask == NULL && c->pW != NULL) {
-        size_t r0 = b0 * T, r1 = b1 * T;
-        if (c->mode == AL_SPLIT_COLS) al_split(B * T, nt, tid, &r0, &r1);
-        AL_SFN(al_pg_gemm)(c->isa, gates + r0 * G, G, x + r0 * D, D, 1, c->pW, 0, c->bias, 0, r1 - r0,
-                   G, D);
+    size_t j, k;
+    if (D > 0 && c->pW != NULL) {
+        AL_SFN(al_pg_gemm)(c->isa, c->gates + r0 * G, G, c->x + r0 * D, D, 1, c->pW, 0, c->bias, 0,
+                           r1 - r0, G, D);
     } else if (D > 0 && c->dp_mask == NULL) {
         AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)G, (int)D,
-                (real)1, x, (int)D, W, (int)G, (real)0, gates, (int)G);
+                (real)1, c->x, (int)D, c->W, (int)G, (real)0, c->gates, (int)G);
     } else if (D > 0) {
-        /* gates[:, kH:(k+1)H] = (x * p_k) @ W[:, kH:(k+1)H], one GEMM per gate; x * p_k
-         * goes to the workspace after hd. */
-        real *xd = hd + B * G;
+        real *xd = c->hd + B * G;
         for (k = 0; k < 4; k++) {
-            AL_SFN(lstm_drop_x)(xd, x, c->dp_mask, k, B, T, D);
+            AL_SFN(lstm_drop_x)(xd, c->x, c->dp_mask, k, B, T, D);
             AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)H, (int)D,
-                    (real)1, xd, (int)D, W + k * H, (int)G, (real)0, gates + k * H, (int)G);
+                    (real)1, xd, (int)D, c->W + k * H, (int)G, (real)0, c->gates + k * H,
+                    (int)G);
         }
     } else {
-        for (j = b0 * T * G; j < b1 * T * G; j++) gates[j] = (real)0;
+        for (j = r0 * G; j < r1 * G; j++) c->gates[j] = (real)0;
     }
-    if (c->mode == AL_SPLIT_COLS) al_barrier_wait(&c->bar);
+}
 
+/* One thread's share of a packed-path forward: batch rows [b0, b1) and gate-interleaved
+ * panels [p0, p1) (lstm_cell_impl.h), each step one fused GEMM + cell pass. Concatenated
+ * form (pWg set, or D = 0): z = b + x_t W + h_{t-1} U on the tile, the gates array is only
+ * written (and may be NULL). Projection-first form: the input projection first fills the
+ * gates array, which the tiles read. */
+static void AL_SFN(lstm_fwd_fused)(AL_SFN(lstm_fwd_ctx) *c, int tid, int nt, size_t b0,
+                                   size_t b1, size_t p0, size_t p1) {
+    const size_t T = c->T, D = c->D, H = c->H, G = 4 * H, L = AL_SFN(al_cell_lanes)(c->isa);
+    const size_t u0 = p0 * L, u1 = p1 * L < H ? p1 * L : H;
+    const int zin = c->pWg == NULL && D > 0;
+    AL_SFN(lstm_cell_args) a;
+    size_t s, b;
+
+    if (zin) {
+        size_t r0 = b0 * T, r1 = b1 * T;
+        if (c->mode == AL_SPLIT_COLS) al_split(c->B * T, nt, tid, &r0, &r1);
+        AL_SFN(lstm_fwd_projection)(c, r0, r1);
+        if (c->mode == AL_SPLIT_COLS) al_barrier_wait(&c->bar);
+    }
+    /* the packed projection adds the bias itself; the BLAS one (dp_mask) leaves it out */
+    a.pW = c->pWg; a.pb = zin && c->pW != NULL ? NULL : c->pbg; a.pU = c->pU; a.zin = zin;
+    a.ldx = T * D; a.ldz = T * G; a.ldo = T * H; a.ldkeep = T;
+    a.D = D; a.H = H; a.act = c->activation; a.ract = c->recurrent_activation;
+    for (s = 0; s < T; s++) {
+        const size_t t = c->go_backwards ? T - 1 - s : s;
+        a.x = c->x + t * D;
+        a.h = s == 0 ? c->h0 : c->hs + (s - 1) * H;
+        a.ldh = s == 0 ? H : T * H;
+        a.cp = s == 0 ? c->c0 : c->cs + (s - 1) * H;
+        a.ldcp = a.ldh;
+        a.z = c->gates ? c->gates + t * G : NULL;
+        a.hn = c->hs + s * H; a.cn = c->cs + s * H;
+        a.ac = c->act_c ? c->act_c + s * H : NULL;
+        a.on = c->out ? c->out + s * H : NULL;
+        a.keep = c->mask ? c->mask + t : NULL;
+        AL_SFN(lstm_cell_step)(c->isa, &a, b0, b1, p0, p1);
+        for (b = b0; c->mask != NULL && b < b1; b++) {
+            if (!c->mask[b * T + t]) {
+                /* carry h, c and the output over (the elementwise pass's masked branch) */
+                const real *hp = a.h ? a.h + b * a.ldh : NULL;
+                const real *cp = a.cp ? a.cp + b * a.ldcp : NULL;
+                AL_SFN(lstm_fwd_elementwise)(c, b, s, t, NULL, hp, cp, u0, u1);
+            }
+        }
+        if (c->mode == AL_SPLIT_COLS) al_barrier_wait(&c->bar);
+    }
+}
+
+/* The BLAS path (single-threaded): input projection, then per step one GEMM into the
+ * strided gate rows of time t (four per-gate GEMMs with rec_mask) and the elementwise pass. */
+static void AL_SFN(lstm_fwd_blas)(AL_SFN(lstm_fwd_ctx) *c) {
+    const size_t B = c->B, T = c->T, H = c->H, G = 4 * H;
+    size_t s, b, j, k;
+    const real *U = c->U;
+    real *gates = c->gates, *hs = c->hs, *hd = c->hd;
+
+    AL_SFN(lstm_fwd_projection)(c, 0, B * T);
     for (s = 0; s < T; s++) {
         const size_t t = c->go_backwards ? T - 1 - s : s;
         /* h_{s-1} rows: h0 (stride H) at s == 0, else hs[:, s-1] (stride T*H). */
@@ -145,20 +196,7 @@ static void AL_SFN(lstm_fwd_part)(AL_SFN(lstm_fwd_ctx) *c, int tid, int nt, size
         const size_t hprev_ld = (s == 0) ? H : T * H;
         real *gt = gates + t * G;                       /* rows b at stride T*G */
 
-        if (hprev != NULL && c->pU != NULL) {
-            const size_t nc = AL_SFN(al_pg_nc)(c->isa);
-            if (c->mode == AL_SPLIT_COLS) {
-                /* this thread's units in each of the four gate blocks (nc | H) */
-                for (k = 0; k < 4; k++) {
-                    AL_SFN(al_pg_gemm)(c->isa, gt + k * H + u0, T * G, hprev, hprev_ld, 1,
-                               c->pU + ((k * H + u0) / nc) * H * nc, 0, NULL, 1, B, u1 - u0,
-                               H);
-                }
-            } else {
-                AL_SFN(al_pg_gemm)(c->isa, gt + b0 * T * G, T * G, hprev + b0 * hprev_ld, hprev_ld, 1,
-                           c->pU, 0, NULL, 1, b1 - b0, G, H);
-            }
-        } else if (hprev != NULL && c->rec_mask == NULL) {
+        if (hprev != NULL && c->rec_mask == NULL) {
             AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)G, (int)H,
                     (real)1, hprev, (int)hprev_ld, U, (int)G, (real)1, gt, (int)(T * G));
         } else if (hprev != NULL) {
@@ -175,33 +213,35 @@ static void AL_SFN(lstm_fwd_part)(AL_SFN(lstm_fwd_ctx) *c, int tid, int nt, size
                         (int)(T * G));
             }
         }
-        for (b = b0; b < b1; b++) {
+        for (b = 0; b < B; b++) {
             const real *hp = hprev ? hprev + b * hprev_ld : NULL;
             const real *cp = (s == 0) ? (c->c0 ? c->c0 + b * H : NULL)
                                       : c->cs + b * T * H + (s - 1) * H;
-            AL_SFN(lstm_fwd_elementwise)(c, b, s, t, gt + b * T * G, hp, cp, u0, u1);
+            AL_SFN(lstm_fwd_elementwise)(c, b, s, t, gt + b * T * G, hp, cp, 0, H);
         }
-        if (c->mode == AL_SPLIT_COLS) al_barrier_wait(&c->bar);
     }
 }
 
 /* One thread of the team: rows mode takes chunks of batch rows first come, first served (a
  * thread the OS delays then costs one chunk, not half the call); units mode takes its fixed
- * block of panels (its steps meet at a barrier). */
+ * block of gate-interleaved panels (its steps meet at a barrier). */
 static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
     AL_SFN(lstm_fwd_ctx) *c = (AL_SFN(lstm_fwd_ctx) *)arg;
+    const size_t L = c->isa != AL_PG_NONE ? AL_SFN(al_cell_lanes)(c->isa) : 1;
+    const size_t npanel = (c->H + L - 1) / L;
     size_t b0, b1, k;
-    if (c->mode == AL_SPLIT_ROWS) {
+    if (c->pU == NULL) {
+        AL_SFN(lstm_fwd_blas)(c);
+    } else if (c->mode == AL_SPLIT_ROWS) {
         while ((k = atomic_fetch_add(&c->next, 1)) < c->nchunk) {
             al_split(c->B, (int)c->nchunk, (int)k, &b0, &b1);
-            AL_SFN(lstm_fwd_part)(c, tid, nt, b0, b1, 0, c->H);
+            AL_SFN(lstm_fwd_fused)(c, tid, nt, b0, b1, 0, npanel);
         }
     } else if (c->mode == AL_SPLIT_COLS) {
-        const size_t nc = AL_SFN(al_pg_nc)(c->isa);
-        al_split(c->H / nc, nt, tid, &b0, &b1);
-        AL_SFN(lstm_fwd_part)(c, tid, nt, 0, c->B, b0 * nc, b1 * nc);
+        al_split(npanel, nt, tid, &b0, &b1);
+        AL_SFN(lstm_fwd_fused)(c, tid, nt, 0, c->B, b0, b1);
     } else {
-        AL_SFN(lstm_fwd_part)(c, tid, nt, 0, c->B, 0, c->H);
+        AL_SFN(lstm_fwd_fused)(c, tid, nt, 0, c->B, 0, npanel);
     }
 }
 
@@ -213,7 +253,8 @@ static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
  *           out   (B,T,H)  layer output per step under the mask rule; NULL when mask is NULL
  *                          (then the output sequence is hs itself)
  * saved     gates (B,T,4H) indexed by *time* t: the activated gates [i, f, g, o] of the step
- *                          that read x[:, t] (entries of masked steps are unspecified)
+ *                          that read x[:, t] (entries of masked steps are unspecified); or
+ *                          NULL (not saved: inference)
  *           act_c (B,T,H)  a(c) after each processing step s, or NULL (not saved; the
  *                          backward then recomputes it); entries of masked steps unspecified
  * inputs    x     (B,T,D)
@@ -242,8 +283,7 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
                              int impl, int nthreads, int forced) {
     const size_t G = 4 * H;
     AL_SFN(lstm_fwd_ctx) c;
-    /* packed-panel path (lstm_pgemm.h): packed U for the steps, packed W (+ bias
-     * folded in) for the input projection; NULL where BLAS does the product. */
+    /* the packed weights (packed path), and a gates array when the caller saves none */
     real *packed = NULL;
     int nt = 1;
     if (B == 0 || T == 0) return AL_OK;
@@ -253,37 +293,61 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
     c.B = B; c.T = T; c.D = D; c.H = H;
     c.activation = activation; c.recurrent_activation = recurrent_activation;
     c.go_backwards = go_backwards;
-    c.isa = AL_PG_NONE; c.mode = AL_SPLIT_NONE; c.pU = NULL; c.pW = NULL; c.hd = NULL;
+    c.isa = AL_PG_NONE; c.mode = AL_SPLIT_NONE;
+    c.pU = NULL; c.pWg = NULL; c.pbg = NULL; c.pW = NULL; c.hd = NULL;
     if (rec_mask != NULL || dp_mask != NULL) {
         /* hd (B,4H) for the dropped h rows, then x * p_k (B*T,D) */
         const size_t n = B * G + (dp_mask != NULL ? B * T * D : 0);
         c.hd = (real *)malloc(n * sizeof(real));
         if (c.hd == NULL) return AL_ERR_NOMEM;
     }
-    c.isa = al_pg_choose(impl, B, T);
+    c.isa = rec_mask == NULL ? al_pg_choose(impl, B, T) : AL_PG_NONE;
     if (c.isa != AL_PG_NONE) {
-        const size_t nu = rec_mask == NULL ? AL_SFN(al_pg_size)(c.isa, H, G) : 0;
-        const size_t nw = (D > 0 && dp_mask == NULL && al_pg_for_projection(c.isa, impl))
+        /* Fused cell (lstm_cell_impl.h). Concatenated form (W gate-interleaved, x_t W on the
+         * step's tile) from AL_CELL_CONCAT_B rows, where the tile reuses each W panel over
+         * many rows; below it the input projection of all B*T rows is one GEMM first (W
+         * packed in Keras layout; BLAS with dp_mask, or where al_pg_for_projection says). */
+        const size_t L = AL_SFN(al_cell_lanes)(c.isa), Hp = (H + L - 1) / L * L;
+        const int concat = dp_mask == NULL && (D == 0 || B >= AL_CELL_CONCAT_B);
+        const size_t nu = AL_SFN(al_pg_size)(c.isa, H, 4 * Hp);
+        const size_t nwg = concat ? AL_SFN(al_pg_size)(c.isa, D, 4 * Hp) : 0;
+        const size_t nb = AL_SFN(al_pg_size)(c.isa, 1, 4 * Hp);
+        const size_t nw = (!concat && D > 0 && dp_mask == NULL && al_pg_for_projection(c.isa, impl))
                               ? AL_SFN(al_pg_size)(c.isa, D, G) : 0;
-        if (nu + nw > 0) {
-            packed = (real *)malloc((nu + nw) * sizeof(real));
-            if (packed == NULL) {
-                free(c.hd);
-                return AL_ERR_NOMEM;
-            }
+        /* projection-first needs a gates array even when the caller saves none */
+        const size_t ng = (!concat && gates == NULL) ? B * T * G : 0;
+        packed = (real *)malloc((nu + nwg + nb + nw + ng) * sizeof(real));
+        if (packed == NULL) {
+            free(c.hd);
+            return AL_ERR_NOMEM;
         }
-        if (nu > 0) {
-            AL_SFN(al_pg_pack)(c.isa, packed, U, G, 0, H, G);
-            c.pU = packed;
+        c.pU = packed;
+        AL_SFN(al_pg_pack_gates)(c.isa, packed, U, G, H, H);
+        if (nwg > 0) {
+            c.pWg = packed + nu;
+            AL_SFN(al_pg_pack_gates)(c.isa, packed + nu, W, G, D, H);
+        }
+        if (bias != NULL) {
+            c.pbg = packed + nu + nwg;
+            AL_SFN(al_pg_pack_gates)(c.isa, packed + nu + nwg, bias, G, 1, H);
         }
         if (nw > 0) {
-            AL_SFN(al_pg_pack)(c.isa, packed + nu, W, G, 0, D, G);
-            c.pW = packed + nu;
+            c.pW = packed + nu + nwg + nb;
+            AL_SFN(al_pg_pack)(c.isa, packed + nu + nwg + nb, W, G, 0, D, G);
         }
+        if (ng > 0) c.gates = packed + nu + nwg + nb + nw;
         /* Threads only where every product is a packed one (no BLAS inside the team). */
-        if (c.pU != NULL && (D == 0 || c.pW != NULL)) {
-            c.mode = al_lstm_split(nthreads, forced, B, T, H, AL_SFN(al_pg_nc)(c.isa), &nt);
+        if (D == 0 || c.pWg != NULL || c.pW != NULL) {
+            c.mode = al_lstm_split(nthreads, forced, B, T, Hp, L, &nt);
         }
+    } else if (gates == NULL) {
+        /* the BLAS path works in a gates array even when the caller saves none */
+        packed = (real *)malloc(B * T * G * sizeof(real));
+        if (packed == NULL) {
+            free(c.hd);
+            return AL_ERR_NOMEM;
+        }
+        c.gates = packed;
     }
     atomic_init(&c.next, 0);
     c.nchunk = c.mode == AL_SPLIT_ROWS ? (B < 2 * (size_t)nt ? B : 2 * (size_t)nt) : 0;

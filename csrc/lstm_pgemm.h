@@ -70,6 +70,10 @@ static int al_pg_for_projection(int isa, int impl) {
     return isa == AL_PG_AVX512 || (isa != AL_PG_NONE && impl >= 2);
 }
 
+/* The fused LSTM cell (lstm_cell_impl.h) computes x_t W on each step's tile from this many
+ * batch rows; below it the input projection of all steps is one GEMM first. */
+#define AL_CELL_CONCAT_B 8
+
 /* The largest register tile height for an ISA (the panel width, nc, depends on the type:
  * al_pg_nc_f32 / al_pg_nc_f64 in lstm_pgemm_impl.h). */
 static size_t al_pg_rmax(int isa) { return isa == AL_PG_AVX512 ? 6 : 3; }

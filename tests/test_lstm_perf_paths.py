@@ -143,7 +143,8 @@ def test_float64_packed_paths_match_the_twin(B, T, D, H, impl):
 @pytest.mark.parametrize("impl", [2, 3])
 def test_packed_rows_do_not_depend_on_batch_size(impl):
     """A sample's outputs are bit-identical whether it runs alone or inside a batch of 9 (the
-    tile height changes with B; the summation order must not)."""
+    tile height changes with B; the summation order must not), across both forms of the fused
+    cell: B = 9 computes x_t W on each step's tile, B < 8 the input projection first."""
     rng = np.random.default_rng(11)
     x, W, U, b, h0, c0 = inputs(rng, 9, 4, 5, 19)
     full = forward(x, W, U, b, h0, c0, None, False, impl)[0]
@@ -170,3 +171,51 @@ def test_float64_gate_activations_are_accurate(impl):
     for got, want in ((gates[0, 0, :H], sig), (gates[0, 0, 2 * H:3 * H], np.tanh(z))):
         ulp = np.abs(got - want) / np.maximum(np.abs(want) * 2.0 ** -52, 1e-300)
         assert ulp.max() <= 8, float(ulp.max())
+
+
+@pytest.mark.parametrize("impl", [2, 3])
+@pytest.mark.parametrize("act,ract", [("relu", "hard_sigmoid"), ("linear", "tanh"),
+                                      ("hard_sigmoid", "relu")])
+def test_fused_cell_other_activations(impl, act, ract):
+    """The fused cell (csrc/lstm_cell_impl.h) specialises (tanh, sigmoid); every other pair
+    takes its generic lanes, in both forms (B = 3: input projection first; B = 12: x_t W on
+    the step's tile), with a partial last panel (H = 21) and a mask."""
+    codes = {"linear": _core.ACT_LINEAR, "tanh": _core.ACT_TANH, "sigmoid": _core.ACT_SIGMOID,
+             "hard_sigmoid": _core.ACT_HARD_SIGMOID, "relu": _core.ACT_RELU}
+    for B in (3, 12):
+        rng = np.random.default_rng(B)
+        x, W, U, b, h0, c0 = inputs(rng, B, 5, 4, 21, scale=0.3)
+        mask = rng.random((B, 5)) > 0.3
+        hs, cs, out, gates = _core.lstm_forward(x, W, U, b, h0, c0, mask, codes[act],
+                                                codes[ract], False, impl=impl)
+        o = R.lstm(f64(x), f64(W), f64(U), f64(b), [f64(h0), f64(c0)], mask, act, ract)[0]
+        assert close(out, o)
+
+
+@pytest.mark.parametrize("impl", [0, 1, 2, 3])
+@pytest.mark.parametrize("B", [1, 5, 12])
+def test_forward_without_saved_gates(impl, B):
+    """save_gates=False (inference) returns None for the gates and the same bits for
+    everything else, in every form of the forward."""
+    rng = np.random.default_rng(B + 10 * impl)
+    x, W, U, b, h0, c0 = inputs(rng, B, 6, 5, 19)
+    mask = rng.random((B, 6)) > 0.3
+    for m, state in ((None, (None, None)), (mask, (h0, c0))):
+        full = _core.lstm_forward(x, W, U, b, *state, m, _core.ACT_TANH, _core.ACT_SIGMOID,
+                                  True, impl=impl)
+        lean = _core.lstm_forward(x, W, U, b, *state, m, _core.ACT_TANH, _core.ACT_SIGMOID,
+                                  True, impl=impl, save_gates=False)
+        assert lean[3] is None
+        for k in (0, 1, 2):
+            assert (full[k] is None and lean[k] is None) or np.array_equal(full[k], lean[k])
+
+
+def test_backward_needs_saved_gates():
+    from attnlstm import ops
+    rng = np.random.default_rng(0)
+    x, W, U, b, _, _ = inputs(rng, 2, 3, 4, 5)
+    saved = ops.lstm_forward(x, W, U, b, save_gates=False)
+    assert saved["gates"] is None
+    with pytest.raises(ValueError, match=r"ops.lstm_backward: `saved` comes from "
+                                         r"ops.lstm_forward\(\.\.\., save_gates=False\)"):
+        ops.lstm_backward(saved, d_outputs=np.ones((2, 3, 5), np.float32))

@@ -226,7 +226,8 @@ class LSTM(Layer):
         self.states = [h, c]
 
     def call(self, inputs, mask=None, initial_state=None, training=False):
-        return self.forward(inputs, mask, initial_state, training)[0]
+        # no backward follows a plain call: the kernel need not keep the gates
+        return self._forward(inputs, mask, initial_state, training, save_gates=False)[0]
 
     def _dropout_mask(self, B, n, rate, gates):
         """Keras' ``dropout(ones((B, n)), rate)``: kept entries are 1 / (1 - rate)."""
@@ -234,6 +235,9 @@ class LSTM(Layer):
         return (keep / (1.0 - rate)).astype(self.dtype)
 
     def forward(self, inputs, mask=None, initial_state=None, training=False):
+        return self._forward(inputs, mask, initial_state, training, save_gates=True)
+
+    def _forward(self, inputs, mask, initial_state, training, save_gates):
         x = inputs
         B = x.shape[0]
         own_state = initial_state is not None
@@ -259,7 +263,8 @@ class LSTM(Layer):
             x, self.kernel.value, self.recurrent_kernel.value,
             self.bias.value if self.use_bias else None, initial_state, mask,
             self.activation, self.recurrent_activation, self.go_backwards,
-            dtype=self.dtype, name=f"LSTM '{self.name}'", rec_mask=rec_mask, dp_mask=dp_mask)
+            dtype=self.dtype, name=f"LSTM '{self.name}'", rec_mask=rec_mask, dp_mask=dp_mask,
+            save_gates=save_gates)
         outputs = r["outputs"]
         out_mask = None
         if self.zero_output_for_mask and mask is not None:

@@ -1,0 +1,133 @@
+/*
+ * lstm_cell_impl.h -- the LSTM forward step fused onto the packed GEMM's register tile; part of
+ * the type template (al_real.h), after al_act_impl.h and lstm_pgemm_impl.h.
+ *
+ * Why (performance-notes item 3): done separately, a step writes its (B,4H) gate
+ * pre-activations from the GEMM tile, then reads them back for the cell, and each row lives at
+ * a stride of T*4H (rows of the (B,T,4H) gates array), so at large batches that round trip is
+ * memory traffic, not arithmetic. Here the four gates of the same L hidden units share one
+ * tile (U, W and the bias packed gate-interleaved), and the cell
+ *   i = ra(z_i)  f = ra(z_f)  g = a(z_c)  o = ra(z_o)   c = f c_{t-1} + i g   h = o a(c)
+ * runs on the tile just computed.
+ *
+ *   gate-interleaved packing, panel p of L units (nc = 4L, L = lanes per vector):
+ *     P[p][k][q L + l] = M[k][q H + p L + l]   (q = gate in [i, f, c, o]; 0 for p L + l >= H)
+ */
+
+/* One step's operands for the fused cell (row r of each array at base + r * its stride). */
+typedef struct {
+    const real *x; size_t ldx;           /* x_t rows (B, D), when pW is set */
+    const real *pW;                      /* W (D,4H) gate-interleaved, or NULL: z holds x W + b */
+    const real *pb;                      /* bias (4H) gate-interleaved, or NULL: none, or
+                                            already in z (zin) */
+    const real *h; size_t ldh;           /* h_{t-1} rows (B, H), or NULL for zeros */
+    const real *pU;                      /* U (H,4H) gate-interleaved */
+    real *z; size_t ldz;                 /* gate rows (B, 4H), Keras layout: read when zin (the
+                                            input projection plus bias), written with the
+                                            activated gates; or NULL (not saved, zin = 0) */
+    int zin;
+    const real *cp; size_t ldcp;         /* c_{t-1} rows, or NULL for zeros */
+    real *hn, *cn, *ac, *on; size_t ldo; /* h_t, c_t, a(c_t) (or NULL), output (or NULL) rows */
+    const uint8_t *keep; size_t ldkeep;  /* row r masked when keep[r * ldkeep] == 0; NULL: none.
+                                            Masked rows get no h, c, a(c) or output: the
+                                            caller carries them over. */
+    size_t D, H;
+    int act, ract;
+} AL_SFN(lstm_cell_args);
+
+/* The cell on L lanes: z [i|f|c|o] (L each) pre-activations in, activated gates out; cp (L)
+ * or NULL for zeros; h, c, ac (L) out. With (act, ract) = (tanh, sigmoid) -- the case that
+ * matters -- the loop is branch-free and vectorises; others go through the switch. */
+static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_lanes_body)(
+    real *z, const real *cp, real *h, real *c, real *ac, const int L, const int act,
+    const int ract) {
+    int j;
+    /* not unrolled: GCC would unroll an 8-lane loop into scalar code before vectorising */
+#pragma GCC unroll 1
+    for (j = 0; j < L; j++) {
+        const real i = AL_SFN(act_scalar)(ract, z[j]);
+        const real f = AL_SFN(act_scalar)(ract, z[L + j]);
+        const real g = AL_SFN(act_scalar)(act, z[2 * L + j]);
+        const real o = AL_SFN(act_scalar)(ract, z[3 * L + j]);
+        const real cn = cp ? f * cp[j] + i * g : i * g;
+        const real a = AL_SFN(act_scalar)(act, cn);
+        z[j] = i;
+        z[L + j] = f;
+        z[2 * L + j] = g;
+        z[3 * L + j] = o;
+        c[j] = cn;
+        ac[j] = a;
+        h[j] = o * a;
+    }
+}
+
+static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_lanes)(
+    real *z, const real *cp, real *h, real *c, real *ac, const int L, int act, int ract) {
+    if (act == AL_ACT_TANH && ract == AL_ACT_SIGMOID) {
+        if (cp) AL_SFN(lstm_cell_lanes_body)(z, cp, h, c, ac, L, AL_ACT_TANH, AL_ACT_SIGMOID);
+        else AL_SFN(lstm_cell_lanes_body)(z, NULL, h, c, ac, L, AL_ACT_TANH, AL_ACT_SIGMOID);
+    } else {
+        AL_SFN(lstm_cell_lanes_body)(z, cp, h, c, ac, L, act, ract);
+    }
+}
+
+/* Lanes per vector (L) of the gate-interleaved panels. */
+static size_t AL_SFN(al_cell_lanes)(int isa) { return AL_SFN(al_pg_nc)(isa) / 4; }
+
+/* P = gate-interleaved M (K, 4H; row stride ldm), al_pg_size(isa, K, 4 * ceil(H / L) * L)
+ * elements. K = 1 packs a bias vector. */
+static void AL_SFN(al_pg_pack_gates)(int isa, real *P, const real *M, size_t ldm, size_t K,
+                                     size_t H) {
+    const size_t L = AL_SFN(al_cell_lanes)(isa), nc = 4 * L;
+    size_t p, k, q, l;
+    for (p = 0; p * L < H; p++) {
+        const size_t w = H - p * L < L ? H - p * L : L;
+        real *dst = P + p * K * nc;
+        for (k = 0; k < K; k++) {
+            for (q = 0; q < 4; q++) {
+                const real *src = M + k * ldm + q * H + p * L;
+                real *d = dst + k * nc + q * L;
+                for (l = 0; l < w; l++) d[l] = src[l];
+                for (; l < L; l++) d[l] = (real)0;
+            }
+        }
+    }
+}
+
+#if AL_PG_X86
+#define AL_CT_512
+#include "lstm_cell_tile.h"
+#define AL_CT_256
+#include "lstm_cell_tile.h"
+#endif
+
+typedef void (*AL_SFN(lstm_cell_fn))(const AL_SFN(lstm_cell_args) *, size_t, size_t, size_t);
+
+/* The fused step for rows [r0, r1) and panels [p0, p1) (isa must not be AL_PG_NONE). Panels
+ * outermost, so a panel of U stays in cache across the row tiles; rows in tiles of near-equal
+ * height, each row computed by the same operations whatever its tile. */
+static void AL_SFN(lstm_cell_step)(int isa, const AL_SFN(lstm_cell_args) *a, size_t r0,
+                                   size_t r1, size_t p0, size_t p1) {
+#if AL_PG_X86
+    static const AL_SFN(lstm_cell_fn) f512[7] = {
+        NULL, AL_SFN(lstm_cell_r1_512), AL_SFN(lstm_cell_r2_512), AL_SFN(lstm_cell_r3_512),
+        AL_SFN(lstm_cell_r4_512), AL_SFN(lstm_cell_r5_512), AL_SFN(lstm_cell_r6_512)};
+    static const AL_SFN(lstm_cell_fn) f256[4] = {
+        NULL, AL_SFN(lstm_cell_r1_256), AL_SFN(lstm_cell_r2_256), AL_SFN(lstm_cell_r3_256)};
+    const AL_SFN(lstm_cell_fn) *fn = isa == AL_PG_AVX512 ? f512 : f256;
+    const size_t L = AL_SFN(al_cell_lanes)(isa), rmax = al_pg_rmax(isa);
+    const size_t M = r1 - r0, ntile = (M + rmax - 1) / rmax;
+    size_t p, i, r;
+    if (M == 0) return;
+    for (p = p0; p < p1; p++) {
+        const size_t n = a->H - p * L < L ? a->H - p * L : L;
+        for (i = 0, r = r0; i < ntile; i++) {
+            const size_t R = M / ntile + (i < M % ntile ? 1 : 0);
+            fn[R](a, r, p, n);
+            r += R;
+        }
+    }
+#else
+    (void)isa; (void)a; (void)r0; (void)r1; (void)p0; (void)p1;
+#endif
+}
