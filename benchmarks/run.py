@@ -222,7 +222,8 @@ def worker(args):
                         fns[c]()
                     except Exception:
                         pass
-            results.update(timing.race(fns))
+            results.update(timing.race(
+                fns, settle_s=timing.SETTLE_S if threads > 1 else 0.0))
         del fns
         rec = {"family": family, "op": op, "dtype": dtype, "shape": shape, "threads": threads,
                "flops": mod.flops(op, shape), "results": results,
@@ -313,7 +314,10 @@ def main(argv=None):
             "repeats": (f"interleaved rounds; each contender at least {timing.MIN_RUNS} runs "
                         f"({timing.MIN_RUNS_SLOW} when its warm-up call took >= {timing.SLOW_S} s) "
                         f"and until {timing.BUDGET_S} s measured (max {timing.MAX_RUNS}), after "
-                        f"{timing.WARMUP} warm-up call (2 for compiled Keras)"),
+                        f"{timing.WARMUP} warm-up call (2 for compiled Keras); with more than "
+                        f"one thread an untimed {timing.SETTLE_S * 1e3:g} ms pause before every "
+                        f"timed call, so no contender runs beside another's spinning idle "
+                        f"threads"),
             "attention_batch": ATT_B, "lstm_input_size": D_LSTM}
     if args.dry_run:
         args.contenders = [c for c in args.contenders if c in ("attnlstm", "torch")]

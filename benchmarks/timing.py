@@ -6,6 +6,12 @@ A contender stops once it has at least `min_runs` runs and `budget` seconds of m
 or `max_runs` runs. A slow contender (warm-up call >= `slow_s`, e.g. Keras eager at B=64, T=200)
 needs only `min_runs_slow` runs: that keeps the full grid within ~15 min on 2 cores without
 dropping shapes (the report prints each cell's run count in results/bench.json, "runs"). Statistics: median, interquartile range, min and max of the per-call times.
+
+With several threads, each timed call is preceded by an untimed pause of `settle_s`: after a
+parallel region the runtimes' idle worker threads keep spinning on the cores for a while
+(libgomp under PyTorch, TensorFlow's Eigen pool, OpenBLAS), so without it the next contender
+in the round would run with its cores taken by the previous one's spinning threads, i.e.
+oversubscribed. The pause is the same for every contender.
 """
 import time
 
@@ -18,6 +24,7 @@ BUDGET_S = 0.2
 WARMUP = 1
 SLOW_S = 1.0
 MIN_RUNS_SLOW = 2
+SETTLE_S = 0.005     # pause before each timed call with more than one thread (see above)
 
 
 def stats(times):
@@ -28,9 +35,10 @@ def stats(times):
 
 
 def race(fns, min_runs=MIN_RUNS, max_runs=MAX_RUNS, budget=BUDGET_S, warmup=WARMUP,
-         slow_s=SLOW_S, min_runs_slow=MIN_RUNS_SLOW):
-    """Time `fns` (name -> zero-argument callable), interleaved. Returns name -> stats dict,
-    or name -> {"error": "..."} when a contender raised (its number is then never reported)."""
+         slow_s=SLOW_S, min_runs_slow=MIN_RUNS_SLOW, settle_s=0.0):
+    """Time `fns` (name -> zero-argument callable), interleaved, sleeping `settle_s` (untimed)
+    before each timed call. Returns name -> stats dict, or name -> {"error": "..."} when a
+    contender raised (its number is then never reported)."""
     out, live, need = {}, {}, {}
     for name, fn in fns.items():
         try:
@@ -46,6 +54,8 @@ def race(fns, min_runs=MIN_RUNS, max_runs=MAX_RUNS, budget=BUDGET_S, warmup=WARM
     while live:
         for name in list(live):
             fn = live[name]
+            if settle_s > 0:
+                time.sleep(settle_s)
             try:
                 t0 = time.perf_counter()
                 fn()

@@ -3,9 +3,10 @@
  * packed-panel GEMM of lstm_pgemm.h / lstm_pgemm_impl.h for their per-step products and the
  * fused cell of lstm_cell_impl.h (its tiles: lstm_cell_tile.h) for the forward steps.
  */
-#define _POSIX_C_SOURCE 200809L  /* sched_yield, pthreads (al_team.h) */
+#define _DEFAULT_SOURCE  /* POSIX 2008: sched_yield, pthreads (al_team.h); madvise (al_alloc.h) */
 #include <stdlib.h>
 
+#include "al_alloc.h"
 #include "al_kernels.h"
 #include "lstm_api.h"
 #include "lstm_pgemm.h"

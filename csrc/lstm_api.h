@@ -7,8 +7,9 @@
  *       3 packed path with AVX-512 (a forced path the CPU lacks falls back to the best one it
  *       has), for float32 and float64 alike. Results agree to the type's rounding.
  * nthreads, forced: the thread budget and whether to use it regardless of the call's size
- *       (al_lstm_split in lstm_pgemm.h); only the packed path uses threads, and its
- *       results are bitwise the same for every thread count.
+ *       (al_lstm_split in lstm_pgemm.h); only the packed path uses threads, and what the
+ *       team computes is bitwise the same for every thread count (the backward's weight and
+ *       input gradients are BLAS GEMMs, threaded by the BLAS's own thread count).
  */
 #ifndef AL_LSTM_API_H
 #define AL_LSTM_API_H

@@ -298,7 +298,7 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
     if (rec_mask != NULL || dp_mask != NULL) {
         /* hd (B,4H) for the dropped h rows, then x * p_k (B*T,D) */
         const size_t n = B * G + (dp_mask != NULL ? B * T * D : 0);
-        c.hd = (real *)malloc(n * sizeof(real));
+        c.hd = (real *)al_alloc_large(n * sizeof(real));
         if (c.hd == NULL) return AL_ERR_NOMEM;
     }
     c.isa = rec_mask == NULL ? al_pg_choose(impl, B, T) : AL_PG_NONE;
@@ -316,7 +316,7 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
                               ? AL_SFN(al_pg_size)(c.isa, D, G) : 0;
         /* projection-first needs a gates array even when the caller saves none */
         const size_t ng = (!concat && gates == NULL) ? B * T * G : 0;
-        packed = (real *)malloc((nu + nwg + nb + nw + ng) * sizeof(real));
+        packed = (real *)al_alloc_large((nu + nwg + nb + nw + ng) * sizeof(real));
         if (packed == NULL) {
             free(c.hd);
             return AL_ERR_NOMEM;
@@ -342,7 +342,7 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
         }
     } else if (gates == NULL) {
         /* the BLAS path works in a gates array even when the caller saves none */
-        packed = (real *)malloc(B * T * G * sizeof(real));
+        packed = (real *)al_alloc_large(B * T * G * sizeof(real));
         if (packed == NULL) {
             free(c.hd);
             return AL_ERR_NOMEM;
@@ -459,8 +459,6 @@ typedef struct {
     int activation, recurrent_activation, go_backwards;
     int isa, mode;                  /* AL_PG_* ISA; AL_SPLIT_* mode of the team */
     const real *pUt;               /* packed U^T (4H,H), packed path, or NULL */
-    real *big;                     /* packed Hd, X, W^T and a transposed-result buffer for the
-                                       post-loop products (packed path), or NULL */
     real *dZ, *Hd, *tmp, *dcarry, *xd;
     al_barrier bar;
     atomic_size_t next;             /* AL_SPLIT_ROWS: the next chunk of rows of the time loop */
@@ -586,7 +584,7 @@ static void AL_SFN(lstm_bwd_hd)(AL_SFN(lstm_bwd_ctx) *c, size_t b0, size_t b1) {
     }
 }
 
-/* The weight and input gradients with BLAS, single-threaded (see lstm_backward). */
+/* The weight and input gradients, large BLAS GEMMs after the loop (see lstm_backward). */
 static void AL_SFN(lstm_bwd_post_blas)(AL_SFN(lstm_bwd_ctx) *c) {
     const size_t B = c->B, T = c->T, D = c->D, H = c->H, G = 4 * H, BT = B * T;
     real *dZ = c->dZ, *Hd = c->Hd, *xd = c->xd;
@@ -635,13 +633,12 @@ static void AL_SFN(lstm_bwd_post_blas)(AL_SFN(lstm_bwd_ctx) *c) {
 }
 
 /* One thread's share of the backward: the time loop (rows or units by the team's mode), then
- * Hd, the three large products on the packed path (split by output rows) and db (split by
- * columns), with barriers between the phases. */
+ * its rows of Hd and columns of db. The large products follow on the calling thread, with
+ * the BLAS (lstm_bwd_post_blas), which blocks them for the caches and threads them itself. */
 static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
     AL_SFN(lstm_bwd_ctx) *c = (AL_SFN(lstm_bwd_ctx) *)arg;
-    const size_t B = c->B, T = c->T, D = c->D, H = c->H, G = 4 * H, BT = B * T;
+    const size_t B = c->B, T = c->T, H = c->H, G = 4 * H, BT = B * T;
     size_t b0 = 0, b1 = B, u0 = 0, u1 = H, g0, g1, j, s;
-    (void)D;
 
     if (c->mode == AL_SPLIT_ROWS) {
         /* chunks of rows first come, first served (see lstm_fwd_work) */
@@ -659,55 +656,11 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
         }
         AL_SFN(lstm_bwd_loop)(c, b0, b1, u0, u1);
     }
+    /* after the loop: this thread's rows of Hd and columns of db (sums over the B*T rows of
+     * dZ, rows in order) */
     al_split(B, nt, tid, &b0, &b1);
     al_barrier_wait(&c->bar);
     AL_SFN(lstm_bwd_hd)(c, b0, b1);
-    al_barrier_wait(&c->bar);
-
-    if (c->big != NULL) {
-        /* The three large products as dZ^T (or dZ) times a packed right-hand side, each
-         * transposed result moved into place; every thread packs its share of the panels,
-         * then computes its rows of each product. */
-        const int isa = c->isa;
-        const size_t nc = AL_SFN(al_pg_nc)(isa), LD = H > D ? H : D;
-        const size_t nh = AL_SFN(al_pg_size)(isa, BT, H), nx = AL_SFN(al_pg_size)(isa, BT, D);
-        real *pH = c->big, *pX = pH + nh, *pWt = pX + nx, *tT = pWt + AL_SFN(al_pg_size)(isa, G, D);
-        size_t p0, p1;
-        al_split((H + nc - 1) / nc, nt, tid, &p0, &p1);
-        if (p1 > p0) {
-            AL_SFN(al_pg_pack)(isa, pH + p0 * BT * nc, c->Hd + p0 * nc, H, 0, BT,
-                       (p1 * nc < H ? p1 * nc : H) - p0 * nc);
-        }
-        al_split((D + nc - 1) / nc, nt, tid, &p0, &p1);
-        if (p1 > p0) {
-            const size_t w = (p1 * nc < D ? p1 * nc : D) - p0 * nc;
-            AL_SFN(al_pg_pack)(isa, pX + p0 * BT * nc, c->x + p0 * nc, D, 0, BT, w);
-            AL_SFN(al_pg_pack)(isa, pWt + p0 * G * nc, c->W + p0 * nc * G, G, 1, G, w);
-        }
-        al_barrier_wait(&c->bar);
-        al_split(G, nt, tid, &g0, &g1);
-        if (g1 > g0) {
-            /* dU^T rows [g0, g1) (4H, H) = dZ^T (4H, B*T) Hd (B*T, H) */
-            AL_SFN(al_pg_gemm)(isa, tT + g0 * LD, LD, c->dZ + g0, 1, G, pH, 0, NULL, 0, g1 - g0, H, BT);
-            AL_SFN(al_pg_transpose)(c->dU + g0, G, tT + g0 * LD, LD, g1 - g0, H);
-            if (D > 0) {
-                /* dW^T rows [g0, g1) (4H, D) = dZ^T X (B*T, D) */
-                AL_SFN(al_pg_gemm)(isa, tT + g0 * LD, LD, c->dZ + g0, 1, G, pX, 0, NULL, 0, g1 - g0, D,
-                           BT);
-                AL_SFN(al_pg_transpose)(c->dW + g0, G, tT + g0 * LD, LD, g1 - g0, D);
-            }
-        }
-        if (D > 0) {
-            /* dX rows [r0, r1) (B*T, D) = dZ (B*T, 4H) W^T (4H, D) */
-            size_t r0, r1;
-            al_split(BT, nt, tid, &r0, &r1);
-            AL_SFN(al_pg_gemm)(isa, c->dx + r0 * D, D, c->dZ + r0 * G, G, 1, pWt, 0, NULL, 0, r1 - r0, D,
-                       G);
-        }
-    } else {
-        AL_SFN(lstm_bwd_post_blas)(c);      /* only ever single-threaded */
-    }
-    /* db columns [g0, g1) = sum over the B*T rows of dZ, rows in order */
     al_split(G, nt, tid, &g0, &g1);
     for (j = g0; j < g1; j++) c->db[j] = (real)0;
     for (s = 0; s < BT; s++) {
@@ -744,8 +697,8 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
         return AL_OK;
     }
     /* dZ (B,T,4H) | Hd (B,T,HW) | tmp (B,HW) | dcarry (B,H) | xd (B,T,D) (dp_mask only) */
-    work = (real *)malloc((BT * (G + HW) + B * (HW + H) + (dp_mask ? BT * D : 0)) *
-                          sizeof(real));
+    work = (real *)al_alloc_large((BT * (G + HW) + B * (HW + H) + (dp_mask ? BT * D : 0)) *
+                                  sizeof(real));
     if (work == NULL) return AL_ERR_NOMEM;
     c.dx = dx; c.dW = dW; c.dU = dU; c.db = db; c.dh0 = dh0; c.dc0 = dc0;
     c.hs = hs; c.cs = cs; c.gates = gates; c.act_c = act_c; c.x = x; c.h0 = h0; c.c0 = c0;
@@ -754,7 +707,7 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     c.B = B; c.T = T; c.D = D; c.H = H; c.HW = HW;
     c.activation = activation; c.recurrent_activation = recurrent_activation;
     c.go_backwards = go_backwards;
-    c.isa = AL_PG_NONE; c.mode = AL_SPLIT_NONE; c.pUt = NULL; c.big = NULL;
+    c.isa = AL_PG_NONE; c.mode = AL_SPLIT_NONE; c.pUt = NULL;
     c.dZ = work;
     c.Hd = c.dZ + BT * G;
     c.tmp = c.Hd + BT * HW;
@@ -769,20 +722,12 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
         }
         AL_SFN(al_pg_pack)(c.isa, pUt, U, G, 1, G, H);
         c.pUt = pUt;
-        /* Packed post-loop products; on a failed allocation BLAS does them instead. */
-        if (dp_mask == NULL && al_pg_for_projection(c.isa, impl)) {
-            const size_t n = AL_SFN(al_pg_size)(c.isa, BT, H) + AL_SFN(al_pg_size)(c.isa, BT, D) +
-                             AL_SFN(al_pg_size)(c.isa, G, D) + G * (H > D ? H : D);
-            c.big = (real *)malloc(n * sizeof(real));
-        }
-        if (c.big != NULL) {
-            c.mode = al_lstm_split(nthreads, forced, B, T, H, AL_SFN(al_pg_nc)(c.isa), &nt);
-        }
+        c.mode = al_lstm_split(nthreads, forced, B, T, H, AL_SFN(al_pg_nc)(c.isa), &nt);
     }
     atomic_init(&c.next, 0);
     c.nchunk = c.mode == AL_SPLIT_ROWS ? (B < 2 * (size_t)nt ? B : 2 * (size_t)nt) : 0;
     al_team_go(nt, AL_SFN(lstm_bwd_work), &c, &c.bar);
-    free(c.big);
+    AL_SFN(lstm_bwd_post_blas)(&c);
     free(work);
     free(pUt);
     return AL_OK;

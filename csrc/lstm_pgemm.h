@@ -82,7 +82,8 @@ static size_t al_pg_rmax(int isa) { return isa == AL_PG_AVX512 ? 6 : 3; }
  * How an LSTM call splits over threads (packed path only; the BLAS path is threaded by
  * the BLAS itself). AL_SPLIT_ROWS: each thread runs the whole recurrence for its own batch rows,
  * no synchronisation inside the time loop. AL_SPLIT_COLS: every thread takes all rows and a
- * block of hidden units (whole panels of nc units, so H % nc == 0), one barrier per step; it
+ * block of hidden units (whole panels of nc units, so H % nc == 0; the forward passes H rounded
+ * up to its panels of L units), one barrier per step; it
  * serves small batches, where each thread then streams only its slice of U.
  * nthreads: the thread budget (attnlstm.set_num_threads); forced (tests): use it whenever the
  * shapes allow, else only when the call has enough work to pay for creating the threads.
@@ -96,12 +97,11 @@ static int al_lstm_split(int nthreads, int forced, size_t B, size_t T, size_t H,
     const size_t npanel = H % nc == 0 ? H / nc : 0;
     *nt = 1;
     if (nthreads <= 1) return AL_SPLIT_NONE;
-    /* Automatic: only calls of about 5 ms or more of work on one core (1e9 flops of recurrent
-     * products). Starting a thread needs a free core; when other threads of the process spin
-     * on the cores (measured in the interleaved benchmark with PyTorch and TensorFlow loaded),
-     * it waits for a scheduler slice of a millisecond or more, which smaller calls cannot
-     * absorb. */
-    if (!forced && step_flops * (double)T < 1e9) return AL_SPLIT_NONE;
+    /* Automatic: from 2e7 flops of recurrent products (about 0.1 ms on one core), which pays
+     * for starting the team; measured 1.3-2.5x faster on 2 cores from there. (This assumes
+     * the cores are free: a benchmark that runs other runtimes in the same process must let
+     * their idle threads stop spinning first -- benchmarks/timing.py.) */
+    if (!forced && step_flops * (double)T < 2e7) return AL_SPLIT_NONE;
     if (npanel >= 2 && B < 16 && (forced || step_flops >= 2e5)) {
         *nt = nthreads < (int)npanel ? nthreads : (int)npanel;
         return AL_SPLIT_COLS;
