@@ -187,6 +187,20 @@ AL_PG256_R(1) AL_PG256_R(2) AL_PG256_R(3)
 #undef AL_PG256_R
 #endif /* AL_PG_X86 */
 
+/* dst (N, M; ldd) = src (M, N; lds)^T, in 16 x 16 blocks. */
+static void AL_SFN(al_pg_transpose)(real *dst, size_t ldd, const real *src, size_t lds,
+                                    size_t M, size_t N) {
+    size_t i0, j0, i, j;
+    for (i0 = 0; i0 < M; i0 += 16) {
+        const size_t i1 = i0 + 16 < M ? i0 + 16 : M;
+        for (j0 = 0; j0 < N; j0 += 16) {
+            const size_t j1 = j0 + 16 < N ? j0 + 16 : N;
+            for (j = j0; j < j1; j++)
+                for (i = i0; i < i1; i++) dst[j * ldd + i] = src[i * lds + j];
+        }
+    }
+}
+
 typedef void (*AL_SFN(al_pg_tile_fn))(real *, size_t, const real *, size_t, size_t,
                                       const real *, const real *, int, size_t, size_t, size_t);
 
