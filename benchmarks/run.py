@@ -318,7 +318,8 @@ def main(argv=None):
                         f"one thread an untimed {timing.SETTLE_S * 1e3:g} ms pause before every "
                         f"timed call, so no contender runs beside another's spinning idle "
                         f"threads"),
-            "attention_batch": ATT_B, "lstm_input_size": D_LSTM}
+            "attention_batch": ATT_B, "lstm_input_size": D_LSTM,
+            "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}}
     if args.dry_run:
         args.contenders = [c for c in args.contenders if c in ("attnlstm", "torch")]
         args.threads = args.threads or 1

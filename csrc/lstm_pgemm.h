@@ -97,11 +97,12 @@ static int al_lstm_split(int nthreads, int forced, size_t B, size_t T, size_t H,
     const size_t npanel = H % nc == 0 ? H / nc : 0;
     *nt = 1;
     if (nthreads <= 1) return AL_SPLIT_NONE;
-    /* Automatic: from 2e7 flops of recurrent products (about 0.1 ms on one core), which pays
-     * for starting the team; measured 1.3-2.5x faster on 2 cores from there. (This assumes
-     * the cores are free: a benchmark that runs other runtimes in the same process must let
-     * their idle threads stop spinning first -- benchmarks/timing.py.) */
-    if (!forced && step_flops * (double)T < 2e7) return AL_SPLIT_NONE;
+    /* Automatic: from 5e8 flops of recurrent products (about 2.5 ms on one core). The team is
+     * created per call, and a thread started on a core that was idle runs late: measured on
+     * this 2-core VM after a 5 ms pause, B=1, H=256, T=200 (1e8 flops) took 3.4 ms on two
+     * threads against 1.9 ms on one (0.75 ms when both cores were busy just before), while
+     * B=64, H=64, T=200 (4e8) already gained a little (4.9 vs 5.3 ms). */
+    if (!forced && step_flops * (double)T < 5e8) return AL_SPLIT_NONE;
     if (npanel >= 2 && B < 16 && (forced || step_flops >= 2e5)) {
         *nt = nthreads < (int)npanel ? nthreads : (int)npanel;
         return AL_SPLIT_COLS;

@@ -53,7 +53,7 @@ def test_threads_bitwise_equal_to_one_thread(shape, impl):
 
 
 def test_set_num_threads_drives_the_automatic_choice():
-    """threads=0 takes set_num_threads' count; a call large enough to split (about 1e9 flops of
+    """threads=0 takes set_num_threads' count; a call large enough to split (about 5e8 flops of
     recurrent products, al_lstm_split) gives the same bits as one thread in the forward; the
     gradients, whose large products the BLAS threads its own way, agree to rounding."""
     old = attnlstm.get_num_threads()
