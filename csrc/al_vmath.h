@@ -13,7 +13,7 @@
  * default, AVX2 / AVX-512 clones chosen at run time): Cody-Waite reduction x = n ln2 + r,
  * |r| <= ln2/2, Cephes' degree-6 polynomial for e^r (about 1 ulp), then r * 2^n through the
  * exponent bits. x is clamped to [-87.33, 88.37], so the result is finite and normal (the
- * sigmoid/tanh built on it saturate correctly). float64 keeps libm's exp for 1e-10 parity.
+ * sigmoid/tanh built on it saturate correctly). float64: al_exp_poly below.
  */
 #define AL_EXPF_HI 88.3762626647949f
 #define AL_EXPF_LO (-87.3365447504019f)
