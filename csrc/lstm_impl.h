@@ -75,7 +75,7 @@ static void AL_SFN(lstm_fwd_elementwise)(const AL_SFN(lstm_fwd_ctx) *c, size_t b
         }
         return;
     }
-    if (c->bias != NULL && c->pW == NULL) {
+    if (c->bias != NULL) {                 /* the BLAS path's projection has no bias */
         for (k = 0; k < 4; k++) {
             real *zk = z + k * H + u0;
             const real *bk = c->bias + k * H + u0;
@@ -665,8 +665,8 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
     al_split(B, nt, tid, &b0, &b1);
     al_barrier_wait(&c->bar);
     AL_SFN(lstm_bwd_hd)(c, b0, b1);
-    al_barrier_wait(&c->bar);
     if (c->big != NULL) {
+        al_barrier_wait(&c->bar);           /* every row of Hd before it is packed */
         /* The three large products as dZ^T (or dZ) times a packed right-hand side, each
          * transposed result moved into place; every thread packs its share of the panels,
          * then computes its rows of each product. */
