@@ -129,11 +129,16 @@ class Node:
 class Variable:
     """A layer weight: a NumPy array with a name and a trainable flag (Keras ``Variable``)."""
 
-    def __init__(self, value, name, trainable=True, path=None):
+    def __init__(self, value, name, trainable=True, path=None, regularizer=None,
+                 constraint=None):
         self._value = value
         self.name = name
         self.path = path or name
         self.trainable = trainable
+        # Keras regularizer / constraint objects (or None); the trainer adds the regularizer's
+        # value to the loss and applies the constraint after each update.
+        self.regularizer = regularizer
+        self.constraint = constraint
 
     @property
     def value(self):
@@ -270,12 +275,63 @@ class Layer:
 
     # -- weights --------------------------------------------------------------------------------
 
-    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True, dtype=None):
-        """Create a weight of `shape` with a Keras initializer name (or callable) and track it."""
+    def add_weight(self, *args, shape=None, initializer=None, dtype=None, trainable=True,
+                   regularizer=None, constraint=None, name=None, **kwargs):
+        """Create a weight and track it (``keras.layers.Layer.add_weight``).
+
+        Two call forms are accepted: Keras 3's ``add_weight(shape=None, initializer=None,
+        dtype=None, trainable=True, regularizer=None, constraint=None, name=None)`` (``shape`` may
+        be the first positional argument), and the Keras 2 form ``add_weight(name, shape,
+        initializer, trainable, dtype)`` (a string first).
+
+        Args:
+            shape: tuple of ints; ``()`` or None for a scalar.
+            initializer: a Keras initializer name or callable; default ``"glorot_uniform"`` for
+                float weights, ``"zeros"`` otherwise (as Keras 3).
+            dtype: ``"float32"``/``"float64"``; default the layer's dtype.
+            trainable: whether the optimizer updates it.
+            regularizer: a Keras regularizer (name, instance or callable); its value is added to
+                the training loss.
+            constraint: a Keras constraint, applied to the weight after each optimizer update.
+            name: the weight's name (``kernel``, ``bias``, ...).
+
+        Returns:
+            The :class:`Variable`.
+
+        Raises:
+            TypeError: an unknown keyword argument or too many positional arguments.
+        """
+        for k in ("autocast", "aggregation", "overwrite_with_gradient", "synchronization",
+                  "use_resource", "experimental_autocast"):
+            kwargs.pop(k, None)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}.add_weight got unexpected keyword arguments "
+                            f"{sorted(kwargs)}.")
+        args = list(args)
+        if args and isinstance(args[0], str):        # Keras 2: (name, shape, initializer, trainable, dtype)
+            names = ["name", "shape", "initializer", "trainable", "dtype"]
+        else:                                        # Keras 3: (shape, initializer, dtype, trainable)
+            names = ["shape", "initializer", "dtype", "trainable"]
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}.add_weight takes at most {len(names)} "
+                            f"positional arguments ({', '.join(names)}); got {len(args)}.")
+        given = dict(zip(names, args))
+        name = given.get("name", name)
+        shape = given.get("shape", shape)
+        initializer = given.get("initializer", initializer)
+        dtype = given.get("dtype", dtype)
+        trainable = given.get("trainable", trainable)
+        shape = () if shape is None else ((shape,) if isinstance(shape, (int, np.integer))
+                                          else tuple(int(s) for s in shape))
         dtype = backend.standardize_dtype(dtype or self.dtype)
+        if initializer is None:
+            initializer = "glorot_uniform" if np.dtype(dtype).kind == "f" else "zeros"
+        if name is None:
+            name = f"variable_{len(self._own_weights)}" if self._own_weights else "variable"
         init = initializers.get(initializer)
-        value = np.array(init(tuple(shape), dtype, backend.make_rng()), dtype=dtype, order="C")
-        var = Variable(value, name, trainable, path=f"{self.name}/{name}")
+        value = np.array(init(shape, dtype, backend.make_rng()), dtype=dtype, order="C")
+        var = Variable(value, name, trainable, path=f"{self.name}/{name}",
+                       regularizer=regularizer, constraint=constraint)
         self._own_weights.append(var)
         return var
 
