@@ -16,7 +16,7 @@ from . import _core
 from . import activations, backend, initializers, ops  # ops before layers: layers import it
 from . import losses, metrics, optimizers
 from . import layers, utils
-from . import callbacks, plot, saving
+from . import callbacks, datasets, plot, saving, sequence
 from .engine import Input, InputLayer, KerasTensor, Layer, Model, Sequential, Variable
 from .engine.base import Grads
 from .errors import ShapeError
@@ -25,6 +25,7 @@ from .vae import LSTMVAE
 __version__ = "0.1.0"
 
 __all__ = ["Input", "Model", "Sequential", "ShapeError", "layers", "ops", "utils", "callbacks",
+           "datasets", "sequence",
            "saving", "plot", "losses", "metrics", "optimizers",
            "set_num_threads", "get_num_threads", "KerasTensor", "Layer", "Variable", "InputLayer", "Grads", "LSTMVAE"]
 

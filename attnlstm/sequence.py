@@ -3,7 +3,7 @@
     >>> import numpy as np
     >>> from attnlstm.sequence import pad_sequences, lengths_to_mask
     >>> seqs = [np.ones((3, 2)), np.ones((5, 2))]
-    >>> pad_sequences(seqs, padding="post").shape
+    >>> pad_sequences(seqs, padding="post", dtype="float32").shape
     (2, 5, 2)
     >>> lengths_to_mask([3, 5], 5).astype(int)
     array([[1, 1, 1, 0, 0],
@@ -14,6 +14,7 @@ wherever Keras returns an array; where Keras fails with an internal NumPy error,
 ``ValueError`` that names the argument (see its docstring for the list).
 """
 import numbers
+import warnings
 
 import numpy as np
 
@@ -38,14 +39,16 @@ def _check_length(func, name, n, allow_none):
     return int(n)
 
 
-def pad_sequences(sequences, maxlen=None, dtype="float32", padding="pre", truncating="pre", value=0.0):
+def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre", value=0.0):
     """Pad (and truncate) a list of sequences into one array of shape (N, maxlen, *F).
 
     Same semantics as ``keras.utils.pad_sequences``: sequence ``i`` is cut to at most ``maxlen``
     steps (``truncating="pre"`` drops steps from the start, ``"post"`` from the end), converted
     to ``dtype``, and written at the end (``padding="pre"``) or the start (``"post"``) of row
-    ``i``; every other entry is ``value``. Note the default ``dtype`` here is ``"float32"`` (the
-    LSTM input dtype), where Keras' is ``"int32"``; pass ``dtype="int32"`` for token ids.
+    ``i``; every other entry is ``value``. The default ``dtype`` is Keras' ``"int32"`` (token
+    ids); pass ``dtype="float32"`` for real-valued features. Non-integer values cast to an integer
+    ``dtype`` are truncated, as in Keras, but attnlstm warns (``UserWarning``) when that changes a
+    value.
 
     Args:
         sequences: a list (anything with ``len``) of N sequences. Each is a list or array of
@@ -115,11 +118,19 @@ def pad_sequences(sequences, maxlen=None, dtype="float32", padding="pre", trunca
     out = np.full((len(lengths), maxlen) + step_shape, value, dtype=dtype)
     if maxlen == 0:
         return out
+    warned = False
     for i, s in enumerate(sequences):
         if not lengths[i]:
             continue
         kept = s[-maxlen:] if truncating == "pre" else s[:maxlen]
+        raw = _as_array(func, i, kept, None)
         kept = _as_array(func, i, kept, dtype)
+        if dtype.kind in "iu" and raw.dtype.kind == "f" and not warned and \
+                np.any(raw != np.nan_to_num(np.trunc(raw))):
+            warned = True
+            warnings.warn(f"{func}: `sequences` hold non-integer values but dtype={dtype.name} "
+                          "(Keras' default) truncates them; pass dtype=\"float32\" for "
+                          "real-valued features.", stacklevel=2)
         if kept.shape[1:] != step_shape:
             got = (lengths[i],) + kept.shape[1:]
             ref_shape = (lengths[ref],) + step_shape

@@ -10,9 +10,9 @@ SEQ = [[1], [2, 3], [4, 5, 6]]
 
 # --- hand-written cases (the examples of Keras' pad_sequences docstring and more) -----------
 
-def test_default_pre_padding_float32():
+def test_default_pre_padding_int32_as_keras():
     got = pad_sequences(SEQ)
-    assert got.dtype == np.float32
+    assert got.dtype == np.int32
     np.testing.assert_array_equal(got, [[0, 0, 1], [0, 2, 3], [4, 5, 6]])
 
 
@@ -45,19 +45,20 @@ def test_dtype_conversion_truncates_like_numpy():
 def test_vector_sequences_pre_and_post():
     a = np.arange(6, dtype=np.float64).reshape(3, 2)      # T=3, F=2
     b = np.arange(10, 14, dtype=np.float64).reshape(2, 2)  # T=2
-    pre = pad_sequences([a, b], value=-1.0)
+    pre = pad_sequences([a, b], value=-1.0, dtype="float32")
     assert pre.shape == (2, 3, 2) and pre.dtype == np.float32
     np.testing.assert_array_equal(pre[0], a)
     np.testing.assert_array_equal(pre[1], [[-1, -1], [10, 11], [12, 13]])
-    post = pad_sequences([a, b], padding="post", maxlen=4)
+    post = pad_sequences([a, b], padding="post", maxlen=4, dtype="float32")
     np.testing.assert_array_equal(post[1], [[10, 11], [12, 13], [0, 0], [0, 0]])
     np.testing.assert_array_equal(post[0, 3], [0, 0])
 
 
 def test_vector_sequences_truncating():
     a = np.arange(10, dtype=np.float32).reshape(5, 2)
-    np.testing.assert_array_equal(pad_sequences([a], maxlen=2)[0], a[-2:])
-    np.testing.assert_array_equal(pad_sequences([a], maxlen=2, truncating="post")[0], a[:2])
+    np.testing.assert_array_equal(pad_sequences([a], maxlen=2, dtype="float32")[0], a[-2:])
+    np.testing.assert_array_equal(
+        pad_sequences([a], maxlen=2, truncating="post", dtype="float32")[0], a[:2])
 
 
 def test_higher_rank_steps_and_nested_lists():
@@ -108,7 +109,7 @@ def test_ragged_steps():
     (dict(truncating=None), r'`truncating` must be "pre" or "post". Received: truncating=None'),
     (dict(maxlen=-1), r"`maxlen` must be a non-negative int or None. Received: maxlen=-1"),
     (dict(maxlen=2.0), r"`maxlen` must be a non-negative int or None. Received: maxlen=2.0"),
-    (dict(value="x"), r"`dtype` float32 cannot hold the string `value` 'x'"),
+    (dict(value="x"), r"`dtype` int32 cannot hold the string `value` 'x'"),
 ])
 def test_argument_errors(kwargs, msg):
     with pytest.raises(ValueError, match=msg):
@@ -168,7 +169,7 @@ def test_mask_matches_padding_layout():
     seqs = [rng.standard_normal((t, 2)) + 10 for t in (1, 4, 3)]  # no zeros in the data
     lengths = [len(s) for s in seqs]
     for padding in ("pre", "post"):
-        x = pad_sequences(seqs, padding=padding)
+        x = pad_sequences(seqs, padding=padding, dtype="float32")
         mask = lengths_to_mask(lengths, x.shape[1], padding=padding)
         np.testing.assert_array_equal(mask, (x != 0).all(axis=-1))
 
@@ -183,3 +184,14 @@ def test_mask_matches_padding_layout():
 def test_lengths_to_mask_errors(lengths, maxlen, exc, msg):
     with pytest.raises(exc, match=msg):
         lengths_to_mask(lengths, maxlen)
+
+
+def test_integer_default_warns_when_it_truncates_real_values():
+    with pytest.warns(UserWarning, match=r"non-integer values but dtype=int32 .*dtype=\"float32\""):
+        out = pad_sequences([np.array([0.5, 1.5])])
+    np.testing.assert_array_equal(out, [[0, 1]])
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pad_sequences([np.array([1.0, 2.0])])          # whole numbers: nothing lost, no warning
+        pad_sequences([np.array([0.5])], dtype="float32")

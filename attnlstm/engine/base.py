@@ -461,10 +461,8 @@ class Layer:
 
     def compute_mask_flags(self, input_has_mask, output_structure):
         """Symbolic counterpart of compute_mask: does each output carry a mask?"""
-        if self.supports_masking:
-            any_mask = any(flatten(input_has_mask))
-            return map_structure(lambda _: any_mask, output_structure)
-        return map_structure(lambda _: False, output_structure)
+        any_mask = self.supports_masking and any(flatten(input_has_mask))
+        return map_shapes(lambda _: any_mask, output_structure)
 
     def validate_call(self, input_shape, **kwarg_shapes):
         """Check the shapes of tensor keyword arguments (masks, states) against the inputs.
@@ -735,6 +733,17 @@ def _shape_structure(output_shape):
 
 def _is_shape(s):
     return isinstance(s, tuple) and all(d is None or isinstance(d, (int, np.integer)) for d in s)
+
+
+def map_shapes(fn, shapes):
+    """`fn` applied to each shape of a structure of shapes (a shape tuple is one leaf)."""
+    if _is_shape(shapes):
+        return fn(shapes)
+    if isinstance(shapes, (list, tuple)):
+        return type(shapes)(map_shapes(fn, s) for s in shapes)
+    if isinstance(shapes, dict):
+        return {k: map_shapes(fn, v) for k, v in shapes.items()}
+    return fn(shapes)
 
 
 def _zip_structure(shapes, flags, fn):

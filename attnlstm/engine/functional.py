@@ -345,6 +345,15 @@ class Model(Trainer, Layer):
                 raise ValueError(f"Model '{self.name}' takes a dict of inputs with keys "
                                  f"{list(self._inputs_struct)}. Received: {type(x).__name__}")
             return [x[k] for k in self._inputs_struct]
+        if isinstance(x, dict):
+            names = [t.name for t in self.inputs]
+            missing = [k for k in names if k not in x]
+            extra = [k for k in x if k not in names]
+            if missing or extra:
+                raise ValueError(
+                    f"Model '{self.name}' has inputs named {names}; a dict of inputs needs exactly "
+                    f"those keys. Missing: {missing}; unknown: {extra}.")
+            return [x[k] for k in names]
         if len(self.inputs) == 1:
             if isinstance(x, (list, tuple)) and len(x) == 1 and np.ndim(x[0]) >= 1 and \
                     np.ndim(x) != len(self.inputs[0].shape):
@@ -406,8 +415,11 @@ class Model(Trainer, Layer):
         """Outputs for `x`, computed batch by batch (Keras ``Model.predict``).
 
         Args:
-            x: array-like of shape (N, ...) matching the Input, or a list/dict for several inputs.
-            batch_size: samples per batch (default 32).
+            x: array-like of shape (N, ...) matching the Input, or a list/dict for several inputs;
+                or a PyDataset, generator or tf.data.Dataset of batches (``x`` or ``(x, ...)``;
+                targets in the batches are ignored, as Keras).
+            batch_size: samples per batch (default 32); not used with batch sources.
+            steps: with a batch source, the number of batches to predict (default all).
 
         Returns:
             A NumPy array (or a list/dict for several outputs), first axis N.
@@ -415,6 +427,14 @@ class Model(Trainer, Layer):
         Raises:
             ShapeError: inputs whose shape does not match the model's Input shapes.
         """
+        from .data_adapters import BatchSource, is_batch_source, unpack_x_y_sample_weight
+        if is_batch_source(x):
+            chunks = [self.predict(unpack_x_y_sample_weight(b)[0], batch_size=batch_size,
+                                   verbose=0)
+                      for b in BatchSource(x, steps, "predict").epoch()]
+            if not chunks:
+                raise ValueError("predict: the dataset or generator yielded no batches.")
+            return chunks[0] if len(chunks) == 1 else _concat_structures(chunks)
         self._ensure_graph(x)
         values = [self._convert_input(t, v) for t, v in zip(self.inputs, self._inputs_as_list(x))]
         self._check_inputs(values)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import ShapeError, format_shape, shape_error
 from .base import KerasTensor, flatten
+from .data_adapters import BatchSource, is_batch_source, unpack_x_y_sample_weight
 
 __all__ = ["Trainer"]
 
@@ -429,10 +430,19 @@ class Trainer:
         """
         from .. import callbacks as callbacks_mod
         self._assert_compiled("fit")
-        xs, ys, sw, n = self._prepare(x, y, sample_weight, "fit")
+        source = None
+        if is_batch_source(x):
+            _no_separate_targets("fit", y, sample_weight, validation_split)
+            source = BatchSource(x, steps_per_epoch, "fit")
+            xs = ys = sw = None
+            n = 0
+        else:
+            xs, ys, sw, n = self._prepare(x, y, sample_weight, "fit")
         val = None
         if validation_data is not None:
-            val = self._unpack_validation(validation_data)
+            val = (BatchSource(validation_data, validation_steps, "fit (validation_data)")
+                   if is_batch_source(validation_data) else
+                   self._unpack_validation(validation_data))
         elif validation_split:
             if not 0.0 < validation_split < 1.0:
                 raise ValueError(f"`validation_split` must be in (0, 1). Received: "
@@ -445,12 +455,15 @@ class Trainer:
             ys = None if ys is None else [None if v is None else v[:split] for v in ys]
             sw = None if sw is None or sw.ndim == 0 else sw[:split]
             n = split
-        sw = _apply_class_weight(sw, ys, class_weight)
-        self._build_metrics(ys)
         batch_size = _batch_size(batch_size)
-        steps = max(1, -(-n // batch_size)) if n else 0
-        if steps_per_epoch is not None:
-            steps = min(steps, int(steps_per_epoch))
+        if source is None:
+            sw = _apply_class_weight(sw, ys, class_weight)
+            self._build_metrics(ys)
+            steps = max(1, -(-n // batch_size)) if n else 0
+            if steps_per_epoch is not None:
+                steps = min(steps, int(steps_per_epoch))
+        else:
+            steps = source.num_steps
         verbose = 1 if verbose == "auto" else int(verbose)
         cbs = callbacks_mod.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
                                          model=self, verbose=verbose, epochs=epochs, steps=steps)
@@ -461,22 +474,29 @@ class Trainer:
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
             cbs.on_epoch_begin(epoch)
-            order = _order(n, shuffle, batch_size, rng)
-            for step in range(steps):
-                idx = order[step * batch_size:(step + 1) * batch_size]
+            if source is None:
+                batches = _array_batches(xs, ys, sw, _order(n, shuffle, batch_size, rng),
+                                         batch_size, steps)
+            else:
+                batches = self._source_batches(source, "fit", class_weight)
+            for step, (bx, by, bw) in enumerate(batches):
                 cbs.on_train_batch_begin(step)
-                bx = [v[idx] for v in xs]
-                by = None if ys is None else [None if v is None else v[idx] for v in ys]
-                bw = None if sw is None else sw[idx]
                 self._step(bx, by, bw, train=True)
                 logs = self._logs()
                 cbs.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
+            if source is not None and source.exhausted:
+                self.stop_training = True
+                break
             logs = self._logs()
             if val is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._evaluate_arrays(*val, batch_size=validation_batch_size or
-                                                 batch_size, callbacks=None)
+                if isinstance(val, BatchSource):
+                    val_logs = self._evaluate_batches(
+                        self._source_batches(val, "fit (validation_data)"), None)
+                else:
+                    val_logs = self._evaluate_arrays(*val, batch_size=validation_batch_size or
+                                                     batch_size, callbacks=None)
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -502,21 +522,33 @@ class Trainer:
                                       else xv[0], yv, swv, "fit (validation_data)")
         return xs, ys, sw
 
+    def _source_batches(self, source, what, class_weight=None):
+        """Checked ``(xs, ys, sample_weight)`` lists for each batch of one epoch of `source`
+        (every batch is checked like arrays; metrics are built from the first one)."""
+        for batch in source.epoch():
+            bx, by, bw = unpack_x_y_sample_weight(batch)
+            bxs, bys, bws, _ = self._prepare(bx, by, bw, what)
+            bws = _apply_class_weight(bws, bys, class_weight)
+            self._build_metrics(bys)
+            yield bxs, bys, bws
+
     def _evaluate_arrays(self, xs, ys, sw, batch_size, callbacks):
         """Running loss/metrics over arrays, without updating (restores the training metrics'
         state is not needed: fit resets them each epoch)."""
-        self.reset_metrics()
         n = xs[0].shape[0]
         steps = max(1, -(-n // batch_size)) if n else 0
+        return self._evaluate_batches(
+            _array_batches(xs, ys, sw, np.arange(n), batch_size, steps), callbacks)
+
+    def _evaluate_batches(self, batches, callbacks):
+        """Running loss/metrics over ``(xs, ys, sample_weight)`` batches, without updating."""
+        self.reset_metrics()
         if callbacks is not None:
             callbacks.on_test_begin()
-        for step in range(steps):
-            sl = slice(step * batch_size, (step + 1) * batch_size)
+        for step, (bx, by, bw) in enumerate(batches):
             if callbacks is not None:
                 callbacks.on_test_batch_begin(step)
-            self._step([v[sl] for v in xs], None if ys is None else
-                       [None if v is None else v[sl] for v in ys],
-                       None if sw is None else sw[sl], train=False)
+            self._step(bx, by, bw, train=False)
             if callbacks is not None:
                 callbacks.on_test_batch_end(step, self._logs())
         logs = self._logs()
@@ -537,10 +569,18 @@ class Trainer:
         """
         from .. import callbacks as callbacks_mod
         self._assert_compiled("evaluate")
+        verbose = 1 if verbose == "auto" else int(verbose)
+        if is_batch_source(x):
+            _no_separate_targets("evaluate", y, sample_weight)
+            source = BatchSource(x, steps, "evaluate")
+            cbs = callbacks_mod.CallbackList(callbacks, add_history=False,
+                                             add_progbar=verbose != 0, model=self,
+                                             verbose=verbose, epochs=1, steps=source.num_steps)
+            self._evaluate_batches(self._source_batches(source, "evaluate"), cbs)
+            return self._return_logs(return_dict)
         xs, ys, sw, n = self._prepare(x, y, sample_weight, "evaluate")
         self._build_metrics(ys)
         batch_size = _batch_size(batch_size)
-        verbose = 1 if verbose == "auto" else int(verbose)
         n_steps = max(1, -(-n // batch_size)) if n else 0
         cbs = callbacks_mod.CallbackList(callbacks, add_history=False, add_progbar=verbose != 0,
                                          model=self, verbose=verbose, epochs=1, steps=n_steps)
@@ -549,6 +589,30 @@ class Trainer:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _array_batches(xs, ys, sw, order, batch_size, steps):
+    """``(xs, ys, sample_weight)`` of each of `steps` batches taken from arrays in `order`."""
+    for step in range(steps):
+        idx = order[step * batch_size:(step + 1) * batch_size]
+        yield ([v[idx] for v in xs],
+               None if ys is None else [None if v is None else v[idx] for v in ys],
+               None if sw is None else sw[idx])
+
+
+def _no_separate_targets(what, y, sample_weight, validation_split=0.0):
+    """Keras' errors for arguments that a dataset/generator input must carry itself."""
+    if y is not None:
+        raise ValueError(f"{what}: the `y` argument is not supported when `x` is a dataset, "
+                         f"generator or PyDataset; yield `(x, y)` batches instead.")
+    if sample_weight is not None:
+        raise ValueError(f"{what}: the `sample_weight` argument is not supported when `x` is a "
+                         f"dataset, generator or PyDataset; yield `(x, y, sample_weight)` "
+                         f"batches instead.")
+    if validation_split:
+        raise ValueError(f"{what}: `validation_split` is only supported for NumPy arrays, not "
+                         f"for a dataset, generator or PyDataset. Received: "
+                         f"validation_split={validation_split}")
 
 
 def _as_list(spec):

@@ -1,5 +1,5 @@
 """Keras-like layers on attnlstm's C kernels (names, arguments and weights as Keras 3)."""
-from ..engine.base import Grads, InputLayer, Layer
+from ..engine.base import Grads, Input, InputLayer, Layer
 from .attention import (AdditiveAttention, Attention, AttentionPooling, BahdanauAttention,
                         LuongAttention, MultiHeadAttention, RelativeMultiHeadAttention)
 from .core import Activation, Dense, Dropout, Embedding, Lambda, Masking, Softmax
@@ -11,7 +11,7 @@ from .vae import KLDivergence, Sampling
 from .wrappers import TimeDistributed
 
 __all__ = [
-    "Layer", "InputLayer", "Grads", "LSTM", "Dense", "TimeDistributed", "RepeatVector", "Flatten",
+    "Layer", "Input", "InputLayer", "Grads", "LSTM", "Dense", "TimeDistributed", "RepeatVector", "Flatten",
     "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Reshape", "Permute", "Concatenate", "Add",
     "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Dot", "Activation", "Softmax",
     "Masking", "Dropout", "Embedding", "Lambda", "Attention", "AdditiveAttention",

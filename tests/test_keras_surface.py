@@ -1,0 +1,184 @@
+"""Keras code runs as written (issue 17): names, data sources for fit/evaluate/predict, utils,
+and the silent failures (a mask flag on a mask-free tensor)."""
+import warnings
+
+import numpy as np
+import pytest
+
+import attnlstm
+from attnlstm import Input, Model, layers, utils
+
+
+def _model(T=6, D=3, seed=0):
+    attnlstm.utils.set_random_seed(seed)
+    inp = Input((T, D), name="seq")
+    out = layers.Dense(1)(layers.LSTM(4)(inp))
+    m = Model(inp, out)
+    m.compile(optimizer="sgd", loss="mse")
+    return m
+
+
+def _data(n=20, T=6, D=3, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, T, D)).astype(np.float32), rng.standard_normal((n, 1)).astype(np.float32)
+
+
+# --- names ------------------------------------------------------------------------------------
+
+def test_keras_module_paths_exist():
+    assert attnlstm.layers.Input is attnlstm.Input
+    assert attnlstm.datasets.load_japanese_vowels is not None     # an attribute after import
+    for name in ("pad_sequences", "to_categorical", "timeseries_dataset_from_array", "PyDataset",
+                 "Sequence", "normalize", "set_random_seed"):
+        assert callable(getattr(utils, name)), name
+
+
+def test_dense_on_an_unmasked_input_has_no_mask():
+    t = layers.Dense(3)(Input((7, 5)))
+    assert t.has_mask is False
+    m = layers.Dense(3)(layers.Masking()(Input((7, 5))))
+    assert m.has_mask is True
+
+
+# --- utils against Keras ----------------------------------------------------------------------
+
+def test_to_categorical_and_normalize_match_keras():
+    import keras
+    for x, n in (([0, 1, 2, 3], 4), ([[1], [0], [2]], None), (np.array([[0, 2], [1, 1]]), 3)):
+        np.testing.assert_array_equal(utils.to_categorical(x, n), keras.utils.to_categorical(x, n))
+    a = np.random.default_rng(0).standard_normal((4, 5))
+    for axis, order in ((-1, 2), (1, 1), (1, 2)):
+        np.testing.assert_allclose(utils.normalize(a, axis, order),
+                                   keras.utils.normalize(a, axis, order), rtol=1e-12)
+    np.testing.assert_allclose(utils.normalize(a, 0), a / np.linalg.norm(a, axis=0), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"class ids must be in \[0, 2\); got values from 0 to 3"):
+        utils.to_categorical([0, 3], num_classes=2)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(sequence_length=5),
+    dict(sequence_length=4, sequence_stride=3, sampling_rate=2, batch_size=3),
+    dict(sequence_length=3, start_index=4, end_index=30, batch_size=7),
+])
+def test_timeseries_dataset_matches_keras(kw):
+    import keras
+    data = np.arange(40 * 2, dtype=np.float32).reshape(40, 2)
+    targets = np.arange(40, dtype=np.float32) * 10
+    ours = list(utils.timeseries_dataset_from_array(data, targets, **kw))
+    theirs = [(np.asarray(a), np.asarray(b)) for a, b in
+              keras.utils.timeseries_dataset_from_array(data, targets, **kw)]
+    assert len(ours) == len(theirs)
+    for (xa, ya), (xb, yb) in zip(ours, theirs):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
+def test_timeseries_dataset_errors_are_keras():
+    with pytest.raises(ValueError, match=r"`sequence_stride` must be higher than 0. Received: "
+                                         r"sequence_stride=0"):
+        utils.timeseries_dataset_from_array(np.zeros(10), None, 3, sequence_stride=0)
+    with pytest.raises(ValueError, match=r"`end_index` must be higher than `start_index`"):
+        utils.timeseries_dataset_from_array(np.zeros(10), None, 3, start_index=5, end_index=4)
+
+
+# --- data sources -----------------------------------------------------------------------------
+
+class _Batches(utils.PyDataset):
+    def __init__(self, x, y, batch_size, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.epochs_seen = 0
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, i):
+        s = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return self.x[s], self.y[s]
+
+    def on_epoch_end(self):
+        self.epochs_seen += 1
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_fit_on_a_pydataset_equals_fit_on_arrays(workers):
+    x, y = _data()
+    a = _model()
+    ha = a.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0)
+    b = _model()
+    ds = _Batches(x, y, 8, workers=workers)
+    hb = b.fit(ds, epochs=3, verbose=0)
+    assert ds.epochs_seen == 3
+    np.testing.assert_array_equal(ha.history["loss"], hb.history["loss"])
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(ds, verbose=0))
+    assert a.evaluate(x, y, batch_size=8, verbose=0) == pytest.approx(b.evaluate(ds, verbose=0))
+
+
+def test_fit_on_a_generator_with_steps_per_epoch_and_validation_generator():
+    x, y = _data()
+
+    def gen():
+        while True:
+            for i in range(0, 20, 5):
+                yield x[i:i + 5], y[i:i + 5]
+
+    a = _model()
+    ha = a.fit(x, y, batch_size=5, epochs=2, shuffle=False, verbose=0,
+               validation_data=(x[:10], y[:10]))
+    b = _model()
+    val = (b for b in [(x[:5], y[:5]), (x[5:10], y[5:10])] * 2)
+    hb = b.fit(gen(), steps_per_epoch=4, epochs=2, verbose=0, validation_data=val,
+               validation_steps=2)
+    np.testing.assert_allclose(ha.history["loss"], hb.history["loss"], rtol=0, atol=0)
+    np.testing.assert_allclose(ha.history["val_loss"], hb.history["val_loss"], rtol=1e-6)
+
+
+def test_a_finite_generator_runs_out_with_a_warning():
+    x, y = _data()
+    m = _model()
+    gen = ((x[i:i + 5], y[i:i + 5]) for i in range(0, 20, 5))
+    with pytest.warns(UserWarning, match="ran out of data"):
+        h = m.fit(gen, epochs=3, verbose=0)
+    assert len(h.history["loss"]) == 1
+
+
+def test_fit_on_timeseries_dataset_and_dict_inputs():
+    series = np.sin(np.arange(300) / 5).astype(np.float32)[:, None]
+    ds = utils.timeseries_dataset_from_array(series[:-6], series[6:, 0], sequence_length=6,
+                                             batch_size=32)
+    m = _model(T=6, D=1)
+    h = m.fit(ds, epochs=2, verbose=0)
+    assert len(h.history["loss"]) == 2 and np.isfinite(h.history["loss"]).all()
+    # dict keyed by the input name, for a single-input model too
+    x, y = _data()
+    m.compile(optimizer="sgd", loss="mse")
+    m2 = _model()
+    np.testing.assert_array_equal(m2.predict({"seq": x}, verbose=0), m2.predict(x, verbose=0))
+    m2.fit({"seq": x}, y, epochs=1, verbose=0)
+
+
+def test_batch_source_errors():
+    x, y = _data()
+    m = _model()
+    ds = _Batches(x, y, 8)
+    with pytest.raises(ValueError, match=r"the `y` argument is not supported when `x` is a "
+                                         r"dataset"):
+        m.fit(ds, y, verbose=0)
+    with pytest.raises(ValueError, match=r"`validation_split` is only supported for NumPy arrays"):
+        m.fit(ds, validation_split=0.2, verbose=0)
+    bad = _Batches(x[:, :, :2], y, 8)           # wrong feature count: the usual ShapeError
+    with pytest.raises(attnlstm.ShapeError, match=r"got \(8, 6, 2\)"):
+        m.fit(bad, verbose=0)
+
+
+def test_pad_sequences_is_keras_default_int32():
+    import keras
+    seqs = [[1, 2], [3]]
+    a, b = utils.pad_sequences(seqs), keras.utils.pad_sequences(seqs)
+    assert a.dtype == b.dtype == np.int32
+    np.testing.assert_array_equal(a, b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        utils.pad_sequences([[0.5]], dtype="float32")
