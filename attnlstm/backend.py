@@ -1,15 +1,19 @@
 """Session-wide settings: default float type, unique layer names, the random generator.
 
 Like Keras' backend state, this is Python-level state of the session; the C core keeps none.
+The random generator is per thread once a thread seeds it, so runs in a thread pool (joblib's
+threading backend, Dask's threaded scheduler) are reproducible when each run seeds itself.
 """
 import re
+import threading
 from collections import defaultdict
 
 import numpy as np
 
 _FLOATX = "float32"
 _NAME_COUNTS = defaultdict(int)
-_RNG = [np.random.default_rng()]
+_RNG = [np.random.default_rng()]     # the process's generator
+_LOCAL = threading.local()           # .rng: a thread's own generator, once the thread seeds
 
 
 def floatx():
@@ -56,17 +60,36 @@ def clear_session():
 
 
 def rng():
-    """The session's NumPy random generator (re-seeded by :func:`set_random_seed`)."""
-    return _RNG[0]
+    """The calling thread's NumPy random generator: the one :func:`set_random_seed` made in this
+    thread, else the process's (seeded from the main thread)."""
+    own = getattr(_LOCAL, "rng", None)
+    return own if own is not None else _RNG[0]
 
 
 def set_random_seed(seed):
-    """Seed attnlstm's random generator, so initialisation and dropout are reproducible."""
-    _RNG[0] = np.random.default_rng(seed)
+    """Seed attnlstm's random generator, so initialisation, dropout and shuffling are
+    reproducible (``keras.utils.set_random_seed``; NumPy's and Python's global generators are
+    seeded too, as Keras does).
+
+    Called in the main thread it seeds the process's generator; called in another thread it
+    gives that thread a generator of its own, so concurrent runs that each seed themselves do
+    not draw from one shared stream.
+    """
+    import random
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise ValueError(f"Expected `seed` argument to be an integer. Received: seed={seed!r}")
+    gen = np.random.default_rng(seed)
+    if threading.current_thread() is threading.main_thread():
+        _RNG[0] = gen
+        _LOCAL.rng = None
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+    else:
+        _LOCAL.rng = gen
 
 
 def make_rng(seed=None):
-    """A generator for a layer: its own seed if given, else one drawn from the session's."""
+    """A generator for a layer: its own seed if given, else one drawn from the thread's."""
     if seed is None:
-        return np.random.default_rng(_RNG[0].integers(0, 2**63 - 1))
+        return np.random.default_rng(rng().integers(0, 2**63 - 1))
     return np.random.default_rng(seed)
