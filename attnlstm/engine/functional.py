@@ -109,6 +109,21 @@ class Model(Trainer, Layer):
         self.built = True
 
     @property
+    def input(self):
+        """The model's symbolic input(s), in the structure given to ``Model(inputs=...)``
+        (``keras.Model.input``): e.g. ``model.input[0]`` for an encoder-decoder."""
+        if not getattr(self, "_graph_ready", False):
+            return super().input
+        return self._inputs_struct
+
+    @property
+    def output(self):
+        """The model's symbolic output(s), in the structure given to ``Model(outputs=...)``."""
+        if not getattr(self, "_graph_ready", False):
+            return super().output
+        return self._outputs_struct
+
+    @property
     def layers(self):
         """Layers in the order they are computed (InputLayers first, as Keras 3 functional)."""
         return list(self._layers) if self._graph_ready else []
