@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import _ops_attention as aops
 from .. import _ops_mha as mops
-from .. import backend, initializers
+from .. import backend, constraints, initializers, regularizers
 from ..engine.base import Grads, Layer
 from ..errors import format_shape, shape_error
 
@@ -442,6 +442,13 @@ class MultiHeadAttention(_MultiArgLayer):
                 raise ValueError(f"`output_shape` must be a positive int or a 1-tuple (the output "
                                  f"feature size). Received: output_shape={output_shape}")
             output_shape = int(shp[0])
+        if flash_attention:
+            raise ValueError(f"attnlstm's MultiHeadAttention has no flash attention path (its "
+                             f"fused C kernel is always used). Received: "
+                             f"flash_attention={flash_attention!r}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"Invalid value for argument `dropout`: expected a float in [0, 1). "
+                             f"Received: dropout={dropout}")
         super().__init__(**kwargs)
         self.num_heads, self.key_dim = int(num_heads), int(key_dim)
         self.value_dim = int(value_dim) if value_dim is not None else self.key_dim
@@ -450,6 +457,13 @@ class MultiHeadAttention(_MultiArgLayer):
         self._output_dim = output_shape
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        # As Keras, the activity penalty is on each projection's output (the query, key, value
+        # and output EinsumDense sub-layers), not only on the layer's output.
+        self.projection_activity_regularizer = regularizers.get(activity_regularizer)
         self.seed = seed
         self._rng = backend.make_rng(seed)
 
@@ -497,16 +511,27 @@ class MultiHeadAttention(_MultiArgLayer):
         q, v, k = self._shapes(input_shape)
         NH, HS, HSv = self.num_heads, self.key_dim, self.value_dim
         dout = self._output_dim if self._output_dim is not None else q[-1]
-        ki, bi = self.kernel_initializer, self.bias_initializer
-        self.query_kernel = self.add_weight("query/kernel", (q[-1], NH, HS), ki)
-        self.query_bias = self.add_weight("query/bias", (NH, HS), bi) if self.use_bias else None
-        self.key_kernel = self.add_weight("key/kernel", (k[-1], NH, HS), ki)
-        self.key_bias = self.add_weight("key/bias", (NH, HS), bi) if self.use_bias else None
-        self.value_kernel = self.add_weight("value/kernel", (v[-1], NH, HSv), ki)
-        self.value_bias = self.add_weight("value/bias", (NH, HSv), bi) if self.use_bias else None
-        self.output_kernel = self.add_weight("attention_output/kernel", (NH, HSv, dout), ki)
-        self.output_bias = self.add_weight("attention_output/bias", (dout,), bi) \
-            if self.use_bias else None
+
+        def kernel(name, shape):
+            return self.add_weight(shape=shape, name=name, initializer=self.kernel_initializer,
+                                   regularizer=self.kernel_regularizer,
+                                   constraint=self.kernel_constraint)
+
+        def bias(name, shape):
+            if not self.use_bias:
+                return None
+            return self.add_weight(shape=shape, name=name, initializer=self.bias_initializer,
+                                   regularizer=self.bias_regularizer,
+                                   constraint=self.bias_constraint)
+
+        self.query_kernel = kernel("query/kernel", (q[-1], NH, HS))
+        self.query_bias = bias("query/bias", (NH, HS))
+        self.key_kernel = kernel("key/kernel", (k[-1], NH, HS))
+        self.key_bias = bias("key/bias", (NH, HS))
+        self.value_kernel = kernel("value/kernel", (v[-1], NH, HSv))
+        self.value_bias = bias("value/bias", (NH, HSv))
+        self.output_kernel = kernel("attention_output/kernel", (NH, HSv, dout))
+        self.output_bias = bias("attention_output/bias", (dout,))
         self.built = True
 
     def _w(self, v):
@@ -547,8 +572,50 @@ class MultiHeadAttention(_MultiArgLayer):
         outputs = [out, scores] if return_attention_scores else out
         ctx = {"saved": r, "keep": keep, "dropped": scores, "context": context,
                "key_given": key_given, "scores": bool(return_attention_scores),
-               "outputs": [out, scores]}
+               "outputs": [out, scores], "activity": self._projection_activity(r, out)}
         return outputs, ctx
+
+    def _projections(self, r):
+        """``[(input name, kernel, bias, projection)]`` of the query, key and value
+        projections (Keras' EinsumDense sub-layer outputs `(B, T, NH, HS)`)."""
+        a = r["inputs"]
+        out = []
+        for nm, k, b in (("query", self.query_kernel, self.query_bias),
+                         ("key", self.key_kernel, self.key_bias),
+                         ("value", self.value_kernel, self.value_bias)):
+            x = a[nm]
+            p = np.einsum("btd,dnh->btnh", x, k.value.astype(x.dtype, copy=False))
+            if b is not None:
+                p = p + b.value
+            out.append((nm, k, b, p))
+        return out
+
+    def _projection_activity(self, r, out):
+        """Keras' activity penalty of the four projections (add_loss), and what backward
+        needs for its gradient; None without an activity regularizer."""
+        reg = self.projection_activity_regularizer
+        if reg is None:
+            return None
+        projs = self._projections(r)
+        self.add_loss(sum(regularizers.activity_penalty(reg, p) for *_, p in projs) +
+                      regularizers.activity_penalty(reg, out))
+        return projs, out
+
+    def _add_projection_activity_grads(self, ctx, g):
+        """Add the projections' activity-penalty gradients to the kernel's `g`."""
+        reg = self.projection_activity_regularizer
+        projs, _ = ctx["activity"]
+        for nm, k, b, p in projs:
+            dp = regularizers.activity_gradient(reg, p)
+            x = ctx["saved"]["inputs"][nm]
+            kn = {"query": "query_kernel", "key": "key_kernel", "value": "value_kernel"}[nm]
+            g[kn] = g[kn] + np.einsum("btd,btnh->dnh", x, dp).reshape(g[kn].shape)
+            if b is not None:
+                bn = kn.replace("kernel", "bias")
+                g[bn] = g[bn] + dp.sum(axis=(0, 1)).reshape(g[bn].shape)
+            # Without a key, the key projection reads the value (its gradient is value's).
+            target = nm if nm != "key" or ctx["key_given"] else "value"
+            g[target] = g[target] + np.einsum("btnh,dnh->btd", dp, k.value)
 
     def _weight_names(self):
         names = [(self.query_kernel, "query_kernel"), (self.query_bias, "query_bias"),
@@ -561,6 +628,9 @@ class MultiHeadAttention(_MultiArgLayer):
         r = ctx["saved"]
         d_out, d_s = _split_d(d_outputs, ctx["scores"], ctx["outputs"] if ctx["scores"]
                               else ctx["outputs"][0])
+        if ctx["activity"] is not None:
+            d_out = d_out + regularizers.activity_gradient(self.projection_activity_regularizer,
+                                                           ctx["activity"][1])
         keep = ctx["keep"]
         if keep is None:
             g = mops.multi_head_attention_backward(r, d_out, d_s)
@@ -587,6 +657,8 @@ class MultiHeadAttention(_MultiArgLayer):
                 g["value_bias"] = g["value_bias"] + d_v.sum(axis=(0, 1)).reshape(
                     g["value_bias"].shape)
             g["value"] = g["value"] + np.einsum("btnh,dnh->btd", d_v, Wv)
+        if ctx["activity"] is not None:
+            self._add_projection_activity_grads(ctx, g)
         weights = {var: np.asarray(g[nm]).reshape(var.shape) for var, nm in self._weight_names()}
         inputs = None
         if need_input_grad:
@@ -608,7 +680,13 @@ class MultiHeadAttention(_MultiArgLayer):
         cfg.update(num_heads=self.num_heads, key_dim=self.key_dim, value_dim=self.value_dim,
                    dropout=self.dropout, use_bias=self.use_bias, output_shape=self._output_dim,
                    kernel_initializer=initializers.serialize(self.kernel_initializer),
-                   bias_initializer=initializers.serialize(self.bias_initializer), seed=self.seed)
+                   bias_initializer=initializers.serialize(self.bias_initializer), seed=self.seed,
+                   kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+                   bias_regularizer=regularizers.serialize(self.bias_regularizer),
+                   activity_regularizer=regularizers.serialize(
+                       self.projection_activity_regularizer),
+                   kernel_constraint=constraints.serialize(self.kernel_constraint),
+                   bias_constraint=constraints.serialize(self.bias_constraint))
         return cfg
 
 
