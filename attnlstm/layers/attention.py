@@ -365,6 +365,38 @@ class AdditiveAttention(_ListAttention):
 # packed into one `inputs` list so the Layer machinery checks and records them together.
 
 
+class _KernelArgs:
+    """The Dense-like ``kernel_*``/``bias_*`` arguments of the hand-written attention layers,
+    whose learned weights stand for the Dense sub-layers of their Keras versions."""
+
+    def _init_kernel_args(self, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                          kernel_regularizer=None, bias_regularizer=None,
+                          kernel_constraint=None, bias_constraint=None):
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+
+    def _kernel(self, name, shape):
+        return self.add_weight(shape=shape, name=name, initializer=self.kernel_initializer,
+                               regularizer=self.kernel_regularizer,
+                               constraint=self.kernel_constraint)
+
+    def _bias(self, name, shape):
+        return self.add_weight(shape=shape, name=name, initializer=self.bias_initializer,
+                               regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+
+    def _kernel_config(self):
+        return {"kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}
+
+
 class _MultiArgLayer(Layer):
     _arg_names = ()
 
@@ -565,7 +597,7 @@ class MultiHeadAttention(_MultiArgLayer):
         scores, keep = _dropout_weights(self, scores, training)
         context = None
         if keep is not None:
-            context = np.einsum("bnqk,bknd->bqnd", scores, r["v"])
+            context = self._context(scores, r)
             out = np.einsum("bqnd,ndo->bqo", context, self.output_kernel.value).astype(out.dtype)
             if self.output_bias is not None:
                 out = out + self.output_bias.value
@@ -574,6 +606,14 @@ class MultiHeadAttention(_MultiArgLayer):
                "key_given": key_given, "scores": bool(return_attention_scores),
                "outputs": [out, scores], "activity": self._projection_activity(r, out)}
         return outputs, ctx
+
+    def _context(self, weights, r):
+        """Per-head context `(B, Tq, NH, HSv)` of (dropped) attention weights."""
+        return np.einsum("bnqk,bknd->bqnd", weights, r["v"])
+
+    def _context_backward(self, weights, d_ctx, r, g):
+        """Gradient w.r.t. the weights of :meth:`_context`; adds its other gradients to `g`."""
+        return np.einsum("bqnd,bknd->bnqk", d_ctx, r["v"])
 
     def _projections(self, r):
         """``[(input name, kernel, bias, projection)]`` of the query, key and value
@@ -641,11 +681,14 @@ class MultiHeadAttention(_MultiArgLayer):
             Wo, Wv = a["output_kernel"], a["value_kernel"]
             dropped = ctx["dropped"]
             d_ctx = np.einsum("bqo,ndo->bqnd", d_out, Wo)
-            d_dropped = np.einsum("bqnd,bknd->bnqk", d_ctx, r["v"])
+            extra = {}
+            d_dropped = self._context_backward(dropped, d_ctx, r, extra)
             if d_s is not None:
                 d_dropped = d_dropped + d_s
             d_weights = (d_dropped * keep / (1.0 - self.dropout)).astype(d_out.dtype)
             g = mops.multi_head_attention_backward(r, np.zeros_like(d_out), d_weights)
+            for nm, v in extra.items():
+                g[nm] = g[nm] + v
             d_v = np.einsum("bnqk,bqnd->bknd", dropped, d_ctx)          # (B, Tv, NH, HSv)
             g["output_kernel"] = np.einsum("bqnd,bqo->ndo", ctx["context"], d_out).reshape(
                 a["kernel_shapes"]["output_kernel"])
@@ -690,7 +733,7 @@ class MultiHeadAttention(_MultiArgLayer):
         return cfg
 
 
-class BahdanauAttention(_MultiArgLayer):
+class BahdanauAttention(_KernelArgs, _MultiArgLayer):
     """Additive attention with learned projections (Bahdanau, Cho & Bengio 2015), the layer
     Keras users write by hand for encoder-decoder models::
 
@@ -702,6 +745,12 @@ class BahdanauAttention(_MultiArgLayer):
 
     Args:
         units: U, size of the projections.
+        kernel_initializer, bias_initializer: Keras initializers of the
+            projection kernels and biases (defaults "glorot_uniform", "zeros").
+        kernel_regularizer, bias_regularizer: :mod:`attnlstm.regularizers` identifiers; the
+            penalties are added to the training loss.
+        kernel_constraint, bias_constraint: :mod:`attnlstm.constraints` identifiers, applied
+            after each optimizer update.
 
     Call arguments:
         query: `(B, H)` — one decoder step — or `(B, Tq, H)`.
@@ -723,12 +772,16 @@ class BahdanauAttention(_MultiArgLayer):
     supports_masking = True
     _arg_names = ("query", "values")
 
-    def __init__(self, units, **kwargs):
+    def __init__(self, units, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
         if not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"Received an invalid value for argument `units`, expected a positive "
                              f"integer. Received: units={units}")
         super().__init__(**kwargs)
         self.units = int(units)
+        self._init_kernel_args(kernel_initializer, bias_initializer, kernel_regularizer,
+                               bias_regularizer, kernel_constraint, bias_constraint)
 
     def compute_output_shape(self, input_shape):
         q, v = input_shape[0], input_shape[1]
@@ -757,12 +810,12 @@ class BahdanauAttention(_MultiArgLayer):
     def build(self, input_shape):
         q, v = input_shape[0], input_shape[1]
         U = self.units
-        self.W1_kernel = self.add_weight("W1/kernel", (v[-1], U), "glorot_uniform")
-        self.W1_bias = self.add_weight("W1/bias", (U,), "zeros")
-        self.W2_kernel = self.add_weight("W2/kernel", (q[-1], U), "glorot_uniform")
-        self.W2_bias = self.add_weight("W2/bias", (U,), "zeros")
-        self.V_kernel = self.add_weight("V/kernel", (U, 1), "glorot_uniform")
-        self.V_bias = self.add_weight("V/bias", (1,), "zeros")
+        self.W1_kernel = self._kernel("W1/kernel", (v[-1], U))
+        self.W1_bias = self._bias("W1/bias", (U,))
+        self.W2_kernel = self._kernel("W2/kernel", (q[-1], U))
+        self.W2_bias = self._bias("W2/bias", (U,))
+        self.V_kernel = self._kernel("V/kernel", (U, 1))
+        self.V_bias = self._bias("V/bias", (1,))
         self.built = True
 
     def call(self, inputs, mask=None):
@@ -796,10 +849,11 @@ class BahdanauAttention(_MultiArgLayer):
     def get_config(self):
         cfg = super().get_config()
         cfg["units"] = self.units
+        cfg.update(self._kernel_config())
         return cfg
 
 
-class LuongAttention(_MultiArgLayer):
+class LuongAttention(_KernelArgs, _MultiArgLayer):
     """Luong, Pham & Manning (2015) global attention with its three score functions::
 
         dot:     score_j = query . values_j
@@ -811,6 +865,8 @@ class LuongAttention(_MultiArgLayer):
     Args:
         score: "dot", "general" or "concat".
         units: size of the concat projection (default: the query's feature size).
+        kernel_initializer, kernel_regularizer, kernel_constraint: of ``W_a`` and ``v_a``
+            (as BahdanauAttention's; the layer has no bias).
 
     Call arguments:
         query: `(B, H)` (one decoder step) or `(B, Tq, H)`.
@@ -830,13 +886,19 @@ class LuongAttention(_MultiArgLayer):
     supports_masking = True
     _arg_names = ("query", "values")
 
-    def __init__(self, score="dot", units=None, **kwargs):
+    def __init__(self, score="dot", units=None, kernel_initializer="glorot_uniform",
+                 kernel_regularizer=None, kernel_constraint=None, **kwargs):
         if score not in ("dot", "general", "concat"):
             raise ValueError(f"Invalid value for argument `score`. Expected one of 'dot', "
                              f"'general', 'concat'. Received: score={score!r}")
+        if units is not None and score != "concat":
+            raise ValueError(f"`units` sizes the concat score's projection; score={score!r} has "
+                             f"none. Received: units={units!r}")
         super().__init__(**kwargs)
         self.score = score
         self.units = units
+        self._init_kernel_args(kernel_initializer, kernel_regularizer=kernel_regularizer,
+                               kernel_constraint=kernel_constraint)
 
     def compute_output_shape(self, input_shape):
         q, v = input_shape[0], input_shape[1]
@@ -858,11 +920,11 @@ class LuongAttention(_MultiArgLayer):
     def build(self, input_shape):
         q, v = input_shape[0], input_shape[1]
         if self.score == "general":
-            self.W_a = self.add_weight("W_a", (q[-1], v[-1]), "glorot_uniform")
+            self.W_a = self._kernel("W_a", (q[-1], v[-1]))
         elif self.score == "concat":
             U = self.units or q[-1]
-            self.W_a = self.add_weight("W_a", (q[-1] + v[-1], U), "glorot_uniform")
-            self.v_a = self.add_weight("v_a", (U,), "glorot_uniform")
+            self.W_a = self._kernel("W_a", (q[-1] + v[-1], U))
+            self.v_a = self._kernel("v_a", (U,))
         self.built = True
 
     def call(self, inputs, mask=None):
@@ -922,11 +984,14 @@ class LuongAttention(_MultiArgLayer):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(score=self.score, units=self.units)
+        cfg.update(score=self.score, units=self.units,
+                   kernel_initializer=initializers.serialize(self.kernel_initializer),
+                   kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+                   kernel_constraint=constraints.serialize(self.kernel_constraint))
         return cfg
 
 
-class AttentionPooling(Layer):
+class AttentionPooling(_KernelArgs, Layer):
     """Attention pooling over time: one `(B, H)` vector from an LSTM's `(B, T, H)` outputs,
     the common "attention after LSTM" classifier head (Yang et al. 2016; Raffel & Ellis 2015)::
 
@@ -936,6 +1001,13 @@ class AttentionPooling(Layer):
     Args:
         units: U, size of the hidden projection (default H).
         return_attention_scores: also return the weights `(B, T)`.
+        kernel_initializer, bias_initializer: Keras initializers of the
+            projection kernels and biases (defaults "glorot_uniform", "zeros").
+        kernel_regularizer, bias_regularizer: :mod:`attnlstm.regularizers` identifiers; the
+            penalties are added to the training loss.
+        kernel_constraint, bias_constraint: :mod:`attnlstm.constraints` identifiers, applied
+            after each optimizer update.
+            ``kernel`` and ``context`` are kernels, ``bias`` the bias.
 
     Call arguments:
         inputs: `(B, T, H)`.
@@ -953,10 +1025,18 @@ class AttentionPooling(Layer):
     """
     supports_masking = True
 
-    def __init__(self, units=None, return_attention_scores=False, **kwargs):
+    def __init__(self, units=None, return_attention_scores=False,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
+        if units is not None and (not isinstance(units, (int, np.integer)) or units < 1):
+            raise ValueError(f"Received an invalid value for argument `units`, expected a positive "
+                             f"integer or None. Received: units={units!r}")
         super().__init__(**kwargs)
         self.units = units
         self.return_attention_scores = return_attention_scores
+        self._init_kernel_args(kernel_initializer, bias_initializer, kernel_regularizer,
+                               bias_regularizer, kernel_constraint, bias_constraint)
 
     def compute_output_shape(self, input_shape):
         if not isinstance(input_shape, tuple) or len(input_shape) != 3:
@@ -972,9 +1052,9 @@ class AttentionPooling(Layer):
     def build(self, input_shape):
         H = input_shape[-1]
         U = self.units or H
-        self.kernel = self.add_weight("kernel", (H, U), "glorot_uniform")
-        self.bias = self.add_weight("bias", (U,), "zeros")
-        self.context = self.add_weight("context", (U,), "glorot_uniform")
+        self.kernel = self._kernel("kernel", (H, U))
+        self.bias = self._bias("bias", (U,))
+        self.context = self._kernel("context", (U,))
         self.built = True
 
     def call(self, inputs, mask=None):
@@ -1014,6 +1094,7 @@ class AttentionPooling(Layer):
     def get_config(self):
         cfg = super().get_config()
         cfg.update(units=self.units, return_attention_scores=self.return_attention_scores)
+        cfg.update(self._kernel_config())
         return cfg
 
 
@@ -1076,8 +1157,31 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
             attention_mask=attention_mask, query_mask=query_mask, value_mask=value_mask,
             key_mask=key_mask, use_causal_mask=use_causal_mask, fully_masked=fully,
             dtype=self.dtype, name=f"RelativeMultiHeadAttention '{self.name}'")
-        # No dropout (the layer never applied it): training does not change the result.
-        return self._mha_finish(r, False, return_attention_scores, key is not None)
+        return self._mha_finish(r, training, return_attention_scores, key is not None)
+
+    def _relative_index(self, Tq, Tv):
+        """``clip(j - i, -k, k) + k`` `(Tq, Tv)`: the row of rel_k/rel_v for query i, key j."""
+        K = self.max_relative_position
+        return np.clip(np.arange(Tv)[None, :] - np.arange(Tq)[:, None], -K, K) + K
+
+    def _context(self, weights, r):
+        ctx = super()._context(weights, r)
+        if self.rel_v is None:
+            return ctx
+        rv = self.rel_v.value.astype(weights.dtype, copy=False)[
+            self._relative_index(*weights.shape[2:])]                     # (Tq, Tv, HSv)
+        return ctx + np.einsum("bnqk,qkd->bqnd", weights, rv)
+
+    def _context_backward(self, weights, d_ctx, r, g):
+        d_w = super()._context_backward(weights, d_ctx, r, g)
+        if self.rel_v is None:
+            return d_w
+        idx = self._relative_index(*weights.shape[2:])
+        rv = self.rel_v.value.astype(weights.dtype, copy=False)[idx]
+        d_rv = np.zeros(self.rel_v.shape, weights.dtype)
+        np.add.at(d_rv, idx, np.einsum("bnqk,bqnd->qkd", weights, d_ctx))
+        g["rel_v"] = d_rv
+        return d_w + np.einsum("bqnd,qkd->bnqk", d_ctx, rv)
 
     def _weight_names(self):
         names = super()._weight_names() + [(self.rel_k, "rel_k")]
