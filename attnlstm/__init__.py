@@ -13,7 +13,8 @@ built, naming the layer, the argument, the expected shape and the shape received
 """
 from . import _blas  # noqa: F401  (loads OpenBLAS before the extension)
 from . import _core
-from . import activations, backend, initializers, ops  # ops before layers: layers import it
+from . import activations, backend, constraints, initializers, regularizers
+from . import ops  # before layers: layers import it
 from . import losses, metrics, optimizers
 from . import layers, utils
 from . import callbacks, datasets, plot, saving, sequence
@@ -26,7 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = ["Input", "Model", "Sequential", "ShapeError", "layers", "ops", "utils", "callbacks",
            "datasets", "sequence",
-           "saving", "plot", "losses", "metrics", "optimizers",
+           "saving", "plot", "losses", "metrics", "optimizers", "regularizers", "constraints",
            "set_num_threads", "get_num_threads", "KerasTensor", "Layer", "Variable", "InputLayer", "Grads", "LSTMVAE"]
 
 

@@ -8,7 +8,7 @@ import inspect
 
 import numpy as np
 
-from .. import backend, initializers
+from .. import backend, constraints, initializers, regularizers
 from ..errors import ShapeError, format_shape, shape_error
 
 __all__ = ["KerasTensor", "Variable", "Layer", "InputLayer", "Input", "Node", "Grads"]
@@ -246,7 +246,8 @@ class Layer:
     # Whether eager inputs are cast to the layer's float dtype.
     _cast_inputs = True
 
-    def __init__(self, name=None, dtype=None, trainable=True, **kwargs):
+    def __init__(self, name=None, dtype=None, trainable=True, activity_regularizer=None,
+                 **kwargs):
         unknown = set(kwargs) - _LAYER_KWARGS
         if unknown:
             raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: "
@@ -256,6 +257,8 @@ class Layer:
         self.name = name or backend.unique_name(backend.to_snake_case(type(self).__name__))
         self.dtype = backend.standardize_dtype(dtype)
         self.trainable = trainable
+        # Keras 3 Layer: a penalty on every call's outputs (/ batch size), added to the loss.
+        self.activity_regularizer = regularizers.get(activity_regularizer)
         self.built = False
         self._own_weights = []
         self._sublayers = []
@@ -331,7 +334,8 @@ class Layer:
         init = initializers.get(initializer)
         value = np.array(init(shape, dtype, backend.make_rng()), dtype=dtype, order="C")
         var = Variable(value, name, trainable, path=f"{self.name}/{name}",
-                       regularizer=regularizer, constraint=constraint)
+                       regularizer=regularizers.get(regularizer),
+                       constraint=constraints.get(constraint))
         self._own_weights.append(var)
         return var
 
@@ -475,7 +479,10 @@ class Layer:
             check_time_mask(self, "mask", input_shape, mask_shape)
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        cfg = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if getattr(self, "activity_regularizer", None) is not None:
+            cfg["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return cfg
 
     @classmethod
     def from_config(cls, config):
@@ -496,7 +503,10 @@ class Layer:
 
     @property
     def losses(self):
-        return list(self._losses)
+        """add_loss terms of the last call, then the trainable weights' regularization
+        penalties (Keras' ``layer.losses``)."""
+        return list(self._losses) + [float(v.regularizer(v.value)) for v in
+                                     self.trainable_weights if v.regularizer is not None]
 
     def add_loss(self, loss, name=None):
         """Add an extra scalar loss term during a call (Keras ``layer.add_loss``).
@@ -649,9 +659,16 @@ class Layer:
             kw["training"] = training
         self._losses = []
         self._named_losses = {}
-        if record:
-            return self.forward(inputs, *args[1:], **kw)
-        return self.call(inputs, *args[1:], **kw)
+        result = self.forward(inputs, *args[1:], **kw) if record else \
+            self.call(inputs, *args[1:], **kw)
+        if getattr(self, "activity_regularizer", None) is not None:
+            result = regularizers.record_activity(self, result, record)
+        return result
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A call recorded with an activity regularizer adds the penalty's gradient in backward.
+        regularizers.wrap_backward(cls)
 
 
 class InputLayer(Layer):

@@ -310,7 +310,24 @@ class Trainer:
         if need_grads:
             grads = self.backward(tape, _unflatten(self._outputs_struct, d_outs),
                                   need_input_grad=False, logit_grads=logit_grads).weights
+        total += self._add_weight_penalties(grads)
         return total, per_output, out_list, masks, grads
+
+    def _add_weight_penalties(self, grads):
+        """Sum of the trainable weights' regularizer penalties (Keras adds them to the loss
+        in ``compute_loss``); with `grads`, each penalty's gradient is added to its weight's."""
+        from .. import regularizers
+        total, seen = 0.0, set()
+        for v in self.trainable_weights:
+            if v.regularizer is None or id(v) in seen:
+                continue
+            seen.add(id(v))
+            total += float(v.regularizer(v.value))
+            if grads is not None:
+                g = regularizers.gradient_of(v.regularizer, v.value,
+                                             f"regularizer of weight '{v.path}'")
+                grads[v] = grads[v] + g if v in grads else g
+        return total
 
     def _step(self, xs, ys, sample_weight, train):
         """One batch: forward (recorded), loss, backward and update when training, metrics."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import _ops_attention as aops
 from .. import _ops_mha as mops
-from .. import backend, initializers
+from .. import backend, constraints, initializers, regularizers
 from ..engine.base import Grads, Layer
 from ..errors import format_shape, shape_error
 
@@ -365,6 +365,38 @@ class AdditiveAttention(_ListAttention):
 # packed into one `inputs` list so the Layer machinery checks and records them together.
 
 
+class _KernelArgs:
+    """The Dense-like ``kernel_*``/``bias_*`` arguments of the hand-written attention layers,
+    whose learned weights stand for the Dense sub-layers of their Keras versions."""
+
+    def _init_kernel_args(self, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                          kernel_regularizer=None, bias_regularizer=None,
+                          kernel_constraint=None, bias_constraint=None):
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+
+    def _kernel(self, name, shape):
+        return self.add_weight(shape=shape, name=name, initializer=self.kernel_initializer,
+                               regularizer=self.kernel_regularizer,
+                               constraint=self.kernel_constraint)
+
+    def _bias(self, name, shape):
+        return self.add_weight(shape=shape, name=name, initializer=self.bias_initializer,
+                               regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+
+    def _kernel_config(self):
+        return {"kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}
+
+
 class _MultiArgLayer(Layer):
     _arg_names = ()
 
@@ -442,6 +474,13 @@ class MultiHeadAttention(_MultiArgLayer):
                 raise ValueError(f"`output_shape` must be a positive int or a 1-tuple (the output "
                                  f"feature size). Received: output_shape={output_shape}")
             output_shape = int(shp[0])
+        if flash_attention:
+            raise ValueError(f"attnlstm's MultiHeadAttention has no flash attention path (its "
+                             f"fused C kernel is always used). Received: "
+                             f"flash_attention={flash_attention!r}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"Invalid value for argument `dropout`: expected a float in [0, 1). "
+                             f"Received: dropout={dropout}")
         super().__init__(**kwargs)
         self.num_heads, self.key_dim = int(num_heads), int(key_dim)
         self.value_dim = int(value_dim) if value_dim is not None else self.key_dim
@@ -450,6 +489,13 @@ class MultiHeadAttention(_MultiArgLayer):
         self._output_dim = output_shape
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        # As Keras, the activity penalty is on each projection's output (the query, key, value
+        # and output EinsumDense sub-layers), not only on the layer's output.
+        self.projection_activity_regularizer = regularizers.get(activity_regularizer)
         self.seed = seed
         self._rng = backend.make_rng(seed)
 
@@ -497,16 +543,27 @@ class MultiHeadAttention(_MultiArgLayer):
         q, v, k = self._shapes(input_shape)
         NH, HS, HSv = self.num_heads, self.key_dim, self.value_dim
         dout = self._output_dim if self._output_dim is not None else q[-1]
-        ki, bi = self.kernel_initializer, self.bias_initializer
-        self.query_kernel = self.add_weight("query/kernel", (q[-1], NH, HS), ki)
-        self.query_bias = self.add_weight("query/bias", (NH, HS), bi) if self.use_bias else None
-        self.key_kernel = self.add_weight("key/kernel", (k[-1], NH, HS), ki)
-        self.key_bias = self.add_weight("key/bias", (NH, HS), bi) if self.use_bias else None
-        self.value_kernel = self.add_weight("value/kernel", (v[-1], NH, HSv), ki)
-        self.value_bias = self.add_weight("value/bias", (NH, HSv), bi) if self.use_bias else None
-        self.output_kernel = self.add_weight("attention_output/kernel", (NH, HSv, dout), ki)
-        self.output_bias = self.add_weight("attention_output/bias", (dout,), bi) \
-            if self.use_bias else None
+
+        def kernel(name, shape):
+            return self.add_weight(shape=shape, name=name, initializer=self.kernel_initializer,
+                                   regularizer=self.kernel_regularizer,
+                                   constraint=self.kernel_constraint)
+
+        def bias(name, shape):
+            if not self.use_bias:
+                return None
+            return self.add_weight(shape=shape, name=name, initializer=self.bias_initializer,
+                                   regularizer=self.bias_regularizer,
+                                   constraint=self.bias_constraint)
+
+        self.query_kernel = kernel("query/kernel", (q[-1], NH, HS))
+        self.query_bias = bias("query/bias", (NH, HS))
+        self.key_kernel = kernel("key/kernel", (k[-1], NH, HS))
+        self.key_bias = bias("key/bias", (NH, HS))
+        self.value_kernel = kernel("value/kernel", (v[-1], NH, HSv))
+        self.value_bias = bias("value/bias", (NH, HSv))
+        self.output_kernel = kernel("attention_output/kernel", (NH, HSv, dout))
+        self.output_bias = bias("attention_output/bias", (dout,))
         self.built = True
 
     def _w(self, v):
@@ -540,15 +597,65 @@ class MultiHeadAttention(_MultiArgLayer):
         scores, keep = _dropout_weights(self, scores, training)
         context = None
         if keep is not None:
-            context = np.einsum("bnqk,bknd->bqnd", scores, r["v"])
+            context = self._context(scores, r)
             out = np.einsum("bqnd,ndo->bqo", context, self.output_kernel.value).astype(out.dtype)
             if self.output_bias is not None:
                 out = out + self.output_bias.value
         outputs = [out, scores] if return_attention_scores else out
         ctx = {"saved": r, "keep": keep, "dropped": scores, "context": context,
                "key_given": key_given, "scores": bool(return_attention_scores),
-               "outputs": [out, scores]}
+               "outputs": [out, scores], "activity": self._projection_activity(r, out)}
         return outputs, ctx
+
+    def _context(self, weights, r):
+        """Per-head context `(B, Tq, NH, HSv)` of (dropped) attention weights."""
+        return np.einsum("bnqk,bknd->bqnd", weights, r["v"])
+
+    def _context_backward(self, weights, d_ctx, r, g):
+        """Gradient w.r.t. the weights of :meth:`_context`; adds its other gradients to `g`."""
+        return np.einsum("bqnd,bknd->bnqk", d_ctx, r["v"])
+
+    def _projections(self, r):
+        """``[(input name, kernel, bias, projection)]`` of the query, key and value
+        projections (Keras' EinsumDense sub-layer outputs `(B, T, NH, HS)`)."""
+        a = r["inputs"]
+        out = []
+        for nm, k, b in (("query", self.query_kernel, self.query_bias),
+                         ("key", self.key_kernel, self.key_bias),
+                         ("value", self.value_kernel, self.value_bias)):
+            x = a[nm]
+            p = np.einsum("btd,dnh->btnh", x, k.value.astype(x.dtype, copy=False))
+            if b is not None:
+                p = p + b.value
+            out.append((nm, k, b, p))
+        return out
+
+    def _projection_activity(self, r, out):
+        """Keras' activity penalty of the four projections (add_loss), and what backward
+        needs for its gradient; None without an activity regularizer."""
+        reg = self.projection_activity_regularizer
+        if reg is None:
+            return None
+        projs = self._projections(r)
+        self.add_loss(sum(regularizers.activity_penalty(reg, p) for *_, p in projs) +
+                      regularizers.activity_penalty(reg, out))
+        return projs, out
+
+    def _add_projection_activity_grads(self, ctx, g):
+        """Add the projections' activity-penalty gradients to the kernel's `g`."""
+        reg = self.projection_activity_regularizer
+        projs, _ = ctx["activity"]
+        for nm, k, b, p in projs:
+            dp = regularizers.activity_gradient(reg, p)
+            x = ctx["saved"]["inputs"][nm]
+            kn = {"query": "query_kernel", "key": "key_kernel", "value": "value_kernel"}[nm]
+            g[kn] = g[kn] + np.einsum("btd,btnh->dnh", x, dp).reshape(g[kn].shape)
+            if b is not None:
+                bn = kn.replace("kernel", "bias")
+                g[bn] = g[bn] + dp.sum(axis=(0, 1)).reshape(g[bn].shape)
+            # Without a key, the key projection reads the value (its gradient is value's).
+            target = nm if nm != "key" or ctx["key_given"] else "value"
+            g[target] = g[target] + np.einsum("btnh,dnh->btd", dp, k.value)
 
     def _weight_names(self):
         names = [(self.query_kernel, "query_kernel"), (self.query_bias, "query_bias"),
@@ -561,6 +668,9 @@ class MultiHeadAttention(_MultiArgLayer):
         r = ctx["saved"]
         d_out, d_s = _split_d(d_outputs, ctx["scores"], ctx["outputs"] if ctx["scores"]
                               else ctx["outputs"][0])
+        if ctx["activity"] is not None:
+            d_out = d_out + regularizers.activity_gradient(self.projection_activity_regularizer,
+                                                           ctx["activity"][1])
         keep = ctx["keep"]
         if keep is None:
             g = mops.multi_head_attention_backward(r, d_out, d_s)
@@ -571,11 +681,14 @@ class MultiHeadAttention(_MultiArgLayer):
             Wo, Wv = a["output_kernel"], a["value_kernel"]
             dropped = ctx["dropped"]
             d_ctx = np.einsum("bqo,ndo->bqnd", d_out, Wo)
-            d_dropped = np.einsum("bqnd,bknd->bnqk", d_ctx, r["v"])
+            extra = {}
+            d_dropped = self._context_backward(dropped, d_ctx, r, extra)
             if d_s is not None:
                 d_dropped = d_dropped + d_s
             d_weights = (d_dropped * keep / (1.0 - self.dropout)).astype(d_out.dtype)
             g = mops.multi_head_attention_backward(r, np.zeros_like(d_out), d_weights)
+            for nm, v in extra.items():
+                g[nm] = g[nm] + v
             d_v = np.einsum("bnqk,bqnd->bknd", dropped, d_ctx)          # (B, Tv, NH, HSv)
             g["output_kernel"] = np.einsum("bqnd,bqo->ndo", ctx["context"], d_out).reshape(
                 a["kernel_shapes"]["output_kernel"])
@@ -587,6 +700,8 @@ class MultiHeadAttention(_MultiArgLayer):
                 g["value_bias"] = g["value_bias"] + d_v.sum(axis=(0, 1)).reshape(
                     g["value_bias"].shape)
             g["value"] = g["value"] + np.einsum("btnh,dnh->btd", d_v, Wv)
+        if ctx["activity"] is not None:
+            self._add_projection_activity_grads(ctx, g)
         weights = {var: np.asarray(g[nm]).reshape(var.shape) for var, nm in self._weight_names()}
         inputs = None
         if need_input_grad:
@@ -608,11 +723,17 @@ class MultiHeadAttention(_MultiArgLayer):
         cfg.update(num_heads=self.num_heads, key_dim=self.key_dim, value_dim=self.value_dim,
                    dropout=self.dropout, use_bias=self.use_bias, output_shape=self._output_dim,
                    kernel_initializer=initializers.serialize(self.kernel_initializer),
-                   bias_initializer=initializers.serialize(self.bias_initializer), seed=self.seed)
+                   bias_initializer=initializers.serialize(self.bias_initializer), seed=self.seed,
+                   kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+                   bias_regularizer=regularizers.serialize(self.bias_regularizer),
+                   activity_regularizer=regularizers.serialize(
+                       self.projection_activity_regularizer),
+                   kernel_constraint=constraints.serialize(self.kernel_constraint),
+                   bias_constraint=constraints.serialize(self.bias_constraint))
         return cfg
 
 
-class BahdanauAttention(_MultiArgLayer):
+class BahdanauAttention(_KernelArgs, _MultiArgLayer):
     """Additive attention with learned projections (Bahdanau, Cho & Bengio 2015), the layer
     Keras users write by hand for encoder-decoder models::
 
@@ -624,6 +745,12 @@ class BahdanauAttention(_MultiArgLayer):
 
     Args:
         units: U, size of the projections.
+        kernel_initializer, bias_initializer: Keras initializers of the
+            projection kernels and biases (defaults "glorot_uniform", "zeros").
+        kernel_regularizer, bias_regularizer: :mod:`attnlstm.regularizers` identifiers; the
+            penalties are added to the training loss.
+        kernel_constraint, bias_constraint: :mod:`attnlstm.constraints` identifiers, applied
+            after each optimizer update.
 
     Call arguments:
         query: `(B, H)` — one decoder step — or `(B, Tq, H)`.
@@ -645,12 +772,16 @@ class BahdanauAttention(_MultiArgLayer):
     supports_masking = True
     _arg_names = ("query", "values")
 
-    def __init__(self, units, **kwargs):
+    def __init__(self, units, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
         if not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"Received an invalid value for argument `units`, expected a positive "
                              f"integer. Received: units={units}")
         super().__init__(**kwargs)
         self.units = int(units)
+        self._init_kernel_args(kernel_initializer, bias_initializer, kernel_regularizer,
+                               bias_regularizer, kernel_constraint, bias_constraint)
 
     def compute_output_shape(self, input_shape):
         q, v = input_shape[0], input_shape[1]
@@ -679,12 +810,12 @@ class BahdanauAttention(_MultiArgLayer):
     def build(self, input_shape):
         q, v = input_shape[0], input_shape[1]
         U = self.units
-        self.W1_kernel = self.add_weight("W1/kernel", (v[-1], U), "glorot_uniform")
-        self.W1_bias = self.add_weight("W1/bias", (U,), "zeros")
-        self.W2_kernel = self.add_weight("W2/kernel", (q[-1], U), "glorot_uniform")
-        self.W2_bias = self.add_weight("W2/bias", (U,), "zeros")
-        self.V_kernel = self.add_weight("V/kernel", (U, 1), "glorot_uniform")
-        self.V_bias = self.add_weight("V/bias", (1,), "zeros")
+        self.W1_kernel = self._kernel("W1/kernel", (v[-1], U))
+        self.W1_bias = self._bias("W1/bias", (U,))
+        self.W2_kernel = self._kernel("W2/kernel", (q[-1], U))
+        self.W2_bias = self._bias("W2/bias", (U,))
+        self.V_kernel = self._kernel("V/kernel", (U, 1))
+        self.V_bias = self._bias("V/bias", (1,))
         self.built = True
 
     def call(self, inputs, mask=None):
@@ -718,10 +849,11 @@ class BahdanauAttention(_MultiArgLayer):
     def get_config(self):
         cfg = super().get_config()
         cfg["units"] = self.units
+        cfg.update(self._kernel_config())
         return cfg
 
 
-class LuongAttention(_MultiArgLayer):
+class LuongAttention(_KernelArgs, _MultiArgLayer):
     """Luong, Pham & Manning (2015) global attention with its three score functions::
 
         dot:     score_j = query . values_j
@@ -733,6 +865,8 @@ class LuongAttention(_MultiArgLayer):
     Args:
         score: "dot", "general" or "concat".
         units: size of the concat projection (default: the query's feature size).
+        kernel_initializer, kernel_regularizer, kernel_constraint: of ``W_a`` and ``v_a``
+            (as BahdanauAttention's; the layer has no bias).
 
     Call arguments:
         query: `(B, H)` (one decoder step) or `(B, Tq, H)`.
@@ -752,13 +886,19 @@ class LuongAttention(_MultiArgLayer):
     supports_masking = True
     _arg_names = ("query", "values")
 
-    def __init__(self, score="dot", units=None, **kwargs):
+    def __init__(self, score="dot", units=None, kernel_initializer="glorot_uniform",
+                 kernel_regularizer=None, kernel_constraint=None, **kwargs):
         if score not in ("dot", "general", "concat"):
             raise ValueError(f"Invalid value for argument `score`. Expected one of 'dot', "
                              f"'general', 'concat'. Received: score={score!r}")
+        if units is not None and score != "concat":
+            raise ValueError(f"`units` sizes the concat score's projection; score={score!r} has "
+                             f"none. Received: units={units!r}")
         super().__init__(**kwargs)
         self.score = score
         self.units = units
+        self._init_kernel_args(kernel_initializer, kernel_regularizer=kernel_regularizer,
+                               kernel_constraint=kernel_constraint)
 
     def compute_output_shape(self, input_shape):
         q, v = input_shape[0], input_shape[1]
@@ -780,11 +920,11 @@ class LuongAttention(_MultiArgLayer):
     def build(self, input_shape):
         q, v = input_shape[0], input_shape[1]
         if self.score == "general":
-            self.W_a = self.add_weight("W_a", (q[-1], v[-1]), "glorot_uniform")
+            self.W_a = self._kernel("W_a", (q[-1], v[-1]))
         elif self.score == "concat":
             U = self.units or q[-1]
-            self.W_a = self.add_weight("W_a", (q[-1] + v[-1], U), "glorot_uniform")
-            self.v_a = self.add_weight("v_a", (U,), "glorot_uniform")
+            self.W_a = self._kernel("W_a", (q[-1] + v[-1], U))
+            self.v_a = self._kernel("v_a", (U,))
         self.built = True
 
     def call(self, inputs, mask=None):
@@ -844,11 +984,14 @@ class LuongAttention(_MultiArgLayer):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(score=self.score, units=self.units)
+        cfg.update(score=self.score, units=self.units,
+                   kernel_initializer=initializers.serialize(self.kernel_initializer),
+                   kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+                   kernel_constraint=constraints.serialize(self.kernel_constraint))
         return cfg
 
 
-class AttentionPooling(Layer):
+class AttentionPooling(_KernelArgs, Layer):
     """Attention pooling over time: one `(B, H)` vector from an LSTM's `(B, T, H)` outputs,
     the common "attention after LSTM" classifier head (Yang et al. 2016; Raffel & Ellis 2015)::
 
@@ -858,6 +1001,13 @@ class AttentionPooling(Layer):
     Args:
         units: U, size of the hidden projection (default H).
         return_attention_scores: also return the weights `(B, T)`.
+        kernel_initializer, bias_initializer: Keras initializers of the
+            projection kernels and biases (defaults "glorot_uniform", "zeros").
+        kernel_regularizer, bias_regularizer: :mod:`attnlstm.regularizers` identifiers; the
+            penalties are added to the training loss.
+        kernel_constraint, bias_constraint: :mod:`attnlstm.constraints` identifiers, applied
+            after each optimizer update.
+            ``kernel`` and ``context`` are kernels, ``bias`` the bias.
 
     Call arguments:
         inputs: `(B, T, H)`.
@@ -875,10 +1025,18 @@ class AttentionPooling(Layer):
     """
     supports_masking = True
 
-    def __init__(self, units=None, return_attention_scores=False, **kwargs):
+    def __init__(self, units=None, return_attention_scores=False,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
+        if units is not None and (not isinstance(units, (int, np.integer)) or units < 1):
+            raise ValueError(f"Received an invalid value for argument `units`, expected a positive "
+                             f"integer or None. Received: units={units!r}")
         super().__init__(**kwargs)
         self.units = units
         self.return_attention_scores = return_attention_scores
+        self._init_kernel_args(kernel_initializer, bias_initializer, kernel_regularizer,
+                               bias_regularizer, kernel_constraint, bias_constraint)
 
     def compute_output_shape(self, input_shape):
         if not isinstance(input_shape, tuple) or len(input_shape) != 3:
@@ -894,9 +1052,9 @@ class AttentionPooling(Layer):
     def build(self, input_shape):
         H = input_shape[-1]
         U = self.units or H
-        self.kernel = self.add_weight("kernel", (H, U), "glorot_uniform")
-        self.bias = self.add_weight("bias", (U,), "zeros")
-        self.context = self.add_weight("context", (U,), "glorot_uniform")
+        self.kernel = self._kernel("kernel", (H, U))
+        self.bias = self._bias("bias", (U,))
+        self.context = self._kernel("context", (U,))
         self.built = True
 
     def call(self, inputs, mask=None):
@@ -936,6 +1094,7 @@ class AttentionPooling(Layer):
     def get_config(self):
         cfg = super().get_config()
         cfg.update(units=self.units, return_attention_scores=self.return_attention_scores)
+        cfg.update(self._kernel_config())
         return cfg
 
 
@@ -998,8 +1157,31 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
             attention_mask=attention_mask, query_mask=query_mask, value_mask=value_mask,
             key_mask=key_mask, use_causal_mask=use_causal_mask, fully_masked=fully,
             dtype=self.dtype, name=f"RelativeMultiHeadAttention '{self.name}'")
-        # No dropout (the layer never applied it): training does not change the result.
-        return self._mha_finish(r, False, return_attention_scores, key is not None)
+        return self._mha_finish(r, training, return_attention_scores, key is not None)
+
+    def _relative_index(self, Tq, Tv):
+        """``clip(j - i, -k, k) + k`` `(Tq, Tv)`: the row of rel_k/rel_v for query i, key j."""
+        K = self.max_relative_position
+        return np.clip(np.arange(Tv)[None, :] - np.arange(Tq)[:, None], -K, K) + K
+
+    def _context(self, weights, r):
+        ctx = super()._context(weights, r)
+        if self.rel_v is None:
+            return ctx
+        rv = self.rel_v.value.astype(weights.dtype, copy=False)[
+            self._relative_index(*weights.shape[2:])]                     # (Tq, Tv, HSv)
+        return ctx + np.einsum("bnqk,qkd->bqnd", weights, rv)
+
+    def _context_backward(self, weights, d_ctx, r, g):
+        d_w = super()._context_backward(weights, d_ctx, r, g)
+        if self.rel_v is None:
+            return d_w
+        idx = self._relative_index(*weights.shape[2:])
+        rv = self.rel_v.value.astype(weights.dtype, copy=False)[idx]
+        d_rv = np.zeros(self.rel_v.shape, weights.dtype)
+        np.add.at(d_rv, idx, np.einsum("bnqk,bqnd->qkd", weights, d_ctx))
+        g["rel_v"] = d_rv
+        return d_w + np.einsum("bqnd,qkd->bnqk", d_ctx, rv)
 
     def _weight_names(self):
         names = super()._weight_names() + [(self.rel_k, "rel_k")]

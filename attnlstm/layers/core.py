@@ -3,7 +3,7 @@ import warnings
 
 import numpy as np
 
-from .. import activations, backend, initializers
+from .. import activations, backend, constraints, initializers, regularizers
 from ..engine.base import Grads, Layer, flatten
 from ..errors import format_shape, shape_error
 
@@ -30,6 +30,18 @@ def softmax_checked(x, axis, layer):
     return activations.softmax(x, axis=axis).astype(x.dtype, copy=False)
 
 
+def _reject_lora(lora_rank):
+    if lora_rank is not None:
+        raise ValueError(f"attnlstm does not implement LoRA; `lora_rank` must be None. "
+                         f"Received: lora_rank={lora_rank!r}")
+
+
+def regularizer_config(layer, *names):
+    """get_config entries for regularizer/constraint attributes (Keras' serialized dicts)."""
+    return {nm: (constraints.serialize(getattr(layer, nm)) if nm.endswith("constraint")
+                 else regularizers.serialize(getattr(layer, nm))) for nm in names}
+
+
 def _apply_activation(layer, fn, x):
     if fn is activations.softmax:
         return softmax_checked(x, -1, layer)
@@ -47,6 +59,12 @@ class Dense(Layer):
         activation: Keras name or callable; None = linear.
         use_bias: add a bias.
         kernel_initializer, bias_initializer: Keras initializers ("glorot_uniform", "zeros").
+        kernel_regularizer, bias_regularizer: :mod:`attnlstm.regularizers` identifiers; the
+            penalties are added to the training loss.
+        activity_regularizer: a penalty on the outputs (divided by the batch size).
+        kernel_constraint, bias_constraint: :mod:`attnlstm.constraints` identifiers, applied
+            after each optimizer update.
+        lora_rank: only None (attnlstm has no LoRA); anything else raises ValueError.
 
     Call arguments:
         inputs: `(B, ..., D)`.
@@ -74,17 +92,27 @@ class Dense(Layer):
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units < 1:
             raise ValueError(f"Received an invalid value for argument `units`, expected a positive "
                              f"integer. Received: units={units}")
-        super().__init__(**kwargs)
+        _reject_lora(lora_rank)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
 
     def build(self, input_shape):
-        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
-        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) \
-            if self.use_bias else None
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel",
+                                      initializer=self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
+        self.bias = self.add_weight(shape=(self.units,), name="bias",
+                                    initializer=self.bias_initializer,
+                                    regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint) if self.use_bias else None
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -144,6 +172,8 @@ class Dense(Layer):
                    use_bias=self.use_bias,
                    kernel_initializer=initializers.serialize(self.kernel_initializer),
                    bias_initializer=initializers.serialize(self.bias_initializer))
+        cfg.update(regularizer_config(self, "kernel_regularizer", "bias_regularizer",
+                                      "kernel_constraint", "bias_constraint"))
         return cfg
 
 
@@ -369,6 +399,12 @@ class Embedding(Layer):
         output_dim: vector size E.
         embeddings_initializer: default Keras' "uniform" (U(-0.05, 0.05)).
         mask_zero: index 0 is padding: the output carries the mask ``inputs != 0``.
+        embeddings_regularizer: a :mod:`attnlstm.regularizers` identifier (penalty on the
+            whole table, added to the training loss).
+        embeddings_constraint: a :mod:`attnlstm.constraints` identifier, applied after each
+            optimizer update.
+        weights: initial ``[embeddings]`` (Keras 2 style), set when the layer is built.
+        lora_rank: only None.
 
     Call arguments:
         inputs: integer `(B, T)` (or any shape).
@@ -392,16 +428,22 @@ class Embedding(Layer):
                 raise ValueError(f"Received an invalid value for argument `{nm}`, expected a "
                                  f"positive integer. Received: {nm}={v}")
         kwargs.pop("input_length", None)
+        _reject_lora(lora_rank)
         super().__init__(**kwargs)
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
         self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
         self.mask_zero = mask_zero
         self.supports_masking = mask_zero
         self._initial_weights = weights
 
     def build(self, input_shape=None):
-        self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
-                                          self.embeddings_initializer)
+        self.embeddings = self.add_weight(shape=(self.input_dim, self.output_dim),
+                                          name="embeddings",
+                                          initializer=self.embeddings_initializer,
+                                          regularizer=self.embeddings_regularizer,
+                                          constraint=self.embeddings_constraint)
         self.built = True
         if self._initial_weights is not None:
             self.set_weights(self._initial_weights)
@@ -452,6 +494,7 @@ class Embedding(Layer):
         cfg.update(input_dim=self.input_dim, output_dim=self.output_dim,
                    embeddings_initializer=initializers.serialize(self.embeddings_initializer),
                    mask_zero=self.mask_zero)
+        cfg.update(regularizer_config(self, "embeddings_regularizer", "embeddings_constraint"))
         return cfg
 
 

@@ -10,7 +10,8 @@ Each step does what Keras 3.15.1's ``BaseOptimizer.apply`` does, in this order:
    (:meth:`Optimizer.exclude_from_weight_decay`);
 5. the optimizer's update rule, per variable, in the variable's dtype (float32 math for float32
    variables, as Keras casts the learning rate and the gradient to the variable's dtype);
-6. ``iterations += 1``.
+6. each variable's ``constraint`` (if any) projects it: ``variable.assign(constraint(variable))``;
+7. ``iterations += 1``.
 
 Variables are :class:`attnlstm.Variable` objects (or anything with a ``.value`` ndarray and a
 ``.name``); they are updated in place, so a model's references stay valid::
@@ -45,6 +46,16 @@ def _value(variable):
         raise TypeError(f"Optimizer variables must hold NumPy arrays; {variable!r} holds "
                         f"{type(v).__name__}.")
     return v
+
+
+def _assign(variable, value):
+    """``variable.assign(value)`` in place, so references to the array stay valid."""
+    v = _value(variable)
+    value = np.asarray(value)
+    if value.shape != v.shape:
+        raise ValueError(f"The constraint of variable '{getattr(variable, 'path', variable)}' "
+                         f"returned shape {value.shape}, but the variable has shape {v.shape}.")
+    v[...] = value
 
 
 def _kcast(x, dtype):
@@ -331,6 +342,10 @@ class Optimizer:
             slots = self._get_slots(var)
             t = v.dtype.type
             self.update_step(g.astype(v.dtype, copy=False), v, slots, t(lr))
+        for var in variables:
+            constraint = getattr(var, "constraint", None)
+            if constraint is not None:
+                _assign(var, constraint(_value(var)))
         self._iterations += 1
 
     def apply_gradients(self, grads_and_vars):
