@@ -2,10 +2,16 @@
 from ..engine.base import Grads, Input, InputLayer, Layer
 from .attention import (AdditiveAttention, Attention, AttentionPooling, BahdanauAttention,
                         LuongAttention, MultiHeadAttention, RelativeMultiHeadAttention)
+from .activation_layers import ELU, LeakyReLU, PReLU, ReLU
+from .convolutional import Conv1D, Conv1DTranspose
 from .core import Activation, Dense, Dropout, Embedding, Lambda, Masking, Softmax
 from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
-from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
-from .reshaping import Flatten, Permute, RepeatVector, Reshape
+from .normalization import BatchNormalization, LayerNormalization
+from .pooling import (AveragePooling1D, AvgPool1D, GlobalAveragePooling1D, GlobalMaxPooling1D,
+                      MaxPool1D, MaxPooling1D)
+from .regularization import SpatialDropout1D
+from .reshaping import (Cropping1D, Flatten, Permute, RepeatVector, Reshape, UpSampling1D,
+                        ZeroPadding1D)
 from .rnn import LSTM
 from .vae import KLDivergence, Sampling
 from .wrappers import TimeDistributed
@@ -17,4 +23,7 @@ __all__ = [
     "Masking", "Dropout", "Embedding", "Lambda", "Attention", "AdditiveAttention",
     "MultiHeadAttention", "BahdanauAttention", "LuongAttention", "AttentionPooling",
     "RelativeMultiHeadAttention", "Sampling", "KLDivergence",
+    "Conv1D", "Conv1DTranspose", "MaxPooling1D", "AveragePooling1D", "MaxPool1D", "AvgPool1D",
+    "UpSampling1D", "ZeroPadding1D", "Cropping1D", "SpatialDropout1D", "LayerNormalization",
+    "BatchNormalization", "LeakyReLU", "PReLU", "ELU", "ReLU",
 ]

@@ -1,10 +1,13 @@
-"""Reshaping layers: Flatten, Reshape, Permute, RepeatVector (Keras 3 semantics)."""
+"""Reshaping layers: Flatten, Reshape, Permute, RepeatVector, and along time UpSampling1D,
+ZeroPadding1D, Cropping1D (Keras 3 semantics)."""
 import numpy as np
 
 from ..engine.base import Grads, Layer
 from ..errors import format_shape, shape_error
+from .convolutional import data_format_arg, int_tuple, warn_mask_dropped
 
-__all__ = ["Flatten", "Reshape", "Permute", "RepeatVector"]
+__all__ = ["Flatten", "Reshape", "Permute", "RepeatVector", "UpSampling1D", "ZeroPadding1D",
+           "Cropping1D"]
 
 
 def _prod(shape):
@@ -175,4 +178,185 @@ class RepeatVector(Layer):
     def get_config(self):
         cfg = super().get_config()
         cfg["n"] = self.n
+        return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# Along the time axis of (batch, timesteps, features)
+
+
+class _TimeAxisLayer(Layer):
+    """3-D inputs only; masks are not supported (dropped with Keras' warning), as Keras."""
+
+    _time_axis = 1
+
+    def _check_3d(self, input_shape):
+        if not isinstance(input_shape, tuple) or len(input_shape) != 3:
+            expected = ("batch", "timesteps", "features") if self._time_axis == 1 \
+                else ("batch", "features", "timesteps")
+            hint = None
+            if isinstance(input_shape, tuple) and len(input_shape) == 2:
+                hint = (f"{type(self).__name__} works on the time axis of sequences; add a "
+                        f"feature axis, e.g. x[..., None].")
+            raise shape_error(self, "inputs", expected, input_shape, hint)
+
+    def compute_mask_flags(self, input_has_mask, output_structure):
+        warn_mask_dropped(self, input_has_mask)
+        return False
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def call(self, inputs):
+        return self.forward(inputs)[0]
+
+
+class UpSampling1D(_TimeAxisLayer):
+    """Repeats each timestep `size` times: `(B, T, F)` -> `(B, T*size, F)`
+    (``keras.layers.UpSampling1D``).
+
+    Args:
+        size: positive int.
+
+    Raises:
+        TypeError: a non-integer `size`. ValueError: ``size <= 0``.
+        ShapeError: inputs that are not 3-D.
+
+    Example:
+        >>> UpSampling1D(2)(np.zeros((2, 3, 4))).shape
+        (2, 6, 4)
+    """
+
+    def __init__(self, size=2, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(size, (int, np.integer)) or isinstance(size, bool):
+            raise TypeError(f"Expected an integer value for `size`, got {type(size)}.")
+        if size <= 0:
+            raise ValueError(f"Argument `size` should be a positive integer. Received: size={size}")
+        self.size = int(size)
+
+    def compute_output_shape(self, input_shape):
+        self._check_3d(input_shape)
+        t = input_shape[1]
+        return (input_shape[0], None if t is None else t * self.size, input_shape[2])
+
+    def forward(self, inputs):
+        return np.repeat(np.asarray(inputs), self.size, axis=1), None
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return Grads(None)
+        d = np.asarray(d_outputs)
+        B, TS, F = d.shape
+        return Grads(d.reshape(B, TS // self.size, self.size, F).sum(axis=2))
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["size"] = self.size
+        return cfg
+
+
+class ZeroPadding1D(_TimeAxisLayer):
+    """Adds zero timesteps at the start and end (``keras.layers.ZeroPadding1D``).
+
+    Args:
+        padding: int (both sides) or a tuple ``(left, right)`` of non-negative ints.
+        data_format: ``"channels_last"`` (`(B, T, F)`, default) or ``"channels_first"``.
+
+    Returns:
+        `(B, left + T + right, F)`.
+
+    Raises:
+        ValueError: a negative or non-integer padding.
+        ShapeError: inputs that are not 3-D.
+
+    Example:
+        >>> ZeroPadding1D(2)(np.zeros((2, 3, 4))).shape
+        (2, 7, 4)
+    """
+
+    def __init__(self, padding=1, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = data_format_arg(data_format)
+        self.padding = int_tuple(padding, 2, "padding", allow_zero=True)
+        self._time_axis = 1 if self.data_format == "channels_last" else 2
+
+    def compute_output_shape(self, input_shape):
+        self._check_3d(input_shape)
+        out = list(input_shape)
+        if out[self._time_axis] is not None:
+            out[self._time_axis] += self.padding[0] + self.padding[1]
+        return tuple(out)
+
+    def forward(self, inputs):
+        x = np.asarray(inputs)
+        pads = [(0, 0)] * 3
+        pads[self._time_axis] = self.padding
+        return np.pad(x, pads), None
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return Grads(None)
+        d = np.asarray(d_outputs)
+        left, right = self.padding
+        index = [slice(None)] * 3
+        index[self._time_axis] = slice(left, d.shape[self._time_axis] - right)
+        return Grads(np.ascontiguousarray(d[tuple(index)]))
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(padding=self.padding, data_format=self.data_format)
+        return cfg
+
+
+class Cropping1D(_TimeAxisLayer):
+    """Removes timesteps at the start and end (``keras.layers.Cropping1D``).
+
+    Args:
+        cropping: int (both sides) or a tuple ``(start, end)`` of non-negative ints.
+
+    Returns:
+        `(B, T - start - end, F)`.
+
+    Raises:
+        ValueError: a negative or non-integer cropping.
+        ShapeError: inputs that are not 3-D, or a cropping that leaves no step.
+
+    Example:
+        >>> Cropping1D((1, 2))(np.zeros((2, 6, 4))).shape
+        (2, 3, 4)
+    """
+
+    def __init__(self, cropping=(1, 1), **kwargs):
+        super().__init__(**kwargs)
+        self.cropping = int_tuple(cropping, 2, "cropping", allow_zero=True)
+
+    def compute_output_shape(self, input_shape):
+        self._check_3d(input_shape)
+        t = input_shape[1]
+        length = None
+        if t is not None:
+            length = t - self.cropping[0] - self.cropping[1]
+            if length <= 0:
+                raise shape_error(
+                    self, "inputs", ("batch", f"timesteps > {sum(self.cropping)}", "features"),
+                    input_shape,
+                    f"cropping={self.cropping} removes all {t} steps; crop less or use longer "
+                    f"sequences.")
+        return (input_shape[0], length, input_shape[2])
+
+    def forward(self, inputs):
+        x = np.asarray(inputs)
+        return x[:, self.cropping[0]:x.shape[1] - self.cropping[1]], x.shape[1]
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return Grads(None)
+        d = np.asarray(d_outputs)
+        return Grads(np.pad(d, ((0, 0), (self.cropping[0], ctx - self.cropping[0] - d.shape[1]),
+                                (0, 0))))
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["cropping"] = self.cropping
         return cfg
