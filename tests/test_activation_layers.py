@@ -154,7 +154,8 @@ def test_prelu_shape_errors():
 
 
 def test_prelu_alpha_trains_and_takes_regularizer():
-    reg, con = object(), object()
+    from attnlstm import constraints, regularizers
+    reg, con = regularizers.L2(0.01), constraints.NonNeg()
     layer = layers.PReLU(alpha_regularizer=reg, alpha_constraint=con)
     layer.build((None, 4))
     assert layer.alpha.regularizer is reg and layer.alpha.constraint is con
