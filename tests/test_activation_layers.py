@@ -127,6 +127,7 @@ def test_masks_pass_through():
     masked = layers.Masking()(inp)
     for layer in (layers.LeakyReLU(), layers.ELU(), layers.ReLU(), layers.PReLU(shared_axes=[1])):
         assert layer(masked).has_mask
+        assert not layer(inp).has_mask
 
 
 @pytest.mark.parametrize("make,match", [

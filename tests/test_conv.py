@@ -380,6 +380,25 @@ def test_layers_without_mask_support_drop_the_mask_with_a_warning(keras, make):
     assert getattr(ko, "_keras_mask", None) is None
 
 
+def test_no_mask_no_warning():
+    import warnings
+    inp = Input((6, 3))
+    h = layers.LayerNormalization()(layers.BatchNormalization()(inp))
+    assert not h.has_mask
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layers.MaxPooling1D()(layers.Conv1D(2, 2)(h))
+
+
+def test_sequential_with_input_shape():
+    model = Sequential([layers.Conv1D(4, 3, activation="relu", input_shape=(10, 2)),
+                        layers.MaxPooling1D(2), layers.UpSampling1D(2), layers.ZeroPadding1D(1),
+                        layers.Cropping1D((0, 2)), layers.SpatialDropout1D(0.1),
+                        layers.Conv1DTranspose(3, 2), layers.Flatten(), layers.Dense(1)])
+    assert model.predict(np.zeros((2, 10, 2), "float32"), verbose=0).shape == (2, 1)
+    assert model.layers[0].output.shape == (None, 8, 4)
+
+
 # ---------------------------------------------------------------------------------------------
 # Arguments, config, errors
 

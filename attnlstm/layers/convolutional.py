@@ -113,6 +113,14 @@ def warn_mask_dropped(layer, input_has_mask):
             UserWarning, stacklevel=4)
 
 
+def pass_mask_flags(layer, input_has_mask, output_structure):
+    """compute_mask_flags of a one-output layer whose output carries its input's mask.
+
+    (A bool for the one output shape; mapping over the shape tuple would flag every output.)
+    """
+    return any(flatten(input_has_mask))
+
+
 def serialize_object(obj):
     """A config value for a regularizer / constraint (None, a name, or class and config)."""
     if obj is None or isinstance(obj, (str, int, float, dict)):
