@@ -155,7 +155,11 @@ def test_prelu_shape_errors():
 
 
 def test_prelu_alpha_trains_and_takes_regularizer():
-    reg, con = object(), object()
+    def reg(w):
+        return 0.0
+
+    def con(w):
+        return w
     layer = layers.PReLU(alpha_regularizer=reg, alpha_constraint=con)
     layer.build((None, 4))
     assert layer.alpha.regularizer is reg and layer.alpha.constraint is con

@@ -451,7 +451,11 @@ def test_activity_regularizer_is_never_silently_ignored():
 
 
 def test_regularizers_and_constraints_reach_the_weights():
-    reg, con = object(), object()
+    def reg(w):
+        return 0.0
+
+    def con(w):
+        return w
     layer = layers.Conv1D(2, 3, kernel_regularizer=reg, bias_regularizer=reg,
                           kernel_constraint=con, bias_constraint=con)
     layer.build((None, 5, 4))

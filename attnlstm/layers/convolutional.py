@@ -121,8 +121,9 @@ def pass_mask_flags(layer, input_has_mask, output_structure):
     return any(flatten(input_has_mask))
 
 
-def serialize_object(obj):
-    """A config value for a regularizer / constraint (None, a name, or class and config)."""
+def serialize_object(obj, kind="regularizers"):
+    """A config value for a regularizer or constraint (`kind`): None, a name, or the class
+    name and config of an object."""
     if obj is None or isinstance(obj, (str, int, float, dict)):
         return obj
     if hasattr(obj, "get_config"):
@@ -250,9 +251,10 @@ class _Conv1DBase(Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        # Given as they are to add_weight, which resolves Keras identifiers; the layer's own
+        # activity_regularizer is the base class's.
         self.kernel_regularizer = kernel_regularizer
         self.bias_regularizer = bias_regularizer
-        self.activity_regularizer = activity_regularizer
         self.kernel_constraint = kernel_constraint
         self.bias_constraint = bias_constraint
         if self.strides[0] > 1 and self.dilation_rate[0] > 1:
@@ -365,9 +367,9 @@ class _Conv1DBase(Layer):
             bias_initializer=initializers.serialize(self.bias_initializer),
             kernel_regularizer=serialize_object(self.kernel_regularizer),
             bias_regularizer=serialize_object(self.bias_regularizer),
-            activity_regularizer=serialize_object(self.activity_regularizer),
-            kernel_constraint=serialize_object(self.kernel_constraint),
-            bias_constraint=serialize_object(self.bias_constraint))
+            activity_regularizer=serialize_object(getattr(self, "activity_regularizer", None)),
+            kernel_constraint=serialize_object(self.kernel_constraint, "constraints"),
+            bias_constraint=serialize_object(self.bias_constraint, "constraints"))
         return cfg
 
 
