@@ -595,3 +595,17 @@ def test_weights_h5_both_ways_with_keras(keras, tmp_path):
     ours.save_weights(path2)
     km.load_weights(path2)
     assert_close(ours.predict(x, verbose=0), to_np(km(x)))
+
+
+def test_max_pooling_ties_follow_tensorflow(keras):
+    """Ties (e.g. relu zeros) send the gradient to the first maximum of a window, as TF."""
+    x = np.zeros((2, 9, 3), "float32")
+    x[0, 4, 1] = 1.0
+    x[1, :, 2] = 2.0
+    for kw in (dict(pool_size=2), dict(pool_size=3, strides=1, padding="same"),
+               dict(pool_size=4, strides=2)):
+        ol = layers.MaxPooling1D(**kw)
+        out, ctx = run(ol, [x])
+        R = np.arange(out.size, dtype="float32").reshape(out.shape) + 1
+        _, kdx, _ = keras_tape(keras.layers.MaxPooling1D(**kw), x, R)
+        np.testing.assert_array_equal(ol.backward(ctx, R).inputs, kdx)
