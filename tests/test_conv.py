@@ -66,7 +66,8 @@ def twin_conv1d(x, kernel, bias, stride, padding, dilation, groups):
         for j in range(k):
             step = xp[:, t * stride + j * dilation]
             for g in range(groups):
-                out[:, t, g * Fg:(g + 1) * Fg] += step[:, g * Dg:(g + 1) * Dg] @ kernel[j, :, g * Fg:(g + 1) * Fg]
+                fs, cs = slice(g * Fg, (g + 1) * Fg), slice(g * Dg, (g + 1) * Dg)
+                out[:, t, fs] += step[:, cs] @ kernel[j, :, fs]
     return out + (0 if bias is None else bias)
 
 
@@ -279,8 +280,9 @@ def test_pooling_finite_differences(name, kw):
 
 def test_pooling_defaults_and_aliases_match_keras(keras):
     assert layers.MaxPool1D is layers.MaxPooling1D and layers.AvgPool1D is layers.AveragePooling1D
-    for name in ("MaxPooling1D",):
-        ours, theirs = getattr(layers, name)().get_config(), getattr(keras.layers, name)().get_config()
+    for name, kw in (("MaxPooling1D", {}), ("AveragePooling1D", {"pool_size": 3})):
+        ours = getattr(layers, name)(**kw).get_config()
+        theirs = getattr(keras.layers, name)(**kw).get_config()
         for key in ("pool_size", "strides", "padding", "data_format"):
             assert tuple(np.atleast_1d(ours[key])) == tuple(np.atleast_1d(theirs[key])), key
     with pytest.raises(TypeError):
@@ -582,8 +584,9 @@ def test_weights_h5_both_ways_with_keras(keras, tmp_path):
 
     rng = np.random.default_rng(2)
     km = build(keras.layers, keras.Input, keras.Model)
-    km.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.3 + (1.0 if "variance" in w.path else 0.0)
-                    for w in km.weights])
+    km.set_weights([np.abs(rng.standard_normal(w.shape)).astype("float32") + 0.5
+                    if "variance" in w.path else
+                    rng.standard_normal(w.shape).astype("float32") * 0.3 for w in km.weights])
     ours = build(layers, Input, Model)
     path = tmp_path / "k.weights.h5"
     km.save_weights(path)

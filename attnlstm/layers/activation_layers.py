@@ -278,6 +278,6 @@ class PReLU(Layer):
         cfg = super().get_config()
         cfg.update(alpha_initializer=initializers.serialize(self.alpha_initializer),
                    alpha_regularizer=serialize_object(self.alpha_regularizer),
-                   alpha_constraint=serialize_object(self.alpha_constraint, "constraints"),
+                   alpha_constraint=serialize_object(self.alpha_constraint),
                    shared_axes=self.shared_axes)
         return cfg

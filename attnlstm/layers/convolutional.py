@@ -66,8 +66,9 @@ def window_pads(length, window, stride, padding, dilation=1):
     """(pad_left, pad_right, out_length) of a sliding window over `length` steps.
 
     The window has `window` taps `dilation` steps apart, so it spans ``(window-1)*dilation + 1``
-    steps (TensorFlow's "SAME"/"VALID" rules; "causal" pads the span minus one on the left). ``length=None`` gives ``(None, None,
-    None)``; a "valid" window longer than the input gives out_length <= 0 (callers raise).
+    steps (TensorFlow's "SAME"/"VALID" rules; "causal" pads the span minus one on the left).
+    ``length=None`` gives ``(None, None, None)``; a "valid" window longer than the input gives
+    out_length <= 0 (callers raise).
     """
     span = (window - 1) * dilation + 1
     if length is None:
@@ -121,9 +122,9 @@ def pass_mask_flags(layer, input_has_mask, output_structure):
     return any(flatten(input_has_mask))
 
 
-def serialize_object(obj, kind="regularizers"):
-    """A config value for a regularizer or constraint (`kind`): None, a name, or the class
-    name and config of an object."""
+def serialize_object(obj):
+    """A config value for a regularizer or constraint: None, a name, or the class name and
+    config of an object."""
     if obj is None or isinstance(obj, (str, int, float, dict)):
         return obj
     if hasattr(obj, "get_config"):
@@ -368,8 +369,8 @@ class _Conv1DBase(Layer):
             kernel_regularizer=serialize_object(self.kernel_regularizer),
             bias_regularizer=serialize_object(self.bias_regularizer),
             activity_regularizer=serialize_object(getattr(self, "activity_regularizer", None)),
-            kernel_constraint=serialize_object(self.kernel_constraint, "constraints"),
-            bias_constraint=serialize_object(self.bias_constraint, "constraints"))
+            kernel_constraint=serialize_object(self.kernel_constraint),
+            bias_constraint=serialize_object(self.bias_constraint))
         return cfg
 
 

@@ -197,8 +197,8 @@ class LayerNormalization(Layer):
             gamma_initializer=initializers.serialize(self.gamma_initializer),
             beta_regularizer=serialize_object(self.beta_regularizer),
             gamma_regularizer=serialize_object(self.gamma_regularizer),
-            beta_constraint=serialize_object(self.beta_constraint, "constraints"),
-            gamma_constraint=serialize_object(self.gamma_constraint, "constraints"))
+            beta_constraint=serialize_object(self.beta_constraint),
+            gamma_constraint=serialize_object(self.gamma_constraint))
         return cfg
 
 
@@ -407,8 +407,8 @@ class BatchNormalization(Layer):
             moving_variance_initializer=initializers.serialize(self.moving_variance_initializer),
             beta_regularizer=serialize_object(self.beta_regularizer),
             gamma_regularizer=serialize_object(self.gamma_regularizer),
-            beta_constraint=serialize_object(self.beta_constraint, "constraints"),
-            gamma_constraint=serialize_object(self.gamma_constraint, "constraints"),
+            beta_constraint=serialize_object(self.beta_constraint),
+            gamma_constraint=serialize_object(self.gamma_constraint),
             synchronized=self.synchronized, renorm=self.renorm,
             renorm_clipping=self.renorm_clipping, renorm_momentum=self.renorm_momentum)
         return cfg
