@@ -34,6 +34,7 @@ def tape_grads(kl, x, R, training=False, mask=None):
 def _set_random(kl, ol, rng, shape):
     kl.build(shape)
     ws = [rng.standard_normal(w.shape).astype("float32") * 0.5 + 1.0 for w in kl.get_weights()]
+    ws = [np.abs(w) + 0.1 if "variance" in v.name else w for w, v in zip(ws, kl.weights)]
     kl.set_weights(ws)
     ol.build(shape)
     assert [w.name for w in ol.weights] == [w.name for w in kl.weights]

@@ -66,8 +66,9 @@ def window_pads(length, window, stride, padding, dilation=1):
     """(pad_left, pad_right, out_length) of a sliding window over `length` steps.
 
     The window has `window` taps `dilation` steps apart, so it spans ``(window-1)*dilation + 1``
-    steps (TensorFlow's "SAME"/"VALID" rules; "causal" pads the span minus one on the left). ``length=None`` gives ``(None, None,
-    None)``; a "valid" window longer than the input gives out_length <= 0 (callers raise).
+    steps (TensorFlow's "SAME"/"VALID" rules; "causal" pads the span minus one on the left).
+    ``length=None`` gives ``(None, None, None)``; a "valid" window longer than the input gives
+    out_length <= 0 (callers raise).
     """
     span = (window - 1) * dilation + 1
     if length is None:
@@ -113,8 +114,17 @@ def warn_mask_dropped(layer, input_has_mask):
             UserWarning, stacklevel=4)
 
 
+def pass_mask_flags(layer, input_has_mask, output_structure):
+    """compute_mask_flags of a one-output layer whose output carries its input's mask.
+
+    (A bool for the one output shape; mapping over the shape tuple would flag every output.)
+    """
+    return any(flatten(input_has_mask))
+
+
 def serialize_object(obj):
-    """A config value for a regularizer / constraint (None, a name, or class and config)."""
+    """A config value for a regularizer or constraint: None, a name, or the class name and
+    config of an object."""
     if obj is None or isinstance(obj, (str, int, float, dict)):
         return obj
     if hasattr(obj, "get_config"):
@@ -242,9 +252,10 @@ class _Conv1DBase(Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        # Given as they are to add_weight, which resolves Keras identifiers; the layer's own
+        # activity_regularizer is the base class's.
         self.kernel_regularizer = kernel_regularizer
         self.bias_regularizer = bias_regularizer
-        self.activity_regularizer = activity_regularizer
         self.kernel_constraint = kernel_constraint
         self.bias_constraint = bias_constraint
         if self.strides[0] > 1 and self.dilation_rate[0] > 1:
@@ -357,7 +368,7 @@ class _Conv1DBase(Layer):
             bias_initializer=initializers.serialize(self.bias_initializer),
             kernel_regularizer=serialize_object(self.kernel_regularizer),
             bias_regularizer=serialize_object(self.bias_regularizer),
-            activity_regularizer=serialize_object(self.activity_regularizer),
+            activity_regularizer=serialize_object(getattr(self, "activity_regularizer", None)),
             kernel_constraint=serialize_object(self.kernel_constraint),
             bias_constraint=serialize_object(self.bias_constraint))
         return cfg
