@@ -176,3 +176,54 @@ def test_config_round_trip():
     m = layers.MultiHeadAttention(2, 4, kernel_regularizer="l2", bias_constraint="non_neg")
     m2 = layers.MultiHeadAttention.from_config({**m.get_config(), "name": "mha_copy"})
     assert isinstance(m2.kernel_regularizer, R.L2) and isinstance(m2.bias_constraint, C.NonNeg)
+
+
+# -- training arguments that used to be accepted and ignored ---------------------------------
+
+def test_evaluate_steps_and_validation_steps_match_keras(keras):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(10, 3)).astype("float32"), rng.normal(size=(10, 2)).astype("float32")
+
+    def build(L, Input, Model):
+        i = Input(shape=(3,))
+        return Model(i, L.Dense(2)(i))
+
+    km = build(keras.layers, keras.Input, keras.Model)
+    om = build(layers, attnlstm.Input, attnlstm.Model)
+    om.set_weights(km.get_weights())
+    km.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    om.compile(optimizer=attnlstm.optimizers.SGD(0.1), loss="mse")
+    assert om.evaluate(x, y, batch_size=3, steps=2, verbose=0) == pytest.approx(
+        km.evaluate(x, y, batch_size=3, steps=2, verbose=0), rel=1e-6)
+    assert om.evaluate(x, y, batch_size=3, steps=2, verbose=0) != pytest.approx(
+        om.evaluate(x, y, batch_size=3, verbose=0), rel=1e-6)
+    hk = km.fit(x[:6], y[:6], batch_size=3, validation_data=(x[6:], y[6:]), validation_steps=1,
+                validation_batch_size=2, shuffle=False, verbose=0)
+    ho = om.fit(x[:6], y[:6], batch_size=3, validation_data=(x[6:], y[6:]), validation_steps=1,
+                validation_batch_size=2, shuffle=False, verbose=0)
+    assert ho.history["val_loss"] == pytest.approx(hk.history["val_loss"], rel=1e-5)
+    with pytest.raises(ValueError, match=r"Received: steps=0"):
+        om.evaluate(x, y, steps=0, verbose=0)
+    with pytest.raises(ValueError, match=r"Received: validation_steps=-1"):
+        om.fit(x, y, validation_split=0.5, validation_steps=-1, verbose=0)
+
+
+def test_steps_per_execution_other_than_one_is_rejected():
+    i = attnlstm.Input(shape=(3,))
+    m = attnlstm.Model(i, layers.Dense(2)(i))
+    with pytest.raises(ValueError, match=r"Received: steps_per_execution=4"):
+        m.compile(optimizer="sgd", loss="mse", steps_per_execution=4)
+    m.compile(optimizer="sgd", loss="mse", run_eagerly=True, jit_compile=False)
+
+
+def test_rejected_layer_arguments():
+    with pytest.raises(ValueError, match=r"Received: lora_rank=4"):
+        layers.Dense(3, lora_rank=4)
+    with pytest.raises(ValueError, match=r"Received: lora_rank=2"):
+        layers.Embedding(5, 3, lora_rank=2)
+    with pytest.raises(ValueError, match=r"Received: flash_attention=True"):
+        layers.MultiHeadAttention(2, 3, flash_attention=True)
+    with pytest.raises(ValueError, match=r"Received: dropout=1.5"):
+        layers.MultiHeadAttention(2, 3, dropout=1.5)
+    with pytest.raises(ValueError, match=r"Received: units=0"):
+        layers.AttentionPooling(units=0)

@@ -1106,10 +1106,12 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         e_ij = q_i . (k_j + rel_k[r(i, j)]) / sqrt(key_dim)
         out_i = sum_j softmax_j(e_ij) (v_j + rel_v[r(i, j)])
 
-    The embeddings are shared by all heads, as in the paper.
+    The embeddings are shared by all heads, as in the paper. In training, `dropout` drops
+    attention weights as MultiHeadAttention's does (the dropped weights also multiply ``rel_v``).
 
     Args:
-        num_heads, key_dim, value_dim, dropout, use_bias, output_shape: as MultiHeadAttention.
+        num_heads, key_dim, value_dim, dropout, use_bias, output_shape, seed, and the kernel/bias
+            initializers, regularizers and constraints: as MultiHeadAttention.
         max_relative_position: k, the clipping distance.
         use_value_embeddings: learn ``rel_v`` too (the paper's a^V).
 
