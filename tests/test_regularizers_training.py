@@ -227,3 +227,35 @@ def test_rejected_layer_arguments():
         layers.MultiHeadAttention(2, 3, dropout=1.5)
     with pytest.raises(ValueError, match=r"Received: units=0"):
         layers.AttentionPooling(units=0)
+
+
+# -- LSTM (its arguments are wired by the recurrent layers' work; see the xfail reason) --------
+
+def _build_lstm(L, Input, Model, Reg, Con, dtype="float64"):
+    x = Input(shape=(T, 3))
+    h = L.LSTM(4, kernel_regularizer=Reg.L2(0.05), recurrent_regularizer=Reg.L1(0.02),
+               bias_regularizer=Reg.L1L2(0.01, 0.01), activity_regularizer=Reg.L2(0.03),
+               kernel_constraint=Con.MaxNorm(0.8), recurrent_constraint=Con.UnitNorm(),
+               bias_constraint=Con.NonNeg(), dtype=dtype)(x)
+    return Model(x, L.Dense(2, kernel_regularizer="l2", dtype=dtype)(h))
+
+
+@pytest.mark.xfail(strict=True, reason="LSTM accepts kernel/recurrent/bias/activity regularizers "
+                   "and constraints but does not yet pass them to add_weight / Layer.__init__ "
+                   "(layers/rnn.py); the lead removes this mark when that wiring is merged")
+def test_regularised_lstm_trains_like_keras(keras64):
+    keras = keras64
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(B, T, 3)), rng.normal(size=(B, 2))
+    km = _build_lstm(keras.layers, keras.Input, keras.Model, keras.regularizers,
+                     keras.constraints)
+    ours = _build_lstm(layers, attnlstm.Input, attnlstm.Model, R, C)
+    ours.set_weights(km.get_weights())
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    ours.compile(optimizer=attnlstm.optimizers.Adam(0.01), loss="mse")
+    for step in range(3):
+        kl = float(km.train_on_batch(x, y))
+        ol = float(ours.train_on_batch(x, y))
+        assert ol == pytest.approx(kl, rel=1e-6), f"step {step}"
+    for w, a, b in zip(ours.weights, ours.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12, err_msg=w.path)
