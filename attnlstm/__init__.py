@@ -37,9 +37,10 @@ def set_num_threads(n):
     One budget for everything: the BLAS (OpenBLAS from ``scipy-openblas32``) and attnlstm's own
     thread teams, so the two never oversubscribe the CPU. An LSTM call splits its batch rows
     (or, for small batches, its hidden units) over up to ``n`` threads when it has enough work
-    to pay for starting them; multi-head attention splits its softmax rows. Results are the
-    same bits for every ``n``. The default is OpenBLAS's (``OPENBLAS_NUM_THREADS``, else the
-    number of cores).
+    to pay for starting them; multi-head attention splits its softmax rows. The LSTM forward gives the same bits for every ``n``
+    (tested); the LSTM backward's weight and input gradients are BLAS GEMMs after the time loop
+    and agree across thread counts to rounding only. The default is OpenBLAS's
+    (``OPENBLAS_NUM_THREADS``, else the number of cores).
 
     Args:
         n: positive int.
