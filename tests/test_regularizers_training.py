@@ -296,3 +296,8 @@ def test_regularised_lstm_trains_like_keras(keras64):
         assert ol == pytest.approx(kl, rel=1e-6), f"step {step}"
     for w, a, b in zip(ours.weights, ours.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9, err_msg=w.path)
+
+
+def test_embedding_input_length_warns_as_keras():
+    with pytest.warns(UserWarning, match="`input_length` is deprecated"):
+        layers.Embedding(5, 2, input_length=3)

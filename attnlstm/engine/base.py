@@ -237,6 +237,9 @@ class Layer:
         name: unique name; default the snake-case class name, numbered (``lstm``, ``lstm_1``...).
         dtype: float type of weights and computation, ``"float32"`` (default) or ``"float64"``.
         trainable: whether the weights are trained.
+        activity_regularizer: a :mod:`attnlstm.regularizers` identifier; each call adds
+            ``regularizer(output) / batch_size`` per output to the loss (Keras 3), and the
+            layer's backward gets the penalty's gradient.
         input_shape: shape without the batch axis, for the first layer of a Sequential model.
         batch_input_shape / batch_size: as in Keras 2, for the first layer of a Sequential.
     """

@@ -757,7 +757,48 @@ class MultiHeadAttention(_MultiArgLayer, _BaseAttention):
         return cfg
 
 
-class BahdanauAttention(_KernelArgs, _MultiArgLayer):
+class _QueryValuesAttention(_KernelArgs, _MultiArgLayer):
+    """What BahdanauAttention and LuongAttention share: ``(query, values)`` with a `(B, H)`
+    (one decoder step) or `(B, Tq, H)` query, a value mask `(B, Tv)`, and the outputs
+    ``[context, weights]`` without masks."""
+    supports_masking = True
+    _arg_names = ("query", "values")
+
+    def _check_query_values(self, input_shape):
+        """``(query, values)`` shapes, checked: a 2-D or 3-D query, values a sequence."""
+        q, v = input_shape[0], input_shape[1]
+        if not isinstance(q, tuple) or len(q) not in (2, 3):
+            raise shape_error(self, "query", "(batch, features) or (batch, Tq, features)", q)
+        _check_seq(self, "values", v, batch=q[0],
+                   fallback="values are the encoder's outputs over time: pass "
+                            "return_sequences=True to the encoder LSTM.")
+        return q, v
+
+    @staticmethod
+    def _output_shapes(q, v):
+        if len(q) == 2:
+            return [(q[0], v[2]), (q[0], v[1])]
+        return [(q[0], q[1], v[2]), (q[0], q[1], v[1])]
+
+    def validate_call(self, input_shape, mask=None, **kwargs):
+        if mask is None:
+            return
+        v = input_shape[1]
+        m = mask[1] if isinstance(mask, list) else mask
+        _mask_check(self, "mask", m, (v[0] if v[0] is not None else "batch",
+                                      v[1] if v[1] is not None else "Tv"))
+
+    def call(self, inputs, mask=None):
+        return self.forward(inputs, mask)[0]
+
+    def compute_mask(self, inputs, mask=None):
+        return [None, None]
+
+    def compute_mask_flags(self, input_has_mask, output_structure):
+        return [False, False]
+
+
+class BahdanauAttention(_QueryValuesAttention):
     """Additive attention with learned projections (Bahdanau, Cho & Bengio 2015), the layer
     Keras users write by hand for encoder-decoder models::
 
@@ -793,9 +834,6 @@ class BahdanauAttention(_KernelArgs, _MultiArgLayer):
         ShapeError: values that are not a sequence, query and values of different batch sizes,
             a value mask of the wrong shape.
     """
-    supports_masking = True
-    _arg_names = ("query", "values")
-
     def __init__(self, units, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
                  bias_constraint=None, **kwargs):
@@ -808,28 +846,13 @@ class BahdanauAttention(_KernelArgs, _MultiArgLayer):
                                bias_regularizer, kernel_constraint, bias_constraint)
 
     def compute_output_shape(self, input_shape):
-        q, v = input_shape[0], input_shape[1]
-        if not isinstance(q, tuple) or len(q) not in (2, 3):
-            raise shape_error(self, "query", "(batch, features) or (batch, Tq, features)", q)
-        _check_seq(self, "values", v, batch=q[0],
-                   fallback="values are the encoder's outputs over time: pass "
-                            "return_sequences=True to the encoder LSTM.")
+        q, v = self._check_query_values(input_shape)
         if self.built:
             for arg, shp, w in (("query", q, self.W2_kernel), ("values", v, self.W1_kernel)):
                 if shp[-1] is not None and shp[-1] != w.shape[0]:
                     raise shape_error(self, arg, shp[:-1] + (w.shape[0],), shp,
                                       f"this layer was built for {arg} of {w.shape[0]} features.")
-        if len(q) == 2:
-            return [(q[0], v[2]), (q[0], v[1])]
-        return [(q[0], q[1], v[2]), (q[0], q[1], v[1])]
-
-    def validate_call(self, input_shape, mask=None, **kwargs):
-        if mask is None:
-            return
-        v = input_shape[1]
-        m = mask[1] if isinstance(mask, list) else mask
-        _mask_check(self, "mask", m, (v[0] if v[0] is not None else "batch",
-                                      v[1] if v[1] is not None else "Tv"))
+        return self._output_shapes(q, v)
 
     def build(self, input_shape):
         q, v = input_shape[0], input_shape[1]
@@ -841,9 +864,6 @@ class BahdanauAttention(_KernelArgs, _MultiArgLayer):
         self.V_kernel = self._kernel("V/kernel", (U, 1))
         self.V_bias = self._bias("V/bias", (1,))
         self.built = True
-
-    def call(self, inputs, mask=None):
-        return self.forward(inputs, mask)[0]
 
     def forward(self, inputs, mask=None):
         q, v = inputs[0], inputs[1]
@@ -864,12 +884,6 @@ class BahdanauAttention(_KernelArgs, _MultiArgLayer):
         inputs = [g["query"], g["values"]] if need_input_grad else None
         return Grads(inputs, weights)
 
-    def compute_mask(self, inputs, mask=None):
-        return [None, None]
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        return [False, False]
-
     def get_config(self):
         cfg = super().get_config()
         cfg["units"] = self.units
@@ -877,7 +891,7 @@ class BahdanauAttention(_KernelArgs, _MultiArgLayer):
         return cfg
 
 
-class LuongAttention(_KernelArgs, _MultiArgLayer):
+class LuongAttention(_QueryValuesAttention):
     """Luong, Pham & Manning (2015) global attention with its three score functions::
 
         dot:     score_j = query . values_j
@@ -907,9 +921,6 @@ class LuongAttention(_KernelArgs, _MultiArgLayer):
         ShapeError: values that are not a sequence; for "dot", query and values of different
             feature sizes (hint: use "general").
     """
-    supports_masking = True
-    _arg_names = ("query", "values")
-
     def __init__(self, score="dot", units=None, kernel_initializer="glorot_uniform",
                  kernel_regularizer=None, kernel_constraint=None, **kwargs):
         if score not in ("dot", "general", "concat"):
@@ -925,21 +936,12 @@ class LuongAttention(_KernelArgs, _MultiArgLayer):
                                kernel_constraint=kernel_constraint)
 
     def compute_output_shape(self, input_shape):
-        q, v = input_shape[0], input_shape[1]
-        if not isinstance(q, tuple) or len(q) not in (2, 3):
-            raise shape_error(self, "query", "(batch, features) or (batch, Tq, features)", q)
-        _check_seq(self, "values", v, batch=q[0],
-                   fallback="values are the encoder's outputs over time: pass "
-                            "return_sequences=True to the encoder LSTM.")
+        q, v = self._check_query_values(input_shape)
         if self.score == "dot" and q[-1] is not None and v[-1] is not None and q[-1] != v[-1]:
             raise shape_error(self, "values", ("batch", "Tv", q[-1]), v,
                               f"the dot score needs query and values of the same size ({q[-1]} "
                               f"vs {v[-1]}); use score='general' to learn a projection.")
-        if len(q) == 2:
-            return [(q[0], v[2]), (q[0], v[1])]
-        return [(q[0], q[1], v[2]), (q[0], q[1], v[1])]
-
-    validate_call = BahdanauAttention.validate_call
+        return self._output_shapes(q, v)
 
     def build(self, input_shape):
         q, v = input_shape[0], input_shape[1]
@@ -950,9 +952,6 @@ class LuongAttention(_KernelArgs, _MultiArgLayer):
             self.W_a = self._kernel("W_a", (q[-1] + v[-1], U))
             self.v_a = self._kernel("v_a", (U,))
         self.built = True
-
-    def call(self, inputs, mask=None):
-        return self.forward(inputs, mask)[0]
 
     def forward(self, inputs, mask=None):
         q, v = np.asarray(inputs[0]), np.asarray(inputs[1])
@@ -1002,9 +1001,6 @@ class LuongAttention(_KernelArgs, _MultiArgLayer):
             dq = dq3[:, 0] if single else dq3
             inputs = [dq, g["value"] + g["key"]]
         return Grads(inputs, weights)
-
-    compute_mask = BahdanauAttention.compute_mask
-    compute_mask_flags = BahdanauAttention.compute_mask_flags
 
     def get_config(self):
         cfg = super().get_config()

@@ -427,7 +427,8 @@ class Embedding(Layer):
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"Received an invalid value for argument `{nm}`, expected a "
                                  f"positive integer. Received: {nm}={v}")
-        kwargs.pop("input_length", None)
+        if kwargs.pop("input_length", None) is not None:
+            warnings.warn("Argument `input_length` is deprecated. Just remove it.", stacklevel=2)
         _reject_lora(lora_rank)
         super().__init__(**kwargs)
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
