@@ -8,7 +8,7 @@ built, naming the layer, the argument, the expected shape and the shape received
     >>> x = Input(shape=(None, 5))
     >>> h = layers.LSTM(32, return_sequences=True)(x)
     >>> y = layers.TimeDistributed(layers.Dense(5))(h)
-    >>> Model(x, y).predict(np.random.rand(8, 20, 5)).shape
+    >>> Model(x, y).predict(np.random.rand(8, 20, 5), verbose=0).shape
     (8, 20, 5)
 """
 from . import _blas  # noqa: F401  (loads OpenBLAS before the extension)

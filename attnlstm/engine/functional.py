@@ -51,7 +51,7 @@ class Model(Trainer, Layer):
     Example:
         >>> x = Input(shape=(None, 5))
         >>> y = layers.LSTM(8)(x)
-        >>> Model(x, y).predict(np.zeros((2, 7, 5))).shape
+        >>> Model(x, y).predict(np.zeros((2, 7, 5)), verbose=0).shape
         (2, 8)
     """
 
@@ -434,22 +434,60 @@ class Model(Trainer, Layer):
                 or a PyDataset, generator or tf.data.Dataset of batches (``x`` or ``(x, ...)``;
                 targets in the batches are ignored, as Keras).
             batch_size: samples per batch (default 32); not used with batch sources.
-            steps: with a batch source, the number of batches to predict (default all).
+            verbose: "auto"/1 = progress bar, 0 = silent (2 = a line at the end), as Keras.
+            steps: the number of batches to predict (default all): with arrays, only the first
+                ``steps * batch_size`` samples are predicted, as Keras.
+            callbacks: :mod:`attnlstm.callbacks` objects; their ``on_predict_*`` hooks run, and
+                ``on_predict_batch_end`` gets ``{"outputs": batch outputs}``.
 
         Returns:
             A NumPy array (or a list/dict for several outputs), first axis N.
 
         Raises:
             ShapeError: inputs whose shape does not match the model's Input shapes.
+            ValueError: a non-positive `batch_size` or `steps`.
         """
+        from .. import callbacks as callbacks_mod
         from .data_adapters import BatchSource, is_batch_source, unpack_x_y_sample_weight
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer))
+                                  or steps < 1):
+            raise ValueError(f"`steps` must be a positive integer or None. Received: steps={steps!r}")
         if is_batch_source(x):
-            chunks = [self.predict(unpack_x_y_sample_weight(b)[0], batch_size=batch_size,
-                                   verbose=0)
-                      for b in BatchSource(x, steps, "predict").epoch()]
-            if not chunks:
-                raise ValueError("predict: the dataset or generator yielded no batches.")
-            return chunks[0] if len(chunks) == 1 else _concat_structures(chunks)
+            source = BatchSource(x, steps, "predict")
+            batches = (self._predict_values(unpack_x_y_sample_weight(b)[0])
+                       for b in source.epoch())
+            n_steps = source.num_steps
+        else:
+            values = self._predict_values(x)
+            n = values[0].shape[0] if values and values[0].ndim else 0
+            batch_size = 32 if batch_size is None else int(batch_size)
+            if batch_size < 1:
+                raise ValueError(f"`batch_size` must be a positive integer. Received: "
+                                 f"batch_size={batch_size}")
+            starts = list(range(0, n, batch_size)) if n else [0]
+            if steps is not None:
+                starts = starts[:int(steps)]
+            batches = ([v[s:s + batch_size] for v in values] if n else values for s in starts)
+            n_steps = len(starts)
+        verbose = 1 if verbose == "auto" else int(verbose)
+        cbs = callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, model=self,
+                                         verbose=verbose, epochs=1, steps=n_steps)
+        cbs.on_predict_begin()
+        chunks = []
+        for step, batch in enumerate(batches):
+            cbs.on_predict_batch_begin(step)
+            out = self._run(batch, training=False)
+            chunks.append(out)
+            cbs.on_predict_batch_end(step, {"outputs": out})
+        cbs.on_predict_end()
+        if not chunks:
+            raise ValueError("predict: the dataset or generator yielded no batches.")
+        if len(chunks) == 1:
+            return chunks[0]
+        return _concat_structures(chunks)
+
+    def _predict_values(self, x):
+        """The inputs of one predict call as checked arrays of equal first axes."""
         self._ensure_graph(x)
         values = [self._convert_input(t, v) for t, v in zip(self.inputs, self._inputs_as_list(x))]
         self._check_inputs(values)
@@ -459,18 +497,7 @@ class Model(Trainer, Layer):
                 raise ValueError(
                     f"Model '{self.name}': all inputs must have the same number of samples; "
                     f"got {[int(np.shape(v)[0]) for v in values]} for {[t.name for t in self.inputs]}.")
-        batch_size = 32 if batch_size is None else int(batch_size)
-        if batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size}")
-        chunks = []
-        for start in range(0, max(n, 1), batch_size):
-            batch = [v[start:start + batch_size] for v in values]
-            if n == 0:
-                batch = values
-            chunks.append(self._run(batch, training=False))
-        if len(chunks) == 1:
-            return chunks[0]
-        return _concat_structures(chunks)
+        return values
 
     def save_weights(self, filepath, overwrite=True):
         """Write the weights to `filepath` (``*.weights.h5``) in Keras 3's layout, so
@@ -494,7 +521,8 @@ class Model(Trainer, Layer):
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
     def predict_on_batch(self, x):
-        return self.predict(x, batch_size=max(1, len(np.asarray(self._inputs_as_list(x)[0]))))
+        return self.predict(x, batch_size=max(1, len(np.asarray(self._inputs_as_list(x)[0]))),
+                            verbose=0)
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,
@@ -622,7 +650,7 @@ class Sequential(Model):
 
     Example:
         >>> model = Sequential([Input((20, 5)), layers.LSTM(8), layers.Dense(1)])
-        >>> model.predict(np.zeros((4, 20, 5))).shape
+        >>> model.predict(np.zeros((4, 20, 5)), verbose=0).shape
         (4, 1)
     """
 
