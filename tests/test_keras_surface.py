@@ -233,3 +233,29 @@ def test_predict_honours_steps_callbacks_and_verbose(capsys):
     with pytest.raises(ValueError, match=r"`steps` must be a positive integer or None. "
                                          r"Received: steps=0"):
         m.predict(x, steps=0)
+
+
+def test_summary_options_take_effect():
+    inner_in = Input((4,))
+    inner = Model(inner_in, layers.Dense(2, name="inner_dense")(inner_in), name="inner")
+    inp = Input((4,), name="x")
+    h = layers.Dense(4, name="first")(inp)
+    frozen = layers.Dense(4, name="frozen")
+    frozen.trainable = False
+    out = inner(frozen(h))
+    m = Model(inp, out)
+    lines = []
+    m.summary(print_fn=lines.append, show_trainable=True, expand_nested=True)
+    text = "\n".join(lines)
+    assert "Trainable" in text and "inner_dense (Dense)" in text
+    row = next(l for l in lines if l.startswith("frozen"))
+    assert row.rstrip().endswith("N")
+    lines = []
+    m.summary(print_fn=lines.append, layer_range=["first", "frozen"])
+    text = "\n".join(lines)
+    assert "first (Dense)" in text and "frozen (Dense)" in text and "inner (" not in text
+    with pytest.raises(ValueError, match="does not match any layer name"):
+        m.summary(layer_range=["nope", "frozen"])
+    lines = []
+    m.summary(print_fn=lines.append, line_length=60, positions=[0.5, 0.8, 1.0])
+    assert max(len(l) for l in lines[:4]) == 60

@@ -533,36 +533,77 @@ class Model(Trainer, Layer):
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
-        """Print the layers with their output shapes and parameter counts, as Keras does."""
+        """Print the layers with their output shapes and parameter counts (``Model.summary``).
+
+        Args:
+            line_length: total width of the table (default: fit the columns).
+            positions: the right edge of each column, as fractions of `line_length` (all <= 1)
+                or as absolute character positions, as Keras.
+            print_fn: called with each line (default ``print``).
+            expand_nested: also list the layers of nested models, indented under them.
+            show_trainable: add a "Trainable" column (Y/N per layer).
+            layer_range: ``[first_name, last_name]``: only the layers from the one whose name
+                matches the first pattern to the one matching the second (``fnmatch``
+                patterns, inclusive), as Keras.
+
+        Raises:
+            ValueError: a `layer_range` that is not two names, or whose names match no layer.
+        """
+        import fnmatch
         print_fn = print_fn or print
-        rows = []
         multi = any(len(n.input_tensors) > 1 for n in self._nodes) or len(self.inputs) > 1
-        for layer in self.layers:
-            if isinstance(layer, InputLayer):
-                shape = format_shape(layer.batch_shape)
-                conn = "-"
-            else:
-                nodes = [n for n in self._nodes if n.layer is layer]
-                outs = [n.outputs for n in nodes]
-                shape = ", ".join(_shape_text(o) for o in outs)
-                conn = ", ".join(f"{t.producer.name}[{0}][{t._index}]"
-                                 for n in nodes for t in n.input_tensors)
-            rows.append((f"{layer.name} ({type(layer).__name__})", shape,
-                         f"{layer.count_params():,}", conn))
-        heads = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if multi else [])
-        widths = [max(len(h), *(len(r[i]) for r in rows)) + 2 for i, h in enumerate(heads)]
+        rows = []
+
+        def add_rows(model, depth):
+            for layer in model.layers:
+                if isinstance(layer, InputLayer):
+                    shape, conn = format_shape(layer.batch_shape), "-"
+                else:
+                    nodes = [n for n in model._nodes if n.layer is layer]
+                    shape = ", ".join(_shape_text(n.outputs) for n in nodes)
+                    conn = ", ".join(f"{t.producer.name}[{0}][{t._index}]"
+                                     for n in nodes for t in n.input_tensors)
+                name = ("  " * depth) + f"{layer.name} ({type(layer).__name__})"
+                rows.append((name, shape, f"{layer.count_params():,}", conn,
+                             "Y" if layer.trainable else "N", layer.name))
+                if expand_nested and getattr(layer, "_graph_ready", False) and \
+                        hasattr(layer, "_nodes"):
+                    add_rows(layer, depth + 1)
+        add_rows(self, 0)
+        if layer_range is not None:
+            if not isinstance(layer_range, (list, tuple)) or len(layer_range) != 2:
+                raise ValueError("layer_range must be a list or tuple of two layer names. "
+                                 f"Received: layer_range={layer_range!r}")
+            names = [r[5] for r in rows]
+            first = [i for i, n in enumerate(names) if fnmatch.fnmatch(n, layer_range[0])]
+            last = [i for i, n in enumerate(names) if fnmatch.fnmatch(n, layer_range[1])]
+            if not first or not last:
+                raise ValueError(f"Passed layer_range {list(layer_range)} does not match any "
+                                 f"layer name in the model. Layer names: {names}")
+            rows = rows[first[0]:last[-1] + 1]
+        cols = [0, 1, 2] + ([3] if multi else []) + ([4] if show_trainable else [])
+        heads = {0: "Layer (type)", 1: "Output Shape", 2: "Param #", 3: "Connected to",
+                 4: "Trainable"}
+        widths = [max(len(heads[c]), *(len(r[c]) for r in rows)) + 2 for c in cols]
         total = line_length or sum(widths)
+        if positions is not None:
+            pos = list(positions)[:len(cols)]
+            if pos and pos[-1] <= 1:
+                pos = [int(total * p) for p in pos]
+            edges = pos + [total] * (len(cols) - len(pos))
+            widths = [max(1, e - b) for b, e in zip([0] + edges[:-1], edges)]
+            total = max(total, sum(widths))
 
         def line(cells):
-            return "".join(c.ljust(w) if i != 2 else c.rjust(w - 2) + "  "
+            return "".join(str(c)[:w - 1].ljust(w) if i != 2 else str(c).rjust(w - 2) + "  "
                            for i, (c, w) in enumerate(zip(cells, widths)))
 
         print_fn(f'Model: "{self.name}"')
         print_fn("=" * total)
-        print_fn(line(heads))
+        print_fn(line([heads[c] for c in cols]))
         print_fn("=" * total)
         for k, r in enumerate(rows):
-            print_fn(line(r[:len(heads)]))
+            print_fn(line([r[c] for c in cols]))
             print_fn(("-" if k < len(rows) - 1 else "=") * total)
         n_all = sum(int(np.prod(w.shape)) for w in self.weights)
         n_tr = sum(int(np.prod(w.shape)) for w in self.trainable_weights)
