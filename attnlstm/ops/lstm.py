@@ -1,4 +1,4 @@
-"""NumPy-level functional API: each C kernel as a plain function on arrays.
+"""The LSTM kernel as NumPy functions: forward, backward and the one-call ``lstm``.
 
 Every function takes array-likes (lists, any float dtype, non-contiguous arrays), checks shapes
 (raising :class:`attnlstm.ShapeError`, a ``ValueError``), and returns NumPy arrays. The layers in
@@ -6,29 +6,12 @@ Every function takes array-likes (lists, any float dtype, non-contiguous arrays)
 """
 import numpy as np
 
-from . import _core
-from . import activations as _activations
-from .errors import shape_error
+from .. import _core
+from .. import activations as _activations
+from ..errors import shape_error
+from ._checks import as_c as _as, describe as _describe, float_dtype
 
-__all__ = ["lstm", "lstm_forward", "lstm_backward", "float_dtype"]
-
-
-def float_dtype(dtype, *arrays):
-    """The float dtype to compute in: `dtype` if given, else the first floating array's
-    dtype (float32 or float64), else float32 (Keras' default)."""
-    if dtype is not None:
-        dt = np.dtype(dtype)
-        if dt not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64. Received: dtype={dtype!r}")
-        return dt
-    for a in arrays:
-        if a is not None and isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64):
-            return a.dtype
-    return np.dtype(np.float32)
-
-
-def _as(a, dt):
-    return np.ascontiguousarray(a, dtype=dt)
+__all__ = ["lstm", "lstm_forward", "lstm_backward"]
 
 
 _ND = np.ndarray
@@ -272,12 +255,6 @@ def lstm_backward(saved, d_outputs=None, d_h=None, d_c=None, d_last_output=None,
     }
 
 
-def _describe(obj):
-    if isinstance(obj, (list, tuple)):
-        return "[" + ", ".join(str(np.shape(o)) for o in obj) + "]"
-    return str(np.shape(obj))
-
-
 def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
          activation="tanh", recurrent_activation="sigmoid", go_backwards=False,
          return_sequences=False, return_state=False, dtype=None):
@@ -335,29 +312,3 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
     if return_state:
         return [output, np.ascontiguousarray(r["h"]), np.ascontiguousarray(r["c"])]
     return output
-
-
-# Attention kernels (documented in their modules), exported here as the one functional API.
-from ._ops_attention import (  # noqa: E402
-    additive_attention, additive_attention_backward, additive_attention_forward,
-    bahdanau_attention, bahdanau_attention_backward, bahdanau_attention_forward, bahdanau_keys,
-    dot_attention, dot_attention_backward, dot_attention_forward)
-from ._ops_mha import (  # noqa: E402
-    multi_head_attention, multi_head_attention_backward, multi_head_attention_forward,
-    relative_attention, relative_attention_backward, relative_attention_forward)
-
-from ._ops_vae import (  # noqa: E402
-    gaussian_nll, gaussian_nll_backward, kl_divergence, kl_divergence_backward,
-    reconstruction_loss, reconstruction_loss_backward, sampling, sampling_backward,
-    sampling_forward)
-
-__all__ += [
-    "sampling", "sampling_forward", "sampling_backward", "kl_divergence",
-    "kl_divergence_backward", "reconstruction_loss", "reconstruction_loss_backward",
-    "gaussian_nll", "gaussian_nll_backward",
-    "dot_attention", "dot_attention_forward", "dot_attention_backward", "additive_attention",
-    "additive_attention_forward", "additive_attention_backward", "bahdanau_attention",
-    "bahdanau_attention_forward", "bahdanau_attention_backward", "bahdanau_keys",
-    "multi_head_attention", "multi_head_attention_forward", "multi_head_attention_backward",
-    "relative_attention", "relative_attention_forward", "relative_attention_backward",
-]

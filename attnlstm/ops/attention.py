@@ -29,9 +29,9 @@ as Keras' matmul). NaN/inf in the inputs propagate to the results.
 """
 import numpy as np
 
-from . import _core
-from .errors import format_shape, shape_error
-from .ops import float_dtype
+from .. import _core
+from ..errors import format_shape, shape_error
+from ._checks import as_c as _as, float_dtype, grad_array as _grad_array
 
 __all__ = [
     "MASK_PENALTY",
@@ -50,9 +50,6 @@ _HINT_2D_QUERY = ("attention reads a sequence of queries; for a single decoder s
                   "ops.bahdanau_attention, which takes a (batch, Dq) query, or add a time "
                   "axis: query[:, None, :].")
 
-
-def _as(a, dt):
-    return np.ascontiguousarray(a, dtype=dt)
 
 
 def _sequence(name, arg, a, axes, hint=None):
@@ -123,15 +120,6 @@ def _scalar(name, arg, x):
     if a.size != 1 or a.ndim > 1:
         raise shape_error(name, arg, "a scalar, shape ()", a.shape)
     return float(a.reshape(())), a.shape
-
-
-def _grad_array(name, arg, g, shape, dt):
-    g = np.asarray(g)
-    if g.shape != tuple(shape):
-        raise shape_error(name, arg, tuple(shape), g.shape,
-                          f"`{arg}` is the gradient of the loss with respect to the "
-                          f"forward's result of that shape.")
-    return _as(g, dt)
 
 
 # ---- Luong / Keras Attention ----------------------------------------------------------------
