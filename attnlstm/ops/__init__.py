@@ -20,6 +20,9 @@ Modules: :mod:`._checks` (shared argument checks), :mod:`.lstm`, :mod:`.attentio
 :mod:`.vae` (the kernel families), :mod:`.core` (the Keras-named ops and their three modes).
 """
 from ._checks import float_dtype
+from ._symbolic import KerasTensor
+from .core import *  # noqa: F401,F403  (the keras.ops names)
+from .core import __all__ as _core_all
 from .lstm import lstm, lstm_backward, lstm_forward
 from .attention import (
     additive_attention, additive_attention_backward, additive_attention_forward,
@@ -43,4 +46,5 @@ __all__ = [
     "bahdanau_attention_forward", "bahdanau_attention_backward", "bahdanau_keys",
     "multi_head_attention", "multi_head_attention_forward", "multi_head_attention_backward",
     "relative_attention", "relative_attention_forward", "relative_attention_backward",
-]
+    "KerasTensor",
+] + list(_core_all)

@@ -9,6 +9,7 @@ import numpy as np
 from .. import _core
 from .. import activations as _activations
 from ..errors import shape_error
+from ._autograd import boxed, traced
 from ._checks import as_c as _as, describe as _describe, float_dtype
 
 __all__ = ["lstm", "lstm_forward", "lstm_backward"]
@@ -305,6 +306,10 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
                 return [output, np.ascontiguousarray(hs[:, -1]),
                         np.ascontiguousarray(res[1][:, -1])]
             return output
+    if boxed(x, kernel, recurrent_kernel, bias, initial_state):
+        return _lstm_traced(x, kernel, recurrent_kernel, bias, initial_state, mask, activation,
+                            recurrent_activation, go_backwards, return_sequences, return_state,
+                            dtype)
     r = lstm_forward(x, kernel, recurrent_kernel, bias, initial_state, mask, activation,
                      recurrent_activation, go_backwards, dtype, save_act_c=False,
                      save_gates=False)
@@ -312,3 +317,25 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
     if return_state:
         return [output, np.ascontiguousarray(r["h"]), np.ascontiguousarray(r["c"])]
     return output
+
+
+def _lstm_traced(x, kernel, recurrent_kernel, bias, initial_state, mask, activation,
+                 recurrent_activation, go_backwards, return_sequences, return_state, dtype):
+    """ops.lstm inside a traced call: one autograd node with the kernel's BPTT backward."""
+    h0 = c0 = None
+    if initial_state is not None:
+        h0, c0 = initial_state
+
+    def forward(x, kernel, recurrent_kernel, bias, h0, c0):
+        state = None if h0 is None else [h0, c0]
+        return lstm_forward(x, kernel, recurrent_kernel, bias, state, mask, activation,
+                            recurrent_activation, go_backwards, dtype)
+
+    def backward(saved, d_outputs, d_h, d_c):
+        return lstm_backward(saved, d_outputs=d_outputs, d_h=d_h, d_c=d_c)
+
+    outputs, h, c = traced(forward, backward,
+                           {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel,
+                            "bias": bias, "h0": h0, "c0": c0}, ("outputs", "h", "c"))
+    output = outputs if return_sequences else outputs[:, -1]
+    return [output, h, c] if return_state else output
