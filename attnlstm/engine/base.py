@@ -217,6 +217,11 @@ def add_grad(grads, var, g):
 # Layer
 
 
+# (layer class, argument) -> whether its call accepts the argument (signatures do not change)
+_ACCEPTS = {}
+_FAST_EAGER = {}
+_NP_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+
 _LAYER_KWARGS = {"name", "dtype", "trainable", "input_shape", "batch_input_shape", "batch_size",
                  "input_dim", "autocast", "input_length"}
 
@@ -584,11 +589,18 @@ class Layer:
     # -- calling --------------------------------------------------------------------------------
 
     def _call_accepts(self, arg):
+        key = (type(self), arg)
+        hit = _ACCEPTS.get(key)
+        if hit is not None and "call" not in self.__dict__:
+            return hit
         try:
             params = inspect.signature(self.call).parameters
         except (TypeError, ValueError):
             return False
-        return arg in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+        res = arg in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+        if "call" not in self.__dict__:
+            _ACCEPTS[key] = res
+        return res
 
     def __call__(self, *args, **kwargs):
         if not args:
@@ -596,6 +608,17 @@ class Layer:
                 args = (kwargs.pop("inputs"),)
             else:
                 raise TypeError(f"{type(self).__name__} '{self.name}' must be called with inputs.")
+        if len(args) == 1 and not kwargs and type(args[0]) is np.ndarray and self.built \
+                and self._fast_eager and not autodiff.in_trace():
+            # a built custom layer on one array: no shape rule to run (call checks itself)
+            x = args[0]
+            if x.dtype != _NP_DTYPES.get(self.dtype) and self._cast_inputs:
+                x = self._convert(x)
+            self._losses = []
+            self._named_losses = {}
+            if self._call_accepts("training"):
+                return self.call(x, training=False)
+            return self.call(x)
         leaves = flatten([args, kwargs])
         if any(isinstance(t, KerasTensor) for t in leaves):
             return self._symbolic_call(args, kwargs)
@@ -657,6 +680,21 @@ class Layer:
             # Build may resolve sizes (e.g. an inner layer); recompute.
             output_shape = self.compute_output_shape(input_shape)
         return input_shape, output_shape
+
+    @property
+    def _fast_eager(self):
+        """Whether an eager call on one array may skip the shape checks: a custom layer whose
+        only shape rule is its ``call`` (no compute_output_shape / validate_call of its own)."""
+        cls = type(self)
+        hit = _FAST_EAGER.get(cls)
+        if hit is None:
+            hit = _FAST_EAGER[cls] = (cls.forward is Layer.forward and
+                                      cls.backward is Layer.backward and
+                                      cls.compute_output_shape is Layer.compute_output_shape and
+                                      cls.validate_call is Layer.validate_call and
+                                      cls._eager_call is Layer._eager_call and
+                                      cls.__call__ is Layer.__call__)
+        return hit
 
     @property
     def _traces_shape(self):

@@ -48,6 +48,7 @@ __all__ = [
 
 _ND = np.ndarray
 _SCALARS = (int, float, bool)
+_STATIC = (int, float, bool, str, type(None))   # keyword values that are never tensors
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,9 +96,37 @@ def _op(name, rule):
     arguments go to `rule` instead, Variables are resolved to their (traced) values."""
     def wrap(impl):
         def op(*args, **kwargs):
-            if _is_sym(args) or (kwargs and _is_sym(tuple(kwargs.values()))):
-                return _symbolic(name, op, args, kwargs, rule)
-            return impl(*_resolve(args), **{k: _resolve(v) for k, v in kwargs.items()})
+            # one type test per argument on the eager path (arrays and numbers go straight on)
+            plain = True
+            for a in args:
+                t = type(a)
+                if t is not _ND and t not in _SCALARS:
+                    plain = False
+                    break
+            if plain:
+                if not kwargs:
+                    return impl(*args)
+                for v in kwargs.values():
+                    if type(v) not in _STATIC:
+                        break
+                else:
+                    return impl(*args, **kwargs)
+            new = list(args)
+            for i, a in enumerate(args):
+                t = type(a)
+                if t is KerasTensor:
+                    return _symbolic(name, op, args, kwargs, rule)
+                if getattr(t, "_is_variable", False):
+                    new[i] = a._current()
+                elif t is list or t is tuple:
+                    if _is_sym(a):
+                        return _symbolic(name, op, args, kwargs, rule)
+                    new[i] = _resolve(a)
+            if kwargs:
+                if _is_sym(tuple(kwargs.values())):
+                    return _symbolic(name, op, args, kwargs, rule)
+                kwargs = {k: _resolve(v) for k, v in kwargs.items()}
+            return impl(*new, **kwargs)
         op.__name__ = op.__qualname__ = name
         op.__doc__ = impl.__doc__
         op.__wrapped__ = impl
