@@ -386,3 +386,33 @@ def test_lambda_with_ops_trains_and_numpy_lambda_still_predicts():
     assert hist.history["loss"][-1] < hist.history["loss"][0]
     z = layers.Lambda(lambda t: np.asarray(t).mean(axis=1))(Input((T, D)))
     assert z.shape == (None, D)
+
+
+def test_custom_layer_on_a_list_gets_its_shape_from_call_and_predicts():
+    """Issue 17: no compute_output_shape and a list input used to end in a bare KeyError."""
+    from attnlstm import Input, Model, layers, ops
+
+    class GatedSum(layers.Layer):
+        def call(self, inputs):
+            a, b = inputs
+            return ops.sigmoid(a) * b + ops.mean(a, axis=-1, keepdims=True)
+
+    x1, x2 = Input((T, D)), Input((T, D))
+    y = GatedSum()([x1, x2])
+    assert y.shape == (None, T, D)
+    m = Model([x1, x2], y)
+    a, b = RNG.normal(size=(2, T, D)), RNG.normal(size=(2, T, D))
+    np.testing.assert_allclose(m.predict([a, b]), 1 / (1 + np.exp(-a)) * b + a.mean(-1, keepdims=True),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_subclassed_model_weights_round_trip(tmp_path):
+    _, adefs = both()
+    x = RNG.normal(size=(4, T, D)).astype("float32")
+    m1, m2 = adefs["TinyModel"](), adefs["TinyModel"]()
+    y1 = m1.predict(x)
+    path = str(tmp_path / "tiny.weights.h5")
+    m1.save_weights(path)
+    m2.predict(x[:1])
+    m2.load_weights(path)
+    np.testing.assert_allclose(m2.predict(x), y1, rtol=1e-6)
