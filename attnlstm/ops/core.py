@@ -28,6 +28,7 @@ import math
 import numpy as np
 import autograd.numpy as anp
 from autograd.extend import defvjp, primitive
+from autograd.numpy.numpy_boxes import ArrayBox
 from autograd.tracer import Box, getval
 
 from ._symbolic import (KerasTensor, Spec, current_layer, fmt_spec, node_factory, op_error,
@@ -1735,3 +1736,64 @@ KerasTensor.T = property(_kt_transpose)
 KerasTensor.astype = lambda self, dtype: cast(self, dtype)
 KerasTensor.reshape = lambda self, *shape: reshape(
     self, shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# NumPy's own functions on symbolic and traced tensors
+#
+# ``np.tanh(x @ self.W)`` or ``np.exp(e).sum(1, keepdims=True)`` in a layer's ``call`` reach
+# the op of the same name: a shape rule on KerasTensors, autograd on traced values. So plain
+# NumPy ufunc code builds with shape checks and trains too.
+
+_UFUNC_OPS = {
+    "add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide",
+    "true_divide": "divide", "floor_divide": "floor_divide", "remainder": "mod",
+    "power": "power", "maximum": "maximum", "minimum": "minimum", "matmul": "matmul",
+    "tanh": "tanh", "exp": "exp", "log": "log", "sqrt": "sqrt", "square": "square",
+    "absolute": "abs", "negative": "negative", "sign": "sign", "equal": "equal",
+    "not_equal": "not_equal", "less": "less", "less_equal": "less_equal", "greater": "greater",
+    "greater_equal": "greater_equal", "logical_and": "logical_and", "logical_or": "logical_or",
+    "logical_not": "logical_not",
+}
+
+
+def _kt_array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    name = _UFUNC_OPS.get(ufunc.__name__)
+    if method != "__call__" or name is None or kwargs.get("out") is not None:
+        raise TypeError(
+            f"numpy.{ufunc.__name__}{'' if method == '__call__' else '.' + method} cannot run on "
+            f"the symbolic tensor {self!r}. Use the attnlstm.ops function of that name "
+            f"(keras.ops names) in the layer's call.")
+    kwargs.pop("out", None)
+    return globals()[name](*inputs, **kwargs)
+
+
+def _reduction_method(fn):
+    def method(self, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+        if out is not None:
+            raise TypeError(f"{fn.__name__}(out=...) is not supported on {self!r}.")
+        res = fn(self, axis=axis, keepdims=keepdims)
+        return res if dtype is None else cast(res, dtype)
+    method.__name__ = fn.__name__
+    return method
+
+
+KerasTensor.__array_ufunc__ = _kt_array_ufunc
+for _fn in (sum, mean, max, min):
+    setattr(KerasTensor, _fn.__name__, _reduction_method(_fn))
+KerasTensor.squeeze = lambda self, axis=None: squeeze(self, axis)
+KerasTensor.transpose = lambda self, *axes: transpose(
+    self, axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else (axes or None))
+del _fn
+
+
+def _box_array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    fn = getattr(anp, ufunc.__name__, None)
+    if method != "__call__" or fn is None or kwargs.get("out") is not None:
+        return NotImplemented
+    kwargs.pop("out", None)
+    return fn(*inputs, **kwargs)
+
+
+if not hasattr(ArrayBox, "__array_ufunc__"):
+    ArrayBox.__array_ufunc__ = _box_array_ufunc
