@@ -361,3 +361,35 @@ def test_bahdanau_kernel_is_differentiable_in_a_trace(which):
         return ops.sum(ops.bahdanau_attention(a["query"], a["values"], a["W1"], a["W2"], a["V"],
                                               a["b1"], a["b2"]) * G)
     _fd_check(f, args[which])
+
+
+@pytest.mark.parametrize("call, shape, dtype", [
+    (lambda x: ops.argmax(x, axis=-1), (None, 12), "int32"),
+    (lambda x: ops.argmin(x, axis=1, keepdims=True), (None, 1, 6), "int32"),
+    (lambda x: ops.one_hot(ops.argmax(x, axis=-1), 4), (None, 12, 4), "float32"),
+    (lambda x: ops.zeros_like(x), (None, 12, 6), "float32"),
+    (lambda x: ops.ones_like(x, dtype="float64"), (None, 12, 6), "float64"),
+    (lambda x: ops.full_like(x, 3.0), (None, 12, 6), "float32"),
+    (lambda x: ops.cast(x, "int32"), (None, 12, 6), "int32"),
+    (lambda x: ops.sign(x), (None, 12, 6), "float32"),
+    (lambda x: ops.stop_gradient(x), (None, 12, 6), "float32"),
+    (lambda x: ops.convert_to_tensor(x), (None, 12, 6), "float32"),
+    (lambda x: ops.less(x, 0.5), (None, 12, 6), "bool"),
+    (lambda x: x >= ops.mean(x, axis=-1, keepdims=True), (None, 12, 6), "bool"),
+    (lambda x: ops.logical_not(x > 0), (None, 12, 6), "bool"),
+    (lambda x: ops.floor_divide(x, 2.0), (None, 12, 6), "float32"),
+    (lambda x: ops.mod(x, 2.0), (None, 12, 6), "float32"),
+    (lambda x: ops.zeros((ops.shape(x)[0], 3)), (None, 3), "float32"),
+    (lambda x: ops.where(x > 0, 1.0, x), (None, 12, 6), "float32"),
+])
+def test_more_symbolic_rules(call, shape, dtype):
+    res = call(Input((12, 6)))
+    assert isinstance(res, KerasTensor) and res.shape == shape and res.dtype == dtype
+    eager = call(RNG.normal(size=(2, 12, 6)).astype("float32"))
+    assert eager.shape == (2,) + shape[1:] and eager.dtype == dtype
+
+
+def test_symbolic_ops_refuse_numpy_conversion_with_a_clear_message():
+    with pytest.raises(TypeError, match=r"numpy\.sin cannot run on the symbolic tensor .*Use the "
+                                        r"attnlstm\.ops function"):
+        np.sin(Input((3,)))
