@@ -409,6 +409,17 @@ class Model(Trainer, Layer):
             return
         raise ValueError(f"Model '{self.name}' has no graph yet.")
 
+    def build(self, input_shape=None):
+        """For a subclassed model: trace ``call`` on inputs of `input_shape` (batch axis first,
+        e.g. ``(None, 20, 5)``; a list of shapes for several inputs), as ``keras.Model.build``."""
+        if self._subclassed and input_shape is not None and not self._graph_ready:
+            multi = isinstance(input_shape, list) and input_shape and \
+                isinstance(input_shape[0], (list, tuple))
+            shapes = input_shape if multi else [input_shape]
+            specs = [KerasTensor(tuple(s), self.dtype) for s in shapes]
+            self._build_subclassed(specs if multi else specs[0])
+        self.built = True
+
     def _build_subclassed(self, x):
         """Keras 3 subclassed model: on the first data (or symbolic input), make Inputs of its
         shapes and trace ``call`` once into a one-node graph, so fit/predict/evaluate, saving of
