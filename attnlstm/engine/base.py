@@ -9,7 +9,6 @@ import warnings
 
 import numpy as np
 from autograd.numpy.numpy_boxes import ArrayBox as _ArrayBox
-from autograd.tracer import Box
 
 from .. import backend, initializers
 from ..errors import ShapeError, format_shape, shape_error

@@ -16,7 +16,7 @@ import threading
 import numpy as np
 
 from .. import backend
-from ..errors import ShapeError, format_shape, shape_error
+from ..errors import format_shape, shape_error
 
 __all__ = ["KerasTensor", "tracing", "current_layer", "set_node_factory", "op_error",
            "fmt_spec", "Spec", "spec_of"]
@@ -190,6 +190,3 @@ def op_error(op, argument, got, detail, hint=None, expected=None):
                            message=f"in ops.{op}: {detail}")
     return shape_error(f"ops.{op}", argument, expected or detail, got, hint, message=detail)
 
-
-def is_shape_error(exc):
-    return isinstance(exc, ShapeError)

@@ -1143,14 +1143,6 @@ def gelu(x, approximate=True):
     return x * 0.5 * (1.0 + _erf_p(x / math.sqrt(2.0)))
 
 
-@primitive
-def _stop(x):
-    return x
-
-
-defvjp(_stop, lambda ans, x: lambda g: 0.0 * g)
-
-
 @_op("stop_gradient", _rule_unary_same)
 def stop_gradient(variable):
     """The value of `variable` with no gradient through it (``keras.ops.stop_gradient``)."""
