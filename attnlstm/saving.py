@@ -151,11 +151,12 @@ def _functional_layers(model):
             layer_depth[id(t.producer)] = 0
             order[id(t.producer)] = -1
             layers[id(t.producer)] = t.producer
-    return sorted(layers.values(), key=lambda l: (-layer_depth[id(l)], order[id(l)]))
+    return sorted((l for l in layers.values() if not getattr(l, "_is_op_layer", False)),
+                  key=lambda l: (-layer_depth[id(l)], order[id(l)]))
 
 
 def _model_layers(model):
-    if _is_sequential(model):
+    if _is_sequential(model) or getattr(model, "_subclassed", False):
         return list(model.layers)
     if not getattr(model, "_graph_ready", False):
         return list(model.layers)

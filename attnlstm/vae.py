@@ -26,7 +26,7 @@ import contextlib
 
 import numpy as np
 
-from . import _ops_vae as V
+from .ops import vae as V
 from . import backend
 from .losses import Loss
 from .engine.base import Grads, Input, Layer

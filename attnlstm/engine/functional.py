@@ -101,6 +101,8 @@ class Model(Trainer, Layer):
             layers.append(t.producer)
             seen.add(id(t.producer))
         for n in self._nodes:
+            if getattr(n.layer, "_is_op_layer", False):
+                continue   # op nodes are not layers (Keras 3 lists only Layer objects)
             if id(n.layer) not in seen:
                 seen.add(id(n.layer))
                 layers.append(n.layer)
@@ -124,12 +126,22 @@ class Model(Trainer, Layer):
         return self._outputs_struct
 
     @property
+    def _subclassed(self):
+        """A Keras 3 subclassed model: its own ``call`` (and ``__init__``), no graph given."""
+        return type(self).call is not Model.call and not isinstance(self, Sequential)
+
+    @property
     def layers(self):
-        """Layers in the order they are computed (InputLayers first, as Keras 3 functional)."""
+        """Layers in the order they are computed (InputLayers first, as Keras 3 functional);
+        for a subclassed model, the layers assigned as attributes."""
+        if self._subclassed:
+            return list(self._sublayers)
         return list(self._layers) if self._graph_ready else []
 
     @property
     def weights(self):
+        if self._subclassed:
+            return Layer.weights.fget(self)
         out, seen = [], set()
         for layer in self.layers:
             for w in layer.weights:
@@ -142,6 +154,8 @@ class Model(Trainer, Layer):
     def trainable_weights(self):
         if not self.trainable:
             return []
+        if self._subclassed:
+            return Layer.trainable_weights.fget(self)
         out, seen = [], set()
         for layer in self.layers:
             for w in layer.trainable_weights:
@@ -412,8 +426,45 @@ class Model(Trainer, Layer):
                   mask=kw.get("mask"))
 
     def _ensure_graph(self, x):
-        if not self._graph_ready:
-            raise ValueError(f"Model '{self.name}' has no graph yet.")
+        if self._graph_ready:
+            return
+        if self._subclassed:
+            self._build_subclassed(x)
+            return
+        raise ValueError(f"Model '{self.name}' has no graph yet.")
+
+    def build(self, input_shape=None):
+        """For a subclassed model: trace ``call`` on inputs of `input_shape` (batch axis first,
+        e.g. ``(None, 20, 5)``; a list of shapes for several inputs), as ``keras.Model.build``."""
+        if self._subclassed and input_shape is not None and not self._graph_ready:
+            multi = isinstance(input_shape, list) and input_shape and \
+                isinstance(input_shape[0], (list, tuple))
+            shapes = input_shape if multi else [input_shape]
+            specs = [KerasTensor(tuple(s), self.dtype) for s in shapes]
+            self._build_subclassed(specs if multi else specs[0])
+        self.built = True
+
+    def _build_subclassed(self, x):
+        """Keras 3 subclassed model: on the first data (or symbolic input), make Inputs of its
+        shapes and trace ``call`` once into a one-node graph, so fit/predict/evaluate, saving of
+        weights and the trainer work as for a functional model."""
+        def make_input(a):
+            if isinstance(a, KerasTensor):
+                return Input(batch_shape=(None,) + tuple(a.shape[1:]), dtype=a.dtype)
+            arr = np.asarray(a)
+            dt = arr.dtype.name if arr.dtype.kind in "iub" else self.dtype
+            return Input(batch_shape=(None,) + arr.shape[1:], dtype=dt)
+        if isinstance(x, dict):
+            inputs = {k: make_input(v) for k, v in x.items()}
+        elif isinstance(x, (list, tuple)) and len(x) and not np.isscalar(x[0]) and \
+                (isinstance(x[0], KerasTensor) or np.ndim(x[0]) >= 1) and \
+                not isinstance(x, np.ndarray) and _is_input_list(x):
+            inputs = [make_input(v) for v in x]
+        else:
+            inputs = make_input(x)
+        call = _SubclassCall(self)
+        outputs = call(inputs)
+        self._init_graph(inputs, outputs)
 
     def _convert_input(self, t, v):
         arr = np.asarray(v)
@@ -612,6 +663,47 @@ class Model(Trainer, Layer):
         print_fn(f" Total params: {n_all:,} ({_human_bytes(nbytes)})")
         print_fn(f" Trainable params: {n_tr:,} ({_human_bytes(tbytes)})")
         print_fn(f" Non-trainable params: {n_all - n_tr:,} ({_human_bytes(nbytes - tbytes)})")
+
+
+def _is_input_list(x):
+    """A list of several input arrays (not one nested-list array)."""
+    shapes = {np.shape(v) if not isinstance(v, KerasTensor) else v.shape for v in x}
+    return len(x) > 1 and (len(shapes) > 1 or isinstance(x[0], (np.ndarray, KerasTensor)))
+
+
+class _SubclassCall(Layer):
+    """A subclassed Model's own ``call`` as the one layer of its graph (gradients by autograd
+    over the call, weights = the model's own and its tracked layers')."""
+
+    def __init__(self, model):
+        Layer.__init__(self, name=backend.unique_name(model.name + "_call"), dtype=model.dtype)
+        self._model = model
+
+    def build(self, input_shape):
+        m = self._model
+        if type(m).build is not Layer.build and type(m).build is not Model.build:
+            type(m).build(m, input_shape)
+        self.built = True
+
+    def call(self, inputs, **kwargs):
+        m = self._model
+        kw = {k: v for k, v in kwargs.items() if m._call_accepts(k)}
+        return type(m).call(m, inputs, **kw)
+
+    def _call_accepts(self, arg):
+        return arg != "mask" and self._model._call_accepts(arg)
+
+    @property
+    def weights(self):
+        return Layer.weights.fget(self._model)
+
+    @property
+    def trainable_weights(self):
+        return Layer.trainable_weights.fget(self._model) if self._model.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        return Layer.non_trainable_weights.fget(self._model)
 
 
 def _has_trainable(layer):

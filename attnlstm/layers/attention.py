@@ -17,8 +17,8 @@ derivative of ``softmax(score - 1e9)``); in MultiHeadAttention its weights are c
 """
 import numpy as np
 
-from .. import _ops_attention as aops
-from .. import _ops_mha as mops
+from ..ops import attention as aops
+from ..ops import mha as mops
 from .. import backend, constraints, initializers, regularizers
 from ..engine.base import Grads, Layer
 from ..errors import format_shape, shape_error
