@@ -17,6 +17,7 @@ from . import activations, backend, initializers, ops  # ops before layers: laye
 from . import losses, metrics, optimizers
 from . import layers, utils
 from . import callbacks, plot, saving
+from . import models
 from .engine import Input, InputLayer, KerasTensor, Layer, Model, Sequential, Variable
 from .engine.base import Grads
 from .errors import ShapeError
@@ -25,7 +26,7 @@ from .vae import LSTMVAE
 __version__ = "0.1.0"
 
 __all__ = ["Input", "Model", "Sequential", "ShapeError", "layers", "ops", "utils", "callbacks",
-           "saving", "plot", "losses", "metrics", "optimizers",
+           "saving", "models", "plot", "losses", "metrics", "optimizers",
            "set_num_threads", "get_num_threads", "KerasTensor", "Layer", "Variable", "InputLayer", "Grads", "LSTMVAE"]
 
 
