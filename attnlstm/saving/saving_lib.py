@@ -66,6 +66,22 @@ def _structure_entry(struct, node_index):
     return [_structure_entry(v, node_index) for v in struct]
 
 
+def keras_call_args(layer, node):
+    """A recorded call as Keras writes it: ``(args list, kwargs dict)``. Layers that take
+    several tensors (``_arg_names``, e.g. MultiHeadAttention's query, value, key) record them
+    packed in one list; Keras passes them as separate arguments."""
+    args, kwargs = list(node.args), dict(node.kwargs)
+    names = getattr(type(layer), "_arg_names", ())
+    if names and len(args) == 1 and isinstance(args[0], (list, tuple)) and \
+            len(args[0]) == len(names):
+        vals = list(args[0])
+        args = vals[:2] if len(vals) >= 2 and vals[1] is not None else vals[:1]
+        for nm, v in zip(names[len(args):], vals[len(args):]):
+            if v is not None:
+                kwargs[nm] = v
+    return args, kwargs
+
+
 def _input_layer_entry(layer):
     cfg = {"batch_shape": list(layer.batch_shape), "dtype": layer.dtype, "sparse": False,
            "ragged": False, "name": layer.name, "optional": False}
@@ -96,10 +112,12 @@ def functional_config(model):
         else:
             entry = serialize_keras_object(layer)
             entry["name"] = layer.name
-            entry["inbound_nodes"] = [
-                {"args": _args_entry(list(n.args), node_index),
-                 "kwargs": _args_entry(dict(n.kwargs), node_index)}
-                for n in layer._inbound_nodes if id(n) in in_model]
+            entry["inbound_nodes"] = []
+            for n in layer._inbound_nodes:
+                if id(n) in in_model:
+                    args, kwargs = keras_call_args(layer, n)
+                    entry["inbound_nodes"].append({"args": _args_entry(args, node_index),
+                                                   "kwargs": _args_entry(kwargs, node_index)})
         entries.append(entry)
     return {"name": model.name, "trainable": model.trainable, "layers": entries,
             "input_layers": _structure_entry(model._inputs_struct, node_index),

@@ -140,7 +140,7 @@ def _keras_identity(obj):
     if is_registered(cls):
         return cls.__module__, cls.__name__, _GLOBAL_CUSTOM_NAMES[cls]
     if cls is functional.Model:
-        return "keras", "Functional", "Functional"
+        return "keras.src.models.functional", "Functional", "Functional"
     if cls is functional.Sequential:
         return "keras", "Sequential", None
     classes = builtin_classes()
@@ -285,7 +285,8 @@ def _build_config(layer):
         return None
     if isinstance(layer, Model):
         return {"input_shape": None} if type(layer) is Model else None
-    if any(len(n.args) != 1 for n in layer._inbound_nodes):
+    if getattr(type(layer), "_arg_names", ()) or any(len(n.args) != 1
+                                                     for n in layer._inbound_nodes):
         return None
     shape = layer._build_input_shape
     if not isinstance(shape, (tuple, list)):
@@ -444,6 +445,11 @@ def _neutral(value):
     return value is None or value is False or value == [] or value == {} or value == ()
 
 
+# Keras config keys attnlstm's layers do not take, with the values that mean what attnlstm
+# computes anyway (Keras' defaults); any other value is an error.
+_EQUIVALENT_DEFAULTS = {"data_format": ("channels_last",)}
+
+
 def fit_config(cls, config, ctx, path):
     """`config` without the Keras keys `cls` lacks -- only if they hold neutral values."""
     if "from_config" in cls.__dict__ and not _is_attnlstm_class(cls):
@@ -455,7 +461,7 @@ def fit_config(cls, config, ctx, path):
     for k, v in config.items():
         if k in accepted:
             out[k] = v
-        elif not _neutral(v):
+        elif not _neutral(v) and v not in _EQUIVALENT_DEFAULTS.get(k, ()):
             raise ctx.error(f"{path}.config.{k}",
                             f"{cls.__name__} argument `{k}`={v!r} is not supported by "
                             f"attnlstm's {cls.__name__}; loading without it would compute "
