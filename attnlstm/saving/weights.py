@@ -272,21 +272,23 @@ def _where(filepath, member=None):
 # Saving
 
 # Datasets get HDF5's Fletcher-32 checksum (chunked layout; any HDF5 reader, Keras included,
-# reads them unchanged and verifies the sum). HDF5 cannot chunk a scalar or an empty dataset, so
-# those carry a CRC-32 of their bytes in this attribute instead. File-format versions 1.8-1.10
-# give the object headers and the superblock checksums of their own, so a flipped byte in the
-# metadata (a shape, a dtype, a name) is an error too.
+# reads them unchanged and verifies the sum). HDF5 cannot chunk a scalar or an empty dataset, and
+# a damaged chunk index can make HDF5 return the fill value (zeros) for a chunk it no longer
+# finds, without any error; so every dataset also carries a CRC-32 of its bytes in an attribute
+# that loading checks (Keras ignores it). File-format versions from 1.10 give the superblock, the
+# object headers and the chunk indexes checksums of their own, so a flipped byte in the metadata
+# (a shape, a dtype, a name) is an error too; HDF5 1.10 or later (h5py >= 2.7) reads the file.
 _CRC_ATTR = "attnlstm_crc32"
-_LIBVER = ("v108", "v110")
+_LIBVER = ("v110", "v110")
 
 
 def _create_dataset(group, name, value):
     value = np.array(value, order="C", copy=True)  # (ascontiguousarray makes 0-d 1-d)
     if value.ndim and value.size:
-        group.create_dataset(name, data=value, fletcher32=True)
+        ds = group.create_dataset(name, data=value, fletcher32=True)
     else:
         ds = group.create_dataset(name, data=value)
-        ds.attrs[_CRC_ATTR] = np.uint32(zlib.crc32(value.tobytes()))
+    ds.attrs[_CRC_ATTR] = np.uint32(zlib.crc32(value.tobytes()))
 
 
 def write_h5(model, target, extra_groups=()):
