@@ -344,6 +344,10 @@ def _resolve_class(config, ctx, path, kinds):
                 return classes[k][class_name]
         if module and "src.ops" in module and class_name in classes["ops"]:
             return classes["ops"][class_name]
+    if "initializers" in kinds and module is None:
+        from .. import initializers
+        if class_name in initializers._BY_NAME:  # attnlstm's own {"class_name": "orthogonal"}
+            return initializers._BY_NAME[class_name]
     if registered and ">" in str(registered):
         hint = (f"register the class with @attnlstm.saving.register_keras_serializable("
                 f"package={registered.split('>')[0]!r}) or pass custom_objects="
@@ -467,6 +471,15 @@ def fit_config(cls, config, ctx, path):
                             f"attnlstm's {cls.__name__}; loading without it would compute "
                             "something else.")
     return out
+
+
+def config_to_kwargs(cls, config, custom_objects=None, safe_mode=True):
+    """Constructor arguments of `cls` from a config in attnlstm's or Keras 3's form: nested
+    serialized objects deserialized, DTypePolicy dicts as dtype names, Keras keys that `cls`
+    lacks dropped when neutral (else a FileFormatError)."""
+    ctx = _Ctx(custom_objects=custom_objects, safe_mode=safe_mode)
+    kwargs = {k: _deserialize_value(v, ctx, f"config.{k}", k) for k, v in dict(config).items()}
+    return fit_config(cls, kwargs, ctx, "config")
 
 
 def _is_attnlstm_class(cls):
