@@ -90,13 +90,23 @@ def builtin_classes():
     from .. import initializers
     for cls in set(initializers._BY_NAME.values()):
         out["initializers"][cls.__name__] = cls
+    import importlib
+    for kind in ("regularizers", "constraints"):
+        out[kind] = {}
+        try:
+            mod = importlib.import_module(f"attnlstm.{kind}")
+        except ImportError:
+            continue
+        for cls in getattr(mod, "_CLASSES", ()):
+            out[kind][cls.__name__] = cls
     return out
 
 
 _KIND_MODULE = {"layers": "keras.layers", "optimizers": "keras.optimizers",
                 "losses": "keras.losses", "metrics": "keras.metrics",
                 "schedules": "keras.optimizers.schedules",
-                "initializers": "keras.initializers", "ops": "keras.src.ops.numpy"}
+                "initializers": "keras.initializers", "ops": "keras.src.ops.numpy",
+                "regularizers": "keras.regularizers", "constraints": "keras.constraints"}
 
 
 def _kind_of_module(module):
@@ -105,6 +115,7 @@ def _kind_of_module(module):
     for key, kind in (("optimizers.schedules", "schedules"), ("schedules", "schedules"),
                       ("optimizers", "optimizers"), ("losses", "losses"),
                       ("metrics", "metrics"), ("initializers", "initializers"),
+                      ("regularizers", "regularizers"), ("constraints", "constraints"),
                       ("src.ops", "ops"), ("models", "layers"), ("layers", "layers")):
         if key in m:
             return kind
@@ -510,7 +521,8 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, _ctx=N
     if cname in ("__tuple__", "__lambda__", "function", "DTypePolicy"):
         return _deserialize_value(config, ctx, _path)
     cls = _resolve_class(config, ctx, _path, ("layers", "ops", "optimizers", "schedules",
-                                              "losses", "metrics", "initializers"))
+                                              "losses", "metrics", "initializers",
+                                              "regularizers", "constraints"))
     inner = config.get("config")
     if not isinstance(inner, dict):
         if isinstance(inner, str) and not isinstance(cls, type):
