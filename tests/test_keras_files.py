@@ -332,3 +332,20 @@ def test_json_round_trip_and_config_keys(keras):
     # Keras builds the same architecture from our JSON.
     kclone = keras.models.model_from_json(js)
     assert kclone.count_params() == ours.count_params()
+
+
+def test_readme_keras_shim_loads_attnlstm_only_layer(keras, tmp_path):
+    """The README's Keras shim for AttentionPooling opens an attnlstm file in Keras."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- keras-shim -->\n```python\n", 1)[1].split("```", 1)[0]
+    namespace = {}
+    exec(compile(block, "README.md (keras-shim)", "exec"), namespace)
+    i = Input((T, D))
+    h = layers.LSTM(4, return_sequences=True)(layers.Masking(0.0)(i))
+    ours = Model(i, layers.Dense(2)(layers.AttentionPooling(3)(h)))
+    ours.set_weights(randomize(ours.get_weights(), seed=4))
+    x = make_inputs("merges")  # has masked steps
+    ours.save(tmp_path / "pool.keras")
+    km = keras.saving.load_model(tmp_path / "pool.keras")
+    assert type(km.layers[-2]).__name__ == "AttentionPooling"
+    np.testing.assert_allclose(km.predict(x, verbose=0), ours.predict(x), rtol=1e-4, atol=1e-5)
