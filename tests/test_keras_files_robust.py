@@ -283,3 +283,45 @@ def test_400_single_byte_flips_never_load_silently(tmp_path):
         outcomes["same" if same else "silent"] += 1
     assert outcomes["silent"] == 0, outcomes
     assert outcomes["error"] > 100, outcomes
+
+
+def test_lstmvae_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    xs = [rng.normal(size=(t, 3)).astype("float32") for t in (5, 8, 6, 7)]
+    vae = attnlstm.LSTMVAE(latent_dim=2, encoder_units=4, seed=0)
+    vae.fit(xs, epochs=1, verbose=0)
+    vae.save(tmp_path / "vae.keras")
+    cfg = json.loads(zipfile.ZipFile(tmp_path / "vae.keras").read("config.json"))
+    assert cfg["registered_name"] == "attnlstm>LSTMVAE"
+    again = attnlstm.saving.load_model(tmp_path / "vae.keras")
+    assert isinstance(again, attnlstm.LSTMVAE) and again.features == 3
+    for a, b in zip(vae.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(vae.encode(xs), again.encode(xs)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(vae.reconstruct(xs), again.reconstruct(xs)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_subclassed_model_round_trip(tmp_path):
+    @attnlstm.saving.register_keras_serializable(package="files_test")
+    class Classifier(Model):
+        def __init__(self, units=4, classes=2, **kwargs):
+            i = Input((T, D))
+            y = layers.Dense(classes)(layers.LSTM(units)(i))
+            super().__init__(i, y, **kwargs)
+            self.units, self.classes = units, classes
+
+        def get_config(self):
+            return {"units": self.units, "classes": self.classes, "name": self.name}
+
+        @classmethod
+        def from_config(cls, config):
+            return cls(**config)
+
+    m = Classifier(units=5, classes=3, name="clf")
+    m.save(tmp_path / "clf.keras")
+    r = attnlstm.saving.load_model(tmp_path / "clf.keras")
+    assert type(r) is Classifier and r.units == 5 and r.name == "clf"
+    x, _ = data()
+    np.testing.assert_array_equal(r.predict(x), m.predict(x))

@@ -510,11 +510,32 @@ def _rng_state(model):
     return states
 
 
+def _vae_config(vae):
+    """An LSTMVAE as ``attnlstm>LSTMVAE``: its constructor arguments (weights: its model's)."""
+    if vae.model is None:
+        raise ValueError(f"LSTMVAE '{vae.name}' is not built yet, so it has no weights to "
+                         "save. Hint: fit it, or call build(features) first.")
+    cfg = {"latent_dim": vae.latent_dim, "encoder_units": vae.encoder_units,
+           "decoder_units": vae.decoder_units, "beta": float(vae.beta), "kind": vae.kind,
+           "features": vae.features, "seed": vae.seed, "dtype": vae.dtype, "name": vae.name}
+    return {"module": "attnlstm", "class_name": "LSTMVAE", "config": cfg,
+            "registered_name": "attnlstm>LSTMVAE"}
+
+
+def _is_vae(obj):
+    from ..vae import LSTMVAE
+    return isinstance(obj, LSTMVAE)
+
+
 def archive_bytes(model, include_rng=False):
-    """The ``.keras`` archive of `model` as bytes."""
+    """The ``.keras`` archive of `model` (a Model, or an LSTMVAE) as bytes."""
     from .weights import _check_built
-    _check_built(model, "save")
-    config = model_to_config(model)
+    if _is_vae(model):
+        config = _vae_config(model)
+        model = model.model
+    else:
+        _check_built(model, "save")
+        config = model_to_config(model)
     meta = {"keras_version": KERAS_VERSION,
             "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
             "attnlstm_version": _version()}
@@ -626,7 +647,11 @@ def load_archive(source, filepath, custom_objects=None, compile=True, safe_mode=
         raise ctx.error("config", "the top level must be a serialized model "
                                   "({'class_name': ..., 'config': ...}).")
     from ..engine.functional import Model
-    model = deserialize_keras_object(config, _ctx=ctx, _path="config")
+    result = model = deserialize_keras_object(config, _ctx=ctx, _path="config")
+    if _is_vae(result):
+        model = result.model  # its weights are its training model's
+        if model is None:
+            raise ctx.error("config.config.features", "an LSTMVAE file needs `features`.")
     if not isinstance(model, Model):
         raise ctx.error("config", f"the archive holds a {type(model).__name__}, not a model.")
     if compile and config.get("compile_config"):
@@ -635,7 +660,7 @@ def load_archive(source, filepath, custom_objects=None, compile=True, safe_mode=
         if model.weights:
             raise FileFormatError(f"'{filepath}' has no {WEIGHTS} for the model's "
                                   f"{len(model.weights)} weights.", filepath, WEIGHTS)
-        return model
+        return result
     member = WEIGHTS
     with open_h5(io.BytesIO(weights), filepath, member) as f:
         plan = read_plan(model, f, filepath, member)
@@ -648,7 +673,7 @@ def load_archive(source, filepath, custom_objects=None, compile=True, safe_mode=
         for layer, st in zip(_rng_layers(model), states):
             if st is not None and isinstance(getattr(layer, "_rng", None), np.random.Generator):
                 layer._rng.bit_generator.state = st
-    return model
+    return result
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
@@ -667,7 +692,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         safe_mode: refuse Python code stored in the file (``Lambda`` layers), as Keras does.
 
     Returns:
-        An attnlstm :class:`~attnlstm.Model` or :class:`~attnlstm.Sequential`.
+        An attnlstm :class:`~attnlstm.Model` or :class:`~attnlstm.Sequential` (or the
+        :class:`~attnlstm.LSTMVAE` an ``LSTMVAE.save`` wrote).
 
     Raises:
         FileNotFoundError: no such file.

@@ -64,6 +64,7 @@ def builtin_classes():
             out["layers"][obj.__name__] = obj
     for cls in (vae.ReconstructionTerm, vae.AttachMask, vae.RepeatOverMask):
         out["layers"][cls.__name__] = cls
+    out["layers"]["LSTMVAE"] = vae.LSTMVAE  # a model wrapper, saved by saving_lib
     out["layers"].update({"InputLayer": base.InputLayer, "Functional": functional.Model,
                           "Model": functional.Model, "Sequential": functional.Sequential})
     for name in dir(optimizers):
