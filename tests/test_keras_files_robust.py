@@ -227,6 +227,14 @@ def test_string_dataset_leaves_model_unchanged(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_load_weights_from_a_keras_archive(tmp_path):
+    src, dst = small_model(), small_model()
+    src.save(tmp_path / "m.keras")
+    dst.load_weights(str(tmp_path / "m.keras"))
+    for a, b in zip(src.get_weights(), dst.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_not_hdf5(tmp_path):
     path = tmp_path / "x.weights.h5"
     path.write_bytes(b"not an hdf5 file at all" * 10)

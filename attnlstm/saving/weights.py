@@ -430,7 +430,7 @@ def load_weights(model, filepath, skip_mismatch=False):
 
     Args:
         model: a built attnlstm Model or Sequential (or a single layer).
-        filepath: a ``.weights.h5`` or ``.h5`` file.
+        filepath: a ``.weights.h5`` or ``.h5`` file, or a ``.keras`` archive (its weights).
         skip_mismatch: warn about layers whose weights do not match (count or shapes) and leave
             them unchanged, instead of raising.
 
@@ -446,8 +446,19 @@ def load_weights(model, filepath, skip_mismatch=False):
     if not os.path.exists(filepath):
         raise FileNotFoundError(f"No such weights file: {filepath}")
     _check_built(model, "load")
-    with open_h5(filepath, filepath) as f:
-        plan = read_plan(model, f, filepath, skip_mismatch=skip_mismatch)
+    source, member = filepath, None
+    if filepath.endswith(".keras"):  # as Keras 3: the weights of a whole-model file
+        from .saving_lib import WEIGHTS, _Ctx, _read_member
+        import zipfile
+        try:
+            with zipfile.ZipFile(filepath) as z:
+                data = _read_member(z, WEIGHTS, _Ctx(filepath=filepath, member=WEIGHTS))
+        except zipfile.BadZipFile as exc:
+            raise FileFormatError(f"'{filepath}' is not a readable .keras (zip) archive "
+                                  f"({exc}).", filepath) from None
+        source, member = io.BytesIO(data), WEIGHTS
+    with open_h5(source, filepath, member) as f:
+        plan = read_plan(model, f, filepath, member, skip_mismatch=skip_mismatch)
     assign_plan(plan)
 
 
