@@ -84,7 +84,17 @@ def arch_nested(L, inp, M, S):
     return M([a, b], [L.Dense(1)(L.GlobalAveragePooling1D()(sub(h))), h])
 
 
-ARCHS = {"attention": arch_attention, "embedding": arch_embedding, "merges": arch_merges,
+def arch_shared(L, inp, M, S):
+    # One LSTM and one Dense called on two inputs (node indices > 0), LSTM states as outputs.
+    a, b = inp((T, D), name="left"), inp((T, D), name="right")
+    lstm = L.LSTM(4, return_sequences=True, return_state=True)
+    dense = L.Dense(3)
+    sa, ha, ca = lstm(a)
+    sb, hb, cb = lstm(b, initial_state=[ha, ca])
+    return M([a, b], [dense(sa), dense(sb), L.Subtract()([hb, cb])])
+
+
+ARCHS = {"attention": arch_attention, "shared": arch_shared, "embedding": arch_embedding, "merges": arch_merges,
          "sequential": arch_sequential, "nested": arch_nested}
 
 
@@ -98,7 +108,7 @@ def make_inputs(name, seed=0):
     x = rng.normal(size=(5, T, D)).astype("float32")
     if name == "merges":
         x[1, 4:] = 0.0  # masked steps
-    if name == "nested":
+    if name in ("nested", "shared"):
         return [x, rng.normal(size=(5, T, D)).astype("float32")]
     return x
 
