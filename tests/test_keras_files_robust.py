@@ -333,3 +333,23 @@ def test_subclassed_model_round_trip(tmp_path):
     assert type(r) is Classifier and r.units == 5 and r.name == "clf"
     x, _ = data()
     np.testing.assert_array_equal(r.predict(x), m.predict(x))
+
+
+def test_regularizer_a_layer_would_ignore_is_an_error(tmp_path):
+    """A Keras config argument the attnlstm layer accepts but does not keep is refused."""
+    _, path = saved(tmp_path)
+
+    def edit(b):
+        cfg = json.loads(b)
+        lstm = cfg["config"]["layers"][1]["config"]
+        lstm["kernel_regularizer"] = {"module": "keras.regularizers", "class_name": "L2",
+                                      "config": {"l2": 0.01}, "registered_name": None}
+        return json.dumps(cfg).encode()
+    rewrite(path, "config.json", edit)
+    try:
+        attnlstm.saving.load_model(path)
+    except FileFormatError as exc:  # no attnlstm.regularizers, or the LSTM ignores it
+        assert "layers[1].config.kernel_regularizer" in str(exc), str(exc)
+    else:  # the LSTM keeps its regularizer: it must really be there
+        m = attnlstm.saving.load_model(path)
+        assert m.layers[1].kernel_regularizer is not None

@@ -541,9 +541,27 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, _ctx=N
     kwargs = fit_config(cls, kwargs, ctx, _path)
     try:
         if not hasattr(cls, "from_config"):
-            return cls(**kwargs)  # e.g. initializers
-        return cls.from_config(kwargs)
+            obj = cls(**kwargs)  # e.g. initializers
+        else:
+            obj = cls.from_config(kwargs)
     except FileFormatError:
         raise
     except (TypeError, ValueError, NotImplementedError, KeyError) as exc:
         raise ctx.error(_path, f"{cls.__name__}.from_config failed: {exc}") from None
+    _check_kept(obj, kwargs, ctx, _path)
+    return obj
+
+
+def _check_kept(obj, kwargs, ctx, path):
+    """A regularizer or constraint the layer accepted but does not keep would be silently
+    ignored in training: an error instead."""
+    from ..engine.base import Layer
+    if not isinstance(obj, Layer):
+        return
+    for k, v in kwargs.items():
+        if k.endswith(("_regularizer", "_constraint")) and v is not None and \
+                getattr(obj, k, None) is None:
+            raise ctx.error(f"{path}.config.{k}",
+                            f"{type(obj).__name__} takes `{k}` but attnlstm's "
+                            f"{type(obj).__name__} does not implement it (it would be ignored "
+                            f"in training). Received: {k}={v!r}")
