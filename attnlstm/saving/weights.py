@@ -464,7 +464,19 @@ def load_weights(model, filepath, skip_mismatch=False):
 
 def read_plan(model, f, filepath, member=None, skip_mismatch=False):
     """``[(variable, array)]`` for every weight of `model` from an open h5py file, all read and
-    checked; raises (or warns with `skip_mismatch`) on mismatches."""
+    checked; raises (or warns with `skip_mismatch`) on mismatches. Any other error of h5py on a
+    damaged file becomes a FileFormatError naming the file."""
+    try:
+        return _read_plan(model, f, filepath, member, skip_mismatch)
+    except ValueError:  # ours (FileFormatError, ShapeError) or a clear mismatch
+        raise
+    except Exception as exc:  # KeyError, RuntimeError, OSError... from h5py on damaged bytes
+        raise FileFormatError(
+            f"{_where(filepath, member)} cannot be read ({type(exc).__name__}: {exc}); the "
+            "file is corrupted or truncated.", filepath, member) from None
+
+
+def _read_plan(model, f, filepath, member, skip_mismatch):
     try:
         legacy = "layer_names" in f.attrs or "layer_names0" in f.attrs or "model_weights" in f
     except Exception as exc:
