@@ -359,3 +359,38 @@ def test_readme_keras_shim_loads_attnlstm_only_layer(keras, tmp_path):
     km = keras.saving.load_model(tmp_path / "pool.keras")
     assert type(km.layers[-2]).__name__ == "AttentionPooling"
     np.testing.assert_allclose(km.predict(x, verbose=0), ours.predict(x), rtol=1e-4, atol=1e-5)
+
+
+def test_compile_config_objects_both_ways(keras, tmp_path):
+    """Schedules, loss and metric objects in compile_config travel both ways."""
+    rng = np.random.default_rng(8)
+    xt = rng.normal(size=(8, T, D)).astype("float32")
+    yt = rng.normal(size=(8, 2)).astype("float32")
+    ours = Sequential([Input((T, D)), layers.LSTM(4), layers.Dense(2)])
+    sched = attnlstm.optimizers.schedules.ExponentialDecay(0.05, decay_steps=2, decay_rate=0.5)
+    ours.compile(optimizer=attnlstm.optimizers.RMSprop(sched, momentum=0.3),
+                 loss=attnlstm.losses.Huber(delta=0.5),
+                 metrics=[attnlstm.metrics.MeanAbsoluteError(), "mse"])
+    ours.train_on_batch(xt, yt)
+    ours.save(tmp_path / "c.keras")
+    km = keras.saving.load_model(tmp_path / "c.keras")
+    assert type(km.optimizer).__name__ == "RMSprop"
+    assert type(km.optimizer._learning_rate).__name__ == "ExponentialDecay"
+    assert int(km.optimizer.iterations.numpy()) == 1
+    back = attnlstm.saving.load_model(tmp_path / "c.keras")
+    assert back.optimizer.get_config() == ours.optimizer.get_config()
+    assert back._loss_fns[0].get_config() == ours._loss_fns[0].get_config()
+    for model in (ours, back):
+        model.train_on_batch(xt, yt)
+    km.train_on_batch(xt, yt)
+    for a, b, c in zip(ours.get_weights(), back.get_weights(), km.get_weights()):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, np.asarray(c), rtol=1e-4, atol=1e-5)
+    # Keras' own file of the same compiled model opens in attnlstm with the same objects.
+    km.save(tmp_path / "k.keras")
+    fromk = attnlstm.saving.load_model(tmp_path / "k.keras")
+    assert isinstance(fromk.optimizer._learning_rate,
+                      attnlstm.optimizers.schedules.ExponentialDecay)
+    # (Keras 3.15.1's Huber.get_config has no `delta`, so Keras' file loses it; ours keeps it.)
+    assert type(fromk._loss_fns[0]) is attnlstm.losses.Huber
+    assert fromk.optimizer.iterations == 2

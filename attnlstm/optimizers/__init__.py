@@ -356,7 +356,9 @@ class Optimizer:
         """Keras' config keys; a schedule learning rate is serialized as a dict."""
         lr = self._learning_rate
         if isinstance(lr, LearningRateSchedule):
-            lr = schedules.serialize(lr)
+            # Keras' full form (module, registered_name), which keras.saving reads.
+            from ..saving.serialization import serialize_keras_object
+            lr = serialize_keras_object(lr)
         elif isinstance(lr, np.ndarray):
             lr = float(lr)
         return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
