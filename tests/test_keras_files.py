@@ -394,3 +394,24 @@ def test_compile_config_objects_both_ways(keras, tmp_path):
     # (Keras 3.15.1's Huber.get_config has no `delta`, so Keras' file loses it; ours keeps it.)
     assert type(fromk._loss_fns[0]) is attnlstm.losses.Huber
     assert fromk.optimizer.iterations == 2
+
+
+def test_keras2_style_json():
+    """tf.keras 2 JSON: no `module`, `batch_input_shape`, nodes as [[layer, node, tensor, {}]]."""
+    js = json.dumps({"class_name": "Model", "config": {
+        "name": "legacy", "layers": [
+            {"class_name": "InputLayer", "name": "inp", "inbound_nodes": [],
+             "config": {"batch_input_shape": [None, T, D], "dtype": "float32", "name": "inp",
+                        "sparse": False, "ragged": False}},
+            {"class_name": "LSTM", "name": "enc", "inbound_nodes": [[["inp", 0, 0, {}]]],
+             "config": {"name": "enc", "units": 4, "return_sequences": True,
+                        "dtype": "float32", "trainable": True, "implementation": 2,
+                        "kernel_initializer": {"class_name": "GlorotUniform",
+                                               "config": {"seed": None}}}},
+            {"class_name": "Dense", "name": "out", "inbound_nodes": [[["enc", 0, 0, {}]]],
+             "config": {"name": "out", "units": 2, "activation": "linear",
+                        "dtype": "float32", "trainable": True}}],
+        "input_layers": [["inp", 0, 0]], "output_layers": [["out", 0, 0]]}})
+    m = attnlstm.models.model_from_json(js)
+    assert [type(l).__name__ for l in m.layers] == ["InputLayer", "LSTM", "Dense"]
+    assert m.predict(make_inputs("attention")).shape == (5, T, 2)

@@ -376,6 +376,12 @@ def _functional_from_config(cls, config, ctx, path):
 
     inputs = structure(config.get("input_layers"), f"{path}.config.input_layers")
     outs = structure(config.get("output_layers"), f"{path}.config.output_layers")
+    # As Keras' functional_from_config: a one-element list (tf.keras 2 wrote every input and
+    # output list that way) is the tensor itself.
+    if isinstance(inputs, list) and len(inputs) == 1:
+        inputs = inputs[0]
+    if isinstance(outs, list) and len(outs) == 1:
+        outs = outs[0]
     try:
         model = cls(inputs=inputs, outputs=outs, name=config.get("name"))
     except (TypeError, ValueError) as exc:
