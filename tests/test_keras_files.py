@@ -96,6 +96,19 @@ def arch_shared(L, inp, M, S):
 
 ARCHS = {"attention": arch_attention, "shared": arch_shared, "embedding": arch_embedding, "merges": arch_merges,
          "sequential": arch_sequential, "nested": arch_nested}
+if hasattr(layers, "Conv1D"):  # convolution and normalization layers, where attnlstm has them
+    def arch_conv(L, inp, M, S):
+        i = inp((12, D))
+        h = L.Conv1D(4, 3, padding="same", activation="relu")(i)
+        h = L.BatchNormalization()(h)
+        h = L.MaxPooling1D(2)(h)
+        h = L.LayerNormalization()(h)
+        h = L.UpSampling1D(2)(L.SpatialDropout1D(0.2)(h))
+        h = L.Cropping1D(1)(L.ZeroPadding1D(1)(h))
+        h = L.LeakyReLU()(L.AveragePooling1D(2)(h))
+        return M(i, L.Dense(2)(L.GlobalAveragePooling1D()(h)))
+
+    ARCHS["conv"] = arch_conv
 
 
 def make_inputs(name, seed=0):
@@ -105,6 +118,8 @@ def make_inputs(name, seed=0):
         x[0, 3:] = 0
         x[2, 1:] = 0
         return x
+    if name == "conv":
+        return rng.normal(size=(5, 12, D)).astype("float32")
     x = rng.normal(size=(5, T, D)).astype("float32")
     if name == "merges":
         x[1, 4:] = 0.0  # masked steps
