@@ -353,3 +353,27 @@ def test_regularizer_a_layer_would_ignore_is_an_error(tmp_path):
     else:  # the LSTM keeps its regularizer: it must really be there
         m = attnlstm.saving.load_model(path)
         assert m.layers[1].kernel_regularizer is not None
+
+
+class Doubler(layers.Layer):
+    """An unregistered custom layer (module-level, as pickle needs)."""
+
+    def call(self, x):
+        return x * np.asarray(2.0, x.dtype)
+
+
+def plain_mse(y_true, y_pred):
+    return np.mean(np.square(y_pred - y_true), axis=-1)
+
+
+def test_pickle_finds_unregistered_custom_objects_by_module():
+    """Pickles are trusted (safe_mode=False): unregistered classes and functions are imported by
+    module and name, as pickle itself does; a .keras file needs them registered."""
+    i = Input((T, D))
+    m = Model(i, layers.Dense(2)(Doubler()(layers.LSTM(3)(i))))
+    m.compile(optimizer="sgd", loss="mse", metrics=[plain_mse])
+    x, y = data()
+    r = pickle.loads(pickle.dumps(m))
+    assert type(r.layers[2]) is Doubler
+    np.testing.assert_array_equal(r.predict(x), m.predict(x))
+    assert r.evaluate(x, y, verbose=0) == m.evaluate(x, y, verbose=0)

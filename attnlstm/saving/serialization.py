@@ -356,6 +356,9 @@ def _resolve_class(config, ctx, path, kinds):
                 return classes[k][class_name]
         if module and "src.ops" in module and class_name in classes["ops"]:
             return classes["ops"][class_name]
+    imported = _import_trusted(module, class_name, ctx)
+    if imported is not None:
+        return imported
     if "initializers" in kinds and module is None:
         from .. import initializers
         if class_name in initializers._BY_NAME:  # attnlstm's own {"class_name": "orthogonal"}
@@ -412,6 +415,22 @@ def _deserialize_value(value, ctx, path, key=None):
     return {k: _deserialize_value(v, ctx, f"{path}.{k}", k) for k, v in value.items()}
 
 
+def _import_trusted(module, name, ctx):
+    """With ``safe_mode=False`` (pickles, deep copies, trusted files): a class or function by
+    its module and name, as pickle finds them; None otherwise."""
+    if ctx.safe_mode or not isinstance(module, str) or not isinstance(name, str) or \
+            module.startswith(("keras", "tf_keras", "builtins")):
+        return None
+    import importlib
+    try:
+        obj = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return None
+    return obj
+
+
 def _load_function(value, ctx, path):
     from .. import activations
     name = value.get("config")
@@ -424,6 +443,9 @@ def _load_function(value, ctx, path):
                 return obj
     if isinstance(name, str) and name in activations._FUNCS:
         return name
+    imported = _import_trusted(value.get("module"), name, ctx)
+    if imported is not None:
+        return imported
     from .. import losses, metrics
     if isinstance(name, str) and (name in losses._ALIASES or name in metrics._NAMES):
         return name
