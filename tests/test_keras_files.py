@@ -430,3 +430,43 @@ def test_keras2_style_json():
     m = attnlstm.models.model_from_json(js)
     assert [type(l).__name__ for l in m.layers] == ["InputLayer", "LSTM", "Dense"]
     assert m.predict(make_inputs("attention")).shape == (5, T, 2)
+
+
+SHARED_LAYERS = {
+    "LSTM": lambda L: L.LSTM(4), "Dense": lambda L: L.Dense(3),
+    "Attention": lambda L: L.Attention(), "AdditiveAttention": lambda L: L.AdditiveAttention(),
+    "MultiHeadAttention": lambda L: L.MultiHeadAttention(2, 3),
+    "Embedding": lambda L: L.Embedding(5, 3), "Masking": lambda L: L.Masking(),
+    "TimeDistributed": lambda L: L.TimeDistributed(L.Dense(2)),
+    "RepeatVector": lambda L: L.RepeatVector(2), "Add": lambda L: L.Add(),
+    "Subtract": lambda L: L.Subtract(), "Multiply": lambda L: L.Multiply(),
+    "Average": lambda L: L.Average(), "Maximum": lambda L: L.Maximum(),
+    "Minimum": lambda L: L.Minimum(), "Concatenate": lambda L: L.Concatenate(),
+    "Dot": lambda L: L.Dot((1, 1)),
+    "GlobalAveragePooling1D": lambda L: L.GlobalAveragePooling1D(),
+    "GlobalMaxPooling1D": lambda L: L.GlobalMaxPooling1D(), "Dropout": lambda L: L.Dropout(0.1),
+    "Flatten": lambda L: L.Flatten(), "Reshape": lambda L: L.Reshape((2,)),
+    "Permute": lambda L: L.Permute((2, 1)), "Activation": lambda L: L.Activation("relu"),
+    "Softmax": lambda L: L.Softmax(),
+}
+
+
+@pytest.mark.parametrize("name", list(SHARED_LAYERS))
+def test_layer_config_keys_match_keras(keras, name):
+    """Our serialized config has Keras' keys and values; a Keras key we lack holds its neutral
+    default (None/False) or a value meaning what attnlstm computes (data_format channels_last)."""
+    from attnlstm.saving.serialization import _EQUIVALENT_DEFAULTS, _neutral
+    theirs = keras.saving.serialize_keras_object(SHARED_LAYERS[name](keras.layers))
+    ours = attnlstm.saving.serialize_keras_object(SHARED_LAYERS[name](layers))
+    assert (ours["module"], ours["class_name"], ours["registered_name"]) == \
+        (theirs["module"], theirs["class_name"], theirs["registered_name"])
+    kc, oc = theirs["config"], ours["config"]
+    assert set(oc) <= set(kc), set(oc) - set(kc)
+    for k, v in kc.items():
+        if k not in oc:
+            assert _neutral(v) or v in _EQUIVALENT_DEFAULTS.get(k, ()), (k, v)
+        elif k not in ("name", "layer") and not k.endswith("_initializer"):
+            assert json.loads(json.dumps(oc[k])) == json.loads(json.dumps(v)), (k, oc[k], v)
+    # Keras' config (its form, its keys) builds our layer.
+    rebuilt = attnlstm.saving.deserialize_keras_object(theirs)
+    assert type(rebuilt).__name__ == name
