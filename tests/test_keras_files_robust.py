@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import attnlstm
-from attnlstm import Input, Model, Sequential, layers
+from attnlstm import Input, Model, layers
 from attnlstm.saving import FileFormatError
 
 T, D = 5, 3

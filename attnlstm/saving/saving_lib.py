@@ -20,11 +20,10 @@ import zipfile
 
 import numpy as np
 
-from .. import backend
 from .serialization import (_Ctx, _deserialize_value, _neutral, deserialize_keras_object,
                             serialize_keras_object)
 from .weights import (FileFormatError, _functional_layers, _group_keys, _is_sequential,
-                      _layout, _where, assign_plan, open_h5, read_dataset, read_plan, write_h5)
+                      _where, assign_plan, open_h5, read_dataset, read_plan, write_h5)
 
 __all__ = ["save_model", "load_model", "model_to_config", "model_from_keras_config"]
 

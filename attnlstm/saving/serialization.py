@@ -24,7 +24,6 @@ import types
 
 import numpy as np
 
-from .. import backend
 from .object_registration import (_GLOBAL_CUSTOM_NAMES, _scoped, get_registered_object,
                                   is_registered)
 from .weights import FileFormatError
