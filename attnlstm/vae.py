@@ -462,6 +462,13 @@ class LSTMVAE:
         self.features = F
         return self
 
+    def save(self, filepath, overwrite=True):
+        """Write the VAE (its arguments and weights) to a ``.keras`` file, under the registered
+        name ``attnlstm>LSTMVAE``; ``attnlstm.saving.load_model`` returns the LSTMVAE. (Keras
+        cannot open it: the LSTMVAE is attnlstm's.)"""
+        from .saving import save_model
+        save_model(self, filepath, overwrite=overwrite)
+
     def _need_built(self, what):
         if self.model is None:
             raise ValueError(f"LSTMVAE '{self.name}' is not built yet, so it has no {what}; "

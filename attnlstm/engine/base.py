@@ -545,7 +545,10 @@ class Layer:
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        """The layer a config describes: ``get_config()``'s or Keras 3's (DTypePolicy and
+        initializer dicts, nested layers, Keras keys at their defaults)."""
+        from ..saving.serialization import config_to_kwargs
+        return cls(**config_to_kwargs(cls, config))
 
     @property
     def input(self):

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import backend
 from ..errors import format_shape, shape_error
+from ..saving.model_mixin import ModelFileMixin
 from .trainer import Trainer
 from .base import (Grads, Input, InputLayer, KerasTensor, Layer, add_grad, flatten,
                    map_structure)
@@ -36,7 +37,7 @@ def _sort_nodes(outputs):
     return order
 
 
-class Model(Trainer, Layer):
+class Model(ModelFileMixin, Trainer, Layer):
     """A functional model: the graph of layer calls from `inputs` to `outputs` (``keras.Model``).
 
     Args:
@@ -574,11 +575,6 @@ class Model(Trainer, Layer):
     def predict_on_batch(self, x):
         return self.predict(x, batch_size=max(1, len(np.asarray(self._inputs_as_list(x)[0]))),
                             verbose=0)
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "layers": [{"class_name": type(l).__name__, "config": l.get_config()}
-                           for l in self.layers]}
 
     # -- summary --------------------------------------------------------------------------------
 

@@ -17,15 +17,20 @@ Example:
     >>> model.save_weights("model.weights.h5")       # keras_model.load_weights(...) reads it
     >>> model.load_weights("keras_model.weights.h5")  # saved by Keras 3
 """
+import io
 import os
 import warnings
+import zlib
 
 import numpy as np
 
-from . import backend
-from .errors import ShapeError, format_shape, who
+from .. import backend
+from ..errors import ShapeError, format_shape, who
 
-__all__ = ["save_weights", "load_weights", "weight_paths"]
+__all__ = ["save_weights", "load_weights", "weight_paths", "FileFormatError"]
+
+# Keras RNN layers whose weights live in their ``cell`` (``<path>/cell/vars``).
+_CELL_RNNS = {"LSTM", "GRU", "SimpleRNN"}
 
 _MHA_GROUPS = {"query": "query_dense", "key": "key_dense", "value": "value_dense",
                "attention_output": "output_dense"}
@@ -58,18 +63,18 @@ class _Entry:
 
 
 def _is_model(obj):
-    from .engine.functional import Model
+    from ..engine.functional import Model
     return isinstance(obj, Model)
 
 
 def _is_sequential(obj):
-    from .engine.functional import Sequential
+    from ..engine.functional import Sequential
     return isinstance(obj, Sequential)
 
 
 def _class_key(obj):
     """Keras names container members by class: our Model is Keras' ``Functional``."""
-    from .engine.functional import Model
+    from ..engine.functional import Model
     if type(obj) is Model:
         return "functional"
     return backend.to_snake_case(type(obj).__name__)
@@ -108,7 +113,7 @@ def _functional_layers(model):
     """A functional model's layers in Keras' order (keras/src/ops/function.py ``map_graph``):
     by decreasing depth from the outputs, ties broken by first visit in a depth-first walk
     from the outputs; InputLayers included."""
-    from .engine.base import KerasTensor
+    from ..engine.base import KerasTensor
     order, finished, nodes = {}, set(), []
     input_ids = {id(t) for t in model.inputs}
 
@@ -175,9 +180,18 @@ def _walk(obj, path, entries, visited):
             name = _unique(_class_key(layer), used)  # Keras numbers visited layers too
             _walk(layer, _join(_join(path, "layers"), name), entries, visited)
         return
-    if cls == "LSTM":
+    custom = getattr(obj, "_keras_weight_groups", None)
+    if custom is not None:
+        # A layer whose Keras twin keeps its weights in sub-objects that attnlstm does not have
+        # as layers: ``[(relative path, [variables]), ...]`` ("" for the layer's own group).
+        for rel, variables in custom():
+            entries.append(_Entry(_join(path, rel), obj, list(variables),
+                                  obj.name if not rel else rel.split("/")[-1]))
+        return
+    if cls in _CELL_RNNS or getattr(obj, "_keras_cell_weights", False):
         entries.append(_Entry(path, obj, [], obj.name))
-        entries.append(_Entry(_join(path, "cell"), obj, _own_variables(obj), "lstm_cell"))
+        entries.append(_Entry(_join(path, "cell"), obj, _own_variables(obj),
+                              f"{backend.to_snake_case(cls)}_cell"))
         return
     if cls == "MultiHeadAttention":
         entries.append(_Entry(path, obj, [], obj.name))
@@ -228,7 +242,72 @@ def weight_paths(model):
 
 
 # ---------------------------------------------------------------------------------------------
+# Errors
+
+
+class FileFormatError(ValueError):
+    """A weight or model file that cannot be used as it is: corrupted or truncated bytes, a
+    missing group or dataset, a dataset of the wrong type, a config naming an unknown class.
+
+    The message names the file, the path inside it (zip member, HDF5 dataset or config entry)
+    and what is wrong. Nothing is assigned to any model when it is raised.
+
+    Attributes:
+        filepath: the file (or ``"<bytes>"`` for in-memory archives).
+        member: the path inside the file (e.g. ``"model.weights.h5:layers/dense/vars/0"``), or
+            None.
+    """
+
+    def __init__(self, message, filepath=None, member=None):
+        super().__init__(message)
+        self.filepath = filepath
+        self.member = member
+
+
+def _where(filepath, member=None):
+    """``'m.keras' (model.weights.h5)`` / ``'m.weights.h5'``."""
+    return f"'{filepath}'" + (f" ({member})" if member else "")
+
+
+# ---------------------------------------------------------------------------------------------
 # Saving
+
+# Datasets get HDF5's Fletcher-32 checksum (chunked layout; any HDF5 reader, Keras included,
+# reads them unchanged and verifies the sum). HDF5 cannot chunk a scalar or an empty dataset, and
+# a damaged chunk index can make HDF5 return the fill value (zeros) for a chunk it no longer
+# finds, without any error; so every dataset also carries a CRC-32 of its bytes in an attribute
+# that loading checks (Keras ignores it). File-format versions from 1.10 give the superblock, the
+# object headers and the chunk indexes checksums of their own, so a flipped byte in the metadata
+# (a shape, a dtype, a name) is an error too; HDF5 1.10 or later (h5py >= 2.7) reads the file.
+_CRC_ATTR = "attnlstm_crc32"
+_LIBVER = ("v110", "v110")
+
+
+def _create_dataset(group, name, value):
+    value = np.array(value, order="C", copy=True)  # (ascontiguousarray makes 0-d 1-d)
+    if value.ndim and value.size:
+        ds = group.create_dataset(name, data=value, fletcher32=True)
+    else:
+        ds = group.create_dataset(name, data=value)
+    ds.attrs[_CRC_ATTR] = np.uint32(zlib.crc32(value.tobytes()))
+
+
+def write_h5(model, target, extra_groups=()):
+    """Write `model`'s weights in Keras 3's layout to `target` (a path or a binary file
+    object); `extra_groups` is ``[(group path, name attr, [arrays])]`` (e.g. the optimizer)."""
+    h5py = _h5py()
+    entries = _layout(model)
+    with h5py.File(target, "w", libver=_LIBVER) as f:
+        for e in entries:
+            group = f.require_group(e.group)
+            group.attrs["name"] = e.name
+            for i, v in enumerate(e.variables):
+                _create_dataset(group, str(i), np.asarray(v.value))
+        for path, name, arrays in extra_groups:
+            group = f.require_group(path)
+            group.attrs["name"] = name
+            for i, a in enumerate(arrays):
+                _create_dataset(group, str(i), np.asarray(a))
 
 
 def _check_built(model, what):
@@ -242,6 +321,10 @@ def _check_built(model, what):
 def save_weights(model, filepath, overwrite=True):
     """Write `model`'s weights to `filepath` (``*.weights.h5``) in Keras 3's layout.
 
+    Every dataset carries HDF5's Fletcher-32 checksum (scalars a CRC-32 attribute), so a
+    corrupted file is an error when it is read, not silently different weights. Keras 3 and
+    h5py read the file unchanged.
+
     Args:
         model: a built attnlstm Model or Sequential (or a single layer).
         filepath: must end in ``.weights.h5``.
@@ -250,7 +333,6 @@ def save_weights(model, filepath, overwrite=True):
     Raises:
         ValueError: wrong extension, an unbuilt model, or an existing file with overwrite=False.
     """
-    h5py = _h5py()
     filepath = os.fspath(filepath)
     if not filepath.endswith(".weights.h5"):
         raise ValueError("The filename must end in `.weights.h5`. Received: "
@@ -259,17 +341,84 @@ def save_weights(model, filepath, overwrite=True):
     _check_built(model, "save")
     if not overwrite and os.path.exists(filepath):
         raise ValueError(f"{filepath} already exists; pass overwrite=True to replace it.")
-    entries = _layout(model)
-    with h5py.File(filepath, "w") as f:
-        for e in entries:
-            group = f.require_group(e.group)
-            group.attrs["name"] = e.name
-            for i, v in enumerate(e.variables):
-                group.create_dataset(str(i), data=np.asarray(v.value))
+    write_h5(model, filepath)
 
 
 # ---------------------------------------------------------------------------------------------
-# Loading
+# Loading: read and check everything first, assign only when all of it is right
+
+
+def open_h5(source, filepath, member=None):
+    """``h5py.File`` for reading a path or a file object; an unreadable file is a
+    FileFormatError naming it."""
+    h5py = _h5py()
+    try:
+        return h5py.File(source, "r")
+    except Exception as exc:  # h5py raises OSError, RuntimeError, ValueError... on bad bytes
+        raise FileFormatError(
+            f"{_where(filepath, member)} is not a readable HDF5 weights file "
+            f"({type(exc).__name__}: {exc}). It is corrupted, truncated, or not an HDF5 file.",
+            filepath, member) from None
+
+
+def read_dataset(ds_or_group, name, filepath, member=None, want_kind=None):
+    """The array of dataset `name` in an h5py group, checked: readable (HDF5 verifies the
+    Fletcher-32 sum), numeric, of kind `want_kind` (``"f"``: float or int; ``"i"``: int) and
+    matching its CRC-32 attribute if it has one. Raises FileFormatError naming the dataset."""
+    h5py = _h5py()
+    label = f"{ds_or_group.name.rstrip('/')}/{name}".lstrip("/")
+    loc = _where(filepath, (member + ":" if member else "") + label)
+    try:
+        ds = ds_or_group[name]
+        if not isinstance(ds, h5py.Dataset):
+            raise FileFormatError(f"{loc} is a group, not a dataset of weights.", filepath,
+                                  label)
+        kind = ds.dtype.kind
+        if kind not in "fiub" or ds.dtype.names is not None:
+            raise FileFormatError(f"{loc} holds {ds.dtype} values, not numbers. The file is "
+                                  "corrupted or was not written as a weights file.", filepath,
+                                  label)
+        value = np.asarray(ds[()])
+        crc = ds.attrs.get(_CRC_ATTR) if _CRC_ATTR in ds.attrs else None
+    except FileFormatError:
+        raise
+    except Exception as exc:
+        raise FileFormatError(
+            f"{loc} cannot be read ({type(exc).__name__}: {exc}). The file is corrupted or "
+            "truncated (its checksum does not match, or its structure is damaged).",
+            filepath, label) from None
+    if crc is not None and np.uint32(zlib.crc32(np.array(value, order="C").tobytes())) != \
+            np.uint32(crc):
+        raise FileFormatError(f"{loc}: the CRC-32 of the value does not match the one stored "
+                              "with it; the file is corrupted.", filepath, label)
+    if want_kind == "f" and value.dtype.kind not in "fiu":
+        raise FileFormatError(f"{loc} holds {value.dtype} values, expected floats.", filepath,
+                              label)
+    if want_kind == "i" and value.dtype.kind not in "iu":
+        raise FileFormatError(f"{loc} holds {value.dtype} values, expected integers.",
+                              filepath, label)
+    return value
+
+
+def _group_keys(f, path, filepath, member):
+    """Dataset names of group `path` sorted as integers, or None if there is no such group."""
+    h5py = _h5py()
+    try:
+        if path not in f:
+            return None
+        g = f[path]
+        if not isinstance(g, h5py.Group):
+            raise FileFormatError(f"{_where(filepath, member)}: '{path}' is not a group.",
+                                  filepath, path)
+        keys = list(g.keys())
+    except FileFormatError:
+        raise
+    except Exception as exc:
+        raise FileFormatError(
+            f"{_where(filepath, member)}: group '{path}' cannot be read "
+            f"({type(exc).__name__}: {exc}). The file is corrupted or truncated.",
+            filepath, path) from None
+    return sorted(keys, key=lambda k: (0, int(k)) if k.isdigit() else (1, k))
 
 
 def load_weights(model, filepath, skip_mismatch=False):
@@ -277,11 +426,12 @@ def load_weights(model, filepath, skip_mismatch=False):
 
     ``.weights.h5`` files are matched by path (the Keras 3 layout); legacy ``.h5`` files (with
     ``layer_names``/``weight_names`` attributes) by order among the layers that have weights.
-    Nothing is changed when a mismatch raises.
+    Every dataset is read and checked (presence, shape, numeric type, checksum) before any weight
+    is assigned: when this raises, the model is unchanged.
 
     Args:
         model: a built attnlstm Model or Sequential (or a single layer).
-        filepath: a ``.weights.h5`` or ``.h5`` file.
+        filepath: a ``.weights.h5`` or ``.h5`` file, or a ``.keras`` archive (its weights).
         skip_mismatch: warn about layers whose weights do not match (count or shapes) and leave
             them unchanged, instead of raising.
 
@@ -289,25 +439,66 @@ def load_weights(model, filepath, skip_mismatch=False):
         ValueError (ShapeError): a layer whose weights in the file differ in number or shapes
             (the message names the layer, the expected and the stored shapes), or a legacy file
             with a different number of layers with weights.
+        FileFormatError (a ValueError): a corrupted, truncated or non-HDF5 file, a dataset that
+            is not numbers or fails its checksum (naming the file and the dataset path).
         FileNotFoundError: no such file.
     """
-    h5py = _h5py()
     filepath = os.fspath(filepath)
     if not os.path.exists(filepath):
         raise FileNotFoundError(f"No such weights file: {filepath}")
     _check_built(model, "load")
-    with h5py.File(filepath, "r") as f:
-        if "layer_names" in f.attrs or "layer_names0" in f.attrs or "model_weights" in f:
-            group = f["model_weights"] if "model_weights" in f else f
-            plan, problems = _legacy_plan(model, group, filepath)
-        else:
-            plan, problems = _keras3_plan(model, f, filepath)
+    source, member = filepath, None
+    if filepath.endswith(".keras"):  # as Keras 3: the weights of a whole-model file
+        from .saving_lib import WEIGHTS, _Ctx, _read_member
+        import zipfile
+        try:
+            with zipfile.ZipFile(filepath) as z:
+                data = _read_member(z, WEIGHTS, _Ctx(filepath=filepath, member=WEIGHTS))
+        except zipfile.BadZipFile as exc:
+            raise FileFormatError(f"'{filepath}' is not a readable .keras (zip) archive "
+                                  f"({exc}).", filepath) from None
+        source, member = io.BytesIO(data), WEIGHTS
+    with open_h5(source, filepath, member) as f:
+        plan = read_plan(model, f, filepath, member, skip_mismatch=skip_mismatch)
+    assign_plan(plan)
+
+
+def read_plan(model, f, filepath, member=None, skip_mismatch=False):
+    """``[(variable, array)]`` for every weight of `model` from an open h5py file, all read and
+    checked; raises (or warns with `skip_mismatch`) on mismatches. Any other error of h5py on a
+    damaged file becomes a FileFormatError naming the file."""
+    try:
+        return _read_plan(model, f, filepath, member, skip_mismatch)
+    except ValueError:  # ours (FileFormatError, ShapeError) or a clear mismatch
+        raise
+    except Exception as exc:  # KeyError, RuntimeError, OSError... from h5py on damaged bytes
+        raise FileFormatError(
+            f"{_where(filepath, member)} cannot be read ({type(exc).__name__}: {exc}); the "
+            "file is corrupted or truncated.", filepath, member) from None
+
+
+def _read_plan(model, f, filepath, member, skip_mismatch):
+    try:
+        legacy = "layer_names" in f.attrs or "layer_names0" in f.attrs or "model_weights" in f
+    except Exception as exc:
+        raise FileFormatError(f"{_where(filepath, member)}: the root group cannot be read "
+                              f"({type(exc).__name__}: {exc}); the file is corrupted.",
+                              filepath, member) from None
+    if legacy:
+        group = f["model_weights"] if "model_weights" in f else f
+        plan, problems = _legacy_plan(model, group, filepath)
+    else:
+        plan, problems = _keras3_plan(model, f, filepath, member)
     if problems:
         if not skip_mismatch:
             raise problems[0]
         for err in problems:
             warnings.warn(f"Skipping weights that do not match (skip_mismatch=True): {err}",
-                          stacklevel=2)
+                          stacklevel=3)
+    return plan
+
+
+def assign_plan(plan):
     for var, value in plan:
         var.assign(np.asarray(value, dtype=var.value.dtype))
 
@@ -327,21 +518,36 @@ def _mismatch(layer, where, expected, got, filepath):
                       got=tuple(got), hint=hint)
 
 
-def _keras3_plan(model, f, filepath):
+def _keras3_plan(model, f, filepath, member=None):
     plan, problems = [], []
     for e in _layout(model):
-        stored = []
-        if e.group in f and hasattr(f[e.group], "keys"):
-            g = f[e.group]
-            stored = [g[str(i)] for i in range(len(g.keys())) if str(i) in g]
-            if len(stored) != len(g.keys()):
-                stored = [g[k] for k in g.keys()]
+        keys = _group_keys(f, e.group, filepath, member)
         expected = [tuple(v.shape) for v in e.variables]
-        got = [tuple(d.shape) for d in stored]
-        if expected != got:
+        if keys is None:
+            if e.variables:
+                problems.append(FileFormatError(
+                    f"{who(e.layer)}: cannot load weights: {_where(filepath, member)} has no "
+                    f"group '{e.group}' for its {len(e.variables)} weights "
+                    f"[{', '.join(format_shape(s) for s in expected)}].\nHint: the file was "
+                    "saved from a different model (or is damaged); build the same layers in "
+                    "the same order.", filepath, e.group))
+            continue
+        g = f[e.group]
+        got, values = [], []
+        for k in keys:
+            values.append(read_dataset(g, k, filepath, member))
+            got.append(tuple(values[-1].shape))
+        if expected != got or keys != [str(i) for i in range(len(keys))]:
             problems.append(_mismatch(e.layer, f"'{e.group}'", expected, got, filepath))
             continue
-        plan.extend((v, d[()]) for v, d in zip(e.variables, stored))
+        for v, value in zip(e.variables, values):
+            kind = np.dtype(v.dtype).kind
+            if (kind == "f" and value.dtype.kind not in "fiu") or \
+                    (kind in "iu" and value.dtype.kind not in "iu"):
+                raise FileFormatError(
+                    f"{_where(filepath, member)}: '{e.group}' holds {value.dtype} values for "
+                    f"{who(e.layer)}'s {v.dtype} weight '{v.name}'.", filepath, e.group)
+        plan.extend(zip(e.variables, values))
     return plan, problems
 
 
@@ -360,8 +566,13 @@ def _read_list_attr(group, name):
 def _legacy_plan(model, group, filepath):
     layers = [l for l in (_model_layers(model) if _is_model(model) else [model])
               if l.weights]
-    names = [n for n in _read_list_attr(group, "layer_names")
-             if _read_list_attr(group[n], "weight_names")]
+    try:
+        names = [n for n in _read_list_attr(group, "layer_names")
+                 if _read_list_attr(group[n], "weight_names")]
+    except Exception as exc:
+        raise FileFormatError(f"{_where(filepath)}: the legacy layer list cannot be read "
+                              f"({type(exc).__name__}: {exc}); the file is corrupted.",
+                              filepath) from None
     if len(names) != len(layers):
         raise ValueError(
             f"{who(model)}: the legacy weights file '{filepath}' has {len(names)} layers with "
@@ -371,7 +582,7 @@ def _legacy_plan(model, group, filepath):
     plan, problems = [], []
     for layer, name in zip(layers, names):
         g = group[name]
-        stored = [g[w] for w in _read_list_attr(g, "weight_names")]
+        stored = [read_dataset(g, w, filepath) for w in _read_list_attr(g, "weight_names")]
         variables = list(layer.trainable_weights) + list(layer.non_trainable_weights)
         if not variables:
             variables = list(layer.weights)
@@ -380,5 +591,5 @@ def _legacy_plan(model, group, filepath):
         if expected != got:
             problems.append(_mismatch(layer, f"layer '{name}'", expected, got, filepath))
             continue
-        plan.extend((v, d[()]) for v, d in zip(variables, stored))
+        plan.extend(zip(variables, stored))
     return plan, problems
