@@ -287,3 +287,53 @@ def test_text_classification_with_a_transformer_block():
     _train_both(build, x, y, epochs=3, batch_size=32,
                 compile_kw=dict(optimizer="sgd", loss="sparse_categorical_crossentropy",
                                 metrics=["accuracy"]))
+
+
+# --- timeseries classification with a Transformer
+#     (examples/timeseries/timeseries_classification_transformer.py): functional-API residuals
+#     (`x + inputs`) on KerasTensors, Conv1D projections, MHA, LayerNormalization; dropout 0 ----
+
+def test_timeseries_classification_with_a_transformer():
+    rng = np.random.default_rng(0)
+    n, T = 128, 16
+    y_train = rng.integers(0, 2, n)
+    t = np.arange(T)
+    x_train = (np.sin(t[None, :] * (0.3 + 0.4 * y_train[:, None]))
+               + 0.2 * rng.standard_normal((n, T))).astype("float32")[..., None]
+    n_classes = 2
+
+    def build(K):
+        layers = K.layers
+
+        def transformer_encoder(inputs, head_size, num_heads, ff_dim, dropout=0):
+            x = layers.MultiHeadAttention(key_dim=head_size, num_heads=num_heads,
+                                          dropout=dropout)(inputs, inputs)
+            x = layers.Dropout(dropout)(x)
+            x = layers.LayerNormalization(epsilon=1e-6)(x)
+            res = x + inputs
+            x = layers.Conv1D(filters=ff_dim, kernel_size=1, activation="relu")(res)
+            x = layers.Dropout(dropout)(x)
+            x = layers.Conv1D(filters=inputs.shape[-1], kernel_size=1)(x)
+            x = layers.LayerNormalization(epsilon=1e-6)(x)
+            return x + res
+
+        def build_model(input_shape, head_size, num_heads, ff_dim, num_transformer_blocks,
+                        mlp_units, dropout=0, mlp_dropout=0):
+            inputs = K.Input(shape=input_shape)
+            x = inputs
+            for _ in range(num_transformer_blocks):
+                x = transformer_encoder(x, head_size, num_heads, ff_dim, dropout)
+            x = layers.GlobalAveragePooling1D(data_format="channels_last")(x)
+            for dim in mlp_units:
+                x = layers.Dense(dim, activation="relu")(x)
+                x = layers.Dropout(mlp_dropout)(x)
+            outputs = layers.Dense(n_classes, activation="softmax")(x)
+            return K.Model(inputs, outputs)
+
+        return build_model(x_train.shape[1:], head_size=8, num_heads=2, ff_dim=4,
+                           num_transformer_blocks=2, mlp_units=[16])
+
+    km, am = _train_both(build, x_train, y_train, epochs=3, batch_size=32,
+                         compile_kw=dict(loss="sparse_categorical_crossentropy",
+                                         optimizer="adam",
+                                         metrics=["sparse_categorical_accuracy"]))
