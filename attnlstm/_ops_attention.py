@@ -381,7 +381,11 @@ def bahdanau_keys(values, W1, b1=None, dtype=None):
     pass as ``keys=`` to :func:`bahdanau_attention` at every decoder step."""
     dt = float_dtype(dtype, values, W1)
     x = _as(values, dt)
-    k = x @ _as(W1, dt)
+    W = _as(W1, dt)
+    if x.ndim == 3 and W.ndim == 2 and x.shape[2] == W.shape[0] and (x.size == 0 or W.size == 0):
+        k = np.zeros(x.shape[:2] + W.shape[1:], dt)   # no matmul loop over an empty batch
+    else:
+        k = x @ W
     if b1 is not None:
         k = k + _as(b1, dt)
     return np.ascontiguousarray(k)

@@ -10,9 +10,11 @@ import sys
 import numpy as np
 import pytest
 
+import attnlstm
 from attnlstm import _core
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The directory holding the attnlstm under test (the worktree, or make sanitize's ASan copy).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(attnlstm.__file__)))
 
 
 def run_isolated(code, timeout=20):
@@ -123,3 +125,16 @@ def test_vae_losses_chunked_over_batch_match_one_pass():
     p = np.exp(-lv[6, mask[6]])
     diff = xh[6, mask[6]] - x[6, mask[6]]
     np.testing.assert_allclose(dxh[6][mask[6]], g[6] * diff * p, rtol=1e-5, atol=1e-6)
+
+
+# Hang 3 (fuzz/fuzz_binding.py, this branch): ops.bahdanau_keys on a (2**31, 0, 0) view took
+# 19 s (np.matmul looping over the empty batch), like Dense.
+def test_bahdanau_keys_huge_empty_batch_returns_at_once():
+    out = run_isolated(
+        "import numpy as np\n"
+        "from attnlstm import ops\n"
+        f"v = {HUGE_EMPTY.format(dt='float32', shape=(2**31, 0, 0))}\n"
+        "print(ops.bahdanau_keys(v, np.zeros((0, 3), 'float32')).shape)\n"
+        f"v = {HUGE_EMPTY.format(dt='float32', shape=(2**40, 0, 2))}\n"
+        "print(ops.bahdanau_keys(v, np.ones((2, 3), 'float32'), np.ones(3, 'float32')).shape)\n")
+    assert out.split("\n")[:2] == ["(2147483648, 0, 3)", "(1099511627776, 0, 3)"]
