@@ -138,3 +138,26 @@ def test_bahdanau_keys_huge_empty_batch_returns_at_once():
         f"v = {HUGE_EMPTY.format(dt='float32', shape=(2**40, 0, 2))}\n"
         "print(ops.bahdanau_keys(v, np.ones((2, 3), 'float32'), np.ones(3, 'float32')).shape)\n")
     assert out.split("\n")[:2] == ["(2147483648, 0, 3)", "(1099511627776, 0, 3)"]
+
+
+# Hang 4 (fuzz/fuzz_binding.py, this branch): multi-head attention on (2**40, 0, 0) query/value
+# views (Tq = Tv = 0): the kernels looped over the 2**40 batch rows with nothing to do, with the
+# GIL released.
+def test_mha_huge_batch_no_steps_returns_at_once():
+    out = run_isolated(
+        "import numpy as np\n"
+        "from attnlstm import ops\n"
+        f"q = {HUGE_EMPTY.format(dt='float32', shape=(2**40, 0, 0))}\n"
+        "W = dict(query_kernel=np.ones((0, 2, 3), 'f4'), query_bias=np.ones((2, 3), 'f4'),\n"
+        "         key_kernel=np.ones((0, 2, 3), 'f4'), key_bias=np.ones((2, 3), 'f4'),\n"
+        "         value_kernel=np.ones((0, 2, 3), 'f4'), value_bias=np.ones((2, 3), 'f4'),\n"
+        "         output_kernel=np.ones((2, 3, 4), 'f4'), output_bias=np.ones(4, 'f4'))\n"
+        "s = ops.multi_head_attention_forward(q, q, **W)\n"
+        "print(s['output'].shape)\n"
+        "g = ops.multi_head_attention_backward(s, np.zeros(s['output'].shape, 'f4'))\n"
+        "print(sorted((k, np.shape(v), float(np.abs(v).sum())) for k, v in g.items()\n"
+        "             if k in ('query_bias', 'output_kernel', 'output_bias')))\n")
+    lines = out.split("\n")
+    assert lines[0] == "(1099511627776, 0, 4)"
+    assert lines[1] == ("[('output_bias', (4,), 0.0), ('output_kernel', (2, 3, 4), 0.0), "
+                        "('query_bias', (2, 3), 0.0)]")
