@@ -30,6 +30,7 @@ as Keras' matmul). NaN/inf in the inputs propagate to the results.
 import numpy as np
 
 from . import _core
+from ._limits import check_blas_sizes
 from .errors import format_shape, shape_error
 from .ops import float_dtype
 
@@ -93,6 +94,10 @@ def _qkv(name, query, value, key, dt, feature_name):
             f"the scores compare query and {arg} features, so both need {D} features "
             f"(the query's); project them to a common size first (e.g. a Dense layer), or "
             f"use ops.bahdanau_attention, which learns both projections.")
+    Tv = v.shape[1]
+    check_blas_sizes(name, "query", q.shape, {"Tq": Tq, feature_name: D, "batch*Tq": B * Tq})
+    check_blas_sizes(name, "value", v.shape, {"Tv": Tv, "value_dim": v.shape[2],
+                                              "batch*Tv": B * Tv})
     return _as(q, dt), _as(k, dt), _as(v, dt)
 
 

@@ -240,14 +240,11 @@ fail:
 
 /* ---- masked reconstruction loss --------------------------------------------------------- */
 
-static int al_vae_check_kind(const char *fn, int kind) {
-    if (kind < 0 || kind >= AL_RECON_COUNT) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s: `kind` must be %d (squared error) or %d (absolute error), got %d.",
-                     fn, (int)AL_RECON_SQUARED, (int)AL_RECON_ABSOLUTE, kind);
-        return -1;
-    }
-    return 0;
+/* `kind` (default AL_RECON_SQUARED when kind_obj is NULL) into *kind; 0 or -1. */
+static int al_vae_check_kind(const char *fn, PyObject *kind_obj, int *kind) {
+    if (kind_obj == NULL) return 0;
+    return al_int_arg(kind_obj, fn, "kind", AL_RECON_SQUARED, AL_RECON_COUNT - 1,
+                      "0 (squared error) or 1 (absolute error)", kind);
 }
 
 /* x_hat (B, T, F) (sets the dtype), x of the same shape, mask (B, T) or None; 0 or -1. */
@@ -280,17 +277,17 @@ static const char RECON_FORWARD_DOC[] =
 static PyObject *al_py_recon_forward(PyObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"x_hat", "x", "mask", "kind", NULL};
     const char *fn = "recon_forward";
-    PyObject *xh_obj = NULL, *x_obj = NULL, *m_obj = Py_None;
+    PyObject *xh_obj = NULL, *x_obj = NULL, *m_obj = Py_None, *kind_obj = NULL;
     PyArrayObject *xh = NULL, *x = NULL, *mask = NULL, *loss = NULL;
     npy_intp B, T, F, b0, nb;
     int typenum, kind = AL_RECON_SQUARED, status = AL_OK;
     (void)self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|Oi:recon_forward", kwlist,
-                                     &xh_obj, &x_obj, &m_obj, &kind)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|OO:recon_forward", kwlist,
+                                     &xh_obj, &x_obj, &m_obj, &kind_obj)) {
         return NULL;
     }
-    if (al_vae_check_kind(fn, kind) < 0) return NULL;
+    if (al_vae_check_kind(fn, kind_obj, &kind) < 0) return NULL;
     if (al_vae_recon_args(xh_obj, x_obj, m_obj, fn, &typenum, &xh, &x, &mask) < 0) goto fail;
     B = PyArray_DIM(xh, 0); T = PyArray_DIM(xh, 1); F = PyArray_DIM(xh, 2);
     nb = al_vae_chunk_rows(B, T, F);
@@ -334,17 +331,17 @@ static const char RECON_BACKWARD_DOC[] =
 static PyObject *al_py_recon_backward(PyObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"d_loss", "x_hat", "x", "mask", "kind", NULL};
     const char *fn = "recon_backward";
-    PyObject *g_obj = NULL, *xh_obj = NULL, *x_obj = NULL, *m_obj = Py_None;
+    PyObject *g_obj = NULL, *xh_obj = NULL, *x_obj = NULL, *m_obj = Py_None, *kind_obj = NULL;
     PyArrayObject *g = NULL, *xh = NULL, *x = NULL, *mask = NULL, *dxh = NULL;
     npy_intp B, T, F, b0, nb;
     int typenum, kind = AL_RECON_SQUARED, status = AL_OK;
     (void)self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|Oi:recon_backward", kwlist,
-                                     &g_obj, &xh_obj, &x_obj, &m_obj, &kind)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OO:recon_backward", kwlist,
+                                     &g_obj, &xh_obj, &x_obj, &m_obj, &kind_obj)) {
         return NULL;
     }
-    if (al_vae_check_kind(fn, kind) < 0) return NULL;
+    if (al_vae_check_kind(fn, kind_obj, &kind) < 0) return NULL;
     if (al_vae_recon_args(xh_obj, x_obj, m_obj, fn, &typenum, &xh, &x, &mask) < 0) goto fail;
     B = PyArray_DIM(xh, 0); T = PyArray_DIM(xh, 1); F = PyArray_DIM(xh, 2);
     nb = al_vae_chunk_rows(B, T, F);
