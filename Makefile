@@ -36,7 +36,7 @@ $(VENV)/.installed-fuzz: pyproject.toml | $(VENV)/.installed-test
 
 # Issue #22: the extension built with ASan+UBSan into build-sanitize/ (the in-place .so is left
 # alone), the kernel, binding, layer, regression and fuzz tests run against it with LeakSanitizer
-# on, then FUZZ_SECONDS (default 30) of fuzzing the binding; any sanitizer report fails.
+# on, then FUZZ_SECONDS (default 20) of random inputs to the binding; any report fails.
 sanitize: $(VENV)/.installed $(VENV)/.installed-test $(VENV)/.installed-fuzz
 	.ci/sanitize $(PY)
 

@@ -17,6 +17,8 @@ The input is decoded by a small self-contained reader (no atheris needed), so th
 corpus replays anywhere:
     python fuzz/fuzz_binding.py -max_total_time=60 fuzz/corpus   fuzz (make fuzz)
     python fuzz/fuzz_binding.py --replay fuzz/corpus               replay every file, then exit
+    python fuzz/fuzz_binding.py --random SECONDS [SEED]            uninstrumented random inputs
+                                                                   (make sanitize, under ASan)
 """
 import inspect
 import os
@@ -366,12 +368,50 @@ def replay(paths):
     return len(files)
 
 
+def random_inputs(seconds, seed):
+    """Uninstrumented random fuzzing (make sanitize: atheris's libFuzzer cannot share the
+    process with GCC's ASan runtime): random inputs and single-byte mutations of the corpus,
+    for `seconds`. Returns the number of inputs run."""
+    import random
+    import time
+    rnd = random.Random(seed)
+    corpus_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+    seeds = [open(os.path.join(corpus_dir, f), "rb").read() for f in sorted(os.listdir(corpus_dir))]
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        if seeds and rnd.random() < 0.7:
+            data = bytearray(rnd.choice(seeds))
+            for _ in range(rnd.randint(1, 4)):
+                if data and rnd.random() < 0.8:
+                    data[rnd.randrange(len(data))] = rnd.randrange(256)
+                else:
+                    data.insert(rnd.randrange(len(data) + 1), rnd.randrange(256))
+            data = bytes(data)
+        else:
+            data = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 64)))
+        try:
+            one_input(data)
+        except Exception as e:
+            raise RuntimeError(f"random input {data!r}: {e}") from e
+        n += 1
+    return n
+
+
 def main(argv):
     _limit_memory()
     if len(argv) > 1 and argv[1] == "--replay":
         import attnlstm  # noqa: F401
         n = replay(argv[2:])
         print(f"replayed {n} inputs: no crash, no unexpected exception")
+        return
+    if len(argv) > 1 and argv[1] == "--random":
+        import attnlstm  # noqa: F401
+        seconds = float(argv[2]) if len(argv) > 2 else 20.0
+        seed = int(argv[3]) if len(argv) > 3 else 0
+        n = random_inputs(seconds, seed)
+        print(f"ran {n} random inputs in {seconds:g} s (seed {seed}): no crash, no unexpected "
+              f"exception")
         return
     import atheris
     with atheris.instrument_imports(include=["attnlstm"]):
