@@ -346,6 +346,8 @@ from ._ops_mha import (  # noqa: E402
     multi_head_attention, multi_head_attention_backward, multi_head_attention_forward,
     relative_attention, relative_attention_backward, relative_attention_forward)
 
+from ._ops_gru import gru, gru_backward, gru_forward  # noqa: E402,F401
+__all__ += ["gru", "gru_forward", "gru_backward"]
 from ._ops_vae import (  # noqa: E402
     gaussian_nll, gaussian_nll_backward, kl_divergence, kl_divergence_backward,
     reconstruction_loss, reconstruction_loss_backward, sampling, sampling_backward,
