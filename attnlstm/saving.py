@@ -174,9 +174,9 @@ def _walk(obj, path, entries, visited):
             name = _unique(_class_key(layer), used)  # Keras numbers visited layers too
             _walk(layer, _join(_join(path, "layers"), name), entries, visited)
         return
-    if cls == "LSTM":
+    if getattr(obj, "keras_cell_name", None):       # RNN layers: Keras keeps weights in .cell
         entries.append(_Entry(path, obj, [], obj.name))
-        entries.append(_Entry(_join(path, "cell"), obj, _own_variables(obj), "lstm_cell"))
+        entries.append(_Entry(_join(path, "cell"), obj, _own_variables(obj), obj.keras_cell_name))
         return
     if cls == "MultiHeadAttention":
         entries.append(_Entry(path, obj, [], obj.name))

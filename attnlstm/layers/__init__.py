@@ -6,12 +6,12 @@ from .core import Activation, Dense, Dropout, Embedding, Lambda, Masking, Softma
 from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from .reshaping import Flatten, Permute, RepeatVector, Reshape
-from .rnn import LSTM
+from .rnn import GRU, LSTM, RNN, SimpleRNN
 from .vae import KLDivergence, Sampling
-from .wrappers import TimeDistributed
+from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
-    "Layer", "InputLayer", "Grads", "LSTM", "Dense", "TimeDistributed", "RepeatVector", "Flatten",
+    "Layer", "InputLayer", "Grads", "RNN", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "Dense", "TimeDistributed", "RepeatVector", "Flatten",
     "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Reshape", "Permute", "Concatenate", "Add",
     "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Dot", "Activation", "Softmax",
     "Masking", "Dropout", "Embedding", "Lambda", "Attention", "AdditiveAttention",
