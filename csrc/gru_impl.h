@@ -234,6 +234,53 @@ int AL_FN(gru_forward)(real *hs, real *out, real *gates, real *rh,
                                    reset_after, go_backwards, 0);
 }
 
+/* The elementwise part of one backward step for one sample (see gru_backward): from dh (the
+ * gradient w.r.t. h_s, output gradients included), the activated gates g = [z, r, n], uh (the
+ * saved u_h; reset_after only) and hp = h_{t-1} (NULL for zeros), writes dzx = [dz, dr, dn]
+ * (dr only with reset_after; without it the caller adds dr after the U_h^T product), dzh (the
+ * recurrent product's gradients; reset_after only) and di = dh z. Specialised for
+ * (tanh, sigmoid) so that the loop vectorises. */
+static inline __attribute__((always_inline)) void AL_SFN(gru_bwd_cell_body)(
+    real *dzx, real *dzh, real *di, const real *dh, const real *g, const real *uh,
+    const real *hp, size_t H, int reset_after, int act, int ract) {
+    const real *zz = g, *rr = g + H, *nn = g + 2 * H;
+    size_t j;
+    for (j = 0; j < H; j++) {
+        const real d = dh[j], hpj = hp ? hp[j] : (real)0;
+        const real dn = d * ((real)1 - zz[j]) * AL_SFN(act_deriv)(act, nn[j]);
+        const real dz = d * (hpj - nn[j]) * AL_SFN(act_deriv)(ract, zz[j]);
+        dzx[j] = dz;
+        dzx[2 * H + j] = dn;
+        di[j] = d * zz[j];
+        if (reset_after) {
+            const real dr = dn * uh[j] * AL_SFN(act_deriv)(ract, rr[j]);
+            dzx[H + j] = dr;
+            dzh[j] = dz;
+            dzh[H + j] = dr;
+            dzh[2 * H + j] = dn * rr[j];
+        }
+    }
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void AL_SFN(gru_bwd_cell)(real *dzx, real *dzh, real *di, const real *dh, const real *g,
+                                 const real *uh, const real *hp, size_t H, int reset_after,
+                                 int act, int ract) {
+    if (act == AL_ACT_TANH && ract == AL_ACT_SIGMOID && hp != NULL) {
+        if (reset_after) {
+            AL_SFN(gru_bwd_cell_body)(dzx, dzh, di, dh, g, uh, hp, H, 1, AL_ACT_TANH,
+                                      AL_ACT_SIGMOID);
+        } else {
+            AL_SFN(gru_bwd_cell_body)(dzx, dzh, di, dh, g, uh, hp, H, 0, AL_ACT_TANH,
+                                      AL_ACT_SIGMOID);
+        }
+    } else {
+        AL_SFN(gru_bwd_cell_body)(dzx, dzh, di, dh, g, uh, hp, H, reset_after, act, ract);
+    }
+}
+
 /*
  * gru_backward: backpropagation through time, inverting gru_forward.
  *
@@ -342,23 +389,8 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
                 dhb[j] = d;
                 dc[j] = (real)0;
             }
-            {
-                const real *zz = g, *rr = g + H, *nn = g + 2 * H;
-                const real *uh = reset_after ? rh + (b * T + t) * H : NULL;
-                for (j = 0; j < H; j++) {
-                    const real d = dhb[j], hpj = hp ? hp[j] : (real)0;
-                    const real dn = d * ((real)1 - zz[j]) * AL_SFN(act_deriv)(act, nn[j]);
-                    dzx[j] = d * (hpj - nn[j]) * AL_SFN(act_deriv)(ract, zz[j]);
-                    dzx[2 * H + j] = dn;
-                    di[j] = d * zz[j];
-                    if (reset_after) {
-                        dzx[H + j] = dn * uh[j] * AL_SFN(act_deriv)(ract, rr[j]);
-                        dzh[j] = dzx[j];
-                        dzh[H + j] = dzx[H + j];
-                        dzh[2 * H + j] = dn * rr[j];
-                    }
-                }
-            }
+            AL_SFN(gru_bwd_cell)(dzx, dzh, di, dhb, g, reset_after ? rh + (b * T + t) * H : NULL,
+                                 hp, H, reset_after, act, ract);
         }
         if (!reset_after) {
             /* e = dn U_h^T -> tmp[:, 2H:]; dr and the reset path into dir */
