@@ -47,7 +47,7 @@ def _gate_mask(name, arg, mask, dt, B, n, axis):
 def gru_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
                 activation="tanh", recurrent_activation="sigmoid", reset_after=True,
                 go_backwards=False, dtype=None, name="ops.gru", rec_mask=None, dp_mask=None,
-                save_gates=True, impl=0):
+                save_gates=True, impl=0, threads=0):
     """GRU forward over whole sequences, returning everything :func:`gru_backward` needs.
 
     Same arguments as :func:`gru`, plus:
@@ -61,6 +61,8 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask
             ``x_t * dp_mask_k``. (With dropout alone Keras applies one `(B, D)` mask to x.)
         save_gates: keep the gates for the backward (False: inference, less memory).
         impl: 0 automatic, 1 BLAS, 2 / 3 packed per-step products with AVX2 / AVX-512 (tests).
+        threads: 0 = attnlstm.set_num_threads' count where the call is large enough; n > 0
+            exactly n threads over the batch rows (tests). Results do not depend on it.
 
     Returns:
         A dict with ``outputs`` `(B, T, H)` (processing order, masked-output rule applied),
@@ -128,14 +130,14 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask
     x_c = _as(x_arr, dt)
     hs, out, gates, rh = _core.gru_forward(x_c, W, U, b, h0, m, act, ract, bool(reset_after),
                                            bool(go_backwards), p, r, int(impl),
-                                           bool(save_gates))
+                                           bool(save_gates), int(threads))
     outputs = hs if out is None else out
     return {
         "outputs": outputs, "last_output": outputs[:, -1], "h": hs[:, -1], "hs": hs,
         "gates": gates, "rh": rh, "x": x_c, "kernel": W, "recurrent_kernel": U, "bias": b,
         "h0": h0, "mask": m, "rec_mask": r, "dp_mask": p, "activation": act,
         "recurrent_activation": ract, "reset_after": bool(reset_after),
-        "go_backwards": bool(go_backwards), "impl": int(impl),
+        "go_backwards": bool(go_backwards), "impl": int(impl), "threads": int(threads),
     }
 
 
@@ -191,7 +193,7 @@ def gru_backward(saved, d_outputs=None, d_h=None, d_last_output=None, name="ops.
         d_outputs=g["d_outputs"], d_last=g["d_last_output"], d_h=g["d_h"],
         activation=saved["activation"], recurrent_activation=saved["recurrent_activation"],
         reset_after=saved["reset_after"], go_backwards=saved["go_backwards"],
-        impl=saved.get("impl", 0))
+        impl=saved.get("impl", 0), threads=saved.get("threads", 0))
     return {"x": dx, "kernel": dW, "recurrent_kernel": dU,
             "bias": db if saved["bias"] is not None else None,
             "h0": dh0 if saved["h0"] is not None else None}

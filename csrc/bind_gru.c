@@ -6,8 +6,17 @@
 
 #define AL_GRU_IMPL_MAX 3
 
-/* Checks shared by both entry points: impl and activation codes. */
-static int al_gru_options(const char *fn, int impl, int activation, int recurrent_activation) {
+/* Checks shared by both entry points: impl, activation codes, and the thread budget from
+ * `threads` (0: set_num_threads' count, used when the call is large enough; n > 0: exactly n
+ * where the batch allows, for tests). */
+static int al_gru_options(const char *fn, int impl, int activation, int recurrent_activation,
+                          int threads, int *nthreads, int *forced) {
+    if (threads < 0 || threads > 64) {
+        PyErr_Format(PyExc_ValueError, "%s: `threads` must be 0..64, got %d.", fn, threads);
+        return -1;
+    }
+    *forced = threads > 0;
+    *nthreads = threads > 0 ? threads : al_blas_threads();
     if (impl < 0 || impl > AL_GRU_IMPL_MAX) {
         PyErr_Format(PyExc_ValueError, "%s: `impl` must be 0..%d, got %d.", fn, AL_GRU_IMPL_MAX,
                      impl);
@@ -58,7 +67,7 @@ static int al_gru_dims(const char *fn, PyArrayObject *x, PyArrayObject *U, npy_i
 static const char GRU_FORWARD_DOC[] =
     "gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, mask=None, activation=1,\n"
     "            recurrent_activation=2, reset_after=True, go_backwards=False, dp_mask=None,\n"
-    "            rec_mask=None, impl=0, save_gates=True) -> (hs, out, gates, rh)\n\n"
+    "            rec_mask=None, impl=0, save_gates=True, threads=0) -> (hs, out, gates, rh)\n\n"
     "Low-level GRU forward over a whole sequence (Keras 3 GRU semantics, gates [z|r|h]).\n\n"
     "x (B,T,D), kernel (D,3H), recurrent_kernel (H,3H), bias (2,3H) with reset_after else\n"
     "(3H,), h0 (B,H), mask (B,T) (nonzero = keep), dp_mask (B,3D) and rec_mask (B,3H)\n"
@@ -68,18 +77,21 @@ static const char GRU_FORWARD_DOC[] =
     "by time) and rh (B,T,H) (reset_after: the h block of the recurrent product with its\n"
     "bias), both None with save_gates=False (inference), rh None without reset_after.\n"
     "impl: 0 automatic, 1 BLAS, 2 / 3 the packed per-step products with AVX2 / AVX-512.\n"
+    "threads: 0 uses set_num_threads' count when the call is large enough; n > 0 exactly n\n"
+    "(tests). Threads split the batch rows (packed path only); results are bitwise the same.\n"
     "Raises TypeError/ValueError on bad input, MemoryError when out of memory.";
 
 static PyObject *al_py_gru_forward(PyObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"x", "kernel", "recurrent_kernel", "bias", "h0", "mask",
                              "activation", "recurrent_activation", "reset_after",
-                             "go_backwards", "dp_mask", "rec_mask", "impl", "save_gates", NULL};
+                             "go_backwards", "dp_mask", "rec_mask", "impl", "save_gates", "threads",
+                             NULL};
     const char *fn = "gru_forward";
     PyObject *x_obj = NULL, *W_obj = NULL, *U_obj = NULL;
     PyObject *b_obj = Py_None, *h0_obj = Py_None, *m_obj = Py_None;
     PyObject *p_obj = Py_None, *r_obj = Py_None;
     int activation = AL_ACT_TANH, recurrent_activation = AL_ACT_SIGMOID, reset_after = 1;
-    int go_backwards = 0, impl = 0, save_gates = 1;
+    int go_backwards = 0, impl = 0, save_gates = 1, threads = 0, nthreads, forced;
     PyArrayObject *x = NULL, *W = NULL, *U = NULL, *bias = NULL, *h0 = NULL, *mask = NULL;
     PyArrayObject *pmask = NULL, *rmask = NULL, *hs = NULL, *out = NULL, *gates = NULL;
     PyArrayObject *rh = NULL;
@@ -87,13 +99,15 @@ static PyObject *al_py_gru_forward(PyObject *self, PyObject *args, PyObject *kwd
     int typenum, status = AL_OK;
     (void)self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OOOiippOOip:gru_forward", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OOOiippOOipi:gru_forward", kwlist,
                                      &x_obj, &W_obj, &U_obj, &b_obj, &h0_obj, &m_obj,
                                      &activation, &recurrent_activation, &reset_after,
-                                     &go_backwards, &p_obj, &r_obj, &impl, &save_gates)) {
+                                     &go_backwards, &p_obj, &r_obj, &impl, &save_gates,
+                                     &threads)) {
         return NULL;
     }
-    if (al_gru_options(fn, impl, activation, recurrent_activation) < 0) return NULL;
+    if (al_gru_options(fn, impl, activation, recurrent_activation, threads, &nthreads,
+                       &forced) < 0) return NULL;
     if ((typenum = al_float_typenum(x_obj, fn, "x")) < 0) return NULL;
     {
         npy_intp any3[3] = {AL_ANY, AL_ANY, AL_ANY}, any2[2] = {AL_ANY, AL_ANY};
@@ -139,7 +153,8 @@ static PyObject *al_py_gru_forward(PyObject *self, PyObject *args, PyObject *kwd
         AL_PTR(hs, T_), AL_PTR(out, T_), AL_PTR(gates, T_), AL_PTR(rh, T_), AL_PTR(x, T_),   \
         AL_PTR(h0, T_), AL_PTR(mask, uint8_t), AL_PTR(pmask, T_), AL_PTR(rmask, T_),         \
         AL_PTR(W, T_), AL_PTR(U, T_), AL_PTR(bias, T_), (size_t)B, (size_t)T, (size_t)D,     \
-        (size_t)H, activation, recurrent_activation, reset_after, go_backwards, impl)
+        (size_t)H, activation, recurrent_activation, reset_after, go_backwards, impl,          \
+        nthreads, forced)
     Py_BEGIN_ALLOW_THREADS
     if (typenum == NPY_FLOAT32) {
         AL_GRU_FWD(f32, float);
@@ -170,7 +185,8 @@ static const char GRU_BACKWARD_DOC[] =
     "gru_backward(hs, gates, rh, x, kernel, recurrent_kernel, h0=None, mask=None,\n"
     "             dp_mask=None, rec_mask=None, d_outputs=None, d_last=None, d_h=None,\n"
     "             activation=1, recurrent_activation=2, reset_after=True,\n"
-    "             go_backwards=False, impl=0) -> (dx, dkernel, drecurrent_kernel, dbias, dh0)\n\n"
+    "             go_backwards=False, impl=0, threads=0)\n"
+    "    -> (dx, dkernel, drecurrent_kernel, dbias, dh0)\n\n"
     "Low-level GRU backward (BPTT), inverting gru_forward. hs, gates, rh are gru_forward's\n"
     "saved buffers (rh None without reset_after); x, kernel, recurrent_kernel, h0, mask,\n"
     "dp_mask, rec_mask and the options must be the forward's. Upstream gradients (None =\n"
@@ -183,13 +199,13 @@ static PyObject *al_py_gru_backward(PyObject *self, PyObject *args, PyObject *kw
     static char *kwlist[] = {"hs", "gates", "rh", "x", "kernel", "recurrent_kernel", "h0", "mask",
                              "dp_mask", "rec_mask", "d_outputs", "d_last", "d_h", "activation",
                              "recurrent_activation", "reset_after", "go_backwards", "impl",
-                             NULL};
+                             "threads", NULL};
     const char *fn = "gru_backward";
     PyObject *hs_obj = NULL, *g_obj = NULL, *rh_obj = NULL, *x_obj = NULL, *W_obj = NULL;
     PyObject *U_obj = NULL, *h0_obj = Py_None, *m_obj = Py_None, *p_obj = Py_None;
     PyObject *r_obj = Py_None, *do_obj = Py_None, *dl_obj = Py_None, *dh_obj = Py_None;
     int activation = AL_ACT_TANH, recurrent_activation = AL_ACT_SIGMOID, reset_after = 1;
-    int go_backwards = 0, impl = 0;
+    int go_backwards = 0, impl = 0, threads = 0, nthreads, forced;
     PyArrayObject *hs = NULL, *gates = NULL, *rh = NULL, *x = NULL, *W = NULL, *U = NULL;
     PyArrayObject *h0 = NULL, *mask = NULL, *pmask = NULL, *rmask = NULL, *d_out = NULL;
     PyArrayObject *d_last = NULL, *d_h = NULL;
@@ -198,14 +214,15 @@ static PyObject *al_py_gru_backward(PyObject *self, PyObject *args, PyObject *kw
     int typenum, status = AL_OK;
     (void)self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|OOOOOOOiippi:gru_backward", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|OOOOOOOiippii:gru_backward", kwlist,
                                      &hs_obj, &g_obj, &rh_obj, &x_obj, &W_obj, &U_obj, &h0_obj,
                                      &m_obj, &p_obj, &r_obj, &do_obj, &dl_obj, &dh_obj,
                                      &activation, &recurrent_activation, &reset_after,
-                                     &go_backwards, &impl)) {
+                                     &go_backwards, &impl, &threads)) {
         return NULL;
     }
-    if (al_gru_options(fn, impl, activation, recurrent_activation) < 0) return NULL;
+    if (al_gru_options(fn, impl, activation, recurrent_activation, threads, &nthreads,
+                       &forced) < 0) return NULL;
     if ((typenum = al_float_typenum(x_obj, fn, "x")) < 0) return NULL;
     {
         npy_intp any3[3] = {AL_ANY, AL_ANY, AL_ANY}, any2[2] = {AL_ANY, AL_ANY};
@@ -267,7 +284,7 @@ static PyObject *al_py_gru_backward(PyObject *self, PyObject *args, PyObject *kw
         AL_PTR(mask, uint8_t), AL_PTR(pmask, T_), AL_PTR(rmask, T_), AL_PTR(d_out, T_),      \
         AL_PTR(d_last, T_), AL_PTR(d_h, T_), AL_PTR(W, T_), AL_PTR(U, T_), (size_t)B,        \
         (size_t)T, (size_t)D, (size_t)H, activation, recurrent_activation, reset_after,      \
-        go_backwards, impl)
+        go_backwards, impl, nthreads, forced)
     Py_BEGIN_ALLOW_THREADS
     if (typenum == NPY_FLOAT32) {
         AL_GRU_BWD(f32, float);

@@ -2,7 +2,7 @@
  * gru.c -- GRU kernels, compiled once per floating type from gru_impl.h, with the packed-panel
  * GEMM of lstm_pgemm.h / lstm_pgemm_impl.h (included read-only) for the per-step products.
  */
-#define _DEFAULT_SOURCE  /* posix_memalign, madvise (al_alloc.h) */
+#define _DEFAULT_SOURCE  /* posix_memalign, madvise (al_alloc.h); pthreads (al_team.h) */
 #include <stdlib.h>
 
 #include "al_alloc.h"
@@ -10,6 +10,7 @@
 /* lstm_pgemm*.h are shared read-only; the GRU uses only part of them. */
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "lstm_pgemm.h"
+#include "al_team.h"
 
 #define AL_REAL_F32
 #include "al_real.h"

@@ -58,6 +58,136 @@ static void AL_SFN(gru_prod)(int isa, const real *P, real *C, size_t ldc, const 
     }
 }
 
+/* Threads for a call (packed path only): each takes whole batch rows. nthreads is the budget
+ * (set_num_threads); forced (tests): use it whenever B allows; otherwise only from 5e8 flops
+ * of recurrent products, the LSTM's threshold (lstm_pgemm.h: al_lstm_split), below which a
+ * per-call thread costs more than it gains. */
+static int AL_SFN(gru_threads)(int nthreads, int forced, size_t B, size_t T, size_t H) {
+    const double flops = 6.0 * (double)B * (double)H * (double)H * (double)T;
+    int nt = nthreads < (int)B ? nthreads : (int)B;
+    if (nt <= 1 || (!forced && (flops < 5e8 || B < 4))) return 1;
+    return nt;
+}
+
+/* Everything a forward call's threads share (see gru_forward_impl). */
+typedef struct {
+    real *hs, *out, *gw, *rh, *tmp, *hd;
+    const real *h0, *rec_mask, *U, *bh, *PA, *PH;
+    const uint8_t *mask;
+    size_t B, T, H;
+    int activation, recurrent_activation, reset_after, go_backwards, isa;
+} AL_SFN(gru_fwd_ctx);
+
+/* The time loop for batch rows [b0, b1): each row's recurrence is independent, so threads
+ * split the rows and never meet inside the loop. */
+static void AL_SFN(gru_fwd_rows)(const AL_SFN(gru_fwd_ctx) *c, size_t b0, size_t b1) {
+    real *hs = c->hs, *out = c->out, *gw = c->gw, *rh = c->rh, *tmp = c->tmp, *hd = c->hd;
+    const real *h0 = c->h0, *rec_mask = c->rec_mask, *U = c->U, *bh = c->bh;
+    const real *PA = c->PA, *PH = c->PH;
+    const uint8_t *mask = c->mask;
+    const size_t T = c->T, H = c->H, G = 3 * H, M = b1 - b0;
+    const size_t NA = c->reset_after ? 3 * H : 2 * H;
+    const int activation = c->activation, recurrent_activation = c->recurrent_activation;
+    const int reset_after = c->reset_after, go_backwards = c->go_backwards, isa = c->isa;
+    size_t s, b, j, k;
+    if (M == 0) return;
+    for (s = 0; s < T; s++) {
+        const size_t t = go_backwards ? T - 1 - s : s;
+        const real *hprev = (s == 0) ? h0 : hs + (s - 1) * H;
+        const size_t ldh = (s == 0) ? H : T * H;
+        /* tmp (B, NA) = h_{t-1} U[:, :NA] (+ bh), per gate with rec_mask */
+        if (hprev == NULL) {
+            for (b = b0; b < b1; b++)
+                for (j = 0; j < NA; j++) tmp[b * G + j] = bh ? bh[j] : (real)0;
+        } else {
+            if (rec_mask == NULL) {
+                AL_SFN(gru_prod)(isa, PA, tmp + b0 * G, G, hprev + b0 * ldh, ldh, U, H, 0, 0, 0, M, NA,
+                                 H);
+            } else {
+                for (b = b0; b < b1; b++) {
+                    const real *hp = hprev + b * ldh, *q = rec_mask + b * G;
+                    for (k = 0; k < 3; k++)
+                        for (j = 0; j < H; j++) hd[b * G + k * H + j] = hp[j] * q[k * H + j];
+                }
+                for (k = 0; k < NA / H; k++) {
+                    AL_SFN(gru_prod)(isa, NULL, tmp + b0 * G + k * H, G, hd + b0 * G + k * H, G, U,
+                                     H, k * H, 0, 0, M, H, H);
+                }
+            }
+            if (bh != NULL) {
+                for (b = b0; b < b1; b++)
+                    for (j = 0; j < NA; j++) tmp[b * G + j] += bh[j];
+            }
+        }
+        /* z, r */
+        for (b = b0; b < b1; b++) {
+            real *g = gw + (b * T + t) * G;
+            const real *tb = tmp + b * G;
+            for (j = 0; j < 2 * H; j++) g[j] += tb[j];
+            AL_SFN(act_forward)(recurrent_activation, g, 2 * H);
+        }
+        if (!reset_after) {
+            /* hd (B,H) = r * h_{t-1} * q_h, then tmp_h = hd U_h */
+            if (hprev == NULL) {
+                for (b = b0; b < b1; b++)
+                    for (j = 0; j < H; j++) tmp[b * G + 2 * H + j] = (real)0;
+            } else {
+                for (b = b0; b < b1; b++) {
+                    const real *hp = hprev + b * ldh, *r = gw + (b * T + t) * G + H;
+                    const real *q = rec_mask ? rec_mask + b * G + 2 * H : NULL;
+                    real *d = hd + b * G + 2 * H;
+                    for (j = 0; j < H; j++) d[j] = r[j] * hp[j] * (q ? q[j] : (real)1);
+                }
+                AL_SFN(gru_prod)(isa, PH, tmp + b0 * G + 2 * H, G, hd + b0 * G + 2 * H, G, U, H,
+                                 2 * H, 0, 0, M, H, H);
+            }
+        }
+        /* n, h */
+        for (b = b0; b < b1; b++) {
+            real *g = gw + (b * T + t) * G;
+            const real *uh = tmp + b * G + 2 * H;
+            const real *hp = hprev ? hprev + b * ldh : NULL;
+            real *hn = hs + (b * T + s) * H;
+            const real *zz = g, *rr = g + H;
+            real *nn = g + 2 * H;
+            if (mask != NULL && !mask[b * T + t]) {
+                real *on = out + (b * T + s) * H;
+                for (j = 0; j < H; j++) {
+                    hn[j] = hp ? hp[j] : (real)0;
+                    on[j] = s > 0 ? on[j - H] : (real)0;
+                }
+                continue;
+            }
+            if (reset_after) {
+                if (rh != NULL) {
+                    real *sv = rh + (b * T + t) * H;
+                    for (j = 0; j < H; j++) sv[j] = uh[j];
+                }
+                for (j = 0; j < H; j++) nn[j] += rr[j] * uh[j];
+            } else {
+                for (j = 0; j < H; j++) nn[j] += uh[j];
+            }
+            AL_SFN(act_forward)(activation, nn, H);
+            if (hp != NULL) {
+                for (j = 0; j < H; j++) hn[j] = zz[j] * hp[j] + ((real)1 - zz[j]) * nn[j];
+            } else {
+                for (j = 0; j < H; j++) hn[j] = ((real)1 - zz[j]) * nn[j];
+            }
+            if (out != NULL) {
+                real *on = out + (b * T + s) * H;
+                for (j = 0; j < H; j++) on[j] = hn[j];
+            }
+        }
+    }
+}
+
+static void AL_SFN(gru_fwd_work)(void *arg, int tid, int nt) {
+    const AL_SFN(gru_fwd_ctx) *c = (const AL_SFN(gru_fwd_ctx) *)arg;
+    size_t b0, b1;
+    al_split(c->B, nt, tid, &b0, &b1);
+    AL_SFN(gru_fwd_rows)(c, b0, b1);
+}
+
 /*
  * gru_forward: the whole sequence in one call.
  *
@@ -73,7 +203,9 @@ static void AL_SFN(gru_prod)(int isa, const real *P, real *C, size_t ldc, const 
  * weights   W (D,3H) kernel, U (H,3H) recurrent_kernel, bias (2,3H) if reset_after else
  *           (3H), or NULL
  * options   activation, recurrent_activation (AL_ACT_*), reset_after, go_backwards,
- *           impl (0 automatic, 1 BLAS, 2/3 packed AVX2/AVX-512 as lstm_api.h)
+ *           impl (0 automatic, 1 BLAS, 2/3 packed AVX2/AVX-512 as lstm_api.h),
+ *           nthreads, forced: thread budget (gru_threads); threads split the batch rows, and
+ *           every element is computed by the same operations whatever the split
  * returns   AL_OK or AL_ERR_NOMEM
  */
 int AL_FN(gru_forward_impl)(real *hs, real *out, real *gates, real *rh,
@@ -82,11 +214,11 @@ int AL_FN(gru_forward_impl)(real *hs, real *out, real *gates, real *rh,
                             const real *W, const real *U, const real *bias,
                             size_t B, size_t T, size_t D, size_t H,
                             int activation, int recurrent_activation, int reset_after,
-                            int go_backwards, int impl) {
+                            int go_backwards, int impl, int nthreads, int forced) {
     const size_t G = 3 * H, NA = reset_after ? 3 * H : 2 * H;
     const real *bx = bias, *bh = (bias != NULL && reset_after) ? bias + G : NULL;
     int isa = AL_PG_NONE;
-    size_t nws, np = 0, s, b, j, k;
+    size_t nws, np = 0, s, j, k;
     real *ws, *gw, *tmp, *hd, *xd, *PA = NULL, *PH = NULL;
 
     if (B == 0 || T == 0) return AL_OK;
@@ -131,92 +263,17 @@ int AL_FN(gru_forward_impl)(real *hs, real *out, real *gates, real *rh,
         }
     }
 
-    for (s = 0; s < T; s++) {
-        const size_t t = go_backwards ? T - 1 - s : s;
-        const real *hprev = (s == 0) ? h0 : hs + (s - 1) * H;
-        const size_t ldh = (s == 0) ? H : T * H;
-        /* tmp (B, NA) = h_{t-1} U[:, :NA] (+ bh), per gate with rec_mask */
-        if (hprev == NULL) {
-            for (b = 0; b < B; b++)
-                for (j = 0; j < NA; j++) tmp[b * G + j] = bh ? bh[j] : (real)0;
-        } else {
-            if (rec_mask == NULL) {
-                AL_SFN(gru_prod)(isa, PA, tmp, G, hprev, ldh, U, H, 0, 0, 0, B, NA, H);
-            } else {
-                for (b = 0; b < B; b++) {
-                    const real *hp = hprev + b * ldh, *q = rec_mask + b * G;
-                    for (k = 0; k < 3; k++)
-                        for (j = 0; j < H; j++) hd[b * G + k * H + j] = hp[j] * q[k * H + j];
-                }
-                for (k = 0; k < NA / H; k++) {
-                    AL_SFN(gru_prod)(isa, NULL, tmp + k * H, G, hd + k * H, G, U, H, k * H, 0,
-                                     0, B, H, H);
-                }
-            }
-            if (bh != NULL) {
-                for (b = 0; b < B; b++)
-                    for (j = 0; j < NA; j++) tmp[b * G + j] += bh[j];
-            }
-        }
-        /* z, r */
-        for (b = 0; b < B; b++) {
-            real *g = gw + (b * T + t) * G;
-            const real *tb = tmp + b * G;
-            for (j = 0; j < 2 * H; j++) g[j] += tb[j];
-            AL_SFN(act_forward)(recurrent_activation, g, 2 * H);
-        }
-        if (!reset_after) {
-            /* hd (B,H) = r * h_{t-1} * q_h, then tmp_h = hd U_h */
-            if (hprev == NULL) {
-                for (b = 0; b < B; b++)
-                    for (j = 0; j < H; j++) tmp[b * G + 2 * H + j] = (real)0;
-            } else {
-                for (b = 0; b < B; b++) {
-                    const real *hp = hprev + b * ldh, *r = gw + (b * T + t) * G + H;
-                    const real *q = rec_mask ? rec_mask + b * G + 2 * H : NULL;
-                    real *d = hd + b * G + 2 * H;
-                    for (j = 0; j < H; j++) d[j] = r[j] * hp[j] * (q ? q[j] : (real)1);
-                }
-                AL_SFN(gru_prod)(isa, PH, tmp + 2 * H, G, hd + 2 * H, G, U, H, 2 * H, 0, 0, B,
-                                 H, H);
-            }
-        }
-        /* n, h */
-        for (b = 0; b < B; b++) {
-            real *g = gw + (b * T + t) * G;
-            const real *uh = tmp + b * G + 2 * H;
-            const real *hp = hprev ? hprev + b * ldh : NULL;
-            real *hn = hs + (b * T + s) * H;
-            const real *zz = g, *rr = g + H;
-            real *nn = g + 2 * H;
-            if (mask != NULL && !mask[b * T + t]) {
-                real *on = out + (b * T + s) * H;
-                for (j = 0; j < H; j++) {
-                    hn[j] = hp ? hp[j] : (real)0;
-                    on[j] = s > 0 ? on[j - H] : (real)0;
-                }
-                continue;
-            }
-            if (reset_after) {
-                if (rh != NULL) {
-                    real *sv = rh + (b * T + t) * H;
-                    for (j = 0; j < H; j++) sv[j] = uh[j];
-                }
-                for (j = 0; j < H; j++) nn[j] += rr[j] * uh[j];
-            } else {
-                for (j = 0; j < H; j++) nn[j] += uh[j];
-            }
-            AL_SFN(act_forward)(activation, nn, H);
-            if (hp != NULL) {
-                for (j = 0; j < H; j++) hn[j] = zz[j] * hp[j] + ((real)1 - zz[j]) * nn[j];
-            } else {
-                for (j = 0; j < H; j++) hn[j] = ((real)1 - zz[j]) * nn[j];
-            }
-            if (out != NULL) {
-                real *on = out + (b * T + s) * H;
-                for (j = 0; j < H; j++) on[j] = hn[j];
-            }
-        }
+    {
+        AL_SFN(gru_fwd_ctx) c;
+        int nt = 1;
+        c.hs = hs; c.out = out; c.gw = gw; c.rh = rh; c.tmp = tmp; c.hd = hd;
+        c.h0 = h0; c.rec_mask = rec_mask; c.U = U; c.bh = bh; c.PA = PA; c.PH = PH;
+        c.mask = mask; c.B = B; c.T = T; c.H = H;
+        c.activation = activation; c.recurrent_activation = recurrent_activation;
+        c.reset_after = reset_after; c.go_backwards = go_backwards; c.isa = isa;
+        /* threads only on the packed path (no BLAS inside the team) */
+        if (isa != AL_PG_NONE) nt = AL_SFN(gru_threads)(nthreads, forced, B, T, H);
+        al_team_go(nt, AL_SFN(gru_fwd_work), &c, NULL);
     }
     free(ws);
     return AL_OK;
@@ -231,7 +288,7 @@ int AL_FN(gru_forward)(real *hs, real *out, real *gates, real *rh,
                        int go_backwards) {
     return AL_FN(gru_forward_impl)(hs, out, gates, rh, x, h0, mask, dp_mask, rec_mask, W, U,
                                    bias, B, T, D, H, activation, recurrent_activation,
-                                   reset_after, go_backwards, 0);
+                                   reset_after, go_backwards, 0, 1, 0);
 }
 
 /* The elementwise part of one backward step for one sample (see gru_backward): from dh (the
@@ -281,6 +338,113 @@ static void AL_SFN(gru_bwd_cell)(real *dzx, real *dzh, real *di, const real *dh,
     }
 }
 
+/* Everything a backward call's threads share (see gru_backward_impl). */
+typedef struct {
+    real *dZx, *dZh, *dh, *dcar, *dir, *tmp;
+    const real *hs, *gates, *rh, *h0, *rec_mask, *d_out, *d_last, *U, *QA, *QH;
+    const uint8_t *mask;
+    size_t B, T, H;
+    int act, ract, reset_after, go_backwards, isa;
+} AL_SFN(gru_bwd_ctx);
+
+/* The backward time loop for batch rows [b0, b1) (independent rows, as the forward's). */
+static void AL_SFN(gru_bwd_rows)(const AL_SFN(gru_bwd_ctx) *c, size_t b0, size_t b1) {
+    real *dZx = c->dZx, *dZh = c->dZh, *dh = c->dh, *dcar = c->dcar, *dir = c->dir;
+    real *tmp = c->tmp;
+    const real *hs = c->hs, *gates = c->gates, *rh = c->rh, *h0 = c->h0;
+    const real *rec_mask = c->rec_mask, *d_out = c->d_out, *d_last = c->d_last, *U = c->U;
+    const real *QA = c->QA, *QH = c->QH;
+    const uint8_t *mask = c->mask;
+    const size_t T = c->T, H = c->H, G = 3 * H, M = b1 - b0;
+    const size_t NA = c->reset_after ? 3 * H : 2 * H;
+    const int act = c->act, ract = c->ract, reset_after = c->reset_after;
+    const int go_backwards = c->go_backwards, isa = c->isa;
+    size_t s, b, j, k;
+    if (M == 0) return;
+    for (s = T; s-- > 0;) {
+        const size_t t = go_backwards ? T - 1 - s : s;
+        const real *hprev = (s == 0) ? h0 : hs + (s - 1) * H;
+        const size_t ldh = (s == 0) ? H : T * H;
+        /* elementwise: dZx, dZh rows of time t; dir = dh z (the direct path) */
+        for (b = b0; b < b1; b++) {
+            real *dzx = dZx + (b * T + t) * G, *dzh = dZh + (b * T + t) * G;
+            real *dhb = dh + b * H, *dc = dcar + b * H, *di = dir + b * H;
+            const real *dob = d_out ? d_out + (b * T + s) * H : NULL;
+            const real *dlb = (d_last && s == T - 1) ? d_last + b * H : NULL;
+            const real *g = gates + (b * T + t) * G;
+            const real *hp = hprev ? hprev + b * ldh : NULL;
+            if (mask != NULL && !mask[b * T + t]) {
+                for (j = 0; j < H; j++)
+                    dc[j] += (dob ? dob[j] : (real)0) + (dlb ? dlb[j] : (real)0);
+                for (j = 0; j < G; j++) dzx[j] = (real)0;
+                if (reset_after)
+                    for (j = 0; j < G; j++) dzh[j] = (real)0;
+                continue;
+            }
+            for (j = 0; j < H; j++) {
+                real d = dhb[j] + dc[j];
+                if (dob) d += dob[j];
+                if (dlb) d += dlb[j];
+                dhb[j] = d;
+                dc[j] = (real)0;
+            }
+            AL_SFN(gru_bwd_cell)(dzx, dzh, di, dhb, g, reset_after ? rh + (b * T + t) * H : NULL,
+                                 hp, H, reset_after, act, ract);
+        }
+        if (!reset_after) {
+            /* e = dn U_h^T -> tmp[:, 2H:]; dr and the reset path into dir */
+            AL_SFN(gru_prod)(isa, QH, tmp + b0 * G + 2 * H, G, dZx + (b0 * T + t) * G + 2 * H,
+                             T * G, U, H, 2 * H, 1, 0, M, H, H);
+            for (b = b0; b < b1; b++) {
+                real *dzx = dZx + (b * T + t) * G, *di = dir + b * H;
+                const real *g = gates + (b * T + t) * G, *e = tmp + b * G + 2 * H;
+                const real *hp = hprev ? hprev + b * ldh : NULL;
+                const real *q = rec_mask ? rec_mask + b * G + 2 * H : NULL;
+                if (mask != NULL && !mask[b * T + t]) continue;
+                for (j = 0; j < H; j++) {
+                    const real qh = q ? q[j] : (real)1, hpj = hp ? hp[j] : (real)0;
+                    dzx[H + j] = e[j] * hpj * qh * AL_SFN(act_deriv)(ract, g[H + j]);
+                    di[j] += e[j] * g[H + j] * qh;
+                }
+            }
+        }
+        /* dh_{t-1} = dir + sum_k (dZh_k U_k^T) q_k over the NA columns */
+        if (rec_mask == NULL) {
+            AL_SFN(gru_prod)(isa, QA, tmp + b0 * G, G, dZh + (b0 * T + t) * G, T * G, U, H, 0, 1,
+                             0, M, H, NA);
+            for (b = b0; b < b1; b++) {
+                real *dhb = dh + b * H;
+                const real *di = dir + b * H, *tb = tmp + b * G;
+                if (mask != NULL && !mask[b * T + t]) continue;
+                for (j = 0; j < H; j++) dhb[j] = di[j] + tb[j];
+            }
+        } else {
+            for (k = 0; k < NA / H; k++) {
+                AL_SFN(gru_prod)(isa, NULL, tmp + b0 * G + k * H, G, dZh + (b0 * T + t) * G + k * H,
+                                 T * G, U, H, k * H, 1, 0, M, H, H);
+            }
+            for (b = b0; b < b1; b++) {
+                real *dhb = dh + b * H;
+                const real *di = dir + b * H, *tb = tmp + b * G, *q = rec_mask + b * G;
+                if (mask != NULL && !mask[b * T + t]) continue;
+                for (j = 0; j < H; j++) {
+                    real v = di[j];
+                    for (k = 0; k < NA / H; k++) v += tb[k * H + j] * q[k * H + j];
+                    dhb[j] = v;
+                }
+            }
+        }
+    }
+
+}
+
+static void AL_SFN(gru_bwd_work)(void *arg, int tid, int nt) {
+    const AL_SFN(gru_bwd_ctx) *c = (const AL_SFN(gru_bwd_ctx) *)arg;
+    size_t b0, b1;
+    al_split(c->B, nt, tid, &b0, &b1);
+    AL_SFN(gru_bwd_rows)(c, b0, b1);
+}
+
 /*
  * gru_backward: backpropagation through time, inverting gru_forward.
  *
@@ -314,7 +478,7 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
                              const real *W, const real *U,
                              size_t B, size_t T, size_t D, size_t H,
                              int activation, int recurrent_activation, int reset_after,
-                             int go_backwards, int impl) {
+                             int go_backwards, int impl, int nthreads, int forced) {
     const size_t G = 3 * H, BT = B * T, NA = reset_after ? 3 * H : 2 * H;
     const size_t HW = (rec_mask != NULL || !reset_after) ? G : H;   /* Hd row width */
     const int act = activation, ract = recurrent_activation;
@@ -362,78 +526,16 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
         dcar[j] = (real)0;
     }
 
-    for (s = T; s-- > 0;) {
-        const size_t t = go_backwards ? T - 1 - s : s;
-        const real *hprev = (s == 0) ? h0 : hs + (s - 1) * H;
-        const size_t ldh = (s == 0) ? H : T * H;
-        /* elementwise: dZx, dZh rows of time t; dir = dh z (the direct path) */
-        for (b = 0; b < B; b++) {
-            real *dzx = dZx + (b * T + t) * G, *dzh = dZh + (b * T + t) * G;
-            real *dhb = dh + b * H, *dc = dcar + b * H, *di = dir + b * H;
-            const real *dob = d_out ? d_out + (b * T + s) * H : NULL;
-            const real *dlb = (d_last && s == T - 1) ? d_last + b * H : NULL;
-            const real *g = gates + (b * T + t) * G;
-            const real *hp = hprev ? hprev + b * ldh : NULL;
-            if (mask != NULL && !mask[b * T + t]) {
-                for (j = 0; j < H; j++)
-                    dc[j] += (dob ? dob[j] : (real)0) + (dlb ? dlb[j] : (real)0);
-                for (j = 0; j < G; j++) dzx[j] = (real)0;
-                if (reset_after)
-                    for (j = 0; j < G; j++) dzh[j] = (real)0;
-                continue;
-            }
-            for (j = 0; j < H; j++) {
-                real d = dhb[j] + dc[j];
-                if (dob) d += dob[j];
-                if (dlb) d += dlb[j];
-                dhb[j] = d;
-                dc[j] = (real)0;
-            }
-            AL_SFN(gru_bwd_cell)(dzx, dzh, di, dhb, g, reset_after ? rh + (b * T + t) * H : NULL,
-                                 hp, H, reset_after, act, ract);
-        }
-        if (!reset_after) {
-            /* e = dn U_h^T -> tmp[:, 2H:]; dr and the reset path into dir */
-            AL_SFN(gru_prod)(isa, QH, tmp + 2 * H, G, dZx + t * G + 2 * H, T * G, U, H, 2 * H,
-                             1, 0, B, H, H);
-            for (b = 0; b < B; b++) {
-                real *dzx = dZx + (b * T + t) * G, *di = dir + b * H;
-                const real *g = gates + (b * T + t) * G, *e = tmp + b * G + 2 * H;
-                const real *hp = hprev ? hprev + b * ldh : NULL;
-                const real *q = rec_mask ? rec_mask + b * G + 2 * H : NULL;
-                if (mask != NULL && !mask[b * T + t]) continue;
-                for (j = 0; j < H; j++) {
-                    const real qh = q ? q[j] : (real)1, hpj = hp ? hp[j] : (real)0;
-                    dzx[H + j] = e[j] * hpj * qh * AL_SFN(act_deriv)(ract, g[H + j]);
-                    di[j] += e[j] * g[H + j] * qh;
-                }
-            }
-        }
-        /* dh_{t-1} = dir + sum_k (dZh_k U_k^T) q_k over the NA columns */
-        if (rec_mask == NULL) {
-            AL_SFN(gru_prod)(isa, QA, tmp, G, dZh + t * G, T * G, U, H, 0, 1, 0, B, H, NA);
-            for (b = 0; b < B; b++) {
-                real *dhb = dh + b * H;
-                const real *di = dir + b * H, *tb = tmp + b * G;
-                if (mask != NULL && !mask[b * T + t]) continue;
-                for (j = 0; j < H; j++) dhb[j] = di[j] + tb[j];
-            }
-        } else {
-            for (k = 0; k < NA / H; k++) {
-                AL_SFN(gru_prod)(isa, NULL, tmp + k * H, G, dZh + t * G + k * H, T * G, U, H,
-                                 k * H, 1, 0, B, H, H);
-            }
-            for (b = 0; b < B; b++) {
-                real *dhb = dh + b * H;
-                const real *di = dir + b * H, *tb = tmp + b * G, *q = rec_mask + b * G;
-                if (mask != NULL && !mask[b * T + t]) continue;
-                for (j = 0; j < H; j++) {
-                    real v = di[j];
-                    for (k = 0; k < NA / H; k++) v += tb[k * H + j] * q[k * H + j];
-                    dhb[j] = v;
-                }
-            }
-        }
+    {
+        AL_SFN(gru_bwd_ctx) c;
+        int nt = 1;
+        c.dZx = dZx; c.dZh = dZh; c.dh = dh; c.dcar = dcar; c.dir = dir; c.tmp = tmp;
+        c.hs = hs; c.gates = gates; c.rh = rh; c.h0 = h0; c.rec_mask = rec_mask;
+        c.d_out = d_out; c.d_last = d_last; c.U = U; c.QA = QA; c.QH = QH; c.mask = mask;
+        c.B = B; c.T = T; c.H = H; c.act = act; c.ract = ract; c.reset_after = reset_after;
+        c.go_backwards = go_backwards; c.isa = isa;
+        if (isa != AL_PG_NONE) nt = AL_SFN(gru_threads)(nthreads, forced, B, T, H);
+        al_team_go(nt, AL_SFN(gru_bwd_work), &c, NULL);
     }
 
     /* Hd rows (time order): the rows that met U in the forward */
@@ -522,5 +624,5 @@ int AL_FN(gru_backward)(real *dx, real *dW, real *dU, real *db, real *dh0,
     return AL_FN(gru_backward_impl)(dx, dW, dU, db, dh0, hs, gates, rh, x, h0, mask, dp_mask,
                                     rec_mask, d_out, d_last, d_hT, W, U, B, T, D, H,
                                     activation, recurrent_activation, reset_after,
-                                    go_backwards, 0);
+                                    go_backwards, 0, 1, 0);
 }

@@ -242,3 +242,26 @@ def test_binding_rejects_bad_input_without_crashing():
     with pytest.raises(ValueError, match="save_gates"):
         r = ops.gru_forward(x, W, U, c["bias"], save_gates=False)
         ops.gru_backward(r)
+
+
+@pytest.mark.parametrize("reset_after,masked", [(True, False), (False, True)])
+def test_threads_split_rows_bitwise(reset_after, masked):
+    """Threads take whole batch rows: forward and backward are bitwise the same for any count."""
+    rng = np.random.default_rng(21)
+    c = make_case(rng, B=7, T=6, D=5, H=40, reset_after=reset_after, masked=masked,
+                  dt=np.float32)
+    args = dict(x=c["x"], kernel=c["kernel"], recurrent_kernel=c["recurrent_kernel"],
+                bias=c["bias"], initial_state=c["h0"], mask=c["mask"], reset_after=reset_after,
+                impl=3)
+    d = rng.standard_normal((7, 6, 40)).astype(np.float32)
+    r1 = ops.gru_forward(**args, threads=1)
+    g1 = ops.gru_backward(r1, d_outputs=d)
+    for nt in (2, 3, 7, 9):
+        r2 = ops.gru_forward(**args, threads=nt)
+        np.testing.assert_array_equal(r2["outputs"], r1["outputs"])
+        np.testing.assert_array_equal(r2["gates"], r1["gates"])
+        g2 = ops.gru_backward(r2, d_outputs=d)
+        for k in ("x", "kernel", "recurrent_kernel", "bias", "h0"):
+            np.testing.assert_array_equal(g2[k], g1[k], err_msg=f"{k} threads={nt}")
+    with pytest.raises(ValueError, match="threads"):
+        _core.gru_forward(c["x"], c["kernel"], c["recurrent_kernel"], threads=-1)

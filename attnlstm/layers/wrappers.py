@@ -132,6 +132,7 @@ class Bidirectional(Layer):
         ValueError: an unknown merge_mode; forward and backward layers that disagree.
 
     Example:
+        >>> from attnlstm.layers import LSTM
         >>> Bidirectional(LSTM(4, return_sequences=True))(np.zeros((2, 10, 3))).shape
         (2, 10, 8)
     """
