@@ -192,3 +192,69 @@ def test_bidirectional_errors():
                                          r"then the backward layer's: \[h_fw, c_fw, h_bw, c_bw\]"):
         layers.Bidirectional(layers.LSTM(4))(np.zeros((2, 5, 3)),
                                              initial_state=[np.zeros((2, 4))] * 2)
+
+
+class MinimalRNN(layers.RNN):
+    """A recurrent layer a user writes on the RNN base: h_t = tanh(x_t W + h_{t-1} U), NumPy."""
+    keras_cell_name = "minimal_rnn_cell"
+    article = "a MinimalRNN"
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), "glorot_uniform")
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, self.units),
+                                                "orthogonal")
+        self.built = True
+
+    def run_forward(self, x, mask, initial_state, dp_mask, rec_mask, save):
+        B, T, _ = x.shape
+        h = np.zeros((B, self.units)) if initial_state is None else initial_state[0]
+        hs, outs, prev = [], [], np.zeros_like(h)
+        for s in range(T):
+            t = T - 1 - s if self.go_backwards else s
+            y = np.tanh(x[:, t] @ self.kernel.value + h @ self.recurrent_kernel.value)
+            k = np.ones((B, 1), bool) if mask is None else np.asarray(mask, bool)[:, t, None]
+            hs.append(h)
+            h = np.where(k, y, h)
+            prev = np.where(k, y, prev)
+            outs.append(prev)
+        return np.stack(outs, 1), [h], None
+
+    def get_config(self):
+        return super().get_config()
+
+
+def test_bidirectional_over_a_user_written_rnn(rng):
+    layer = layers.Bidirectional(MinimalRNN(3, return_sequences=True), merge_mode="sum",
+                                 dtype="float64")
+    x = rng.standard_normal((2, 6, 4))
+    m = np.ones((2, 6), bool)
+    m[1, 4:] = False
+    y = layer(x, mask=m)
+    fw, bw = layer.forward_layer, layer.backward_layer
+    assert isinstance(fw, MinimalRNN) and bw.go_backwards and not fw.go_backwards
+    assert y.shape == (2, 6, 3)
+    np.testing.assert_array_equal(y[1, 4:], 0)          # zero_output_for_mask forced
+    alone = layers.Bidirectional(MinimalRNN(3, return_sequences=True), merge_mode="sum",
+                                 dtype="float64")
+    alone.build((None, None, 4))
+    alone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(alone(x[1:, :4])[0], y[1, :4], rtol=1e-12)
+    paths = weight_paths(layer)
+    assert sorted(paths) == ["backward_layer/cell/vars/0", "backward_layer/cell/vars/1",
+                             "forward_layer/cell/vars/0", "forward_layer/cell/vars/1"]
+    assert paths["forward_layer/cell/vars/1"] is fw.recurrent_kernel
+
+
+def test_bidirectional_stateful_carries_both_directions(keras, rng):
+    kl = keras.layers.Bidirectional(keras.layers.GRU(H, stateful=True, return_sequences=True))
+    kl.build((B, None, D))
+    kl.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype("float32") for w in kl.get_weights()])
+    ol = layers.Bidirectional(layers.GRU(H, stateful=True, return_sequences=True))
+    ol.build((B, None, D))
+    ol.set_weights(kl.get_weights())
+    x = rng.standard_normal((B, 8, D)).astype("float32")
+    for k in range(2):
+        assert_close(ol(x[:, 4 * k:4 * k + 4]), to_np(kl(x[:, 4 * k:4 * k + 4])))
+    assert len(ol.states) == 2
+    ol.reset_states()
+    assert ol.states is None
