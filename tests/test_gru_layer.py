@@ -8,7 +8,7 @@ import grad_check
 import reference_gru as R
 from conftest import assert_close, padded_mask, to_np
 
-from attnlstm import Input, Model, layers
+from attnlstm import Input, Model, layers, ops
 from attnlstm.saving import weight_paths
 
 B, T, D, H = 3, 40, 4, 5
@@ -262,3 +262,37 @@ def test_gru_weights_h5_paths_and_keras_round_trip(keras, rng, tmp_path):
     km2 = keras.Model(ki, km.output)
     km2.load_weights(path2)
     assert_close(om.predict(x, verbose=0), to_np(km2(x)))
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_dropout_masks_and_gradients_match_keras(keras, rng, reset_after):
+    """Keras 3.15.1 with recurrent_dropout > 0 runs GRUCell implementation 1 with three input
+    and three recurrent masks; masks set on the cell before the call are the ones it uses.
+    The same masks given to ops.gru_forward give Keras' training output and gradients."""
+    import tensorflow as tf
+    Bk, Tk = 3, 6
+    layer = keras.layers.GRU(H, return_sequences=True, dropout=0.3, recurrent_dropout=0.4,
+                             reset_after=reset_after, dtype="float64")
+    layer.build((Bk, Tk, D))
+    layer.set_weights(_weights(rng, D, H, True, reset_after, "float64"))
+    p = [(rng.random((Bk, D)) >= 0.3) / 0.7 for _ in range(3)]
+    q = [(rng.random((Bk, H)) >= 0.4) / 0.6 for _ in range(3)]
+    layer.cell._dropout_mask = [tf.constant(a) for a in p]
+    layer.cell._recurrent_dropout_mask = [tf.constant(a) for a in q]
+    x = rng.standard_normal((Bk, Tk, D))
+    m = padded_mask(Bk, Tk, "gaps", rng)
+    h0 = rng.standard_normal((Bk, H))
+    dy = rng.standard_normal((Bk, Tk, H))
+    xt, ht = tf.constant(x), tf.constant(h0)
+    with tf.GradientTape() as tape:
+        tape.watch([xt, ht])
+        y = layer(xt, initial_state=[ht], mask=m, training=True)
+        loss = tf.reduce_sum(y * dy)
+    want = tape.gradient(loss, [xt] + layer.trainable_weights + [ht])
+    W, U, b = layer.get_weights()
+    s = ops.gru_forward(x, W, U, b, h0, m, reset_after=reset_after,
+                        dp_mask=np.concatenate(p, -1), rec_mask=np.concatenate(q, -1))
+    np.testing.assert_allclose(s["outputs"], y.numpy(), rtol=1e-10, atol=1e-12)
+    g = ops.gru_backward(s, d_outputs=dy)
+    for name, w in zip(("x", "kernel", "recurrent_kernel", "bias", "h0"), want):
+        np.testing.assert_allclose(g[name], w.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)

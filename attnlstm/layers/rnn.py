@@ -335,6 +335,8 @@ class RNN(Layer):
 class _GatedRNN(RNN):
     """What LSTM, GRU and SimpleRNN share beyond :class:`RNN`: activations, initializers,
     regularizers and constraints of ``kernel``, ``recurrent_kernel``, ``bias``."""
+    # whether the cell has gates with a recurrent_activation (SimpleRNN has none)
+    has_recurrent_activation = True
 
     def __init__(self, units, activation, recurrent_activation, use_bias, kernel_initializer,
                  recurrent_initializer, bias_initializer, kernel_regularizer,
@@ -346,7 +348,7 @@ class _GatedRNN(RNN):
         self.activation = activations.get(activation)
         # Fail at construction for activations the kernel does not implement.
         self._act_code = activations.c_code(activation, "activation", self)
-        if recurrent_activation is not None or self.dropout_gates > 1:
+        if self.has_recurrent_activation:
             self.recurrent_activation = activations.get(recurrent_activation)
             self._ract_code = activations.c_code(recurrent_activation, "recurrent_activation",
                                                  self)
@@ -398,7 +400,7 @@ class _GatedRNN(RNN):
             recurrent_constraint=self.recurrent_constraint, bias_constraint=self.bias_constraint)
         if self.dropout_gates > 1:
             cfg["use_cudnn"] = self.use_cudnn
-        if hasattr(self, "recurrent_activation"):
+        if self.has_recurrent_activation:
             cfg["recurrent_activation"] = activations.serialize(self.recurrent_activation)
         return cfg
 
@@ -689,6 +691,7 @@ class SimpleRNN(_GatedRNN):
     """
     state_names = ("h",)
     dropout_gates = 1
+    has_recurrent_activation = False
     keras_cell_name = "simple_rnn_cell"
     article = "a SimpleRNN"
 
