@@ -44,6 +44,41 @@ def _gate_mask(name, arg, mask, dt, B, n, axis):
     return a
 
 
+_ND = np.ndarray
+
+
+def _fast_codes(x, kernel, recurrent_kernel, bias, activation, recurrent_activation,
+                reset_after):
+    """The C call's activation codes when no conversion and no shape error is possible
+    (C-contiguous float32/float64 ndarrays of one dtype with consistent shapes, activations by
+    name), else None: the general path then converts, checks and words every error. Cheap
+    attribute tests only, for the per-call overhead of tiny calls."""
+    if not (type(x) is _ND and type(kernel) is _ND and type(recurrent_kernel) is _ND
+            and type(activation) is str and type(recurrent_activation) is str):
+        return None
+    dt = x.dtype
+    if dt.char not in "fd" or kernel.dtype != dt or recurrent_kernel.dtype != dt:
+        return None
+    xs, ws, us = x.shape, kernel.shape, recurrent_kernel.shape
+    if len(xs) != 3 or xs[1] < 1 or len(us) != 2 or len(ws) != 2:
+        return None
+    H = us[0]
+    if H < 1 or us[1] != 3 * H or ws != (xs[2], 3 * H):
+        return None
+    if not (x.flags.c_contiguous and kernel.flags.c_contiguous
+            and recurrent_kernel.flags.c_contiguous):
+        return None
+    if bias is not None and (type(bias) is not _ND or bias.dtype != dt
+                             or bias.shape != ((2, 3 * H) if reset_after else (3 * H,))
+                             or not bias.flags.c_contiguous):
+        return None
+    act = _activations.C_CODES.get(activation)
+    ract = _activations.C_CODES.get(recurrent_activation)
+    if act is None or ract is None:
+        return None
+    return act, ract
+
+
 def gru_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
                 activation="tanh", recurrent_activation="sigmoid", reset_after=True,
                 go_backwards=False, dtype=None, name="ops.gru", rec_mask=None, dp_mask=None,
@@ -235,6 +270,15 @@ def gru(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
         >>> gru(np.ones((2, 10, 3)), np.zeros((3, 12)), np.zeros((4, 12))).shape
         (2, 4)
     """
+    if initial_state is None and mask is None and dtype is None:
+        codes = _fast_codes(x, kernel, recurrent_kernel, bias, activation, recurrent_activation,
+                            reset_after)
+        if codes is not None:
+            hs = _core.gru_forward(x, kernel, recurrent_kernel, bias, None, None, codes[0],
+                                   codes[1], bool(reset_after), bool(go_backwards), None, None,
+                                   0, False)[0]
+            out = hs if return_sequences else np.ascontiguousarray(hs[:, -1])
+            return [out, np.ascontiguousarray(hs[:, -1])] if return_state else out
     r = gru_forward(x, kernel, recurrent_kernel, bias, initial_state, mask, activation,
                     recurrent_activation, reset_after, go_backwards, dtype, save_gates=False)
     out = r["outputs"] if return_sequences else np.ascontiguousarray(r["last_output"])

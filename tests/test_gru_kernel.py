@@ -265,3 +265,23 @@ def test_threads_split_rows_bitwise(reset_after, masked):
             np.testing.assert_array_equal(g2[k], g1[k], err_msg=f"{k} threads={nt}")
     with pytest.raises(ValueError, match="threads"):
         _core.gru_forward(c["x"], c["kernel"], c["recurrent_kernel"], threads=-1)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_ops_gru_fast_path_matches_general_path(reset_after):
+    """ops.gru's shortcut for ready arrays gives the general path's results."""
+    rng = np.random.default_rng(4)
+    for dt in (np.float32, np.float64):
+        c = make_case(rng, reset_after=reset_after, dt=dt)
+        args = (c["x"], c["kernel"], c["recurrent_kernel"], c["bias"])
+        for gb in (False, True):
+            fast = ops.gru(*args, reset_after=reset_after, go_backwards=gb,
+                           return_sequences=True, return_state=True)
+            slow = ops.gru(*args, reset_after=reset_after, go_backwards=gb,
+                           return_sequences=True, return_state=True, dtype=dt)
+            for a, b in zip(fast, slow):
+                assert a.dtype == dt
+                np.testing.assert_array_equal(a, b)
+        # not ready (list input, other dtype): the general path, same numbers
+        np.testing.assert_allclose(ops.gru(c["x"].tolist(), *args[1:], reset_after=reset_after,
+                                           dtype=dt), ops.gru(*args, reset_after=reset_after))
