@@ -136,7 +136,8 @@ def setup_torch(op, d):
             return [y, x.grad, gW, gU, gb]
         out = [y, x.grad]
         for sfx in ("", "_reverse"):
-            out += [getattr(m, "weight_ih_l0" + sfx).grad.T, getattr(m, "weight_hh_l0" + sfx).grad.T,
+            out += [getattr(m, "weight_ih_l0" + sfx).grad.T,
+                    getattr(m, "weight_hh_l0" + sfx).grad.T,
                     getattr(m, "bias_ih_l0" + sfx).grad]
         return out
     return fn

@@ -101,8 +101,8 @@ static void AL_SFN(gru_fwd_rows)(const AL_SFN(gru_fwd_ctx) *c, size_t b0, size_t
                 for (j = 0; j < NA; j++) tmp[b * G + j] = bh ? bh[j] : (real)0;
         } else {
             if (rec_mask == NULL) {
-                AL_SFN(gru_prod)(isa, PA, tmp + b0 * G, G, hprev + b0 * ldh, ldh, U, H, 0, 0, 0, M, NA,
-                                 H);
+                AL_SFN(gru_prod)(isa, PA, tmp + b0 * G, G, hprev + b0 * ldh, ldh, U, H, 0, 0, 0,
+                                 M, NA, H);
             } else {
                 for (b = b0; b < b1; b++) {
                     const real *hp = hprev + b * ldh, *q = rec_mask + b * G;

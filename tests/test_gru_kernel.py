@@ -192,9 +192,12 @@ def test_ops_gru_shared_dropout_mask_and_return_state():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(kernel=np.zeros((5, 15))), r"`kernel` must have shape \(4, 15\), got \(5, 15\).\n"
                                      r"Hint: the kernel was made for 5 input features; x has 4"),
-    (dict(recurrent_kernel=np.zeros((5, 20))), r"`recurrent_kernel` must have shape \(units, 3\*units\)"),
-    (dict(bias=np.zeros(15)), r"`bias` must have shape \(2, 15\), got \(15,\).\nHint: reset_after=True"),
-    (dict(initial_state=np.zeros((3, 4))), r"`initial_state` must have shape \(3, 5\), got \(3, 4\)"),
+    (dict(recurrent_kernel=np.zeros((5, 20))),
+     r"`recurrent_kernel` must have shape \(units, 3\*units\)"),
+    (dict(bias=np.zeros(15)),
+     r"`bias` must have shape \(2, 15\), got \(15,\).\nHint: reset_after=True"),
+    (dict(initial_state=np.zeros((3, 4))),
+     r"`initial_state` must have shape \(3, 5\), got \(3, 4\)"),
     (dict(mask=np.ones((3, 4))), r"`mask` must have shape \(3, 5\), got \(3, 4\)"),
     (dict(rec_mask=np.ones((3, 7))), r"`rec_mask` must have shape \(3, 5\) .* or \(3, 15\)"),
     (dict(x=np.zeros((3, 4))), r"`x` must have shape \(batch, timesteps, features\), got \(3, 4\)"),

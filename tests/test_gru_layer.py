@@ -51,7 +51,8 @@ OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize("kw", OPTIONS, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "default")
+@pytest.mark.parametrize("kw", OPTIONS,
+                         ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "default")
 def test_gru_matches_keras(keras, rng, kw):
     kl, ol = _pair(keras, rng, **kw)
     x = _x(rng)
@@ -223,7 +224,8 @@ def test_gru_regularizers_reach_the_weights():
 def test_gru_shape_errors():
     i = Input((8,))
     with pytest.raises(ValueError, match=r"GRU '.*': `inputs` must have shape \(batch, timesteps, "
-                                         r"features\), got \(None, 8\).\nHint: Input\(shape=\(8,\)\)"):
+                                         r"features\), got \(None, 8\).\n"
+                                         r"Hint: Input\(shape=\(8,\)\)"):
         layers.GRU(3)(i)
     i = Input((5, 8))
     h = layers.GRU(3)(i)
@@ -246,7 +248,8 @@ def test_gru_shape_errors():
 
 def test_gru_weights_h5_paths_and_keras_round_trip(keras, rng, tmp_path):
     ki = keras.Input((6, D))
-    km = keras.Model(ki, keras.layers.GRU(3, reset_after=False)(keras.layers.GRU(H, return_sequences=True)(ki)))
+    km = keras.Model(ki, keras.layers.GRU(3, reset_after=False)(
+        keras.layers.GRU(H, return_sequences=True)(ki)))
     km.set_weights([rng.uniform(-0.3, 0.3, w.shape).astype("float32") for w in km.get_weights()])
     path = str(tmp_path / "g.weights.h5")
     km.save_weights(path)
