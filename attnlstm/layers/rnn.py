@@ -327,8 +327,9 @@ class RNN(Layer):
             seed=self.seed, return_sequences=self.return_sequences,
             return_state=self.return_state, go_backwards=self.go_backwards,
             stateful=self.stateful, unroll=self.unroll,
-            zero_output_for_mask=self.zero_output_for_mask,
-            activity_regularizer=self.activity_regularizer_arg)
+            zero_output_for_mask=self.zero_output_for_mask)
+        # Layer serializes its activity_regularizer where it implements one
+        cfg.setdefault("activity_regularizer", self.activity_regularizer_arg)
         return cfg
 
 
