@@ -20,7 +20,9 @@ Public pieces:
 - :class:`ReconstructionTerm`: the same term as a layer that calls ``add_loss`` (named
   ``"reconstruction_loss"``), so that ``fit`` logs both terms.
 - :func:`negative_elbo`: the loss from per-sequence terms, with shape checks.
-- :class:`LSTMVAE`: the model, for fixed- or variable-length sequences.
+- :class:`LSTMVAE`: the model, for fixed- or variable-length sequences, with defaults that
+  avoid posterior collapse (issue #19) and anomaly scores.
+- :func:`active_units`: Burda et al.'s count of the latent units in use.
 """
 import contextlib
 import warnings

@@ -129,11 +129,11 @@ def test_free_bits_value_and_gradient():
     m[:, 0] *= 0.05  # dimension 0 below the floor: no gradient from the KL term
     lv[:, 0] = -0.01
     k = layers.KLDivergence(beta=0.7, free_bits=0.2, dtype="float64")
-    out, ctx = run(k, [[m, lv]])
+    _, ctx = run(k, [[m, lv]])
     per_dim = np.mean(-0.5 * (1 + lv - m ** 2 - np.exp(lv)), axis=0)
     assert per_dim[0] < 0.2 < per_dim[1:].min()
     assert k.losses == [pytest.approx(0.7 * np.maximum(per_dim, 0.2).sum(), rel=1e-12)]
-    R = [np.random.default_rng(1).normal(size=m.shape), np.random.default_rng(2).normal(size=m.shape)]
+    R = [np.random.default_rng(k).normal(size=m.shape) for k in (1, 2)]
     g = k.backward(ctx, R)
     num = fd_with_losses(k, [m, lv], R)
     assert rel(g.inputs[0], num[0]) < 1e-6 and rel(g.inputs[1], num[1]) < 1e-6
