@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 
 from . import _ops_vae as V
-from . import backend
+from . import backend, initializers
 from .losses import Loss
 from .callbacks import Callback
 from .engine.base import Grads, Input, Layer
@@ -45,9 +45,10 @@ __all__ = ["LSTMVAE", "SequenceReconstructionLoss", "ReconstructionTerm", "negat
            "active_units"]
 
 #: Defaults of LSTMVAE (see its docstring for the reasons and sources).
-DEFAULT_FREE_BITS = 0.5
+DEFAULT_FREE_BITS = 2.0
 DEFAULT_KL_WARMUP_EPOCHS = 10
 DEFAULT_LEARNING_RATE = 3e-3
+DEFAULT_INITIAL_LOG_VAR = -6.0
 #: Relative cutoff of the eigenvalues of the latent covariance for the Mahalanobis score.
 PINV_RCOND = 1e-6
 #: Kinds of LSTMVAE.anomaly_score.
@@ -373,8 +374,16 @@ class LSTMVAE:
     - ``decoder_initial_state=True``: the decoder sees ``z`` at every step *and* starts from a
       state computed from it, so the code sets the phase of what it generates from step 0:
       0.03 (vs 0.28-0.50 without, same other settings).
-    - ``free_bits=0.5`` nats per latent unit (Kingma et al. 2016): units under the floor feel
-      no KL pull, so no unit collapses (8/8 active units vs 4/8 with the plain KL at 3e-3).
+    - ``free_bits=2.0`` nats per latent unit (Kingma et al. 2016): units under the floor feel
+      no KL pull, so no unit collapses (on the sines, 8/8 active units with 0.5 nats vs 4/8
+      with the plain KL at 3e-3). 2 rather than 0.5: the pooled ECG of the demo needs more
+      information per window than 0.5 nats per unit lets the encoder keep early on.
+    - ``initial_log_var=-6``: the bias of the ``z_log_var`` layer starts at -6 (posterior sd
+      0.05), so the codes reach the decoder nearly noise-free from the first step and the KL
+      widens them only above the free bits; starting at sd 1 (bias 0), the sampling noise
+      drowns the still weak codes. On the demo's ECG windows, 80 epochs, seeds 0 and 1:
+      window ROC AUC 0.87 (recon. error 0.56-0.58 of the variance) vs 0.59-0.60 (0.89) with
+      free bits 0.5 and bias 0.
     - ``kl_warmup_epochs=10`` in :meth:`fit` (Bowman et al. 2016): the KL weight ramps from 0
       to ``beta``; a safeguard when ``free_bits=0``.
     - learning rate 3e-3 (:data:`DEFAULT_LEARNING_RATE`): with the old decoder 1e-3 was the
@@ -392,6 +401,8 @@ class LSTMVAE:
         beta: weight of the KL term (beta-VAE, Higgins et al. 2017).
         free_bits: nats per latent unit under which the KL term is constant (no gradient);
             0 = the plain KL (see :class:`attnlstm.layers.KLDivergence`).
+        initial_log_var: initial bias of the ``z_log_var`` Dense layer (its kernel starts
+            Glorot-uniform, as every Dense).
         decoder_initial_state: initialise the decoder LSTM's ``[h, c]`` from ``z`` (two
             ``Dense(decoder_units)`` layers, ``tanh`` for ``h``); False = zeros (the classic
             Keras LSTM-VAE, where ``z`` enters only as the repeated input).
@@ -425,8 +436,9 @@ class LSTMVAE:
     """
 
     def __init__(self, latent_dim=8, encoder_units=32, decoder_units=None, beta=1.0,
-                 free_bits=DEFAULT_FREE_BITS, decoder_initial_state=True, kind="mse",
-                 features=None, seed=None, dtype=None, name=None):
+                 free_bits=DEFAULT_FREE_BITS, decoder_initial_state=True,
+                 initial_log_var=DEFAULT_INITIAL_LOG_VAR, kind="mse", features=None, seed=None,
+                 dtype=None, name=None):
         for nm, v in (("latent_dim", latent_dim), ("encoder_units", encoder_units),
                       ("decoder_units", decoder_units if decoder_units is not None else 1)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -440,6 +452,11 @@ class LSTMVAE:
         self.decoder_units = int(decoder_units) if decoder_units is not None else \
             self.encoder_units
         self.decoder_initial_state = bool(decoder_initial_state)
+        ilv = float(initial_log_var)
+        if not np.isfinite(ilv):
+            raise ValueError(f"LSTMVAE: `initial_log_var` must be a finite number. Received: "
+                             f"initial_log_var={initial_log_var!r}")
+        self.initial_log_var = ilv
         self.kind = kind
         self.seed = seed
         self.dtype = backend.standardize_dtype(dtype)
@@ -501,7 +518,8 @@ class LSTMVAE:
             xm = AttachMask(dtype=dt, name=nm("attach_mask"))([x_in, m_in])
             h = LSTM(self.encoder_units, dtype=dt, name=nm("encoder_lstm"))(xm)
             z_mean = Dense(Z, dtype=dt, name=nm("z_mean"))(h)
-            z_log_var = Dense(Z, dtype=dt, name=nm("z_log_var"))(h)
+            z_log_var = Dense(Z, dtype=dt, name=nm("z_log_var"),
+                              bias_initializer=initializers.Constant(self.initial_log_var))(h)
             zm, zlv = self._kl_layer([z_mean, z_log_var])
             sampler = Sampling(seed=None if self._session_rng is None else
                                int(self._session_rng.integers(2**62)), dtype=dt,

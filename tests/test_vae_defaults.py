@@ -230,3 +230,16 @@ def test_anomaly_score_and_threshold_errors():
         vae.fit(x, verbose=0, optimizer=optimizers.Adam(), learning_rate=0.1)
     with pytest.raises(ValueError, match="decoder_initial_state"):
         LSTMVAE(decoder_initial_state="yes")
+
+
+def test_initial_log_var_sets_the_bias_of_z_log_var():
+    vae = LSTMVAE(latent_dim=3, encoder_units=4, seed=0, features=2)
+    lv_layer = next(l for l in vae.model.layers if l.name.endswith("z_log_var"))
+    np.testing.assert_array_equal(lv_layer.bias.value, np.full(3, -6.0, np.float32))
+    _, lv = vae.encode(sines(5))
+    assert np.all(lv < -4.0)     # nearly noise-free codes at the start
+    vae = LSTMVAE(latent_dim=3, encoder_units=4, seed=0, features=2, initial_log_var=0.0)
+    lv_layer = next(l for l in vae.model.layers if l.name.endswith("z_log_var"))
+    np.testing.assert_array_equal(lv_layer.bias.value, np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="initial_log_var"):
+        LSTMVAE(initial_log_var=float("inf"))
