@@ -951,10 +951,8 @@ class LSTMVAE:
         n_real = np.maximum(m.sum(axis=1), 1)
         if kind == "mahalanobis":
             d = z_mean.astype(np.float64) - self.latent_mean_
-            total = np.einsum("nz,zk,nk->n", d, np.linalg.pinv(self.latent_cov_, rcond=PINV_RCOND,
-                                                         hermitian=True),
-                              d)
-            return total
+            prec = np.linalg.pinv(self.latent_cov_, rcond=PINV_RCOND, hermitian=True)
+            return np.einsum("nz,zk,nk->n", d, prec, d)
         sample = kind == "elbo" or n_samples > 1
         err = np.zeros(xp.shape[:2], np.float64)
         for _ in range(int(n_samples)):
