@@ -479,6 +479,8 @@ typedef struct {
     size_t nUt;
     real *big;                     /* packed Hd, X, W^T and a transposed-result buffer for
                                        the products after the loop */
+    int direct;                    /* dU, dW as Hd^T dZ, X^T dZ with dZ unpacked (no masks,
+                                      4H a multiple of the panel width): big holds W^T only */
     real *dZ, *Hd, *tmp, *dcarry, *xd;
     al_barrier bar;
     atomic_size_t next;             /* AL_SPLIT_ROWS: the next chunk of rows of the time loop */
@@ -659,12 +661,13 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
         const size_t nc = AL_SFN(al_pg_nc)(isa), LD = H > D ? H : D;
         const size_t nh = AL_SFN(al_pg_size)(isa, BT, H), nx = AL_SFN(al_pg_size)(isa, BT, D);
         const size_t nw = per_x ? AL_SFN(al_pg_size)(isa, H, D) : AL_SFN(al_pg_size)(isa, G, D);
-        real *pH = c->big, *pX = pH + (per_h ? 4 : 1) * nh, *pWt = pX + (per_x ? 4 : 1) * nx;
+        real *pH = c->big, *pX = pH + (c->direct ? 0 : (per_h ? 4 : 1) * nh);
+        real *pWt = pX + (c->direct ? 0 : (per_x ? 4 : 1) * nx);
         real *tT = pWt + (per_x ? 4 : 1) * nw;
         size_t p0, p1;
         /* every thread packs its share of the panels */
         al_split((H + nc - 1) / nc, nt, tid, &p0, &p1);
-        if (p1 > p0) {
+        if (p1 > p0 && !c->direct) {
             const size_t w = (p1 * nc < H ? p1 * nc : H) - p0 * nc;
             for (k = 0; k < (per_h ? 4u : 1u); k++)
                 AL_SFN(al_pg_pack)(isa, pH + k * nh + p0 * BT * nc, c->Hd + k * H + p0 * nc, c->HW,
@@ -674,7 +677,8 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
         if (p1 > p0) {
             const size_t w = (p1 * nc < D ? p1 * nc : D) - p0 * nc;
             if (!per_x) {
-                AL_SFN(al_pg_pack)(isa, pX + p0 * BT * nc, c->x + p0 * nc, D, 0, BT, w);
+                if (!c->direct)
+                    AL_SFN(al_pg_pack)(isa, pX + p0 * BT * nc, c->x + p0 * nc, D, 0, BT, w);
                 AL_SFN(al_pg_pack)(isa, pWt + p0 * G * nc, c->W + p0 * nc * G, G, 1, G, w);
             } else {
                 for (k = 0; k < 4; k++) {
@@ -685,8 +689,25 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
             }
         }
         al_barrier_wait(&c->bar);
-        /* rows [g0, g1) of dU^T and dW^T, one gate's segment at a time */
-        al_split(G, nt, tid, &g0, &g1);
+        if (c->direct) {
+            /* dU (H,4H) = Hd^T dZ and dW (D,4H) = X^T dZ straight into place, dZ read in its
+             * own layout (4H a multiple of the panel width): this thread's panels of 4H */
+            size_t q0, q1;
+            al_split(G / nc, nt, tid, &q0, &q1);
+            if (q1 > q0) {
+                const size_t n0 = q0 * nc, nn = (q1 - q0) * nc;
+                AL_SFN(al_pg_gemm)(isa, c->dU + n0, G, c->Hd, 1, H, c->dZ + n0, G, NULL, 0, H,
+                                   nn, BT);
+                if (D > 0)
+                    AL_SFN(al_pg_gemm)(isa, c->dW + n0, G, c->x, 1, D, c->dZ + n0, G, NULL, 0, D,
+                                       nn, BT);
+            }
+            g0 = g1 = 0;
+        } else {
+            /* rows [g0, g1) of dU^T and dW^T */
+            al_split(G, nt, tid, &g0, &g1);
+        }
+        /* one gate's segment at a time */
         for (k = 0; k < 4; k++) {
             const size_t ga = g0 > k * H ? g0 : k * H, gb = g1 < (k + 1) * H ? g1 : (k + 1) * H;
             if (gb <= ga) continue;
@@ -786,8 +807,9 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
         const size_t nut = rec_mask ? AL_SFN(al_pg_size)(isa, H, H) : AL_SFN(al_pg_size)(isa, G, H);
         const size_t nh = AL_SFN(al_pg_size)(isa, BT, H), nx = AL_SFN(al_pg_size)(isa, BT, D);
         const size_t nw = dp_mask ? AL_SFN(al_pg_size)(isa, H, D) : AL_SFN(al_pg_size)(isa, G, D);
-        const size_t n = (rec_mask ? 4 : 1) * nh + (dp_mask ? 4 : 1) * (nx + nw) +
-                         G * (H > D ? H : D);
+        const int direct = rec_mask == NULL && dp_mask == NULL && G % AL_SFN(al_pg_nc)(isa) == 0;
+        const size_t n = direct ? nw : (rec_mask ? 4 : 1) * nh + (dp_mask ? 4 : 1) * (nx + nw) +
+                                       G * (H > D ? H : D);
         size_t k;
         pUt = (real *)malloc(((rec_mask ? 4 : 1) * nut + 1) * sizeof(real));
         c.big = (real *)al_alloc_large((n + 1) * sizeof(real));
@@ -804,6 +826,7 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
         }
         c.pUt = pUt;
         c.nUt = nut;
+        c.direct = direct;
         c.mode = al_lstm_split(nthreads, forced, B, T, H, AL_SFN(al_pg_nc)(isa), &nt);
     }
     atomic_init(&c.next, 0);

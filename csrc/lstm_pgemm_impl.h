@@ -248,6 +248,11 @@ static void AL_SFN(al_pg_transpose)(real *dst, size_t ldd, const real *src, size
     }
 }
 
+#ifndef AL_PG_KBLOCK_BYTES
+#  define AL_PG_KBLOCK_BYTES ((size_t)1024 << 10)
+#  define AL_PG_AKB 256
+#endif
+
 typedef void (*AL_SFN(al_pg_tile_fn))(real *, size_t, const real *, size_t, size_t,
                                       const real *, const real *, int, size_t, size_t, size_t);
 
@@ -259,9 +264,9 @@ typedef void (*AL_SFN(al_pg_tile_fn))(real *, size_t, const real *, size_t, size
  * outermost (a panel stays in L1/L2 across the row tiles); rows split into ceil(M / rmax)
  * tiles of near-equal height.
  */
-static void AL_SFN(al_pg_gemm)(int isa, real *C, size_t ldc, const real *A, size_t lda,
-                               size_t ak, const real *P, size_t ldp, const real *bias, int beta,
-                               size_t M, size_t N, size_t K) {
+static void AL_SFN(al_pg_gemm_ps)(int isa, real *C, size_t ldc, const real *A, size_t lda,
+                                  size_t ak, const real *P, size_t ldp, size_t ps,
+                                  const real *bias, int beta, size_t M, size_t N, size_t K) {
     static const AL_SFN(al_pg_tile_fn) fgen[4] = {NULL, AL_SFN(al_pgg_r1), AL_SFN(al_pgg_r2),
                                                   AL_SFN(al_pgg_r3)};
 #if AL_PG_X86
@@ -276,20 +281,59 @@ static void AL_SFN(al_pg_gemm)(int isa, real *C, size_t ldc, const real *A, size
 #endif
     const size_t nc = AL_SFN(al_pg_nc)(isa), rmax = al_pg_rmax(isa);
     const size_t ntile = (M + rmax - 1) / rmax;
-    size_t n0, p;
+    /* K in blocks whose panel slice (kb x nc) stays in the L2 while the row tiles stream it
+     * (the backward's weight gradients have K = B*T); a block after the first continues from
+     * the C the previous one stored, which is the accumulator's exact value: the same chain
+     * over k, so the same bits as one block. */
+    const size_t kb = AL_PG_KBLOCK_BYTES / (nc * sizeof(real));
+    size_t n0, p, k0;
     if (M == 0) return;
-    for (p = 0, n0 = 0; n0 < N; p++, n0 += nc) {
-        const size_t w = N - n0 < nc ? N - n0 : nc;
-        const real *Pp = ldp ? P + n0 : P + p * K * nc;
-        size_t i, r0 = 0;
-        for (i = 0; i < ntile; i++) {
-            /* tile heights differ by at most one */
-            const size_t R = M / ntile + (i < M % ntile ? 1 : 0);
-            fn[R](C + r0 * ldc + n0, ldc, A + r0 * lda, lda, ak, Pp, bias ? bias + n0 : NULL,
-                  beta, K, w, ldp ? ldp : nc);
-            r0 += R;
+    if (ak != 1 && lda == 1 && K > 0 && (N > nc || ak * sizeof(real) >= 4096)) {
+        /* A transposed (A[m][k] at A + m + k ak: the backward's dZ^T): each k of a row tile
+         * would touch another cache line and page of A, once per panel. Instead each block of
+         * AL_PG_AKB k is transposed into a row-major (M, kb) buffer first (rows of A read
+         * contiguously), then multiplied as usual; the chains over k are the same. Only where
+         * the copy serves several panels (N > nc) or A's rows are a page or more apart; on a
+         * failed allocation the strided reads below serve. */
+        real *abuf = (real *)malloc(M * AL_PG_AKB * sizeof(real));
+        if (abuf != NULL) {
+            for (k0 = 0; k0 < K; k0 += AL_PG_AKB) {
+                const size_t kl = K - k0 < AL_PG_AKB ? K - k0 : AL_PG_AKB;
+                AL_SFN(al_pg_transpose)(abuf, kl, A + k0 * ak, ak, kl, M);
+                AL_SFN(al_pg_gemm_ps)(isa, C, ldc, abuf, kl, 1,
+                                      ldp ? P + k0 * ldp : P + k0 * nc, ldp, ps,
+                                      k0 == 0 ? bias : NULL, k0 == 0 ? beta : 1, M, N, kl);
+            }
+            free(abuf);
+            return;
         }
     }
+    for (k0 = 0; k0 < K || k0 == 0; k0 += kb) {
+        const size_t kl = K - k0 < kb ? K - k0 : kb;
+        const real *bk = k0 == 0 ? bias : NULL;
+        const int betak = k0 == 0 ? beta : 1;
+        for (p = 0, n0 = 0; n0 < N; p++, n0 += nc) {
+            const size_t w = N - n0 < nc ? N - n0 : nc;
+            const real *Pp = ldp ? P + n0 + k0 * ldp : P + p * ps + k0 * nc;
+            size_t i, r0 = 0;
+            for (i = 0; i < ntile; i++) {
+                /* tile heights differ by at most one */
+                const size_t R = M / ntile + (i < M % ntile ? 1 : 0);
+                fn[R](C + r0 * ldc + n0, ldc, A + r0 * lda + k0 * ak, lda, ak, Pp,
+                      bk ? bk + n0 : NULL, betak, kl, w, ldp ? ldp : nc);
+                r0 += R;
+            }
+        }
+        if (K == 0) break;
+    }
+}
+
+/* al_pg_gemm_ps with the panel stride of a packed (K, N) P. */
+static void AL_SFN(al_pg_gemm)(int isa, real *C, size_t ldc, const real *A, size_t lda,
+                               size_t ak, const real *P, size_t ldp, const real *bias, int beta,
+                               size_t M, size_t N, size_t K) {
+    AL_SFN(al_pg_gemm_ps)(isa, C, ldc, A, lda, ak, P, ldp, K * AL_SFN(al_pg_nc)(isa), bias, beta,
+                          M, N, K);
 }
 
 #undef AL_PG_V512
