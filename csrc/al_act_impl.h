@@ -59,7 +59,8 @@ static inline __attribute__((always_inline)) real AL_SFN(act_scalar)(int act, re
 
 /* x (n) -> act(x) (n), in place. The loops are branch-free so they vectorise; the vector unit
  * is the selected path's (AL_ISA_VERSIONS_VOID, al_common.h), the build itself stays portable.
- * Elementwise without contraction, so every path gives the same bits. */
+ * Elementwise: the AVX2 and AVX-512 copies give the same bits (both fuse with FMA), the generic
+ * one agrees to rounding. */
 static inline __attribute__((always_inline)) void AL_SFN(act_forward_body)(int act, real *x,
                                                                           size_t n) {
     size_t k;

@@ -50,11 +50,11 @@ static inline int al_blas_threads(void) { return scipy_openblas_get_num_threads(
  *   AL_ISA_GENERIC  portable C (SSE2 on x86-64, any CPU), no fused multiply-add
  *   AL_ISA_AVX2     AVX2 + FMA
  *   AL_ISA_AVX512   AVX-512F (with its FMA)
- * The build compiles with -ffp-contract=off: the compiler fuses no a * b + c on any path, so
- * the elementwise code (activations, softmax, ...) gives the same bits on every path, and the
- * only fused multiply-adds are the explicit ones of the AVX2 / AVX-512 GEMM tiles, which use
- * the same operations in the same order (lstm_pgemm_impl.h): AVX2 and AVX-512 agree to the bit,
- * the generic path (separate multiply and add) to rounding.
+ * The build lets the compiler fuse a * b + c (-ffp-contract=fast, setup.py). The AVX2 copies
+ * of every kernel are compiled for "avx2,fma" and the AVX-512 ones for "avx512f" (which
+ * includes FMA), so both fuse the same operations, and the GEMM tiles use explicit FMAs in the
+ * same order: the AVX2 and AVX-512 paths give the same bits (tests/test_isa_paths.py). The
+ * generic path (no FMA: a separate multiply and add) agrees with them to rounding.
  */
 enum { AL_ISA_GENERIC = 0, AL_ISA_AVX2 = 1, AL_ISA_AVX512 = 2 };
 int al_isa_level(void);        /* the selected path */
