@@ -50,11 +50,12 @@ static inline int al_blas_threads(void) { return scipy_openblas_get_num_threads(
  *   AL_ISA_GENERIC  portable C (SSE2 on x86-64, any CPU), no fused multiply-add
  *   AL_ISA_AVX2     AVX2 + FMA
  *   AL_ISA_AVX512   AVX-512F (with its FMA)
- * The build lets the compiler fuse a * b + c (-ffp-contract=fast, setup.py). The AVX2 copies
- * of every kernel are compiled for "avx2,fma" and the AVX-512 ones for "avx512f" (which
- * includes FMA), so both fuse the same operations, and the GEMM tiles use explicit FMAs in the
- * same order: the AVX2 and AVX-512 paths give the same bits (tests/test_isa_paths.py). The
- * generic path (no FMA: a separate multiply and add) agrees with them to rounding.
+ * The build lets the compiler fuse a * b + c (-ffp-contract=fast, setup.py) in the LSTM. Its
+ * AVX2 copies are compiled for "avx2,fma" and the AVX-512 ones for "avx512f" (which includes
+ * FMA), so both fuse the same operations, and the GEMM tiles use explicit FMAs in the same
+ * order: the AVX2 and AVX-512 paths give the same bits (tests/test_isa_paths.py). The generic
+ * path (no FMA: a separate multiply and add) agrees with them to rounding. attention.c and
+ * mha.c turn contraction off: their copies give the same bits on all three paths.
  */
 enum { AL_ISA_GENERIC = 0, AL_ISA_AVX2 = 1, AL_ISA_AVX512 = 2 };
 int al_isa_level(void);        /* the selected path */

@@ -28,10 +28,9 @@
 
 /* Hot loops are compiled for AVX-512, AVX2 and the baseline, the selected path's copy running
  * (AL_ISA_VERSIONS_VOID, al_common.h); the build itself stays portable. These loops are
- * elementwise or sum in a fixed order, and the AVX2 and AVX-512 copies both have FMA to fuse
- * with (-ffp-contract=fast), so those two compute the same bits; the baseline copy (no FMA)
- * agrees to rounding. (attention.c also sets no-trapping-math, without which the tanh clamp
- * blocks vectorisation.) */
+ * elementwise or sum in a fixed order, and attention.c turns FP contraction off, so every
+ * version computes the same bits (tests/test_isa_paths.py). (attention.c also sets
+ * no-trapping-math, without which the tanh clamp blocks vectorisation.) */
 
 /* Row-major C (M,N) = alpha op(A) op(Bm) + beta C that is safe for empty axes (the BLAS
  * rejects leading dimensions of 0). K == 0 gives beta C (zeros when beta == 0). */

@@ -65,8 +65,31 @@ static PyObject *al_py_isa_info(PyObject *self, PyObject *noargs) {
     return d;
 }
 
+/* OpenBLAS (scipy-openblas32) self-description. */
+char *scipy_openblas_get_config(void);
+char *scipy_openblas_get_corename(void);
+int scipy_openblas_get_parallel(void);
+
+static const char BLAS_INFO_DOC[] =
+    "blas_info() -> dict\n\n"
+    "The BLAS the kernels link against (OpenBLAS from scipy-openblas32): {'config': its build\n"
+    "configuration, 'corename': the kernel set it chose for this CPU, 'threading': 'sequential',\n"
+    "'pthreads' or 'openmp', 'num_threads': its thread count (attnlstm.set_num_threads)}.";
+
+static PyObject *al_py_blas_info(PyObject *self, PyObject *noargs) {
+    static const char *const par[] = {"sequential", "pthreads", "openmp"};
+    const int p = scipy_openblas_get_parallel();
+    const char *cfg = scipy_openblas_get_config(), *core = scipy_openblas_get_corename();
+    (void)self; (void)noargs;
+    return Py_BuildValue("{s:s,s:s,s:s,s:i}", "config", cfg ? cfg : "",
+                         "corename", core ? core : "",
+                         "threading", (p >= 0 && p <= 2) ? par[p] : "unknown",
+                         "num_threads", scipy_openblas_get_num_threads());
+}
+
 static PyMethodDef al_isa_methods[] = {
     {"isa_info", al_py_isa_info, METH_NOARGS, ISA_INFO_DOC},
+    {"blas_info", al_py_blas_info, METH_NOARGS, BLAS_INFO_DOC},
     {NULL, NULL, 0, NULL}
 };
 

@@ -21,6 +21,9 @@ typedef struct {
     const real *pb;                      /* bias (4H) gate-interleaved, or NULL: none, or
                                             already in z (zin) */
     const real *h; size_t ldh;           /* h_{t-1} rows (B, H), or NULL for zeros */
+    const real *pz0;                     /* with h = NULL: 0 * U summed over k (0, or NaN where a
+                                            column of U holds NaN/inf, as Keras' zeros @ U),
+                                            gate-interleaved; NULL when all 0 */
     const real *pU;                      /* U (H,4H) gate-interleaved */
     real *z; size_t ldz;                 /* gate rows (B, 4H), Keras layout: read when zin (the
                                             input projection plus bias), written with the
@@ -49,7 +52,8 @@ static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_lanes_body)(
         const real f = AL_SFN(act_scalar)(ract, z[L + j]);
         const real g = AL_SFN(act_scalar)(act, z[2 * L + j]);
         const real o = AL_SFN(act_scalar)(ract, z[3 * L + j]);
-        const real cn = cp ? f * cp[j] + i * g : i * g;
+        /* no c_{t-1}: f * 0 still, so an infinite or NaN f gives NaN as in Keras */
+        const real cn = cp ? f * cp[j] + i * g : f * (real)0 + i * g;
         const real a = AL_SFN(act_scalar)(act, cn);
         z[j] = i;
         z[L + j] = f;
@@ -113,35 +117,38 @@ static void AL_SFN(al_pg_pack_gates)(int isa, real *P, const real *M, size_t ldm
 #endif
 #define AL_CG_KLOOP(A_, lda_, P_, K_)                                                       \
     for (k = 0; k < (K_); k++) {                                                            \
-        const real *u_ = (P_) + k * 4 * AL_CG_L;                                            \
+        AL_SFN(al_vgen) uv_[4];                                                             \
+        memcpy(uv_, (P_) + k * 4 * AL_CG_L, sizeof uv_);                                    \
         for (r = 0; r < R; r++) {                                                           \
-            const real av_ = (A_)[r * (lda_) + k];                                          \
-            for (l = 0; l < 4 * AL_CG_L; l++) acc[r][l] = acc[r][l] + av_ * u_[l];          \
+            const AL_SFN(al_vgen) av_ = (AL_SFN(al_vgen)){0} + (A_)[r * (lda_) + k];        \
+            for (q = 0; q < 4; q++) accv[r].v[q] = accv[r].v[q] + av_ * uv_[q];             \
         }                                                                                   \
     }
 
 static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_tile_gen)(
     const int R, const AL_SFN(lstm_cell_args) *a, size_t r0, size_t p, size_t n) {
     const size_t H = a->H, D = a->D, u = p * AL_CG_L;
-    real acc[3][4 * AL_CG_L];
+    AL_SFN(al_vgen4) accv[3];      /* lanes: the 4 gates x AL_CG_L units of the panel */
+#define acc(r_) accv[r_].s
     real cpb[AL_CG_L], hb[AL_CG_L], cb[AL_CG_L], ab[AL_CG_L];
-    size_t k, l, q;
-    int r;
+    size_t k, l;
+    int r, q;
 
     if (a->zin) {
         for (r = 0; r < R; r++) {
             const real *z = a->z + (r0 + r) * a->ldz + u;
             for (q = 0; q < 4; q++)
-                for (l = 0; l < AL_CG_L; l++) acc[r][q * AL_CG_L + l] = l < n ? z[q * H + l] : (real)0;
+                for (l = 0; l < AL_CG_L; l++)
+                    acc(r)[q * AL_CG_L + l] = l < (size_t)n ? z[q * H + l] : (real)0;
         }
         if (a->pb != NULL) {
             const real *bv = a->pb + p * 4 * AL_CG_L;
             for (r = 0; r < R; r++)
-                for (l = 0; l < 4 * AL_CG_L; l++) acc[r][l] = acc[r][l] + bv[l];
+                for (l = 0; l < 4 * AL_CG_L; l++) acc(r)[l] = acc(r)[l] + bv[l];
         }
     } else {
         for (r = 0; r < R; r++)
-            for (l = 0; l < 4 * AL_CG_L; l++) acc[r][l] = a->pb ? a->pb[p * 4 * AL_CG_L + l] : (real)0;
+            for (l = 0; l < 4 * AL_CG_L; l++) acc(r)[l] = a->pb ? a->pb[p * 4 * AL_CG_L + l] : (real)0;
         if (a->pW != NULL && D > 0) {
             const real *xr = a->x + r0 * a->ldx;
             AL_CG_KLOOP(xr, a->ldx, a->pW + p * D * 4 * AL_CG_L, D)
@@ -150,12 +157,15 @@ static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_tile_gen)(
     if (a->h != NULL) {
         const real *hr = a->h + r0 * a->ldh;
         AL_CG_KLOOP(hr, a->ldh, a->pU + p * H * 4 * AL_CG_L, H)
+    } else if (a->pz0 != NULL) {
+        for (r = 0; r < R; r++)
+            for (l = 0; l < 4 * AL_CG_L; l++) acc(r)[l] = acc(r)[l] + a->pz0[p * 4 * AL_CG_L + l];
     }
 
     for (r = 0; r < R; r++) {
         const size_t row = r0 + r;
         const int keep = a->keep == NULL || a->keep[row * a->ldkeep];
-        real *zb = acc[r];
+        real *zb = acc(r);
         if (a->cp != NULL) {
             for (l = 0; l < AL_CG_L; l++) cpb[l] = l < n ? a->cp[row * a->ldcp + u + l] : (real)0;
             AL_SFN(lstm_cell_lanes)(zb, cpb, hb, cb, ab, AL_CG_L, a->act, a->ract);
@@ -176,6 +186,7 @@ static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_tile_gen)(
         }
     }
 }
+#undef acc
 
 #define AL_CG_R(R_)                                                                           \
     static void AL_SFN(lstm_cell_r##R_##_gen)(const AL_SFN(lstm_cell_args) *a, size_t r0,     \

@@ -48,6 +48,10 @@ typedef struct {
      * products with rec_mask (lstm_fwd_steps). NULL where unused. */
     const real *pU, *pWg, *pbg, *pW, *pWk, *pUk;
     size_t nWk, nUk;                 /* elements of one packed W_k, U_k */
+    /* without h0: z0 (4H) = 0 * U summed over k, Keras' zeros @ U (0, or NaN in a column of U
+     * holding NaN/inf), and pz0 the same gate-interleaved; NULL when it is all 0 (the usual
+     * case: step 0 then skips the product) */
+    const real *z0, *pz0;
     real *hd;                        /* (B,4H) workspace with rec_mask (rows per thread) */
     real *xd;                        /* (B*T,D) workspace with dp_mask (rows per thread) */
     al_barrier bar;
@@ -88,7 +92,8 @@ static void AL_SFN(lstm_fwd_elementwise)(const AL_SFN(lstm_fwd_ctx) *c, size_t b
         if (cp != NULL) {
             for (j = 0; j < n; j++) cn[j] = zf[j] * cp[j] + zi[j] * zg[j];
         } else {
-            for (j = 0; j < n; j++) cn[j] = zi[j] * zg[j];
+            /* f * 0 still: an infinite or NaN f gives NaN, as Keras' f * zeros */
+            for (j = 0; j < n; j++) cn[j] = zf[j] * (real)0 + zi[j] * zg[j];
         }
         for (j = 0; j < n; j++) hn[j] = cn[j];
         AL_SFN(act_forward)(c->activation, hn, n);
@@ -146,7 +151,7 @@ static void AL_SFN(lstm_fwd_fused)(AL_SFN(lstm_fwd_ctx) *c, int tid, int nt, siz
         if (c->mode == AL_SPLIT_COLS) al_barrier_wait(&c->bar);
     }
     /* the projection adds the bias itself */
-    a.pW = c->pWg; a.pb = zin ? NULL : c->pbg; a.pU = c->pU; a.zin = zin;
+    a.pW = c->pWg; a.pb = zin ? NULL : c->pbg; a.pU = c->pU; a.zin = zin; a.pz0 = c->pz0;
     a.ldx = T * D; a.ldz = T * G; a.ldo = T * H; a.ldkeep = T;
     a.D = D; a.H = H; a.act = c->activation; a.ract = c->recurrent_activation;
     for (s = 0; s < T; s++) {
@@ -190,6 +195,10 @@ static void AL_SFN(lstm_fwd_steps)(AL_SFN(lstm_fwd_ctx) *c, size_t b0, size_t b1
         const size_t hprev_ld = (s == 0) ? H : T * H;
         real *gt = gates + t * G;                       /* rows b at stride T*G */
 
+        if (hprev == NULL && c->z0 != NULL) {
+            for (b = b0; b < b1; b++)
+                for (j = 0; j < G; j++) gt[b * T * G + j] += c->z0[j];
+        }
         if (hprev != NULL) {
             for (b = b0; b < b1; b++) {
                 const real *hp = hprev + b * hprev_ld, *r = c->rec_mask + b * G;
@@ -234,6 +243,21 @@ static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
     } else {
         AL_SFN(lstm_fwd_fused)(c, tid, nt, 0, c->B, 0, npanel);
     }
+}
+
+/* z0 (4H) = sum_k 0 * U[k] (Keras' zeros @ U without an initial state: 0, or NaN in a column
+ * holding NaN or inf); returns whether any entry is not 0. One vectorised pass over U. */
+static int AL_SFN(lstm_zero_h_times_U)(real *z0, const real *U, size_t H) {
+    const size_t G = 4 * H;
+    size_t k, j;
+    int any = 0;
+    for (j = 0; j < G; j++) z0[j] = (real)0;
+    for (k = 0; k < H; k++) {
+        const real *u = U + k * G;
+        for (j = 0; j < G; j++) z0[j] += u[j] * (real)0;
+    }
+    for (j = 0; j < G; j++) any |= z0[j] != (real)0;
+    return any;
 }
 
 /*
@@ -291,7 +315,7 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
     c.go_backwards = go_backwards;
     c.mode = AL_SPLIT_NONE;
     c.pU = NULL; c.pWg = NULL; c.pbg = NULL; c.pW = NULL; c.pWk = NULL; c.pUk = NULL;
-    c.nWk = 0; c.nUk = 0; c.hd = NULL; c.xd = NULL;
+    c.nWk = 0; c.nUk = 0; c.hd = NULL; c.xd = NULL; c.z0 = NULL; c.pz0 = NULL;
     if (rec_mask != NULL || dp_mask != NULL) {
         /* hd (B,4H) for the dropped h rows, xd (B*T,D) for x * p_k */
         const size_t nh = rec_mask != NULL ? B * G : 0;
@@ -311,7 +335,7 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
         const size_t nu = steps ? 0 : AL_SFN(al_pg_size)(c.isa, H, 4 * Hp);
         const size_t nuk = steps ? AL_SFN(al_pg_size)(c.isa, H, H) : 0;
         const size_t nwg = concat ? AL_SFN(al_pg_size)(c.isa, D, 4 * Hp) : 0;
-        const size_t nb = steps ? 0 : AL_SFN(al_pg_size)(c.isa, 1, 4 * Hp);
+        const size_t nb = AL_SFN(al_pg_size)(c.isa, 1, 4 * Hp);
         const size_t nw = (!concat && D > 0 && dp_mask == NULL) ? AL_SFN(al_pg_size)(c.isa, D, G)
                                                                 : 0;
         const size_t nwk = (D > 0 && dp_mask != NULL) ? AL_SFN(al_pg_size)(c.isa, D, H) : 0;
@@ -319,7 +343,8 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
         const size_t ng = (!concat && gates == NULL) ? B * T * G : 0;
         size_t k;
         real *q;
-        packed = (real *)al_alloc_large((nu + 4 * nuk + nwg + nb + nw + 4 * nwk + ng + 1) *
+        const size_t nz = h0 == NULL ? G + nb : 0;
+        packed = (real *)al_alloc_large((nu + 4 * nuk + nwg + nb + nw + 4 * nwk + ng + nz + 1) *
                                         sizeof(real));
         if (packed == NULL) {
             free(c.hd);
@@ -356,7 +381,15 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
             for (k = 0; k < 4; k++) AL_SFN(al_pg_pack)(c.isa, q + k * nwk, W + k * H, G, 0, D, H);
             q += 4 * nwk;
         }
-        if (ng > 0) c.gates = q;
+        if (ng > 0) {
+            c.gates = q;
+            q += ng;
+        }
+        if (nz > 0 && AL_SFN(lstm_zero_h_times_U)(q, U, H)) {
+            c.z0 = q;
+            c.pz0 = q + G;
+            AL_SFN(al_pg_pack_gates)(c.isa, q + G, q, G, 1, H);
+        }
         c.mode = al_lstm_split(nthreads, forced, B, T, Hp, L, &nt);
         if (steps && c.mode == AL_SPLIT_COLS) {
             /* the per-gate products of lstm_fwd_steps split by rows only */

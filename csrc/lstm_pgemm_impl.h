@@ -195,33 +195,38 @@ AL_PG256_R(1) AL_PG256_R(2) AL_PG256_R(3)
 #undef AL_PG256_R
 #endif /* AL_PG_X86 */
 
-/* One R x NC tile of the generic path (plain C, any CPU): the same scheme as the vector tiles
+/* One R x NC tile of the generic path (portable C with GCC/Clang vector types of 16 bytes, which
+ * x86-64's baseline SSE2 runs; any compiler target else): the same scheme as the vector tiles
  * (the bias, or C, or 0 first; then k in order), with a separate multiply and add where they
- * fuse. The compiler vectorises the column loops with the baseline vector unit (SSE2). */
+ * fuse (the baseline has no FMA). Lane by lane the same operations as scalar code. */
 #define AL_PGG_NC (4 * AL_PG_LGEN)
+typedef real AL_SFN(al_vgen) __attribute__((vector_size(16)));
+typedef union { AL_SFN(al_vgen) v[4]; real s[AL_PGG_NC]; } AL_SFN(al_vgen4);
 static inline __attribute__((always_inline)) void
 AL_SFN(al_pgg_tile)(const int R, real *C, size_t ldc, const real *A, size_t lda, size_t ak,
                     const real *P, const real *bias, int beta, size_t K, size_t ncols,
                     size_t ldp) {
-    real acc[3][AL_PGG_NC];
+    AL_SFN(al_vgen4) acc[3];
     size_t k, c;
-    int r;
+    int r, q;
     for (r = 0; r < R; r++) {
         for (c = 0; c < AL_PGG_NC; c++) {
             const real bv = bias != NULL && c < ncols ? bias[c] : (real)0;
             const real cv = beta && c < ncols ? C[r * ldc + c] : bv;
-            acc[r][c] = beta && bias != NULL ? bv + cv : cv;
+            acc[r].s[c] = beta && bias != NULL ? bv + cv : cv;
         }
     }
     for (k = 0; k < K; k++) {
         const real *u = P + k * ldp;
+        AL_SFN(al_vgen) uv[4];
+        memcpy(uv, u, sizeof uv);
         for (r = 0; r < R; r++) {
-            const real a = A[r * lda + k * ak];
-            for (c = 0; c < AL_PGG_NC; c++) acc[r][c] = acc[r][c] + a * u[c];
+            const AL_SFN(al_vgen) av = (AL_SFN(al_vgen)){0} + A[r * lda + k * ak];
+            for (q = 0; q < 4; q++) acc[r].v[q] = acc[r].v[q] + av * uv[q];
         }
     }
     for (r = 0; r < R; r++)
-        for (c = 0; c < ncols; c++) C[r * ldc + c] = acc[r][c];
+        for (c = 0; c < ncols; c++) C[r * ldc + c] = acc[r].s[c];
 }
 
 #define AL_PGG_R(R_)                                                                            \
