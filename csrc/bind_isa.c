@@ -96,6 +96,8 @@ static PyMethodDef al_isa_methods[] = {
 /* Called once by PyInit__core: applies ATTNLSTM_ISA and adds isa_info. 0, or -1 with an
  * exception set (the import then fails with it). */
 int al_isa_module_init(PyObject *m) {
-    if (al_isa_from_env() == -2) return -1;
+    const int k = al_isa_from_env();
+    if (k == -2) return -1;
+    if (k == -1) al_isa_select(al_isa_cpu_best());   /* fixed now: al_isa_level is one load */
     return PyModule_AddFunctions(m, al_isa_methods);
 }

@@ -79,7 +79,37 @@ static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_lanes)(
 static size_t AL_SFN(al_cell_lanes)(int isa) { return AL_SFN(al_pg_nc)(isa) / 4; }
 
 /* P = gate-interleaved M (K, 4H; row stride ldm), al_pg_size(isa, K, 4 * ceil(H / L) * L)
- * elements. K = 1 packs a bias vector. */
+ * elements. K = 1 packs a bias vector. z0 (4H), when not NULL, gets sum_k 0 * M[k] on the way
+ * (0, or NaN in a column holding NaN or inf: Keras' zeros @ U, see lstm_forward_impl). */
+static void AL_SFN(al_pg_pack_gates_z)(int isa, real *P, const real *M, size_t ldm, size_t K,
+                                       size_t H, real *z0) {
+    const size_t L = AL_SFN(al_cell_lanes)(isa), nc = 4 * L;
+    size_t p, k, q, l;
+    if (z0 != NULL) {
+        for (l = 0; l < 4 * H; l++) z0[l] = (real)0;
+    }
+    for (p = 0; p * L < H; p++) {
+        const size_t w = H - p * L < L ? H - p * L : L;
+        real *dst = P + p * K * nc;
+        for (k = 0; k < K; k++) {
+            for (q = 0; q < 4; q++) {
+                const real *src = M + k * ldm + q * H + p * L;
+                real *d = dst + k * nc + q * L;
+                if (z0 != NULL) {
+                    real *z = z0 + q * H + p * L;
+                    for (l = 0; l < w; l++) {
+                        d[l] = src[l];
+                        z[l] += src[l] * (real)0;
+                    }
+                } else {
+                    for (l = 0; l < w; l++) d[l] = src[l];
+                }
+                for (l = w; l < L; l++) d[l] = (real)0;
+            }
+        }
+    }
+}
+
 static void AL_SFN(al_pg_pack_gates)(int isa, real *P, const real *M, size_t ldm, size_t K,
                                      size_t H) {
     const size_t L = AL_SFN(al_cell_lanes)(isa), nc = 4 * L;

@@ -52,6 +52,7 @@ typedef struct {
      * holding NaN/inf), and pz0 the same gate-interleaved; NULL when it is all 0 (the usual
      * case: step 0 then skips the product) */
     const real *z0, *pz0;
+    int one_step;                    /* T = 1: lstm_fwd_one (W and U read in place, unpacked) */
     real *hd;                        /* (B,4H) workspace with rec_mask (rows per thread) */
     real *xd;                        /* (B*T,D) workspace with dp_mask (rows per thread) */
     al_barrier bar;
@@ -221,6 +222,32 @@ static void AL_SFN(lstm_fwd_steps)(AL_SFN(lstm_fwd_ctx) *c, size_t b0, size_t b1
     }
 }
 
+/* A single step (T = 1) for batch rows [b0, b1) with W and U read in place (4H a multiple of
+ * the panel width): packing them would cost more than the step. Gates = bias + x W, then
+ * + h0 U (or + z0 without h0), each element the same chain as on the packed path; then the
+ * elementwise pass. */
+static void AL_SFN(lstm_fwd_one)(AL_SFN(lstm_fwd_ctx) *c, size_t b0, size_t b1) {
+    const size_t D = c->D, H = c->H, G = 4 * H;
+    size_t b, j;
+    real *gt = c->gates + b0 * G;
+    if (D > 0) {
+        AL_SFN(al_pg_gemm)(c->isa, gt, G, c->x + b0 * D, D, 1, c->W, G, c->bias, 0, b1 - b0, G, D);
+    } else {
+        for (b = b0; b < b1; b++)
+            for (j = 0; j < G; j++) c->gates[b * G + j] = c->bias ? c->bias[j] : (real)0;
+    }
+    if (c->h0 != NULL) {
+        AL_SFN(al_pg_gemm)(c->isa, gt, G, c->h0 + b0 * H, H, 1, c->U, G, NULL, 1, b1 - b0, G, H);
+    } else if (c->z0 != NULL) {
+        for (b = b0; b < b1; b++)
+            for (j = 0; j < G; j++) c->gates[b * G + j] += c->z0[j];
+    }
+    for (b = b0; b < b1; b++) {
+        AL_SFN(lstm_fwd_elementwise)(c, b, 0, 0, c->gates + b * G, c->h0 ? c->h0 + b * H : NULL,
+                                     c->c0 ? c->c0 + b * H : NULL, 0, H);
+    }
+}
+
 /* One thread of the team: rows mode takes chunks of batch rows first come, first served (a
  * thread the OS delays then costs one chunk, not half the call); units mode takes its fixed
  * block of gate-interleaved panels (its steps meet at a barrier). */
@@ -232,9 +259,12 @@ static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
     if (c->mode == AL_SPLIT_ROWS) {
         while ((k = atomic_fetch_add(&c->next, 1)) < c->nchunk) {
             al_split(c->B, (int)c->nchunk, (int)k, &b0, &b1);
-            if (c->pUk != NULL) AL_SFN(lstm_fwd_steps)(c, b0, b1);
+            if (c->one_step) AL_SFN(lstm_fwd_one)(c, b0, b1);
+            else if (c->pUk != NULL) AL_SFN(lstm_fwd_steps)(c, b0, b1);
             else AL_SFN(lstm_fwd_fused)(c, tid, nt, b0, b1, 0, npanel);
         }
+    } else if (c->one_step) {
+        AL_SFN(lstm_fwd_one)(c, 0, c->B);
     } else if (c->pUk != NULL) {
         AL_SFN(lstm_fwd_steps)(c, 0, c->B);
     } else if (c->mode == AL_SPLIT_COLS) {
@@ -246,18 +276,50 @@ static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
 }
 
 /* z0 (4H) = sum_k 0 * U[k] (Keras' zeros @ U without an initial state: 0, or NaN in a column
- * holding NaN or inf); returns whether any entry is not 0. One vectorised pass over U. */
-static int AL_SFN(lstm_zero_h_times_U)(real *z0, const real *U, size_t H) {
+ * holding NaN or inf); returns whether any entry is not 0. One vectorised pass over U (the
+ * rec_mask path; the fused path takes z0 while packing U, al_pg_pack_gates_z). */
+static int AL_SFN(lstm_any_nonzero)(const real *z, size_t n) {
+    size_t j;
+    int any = 0;
+    for (j = 0; j < n; j++) any |= z[j] != (real)0;
+    return any;
+}
+
+static inline __attribute__((always_inline)) void AL_SFN(lstm_zero_h_times_U_body)(
+    real *z0, const real *U, size_t H) {
     const size_t G = 4 * H;
     size_t k, j;
-    int any = 0;
     for (j = 0; j < G; j++) z0[j] = (real)0;
     for (k = 0; k < H; k++) {
         const real *u = U + k * G;
         for (j = 0; j < G; j++) z0[j] += u[j] * (real)0;
     }
-    for (j = 0; j < G; j++) any |= z0[j] != (real)0;
-    return any;
+}
+AL_ISA_VERSIONS_VOID(AL_SFN(lstm_zero_h_times_U_v), AL_SFN(lstm_zero_h_times_U_body),
+                     (real *z0, const real *U, size_t H), (z0, U, H))
+
+/* s[0] = sum of 0 * x over n elements in 16 partial sums (vectorises; loads only): 0, or NaN
+ * when some x is NaN or inf. */
+static inline __attribute__((always_inline)) void AL_SFN(lstm_nonfinite_body)(
+    real *s, const real *x, size_t n) {
+    real part[16];
+    size_t j, l;
+    for (l = 0; l < 16; l++) part[l] = (real)0;
+    for (j = 0; j + 16 <= n; j += 16)
+        for (l = 0; l < 16; l++) part[l] += x[j + l] * (real)0;
+    for (; j < n; j++) part[0] += x[j] * (real)0;
+    for (l = 1; l < 16; l++) part[0] += part[l];
+    s[0] = part[0];
+}
+AL_ISA_VERSIONS_VOID(AL_SFN(lstm_nonfinite), AL_SFN(lstm_nonfinite_body),
+                     (real *s, const real *x, size_t n), (s, x, n))
+
+static int AL_SFN(lstm_zero_h_times_U)(real *z0, const real *U, size_t H) {
+    real s;
+    AL_SFN(lstm_nonfinite)(&s, U, H * 4 * H);   /* the usual case: all finite, z0 = 0 */
+    if (s == (real)0) return 0;
+    AL_SFN(lstm_zero_h_times_U_v)(z0, U, H);
+    return AL_SFN(lstm_any_nonzero)(z0, 4 * H);
 }
 
 /*
@@ -315,7 +377,7 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
     c.go_backwards = go_backwards;
     c.mode = AL_SPLIT_NONE;
     c.pU = NULL; c.pWg = NULL; c.pbg = NULL; c.pW = NULL; c.pWk = NULL; c.pUk = NULL;
-    c.nWk = 0; c.nUk = 0; c.hd = NULL; c.xd = NULL; c.z0 = NULL; c.pz0 = NULL;
+    c.nWk = 0; c.nUk = 0; c.hd = NULL; c.xd = NULL; c.z0 = NULL; c.pz0 = NULL; c.one_step = 0;
     if (rec_mask != NULL || dp_mask != NULL) {
         /* hd (B,4H) for the dropped h rows, xd (B*T,D) for x * p_k */
         const size_t nh = rec_mask != NULL ? B * G : 0;
@@ -330,14 +392,17 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
          * panel over many rows; below it (and with dp_mask) the input projection of all B*T
          * rows is one packed GEMM first (W in Keras layout; per gate with dp_mask). */
         const size_t L = AL_SFN(al_cell_lanes)(c.isa), Hp = (H + L - 1) / L * L;
+        /* a single step reads W and U in place (lstm_fwd_one) */
+        const int one = T == 1 && rec_mask == NULL && dp_mask == NULL &&
+                        G % AL_SFN(al_pg_nc)(c.isa) == 0;
         const int steps = rec_mask != NULL;
-        const int concat = !steps && dp_mask == NULL && (D == 0 || B >= AL_CELL_CONCAT_B);
-        const size_t nu = steps ? 0 : AL_SFN(al_pg_size)(c.isa, H, 4 * Hp);
+        const int concat = !one && !steps && dp_mask == NULL && (D == 0 || B >= AL_CELL_CONCAT_B);
+        const size_t nu = (steps || one) ? 0 : AL_SFN(al_pg_size)(c.isa, H, 4 * Hp);
         const size_t nuk = steps ? AL_SFN(al_pg_size)(c.isa, H, H) : 0;
         const size_t nwg = concat ? AL_SFN(al_pg_size)(c.isa, D, 4 * Hp) : 0;
         const size_t nb = AL_SFN(al_pg_size)(c.isa, 1, 4 * Hp);
-        const size_t nw = (!concat && D > 0 && dp_mask == NULL) ? AL_SFN(al_pg_size)(c.isa, D, G)
-                                                                : 0;
+        const size_t nw = (!one && !concat && D > 0 && dp_mask == NULL)
+                              ? AL_SFN(al_pg_size)(c.isa, D, G) : 0;
         const size_t nwk = (D > 0 && dp_mask != NULL) ? AL_SFN(al_pg_size)(c.isa, D, H) : 0;
         /* projection-first needs a gates array even when the caller saves none */
         const size_t ng = (!concat && gates == NULL) ? B * T * G : 0;
@@ -351,9 +416,11 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
             return AL_ERR_NOMEM;
         }
         q = packed;
+        /* without h0, z0 = 0 * U's column sums: taken while packing U (fused path) */
+        real *z0 = h0 == NULL ? packed + (nu + 4 * nuk + nwg + nb + nw + 4 * nwk + ng) : NULL;
         if (nu > 0) {
             c.pU = q;
-            AL_SFN(al_pg_pack_gates)(c.isa, q, U, G, H, H);
+            AL_SFN(al_pg_pack_gates_z)(c.isa, q, U, G, H, H, z0);
             q += nu;
         }
         if (nuk > 0) {
@@ -385,14 +452,16 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
             c.gates = q;
             q += ng;
         }
-        if (nz > 0 && AL_SFN(lstm_zero_h_times_U)(q, U, H)) {
-            c.z0 = q;
-            c.pz0 = q + G;
-            AL_SFN(al_pg_pack_gates)(c.isa, q + G, q, G, 1, H);
+        if (z0 != NULL && (nu > 0 ? AL_SFN(lstm_any_nonzero)(z0, G)
+                                  : AL_SFN(lstm_zero_h_times_U)(z0, U, H))) {
+            c.z0 = z0;
+            c.pz0 = z0 + G;
+            AL_SFN(al_pg_pack_gates)(c.isa, z0 + G, z0, G, 1, H);
         }
+        c.one_step = one;
         c.mode = al_lstm_split(nthreads, forced, B, T, Hp, L, &nt);
-        if (steps && c.mode == AL_SPLIT_COLS) {
-            /* the per-gate products of lstm_fwd_steps split by rows only */
+        if ((steps || one) && c.mode == AL_SPLIT_COLS) {
+            /* lstm_fwd_steps and lstm_fwd_one split by rows only */
             c.mode = B >= 2 ? AL_SPLIT_ROWS : AL_SPLIT_NONE;
             nt = B >= 2 ? ((size_t)nthreads < B ? nthreads : (int)B) : 1;
         }
