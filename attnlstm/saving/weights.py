@@ -14,8 +14,14 @@ Paths follow Keras' rules, so files move both ways between attnlstm and Keras 3:
   ``<path>/vars``.
 
 Example:
+    >>> import numpy as np
+    >>> from attnlstm import Input, Model, layers
+    >>> x = Input((5, 3))
+    >>> model = Model(x, layers.Dense(2)(layers.LSTM(4)(x)))
     >>> model.save_weights("model.weights.h5")       # keras_model.load_weights(...) reads it
-    >>> model.load_weights("keras_model.weights.h5")  # saved by Keras 3
+    >>> model.load_weights("model.weights.h5")        # or one saved by Keras 3
+    >>> sorted(weight_paths(model))[:1]
+    ['layers/dense/vars/0']
 """
 import io
 import os
@@ -232,6 +238,9 @@ def weight_paths(model):
     """``{dataset path: Variable}`` of `model` in Keras 3's ``.weights.h5`` layout.
 
     Example:
+        >>> from attnlstm import Input, Model, layers
+        >>> x = Input((5, 3))
+        >>> model = Model(x, layers.Dense(2)(layers.LSTM(4)(x)))
         >>> list(weight_paths(model))[:3]
         ['layers/lstm/cell/vars/0', 'layers/lstm/cell/vars/1', 'layers/lstm/cell/vars/2']
     """
