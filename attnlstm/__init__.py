@@ -20,6 +20,7 @@ from . import layers, utils
 from . import callbacks, datasets, models, plot, preprocessing, saving, sequence
 from .engine import Input, InputLayer, KerasTensor, Layer, Model, Sequential, Variable
 from .engine.base import Grads
+from .engine.tape import GradientTape
 from .errors import ShapeError
 from .vae import LSTMVAE
 from ._config import show_config
@@ -30,7 +31,7 @@ __all__ = ["Input", "Model", "Sequential", "ShapeError", "layers", "ops", "utils
            "datasets", "sequence", "preprocessing", "models",
            "saving", "plot", "losses", "metrics", "optimizers", "regularizers", "constraints",
            "set_num_threads", "get_num_threads", "show_config", "KerasTensor", "Layer", "Variable",
-           "InputLayer", "Grads", "LSTMVAE"]
+           "InputLayer", "Grads", "LSTMVAE", "GradientTape"]
 
 
 def set_num_threads(n):

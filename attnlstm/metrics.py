@@ -80,6 +80,23 @@ class Metric:
     def update_state(self, y_true, y_pred, sample_weight=None, mask=None):
         raise NotImplementedError(f"{type(self).__name__} must implement update_state().")
 
+    def __init_subclass__(cls, **kwargs):
+        """Every update_state takes traced values too (a custom train_step updates its metrics
+        with the loss it differentiated): their plain arrays are used."""
+        super().__init_subclass__(**kwargs)
+        fn = cls.__dict__.get("update_state")
+        if fn is None or getattr(fn, "_plain_args", False):
+            return
+
+        def update_state(self, *args, **kwargs):
+            from autograd.tracer import getval
+            return fn(self, *(getval(a) for a in args),
+                      **{k: getval(v) for k, v in kwargs.items()})
+        update_state.__doc__, update_state.__name__ = fn.__doc__, "update_state"
+        update_state.__wrapped__ = fn
+        update_state._plain_args = True
+        cls.update_state = update_state
+
     def result(self):
         raise NotImplementedError(f"{type(self).__name__} must implement result().")
 

@@ -259,3 +259,149 @@ def test_summary_options_take_effect():
     lines = []
     m.summary(print_fn=lines.append, line_length=60, positions=[0.5, 0.8, 1.0])
     assert max(len(l) for l in lines[:4]) == 60
+
+
+# --- subclassed models with their own train_step (Keras 3's contract, GradientTape) -----------
+
+def _custom_step_model(K, tape_cls):
+    class Regressor(K.Model):
+        def __init__(self):
+            super().__init__()
+            self.d1 = K.layers.Dense(8, activation="tanh")
+            self.d2 = K.layers.Dense(1)
+            self.loss_tracker = K.metrics.Mean(name="loss")
+
+        def call(self, x):
+            return self.d2(self.d1(x))
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker]
+
+        def train_step(self, data):
+            x, y = data
+            with tape_cls() as tape:
+                y_pred = self(x, training=True)
+                loss = K.ops.mean(K.ops.square(y_pred - y))
+            grads = tape.gradient(loss, self.trainable_weights)
+            self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+            self.loss_tracker.update_state(loss)
+            return {"loss": self.loss_tracker.result()}
+    return Regressor()
+
+
+def test_custom_train_step_with_gradient_tape_follows_keras():
+    import keras
+    import tensorflow as tf
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 4)).astype("float32")
+    y = x[:, :1] * 2 + 1
+    km = _custom_step_model(keras, tf.GradientTape)
+    km(x[:2])
+    am = _custom_step_model(attnlstm, attnlstm.GradientTape)
+    am(x[:2])
+    am.set_weights(km.get_weights())
+    km.compile(optimizer=keras.optimizers.SGD(0.05))
+    am.compile(optimizer=attnlstm.optimizers.SGD(0.05))
+    kh = km.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0).history["loss"]
+    ah = am.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ah, kh, rtol=1e-5)
+
+
+def test_gradient_tape_matches_tf_through_an_lstm_and_a_custom_layer():
+    import keras
+    import tensorflow as tf
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 5, 4))
+
+    def build(K):
+        class Pool(K.layers.Layer):
+            def build(self, input_shape):
+                self.w = self.add_weight(shape=(input_shape[-1], 1), initializer="ones",
+                                         name="w")
+
+            def call(self, h):
+                a = K.ops.softmax(K.ops.tanh(K.ops.matmul(h, self.w)), axis=1)
+                return K.ops.sum(h * a, axis=1)
+        inp = K.Input((5, 4), dtype="float64")
+        out = Pool(dtype="float64")(K.layers.LSTM(6, return_sequences=True, dtype="float64")(inp))
+        return K.Model(inp, out)
+    km, am = build(keras), build(attnlstm)
+    am.set_weights(km.get_weights())
+    with tf.GradientTape() as t:
+        kl = tf.reduce_sum(km(x) ** 2)
+    kg = t.gradient(kl, km.trainable_weights)
+    with attnlstm.GradientTape() as tape:
+        al = attnlstm.ops.sum(am(x) ** 2)
+    ag = tape.gradient(al, am.trainable_weights)
+    assert len(ag) == len(kg) == 4
+    for a, k in zip(ag, kg):
+        np.testing.assert_allclose(a, np.asarray(k), rtol=1e-9, atol=1e-12)
+
+
+def test_gradient_tape_errors_and_unrelated_variables():
+    d1, d2 = layers.Dense(2), layers.Dense(2)
+    x = np.ones((1, 3), "float32")
+    d2(x)
+    with attnlstm.GradientTape() as tape:
+        loss = attnlstm.ops.sum(d1(x))
+        with pytest.raises(RuntimeError, match="after the `with` block"):
+            tape.gradient(loss, d1.trainable_weights)
+    g = tape.gradient(loss, d1.trainable_weights + d2.trainable_weights)
+    assert g[0] is not None and g[2] is None and g[3] is None     # d2 unused: None, as TF
+    with pytest.raises(RuntimeError, match="non-persistent GradientTape"):
+        tape.gradient(loss, d1.trainable_weights)
+
+
+def test_a_subclassed_vae_with_its_own_train_step_trains():
+    K = attnlstm
+    rng = np.random.default_rng(0)
+    data = (np.sin(np.linspace(0, 6, 16))[None, :] * rng.uniform(0.5, 1.5, (128, 1))).astype("float32")
+    latent_dim = 2
+
+    class VAE(K.Model):
+        def __init__(self):
+            super().__init__()
+            self.enc = K.layers.Dense(16, activation="relu")
+            self.z_mean = K.layers.Dense(latent_dim)
+            self.z_log_var = K.layers.Dense(latent_dim)
+            self.sampling = K.layers.Sampling(seed=1)
+            self.dec1 = K.layers.Dense(16, activation="relu")
+            self.dec2 = K.layers.Dense(16)
+            self.total_loss_tracker = K.metrics.Mean(name="total_loss")
+            self.kl_loss_tracker = K.metrics.Mean(name="kl_loss")
+
+        def call(self, x):
+            h = self.enc(x)
+            z = self.sampling([self.z_mean(h), self.z_log_var(h)])
+            return self.dec2(self.dec1(z))
+
+        @property
+        def metrics(self):
+            return [self.total_loss_tracker, self.kl_loss_tracker]
+
+        def train_step(self, data):
+            x = data[0]
+            ops = K.ops
+            with K.GradientTape() as tape:
+                h = self.enc(x)
+                z_mean, z_log_var = self.z_mean(h), self.z_log_var(h)
+                z = self.sampling([z_mean, z_log_var])
+                reconstruction = self.dec2(self.dec1(z))
+                reconstruction_loss = ops.mean(ops.sum(ops.square(x - reconstruction), axis=1))
+                kl_loss = -0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))
+                kl_loss = ops.mean(ops.sum(kl_loss, axis=1))
+                total_loss = reconstruction_loss + kl_loss
+            grads = tape.gradient(total_loss, self.trainable_weights)
+            self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+            self.total_loss_tracker.update_state(total_loss)
+            self.kl_loss_tracker.update_state(kl_loss)
+            return {"loss": self.total_loss_tracker.result(),
+                    "kl_loss": self.kl_loss_tracker.result()}
+
+    vae = VAE()
+    vae(data[:2])
+    vae.compile(optimizer=K.optimizers.Adam(1e-2))
+    hist = vae.fit(data, epochs=15, batch_size=32, verbose=0).history
+    assert set(hist) >= {"loss", "kl_loss"}
+    assert hist["loss"][-1] < 0.5 * hist["loss"][0]

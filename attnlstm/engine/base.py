@@ -15,6 +15,7 @@ from ..errors import ShapeError, format_shape, shape_error
 from ..ops import core as _ops
 from ..ops._symbolic import KerasTensor, current_layer, set_node_factory, tracing
 from . import autodiff
+from .tape import active_tape
 from .structure import flatten, map_structure
 
 __all__ = ["KerasTensor", "Variable", "Layer", "InputLayer", "Input", "Node", "Grads"]
@@ -104,6 +105,11 @@ class Variable:
         """The value ops compute with: the traced box during a gradient trace, else the array."""
         if self._traced is not None:
             return self._traced
+        tape = active_tape()
+        if tape is not None:
+            box = tape._root(self)
+            if box is not None:
+                return box
         if self.trainable and autodiff.in_trace() and not autodiff.is_known(self):
             _warn_untracked(self)
         return self._value
@@ -643,7 +649,12 @@ class Layer:
         """Called inside another layer's ``call`` while it is traced for gradients."""
         training = autodiff.training_flag()
         if not self._uses_autograd:
-            # a C-kernel layer: one autograd primitive around its forward/backward
+            # a C-kernel layer: one autograd primitive around its forward/backward (built
+            # first, so its weights exist to be traced arguments of the primitive)
+            if not self.built:
+                plain = map_structure(_ops.getval, list(args))
+                kw = {k: map_structure(_ops.getval, v) for k, v in kwargs.items()}
+                self._check_and_build(plain[0], kw)
             return autodiff.layer_primitive(self, args, kwargs, training)
         if not self.built:
             shapes = map_structure(lambda t: None if t is None else tuple(np.shape(_ops.getval(t))),

@@ -422,7 +422,8 @@ class Model(ModelFileMixin, Trainer, Layer):
         self._check_inputs(values)
         kw = dict(kwargs)
         kw.pop("training", None)
-        fn = self.forward if record else self.call
+        # Model.call runs the graph (a subclassed model's own `call` is one node in it)
+        fn = self.forward if record else Model.call.__get__(self)
         return fn(values if len(values) > 1 else values[0], training=training,
                   mask=kw.get("mask"))
 

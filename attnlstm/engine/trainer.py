@@ -506,17 +506,24 @@ class Trainer:
                                          batch_size, steps)
             else:
                 batches = self._source_batches(source, "fit", class_weight)
+            custom = type(self).train_step is not Trainer.train_step
+            if custom:
+                self._reset_custom_metrics()
             for step, (bx, by, bw) in enumerate(batches):
                 cbs.on_train_batch_begin(step)
-                self._step(bx, by, bw, train=True)
-                logs = self._logs()
+                if custom:
+                    logs = _float_logs(self.train_step(self._pack_data(bx, by, bw)))
+                    self._custom_logs = logs
+                else:
+                    self._step(bx, by, bw, train=True)
+                    logs = self._logs()
                 cbs.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
             if source is not None and source.exhausted:
                 self.stop_training = True
                 break
-            logs = self._logs()
+            logs = dict(self._custom_logs) if custom else self._logs()
             if val is not None and (epoch + 1) % validation_freq == 0:
                 if isinstance(val, BatchSource):
                     val_logs = self._evaluate_batches(
@@ -549,6 +556,67 @@ class Trainer:
         xs, ys, sw, _ = self._prepare(xv if len(self.inputs) > 1 or not isinstance(xv, list)
                                       else xv[0], yv, swv, "fit (validation_data)")
         return xs, ys, sw
+
+    # -- Keras 3's custom training step -----------------------------------------------------------
+
+    def train_step(self, data):
+        """One training step on one batch (``keras.Model.train_step``); ``fit`` calls a
+        subclass's override with each batch ``data`` = ``(x,)``, ``(x, y)`` or
+        ``(x, y, sample_weight)`` and logs the dict it returns.
+
+        An override computes gradients with :class:`attnlstm.GradientTape` (the TensorFlow
+        backend's contract), applies them with ``self.optimizer.apply_gradients`` and updates
+        its metrics::
+
+            def train_step(self, data):
+                x, y = data
+                with attnlstm.GradientTape() as tape:
+                    y_pred = self(x, training=True)
+                    loss = self.compute_loss(y=y, y_pred=y_pred)
+                grads = tape.gradient(loss, self.trainable_weights)
+                self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+                return {"loss": loss}
+
+        The default is attnlstm's own step (recorded forward, loss, backward, update).
+        """
+        x, y, sw = unpack_x_y_sample_weight(data)
+        xs, ys, sws, _ = self._prepare(x, y, sw, "train_step")
+        self._build_metrics(ys)
+        self._step(xs, ys, sws, train=True)
+        return self._logs()
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss of `y_pred` against `y` (``keras.Model.compute_loss``), weighted by
+        ``loss_weights``; differentiable inside a :class:`~attnlstm.GradientTape` (each compiled
+        loss's own gradient is its VJP). Weight penalties and ``add_loss`` terms are not
+        included here; add them to the returned value if the step needs them.
+
+        Raises:
+            RuntimeError: the model is not compiled with a loss.
+        """
+        self._assert_compiled("compute_loss")
+        ys = y if isinstance(y, (list, tuple)) and len(self._loss_fns) > 1 else [y]
+        preds = y_pred if isinstance(y_pred, (list, tuple)) and len(self._loss_fns) > 1 \
+            else [y_pred]
+        total = 0.0
+        for fn, w, yk, pk in zip(self._loss_fns, self._loss_weights, ys, preds):
+            if fn is None or yk is None:
+                continue
+            total = total + w * _traced_loss(fn, np.asarray(yk), pk, sample_weight)
+        return total
+
+    def _pack_data(self, bx, by, bw):
+        x = bx[0] if len(bx) == 1 else bx
+        if by is None:
+            return (x,)
+        y = by[0] if len(by) == 1 else by
+        return (x, y) if bw is None else (x, y, bw)
+
+    def _reset_custom_metrics(self):
+        self._custom_logs = {}
+        for m in self.metrics:
+            if hasattr(m, "reset_state"):
+                m.reset_state()
 
     def _source_batches(self, source, what, class_weight=None):
         """Checked ``(xs, ys, sample_weight)`` lists for each batch of one epoch of `source`
@@ -620,6 +688,37 @@ class Trainer:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _float_logs(logs):
+    """A train_step's returned dict as floats (metric objects give their result)."""
+    out = {}
+    for k, v in (logs or {}).items():
+        if hasattr(v, "result"):
+            v = v.result()
+        from autograd.tracer import getval
+        out[k] = float(np.asarray(getval(v)))
+    return out
+
+
+def _traced_loss(fn, y_true, y_pred, sample_weight):
+    """`fn(y_true, y_pred)` as one autograd primitive whose VJP is the loss's own gradient."""
+    from autograd.extend import defvjp, primitive
+    global _loss_primitive
+    if _loss_primitive is None:
+        @primitive
+        def loss_value(fn, y_true, y_pred, sample_weight):
+            return np.asarray(fn.value_and_grad(y_true, y_pred, sample_weight)[0], np.float64)
+
+        def vjp(ans, fn, y_true, y_pred, sample_weight):
+            grad = fn.value_and_grad(y_true, y_pred, sample_weight)[1]
+            return lambda g: g * grad
+        defvjp(loss_value, None, None, vjp)
+        _loss_primitive = loss_value
+    return _loss_primitive(fn, y_true, y_pred, sample_weight)
+
+
+_loss_primitive = None
 
 
 def _array_batches(xs, ys, sw, order, batch_size, steps):
