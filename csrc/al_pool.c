@@ -42,6 +42,7 @@ static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_int busy;                /* 1 while a caller owns the workers */
+    atomic_int callers;             /* calls inside al_pool_run / al_pool_inline right now */
     atomic_int sleeping;            /* workers inside (or about to enter) pthread_cond_wait */
     _Alignas(64) atomic_int pending;/* workers of the current job still running */
     atomic_int nworkers;            /* started; written only by the owner (busy held) */
@@ -68,6 +69,7 @@ static void al_pool_atfork_child(void) {
     pthread_mutex_init(&al_pool.mu, NULL);
     pthread_cond_init(&al_pool.cv, NULL);
     atomic_store(&al_pool.busy, 0);
+    atomic_store(&al_pool.callers, 0);
     atomic_store(&al_pool.sleeping, 0);
     atomic_store(&al_pool.pending, 0);
     atomic_store(&al_pool.nworkers, 0);
@@ -132,18 +134,34 @@ static int al_pool_grow(int want) {
     return rc;
 }
 
+void al_pool_inline(al_team_fn fn, void *arg) {
+    atomic_fetch_add(&al_pool.callers, 1);
+    fn(arg, 0, 1);
+    atomic_fetch_sub(&al_pool.callers, 1);
+}
+
 int al_pool_run(int nt, al_team_fn fn, void *arg) {
     int i, expected = 0;
     long spins = 0;
     if (nt <= 1) {
-        fn(arg, 0, 1);
+        al_pool_inline(fn, arg);
         return AL_POOL_OK;
     }
     if (nt > AL_TEAM_MAX) nt = AL_TEAM_MAX;
     pthread_once(&al_pool_once, al_pool_init_once);
-    if (!atomic_compare_exchange_strong(&al_pool.busy, &expected, 1)) return AL_POOL_BUSY;
+    /* Another call inside a kernel (pooled or inline): its thread already takes a core, so a
+     * team would oversubscribe; so would a second team. */
+    if (atomic_fetch_add(&al_pool.callers, 1) != 0) {
+        atomic_fetch_sub(&al_pool.callers, 1);
+        return AL_POOL_BUSY;
+    }
+    if (!atomic_compare_exchange_strong(&al_pool.busy, &expected, 1)) {
+        atomic_fetch_sub(&al_pool.callers, 1);
+        return AL_POOL_BUSY;
+    }
     if (al_pool_grow(nt - 1) != 0) {
         atomic_store(&al_pool.busy, 0);
+        atomic_fetch_sub(&al_pool.callers, 1);
         return AL_POOL_NOMEM;
     }
     atomic_store_explicit(&al_pool.pending, nt - 1, memory_order_relaxed);
@@ -166,6 +184,7 @@ int al_pool_run(int nt, al_team_fn fn, void *arg) {
         else sched_yield();
     }
     atomic_store_explicit(&al_pool.busy, 0, memory_order_release);
+    atomic_fetch_sub(&al_pool.callers, 1);
     return AL_POOL_OK;
 }
 

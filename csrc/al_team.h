@@ -79,7 +79,7 @@ static inline void al_team_go(int nt, al_team_fn fn, void *arg, al_barrier *bar)
     if (bar != NULL) al_barrier_init(bar, nt);
     if (nt > 1 && al_team_run(nt, fn, arg) == AL_OK) return;
     if (bar != NULL) al_barrier_init(bar, 1);
-    fn(arg, 0, 1);
+    al_pool_inline(fn, arg);
 }
 
 /* [lo, hi) of n items split as evenly as possible among nt parts (part i). */
