@@ -8,7 +8,7 @@ built, naming the layer, the argument, the expected shape and the shape received
     >>> x = Input(shape=(None, 5))
     >>> h = layers.LSTM(32, return_sequences=True)(x)
     >>> y = layers.TimeDistributed(layers.Dense(5))(h)
-    >>> Model(x, y).predict(np.random.rand(8, 20, 5)).shape
+    >>> Model(x, y).predict(np.random.rand(8, 20, 5), verbose=0).shape
     (8, 20, 5)
 """
 from . import _blas  # noqa: F401  (loads OpenBLAS before the extension)
@@ -17,7 +17,7 @@ from . import activations, backend, constraints, initializers, regularizers
 from . import ops  # before layers: layers import it
 from . import losses, metrics, optimizers
 from . import layers, utils
-from . import callbacks, datasets, plot, saving, sequence
+from . import callbacks, datasets, models, plot, saving, sequence
 from .engine import Input, InputLayer, KerasTensor, Layer, Model, Sequential, Variable
 from .engine.base import Grads
 from .errors import ShapeError
@@ -26,7 +26,7 @@ from .vae import LSTMVAE
 __version__ = "0.1.0"
 
 __all__ = ["Input", "Model", "Sequential", "ShapeError", "layers", "ops", "utils", "callbacks",
-           "datasets", "sequence",
+           "datasets", "sequence", "models",
            "saving", "plot", "losses", "metrics", "optimizers", "regularizers", "constraints",
            "set_num_threads", "get_num_threads", "KerasTensor", "Layer", "Variable", "InputLayer", "Grads", "LSTMVAE"]
 
@@ -37,9 +37,10 @@ def set_num_threads(n):
     One budget for everything: the BLAS (OpenBLAS from ``scipy-openblas32``) and attnlstm's own
     thread teams, so the two never oversubscribe the CPU. An LSTM call splits its batch rows
     (or, for small batches, its hidden units) over up to ``n`` threads when it has enough work
-    to pay for starting them; multi-head attention splits its softmax rows. Results are the
-    same bits for every ``n``. The default is OpenBLAS's (``OPENBLAS_NUM_THREADS``, else the
-    number of cores).
+    to pay for starting them; multi-head attention splits its softmax rows. The LSTM forward gives the same bits for every ``n``
+    (tested); the LSTM backward's weight and input gradients are BLAS GEMMs after the time loop
+    and agree across thread counts to rounding only. The default is OpenBLAS's
+    (``OPENBLAS_NUM_THREADS``, else the number of cores).
 
     Args:
         n: positive int.

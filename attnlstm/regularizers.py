@@ -407,10 +407,21 @@ def _wrapped(fn, logits):
     return backward
 
 
+def _unwrapping(fn):
+    def method(self, ctx, *args, **kwargs):
+        return fn(self, ctx.ctx if isinstance(ctx, ActivityContext) else ctx, *args, **kwargs)
+    method.__name__, method.__qualname__ = fn.__name__, fn.__qualname__
+    method.__doc__, method.__wrapped__ = fn.__doc__, fn
+    method._activity_wrapped = True
+    return method
+
+
 def wrap_backward(cls):
-    """Make `cls`'s own ``backward``/``backward_logits`` unwrap an :class:`ActivityContext`
-    (called by ``Layer.__init_subclass__``; a layer's code never sees the wrapper)."""
-    for name in ("backward", "backward_logits"):
+    """Make `cls`'s own ``backward``/``backward_logits`` (and ``output_logits``, which reads a
+    recorded ctx too) unwrap an :class:`ActivityContext` (called by
+    ``Layer.__init_subclass__``; a layer's code never sees the wrapper)."""
+    for name in ("backward", "backward_logits", "output_logits"):
         fn = cls.__dict__.get(name)
         if callable(fn) and not getattr(fn, "_activity_wrapped", False):
-            setattr(cls, name, _wrapped(fn, name == "backward_logits"))
+            setattr(cls, name, _unwrapping(fn) if name == "output_logits"
+                    else _wrapped(fn, name == "backward_logits"))

@@ -3,6 +3,8 @@
  * (mha_impl.h): parse, convert, check every shape, allocate, release the GIL, return.
  */
 #include "bind_common.h"
+
+#include <string.h>
 #include "al_mha.h"
 
 static const char MHA_FORWARD_DOC[] =
@@ -234,13 +236,17 @@ static PyObject *al_py_mha_forward(PyObject *self, PyObject *args, PyObject *kwd
         (size_t)c.B, (size_t)c.Tq, (size_t)c.Tv, (size_t)c.Dq, (size_t)c.Dk, (size_t)c.Dv,      \
         (size_t)c.NH, (size_t)c.HS, (size_t)c.HSv, (size_t)c.Dout, (size_t)c.K,                 \
         per_head, causal, fully_masked)
-    Py_BEGIN_ALLOW_THREADS
-    if (c.typenum == NPY_FLOAT32) {
-        AL_MHA_FWD(f32, float);
-    } else {
-        AL_MHA_FWD(f64, double);
+    /* Tq = Tv = 0: every output is empty; the kernel would loop over B (up to 2**62) doing
+     * nothing, with the GIL released (issue #22). */
+    if (c.Tq != 0 || c.Tv != 0) {
+        Py_BEGIN_ALLOW_THREADS
+        if (c.typenum == NPY_FLOAT32) {
+            AL_MHA_FWD(f32, float);
+        } else {
+            AL_MHA_FWD(f64, double);
+        }
+        Py_END_ALLOW_THREADS
     }
-    Py_END_ALLOW_THREADS
 #undef AL_MHA_FWD
     if (status != AL_OK) {
         al_kernel_error(fn, status);
@@ -337,13 +343,20 @@ static PyObject *al_py_mha_backward(PyObject *self, PyObject *args, PyObject *kw
         AL_PTR(c.rel_k, T_), AL_PTR(c.rel_v, T_),                                               \
         (size_t)c.B, (size_t)c.Tq, (size_t)c.Tv, (size_t)c.Dq, (size_t)c.Dk, (size_t)c.Dv,      \
         (size_t)c.NH, (size_t)c.HS, (size_t)c.HSv, (size_t)c.Dout, (size_t)c.K)
-    Py_BEGIN_ALLOW_THREADS
-    if (c.typenum == NPY_FLOAT32) {
-        AL_MHA_BWD(f32, float);
+    if (c.Tq == 0 && c.Tv == 0) {   /* no step: zero weight gradients, no loop over B */
+        int k;
+        for (k = 0; k < 13; k++) {
+            if (g[k] != NULL) memset(PyArray_DATA(g[k]), 0, (size_t)PyArray_NBYTES(g[k]));
+        }
     } else {
-        AL_MHA_BWD(f64, double);
+        Py_BEGIN_ALLOW_THREADS
+        if (c.typenum == NPY_FLOAT32) {
+            AL_MHA_BWD(f32, float);
+        } else {
+            AL_MHA_BWD(f64, double);
+        }
+        Py_END_ALLOW_THREADS
     }
-    Py_END_ALLOW_THREADS
 #undef AL_MHA_BWD
     if (status != AL_OK) {
         al_kernel_error(fn, status);

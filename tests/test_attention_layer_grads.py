@@ -311,7 +311,7 @@ def test_luong_fd(score, q_rank, masked):
     dq = DV if score == "dot" else 3
     q = randn(rng, B, dq) if q_rank == 2 else randn(rng, B, TQ, dq)
     v = randn(rng, B, TV, DV)
-    layer = layers.LuongAttention(score, units=4, dtype="float64")
+    layer = layers.LuongAttention(score, units=4 if score == "concat" else None, dtype="float64")
     ck = {"mask": masks()[1]} if masked else {}
     errs = check_layer(layer, [[q, v]], ck)
     assert len(errs) == {"dot": 0, "general": 1, "concat": 2}[score] + 2

@@ -35,13 +35,20 @@ class Trainer:
             metrics: list of metric names/instances (every output gets them), or a list of lists
                 / dict by output name.
             weighted_metrics: as `metrics`, weighted by ``sample_weight``.
+            run_eagerly, jit_compile, auto_scale_loss: accepted for Keras compatibility; they
+                do not change results (attnlstm always runs eagerly, in one dtype, without XLA).
+            steps_per_execution: only 1.
 
         Raises:
-            ValueError: an unknown optimizer/loss/metric, or a loss structure that does not match
-                the outputs (naming them).
+            ValueError: an unknown optimizer/loss/metric, a loss structure that does not match
+                the outputs (naming them), or steps_per_execution other than 1.
         """
         from .. import losses as losses_mod
         from .. import optimizers as optimizers_mod
+        if steps_per_execution != 1:
+            # Keras would then call the batch callbacks once per group of batches.
+            raise ValueError(f"attnlstm runs one batch per step; only steps_per_execution=1 is "
+                             f"supported. Received: steps_per_execution={steps_per_execution!r}")
         self._ensure_compile_graph()
         self.optimizer = optimizers_mod.get(optimizer)
         names = self._output_names()
@@ -61,8 +68,8 @@ class Trainer:
         if not getattr(self, "_graph_ready", False):
             if hasattr(self, "_stack") and self._stack and self._stack[0]._batch_input_shape:
                 self.build(self._stack[0]._batch_input_shape)
-            elif hasattr(self, "_stack"):
-                return  # Sequential without an input shape: built on the first fit
+            elif hasattr(self, "_stack") or getattr(self, "_subclassed", False):
+                return  # Sequential without an input shape / subclassed: built on the first fit
             else:
                 raise ValueError(f"Model '{self.name}' has no graph to compile.")
 
@@ -434,6 +441,8 @@ class Trainer:
             sample_weight: `(N,)` per-sample loss weights (or `(N, T)` for sequence outputs).
             initial_epoch: epoch to resume from.
             steps_per_epoch: batches per epoch (default all).
+            validation_steps: validation batches per validation (default all).
+            validation_batch_size: samples per validation batch (default `batch_size`).
             validation_freq: validate every this many epochs.
 
         Returns:
@@ -447,6 +456,7 @@ class Trainer:
         """
         from .. import callbacks as callbacks_mod
         self._assert_compiled("fit")
+        _n_steps(1, 1, validation_steps)                 # reject a bad value before training
         source = None
         if is_batch_source(x):
             _no_separate_targets("fit", y, sample_weight, validation_split)
@@ -513,7 +523,8 @@ class Trainer:
                         self._source_batches(val, "fit (validation_data)"), None)
                 else:
                     val_logs = self._evaluate_arrays(*val, batch_size=validation_batch_size or
-                                                     batch_size, callbacks=None)
+                                                     batch_size, callbacks=None,
+                                                     max_steps=validation_steps)
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -549,11 +560,11 @@ class Trainer:
             self._build_metrics(bys)
             yield bxs, bys, bws
 
-    def _evaluate_arrays(self, xs, ys, sw, batch_size, callbacks):
-        """Running loss/metrics over arrays, without updating (restores the training metrics'
-        state is not needed: fit resets them each epoch)."""
+    def _evaluate_arrays(self, xs, ys, sw, batch_size, callbacks, max_steps=None):
+        """Running loss/metrics over arrays (at most `max_steps` batches), without updating
+        (restoring the training metrics' state is not needed: fit resets them each epoch)."""
         n = xs[0].shape[0]
-        steps = max(1, -(-n // batch_size)) if n else 0
+        steps = _n_steps(n, batch_size, max_steps)
         return self._evaluate_batches(
             _array_batches(xs, ys, sw, np.arange(n), batch_size, steps), callbacks)
 
@@ -577,6 +588,9 @@ class Trainer:
                  steps=None, callbacks=None, return_dict=False):
         """Loss and metrics over a dataset (``keras.Model.evaluate``).
 
+        Args:
+            steps: evaluate at most this many batches (default all).
+
         Returns:
             The loss, or ``[loss, *metrics]`` (in ``metrics_names`` order), or a dict with
             ``return_dict=True``.
@@ -598,10 +612,10 @@ class Trainer:
         xs, ys, sw, n = self._prepare(x, y, sample_weight, "evaluate")
         self._build_metrics(ys)
         batch_size = _batch_size(batch_size)
-        n_steps = max(1, -(-n // batch_size)) if n else 0
+        n_steps = _n_steps(n, batch_size, steps, "steps")
         cbs = callbacks_mod.CallbackList(callbacks, add_history=False, add_progbar=verbose != 0,
                                          model=self, verbose=verbose, epochs=1, steps=n_steps)
-        self._evaluate_arrays(xs, ys, sw, batch_size, cbs)
+        self._evaluate_arrays(xs, ys, sw, batch_size, cbs, max_steps=steps)
         return self._return_logs(return_dict)
 
 
@@ -636,6 +650,18 @@ def _as_list(spec):
     if spec is None:
         return []
     return list(spec) if isinstance(spec, (list, tuple)) else [spec]
+
+
+def _n_steps(n, batch_size, max_steps=None, what="validation_steps"):
+    """Batches in one pass over `n` samples, at most `max_steps` (Keras stops there too)."""
+    steps = max(1, -(-n // batch_size)) if n else 0
+    if max_steps is None:
+        return steps
+    if not isinstance(max_steps, (int, np.integer)) or isinstance(max_steps, bool) or \
+            max_steps < 1:
+        raise ValueError(f"`{what}` must be a positive integer or None. Received: "
+                         f"{what}={max_steps!r}")
+    return min(steps, int(max_steps))
 
 
 def _batch_size(batch_size):

@@ -17,8 +17,8 @@ derivative of ``softmax(score - 1e9)``); in MultiHeadAttention its weights are c
 """
 import numpy as np
 
-from .. import _ops_attention as aops
-from .. import _ops_mha as mops
+from ..ops import attention as aops
+from ..ops import mha as mops
 from .. import backend, constraints, initializers, regularizers
 from ..engine.base import Grads, Layer
 from ..errors import format_shape, shape_error
@@ -42,12 +42,15 @@ def _check_seq(layer, arg, shape, last=None, batch=None, fallback=None):
         raise shape_error(layer, arg, expected, shape)
 
 
-def _mask_check(layer, arg, mask_shape, expected):
+def _mask_check(layer, arg, mask_shape, expected, broadcast=False):
+    """`mask_shape` must equal `expected` (None / axis names match anything); with `broadcast`,
+    an axis of size 1 also matches (Keras combines attention masks with ``&``)."""
     if mask_shape is None:
         return
     m = tuple(mask_shape)
     ok = len(m) == len(expected) and all(
-        a is None or b is None or isinstance(b, str) or a == b for a, b in zip(m, expected))
+        a is None or b is None or isinstance(b, str) or a == b or (broadcast and a == 1)
+        for a, b in zip(m, expected))
     if not ok:
         hint = None
         if len(m) == len(expected) + 1 and m[-1] == 1:
@@ -57,15 +60,15 @@ def _mask_check(layer, arg, mask_shape, expected):
         raise shape_error(layer, arg, expected, m, hint)
 
 
-def _dropout_weights(layer, weights, training):
-    """Inverted dropout on attention weights: ``(dropped, keep)``; keep is None when inactive.
-
-    The keep mask is returned so that backward reuses it (d_weights = d_dropped * keep / (1-p)).
-    """
-    if not training or layer.dropout <= 0:
-        return weights, None
-    keep = layer._rng.random(weights.shape) >= layer.dropout
-    return (weights * keep / (1.0 - layer.dropout)).astype(weights.dtype), keep
+def _full_attention_mask(attention_mask, query, value, num_heads):
+    """An attention mask with axes of size 1 (e.g. `(B, 1, Tv)`, one row for every query)
+    broadcast to `(B, Tq, Tv)` (or `(B, NH, Tq, Tv)`), as Keras' ``&`` of the masks does."""
+    if attention_mask is None:
+        return None
+    m = np.asarray(attention_mask)
+    B, Tq, Tv = np.shape(query)[0], np.shape(query)[1], np.shape(value)[1]
+    full = (B, num_heads, Tq, Tv) if m.ndim == 4 else (B, Tq, Tv)
+    return m if m.shape == full else np.broadcast_to(m, full)
 
 
 def _grad_of(g, like):
@@ -83,20 +86,6 @@ def _split_d(d_outputs, with_scores, outputs_like):
     return _grad_of(d_outputs, outputs_like), None
 
 
-def _query_mask_out(layer, inputs, mask=None):
-    """compute_mask of layers whose output mask is the query's (Keras: Attention, MHA)."""
-    if mask is None or not isinstance(mask, (list, tuple)) or mask[0] is None:
-        return None
-    return np.asarray(mask[0], bool)
-
-
-def _query_mask_flags(layer, input_has_mask, output_structure):
-    first = input_has_mask[0] if isinstance(input_has_mask, list) and input_has_mask else False
-    if isinstance(output_structure, list):
-        return [bool(first), False]
-    return bool(first)
-
-
 def _merge_masks(mask, query_mask, value_mask, key_mask):
     """Keras MHA: the query mask comes from the query tensor; value/key masks when not given."""
     if mask is None:
@@ -107,18 +96,109 @@ def _merge_masks(mask, query_mask, value_mask, key_mask):
             key_mask if key_mask is not None else masks[2])
 
 
-class _ListAttention(Layer):
-    """Shared call convention of Attention and AdditiveAttention: ``[query, value(, key)]``."""
+class _BaseAttention(Layer):
+    """What the query/value/key attention layers share (Attention, AdditiveAttention,
+    MultiHeadAttention, RelativeMultiHeadAttention):
+
+    - inputs packed as ``[query, value, key]`` (key defaults to value; :meth:`_shapes`);
+    - the output carries the query's Keras mask, the attention scores none;
+    - an optional second output, the attention scores (:meth:`_scores_shape`);
+    - inverted dropout on the attention weights in training, drawn once in ``forward`` and
+      reused by ``backward``: the layer differentiates its value path (what it computes from
+      the dropped weights) and the kernel the softmax and everything before it, from the
+      weights' gradient alone.
+
+    Subclasses define ``_kernel_backward(saved, d_out, d_weights) -> dict``,
+    ``_dropped_output`` / ``_dropped_backward`` (the value path) and ``_grads``.
+    """
     supports_masking = True
 
     def __init__(self, dropout=0.0, seed=None, **kwargs):
-        if not 0 <= dropout <= 1:
-            raise ValueError(f"Invalid value for argument `dropout`: expected a float in [0, 1]. "
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.integer,
+                                                                 np.floating)) \
+                or not 0 <= dropout < 1:
+            raise ValueError(f"Invalid value for argument `dropout`: expected a float in [0, 1). "
                              f"Received: dropout={dropout}")
         super().__init__(**kwargs)
         self.dropout = float(dropout)
         self.seed = seed
         self._rng = backend.make_rng(seed)
+
+    # -- shapes and masks ------------------------------------------------------------------------
+
+    def _shapes(self, input_shape):
+        """``(query, value, key)`` shapes of the packed inputs; key defaults to value."""
+        q, v = input_shape[0], input_shape[1]
+        k = input_shape[2] if len(input_shape) > 2 and input_shape[2] is not None else v
+        return q, v, k
+
+    def _check_sequences(self, q, v, k):
+        """query, value and key are `(B, T, features)` with one batch size."""
+        _check_seq(self, "query", q)
+        _check_seq(self, "value", v, batch=q[0])
+        _check_seq(self, "key", k, batch=q[0])
+
+    def _scores_shape(self, q, v):
+        raise NotImplementedError
+
+    def _check_and_build(self, inputs, kwargs):
+        shapes, out = super()._check_and_build(inputs, kwargs)
+        if kwargs.get("return_attention_scores"):
+            q, v, _ = self._shapes(shapes)
+            return shapes, [out, self._scores_shape(q, v)]
+        return shapes, out
+
+    def compute_mask(self, inputs, mask=None):
+        """The query's mask (Keras: Attention, MultiHeadAttention); none for the scores."""
+        if mask is None or not isinstance(mask, (list, tuple)) or mask[0] is None:
+            return None
+        return np.asarray(mask[0], bool)
+
+    def compute_mask_flags(self, input_has_mask, output_structure):
+        first = input_has_mask[0] if isinstance(input_has_mask, list) and input_has_mask \
+            else False
+        if isinstance(output_structure, list):
+            return [bool(first), False]
+        return bool(first)
+
+    # -- dropout on the weights, forward and backward --------------------------------------------
+
+    def _finish(self, r, out, weights, training, return_attention_scores, **extra):
+        """Dropout (training) and output structure: ``(outputs, ctx)`` for :meth:`backward`."""
+        keep = None
+        if training and self.dropout > 0:
+            keep = self._rng.random(weights.shape) >= self.dropout
+            weights = (weights * keep / (1.0 - self.dropout)).astype(weights.dtype)
+        ctx = {"saved": r, "keep": keep, "dropped": weights,
+               "scores": bool(return_attention_scores), **extra}
+        if keep is not None:
+            out = self._dropped_output(r, weights, out, ctx)
+        ctx["outputs"] = [out, weights]
+        return ([out, weights] if return_attention_scores else out), ctx
+
+    def _output_grads(self, ctx, d_outputs):
+        """``(d_out, d_scores)``; d_scores is None when the scores are not returned."""
+        return _split_d(d_outputs, ctx["scores"], ctx["outputs"] if ctx["scores"]
+                        else ctx["outputs"][0])
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        r = ctx["saved"]
+        d_out, d_w = self._output_grads(ctx, d_outputs)
+        keep = ctx["keep"]
+        if keep is None:
+            g = self._kernel_backward(r, d_out, d_w)
+        else:
+            d_dropped, finish = self._dropped_backward(ctx, d_out)
+            if d_w is not None:
+                d_dropped = d_dropped + d_w
+            d_weights = (d_dropped * keep / (1.0 - self.dropout)).astype(d_out.dtype)
+            g = self._kernel_backward(r, np.zeros_like(d_out), d_weights)
+            finish(g)
+        return self._grads(ctx, g, need_input_grad)
+
+
+class _ListAttention(_BaseAttention):
+    """Shared call convention of Attention and AdditiveAttention: ``[query, value(, key)]``."""
 
     def _shapes(self, input_shape):
         if not isinstance(input_shape, list):
@@ -132,15 +212,14 @@ class _ListAttention(Layer):
                 self, "inputs", "[query, value] or [query, value, key]", input_shape,
                 message=(f"`inputs` must be a list of length 2 or 3, [query, value] or [query, "
                          f"value, key], got length {len(input_shape)}."))
-        q, v = input_shape[0], input_shape[1]
-        k = input_shape[2] if len(input_shape) == 3 else v
-        return q, v, k
+        return super()._shapes(input_shape)
+
+    def _scores_shape(self, q, v):
+        return (q[0], q[1], v[1])
 
     def compute_output_shape(self, input_shape):
         q, v, k = self._shapes(input_shape)
-        _check_seq(self, "query", q)
-        _check_seq(self, "value", v, batch=q[0])
-        _check_seq(self, "key", k, batch=q[0])
+        self._check_sequences(q, v, k)
         if k[1] is not None and v[1] is not None and k[1] != v[1]:
             raise shape_error(self, "key", (k[0] or "batch", v[1], k[2]), k,
                               "key and value must have the same number of timesteps (Tv); one "
@@ -167,16 +246,6 @@ class _ListAttention(Layer):
         _mask_check(self, "mask[1] (value_mask)", mask[1] if len(mask) > 1 else None,
                     (v[0] if v[0] is not None else "batch", v[1] if v[1] is not None else "Tv"))
 
-    compute_mask = _query_mask_out
-    compute_mask_flags = _query_mask_flags
-
-    def _check_and_build(self, inputs, kwargs):
-        shapes, out = super()._check_and_build(inputs, kwargs)
-        if kwargs.get("return_attention_scores"):
-            q, v, _ = self._shapes(shapes)
-            return shapes, [out, (q[0], q[1], v[1])]
-        return shapes, out
-
     def call(self, inputs, mask=None, training=False, return_attention_scores=False,
              use_causal_mask=False):
         """The outputs of :meth:`forward` (shared by Attention and AdditiveAttention)."""
@@ -192,42 +261,29 @@ class _ListAttention(Layer):
             vm = mask[1] if len(mask) > 1 else None
         return q, v, k, qm, vm
 
-    def _finish(self, r, n_inputs, training, return_attention_scores):
-        """Dropout (training) and output structure: ``(outputs, ctx)`` for :meth:`backward`."""
-        out, w = r["outputs"], r["weights"]
-        w, keep = _dropout_weights(self, w, training)
-        if keep is not None:
-            out = np.matmul(w, r["value"]).astype(out.dtype)
-            if r["query_mask"] is not None:
-                out = np.where(r["query_mask"][..., None], out, np.asarray(0, out.dtype))
-        outputs = [out, w] if return_attention_scores else out
-        ctx = {"saved": r, "keep": keep, "dropped": w, "n_inputs": n_inputs,
-               "scores": bool(return_attention_scores), "outputs": [out, w]}
-        return outputs, ctx
+    def _finish_list(self, r, n_inputs, training, return_attention_scores):
+        return self._finish(r, r["outputs"], r["weights"], training, return_attention_scores,
+                            n_inputs=n_inputs)
 
-    def backward(self, ctx, d_outputs, need_input_grad=True):
+    def _dropped_output(self, r, dropped, out, ctx):
+        """``where(query_mask, dropped @ value, 0)``."""
+        out = np.matmul(dropped, r["value"]).astype(out.dtype)
+        if r["query_mask"] is not None:
+            out = np.where(r["query_mask"][..., None], out, np.asarray(0, out.dtype))
+        return out
+
+    def _dropped_backward(self, ctx, d_out):
         r = ctx["saved"]
-        d_out, d_w = _split_d(d_outputs, ctx["scores"], ctx["outputs"] if ctx["scores"]
-                              else ctx["outputs"][0])
-        keep = ctx["keep"]
-        if keep is None:
-            g = self._kernel_backward(r, d_out, d_w)
-        else:
-            # out = where(qm, dropped @ value, 0) with dropped = weights * keep / (1 - p): the
-            # value path is done here and the kernel differentiates the softmax from the
-            # weights' gradient alone.
-            G = d_out
-            if r["query_mask"] is not None:
-                G = np.where(r["query_mask"][..., None], d_out, np.asarray(0, d_out.dtype))
-            d_dropped = np.matmul(G, np.swapaxes(r["value"], 1, 2))
-            if d_w is not None:
-                d_dropped = d_dropped + d_w
-            d_weights = (d_dropped * keep / (1.0 - self.dropout)).astype(d_out.dtype)
-            g = self._kernel_backward(r, np.zeros_like(d_out), d_weights)
+        G = d_out
+        if r["query_mask"] is not None:
+            G = np.where(r["query_mask"][..., None], d_out, np.asarray(0, d_out.dtype))
+
+        def finish(g):
             g["value"] = g["value"] + np.matmul(np.swapaxes(ctx["dropped"], 1, 2), G)
-        weights = {}
-        for var, nm in self._weight_names():
-            weights[var] = np.asarray(g[nm]).reshape(var.shape)
+        return np.matmul(G, np.swapaxes(r["value"], 1, 2)), finish
+
+    def _grads(self, ctx, g, need_input_grad):
+        weights = {var: np.asarray(g[nm]).reshape(var.shape) for var, nm in self._weight_names()}
         inputs = None
         if need_input_grad:
             inputs = [g["query"], g["value"]]
@@ -293,7 +349,7 @@ class Attention(_ListAttention):
             else self.concat_score_weight.value,
             query_mask=qm, value_mask=vm, use_causal_mask=use_causal_mask, dtype=self.dtype,
             name=f"Attention '{self.name}'")
-        return self._finish(r, len(inputs), training, return_attention_scores)
+        return self._finish_list(r, len(inputs), training, return_attention_scores)
 
     def _kernel_backward(self, saved, d_out, d_weights):
         return aops.dot_attention_backward(saved, d_out, d_weights)
@@ -347,7 +403,7 @@ class AdditiveAttention(_ListAttention):
             q, v, k, scale=None if self.scale is None else self.scale.value, query_mask=qm,
             value_mask=vm, use_causal_mask=use_causal_mask, dtype=self.dtype,
             name=f"AdditiveAttention '{self.name}'")
-        return self._finish(r, len(inputs), training, return_attention_scores)
+        return self._finish_list(r, len(inputs), training, return_attention_scores)
 
     def _kernel_backward(self, saved, d_out, d_weights):
         return aops.additive_attention_backward(saved, d_out, d_weights)
@@ -414,7 +470,7 @@ class _MultiArgLayer(Layer):
         return super().__call__(packed, **kwargs)
 
 
-class MultiHeadAttention(_MultiArgLayer):
+class MultiHeadAttention(_MultiArgLayer, _BaseAttention):
     """Multi-head attention (Vaswani et al. 2017), as ``keras.layers.MultiHeadAttention``.
 
     ``q = (query Wq + bq) / sqrt(key_dim)``, ``k = key Wk + bk``, ``v = value Wv + bv`` per head;
@@ -478,13 +534,9 @@ class MultiHeadAttention(_MultiArgLayer):
             raise ValueError(f"attnlstm's MultiHeadAttention has no flash attention path (its "
                              f"fused C kernel is always used). Received: "
                              f"flash_attention={flash_attention!r}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"Invalid value for argument `dropout`: expected a float in [0, 1). "
-                             f"Received: dropout={dropout}")
-        super().__init__(**kwargs)
+        super().__init__(dropout=dropout, seed=seed, **kwargs)
         self.num_heads, self.key_dim = int(num_heads), int(key_dim)
         self.value_dim = int(value_dim) if value_dim is not None else self.key_dim
-        self.dropout = float(dropout)
         self.use_bias = use_bias
         self._output_dim = output_shape
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -496,18 +548,13 @@ class MultiHeadAttention(_MultiArgLayer):
         # As Keras, the activity penalty is on each projection's output (the query, key, value
         # and output EinsumDense sub-layers), not only on the layer's output.
         self.projection_activity_regularizer = regularizers.get(activity_regularizer)
-        self.seed = seed
-        self._rng = backend.make_rng(seed)
 
-    def _shapes(self, input_shape):
-        q, v, k = input_shape
-        return q, v, (k if k is not None else v)
+    def _scores_shape(self, q, v):
+        return (q[0], self.num_heads, q[1], v[1])
 
     def compute_output_shape(self, input_shape):
         q, v, k = self._shapes(input_shape)
-        _check_seq(self, "query", q)
-        _check_seq(self, "value", v, batch=q[0])
-        _check_seq(self, "key", k, batch=q[0])
+        self._check_sequences(q, v, k)
         if tuple(k[:-1]) != tuple(v[:-1]) and not (k[1] is None or v[1] is None):
             raise shape_error(
                 self, "key", (v[0] or "batch", v[1], "Dk"), k,
@@ -535,9 +582,10 @@ class MultiHeadAttention(_MultiArgLayer):
         _mask_check(self, "key_mask", key_mask, (B, Tv))
         if attention_mask is not None:
             if len(attention_mask) == 4:
-                _mask_check(self, "attention_mask", attention_mask, (B, self.num_heads, Tq, Tv))
+                _mask_check(self, "attention_mask", attention_mask, (B, self.num_heads, Tq, Tv),
+                            broadcast=True)
             else:
-                _mask_check(self, "attention_mask", attention_mask, (B, Tq, Tv))
+                _mask_check(self, "attention_mask", attention_mask, (B, Tq, Tv), broadcast=True)
 
     def build(self, input_shape):
         q, v, k = self._shapes(input_shape)
@@ -579,6 +627,7 @@ class MultiHeadAttention(_MultiArgLayer):
                 use_causal_mask=False):
         query, value, key = inputs
         query_mask, value_mask, key_mask = _merge_masks(mask, query_mask, value_mask, key_mask)
+        attention_mask = _full_attention_mask(attention_mask, query, value, self.num_heads)
         fully = "zero" if (return_attention_scores or self.dropout > 0) else "uniform"
         r = mops.multi_head_attention_forward(
             query, value, key, query_kernel=self.query_kernel.value,
@@ -593,19 +642,48 @@ class MultiHeadAttention(_MultiArgLayer):
 
     def _mha_finish(self, r, training, return_attention_scores, key_given):
         """Dropout on the weights (training), then ``(outputs, ctx)`` for :meth:`backward`."""
-        out, scores = r["output"], r["attention_scores"]
-        scores, keep = _dropout_weights(self, scores, training)
-        context = None
-        if keep is not None:
-            context = self._context(scores, r)
-            out = np.einsum("bqnd,ndo->bqo", context, self.output_kernel.value).astype(out.dtype)
-            if self.output_bias is not None:
-                out = out + self.output_bias.value
-        outputs = [out, scores] if return_attention_scores else out
-        ctx = {"saved": r, "keep": keep, "dropped": scores, "context": context,
-               "key_given": key_given, "scores": bool(return_attention_scores),
-               "outputs": [out, scores], "activity": self._projection_activity(r, out)}
+        outputs, ctx = self._finish(r, r["output"], r["attention_scores"], training,
+                                    return_attention_scores, key_given=key_given, context=None)
+        ctx["activity"] = self._projection_activity(r, ctx["outputs"][0])
         return outputs, ctx
+
+    def _dropped_output(self, r, dropped, out, ctx):
+        """``context(dropped) Wo + bo``."""
+        ctx["context"] = self._context(dropped, r)
+        out = np.einsum("bqnd,ndo->bqo", ctx["context"],
+                        self.output_kernel.value).astype(out.dtype)
+        if self.output_bias is not None:
+            out = out + self.output_bias.value
+        return out
+
+    def _dropped_backward(self, ctx, d_out):
+        # out = context(dropped) Wo + bo: the value and output paths, by hand.
+        r = ctx["saved"]
+        a = r["inputs"]
+        Wo, Wv = a["output_kernel"], a["value_kernel"]
+        dropped = ctx["dropped"]
+        d_ctx = np.einsum("bqo,ndo->bqnd", d_out, Wo)
+        extra = {}
+        d_dropped = self._context_backward(dropped, d_ctx, r, extra)
+
+        def finish(g):
+            for nm, v in extra.items():
+                g[nm] = g[nm] + v
+            d_v = np.einsum("bnqk,bqnd->bknd", dropped, d_ctx)          # (B, Tv, NH, HSv)
+            g["output_kernel"] = np.einsum("bqnd,bqo->ndo", ctx["context"], d_out).reshape(
+                a["kernel_shapes"]["output_kernel"])
+            if g.get("output_bias") is not None:
+                g["output_bias"] = d_out.sum(axis=(0, 1))
+            g["value_kernel"] = g["value_kernel"] + np.einsum(
+                "btd,btnh->dnh", a["value"], d_v).reshape(a["kernel_shapes"]["value_kernel"])
+            if g.get("value_bias") is not None:
+                g["value_bias"] = g["value_bias"] + d_v.sum(axis=(0, 1)).reshape(
+                    g["value_bias"].shape)
+            g["value"] = g["value"] + np.einsum("btnh,dnh->btd", d_v, Wv)
+        return d_dropped, finish
+
+    def _kernel_backward(self, saved, d_out, d_weights):
+        return mops.multi_head_attention_backward(saved, d_out, d_weights)
 
     def _context(self, weights, r):
         """Per-head context `(B, Tq, NH, HSv)` of (dropped) attention weights."""
@@ -664,42 +742,14 @@ class MultiHeadAttention(_MultiArgLayer):
                  (self.output_kernel, "output_kernel"), (self.output_bias, "output_bias")]
         return [(var, nm) for var, nm in names if var is not None]
 
-    def backward(self, ctx, d_outputs, need_input_grad=True):
-        r = ctx["saved"]
-        d_out, d_s = _split_d(d_outputs, ctx["scores"], ctx["outputs"] if ctx["scores"]
-                              else ctx["outputs"][0])
+    def _output_grads(self, ctx, d_outputs):
+        d_out, d_s = super()._output_grads(ctx, d_outputs)
         if ctx["activity"] is not None:
             d_out = d_out + regularizers.activity_gradient(self.projection_activity_regularizer,
                                                            ctx["activity"][1])
-        keep = ctx["keep"]
-        if keep is None:
-            g = mops.multi_head_attention_backward(r, d_out, d_s)
-        else:
-            # out = (dropped . v) Wo + bo: the value and output paths are differentiated here;
-            # the kernel differentiates the softmax and the query/key paths from d_weights.
-            a = r["inputs"]
-            Wo, Wv = a["output_kernel"], a["value_kernel"]
-            dropped = ctx["dropped"]
-            d_ctx = np.einsum("bqo,ndo->bqnd", d_out, Wo)
-            extra = {}
-            d_dropped = self._context_backward(dropped, d_ctx, r, extra)
-            if d_s is not None:
-                d_dropped = d_dropped + d_s
-            d_weights = (d_dropped * keep / (1.0 - self.dropout)).astype(d_out.dtype)
-            g = mops.multi_head_attention_backward(r, np.zeros_like(d_out), d_weights)
-            for nm, v in extra.items():
-                g[nm] = g[nm] + v
-            d_v = np.einsum("bnqk,bqnd->bknd", dropped, d_ctx)          # (B, Tv, NH, HSv)
-            g["output_kernel"] = np.einsum("bqnd,bqo->ndo", ctx["context"], d_out).reshape(
-                a["kernel_shapes"]["output_kernel"])
-            if g.get("output_bias") is not None:
-                g["output_bias"] = d_out.sum(axis=(0, 1))
-            g["value_kernel"] = g["value_kernel"] + np.einsum(
-                "btd,btnh->dnh", a["value"], d_v).reshape(a["kernel_shapes"]["value_kernel"])
-            if g.get("value_bias") is not None:
-                g["value_bias"] = g["value_bias"] + d_v.sum(axis=(0, 1)).reshape(
-                    g["value_bias"].shape)
-            g["value"] = g["value"] + np.einsum("btnh,dnh->btd", d_v, Wv)
+        return d_out, d_s
+
+    def _grads(self, ctx, g, need_input_grad):
         if ctx["activity"] is not None:
             self._add_projection_activity_grads(ctx, g)
         weights = {var: np.asarray(g[nm]).reshape(var.shape) for var, nm in self._weight_names()}
@@ -707,16 +757,6 @@ class MultiHeadAttention(_MultiArgLayer):
         if need_input_grad:
             inputs = [g["query"], g["value"], g["key"] if ctx["key_given"] else None]
         return Grads(inputs, weights)
-
-    def _check_and_build(self, inputs, kwargs):
-        shapes, out = super()._check_and_build(inputs, kwargs)
-        if kwargs.get("return_attention_scores"):
-            q, v, _ = self._shapes(shapes)
-            return shapes, [out, (q[0], self.num_heads, q[1], v[1])]
-        return shapes, out
-
-    compute_mask = _query_mask_out
-    compute_mask_flags = _query_mask_flags
 
     def get_config(self):
         cfg = super().get_config()
@@ -733,7 +773,48 @@ class MultiHeadAttention(_MultiArgLayer):
         return cfg
 
 
-class BahdanauAttention(_KernelArgs, _MultiArgLayer):
+class _QueryValuesAttention(_KernelArgs, _MultiArgLayer):
+    """What BahdanauAttention and LuongAttention share: ``(query, values)`` with a `(B, H)`
+    (one decoder step) or `(B, Tq, H)` query, a value mask `(B, Tv)`, and the outputs
+    ``[context, weights]`` without masks."""
+    supports_masking = True
+    _arg_names = ("query", "values")
+
+    def _check_query_values(self, input_shape):
+        """``(query, values)`` shapes, checked: a 2-D or 3-D query, values a sequence."""
+        q, v = input_shape[0], input_shape[1]
+        if not isinstance(q, tuple) or len(q) not in (2, 3):
+            raise shape_error(self, "query", "(batch, features) or (batch, Tq, features)", q)
+        _check_seq(self, "values", v, batch=q[0],
+                   fallback="values are the encoder's outputs over time: pass "
+                            "return_sequences=True to the encoder LSTM.")
+        return q, v
+
+    @staticmethod
+    def _output_shapes(q, v):
+        if len(q) == 2:
+            return [(q[0], v[2]), (q[0], v[1])]
+        return [(q[0], q[1], v[2]), (q[0], q[1], v[1])]
+
+    def validate_call(self, input_shape, mask=None, **kwargs):
+        if mask is None:
+            return
+        v = input_shape[1]
+        m = mask[1] if isinstance(mask, list) else mask
+        _mask_check(self, "mask", m, (v[0] if v[0] is not None else "batch",
+                                      v[1] if v[1] is not None else "Tv"))
+
+    def call(self, inputs, mask=None):
+        return self.forward(inputs, mask)[0]
+
+    def compute_mask(self, inputs, mask=None):
+        return [None, None]
+
+    def compute_mask_flags(self, input_has_mask, output_structure):
+        return [False, False]
+
+
+class BahdanauAttention(_QueryValuesAttention):
     """Additive attention with learned projections (Bahdanau, Cho & Bengio 2015), the layer
     Keras users write by hand for encoder-decoder models::
 
@@ -769,9 +850,6 @@ class BahdanauAttention(_KernelArgs, _MultiArgLayer):
         ShapeError: values that are not a sequence, query and values of different batch sizes,
             a value mask of the wrong shape.
     """
-    supports_masking = True
-    _arg_names = ("query", "values")
-
     def __init__(self, units, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
                  bias_constraint=None, **kwargs):
@@ -784,28 +862,13 @@ class BahdanauAttention(_KernelArgs, _MultiArgLayer):
                                bias_regularizer, kernel_constraint, bias_constraint)
 
     def compute_output_shape(self, input_shape):
-        q, v = input_shape[0], input_shape[1]
-        if not isinstance(q, tuple) or len(q) not in (2, 3):
-            raise shape_error(self, "query", "(batch, features) or (batch, Tq, features)", q)
-        _check_seq(self, "values", v, batch=q[0],
-                   fallback="values are the encoder's outputs over time: pass "
-                            "return_sequences=True to the encoder LSTM.")
+        q, v = self._check_query_values(input_shape)
         if self.built:
             for arg, shp, w in (("query", q, self.W2_kernel), ("values", v, self.W1_kernel)):
                 if shp[-1] is not None and shp[-1] != w.shape[0]:
                     raise shape_error(self, arg, shp[:-1] + (w.shape[0],), shp,
                                       f"this layer was built for {arg} of {w.shape[0]} features.")
-        if len(q) == 2:
-            return [(q[0], v[2]), (q[0], v[1])]
-        return [(q[0], q[1], v[2]), (q[0], q[1], v[1])]
-
-    def validate_call(self, input_shape, mask=None, **kwargs):
-        if mask is None:
-            return
-        v = input_shape[1]
-        m = mask[1] if isinstance(mask, list) else mask
-        _mask_check(self, "mask", m, (v[0] if v[0] is not None else "batch",
-                                      v[1] if v[1] is not None else "Tv"))
+        return self._output_shapes(q, v)
 
     def build(self, input_shape):
         q, v = input_shape[0], input_shape[1]
@@ -817,9 +880,6 @@ class BahdanauAttention(_KernelArgs, _MultiArgLayer):
         self.V_kernel = self._kernel("V/kernel", (U, 1))
         self.V_bias = self._bias("V/bias", (1,))
         self.built = True
-
-    def call(self, inputs, mask=None):
-        return self.forward(inputs, mask)[0]
 
     def forward(self, inputs, mask=None):
         q, v = inputs[0], inputs[1]
@@ -840,12 +900,6 @@ class BahdanauAttention(_KernelArgs, _MultiArgLayer):
         inputs = [g["query"], g["values"]] if need_input_grad else None
         return Grads(inputs, weights)
 
-    def compute_mask(self, inputs, mask=None):
-        return [None, None]
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        return [False, False]
-
     def get_config(self):
         cfg = super().get_config()
         cfg["units"] = self.units
@@ -853,7 +907,7 @@ class BahdanauAttention(_KernelArgs, _MultiArgLayer):
         return cfg
 
 
-class LuongAttention(_KernelArgs, _MultiArgLayer):
+class LuongAttention(_QueryValuesAttention):
     """Luong, Pham & Manning (2015) global attention with its three score functions::
 
         dot:     score_j = query . values_j
@@ -883,9 +937,6 @@ class LuongAttention(_KernelArgs, _MultiArgLayer):
         ShapeError: values that are not a sequence; for "dot", query and values of different
             feature sizes (hint: use "general").
     """
-    supports_masking = True
-    _arg_names = ("query", "values")
-
     def __init__(self, score="dot", units=None, kernel_initializer="glorot_uniform",
                  kernel_regularizer=None, kernel_constraint=None, **kwargs):
         if score not in ("dot", "general", "concat"):
@@ -901,21 +952,12 @@ class LuongAttention(_KernelArgs, _MultiArgLayer):
                                kernel_constraint=kernel_constraint)
 
     def compute_output_shape(self, input_shape):
-        q, v = input_shape[0], input_shape[1]
-        if not isinstance(q, tuple) or len(q) not in (2, 3):
-            raise shape_error(self, "query", "(batch, features) or (batch, Tq, features)", q)
-        _check_seq(self, "values", v, batch=q[0],
-                   fallback="values are the encoder's outputs over time: pass "
-                            "return_sequences=True to the encoder LSTM.")
+        q, v = self._check_query_values(input_shape)
         if self.score == "dot" and q[-1] is not None and v[-1] is not None and q[-1] != v[-1]:
             raise shape_error(self, "values", ("batch", "Tv", q[-1]), v,
                               f"the dot score needs query and values of the same size ({q[-1]} "
                               f"vs {v[-1]}); use score='general' to learn a projection.")
-        if len(q) == 2:
-            return [(q[0], v[2]), (q[0], v[1])]
-        return [(q[0], q[1], v[2]), (q[0], q[1], v[1])]
-
-    validate_call = BahdanauAttention.validate_call
+        return self._output_shapes(q, v)
 
     def build(self, input_shape):
         q, v = input_shape[0], input_shape[1]
@@ -926,9 +968,6 @@ class LuongAttention(_KernelArgs, _MultiArgLayer):
             self.W_a = self._kernel("W_a", (q[-1] + v[-1], U))
             self.v_a = self._kernel("v_a", (U,))
         self.built = True
-
-    def call(self, inputs, mask=None):
-        return self.forward(inputs, mask)[0]
 
     def forward(self, inputs, mask=None):
         q, v = np.asarray(inputs[0]), np.asarray(inputs[1])
@@ -978,9 +1017,6 @@ class LuongAttention(_KernelArgs, _MultiArgLayer):
             dq = dq3[:, 0] if single else dq3
             inputs = [dq, g["value"] + g["key"]]
         return Grads(inputs, weights)
-
-    compute_mask = BahdanauAttention.compute_mask
-    compute_mask_flags = BahdanauAttention.compute_mask_flags
 
     def get_config(self):
         cfg = super().get_config()
@@ -1106,10 +1142,12 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         e_ij = q_i . (k_j + rel_k[r(i, j)]) / sqrt(key_dim)
         out_i = sum_j softmax_j(e_ij) (v_j + rel_v[r(i, j)])
 
-    The embeddings are shared by all heads, as in the paper.
+    The embeddings are shared by all heads, as in the paper. In training, `dropout` drops
+    attention weights as MultiHeadAttention's does (the dropped weights also multiply ``rel_v``).
 
     Args:
-        num_heads, key_dim, value_dim, dropout, use_bias, output_shape: as MultiHeadAttention.
+        num_heads, key_dim, value_dim, dropout, use_bias, output_shape, seed, and the kernel/bias
+            initializers, regularizers and constraints: as MultiHeadAttention.
         max_relative_position: k, the clipping distance.
         use_value_embeddings: learn ``rel_v`` too (the paper's a^V).
 
@@ -1146,6 +1184,7 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
                 use_causal_mask=False):
         query, value, key = inputs
         query_mask, value_mask, key_mask = _merge_masks(mask, query_mask, value_mask, key_mask)
+        attention_mask = _full_attention_mask(attention_mask, query, value, self.num_heads)
         fully = "zero" if (return_attention_scores or self.dropout > 0) else "uniform"
         r = mops.relative_attention_forward(
             query, value, key, num_heads=self.num_heads, query_kernel=self.query_kernel.value,
