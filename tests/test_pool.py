@@ -133,17 +133,22 @@ def test_multiprocessing_fork_pool():
 
 
 def test_concurrent_callers_get_the_serial_results():
-    """8 Python threads call the forward kernel (forced teams of 2 and 3, and the budget's) and
-    ops.lstm at once: each result is bitwise the serial one (the pool serves one caller, the
-    others run inline), and nothing deadlocks."""
+    """8 Python threads call the LSTM forward kernel (forced teams of 2 and 3, and the budget's),
+    ops.lstm and the GRU forward (a team of 2) at once: each result is bitwise the serial one
+    (the pool serves one caller, the others run inline), and nothing deadlocks."""
     old = attnlstm.get_num_threads()
     cases = [(_args(s, *SHAPES[s % 2]), (2, 3, 0)[s % 3]) for s in range(8)]
     # ops.lstm at a size the automatic choice splits (about 5e8 flops of recurrent products)
     big = _args(9, 4, 250, 8, 256)
+    rng = np.random.default_rng(5)
+    gx = rng.standard_normal((9, 6, 5)).astype(np.float32)
+    gW, gU = (rng.standard_normal(s).astype(np.float32) * 0.3 for s in ((5, 120), (40, 120)))
+    gru = lambda t: ops.gru_forward(gx, gW, gU, None, threads=t)["outputs"]  # noqa: E731
     try:
         attnlstm.set_num_threads(2)
         want = [_forward(a, 1) for a, _ in cases]
         want_big = ops.lstm(big[0], big[1], big[2], big[3], return_sequences=True)
+        want_gru = gru(1)
         errors = []
         barrier = threading.Barrier(8)
 
@@ -157,6 +162,9 @@ def test_concurrent_callers_get_the_serial_results():
                 if i < 2:
                     got = ops.lstm(big[0], big[1], big[2], big[3], return_sequences=True)
                     assert np.array_equal(np.asarray(got), np.asarray(want_big))
+                if i >= 6:
+                    for _ in range(20):
+                        assert np.array_equal(gru(2), want_gru)
             except Exception as e:  # noqa: BLE001 -- reported below with the thread's index
                 errors.append((i, repr(e)))
 
