@@ -1,9 +1,9 @@
 """Tables and the summary against issue 7's and issue 20's targets.
 
 Issue 20's bounds (measured at run time by peak.py, per thread count, in run["bounds"]): every
-row but the B=1 LSTM rows is held against the FMA peak (flops / peak FLOP/s of its dtype and
-thread count: "F"); a B=1 LSTM row against the bandwidth of streaming the recurrent kernel U
-(4*H*H*itemsize bytes) once per step, twice per step forward+backward (U in the forward, U^T in
+row but the B=1 LSTM/GRU rows is held against the FMA peak (flops / peak FLOP/s of its dtype and
+thread count: "F"); a B=1 LSTM/GRU row against the bandwidth of streaming the recurrent kernel U
+(4*H*H*itemsize bytes; 3*H*H for the GRU, both directions' for a bidirectional LSTM) once per step, twice per step forward+backward (U in the forward, U^T in
 the backward), from the L2 when each thread's share of U fits in one core's L2, else from the
 L3 ("L2"/"L3"). The fraction is the bound's time over attnlstm's median time.
 """
@@ -59,7 +59,7 @@ def speed_ratio(results, c):
 
 # issue 20's targets
 T20_PT_SMALL, T20_PT, T20_FMA, T20_BW, T20_SPEEDUP = 1.3, 1.0, 0.85, 0.70, 1.7
-T20_FAMILIES = ("lstm", "attention", "mha")
+T20_FAMILIES = ("lstm", "gru", "attention", "mha")
 
 
 def row_bound(rec, bounds):
@@ -67,10 +67,12 @@ def row_bound(rec, bounds):
     if not bounds or bounds.get("error") or not bounds.get("fma_peak_f32_gflops"):
         return None, (bounds or {}).get("error", "no bounds measured")
     sh, dt = rec["shape"], rec["dtype"]
-    if rec["family"] == "lstm" and sh.get("B") == 1:
+    if rec["family"] in ("lstm", "gru") and sh.get("B") == 1:
         item = 8 if dt == "float64" else 4
-        ubytes = 4 * sh["H"] * sh["H"] * item
-        steps = sh["T"] * (2 if rec["op"] == "lstm_fwdbwd" else 1)
+        gates = 3 if rec["op"].startswith("gru") else 4
+        # a bidirectional LSTM streams both directions' U
+        ubytes = gates * sh["H"] * sh["H"] * item * (2 if rec["op"].startswith("bilstm") else 1)
+        steps = sh["T"] * (2 if rec["op"].endswith("fwdbwd") else 1)
         share = ubytes / max(1, rec["threads"])
         if share <= bounds["l2_bytes"]:
             kind, gbs = "L2", bounds["l2_read_gbs"]
@@ -121,8 +123,9 @@ def print_all(res):
     if m.get("cpu_flags") is not None:
         print(f"CPU vector flags: {m['cpu_flags']}")
     print("%bnd = the row's bound time / attnlstm's time: F = flops at the measured FMA peak "
-          "(compute-bound rows), L2/L3 = streaming U (4*H*H*itemsize bytes) once per step at the "
-          "measured read bandwidth (B=1 LSTM rows; twice per step forward+backward). issue 20 = "
+          "(compute-bound rows), L2/L3 = streaming U (4*H*H*itemsize bytes, GRU 3*H*H) once per step "
+          "at the measured read bandwidth (B=1 LSTM/GRU rows; twice per step forward+backward). "
+          "issue 20 = "
           f"the row's misses of issue 20's targets: pt<x (attnlstm/PyTorch below {T20_PT_SMALL:g}x "
           f"at B<=8, {T20_PT:g}x above), bnd<x (below {100 * T20_FMA:.0f}% of the FMA bound or "
           f"{100 * T20_BW:.0f}% of the bandwidth bound); ok = all met.")
@@ -280,19 +283,19 @@ def summary20(res):
 
     small = lambda r: r["shape"].get("B", 99) <= 8  # noqa: E731
     for name, target, c, pred in [
-            (f"LSTM/attention rows, B<=8: >= {T20_PT_SMALL:g}x PyTorch at {thr} threads",
+            (f"LSTM/GRU/attention rows, B<=8: >= {T20_PT_SMALL:g}x PyTorch at {thr} threads",
              T20_PT_SMALL, "torch", small),
-            (f"LSTM/attention rows, B>8: >= {T20_PT:g}x PyTorch at {thr} threads", T20_PT, "torch",
+            (f"LSTM/GRU/attention rows, B>8: >= {T20_PT:g}x PyTorch at {thr} threads", T20_PT, "torch",
              lambda r: not small(r)),
-            ("LSTM forward float32 vs ONNX Runtime's LSTM (info: >= 1x)", 1.0, "onnxruntime",
-             lambda r: r["op"] == "lstm_fwd" and r["dtype"] == "float32")]:
+            ("LSTM/GRU forward float32 vs ONNX Runtime (info: >= 1x)", 1.0, "onnxruntime",
+             lambda r: r["op"] in ("lstm_fwd", "gru_fwd") and r["dtype"] == "float32")]:
         v = _verdict(name, target, *ratios(pred, c))
         v["issue"] = 20
         out.append(v)
     for name, target, want_kind in [
-            (f"compute-bound rows (all but B=1 LSTM): >= {100 * T20_FMA:.0f}% of the FMA peak",
+            (f"compute-bound rows (all but B=1 LSTM/GRU): >= {100 * T20_FMA:.0f}% of the FMA peak",
              T20_FMA, "F"),
-            (f"B=1 LSTM rows: >= {100 * T20_BW:.0f}% of the bandwidth bound (streaming U per step)",
+            (f"B=1 LSTM/GRU rows: >= {100 * T20_BW:.0f}% of the bandwidth bound (streaming U per step)",
              T20_BW, "BW")]:
         vals, missing = [], set()
         for run, rec in rows:
