@@ -346,7 +346,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     ncores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.machine(),
-            "processor": _cpu_name(), "cpu_flags": _cpu_flags(), "cores": ncores, "python": sys.version.split()[0],
+            "processor": _cpu_name(), "cores": ncores, "python": sys.version.split()[0],
             "versions": common.versions(), "mode": "quick" if args.quick else "full",
             "repeats": (f"interleaved rounds; each contender at least {timing.MIN_RUNS} runs "
                         f"({timing.MIN_RUNS_SLOW} when its warm-up call took >= {timing.SLOW_S} s) "
@@ -357,6 +357,9 @@ def main(argv=None):
                         f"threads"),
             "attention_batch": ATT_B, "lstm_input_size": D_LSTM,
             "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}}
+    meta.update(_attnlstm_config())
+    log(f"CPU: {meta['processor']}; SIMD flags: {' '.join(meta['cpu_simd_flags'])}; "
+        f"attnlstm kernel path: {meta['kernel_path']} ({meta['kernel_path_reason']})")
     if args.dry_run:
         args.contenders = [c for c in args.contenders if c in ("attnlstm", "torch", "onnxruntime")]
         args.threads = args.threads or 1
@@ -389,22 +392,21 @@ def main(argv=None):
     return 0
 
 
-# the flags that decide attnlstm's and the contenders' kernels
-_FLAGS = ("sse4_2", "avx", "fma", "avx2", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq",
-          "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile", "avx_vnni")
-
-
-def _cpu_flags():
-    """The vector-ISA flags of /proc/cpuinfo that matter here (space-separated), or ""."""
+def _attnlstm_config():
+    """The CPU's flags and attnlstm's kernel path (ATTNLSTM_ISA, inherited by the workers), read
+    in a subprocess so this process loads no BLAS before the workers' thread settings."""
+    code = "import json, attnlstm; print(json.dumps(attnlstm.show_config(mode='dicts')))"
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    have = set(line.split(":", 1)[1].split())
-                    return " ".join(x for x in _FLAGS if x in have)
-    except OSError:
-        pass
-    return ""
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, timeout=300).stdout
+        cfg = json.loads(out.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError) as e:
+        return {"cpu_flags": [], "cpu_simd_flags": [], "kernel_path": "unknown",
+                "kernel_path_reason": f"attnlstm.show_config failed: {e}"}
+    return {"cpu_flags": cfg["cpu"]["flags"], "cpu_simd_flags": cfg["cpu"]["simd_flags"],
+            "kernel_path": cfg["kernel_path"]["isa"],
+            "kernel_path_reason": cfg["kernel_path"]["reason"],
+            "blas_core": cfg["blas"]["corename"]}
 
 
 def _cpu_name():
