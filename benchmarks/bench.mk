@@ -8,6 +8,7 @@
 BENCH_TORCH ?= torch==2.13.0
 BENCH_TF    ?= tensorflow-cpu
 BENCH_KERAS ?= keras==3.15.1
+BENCH_ONNX  ?= onnx>=1.16 onnxruntime>=1.18
 BENCH_ARGS  ?=
 
 .PHONY: bench bench-quick bench-dry-run bench-deps
@@ -17,6 +18,8 @@ $(VENV)/.bench-deps: $(VENV)/.installed
 	  || $(VENV)/bin/pip install -q "$(BENCH_TORCH)"
 	@$(PY) -c "import tensorflow, keras, sys; sys.exit(keras.__version__ != '3.15.1')" 2>/dev/null \
 	  || $(VENV)/bin/pip install -q $(BENCH_TF) "$(BENCH_KERAS)"
+	@$(PY) -c "import onnx, onnxruntime" 2>/dev/null \
+	  || $(VENV)/bin/pip install -q $(foreach p,$(BENCH_ONNX),"$(p)")
 	@touch $@
 
 bench-deps: $(VENV)/.bench-deps

@@ -6,9 +6,10 @@ import numpy as np
 
 # Contenders, in table order. "keras" is eager `layer(x)`; "keras-jit" is the compiled
 # `predict_on_batch` / `train_on_batch` path of a keras.Model around the same layer.
-CONTENDERS = ["attnlstm", "torch", "keras", "keras-jit"]
+# "onnxruntime" is ONNX Runtime's CPU `LSTM` operator (forward only; issue 20).
+CONTENDERS = ["attnlstm", "torch", "keras", "keras-jit", "onnxruntime"]
 LABELS = {"attnlstm": "attnlstm", "torch": "PyTorch", "keras": "Keras eager",
-          "keras-jit": "Keras compiled"}
+          "keras-jit": "Keras compiled", "onnxruntime": "ONNX Runtime"}
 NOT_YET = "attnlstm: not implemented yet"
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -70,6 +71,30 @@ def keras():
     return _fw["keras"]
 
 
+def onnxruntime():
+    """(onnx, onnxruntime): the `onnx` package builds the graph, ONNX Runtime runs it."""
+    if "onnxruntime" not in _fw:
+        if not (have("onnx") and have("onnxruntime")):
+            raise NotAvailable("onnx / onnxruntime not installed (the `bench` extra has them)")
+        import onnx
+        import onnxruntime as ort
+        ort.set_default_logger_severity(3)
+        _fw["onnxruntime"] = (onnx, ort)
+    return _fw["onnxruntime"]
+
+
+def ort_session(model_proto):
+    """An ONNX Runtime CPU session for `model_proto`, on the thread count of this worker
+    (OMP_NUM_THREADS, which run.py sets per worker): intra-op n, inter-op 1, sequential."""
+    onnx, ort = onnxruntime()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS") or 1)
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(model_proto.SerializeToString(), so,
+                                providers=["CPUExecutionProvider"])
+
+
 def pin_threads(n, frameworks=("attnlstm", "torch", "keras")):
     """Pin every contender to `n` threads. Call first thing in a fresh process whose env already
     has OMP/OPENBLAS/MKL_NUM_THREADS=n (TF reads its settings once, when it initialises).
@@ -100,7 +125,7 @@ def pin_threads(n, frameworks=("attnlstm", "torch", "keras")):
 
 def versions():
     v = {"numpy": np.__version__}
-    for name in ("attnlstm", "torch", "tensorflow", "keras"):
+    for name in ("attnlstm", "torch", "tensorflow", "keras", "onnx", "onnxruntime"):
         if have(name):
             try:
                 from importlib.metadata import version

@@ -11,7 +11,8 @@ Canonical outputs:
 """
 import numpy as np
 
-from .common import NotAvailable, attnlstm, keras, lstm_bwd_flops, lstm_fwd_flops, torch
+from .common import (NotAvailable, attnlstm, keras, lstm_bwd_flops, lstm_fwd_flops, onnxruntime,
+                     ort_session, torch)
 
 OPS = {
     "gru_fwd": "GRU forward",
@@ -184,8 +185,40 @@ def setup_keras_jit(op, d):
     raise NotAvailable("keras-jit: not measured for the GRU / Bidirectional rows")
 
 
+def setup_onnxruntime(op, d):
+    """ONNX Runtime's GRU (issue 20): the same weights as one opset-14 `GRU` node between two
+    Transposes (batch-major in and out). ONNX's gate order is Keras' [z|r|h]; W (1,3H,D),
+    R (1,3H,H), B (1,6H) = [input bias | recurrent bias]; linear_before_reset=1 is Keras'
+    reset_after=True. Forward, float32 only (as its LSTM)."""
+    if op != "gru_fwd":
+        raise NotAvailable("ONNX Runtime: GRU forward only")
+    if d["x"].dtype != np.float32:
+        raise NotAvailable("ONNX Runtime: float32 only")
+    onnx, _ = onnxruntime()
+    from onnx import TensorProto, helper, numpy_helper
+    B, T, D = d["x"].shape
+    W, U, b = d["w"]
+    H = U.shape[0]
+    inits = [numpy_helper.from_array(np.ascontiguousarray(a), n) for a, n in (
+        (W.T[None], "W"), (U.T[None], "R"), (b.reshape(1, 6 * H), "B"),
+        (np.array([1], np.int64), "axes"))]
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+             helper.make_node("GRU", ["xt", "W", "R", "B"], ["Y"], hidden_size=H,
+                              linear_before_reset=1),
+             helper.make_node("Squeeze", ["Y", "axes"], ["Ys"]),
+             helper.make_node("Transpose", ["Ys"], ["y"], perm=[1, 0, 2])]
+    et = TensorProto.FLOAT
+    graph = helper.make_graph(nodes, "gru", [helper.make_tensor_value_info("x", et, [B, T, D])],
+                              [helper.make_tensor_value_info("y", et, [B, T, H])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    onnx.checker.check_model(model)
+    sess = ort_session(model)
+    feed = {"x": d["x"]}
+    return lambda: sess.run(["y"], feed)
+
+
 SETUP = {"attnlstm": setup_attnlstm, "torch": setup_torch, "keras": setup_keras,
-         "keras-jit": setup_keras_jit}
+         "keras-jit": setup_keras_jit, "onnxruntime": setup_onnxruntime}
 
 
 def ref_loss(op, d, ref):

@@ -10,7 +10,8 @@ outside the timed callable.
 """
 import numpy as np
 
-from .common import NOT_YET, NotAvailable, attnlstm, keras, lstm_bwd_flops, lstm_fwd_flops, torch
+from .common import (NOT_YET, NotAvailable, attnlstm, keras, lstm_bwd_flops, lstm_fwd_flops,
+                     onnxruntime, ort_session, torch)
 
 OPS = {
     "lstm_fwd": "LSTM forward",
@@ -126,8 +127,47 @@ def setup_keras_jit(op, d):
     return lambda: [model.train_on_batch(x, dy)]
 
 
+def onnx_lstm_model(d):
+    """The same weights as an ONNX `LSTM` node (opset 14) between two Transposes, so the graph
+    takes and returns batch-major (B,T,*) like the other contenders. ONNX's layout: W (1,4H,D),
+    R (1,4H,H), B (1,8H) = [Wb | Rb], gates in the order i, o, f, c (Keras': i, f, c, o); its
+    default activations are Keras' (sigmoid, tanh, tanh)."""
+    onnx, _ = onnxruntime()
+    from onnx import TensorProto, helper, numpy_helper
+    B, T, D = d["x"].shape
+    H = d["U"].shape[0]
+    gates = lambda a: np.concatenate([a[..., k * H:(k + 1) * H] for k in (0, 3, 1, 2)], -1)  # noqa
+    W = gates(d["W"]).T[None]                                     # (1, 4H, D)
+    R = gates(d["U"]).T[None]                                     # (1, 4H, H)
+    bias = np.concatenate([gates(d["b"]), np.zeros(4 * H, d["b"].dtype)])[None]
+    et = TensorProto.DOUBLE if d["x"].dtype == np.float64 else TensorProto.FLOAT
+    inits = [numpy_helper.from_array(np.ascontiguousarray(a), n)
+             for a, n in ((W, "W"), (R, "R"), (bias, "B"))]
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+             helper.make_node("LSTM", ["xt", "W", "R", "B"], ["Y"], hidden_size=H),
+             helper.make_node("Squeeze", ["Y", "axes"], ["Ys"]),
+             helper.make_node("Transpose", ["Ys"], ["y"], perm=[1, 0, 2])]
+    inits.append(numpy_helper.from_array(np.array([1], np.int64), "axes"))
+    graph = helper.make_graph(nodes, "lstm", [helper.make_tensor_value_info("x", et, [B, T, D])],
+                              [helper.make_tensor_value_info("y", et, [B, T, H])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    onnx.checker.check_model(model)
+    return model
+
+
+def setup_onnxruntime(op, d):
+    if op != "lstm_fwd":
+        raise NotAvailable("ONNX Runtime: inference only")
+    if d["x"].dtype != np.float32:
+        # its CPU kernel raises "LSTM operator does not support double yet" (1.32)
+        raise NotAvailable("ONNX Runtime: LSTM is float32 only")
+    sess = ort_session(onnx_lstm_model(d))
+    feed = {"x": d["x"]}
+    return lambda: sess.run(["y"], feed)
+
+
 SETUP = {"attnlstm": setup_attnlstm, "torch": setup_torch, "keras": setup_keras,
-         "keras-jit": setup_keras_jit}
+         "keras-jit": setup_keras_jit, "onnxruntime": setup_onnxruntime}
 
 
 def ref_loss(op, d, ref):

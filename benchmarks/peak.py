@@ -44,11 +44,13 @@ def _lib():
 
 
 def isa():
-    """The vector width the measurements use: "avx512", "avx2" or None."""
+    """The vector width the measurements use: the widest the CPU has ("avx512", "avx2" or None),
+    or AVX2 when ATTNLSTM_ISA=avx2 restricts attnlstm to it (its bound is then AVX2's peak)."""
     lib = _lib()
-    if lib.al_cpu_has(b"avx512f"):
+    forced = os.environ.get("ATTNLSTM_ISA", "").strip().lower()
+    if lib.al_cpu_has(b"avx512f") and forced not in ("avx2", "generic"):
         return "avx512"
-    if lib.al_cpu_has(b"avx2"):
+    if lib.al_cpu_has(b"avx2") and lib.al_cpu_has(b"fma"):
         return "avx2"
     return None
 

@@ -1,4 +1,12 @@
-"""Tables and the summary against issue 7's targets."""
+"""Tables and the summary against issue 7's and issue 20's targets.
+
+Issue 20's bounds (measured at run time by peak.py, per thread count, in run["bounds"]): every
+row but the B=1 LSTM/GRU rows is held against the FMA peak (flops / peak FLOP/s of its dtype and
+thread count: "F"); a B=1 LSTM/GRU row against the bandwidth of streaming the recurrent kernel U
+(4*H*H*itemsize bytes; 3*H*H for the GRU, both directions' for a bidirectional LSTM) once per step, twice per step forward+backward (U in the forward, U^T in
+the backward), from the L2 when each thread's share of U fits in one core's L2, else from the
+L3 ("L2"/"L3"). The fraction is the bound's time over attnlstm's median time.
+"""
 import numpy as np
 
 from .common import LABELS
@@ -49,6 +57,60 @@ def speed_ratio(results, c):
     return None
 
 
+# issue 20's targets
+T20_PT_SMALL, T20_PT, T20_FMA, T20_BW, T20_SPEEDUP = 1.3, 1.0, 0.85, 0.70, 1.7
+T20_FAMILIES = ("lstm", "gru", "attention", "mha")
+
+
+def row_bound(rec, bounds):
+    """(bound time in s, kind "F"/"L2"/"L3") of a record on its run's bounds, or (None, why)."""
+    if not bounds or bounds.get("error") or not bounds.get("fma_peak_f32_gflops"):
+        return None, (bounds or {}).get("error", "no bounds measured")
+    sh, dt = rec["shape"], rec["dtype"]
+    if rec["family"] in ("lstm", "gru") and sh.get("B") == 1:
+        item = 8 if dt == "float64" else 4
+        gates = 3 if rec["op"].startswith("gru") else 4
+        # a bidirectional LSTM streams both directions' U
+        ubytes = gates * sh["H"] * sh["H"] * item * (2 if rec["op"].startswith("bilstm") else 1)
+        steps = sh["T"] * (2 if rec["op"].endswith("fwdbwd") else 1)
+        share = ubytes / max(1, rec["threads"])
+        if share <= bounds["l2_bytes"]:
+            kind, gbs = "L2", bounds["l2_read_gbs"]
+        else:
+            kind, gbs = "L3", bounds["l3_read_gbs"]
+        return steps * ubytes / (gbs * 1e9), kind
+    peak = bounds["fma_peak_f64_gflops" if dt == "float64" else "fma_peak_f32_gflops"]
+    return rec["flops"] / (peak * 1e9), "F"
+
+
+def bound_fraction(rec, bounds):
+    """(bound time / attnlstm time, kind) or (None, why)."""
+    t, kind = row_bound(rec, bounds)
+    a = rec["results"].get("attnlstm", {})
+    if t is None or "median_s" not in a:
+        return None, kind
+    return t / a["median_s"], kind
+
+
+def row_targets(rec, bounds):
+    """Issue 20's per-row targets this row misses (list of short tags; [] = all met), or None
+    when the row is not one the targets cover."""
+    if rec["family"] not in T20_FAMILIES:
+        return None
+    miss = []
+    q = speed_ratio(rec["results"], "torch")
+    if q is not None:
+        want = T20_PT_SMALL if rec["shape"].get("B", 99) <= 8 else T20_PT
+        if q < want:
+            miss.append(f"pt<{want:g}")
+    fr, kind = bound_fraction(rec, bounds)
+    if fr is not None:
+        want = T20_FMA if kind == "F" else T20_BW
+        if fr < want:
+            miss.append(f"bnd<{100 * want:.0f}%")
+    return miss
+
+
 def print_all(res):
     m = res["meta"]
     print(f"\nattnlstm benchmarks ({m['mode']}), {m['date']}, {m['processor']}, {m['cores']} cores, "
@@ -61,6 +123,13 @@ def print_all(res):
     print("ratio = contender time / attnlstm time (attnlstm's speed over the contender's; > 1 means "
           "attnlstm is faster). GF/s from the formulas in performance-notes.md; %roof = attnlstm "
           "GF/s / measured GEMM GF/s at the same thread count and dtype.")
+    print("%bnd = the row's bound time / attnlstm's time: F = flops at the measured FMA peak "
+          "(compute-bound rows), L2/L3 = streaming U (4*H*H*itemsize bytes, GRU 3*H*H) once per step "
+          "at the measured read bandwidth (B=1 LSTM/GRU rows; twice per step forward+backward). "
+          "issue 20 = "
+          f"the row's misses of issue 20's targets: pt<x (attnlstm/PyTorch below {T20_PT_SMALL:g}x "
+          f"at B<=8, {T20_PT:g}x above), bnd<x (below {100 * T20_FMA:.0f}% of the FMA bound or "
+          f"{100 * T20_BW:.0f}% of the bandwidth bound); ok = all met.")
     print(f"LSTM input size D={m['lstm_input_size']}; attention batch B={m['attention_batch']}, "
           "value = key length Tv = Tq; Keras compiled fwd+bwd = train_on_batch with SGD(lr=0) "
           "(weight gradients only, no input gradients).")
@@ -75,6 +144,14 @@ def print_all(res):
                   f"({rf['float32']['n']}x{rf['float32']['n']}, best of 3 of NumPy matmul and "
                   f"torch.mm; NumPy alone: SGEMM {rf['float32'].get('numpy_gflops', 0):.1f}, "
                   f"DGEMM {rf['float64'].get('numpy_gflops', 0):.1f})")
+        bd = run.get("bounds") or {}
+        if bd.get("fma_peak_f32_gflops"):
+            print(f"bounds ({bd['isa']}, measured now): FMA peak {bd['fma_peak_f32_gflops']:.1f} "
+                  f"GFLOP/s float32, {bd['fma_peak_f64_gflops']:.1f} float64; read bandwidth L2 "
+                  f"{bd['l2_read_gbs']:.1f} GB/s ({bd['l2_bytes'] >> 10} KiB per core), L3 "
+                  f"{bd['l3_read_gbs']:.1f} GB/s ({bd['l3_bytes'] >> 20} MiB)")
+        elif bd:
+            print(f"bounds: not measured ({bd.get('error')})")
         tiny = run.get("tiny_call_us")
         if tiny:
             print("tiny LSTM call (B=1 T=1 D=8 H=8) per-call time: " + "; ".join(
@@ -96,7 +173,8 @@ def print_all(res):
         for (op, dtype), recs in groups.items():
             print(f"\n{OP_TITLES[op]}, {dtype}, {thr} thread(s)")
             hdr = f"{'shape':30s} " + " ".join(f"{LABELS[c]:{W}s}" for c in contenders)
-            hdr += f" {'GF/s':>6s} {'%roof':>6s} " + " ".join(f"{'x' + LABELS[c]:>15s}" for c in others)
+            hdr += f" {'GF/s':>6s} {'%roof':>6s} {'%bnd':>7s} " + " ".join(
+                f"{'x' + LABELS[c]:>15s}" for c in others) + "  issue 20"
             print(hdr)
             print("-" * len(hdr))
             roof = (rf or {}).get(dtype, {}).get("best_gflops")
@@ -110,9 +188,14 @@ def print_all(res):
                     line += f" {gf:6.1f} " + (f"{100 * gf / roof:5.0f}%" if roof else "     -")
                 else:
                     line += f" {'-':>6s} {'-':>6s}"
+                fr, kind = bound_fraction(rec, bd)
+                line += " " + (f"{100 * fr:4.0f}%{kind:<2s}" if fr is not None else f"{'-':>7s}")
                 for c in others:
                     q = speed_ratio(r, c)
                     line += " " + (f"{q:14.2f}x" if q is not None else f"{'-':>15s}")
+                miss = row_targets(rec, bd)
+                if miss is not None:
+                    line += "  " + (" ".join(miss) if miss else "ok")
                 print(line)
     if res.get("memory"):
         print("\ntraining-step peak memory (MB): " + MEMORY_METHOD)
@@ -126,7 +209,14 @@ def print_all(res):
     print("\nsummary against issue 7's targets (ratio = attnlstm speed / contender speed, per row "
           "medians; 'met' means every row meets the target):")
     for s in res["summary"]:
-        print("  " + s["text"])
+        if s.get("issue") != 20:
+            print("  " + s["text"])
+    print("\nsummary against issue 20's targets (on this machine's ISA: "
+          + ", ".join(sorted({(run.get("bounds") or {}).get("isa") or "?" for run in res["runs"]}))
+          + "; every thread count measured):")
+    for s in res["summary"]:
+        if s.get("issue") == 20:
+            print("  " + s["text"])
 
 
 def _shape(shape):
@@ -161,17 +251,89 @@ def _verdict(name, target, vals, missing, unit="x"):
         why = "; ".join(sorted(missing)) or "no rows"
         return {"target": name, "status": "not measured", "text": f"{name}: NOT MEASURED ({why})"}
     v = np.asarray(vals)
-    met = bool(np.all(v >= target)) if unit == "x" else None
+    met = bool(np.all(v >= target))
+    f = (lambda q: f"{q:.2f}x") if unit == "x" else (lambda q: f"{100 * q:.0f}%")  # noqa: E731
+    what = "ratio" if unit == "x" else "fraction"
     return {"target": name, "status": "met" if met else "missed", "rows": int(len(v)),
             "rows_met": int(np.sum(v >= target)), "min": float(v.min()),
             "median": float(np.median(v)), "max": float(v.max()),
             "text": f"{name}: {'met' if met else 'MISSED'} — {int(np.sum(v >= target))}/{len(v)} rows; "
-                    f"ratio min {v.min():.2f}x, median {np.median(v):.2f}x, max {v.max():.2f}x"
+                    f"{what} min {f(v.min())}, median {f(np.median(v))}, max {f(v.max())}"
                     + (f" (also: {'; '.join(sorted(missing))} in some rows)" if missing else "")}
 
 
-def summary(res):
+def summary20(res):
+    """Issue 20's targets over every run (thread count): each an entry with issue=20."""
     out = []
+    rows = [(run, rec) for run in res["runs"] for rec in run["records"]
+            if rec["family"] in T20_FAMILIES]
+    threads = sorted({run["threads"] for run in res["runs"]})
+    thr = "/".join(str(t) for t in threads)
+
+    def ratios(pred, contender):
+        vals, missing = [], set()
+        for run, rec in rows:
+            if pred(rec):
+                q = speed_ratio(rec["results"], contender)
+                if q is not None:
+                    vals.append(q)
+                else:
+                    r = rec["results"].get(contender, {}) or {}
+                    missing.add(r.get("note") or r.get("error") or f"no {contender} number")
+        return vals, missing
+
+    small = lambda r: r["shape"].get("B", 99) <= 8  # noqa: E731
+    for name, target, c, pred in [
+            (f"LSTM/GRU/attention rows, B<=8: >= {T20_PT_SMALL:g}x PyTorch at {thr} threads",
+             T20_PT_SMALL, "torch", small),
+            (f"LSTM/GRU/attention rows, B>8: >= {T20_PT:g}x PyTorch at {thr} threads", T20_PT, "torch",
+             lambda r: not small(r)),
+            ("LSTM/GRU forward float32 vs ONNX Runtime (info: >= 1x)", 1.0, "onnxruntime",
+             lambda r: r["op"] in ("lstm_fwd", "gru_fwd") and r["dtype"] == "float32")]:
+        v = _verdict(name, target, *ratios(pred, c))
+        v["issue"] = 20
+        out.append(v)
+    for name, target, want_kind in [
+            (f"compute-bound rows (all but B=1 LSTM/GRU): >= {100 * T20_FMA:.0f}% of the FMA peak",
+             T20_FMA, "F"),
+            (f"B=1 LSTM/GRU rows: >= {100 * T20_BW:.0f}% of the bandwidth bound (streaming U per step)",
+             T20_BW, "BW")]:
+        vals, missing = [], set()
+        for run, rec in rows:
+            t, kind = row_bound(rec, run.get("bounds"))
+            if t is None:
+                missing.add(kind)
+                continue
+            if (kind == "F") != (want_kind == "F"):
+                continue
+            fr, _ = bound_fraction(rec, run.get("bounds"))
+            if fr is not None:
+                vals.append(fr)
+        v = _verdict(name, target, vals, missing, unit="%")
+        v["issue"] = 20
+        out.append(v)
+    # 2-thread speed-up at B=64, H=512: attnlstm at the most threads vs at 1, same op/dtype/shape
+    name = f"speed-up at B=64, H=512 from 1 to {threads[-1]} threads: >= {T20_SPEEDUP:g}x"
+    one = {(r["op"], r["dtype"], tuple(r["shape"].items())): r for run, r in rows
+           if run["threads"] == 1}
+    ups = []
+    for run, r in rows:
+        if run["threads"] == threads[-1] > 1 and r["family"] == "lstm" and r["shape"]["B"] == 64 \
+                and r["shape"]["H"] == 512:
+            o = one.get((r["op"], r["dtype"], tuple(r["shape"].items())))
+            a1 = (o or {}).get("results", {}).get("attnlstm", {})
+            an = r["results"].get("attnlstm", {})
+            if "median_s" in a1 and "median_s" in an:
+                ups.append(a1["median_s"] / an["median_s"])
+    v = _verdict(name, T20_SPEEDUP, ups,
+                 set() if len(threads) > 1 else {"only one thread count measured"})
+    v["issue"] = 20
+    out.append(v)
+    return out
+
+
+def summary(res):
+    out = summary20(res)
     f32 = lambda rec: rec["dtype"] == "float32"  # noqa: E731
     specs = [
         ("LSTM forward float32, B<=8: >= 2x PyTorch", 2.0, "torch",

@@ -104,7 +104,7 @@ def check_family(family, op, dtype, contenders):
     for c in contenders:
         try:
             outs[c] = [common.to_numpy(o) if o is not None else None
-                       for o in mod.SETUP[c](op, d)()]
+                       for o in setup_fn(mod, c)(op, d)()]
         except NotAvailable as e:
             res[c] = {"ok": None, "note": str(e)}
         except Exception as e:
@@ -135,6 +135,14 @@ def check_family(family, op, dtype, contenders):
     return res
 
 
+def setup_fn(mod, c):
+    """The contender's setup function for this op family (NotAvailable if it has none)."""
+    fn = mod.SETUP.get(c)
+    if fn is None:
+        raise NotAvailable(f"{common.LABELS[c]}: no such op")
+    return fn
+
+
 def _status(v):
     if v.get("ok"):
         return "ok"
@@ -157,12 +165,29 @@ def tiny_call(contenders):
     return out
 
 
+def measure_bounds(threads):
+    """The machine's FMA peak and L2/L3 read bandwidth on `threads` threads (peak.py), or a
+    note why not (no C compiler, no AVX2)."""
+    from . import peak
+    try:
+        b = peak.measure(threads)
+    except Exception as e:   # no compiler: the rows then have no bound, the report says so
+        return {"error": f"{type(e).__name__}: {e}"[:300]}
+    if b.get("fma_peak_f32_gflops") is None:
+        return {"error": "no AVX2/AVX-512: no FMA peak measured", **b}
+    log(f"[{threads} thr] FMA peak ({b['isa']}) {b['fma_peak_f32_gflops']:.1f} GFLOP/s float32, "
+        f"L2 read {b['l2_read_gbs']:.1f} GB/s, L3 read {b['l3_read_gbs']:.1f} GB/s")
+    return b
+
+
 def available_contenders(wanted):
     ok = []
     for c in wanted:
         if c == "torch" and not common.have("torch"):
             continue
         if c.startswith("keras") and not (common.have("tensorflow") and common.have("keras")):
+            continue
+        if c == "onnxruntime" and not (common.have("onnx") and common.have("onnxruntime")):
             continue
         ok.append(c)
     return ok
@@ -183,6 +208,7 @@ def worker(args):
         log(f"[{threads} thr] SGEMM {out['roofline']['float32']['best_gflops']:.1f} GFLOP/s, "
             f"DGEMM {out['roofline']['float64']['best_gflops']:.1f} GFLOP/s")
         out["tiny_call_us"] = tiny_call(contenders)
+    out["bounds"] = measure_bounds(threads)
     cases = grid(args.quick)
     if args.dry_run:
         seen, few = set(), []
@@ -213,7 +239,7 @@ def worker(args):
                               + ")"}
                 continue
             try:
-                fns[c] = mod.SETUP[c](op, d)
+                fns[c] = setup_fn(mod, c)(op, d)
             except NotAvailable as e:
                 results[c] = {"note": str(e)}
             except Exception as e:
@@ -266,6 +292,8 @@ def run_memory(args, threads):
     out = []
     for family, op, (B, T, D, H) in memory_cases(args.quick):
         for c in available_contenders(args.contenders):
+            if c == "onnxruntime":
+                continue                      # inference only: no training step to measure
             cmd = [sys.executable, "-m", "benchmarks.memory", family, op, c,
                    str(B), str(T), str(D), str(H), str(threads)]
             p = subprocess.run(cmd, env=common.thread_env(threads), capture_output=True, text=True,
@@ -286,7 +314,7 @@ def parse(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a handful of shapes (smoke test)")
     p.add_argument("--dry-run", action="store_true",
-                   help="in-process, attnlstm and PyTorch only, every 4th case, one call each, "
+                   help="in-process, attnlstm, PyTorch and ONNX Runtime only, every 4th case, one call each, "
                         "no roofline/memory; checks the harness end to end in seconds")
     p.add_argument("--threads", type=int, default=None,
                    help="only this thread count (default: 1 and all cores)")
@@ -333,7 +361,7 @@ def main(argv=None):
     log(f"CPU: {meta['processor']}; SIMD flags: {' '.join(meta['cpu_simd_flags'])}; "
         f"attnlstm kernel path: {meta['kernel_path']} ({meta['kernel_path_reason']})")
     if args.dry_run:
-        args.contenders = [c for c in args.contenders if c in ("attnlstm", "torch")]
+        args.contenders = [c for c in args.contenders if c in ("attnlstm", "torch", "onnxruntime")]
         args.threads = args.threads or 1
         os.environ.update({k: str(args.threads) for k in common.THREAD_ENV})
         meta["mode"] += " dry-run (one call per case, numbers not meaningful)"

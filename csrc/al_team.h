@@ -2,16 +2,17 @@
  * al_team.h -- a team of threads for one kernel call, and a barrier for its time loop.
  *
  * A kernel that splits its work runs `fn(arg, tid, nt)` on nt threads: the caller is tid 0 and
- * nt - 1 POSIX threads are created for the call and joined before it returns, so nothing
- * outlives a call (no pool, no global state). Creating and joining a thread costs tens of
- * microseconds; callers only split work that is much larger than that.
+ * nt - 1 workers of the process's persistent pool (al_pool.c: started lazily, sized by the
+ * thread budget, spin-then-sleep, re-created after fork) run the others. Handing a job to
+ * spinning workers costs well under a microsecond, to sleeping ones a wake-up (some
+ * microseconds).
  *
  * The barrier spins briefly (a few microseconds: the team's threads are normally on otherwise
  * idle cores) and then yields the CPU at every check, so that a team member the OS has
  * descheduled (other threads of the process spinning on the same cores) gets it back soon.
  *
- * If a thread cannot be created, no thread runs `fn` and al_team_run returns AL_ERR_NOMEM; the
- * caller then runs its single-threaded path.
+ * If the pool is taken by another caller or a thread cannot be created, no thread runs `fn`
+ * and al_team_run returns AL_ERR_NOMEM; al_team_go then runs the work on the caller alone.
  */
 #ifndef AL_TEAM_H
 #define AL_TEAM_H
@@ -22,8 +23,7 @@
 #include <stdlib.h>
 
 #include "al_common.h"
-
-#define AL_TEAM_MAX 64
+#include "al_pool.h"
 
 typedef struct {
     atomic_int count;      /* threads still to arrive in this round */
@@ -63,64 +63,23 @@ static inline void al_barrier_wait(al_barrier *bar) {
     }
 }
 
-typedef void (*al_team_fn)(void *arg, int tid, int nt);
-
-typedef struct {
-    al_team_fn fn;
-    void *arg;
-    int tid, nt;
-    atomic_int *go;        /* 1: run, -1: abort (a sibling could not be created) */
-} al_team_member;
-
-static void *al_team_main(void *p) {
-    al_team_member *m = (al_team_member *)p;
-    int go;
-    while ((go = atomic_load_explicit(m->go, memory_order_acquire)) == 0) al_cpu_relax();
-    if (go > 0) m->fn(m->arg, m->tid, m->nt);
-    return NULL;
-}
-
-/* Runs fn(arg, tid, nt) for tid = 0 .. nt-1 concurrently; AL_OK, or AL_ERR_NOMEM if the
- * threads could not be created (then fn did not run at all). */
-static int al_team_run(int nt, al_team_fn fn, void *arg) {
-    pthread_t th[AL_TEAM_MAX];
-    al_team_member mem[AL_TEAM_MAX];
-    atomic_int go;
-    int i, made = 0;
-    if (nt <= 1) {
-        fn(arg, 0, 1);
-        return AL_OK;
-    }
-    if (nt > AL_TEAM_MAX) nt = AL_TEAM_MAX;
-    atomic_init(&go, 0);
-    for (i = 1; i < nt; i++) {
-        mem[i].fn = fn;
-        mem[i].arg = arg;
-        mem[i].tid = i;
-        mem[i].nt = nt;
-        mem[i].go = &go;
-        if (pthread_create(&th[i], NULL, al_team_main, &mem[i]) != 0) break;
-        made++;
-    }
-    if (made < nt - 1) {
-        atomic_store_explicit(&go, -1, memory_order_release);
-        for (i = 1; i <= made; i++) pthread_join(th[i], NULL);
-        return AL_ERR_NOMEM;
-    }
-    atomic_store_explicit(&go, 1, memory_order_release);
-    fn(arg, 0, nt);
-    for (i = 1; i < nt; i++) pthread_join(th[i], NULL);
-    return AL_OK;
+/* Runs fn(arg, tid, nt) for tid = 0 .. nt-1 on the caller and nt-1 pool workers: AL_OK, or
+ * AL_ERR_NOMEM if the team could not be had (the pool serves another caller, or a worker
+ * could not be started); then fn did not run at all. */
+static inline int al_team_run(int nt, al_team_fn fn, void *arg) {
+    return al_pool_run(nt, fn, arg) == AL_POOL_OK ? AL_OK : AL_ERR_NOMEM;
 }
 
 /* Runs fn on a team of nt threads whose time loop may wait at `bar` (NULL: no barrier); if
- * the threads cannot be created, runs it on the calling thread alone as a team of one (fn's
- * split of the work must then be valid for nt = 1, as al_split's is). */
+ * the team cannot be had (another Python thread's kernel holds the pool, or a thread could not
+ * be started), runs it on the calling thread alone as a team of one (fn's split of the work
+ * must then be valid for nt = 1, as al_split's is, and give the same result: every kernel's
+ * result is independent of its thread count). */
 static inline void al_team_go(int nt, al_team_fn fn, void *arg, al_barrier *bar) {
     if (bar != NULL) al_barrier_init(bar, nt);
     if (nt > 1 && al_team_run(nt, fn, arg) == AL_OK) return;
     if (bar != NULL) al_barrier_init(bar, 1);
-    fn(arg, 0, 1);
+    al_pool_inline(fn, arg);
 }
 
 /* [lo, hi) of n items split as evenly as possible among nt parts (part i). */

@@ -1,0 +1,228 @@
+"""The kernels' persistent worker pool (csrc/al_pool.c, used through al_team_go in csrc/al_team.h).
+
+The pool is started by the first call that asks for more than one thread, keeps its workers
+between calls (no thread per call), is re-created in a fork child, and serves one caller at a
+time while other Python threads' calls run on their own thread. None of this may change a
+result: every kernel is bitwise independent of its thread count, so concurrent and forked
+callers must get exactly the serial results."""
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import attnlstm
+from attnlstm import _core, layers, ops
+
+# (B, T, D, H) with a forced team: a unit split (B < 16) and a row split
+SHAPES = [(2, 6, 3, 128), (20, 5, 4, 64)]
+
+
+def _args(seed, B, T, D, H):
+    rng = np.random.default_rng(seed)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    return f(B, T, D), f(D, 4 * H) * 0.3, f(H, 4 * H) * 0.3, f(4 * H)
+
+
+def _forward(args, threads):
+    x, W, U, b = args
+    hs, cs = _core.lstm_forward(x, W, U, b, None, None, None, _core.ACT_TANH,
+                                _core.ACT_SIGMOID, False, threads=threads)[:2]
+    return hs, cs
+
+
+def _tids():
+    return set(os.listdir("/proc/self/task"))
+
+
+def _wait(pid, seconds=120):
+    """The exit status of child `pid`, killing it if it has not exited within `seconds` (a hang)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("fork child hung in a threaded kernel call")
+
+
+def test_workers_persist_between_calls():
+    """In a fresh interpreter: the first 3-thread call starts 2 workers that are still the same
+    threads after further calls (a team per call would leave no thread behind)."""
+    code = textwrap.dedent("""
+        import os, numpy as np
+        from attnlstm import _core
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((2, 5, 3)).astype(np.float32)
+        W = rng.standard_normal((3, 512)).astype(np.float32)
+        U = rng.standard_normal((128, 512)).astype(np.float32)
+        run = lambda t: _core.lstm_forward(x, W, U, None, None, None, None, 1, 2, False, threads=t)
+        tids = lambda: set(os.listdir("/proc/self/task"))
+        before = tids()
+        run(1)
+        assert tids() == before, "a one-thread call started threads"
+        run(3)
+        after = tids()
+        for _ in range(20):
+            run(3)
+            run(2)
+        assert tids() == after, (before, after, tids())
+        print(len(after - before))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "2"
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B%d-T%d-D%d-H%d" % s)
+def test_fork_child_recreates_the_pool(shape):
+    """A child forked after the parent's pool ran (its workers do not exist in the child) and a
+    child forked while another thread of the parent is inside a pooled kernel both run
+    threaded calls with the serial result, and do not hang."""
+    args = _args(1, *shape)
+    want = _forward(args, 1)
+    for a, b in zip(_forward(args, 2), want):       # the parent's pool is up
+        assert np.array_equal(a, b)
+
+    stop = threading.Event()
+
+    def busy():
+        while not stop.is_set():
+            _forward(args, 2)
+
+    def child():
+        ok = all(np.array_equal(a, b) for t in (2, 3, 1, 2) for a, b in zip(_forward(args, t), want))
+        os._exit(0 if ok else 3)
+
+    pid = os.fork()
+    if pid == 0:
+        child()
+    assert _wait(pid) == 0
+    th = threading.Thread(target=busy)
+    th.start()
+    try:
+        for _ in range(5):
+            time.sleep(0.005)
+            pid = os.fork()
+            if pid == 0:
+                child()
+            assert _wait(pid) == 0
+    finally:
+        stop.set()
+        th.join()
+
+
+def _mp_worker(seed):
+    return [a.tobytes() for a in _forward(_args(seed, 2, 6, 3, 128), 2)]
+
+
+def test_multiprocessing_fork_pool():
+    import multiprocessing as mp
+    _forward(_args(0, 2, 6, 3, 128), 2)              # the parent's pool is up before the fork
+    with mp.get_context("fork").Pool(2) as p:
+        got = p.map(_mp_worker, range(4), chunksize=1)
+    for seed, g in enumerate(got):
+        assert g == [a.tobytes() for a in _forward(_args(seed, 2, 6, 3, 128), 1)]
+
+
+def test_concurrent_callers_get_the_serial_results():
+    """8 Python threads call the LSTM forward kernel (forced teams of 2 and 3, and the budget's),
+    ops.lstm and the GRU forward (a team of 2) at once: each result is bitwise the serial one
+    (the pool serves one caller, the others run inline), and nothing deadlocks."""
+    old = attnlstm.get_num_threads()
+    cases = [(_args(s, *SHAPES[s % 2]), (2, 3, 0)[s % 3]) for s in range(8)]
+    # ops.lstm at a size the automatic choice splits (about 5e8 flops of recurrent products)
+    big = _args(9, 4, 250, 8, 256)
+    rng = np.random.default_rng(5)
+    gx = rng.standard_normal((9, 6, 5)).astype(np.float32)
+    gW, gU = (rng.standard_normal(s).astype(np.float32) * 0.3 for s in ((5, 120), (40, 120)))
+    gru = lambda t: ops.gru_forward(gx, gW, gU, None, threads=t)["outputs"]  # noqa: E731
+    try:
+        attnlstm.set_num_threads(2)
+        want = [_forward(a, 1) for a, _ in cases]
+        want_big = ops.lstm(big[0], big[1], big[2], big[3], return_sequences=True)
+        want_gru = gru(1)
+        errors = []
+        barrier = threading.Barrier(8)
+
+        def caller(i):
+            try:
+                a, t = cases[i]
+                barrier.wait()
+                for _ in range(30):
+                    for g, w in zip(_forward(a, t), want[i]):
+                        assert np.array_equal(g, w)
+                if i < 2:
+                    got = ops.lstm(big[0], big[1], big[2], big[3], return_sequences=True)
+                    assert np.array_equal(np.asarray(got), np.asarray(want_big))
+                if i >= 6:
+                    for _ in range(20):
+                        assert np.array_equal(gru(2), want_gru)
+            except Exception as e:  # noqa: BLE001 -- reported below with the thread's index
+                errors.append((i, repr(e)))
+
+        threads = [threading.Thread(target=caller, args=(i,)) for i in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=300)
+        assert not any(th.is_alive() for th in threads), "a caller hung"
+        assert errors == []
+    finally:
+        attnlstm.set_num_threads(old)
+
+
+def test_concurrent_predict_equals_serial():
+    """8 Python threads calling predict on one model get the serial predictions bit for bit."""
+    old = attnlstm.get_num_threads()
+    inp = attnlstm.Input((12, 8))
+    model = attnlstm.Model(inp, layers.Dense(3)(layers.LSTM(128)(inp)))
+    rng = np.random.default_rng(3)
+    xs = [rng.standard_normal((16, 12, 8)).astype(np.float32) for _ in range(8)]
+    try:
+        attnlstm.set_num_threads(2)
+        want = [model.predict(x, batch_size=16) for x in xs]
+        errors = []
+
+        def caller(i):
+            try:
+                for _ in range(10):
+                    assert np.array_equal(model.predict(xs[i], batch_size=16), want[i])
+            except Exception as e:  # noqa: BLE001
+                errors.append((i, repr(e)))
+
+        threads = [threading.Thread(target=caller, args=(i,)) for i in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=300)
+        assert not any(th.is_alive() for th in threads), "a caller hung"
+        assert errors == []
+    finally:
+        attnlstm.set_num_threads(old)
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(1, 4, 0, 256)], ids=lambda s: "B%d-T%d-D%d-H%d" % s)
+def test_result_independent_of_thread_count(shape):
+    """Teams of 1 to 5 threads (more than the cores: the pool grows to the team asked for) give
+    the same bits, and so does the budget's automatic choice at every set_num_threads."""
+    args = _args(4, *shape)
+    want = _forward(args, 1)
+    for t in (2, 3, 4, 5, 2):
+        for a, b in zip(_forward(args, t), want):
+            assert np.array_equal(a, b), t
+    old = attnlstm.get_num_threads()
+    try:
+        for n in (1, 2, 4):
+            attnlstm.set_num_threads(n)
+            for a, b in zip(_forward(args, 0), want):
+                assert np.array_equal(a, b), n
+    finally:
+        attnlstm.set_num_threads(old)
