@@ -82,7 +82,10 @@ static const al_arg MHA_FORWARD[] = {
 };
 _Static_assert(AL_COUNT(MHA_FORWARD) == F_COUNT, "MHA_FORWARD");
 
+/* Tq = Tv = 0: every output is empty; the kernel would loop over B (up to 2**62) doing
+ * nothing, with the GIL released (issue #22). The backward's gradients are then zeros. */
 static int mha_forward_run(const al_call *c) {
+    if (AL_N(L_Tq) == 0 && AL_N(L_Tv) == 0) return AL_OK;
     return AL_DISPATCH(al_mha_forward, AL_P(F_OUT), AL_P(F_W), AL_P(F_Q), AL_P(F_K), AL_P(F_V),
                        AL_P(F_CTX), AL_P(F_LIVE), AL_P(F_QUERY), AL_P(F_KEY), AL_P(F_VALUE),
                        AL_P(F_AM), AL_P(F_QM), AL_P(F_VM), AL_P(F_KM), AL_P(F_WQ), AL_P(F_BQ),
@@ -103,16 +106,16 @@ static const al_arg MHA_BACKWARD[] = {
     {"d_query", AL_OUT, 'f', 0, "B,Tq,Dq"},
     {"d_key", AL_OUT, 'f', 0, "B,Tv,Dk"},
     {"d_value", AL_OUT, 'f', 0, "B,Tv,Dv"},
-    {"d_query_kernel", AL_OUT, 'f', 0, "Dq,NH,HS"},
-    {"d_query_bias", AL_OUT, 'f', 0, "NH,HS", "query_bias"},
-    {"d_key_kernel", AL_OUT, 'f', 0, "Dk,NH,HS"},
-    {"d_key_bias", AL_OUT, 'f', 0, "NH,HS", "key_bias"},
-    {"d_value_kernel", AL_OUT, 'f', 0, "Dv,NH,HSv"},
-    {"d_value_bias", AL_OUT, 'f', 0, "NH,HSv", "value_bias"},
-    {"d_output_kernel", AL_OUT, 'f', 0, "NH,HSv,Dout"},
-    {"d_output_bias", AL_OUT, 'f', 0, "Dout", "output_bias"},
-    {"d_rel_k", AL_OUT, 'f', 0, "2K+1,HS", "rel_k"},
-    {"d_rel_v", AL_OUT, 'f', 0, "2K+1,HSv", "rel_v"},
+    {"d_query_kernel", AL_OUT, 'f', AL_ZERO, "Dq,NH,HS"},
+    {"d_query_bias", AL_OUT, 'f', AL_ZERO, "NH,HS", "query_bias"},
+    {"d_key_kernel", AL_OUT, 'f', AL_ZERO, "Dk,NH,HS"},
+    {"d_key_bias", AL_OUT, 'f', AL_ZERO, "NH,HS", "key_bias"},
+    {"d_value_kernel", AL_OUT, 'f', AL_ZERO, "Dv,NH,HSv"},
+    {"d_value_bias", AL_OUT, 'f', AL_ZERO, "NH,HSv", "value_bias"},
+    {"d_output_kernel", AL_OUT, 'f', AL_ZERO, "NH,HSv,Dout"},
+    {"d_output_bias", AL_OUT, 'f', AL_ZERO, "Dout", "output_bias"},
+    {"d_rel_k", AL_OUT, 'f', AL_ZERO, "2K+1,HS", "rel_k"},
+    {"d_rel_v", AL_OUT, 'f', AL_ZERO, "2K+1,HSv", "rel_v"},
     {"d_out", AL_IN, 'f', 0, "B,Tq,Dout"},
     {"d_weights", AL_IN, 'f', AL_NONE, "B,NH,Tq,Tv"},
     {"weights", AL_SAVED, 'f', 0, "B,NH,Tq,Tv"},
@@ -139,6 +142,7 @@ static const al_arg MHA_BACKWARD[] = {
 _Static_assert(AL_COUNT(MHA_BACKWARD) == G_COUNT, "MHA_BACKWARD");
 
 static int mha_backward_run(const al_call *c) {
+    if (AL_N(L_Tq) == 0 && AL_N(L_Tv) == 0) return AL_OK;
     return AL_DISPATCH(al_mha_backward, AL_P(G_DQUERY), AL_P(G_DKEY), AL_P(G_DVALUE),
                        AL_P(G_DWQ), AL_P(G_DBQ), AL_P(G_DWK), AL_P(G_DBK), AL_P(G_DWV),
                        AL_P(G_DBV), AL_P(G_DWO), AL_P(G_DBO), AL_P(G_DRK), AL_P(G_DRV),

@@ -204,7 +204,13 @@ static int al_unify(const al_spec *s, al_letters *L, int i, PyArrayObject *a) {
         if (found) {
             al_put(msg, sizeof msg, &used, "%s: `%s` must have shape (", s->name, s->args[i].name);
             for (k = 0; k < n; k++) al_put(msg, sizeof msg, &used, "%s%.*s", k ? ", " : "", toks[k].len, toks[k].text);
-            al_put(msg, sizeof msg, &used, ") with %s all >= 1, got ", s->positive);
+            al_put(msg, sizeof msg, &used, ") with ");
+            for (p = s->positive, k = 0; *p; p += *p == ',', k++) {
+                size_t len = strcspn(p, ",");
+                al_put(msg, sizeof msg, &used, "%s%.*s >= 1", k ? " and " : "", (int)len, p);
+                p += len;
+            }
+            al_put(msg, sizeof msg, &used, ", got ");
             al_put_dims(msg, sizeof msg, &used, nd, d);
             al_put(msg, sizeof msg, &used, ".");
             PyErr_SetString(PyExc_ValueError, msg);
@@ -295,24 +301,29 @@ static int al_option(const al_spec *s, al_letters *L, al_call *c, int i, PyObjec
         } else if (a->type == 'd') {
             dv = PyFloat_AsDouble(x);
             if (dv == -1.0 && PyErr_Occurred()) goto bad_type;
-        } else {
-            iv = PyLong_AsLongLong(x);
-            if (iv == -1 && PyErr_Occurred()) goto bad_type;
+        } else {   /* any int-like, however large: out of range is a ValueError below */
+            PyObject *idx = PyNumber_Index(x);
+            int overflow = 0;
+            if (idx == NULL) goto bad_type;
+            iv = PyLong_AsLongLongAndOverflow(idx, &overflow);
+            Py_DECREF(idx);
+            if (iv == -1 && PyErr_Occurred()) return -1;
+            if (overflow) iv = overflow > 0 ? LLONG_MAX : LLONG_MIN;
         }
     }
     if (a->type != 'd') dv = (double)iv;
-    if (a->lo < a->hi && !(dv >= a->lo && dv <= a->hi)) {
+    if ((a->lo < a->hi && !(dv >= a->lo && dv <= a->hi)) ||
+        (a->type == 'i' && (iv < INT_MIN || iv > INT_MAX))) {
         if (a->choices) {
             PyErr_Format(PyExc_ValueError, "%s: `%s` must be %s, got %R.", s->name, a->name,
                          a->choices, x);
-        } else {
+        } else if (a->lo < a->hi) {
             PyErr_Format(PyExc_ValueError, "%s: `%s` must be in [%lld, %lld], got %R.", s->name,
                          a->name, (long long)a->lo, (long long)a->hi, x);
+        } else {
+            PyErr_Format(PyExc_ValueError, "%s: `%s` must be in [%d, %d], got %R.", s->name,
+                         a->name, INT_MIN, INT_MAX, x);
         }
-        return -1;
-    }
-    if (a->type == 'i' && (iv < INT_MIN || iv > INT_MAX)) {
-        PyErr_Format(PyExc_OverflowError, "%s: `%s` = %lld does not fit a C int.", s->name, a->name, iv);
         return -1;
     }
     c->iv[i] = iv;
@@ -376,10 +387,10 @@ static int al_take(const al_spec *s, al_letters *L, al_call *c, PyArrayObject **
 
 PyObject *al_bind(const al_spec *s, PyObject *args, PyObject *kwds) {
     const char *fn = s->name;
-    char *kw[AL_MAXARGS + 1];
-    char fmt[AL_MAXARGS + 64];
-    int pyidx[AL_MAXARGS];
-    PyObject *o[AL_MAXARGS] = {NULL}, *obj[AL_MAXARGS] = {NULL};
+    char *kw[AL_MAXPY + 1];
+    char fmt[AL_MAXPY + 64];
+    int pyidx[AL_MAXPY];
+    PyObject *o[AL_MAXPY] = {NULL}, *obj[AL_MAXARGS] = {NULL};
     PyArrayObject *arr[AL_MAXARGS] = {NULL};
     PyObject *res = NULL;
     al_call c;
@@ -401,6 +412,7 @@ PyObject *al_bind(const al_spec *s, PyObject *args, PyObject *kwds) {
             al_spec_bug(fn, "required after optional", s->args[i].name);
             return NULL;
         }
+        if (np == AL_MAXPY) { al_spec_bug(fn, "too many Python arguments", fn); return NULL; }
         fmt[nf++] = 'O';
         kw[np] = (char *)s->args[i].name;
         pyidx[np++] = i;
@@ -454,8 +466,8 @@ PyObject *al_bind(const al_spec *s, PyObject *args, PyObject *kwds) {
             }
         }
         t = s->args[i].type == 'b' ? NPY_BOOL : c.typenum;
-        arr[i] = (PyArrayObject *)(s->args[i].type == 's' ? PyArray_ZEROS(0, dims, t, 0)
-                                                          : PyArray_EMPTY(n, dims, t, 0));
+        arr[i] = (PyArrayObject *)((s->args[i].flags & AL_ZERO) || s->args[i].type == 's'
+                                   ? PyArray_ZEROS(n, dims, t, 0) : PyArray_EMPTY(n, dims, t, 0));
         if (arr[i] == NULL) goto done;
         c.p[i] = PyArray_DATA(arr[i]);
         c.ndim[i] = n;

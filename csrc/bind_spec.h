@@ -29,6 +29,7 @@ enum al_role {
 /* Argument flags. */
 #define AL_NONE 1   /* an array that may be None: the kernel gets NULL                      */
 #define AL_DEF  2   /* may be omitted: arrays default to None, options to `def`             */
+#define AL_ZERO 4   /* an output allocated zeroed (the kernel may skip writing it)          */
 
 /*
  * One argument. `type`: arrays 'f' (the call's float dtype), 'b' (bool: any numeric input,
@@ -51,7 +52,8 @@ typedef struct {
     const char *choices;
 } al_arg;
 
-#define AL_MAXARGS 32
+#define AL_MAXARGS 48   /* table entries (outputs included) */
+#define AL_MAXPY 32     /* Python arguments */
 #define AL_MAXLET 16
 
 /* The converted call, handed to the kernel's run function. */
