@@ -5,7 +5,7 @@
  * the call's float dtype, unifies the dimensions letter by letter (one message wording:
  * "fn: `arg` must have shape (B, Tv, D) = (2, ?, 4), got (2, 3, 5)."), checks the sizes the
  * BLAS sees against its 32-bit int, allocates the outputs, releases the GIL around the
- * kernel's `run` and returns the outputs. The binding is strict (exact shapes); flexible
+ * kernel's `run` and returns the outputs (one output by itself, several as a tuple). The binding is strict (exact shapes); flexible
  * forms (broadcasting, optional axes) live in the Python ops.
  *
  * A run function writes the kernel call once for both dtypes with AL_DISPATCH, reading
@@ -30,6 +30,7 @@ enum al_role {
 #define AL_NONE 1   /* an array that may be None: the kernel gets NULL                      */
 #define AL_DEF  2   /* may be omitted: arrays default to None, options to `def`             */
 #define AL_ZERO 4   /* an output allocated zeroed (the kernel may skip writing it)          */
+#define AL_DROP 8   /* an output left out of the result (not None) when not wanted          */
 
 /*
  * One argument. `type`: arrays 'f' (the call's float dtype), 'b' (bool: any numeric input,
@@ -77,6 +78,8 @@ typedef struct {
     const char *fits;            /* buffer sizes that must fit npy_intp: "Tq*Tv*8"       */
     const char *positive;        /* letters that must be >= 1: "NH,HS"                   */
     int (*run)(const al_call *c);   /* calls the kernel; runs without the GIL            */
+    npy_intp chunk;              /* if set: run over slices of B of about this many      */
+                                 /* elements, checking for signals (Ctrl-C) in between   */
 } al_spec;
 
 /* The whole call: NULL with an exception set on any failure. */
