@@ -8,7 +8,7 @@ built, naming the layer, the argument, the expected shape and the shape received
     >>> x = Input(shape=(None, 5))
     >>> h = layers.LSTM(32, return_sequences=True)(x)
     >>> y = layers.TimeDistributed(layers.Dense(5))(h)
-    >>> Model(x, y).predict(np.random.rand(8, 20, 5)).shape
+    >>> Model(x, y).predict(np.random.rand(8, 20, 5), verbose=0).shape
     (8, 20, 5)
 """
 from . import _blas  # noqa: F401  (loads OpenBLAS before the extension)
@@ -17,7 +17,7 @@ from . import activations, backend, constraints, initializers, regularizers
 from . import ops  # before layers: layers import it
 from . import losses, metrics, optimizers
 from . import layers, utils
-from . import callbacks, datasets, plot, saving, sequence
+from . import callbacks, datasets, models, plot, saving, sequence
 from .engine import Input, InputLayer, KerasTensor, Layer, Model, Sequential, Variable
 from .engine.base import Grads
 from .errors import ShapeError
@@ -26,7 +26,7 @@ from .vae import LSTMVAE
 __version__ = "0.1.0"
 
 __all__ = ["Input", "Model", "Sequential", "ShapeError", "layers", "ops", "utils", "callbacks",
-           "datasets", "sequence",
+           "datasets", "sequence", "models",
            "saving", "plot", "losses", "metrics", "optimizers", "regularizers", "constraints",
            "set_num_threads", "get_num_threads", "KerasTensor", "Layer", "Variable", "InputLayer", "Grads", "LSTMVAE"]
 

@@ -84,7 +84,7 @@ def vowels(out_dir, epochs, verbose):
           f"{train_s:.1f} s of training")
 
     pick = [int(np.flatnonzero(yt == c)[0]) for c in (0, 4, 8)]
-    weights = scores_model.predict(xt[pick])[:, 0, :]
+    weights = scores_model.predict(xt[pick], verbose=0)[:, 0, :]
     fig = plot.attention_heatmap(weights, query_labels=[f"speaker {yt[i] + 1}" for i in pick],
                                  key_labels=list(range(1, TIMESTEPS + 1)),
                                  title="Attention of the last LSTM state over the frames")
@@ -245,7 +245,7 @@ def compare_with_keras(model, x):
         return None
     kmodel, _ = build_classifier(keras.layers, keras.Input, keras.Model)
     kmodel.set_weights(model.get_weights())
-    ours = model.predict(x)
+    ours = model.predict(x, verbose=0)
     theirs = kmodel.predict(x, verbose=0)
     diff = float(np.max(np.abs(ours - theirs)))
     agree = float(np.mean(ours.argmax(-1) == theirs.argmax(-1)))

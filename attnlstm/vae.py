@@ -26,7 +26,7 @@ import contextlib
 
 import numpy as np
 
-from . import _ops_vae as V
+from .ops import vae as V
 from . import backend
 from .losses import Loss
 from .engine.base import Grads, Input, Layer
@@ -461,6 +461,13 @@ class LSTMVAE:
         self._sampler = sampler
         self.features = F
         return self
+
+    def save(self, filepath, overwrite=True):
+        """Write the VAE (its arguments and weights) to a ``.keras`` file, under the registered
+        name ``attnlstm>LSTMVAE``; ``attnlstm.saving.load_model`` returns the LSTMVAE. (Keras
+        cannot open it: the LSTMVAE is attnlstm's.)"""
+        from .saving import save_model
+        save_model(self, filepath, overwrite=overwrite)
 
     def _need_built(self, what):
         if self.model is None:

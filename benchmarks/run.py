@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from . import common, ops_attention, ops_lstm, ops_mha, ops_vae, timing
+from . import common, ops_attention, ops_custom, ops_lstm, ops_mha, ops_vae, timing
 from .common import CONTENDERS, NotAvailable
 
 FAMILIES = {"lstm": ops_lstm, "attention": ops_attention, "mha": ops_mha, "vae": ops_vae}
@@ -288,6 +288,8 @@ def parse(argv):
     p.add_argument("--out", default="results/bench.json")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--memory-only", action="store_true", help="only the peak-memory subprocesses")
+    p.add_argument("--no-custom", action="store_true",
+                   help="skip the custom-layer rows (attnlstm.ops + autograd, ops_custom.py)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--worker-out", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -334,10 +336,14 @@ def main(argv=None):
             log(f"=== worker: {n} thread(s) ===")
             runs.append(run_worker_subprocess(n, args))
         memory = [] if args.no_memory else run_memory(args, max(thread_list))
+    custom = [] if (args.dry_run or args.no_custom or args.memory_only) else \
+        ops_custom.measure(quick=args.quick)
     meta["elapsed_s"] = time.perf_counter() - t0
-    result = {"meta": meta, "runs": runs, "memory": memory}
+    result = {"meta": meta, "runs": runs, "memory": memory, "custom_layers": custom}
     result["summary"] = report.summary(result)
     report.print_all(result)
+    if custom:
+        ops_custom.print_rows(custom)
     out = args.out
     if args.dry_run and out == "results/bench.json":
         out = "results/bench-dry-run.json"

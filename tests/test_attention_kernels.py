@@ -1,5 +1,5 @@
 """Tests of the attention kernels (csrc/attention_impl.h) and their NumPy API
-(attnlstm/_ops_attention.py): NumPy twins, finite differences, shape errors, a fuzzed
+(attnlstm/ops/attention.py): NumPy twins, finite differences, shape errors, a fuzzed
 binding, and parity with keras.layers.Attention / AdditiveAttention."""
 import os
 import sys
@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from attnlstm import _core
-from attnlstm import _ops_attention as A
+from attnlstm.ops import attention as A
 from attnlstm.errors import ShapeError
 
 sys.path.insert(0, os.path.dirname(__file__))

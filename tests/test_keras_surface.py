@@ -182,3 +182,80 @@ def test_pad_sequences_is_keras_default_int32():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         utils.pad_sequences([[0.5]], dtype="float32")
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 7), (1, 5, 7), (3, 5, 1)])
+def test_mha_attention_mask_broadcasts_as_keras(shape):
+    import keras
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((3, 5, 6)).astype("float32")
+    v = rng.standard_normal((3, 7, 6)).astype("float32")
+    mask = rng.random(shape) > 0.3
+    km = keras.layers.MultiHeadAttention(2, 4)
+    want = np.asarray(km(q, v, attention_mask=mask))
+    am = layers.MultiHeadAttention(2, 4)
+    am(q, v)
+    am.set_weights(km.get_weights())
+    np.testing.assert_allclose(am(q, v, attention_mask=mask), want, rtol=1e-4, atol=1e-5)
+    sym = am(Input((5, 6)), Input((7, 6)), attention_mask=Input(shape[1:], dtype="bool"))
+    assert sym.shape == (None, 5, 6)
+
+
+def test_mha_attention_mask_that_cannot_broadcast_is_a_shape_error():
+    am = layers.MultiHeadAttention(2, 4, name="mha")
+    with pytest.raises(ValueError, match=r"MultiHeadAttention 'mha': `attention_mask` must have "
+                                         r"shape \(3, 5, 7\), got \(3, 2, 7\)"):
+        am(np.zeros((3, 5, 6), "float32"), np.zeros((3, 7, 6), "float32"),
+           attention_mask=np.ones((3, 2, 7), bool))
+
+
+def test_predict_honours_steps_callbacks_and_verbose(capsys):
+    x, _ = _data(n=20)
+    m = _model()
+    seen = []
+
+    class Spy(attnlstm.callbacks.Callback):
+        def on_predict_begin(self, logs=None):
+            seen.append("begin")
+
+        def on_predict_batch_end(self, batch, logs=None):
+            seen.append((batch, logs["outputs"].shape))
+
+        def on_predict_end(self, logs=None):
+            seen.append("end")
+
+    out = m.predict(x, batch_size=8, steps=2, callbacks=[Spy()], verbose=0)
+    assert out.shape == (16, 1)                    # Keras: steps * batch_size samples
+    assert seen == ["begin", (0, (8, 1)), (1, (8, 1)), "end"]
+    assert capsys.readouterr().out == ""
+    m.predict(x, verbose=1)
+    assert "1/1" in capsys.readouterr().out        # Keras' progress bar
+    with pytest.raises(ValueError, match=r"`steps` must be a positive integer or None. "
+                                         r"Received: steps=0"):
+        m.predict(x, steps=0)
+
+
+def test_summary_options_take_effect():
+    inner_in = Input((4,))
+    inner = Model(inner_in, layers.Dense(2, name="inner_dense")(inner_in), name="inner")
+    inp = Input((4,), name="x")
+    h = layers.Dense(4, name="first")(inp)
+    frozen = layers.Dense(4, name="frozen")
+    frozen.trainable = False
+    out = inner(frozen(h))
+    m = Model(inp, out)
+    lines = []
+    m.summary(print_fn=lines.append, show_trainable=True, expand_nested=True)
+    text = "\n".join(lines)
+    assert "Trainable" in text and "inner_dense (Dense)" in text
+    row = next(l for l in lines if l.startswith("frozen"))
+    assert row.rstrip().endswith("N")
+    lines = []
+    m.summary(print_fn=lines.append, layer_range=["first", "frozen"])
+    text = "\n".join(lines)
+    assert "first (Dense)" in text and "frozen (Dense)" in text and "inner (" not in text
+    with pytest.raises(ValueError, match="does not match any layer name"):
+        m.summary(layer_range=["nope", "frozen"])
+    lines = []
+    m.summary(print_fn=lines.append, line_length=60, positions=[0.5, 0.8, 1.0])
+    assert max(len(l) for l in lines[:4]) == 60

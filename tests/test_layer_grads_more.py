@@ -249,8 +249,29 @@ def test_time_distributed_weight_grads_only():
 
 
 class _NoBackward(Layer):
+    """A hand-written forward without a backward: not differentiable."""
+
     def call(self, inputs):
         return inputs * 2.0
+
+    def forward(self, inputs):
+        return self.call(inputs), None
+
+
+class _AutogradDoubler(Layer):
+    """Only `call`: gradients come from autograd (issue 15)."""
+
+    def call(self, inputs):
+        return inputs * 2.0
+
+
+def test_time_distributed_inner_autograd_layer_trains_through():
+    td = layers.TimeDistributed(_AutogradDoubler(name="ag_doubler"))
+    x = randn(2, 3, 4).astype("float32")
+    out, ctx = run(td, [x])
+    np.testing.assert_allclose(out, 2 * x)
+    g = td.backward(ctx, np.ones_like(out))
+    np.testing.assert_allclose(g.inputs, np.full_like(x, 2.0))
 
 
 def test_time_distributed_inner_without_backward():

@@ -1,5 +1,5 @@
 """Tests of the multi-head / relative-position attention kernels (csrc/mha_impl.h) through
-attnlstm._ops_mha and the raw binding: NumPy twins, finite differences, shape errors, binding
+attnlstm.ops.mha and the raw binding: NumPy twins, finite differences, shape errors, binding
 robustness (hypothesis), and parity with keras.layers.MultiHeadAttention (Keras 3.15.1)."""
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from hypothesis import given, settings, HealthCheck
 from hypothesis import strategies as st
 
 from attnlstm import _core
-from attnlstm import _ops_mha as M
+from attnlstm.ops import mha as M
 from attnlstm.errors import ShapeError
 
 import reference_mha as R

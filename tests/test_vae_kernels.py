@@ -1,5 +1,5 @@
 """Tests of the LSTM-VAE kernels (csrc/vae_impl.h, csrc/bind_vae.c) and their NumPy API
-(attnlstm/_ops_vae.py): NumPy twins, finite differences, masks, empty axes, NaN, bad input at
+(attnlstm/ops/vae.py): NumPy twins, finite differences, masks, empty axes, NaN, bad input at
 the binding, shape errors and reproducible noise."""
 import os
 import sys
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from attnlstm import _core
-from attnlstm import _ops_vae as V
+from attnlstm.ops import vae as V
 from attnlstm.errors import ShapeError
 
 sys.path.insert(0, os.path.dirname(__file__))

@@ -5,11 +5,17 @@ with ``None`` for unknown sizes, or raises a :class:`~attnlstm.ShapeError` right
 Called on arrays, it checks the same rules and computes with the C kernels.
 """
 import inspect
+import warnings
 
 import numpy as np
+from autograd.numpy.numpy_boxes import ArrayBox as _ArrayBox
 
 from .. import backend, constraints, initializers, regularizers
 from ..errors import ShapeError, format_shape, shape_error
+from ..ops import core as _ops
+from ..ops._symbolic import KerasTensor, current_layer, set_node_factory, tracing
+from . import autodiff
+from .structure import flatten, map_structure
 
 __all__ = ["KerasTensor", "Variable", "Layer", "InputLayer", "Input", "Node", "Grads"]
 
@@ -18,93 +24,8 @@ __all__ = ["KerasTensor", "Variable", "Layer", "InputLayer", "Input", "Node", "G
 # Structures
 
 
-def flatten(structure):
-    """Leaves of nested lists/tuples/dicts, in order."""
-    if isinstance(structure, (list, tuple)):
-        out = []
-        for s in structure:
-            out.extend(flatten(s))
-        return out
-    if isinstance(structure, dict):
-        out = []
-        for k in structure:
-            out.extend(flatten(structure[k]))
-        return out
-    return [structure]
-
-
-def map_structure(fn, structure):
-    if isinstance(structure, list):
-        return [map_structure(fn, s) for s in structure]
-    if isinstance(structure, tuple):
-        return tuple(map_structure(fn, s) for s in structure)
-    if isinstance(structure, dict):
-        return {k: map_structure(fn, v) for k, v in structure.items()}
-    return fn(structure)
-
-
 # ---------------------------------------------------------------------------------------------
 # Symbolic tensors
-
-
-class KerasTensor:
-    """A symbolic tensor: a shape (``None`` = unknown size), a dtype and the layer that made it.
-
-    Attributes:
-        shape: tuple, batch axis first.
-        dtype: dtype name, e.g. ``"float32"``.
-        has_mask: whether a Keras mask travels with it (from Masking, Embedding(mask_zero=True),
-            or a mask-propagating layer).
-    """
-
-    def __init__(self, shape, dtype="float32", layer=None, node=None, index=0, has_mask=False,
-                 name=None):
-        self.shape = tuple(None if s is None else int(s) for s in shape)
-        self.dtype = backend.standardize_dtype(dtype)
-        self._layer = layer
-        self._node = node
-        self._index = index
-        self.has_mask = bool(has_mask)
-        self.name = name or (layer.name if layer is not None else "keras_tensor")
-
-    @property
-    def ndim(self):
-        return len(self.shape)
-
-    @property
-    def producer(self):
-        """The layer that produced this tensor (an InputLayer for model inputs)."""
-        return self._layer
-
-    def __repr__(self):
-        return f"<KerasTensor shape={format_shape(self.shape)}, dtype={self.dtype}, name={self.name}>"
-
-    def _no_ops(self, *args, **kwargs):
-        raise TypeError(
-            "Symbolic KerasTensors do not support arithmetic or NumPy functions in attnlstm. Use "
-            "layers (layers.Add, layers.Multiply, layers.Lambda(fn), ...) to combine them, or call "
-            "the model on arrays.")
-
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = _no_ops
-    __matmul__ = __rmatmul__ = __neg__ = __pow__ = __getitem__ = _no_ops
-
-    def __iter__(self):
-        layer = self._layer
-        hint = None
-        if layer is not None and layer._call_accepts("return_attention_scores"):
-            hint = "pass return_attention_scores=True to get [output, scores]."
-        raise shape_error(
-            layer, "outputs", "several tensors", self.shape, hint,
-            message=(f"its output is one tensor of shape {format_shape(self.shape)}; it cannot "
-                     f"be unpacked into several tensors."))
-
-    def __len__(self):
-        raise TypeError(f"{self!r} is symbolic; its length is its shape[0] ({self.shape[0]}).")
-
-    def __array__(self, *args, **kwargs):
-        raise TypeError(
-            f"{self!r} is symbolic (made by Input): it has no values. Build a Model(inputs, outputs) "
-            "and call model.predict(x), or call the layers on NumPy arrays.")
 
 
 class Node:
@@ -127,10 +48,21 @@ class Node:
 
 
 class Variable:
-    """A layer weight: a NumPy array with a name and a trainable flag (Keras ``Variable``)."""
+    """A layer weight: a NumPy array with a name and a trainable flag (Keras ``Variable``).
+
+    It takes part in :mod:`attnlstm.ops` and Python operators like a tensor (``x @ self.kernel``,
+    ``self.bias + 1``); while a layer's ``call`` is traced for gradients these see the traced
+    value, so the weight is trained. ``np.asarray(variable)`` gives its current array (no
+    gradient flows through NumPy's own functions).
+    """
+
+    _is_variable = True
+    # NumPy arrays on the left of an operator defer to the Variable's reflected operator.
+    __array_priority__ = 100.0
 
     def __init__(self, value, name, trainable=True, path=None, regularizer=None,
                  constraint=None):
+        self._traced = None
         self._value = value
         self.name = name
         self.path = path or name
@@ -167,6 +99,70 @@ class Variable:
 
     def __array__(self, dtype=None, copy=None):
         return np.asarray(self._value, dtype=dtype)
+
+    def _current(self):
+        """The value ops compute with: the traced box during a gradient trace, else the array."""
+        if self._traced is not None:
+            return self._traced
+        if self.trainable and autodiff.in_trace() and not autodiff.is_known(self):
+            _warn_untracked(self)
+        return self._value
+
+    @property
+    def ndim(self):
+        return self._value.ndim
+
+    @property
+    def T(self):
+        return _ops.transpose(self)
+
+    def __len__(self):
+        return len(self._value)
+
+    def __hash__(self):
+        return id(self)
+
+
+_WARNED = set()
+
+
+def _warn_untracked(var):
+    """A trainable weight read inside a traced call without being traced: it is not among the
+    weights of the layer being trained (e.g. a layer kept where attribute tracking cannot see
+    it), so it would silently stay untrained."""
+    if id(var) in _WARNED:
+        return
+    _WARNED.add(id(var))
+    warnings.warn(
+        f"Variable '{var.path}' is used in a layer's call but is not one of that layer's tracked "
+        f"weights, so training does not update it. Assign the layer that owns it as an "
+        f"attribute of the calling layer (self.x = ...), or in a list or dict attribute.",
+        UserWarning, stacklevel=4)
+
+
+for _name, _fn in _ops.OPERATORS.items():
+    if _name not in ("__and__", "__or__", "__invert__"):
+        setattr(Variable, _name, _fn)
+
+
+def _defer_to_variable(method):
+    def op(self, other):
+        if getattr(type(other), "_is_variable", False):
+            return NotImplemented   # Variable's reflected operator sees its traced value
+        return method(self, other)
+    op.__name__ = method.__name__
+    return op
+
+
+# ``traced_value + self.bias``: autograd's box would read the Variable through __array__ (a
+# constant, so the bias would get no gradient); it defers to the Variable instead.
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+              "__truediv__", "__rtruediv__", "__pow__", "__rpow__", "__matmul__", "__rmatmul__",
+              "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__lt__", "__le__",
+              "__gt__", "__ge__"):
+    if hasattr(_ArrayBox, _name):
+        setattr(_ArrayBox, _name, _defer_to_variable(getattr(_ArrayBox, _name)))
+del _name, _fn
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,6 +215,11 @@ def add_grad(grads, var, g):
 # ---------------------------------------------------------------------------------------------
 # Layer
 
+
+# (layer class, argument) -> whether its call accepts the argument (signatures do not change)
+_ACCEPTS = {}
+_FAST_EAGER = {}
+_NP_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
 _LAYER_KWARGS = {"name", "dtype", "trainable", "input_shape", "batch_input_shape", "batch_size",
                  "input_dim", "autocast", "input_length"}
@@ -344,8 +345,41 @@ class Layer:
 
     def _track(self, layer):
         """Track a sub-layer: its weights follow this layer's own in ``weights``."""
-        self._sublayers.append(layer)
+        if not any(s is layer for s in self._sublayers):
+            self._sublayers.append(layer)
         return layer
+
+    def __setattr__(self, name, value):
+        # Keras 3 attribute tracking: sub-layers and Variables assigned as attributes (also
+        # inside lists, tuples and dicts) belong to this layer, in assignment order.
+        if not name.startswith("_") and "_sublayers" in self.__dict__:
+            value = self._track_value(value, name)
+        object.__setattr__(self, name, value)
+
+    def _track_value(self, value, name):
+        if isinstance(value, Layer):
+            if value is not self:
+                self._track(value)
+        elif isinstance(value, Variable):
+            if not any(w is value for w in self._own_weights):
+                self._own_weights.append(value)
+        elif isinstance(value, list) and not isinstance(value, _TrackedList):
+            value = _TrackedList(self, value)
+            for v in value:
+                self._track_value(v, name)
+        elif isinstance(value, tuple):
+            for v in value:
+                self._track_value(v, name)
+        elif isinstance(value, dict) and not isinstance(value, _TrackedDict):
+            value = _TrackedDict(self, value)
+            for v in value.values():
+                self._track_value(v, name)
+        elif isinstance(value, (set, frozenset)) and any(isinstance(v, Layer) for v in value):
+            warnings.warn(
+                f"{type(self).__name__} '{self.name}': attribute `{name}` holds layers in a "
+                f"{type(value).__name__}, which attnlstm does not track: their weights are not "
+                f"trained. Use a list or a dict.", UserWarning, stacklevel=3)
+        return value
 
     @property
     def weights(self):
@@ -426,10 +460,25 @@ class Layer:
     def forward(self, inputs, *args, **kwargs):
         """Compute the outputs and keep what :meth:`backward` needs: ``(outputs, ctx)``.
 
-        Same arguments and outputs as :meth:`call`. The default runs ``call`` and keeps nothing,
-        so a layer without a backward can still run in inference.
+        Same arguments and outputs as :meth:`call`. Layers with hand-written gradients (the
+        C-kernel layers) override it with :meth:`backward`. A layer that overrides neither (a
+        custom layer written with :mod:`attnlstm.ops` and operators) gets reverse-mode
+        gradients of its ``call`` from autograd: the call runs once with its float inputs and
+        trainable weights traced, and ``backward`` replays the recorded VJP.
         """
-        return self.call(inputs, *args, **kwargs), None
+        if type(self).backward is not Layer.backward:
+            return self.call(inputs, *args, **kwargs), None
+        return autodiff.trace_forward(self, self.call, (inputs,) + tuple(args), kwargs,
+                                      self._traced_weights(), kwargs.get("training"))
+
+    def _traced_weights(self):
+        return self.trainable_weights
+
+    @property
+    def _uses_autograd(self):
+        """Whether forward/backward come from autograd over ``call`` (no hand-written pair)."""
+        cls = type(self)
+        return cls.forward is Layer.forward and cls.backward is Layer.backward
 
     def backward(self, ctx, d_outputs, need_input_grad=True):
         """Gradients of the loss for one call recorded by :meth:`forward`.
@@ -446,16 +495,23 @@ class Layer:
             have their gradient included here.
 
         Raises:
-            NotImplementedError: the layer has no backward (it cannot be trained through).
+            NotImplementedError: the layer has a hand-written ``forward`` but no backward.
         """
-        raise NotImplementedError(
-            f"{type(self).__name__} '{self.name}' has no backward, so a model cannot be trained "
-            f"through it. Use a built-in layer, or give the layer a `backward` method.")
+        if not self._uses_autograd or ctx is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} '{self.name}' has no backward, so a model cannot be "
+                f"trained through it. Remove its `forward` override (attnlstm then differentiates "
+                f"`call` written with attnlstm.ops), or give the layer a `backward` method.")
+        a, k, w = autodiff.trace_backward(ctx, d_outputs)
+        kw = {key: g for key, g in k.items() if g is not None}
+        return Grads(inputs=a[0], weights=w, args=tuple(a[1:]) if len(a) > 1 else None,
+                     kwargs=kw or None)
 
     @property
     def differentiable(self):
-        """Whether gradients can flow through this layer (it implements :meth:`backward`)."""
-        return type(self).backward is not Layer.backward
+        """Whether gradients can flow through this layer (autograd over ``call``, or a
+        hand-written :meth:`backward`)."""
+        return type(self).backward is not Layer.backward or self._uses_autograd
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -489,7 +545,10 @@ class Layer:
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        """The layer a config describes: ``get_config()``'s or Keras 3's (DTypePolicy and
+        initializer dicts, nested layers, Keras keys at their defaults)."""
+        from ..saving.serialization import config_to_kwargs
+        return cls(**config_to_kwargs(cls, config))
 
     @property
     def input(self):
@@ -523,6 +582,15 @@ class Layer:
             name: if given, ``fit`` logs the term's running mean under this name (e.g.
                 ``"kl_loss"``) in the progress bar and the History.
         """
+        if any(isinstance(v, KerasTensor) for v in flatten(loss)):
+            return          # symbolic build: no value yet
+        coll = autodiff.loss_collector()
+        if coll is not None:  # inside a gradient trace: keep the traced value
+            loss = _ops.sum(loss) if np.ndim(loss) else loss
+            coll.append((loss, None, True))
+            if name is not None:
+                coll.append((loss, name, False))
+            return
         value = float(np.asarray(loss).sum()) if np.ndim(loss) else float(loss)
         self._losses.append(value)
         if name is not None:
@@ -534,11 +602,18 @@ class Layer:
     # -- calling --------------------------------------------------------------------------------
 
     def _call_accepts(self, arg):
+        key = (type(self), arg)
+        hit = _ACCEPTS.get(key)
+        if hit is not None and "call" not in self.__dict__:
+            return hit
         try:
             params = inspect.signature(self.call).parameters
         except (TypeError, ValueError):
             return False
-        return arg in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+        res = arg in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+        if "call" not in self.__dict__:
+            _ACCEPTS[key] = res
+        return res
 
     def __call__(self, *args, **kwargs):
         if not args:
@@ -546,12 +621,40 @@ class Layer:
                 args = (kwargs.pop("inputs"),)
             else:
                 raise TypeError(f"{type(self).__name__} '{self.name}' must be called with inputs.")
-        inputs = args[0]
+        if len(args) == 1 and not kwargs and type(args[0]) is np.ndarray and self.built \
+                and self._fast_eager and not autodiff.in_trace():
+            # a built custom layer on one array: no shape rule to run (call checks itself)
+            x = args[0]
+            if x.dtype != _NP_DTYPES.get(self.dtype) and self._cast_inputs:
+                x = self._convert(x)
+            self._losses = []
+            self._named_losses = {}
+            if self._call_accepts("training"):
+                return self.call(x, training=False)
+            return self.call(x)
         leaves = flatten([args, kwargs])
-        symbolic = any(isinstance(t, KerasTensor) for t in leaves)
-        if symbolic:
+        if any(isinstance(t, KerasTensor) for t in leaves):
             return self._symbolic_call(args, kwargs)
+        if autodiff.in_trace():
+            return self._traced_call(args, kwargs)
         return self._eager_call(args, kwargs)
+
+    def _traced_call(self, args, kwargs):
+        """Called inside another layer's ``call`` while it is traced for gradients."""
+        training = autodiff.training_flag()
+        if not self._uses_autograd:
+            # a C-kernel layer: one autograd primitive around its forward/backward
+            return autodiff.layer_primitive(self, args, kwargs, training)
+        if not self.built:
+            shapes = map_structure(lambda t: None if t is None else tuple(np.shape(_ops.getval(t))),
+                                   args[0])
+            self._build_input_shape = list(shapes) if isinstance(shapes, tuple) else shapes
+            self.build(self._build_input_shape)
+            self.built = True
+        kw = dict(kwargs)
+        if "training" not in kw and self._call_accepts("training"):
+            kw["training"] = training
+        return self.call(*args, **kw)
 
     def _shape_of(self, x):
         if isinstance(x, KerasTensor):
@@ -591,6 +694,58 @@ class Layer:
             output_shape = self.compute_output_shape(input_shape)
         return input_shape, output_shape
 
+    @property
+    def _fast_eager(self):
+        """Whether an eager call on one array may skip the shape checks: a custom layer whose
+        only shape rule is its ``call`` (no compute_output_shape / validate_call of its own)."""
+        cls = type(self)
+        hit = _FAST_EAGER.get(cls)
+        if hit is None:
+            hit = _FAST_EAGER[cls] = (cls.forward is Layer.forward and
+                                      cls.backward is Layer.backward and
+                                      cls.compute_output_shape is Layer.compute_output_shape and
+                                      cls.validate_call is Layer.validate_call and
+                                      cls._eager_call is Layer._eager_call and
+                                      cls.__call__ is Layer.__call__)
+        return hit
+
+    @property
+    def _traces_shape(self):
+        """Whether the output shape comes from running ``call`` on KerasTensors (a custom layer
+        without compute_output_shape)."""
+        return self._uses_autograd and \
+            type(self).compute_output_shape is Layer.compute_output_shape
+
+    def _trace_symbolic(self, args, kwargs):
+        """Build, then run ``call`` on the KerasTensors: the output KerasTensors (or a
+        ShapeError from the first op whose shapes do not fit, naming this layer)."""
+        inputs = args[0]
+        input_shape = map_structure(self._shape_of, inputs) \
+            if isinstance(inputs, (list, tuple)) else self._shape_of(inputs)
+        if isinstance(inputs, tuple):
+            input_shape = list(input_shape)
+        if not self.built:
+            self._build_input_shape = input_shape
+            self.build(input_shape)
+            self.built = True
+        kw = dict(kwargs)
+        if "training" not in kw and self._call_accepts("training"):
+            kw["training"] = None
+        with tracing(self):
+            try:
+                out = self.call(*args, **kw)
+            except ShapeError as err:
+                raise err.with_traceback(None) from None
+        if isinstance(out, tuple):
+            out = list(out)
+        for t in flatten(out):
+            if not isinstance(t, KerasTensor):
+                raise TypeError(
+                    f"{type(self).__name__} '{self.name}': `call` returned {type(t).__name__} "
+                    f"on symbolic inputs; compute outputs from the inputs with attnlstm.ops "
+                    f"functions and operators (NumPy functions cannot see symbolic tensors).")
+        return out
+
     def _symbolic_call(self, args, kwargs):
         inputs = args[0]
         for t in flatten([args, kwargs]):
@@ -598,7 +753,12 @@ class Layer:
                 raise TypeError(
                     f"{type(self).__name__} '{self.name}' was called on a mix of symbolic tensors "
                     f"and NumPy arrays; pass only Input-derived tensors when building a model.")
-        _, output_shape = self._check_and_build(inputs, kwargs)
+        traced = None
+        if self._traces_shape:
+            traced = self._trace_symbolic(args, kwargs)
+            output_shape = map_structure(lambda t: t.shape, traced)
+        else:
+            _, output_shape = self._check_and_build(inputs, kwargs)
         mask_in = map_structure(lambda t: isinstance(t, KerasTensor) and t.has_mask, inputs) \
             if isinstance(inputs, (list, tuple)) else (isinstance(inputs, KerasTensor) and inputs.has_mask)
         if "mask" in kwargs and kwargs["mask"] is not None:
@@ -606,19 +766,31 @@ class Layer:
                 if isinstance(kwargs["mask"], (list, tuple)) else True
         out_struct = _shape_structure(output_shape)
         flags = self.compute_mask_flags(mask_in, out_struct)
-        node = Node(self, args, kwargs, None)
+        inner = current_layer() is not None   # inside another layer's symbolic call: no node
+        node = None if inner else Node(self, args, kwargs, None)
         dtype = self._output_dtype(inputs)
+        traced_leaves = flatten(traced) if traced is not None else None
+        first = next((t for t in flatten(inputs) if isinstance(t, KerasTensor)), None)
+        in_batch = 0 if first is None or first.batch_axis is None else first.batch_axis
         counter = [0]
 
         def make(shape_and_flag):
             shape, flag = shape_and_flag
-            t = KerasTensor(shape, dtype, layer=self, node=node, index=counter[0], has_mask=flag)
+            k = counter[0]
+            if traced_leaves is not None:
+                t0 = traced_leaves[k]
+                t = KerasTensor(shape, t0.dtype, layer=self, node=node, index=k, has_mask=flag,
+                                batch_axis=t0.batch_axis)
+            else:
+                t = KerasTensor(shape, dtype, layer=self, node=node, index=k, has_mask=flag,
+                                batch_axis=in_batch if in_batch < len(shape) else 0)
             counter[0] += 1
             return t
 
         outputs = _zip_structure(out_struct, flags, make)
-        node.outputs = outputs
-        self._inbound_nodes.append(node)
+        if node is not None:
+            node.outputs = outputs
+            self._inbound_nodes.append(node)
         return outputs
 
     def _output_dtype(self, inputs):
@@ -684,6 +856,100 @@ class InputLayer(Layer):
 
     def get_config(self):
         return {"batch_shape": self.batch_shape, "dtype": self.dtype, "name": self.name}
+
+
+class OpLayer(Layer):
+    """One :mod:`attnlstm.ops` call on KerasTensors at model level (``x + inputs``,
+    ``x[:, -1, :]``, ``ops.expand_dims(x, 1)`` outside any layer's ``call``), as a graph node:
+    the model runs the op on arrays and trains through it (autograd). Not listed in
+    ``Model.layers`` and holds no weights, as Keras 3's operation nodes."""
+
+    _is_op_layer = True
+    _cast_inputs = False
+
+    def __init__(self, op_name, fn):
+        super().__init__(name=backend.unique_name(op_name))
+        self.op_name = op_name
+        self.fn = fn
+        self.built = True
+
+    def call(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+    def _eager_call(self, args, kwargs, training=False, record=False):
+        kw = {k: v for k, v in kwargs.items() if k not in ("training", "mask")}
+        self._losses = []
+        self._named_losses = {}
+        if record:
+            return self.forward(*args, **kw)
+        return self.fn(*args, **kw)
+
+    def get_config(self):
+        return {"name": self.name, "op": self.op_name}
+
+
+def _op_node(op_name, fn, args, kwargs, out_specs):
+    """The ops' node factory: an op on KerasTensors outside a layer becomes an OpLayer node."""
+    layer = OpLayer(op_name, fn)
+    node = Node(layer, tuple(args), dict(kwargs), None)
+    counter = [0]
+
+    def make(spec):
+        t = KerasTensor(spec.shape, spec.dtype, layer=layer, node=node, index=counter[0],
+                        batch_axis=spec.batch)
+        counter[0] += 1
+        return t
+    outputs = make(out_specs) if not isinstance(out_specs, list) else [make(o) for o in out_specs]
+    node.outputs = outputs
+    layer._inbound_nodes.append(node)
+    return outputs
+
+
+set_node_factory(_op_node)
+
+
+class _TrackedList(list):
+    """A list attribute of a layer: layers and Variables added later are tracked too."""
+
+    def __init__(self, owner, items):
+        super().__init__(items)
+        self._owner = owner
+
+    def append(self, v):
+        self._owner._track_value(v, "list")
+        super().append(v)
+
+    def extend(self, vs):
+        vs = list(vs)
+        for v in vs:
+            self._owner._track_value(v, "list")
+        super().extend(vs)
+
+    def insert(self, i, v):
+        self._owner._track_value(v, "list")
+        super().insert(i, v)
+
+    def __setitem__(self, i, v):
+        for x in (v if isinstance(i, slice) else [v]):
+            self._owner._track_value(x, "list")
+        super().__setitem__(i, v)
+
+
+class _TrackedDict(dict):
+    """A dict attribute of a layer: layers and Variables added later are tracked too."""
+
+    def __init__(self, owner, items):
+        super().__init__(items)
+        self._owner = owner
+
+    def __setitem__(self, k, v):
+        self._owner._track_value(v, "dict")
+        super().__setitem__(k, v)
+
+    def update(self, *a, **kw):
+        for v in dict(*a, **kw).values():
+            self._owner._track_value(v, "dict")
+        super().update(*a, **kw)
 
 
 def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None,

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import backend
 from ..errors import format_shape, shape_error
+from ..saving.model_mixin import ModelFileMixin
 from .trainer import Trainer
 from .base import (Grads, Input, InputLayer, KerasTensor, Layer, add_grad, flatten,
                    map_structure)
@@ -36,7 +37,7 @@ def _sort_nodes(outputs):
     return order
 
 
-class Model(Trainer, Layer):
+class Model(ModelFileMixin, Trainer, Layer):
     """A functional model: the graph of layer calls from `inputs` to `outputs` (``keras.Model``).
 
     Args:
@@ -51,7 +52,7 @@ class Model(Trainer, Layer):
     Example:
         >>> x = Input(shape=(None, 5))
         >>> y = layers.LSTM(8)(x)
-        >>> Model(x, y).predict(np.zeros((2, 7, 5))).shape
+        >>> Model(x, y).predict(np.zeros((2, 7, 5)), verbose=0).shape
         (2, 8)
     """
 
@@ -101,6 +102,8 @@ class Model(Trainer, Layer):
             layers.append(t.producer)
             seen.add(id(t.producer))
         for n in self._nodes:
+            if getattr(n.layer, "_is_op_layer", False):
+                continue   # op nodes are not layers (Keras 3 lists only Layer objects)
             if id(n.layer) not in seen:
                 seen.add(id(n.layer))
                 layers.append(n.layer)
@@ -124,12 +127,22 @@ class Model(Trainer, Layer):
         return self._outputs_struct
 
     @property
+    def _subclassed(self):
+        """A Keras 3 subclassed model: its own ``call`` (and ``__init__``), no graph given."""
+        return type(self).call is not Model.call and not isinstance(self, Sequential)
+
+    @property
     def layers(self):
-        """Layers in the order they are computed (InputLayers first, as Keras 3 functional)."""
+        """Layers in the order they are computed (InputLayers first, as Keras 3 functional);
+        for a subclassed model, the layers assigned as attributes."""
+        if self._subclassed:
+            return list(self._sublayers)
         return list(self._layers) if self._graph_ready else []
 
     @property
     def weights(self):
+        if self._subclassed:
+            return Layer.weights.fget(self)
         out, seen = [], set()
         for layer in self.layers:
             for w in layer.weights:
@@ -142,6 +155,8 @@ class Model(Trainer, Layer):
     def trainable_weights(self):
         if not self.trainable:
             return []
+        if self._subclassed:
+            return Layer.trainable_weights.fget(self)
         out, seen = [], set()
         for layer in self.layers:
             for w in layer.trainable_weights:
@@ -412,8 +427,45 @@ class Model(Trainer, Layer):
                   mask=kw.get("mask"))
 
     def _ensure_graph(self, x):
-        if not self._graph_ready:
-            raise ValueError(f"Model '{self.name}' has no graph yet.")
+        if self._graph_ready:
+            return
+        if self._subclassed:
+            self._build_subclassed(x)
+            return
+        raise ValueError(f"Model '{self.name}' has no graph yet.")
+
+    def build(self, input_shape=None):
+        """For a subclassed model: trace ``call`` on inputs of `input_shape` (batch axis first,
+        e.g. ``(None, 20, 5)``; a list of shapes for several inputs), as ``keras.Model.build``."""
+        if self._subclassed and input_shape is not None and not self._graph_ready:
+            multi = isinstance(input_shape, list) and input_shape and \
+                isinstance(input_shape[0], (list, tuple))
+            shapes = input_shape if multi else [input_shape]
+            specs = [KerasTensor(tuple(s), self.dtype) for s in shapes]
+            self._build_subclassed(specs if multi else specs[0])
+        self.built = True
+
+    def _build_subclassed(self, x):
+        """Keras 3 subclassed model: on the first data (or symbolic input), make Inputs of its
+        shapes and trace ``call`` once into a one-node graph, so fit/predict/evaluate, saving of
+        weights and the trainer work as for a functional model."""
+        def make_input(a):
+            if isinstance(a, KerasTensor):
+                return Input(batch_shape=(None,) + tuple(a.shape[1:]), dtype=a.dtype)
+            arr = np.asarray(a)
+            dt = arr.dtype.name if arr.dtype.kind in "iub" else self.dtype
+            return Input(batch_shape=(None,) + arr.shape[1:], dtype=dt)
+        if isinstance(x, dict):
+            inputs = {k: make_input(v) for k, v in x.items()}
+        elif isinstance(x, (list, tuple)) and len(x) and not np.isscalar(x[0]) and \
+                (isinstance(x[0], KerasTensor) or np.ndim(x[0]) >= 1) and \
+                not isinstance(x, np.ndarray) and _is_input_list(x):
+            inputs = [make_input(v) for v in x]
+        else:
+            inputs = make_input(x)
+        call = _SubclassCall(self)
+        outputs = call(inputs)
+        self._init_graph(inputs, outputs)
 
     def _convert_input(self, t, v):
         arr = np.asarray(v)
@@ -434,22 +486,60 @@ class Model(Trainer, Layer):
                 or a PyDataset, generator or tf.data.Dataset of batches (``x`` or ``(x, ...)``;
                 targets in the batches are ignored, as Keras).
             batch_size: samples per batch (default 32); not used with batch sources.
-            steps: with a batch source, the number of batches to predict (default all).
+            verbose: "auto"/1 = progress bar, 0 = silent (2 = a line at the end), as Keras.
+            steps: the number of batches to predict (default all): with arrays, only the first
+                ``steps * batch_size`` samples are predicted, as Keras.
+            callbacks: :mod:`attnlstm.callbacks` objects; their ``on_predict_*`` hooks run, and
+                ``on_predict_batch_end`` gets ``{"outputs": batch outputs}``.
 
         Returns:
             A NumPy array (or a list/dict for several outputs), first axis N.
 
         Raises:
             ShapeError: inputs whose shape does not match the model's Input shapes.
+            ValueError: a non-positive `batch_size` or `steps`.
         """
+        from .. import callbacks as callbacks_mod
         from .data_adapters import BatchSource, is_batch_source, unpack_x_y_sample_weight
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer))
+                                  or steps < 1):
+            raise ValueError(f"`steps` must be a positive integer or None. Received: steps={steps!r}")
         if is_batch_source(x):
-            chunks = [self.predict(unpack_x_y_sample_weight(b)[0], batch_size=batch_size,
-                                   verbose=0)
-                      for b in BatchSource(x, steps, "predict").epoch()]
-            if not chunks:
-                raise ValueError("predict: the dataset or generator yielded no batches.")
-            return chunks[0] if len(chunks) == 1 else _concat_structures(chunks)
+            source = BatchSource(x, steps, "predict")
+            batches = (self._predict_values(unpack_x_y_sample_weight(b)[0])
+                       for b in source.epoch())
+            n_steps = source.num_steps
+        else:
+            values = self._predict_values(x)
+            n = values[0].shape[0] if values and values[0].ndim else 0
+            batch_size = 32 if batch_size is None else int(batch_size)
+            if batch_size < 1:
+                raise ValueError(f"`batch_size` must be a positive integer. Received: "
+                                 f"batch_size={batch_size}")
+            starts = list(range(0, n, batch_size)) if n else [0]
+            if steps is not None:
+                starts = starts[:int(steps)]
+            batches = ([v[s:s + batch_size] for v in values] if n else values for s in starts)
+            n_steps = len(starts)
+        verbose = 1 if verbose == "auto" else int(verbose)
+        cbs = callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, model=self,
+                                         verbose=verbose, epochs=1, steps=n_steps)
+        cbs.on_predict_begin()
+        chunks = []
+        for step, batch in enumerate(batches):
+            cbs.on_predict_batch_begin(step)
+            out = self._run(batch, training=False)
+            chunks.append(out)
+            cbs.on_predict_batch_end(step, {"outputs": out})
+        cbs.on_predict_end()
+        if not chunks:
+            raise ValueError("predict: the dataset or generator yielded no batches.")
+        if len(chunks) == 1:
+            return chunks[0]
+        return _concat_structures(chunks)
+
+    def _predict_values(self, x):
+        """The inputs of one predict call as checked arrays of equal first axes."""
         self._ensure_graph(x)
         values = [self._convert_input(t, v) for t, v in zip(self.inputs, self._inputs_as_list(x))]
         self._check_inputs(values)
@@ -459,18 +549,7 @@ class Model(Trainer, Layer):
                 raise ValueError(
                     f"Model '{self.name}': all inputs must have the same number of samples; "
                     f"got {[int(np.shape(v)[0]) for v in values]} for {[t.name for t in self.inputs]}.")
-        batch_size = 32 if batch_size is None else int(batch_size)
-        if batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size}")
-        chunks = []
-        for start in range(0, max(n, 1), batch_size):
-            batch = [v[start:start + batch_size] for v in values]
-            if n == 0:
-                batch = values
-            chunks.append(self._run(batch, training=False))
-        if len(chunks) == 1:
-            return chunks[0]
-        return _concat_structures(chunks)
+        return values
 
     def save_weights(self, filepath, overwrite=True):
         """Write the weights to `filepath` (``*.weights.h5``) in Keras 3's layout, so
@@ -494,47 +573,84 @@ class Model(Trainer, Layer):
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
     def predict_on_batch(self, x):
-        return self.predict(x, batch_size=max(1, len(np.asarray(self._inputs_as_list(x)[0]))))
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "layers": [{"class_name": type(l).__name__, "config": l.get_config()}
-                           for l in self.layers]}
+        return self.predict(x, batch_size=max(1, len(np.asarray(self._inputs_as_list(x)[0]))),
+                            verbose=0)
 
     # -- summary --------------------------------------------------------------------------------
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
-        """Print the layers with their output shapes and parameter counts, as Keras does."""
+        """Print the layers with their output shapes and parameter counts (``Model.summary``).
+
+        Args:
+            line_length: total width of the table (default: fit the columns).
+            positions: the right edge of each column, as fractions of `line_length` (all <= 1)
+                or as absolute character positions, as Keras.
+            print_fn: called with each line (default ``print``).
+            expand_nested: also list the layers of nested models, indented under them.
+            show_trainable: add a "Trainable" column (Y/N per layer).
+            layer_range: ``[first_name, last_name]``: only the layers from the one whose name
+                matches the first pattern to the one matching the second (``fnmatch``
+                patterns, inclusive), as Keras.
+
+        Raises:
+            ValueError: a `layer_range` that is not two names, or whose names match no layer.
+        """
+        import fnmatch
         print_fn = print_fn or print
-        rows = []
         multi = any(len(n.input_tensors) > 1 for n in self._nodes) or len(self.inputs) > 1
-        for layer in self.layers:
-            if isinstance(layer, InputLayer):
-                shape = format_shape(layer.batch_shape)
-                conn = "-"
-            else:
-                nodes = [n for n in self._nodes if n.layer is layer]
-                outs = [n.outputs for n in nodes]
-                shape = ", ".join(_shape_text(o) for o in outs)
-                conn = ", ".join(f"{t.producer.name}[{0}][{t._index}]"
-                                 for n in nodes for t in n.input_tensors)
-            rows.append((f"{layer.name} ({type(layer).__name__})", shape,
-                         f"{layer.count_params():,}", conn))
-        heads = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if multi else [])
-        widths = [max(len(h), *(len(r[i]) for r in rows)) + 2 for i, h in enumerate(heads)]
+        rows = []
+
+        def add_rows(model, depth):
+            for layer in model.layers:
+                if isinstance(layer, InputLayer):
+                    shape, conn = format_shape(layer.batch_shape), "-"
+                else:
+                    nodes = [n for n in model._nodes if n.layer is layer]
+                    shape = ", ".join(_shape_text(n.outputs) for n in nodes)
+                    conn = ", ".join(f"{t.producer.name}[{0}][{t._index}]"
+                                     for n in nodes for t in n.input_tensors)
+                name = ("  " * depth) + f"{layer.name} ({type(layer).__name__})"
+                rows.append((name, shape, f"{layer.count_params():,}", conn,
+                             "Y" if layer.trainable else "N", layer.name))
+                if expand_nested and getattr(layer, "_graph_ready", False) and \
+                        hasattr(layer, "_nodes"):
+                    add_rows(layer, depth + 1)
+        add_rows(self, 0)
+        if layer_range is not None:
+            if not isinstance(layer_range, (list, tuple)) or len(layer_range) != 2:
+                raise ValueError("layer_range must be a list or tuple of two layer names. "
+                                 f"Received: layer_range={layer_range!r}")
+            names = [r[5] for r in rows]
+            first = [i for i, n in enumerate(names) if fnmatch.fnmatch(n, layer_range[0])]
+            last = [i for i, n in enumerate(names) if fnmatch.fnmatch(n, layer_range[1])]
+            if not first or not last:
+                raise ValueError(f"Passed layer_range {list(layer_range)} does not match any "
+                                 f"layer name in the model. Layer names: {names}")
+            rows = rows[first[0]:last[-1] + 1]
+        cols = [0, 1, 2] + ([3] if multi else []) + ([4] if show_trainable else [])
+        heads = {0: "Layer (type)", 1: "Output Shape", 2: "Param #", 3: "Connected to",
+                 4: "Trainable"}
+        widths = [max(len(heads[c]), *(len(r[c]) for r in rows)) + 2 for c in cols]
         total = line_length or sum(widths)
+        if positions is not None:
+            pos = list(positions)[:len(cols)]
+            if pos and pos[-1] <= 1:
+                pos = [int(total * p) for p in pos]
+            edges = pos + [total] * (len(cols) - len(pos))
+            widths = [max(1, e - b) for b, e in zip([0] + edges[:-1], edges)]
+            total = max(total, sum(widths))
 
         def line(cells):
-            return "".join(c.ljust(w) if i != 2 else c.rjust(w - 2) + "  "
+            return "".join(str(c)[:w - 1].ljust(w) if i != 2 else str(c).rjust(w - 2) + "  "
                            for i, (c, w) in enumerate(zip(cells, widths)))
 
         print_fn(f'Model: "{self.name}"')
         print_fn("=" * total)
-        print_fn(line(heads))
+        print_fn(line([heads[c] for c in cols]))
         print_fn("=" * total)
         for k, r in enumerate(rows):
-            print_fn(line(r[:len(heads)]))
+            print_fn(line([r[c] for c in cols]))
             print_fn(("-" if k < len(rows) - 1 else "=") * total)
         n_all = sum(int(np.prod(w.shape)) for w in self.weights)
         n_tr = sum(int(np.prod(w.shape)) for w in self.trainable_weights)
@@ -543,6 +659,47 @@ class Model(Trainer, Layer):
         print_fn(f" Total params: {n_all:,} ({_human_bytes(nbytes)})")
         print_fn(f" Trainable params: {n_tr:,} ({_human_bytes(tbytes)})")
         print_fn(f" Non-trainable params: {n_all - n_tr:,} ({_human_bytes(nbytes - tbytes)})")
+
+
+def _is_input_list(x):
+    """A list of several input arrays (not one nested-list array)."""
+    shapes = {np.shape(v) if not isinstance(v, KerasTensor) else v.shape for v in x}
+    return len(x) > 1 and (len(shapes) > 1 or isinstance(x[0], (np.ndarray, KerasTensor)))
+
+
+class _SubclassCall(Layer):
+    """A subclassed Model's own ``call`` as the one layer of its graph (gradients by autograd
+    over the call, weights = the model's own and its tracked layers')."""
+
+    def __init__(self, model):
+        Layer.__init__(self, name=backend.unique_name(model.name + "_call"), dtype=model.dtype)
+        self._model = model
+
+    def build(self, input_shape):
+        m = self._model
+        if type(m).build is not Layer.build and type(m).build is not Model.build:
+            type(m).build(m, input_shape)
+        self.built = True
+
+    def call(self, inputs, **kwargs):
+        m = self._model
+        kw = {k: v for k, v in kwargs.items() if m._call_accepts(k)}
+        return type(m).call(m, inputs, **kw)
+
+    def _call_accepts(self, arg):
+        return arg != "mask" and self._model._call_accepts(arg)
+
+    @property
+    def weights(self):
+        return Layer.weights.fget(self._model)
+
+    @property
+    def trainable_weights(self):
+        return Layer.trainable_weights.fget(self._model) if self._model.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        return Layer.non_trainable_weights.fget(self._model)
 
 
 def _has_trainable(layer):
@@ -622,7 +779,7 @@ class Sequential(Model):
 
     Example:
         >>> model = Sequential([Input((20, 5)), layers.LSTM(8), layers.Dense(1)])
-        >>> model.predict(np.zeros((4, 20, 5))).shape
+        >>> model.predict(np.zeros((4, 20, 5)), verbose=0).shape
         (4, 1)
     """
 

@@ -68,8 +68,8 @@ class Trainer:
         if not getattr(self, "_graph_ready", False):
             if hasattr(self, "_stack") and self._stack and self._stack[0]._batch_input_shape:
                 self.build(self._stack[0]._batch_input_shape)
-            elif hasattr(self, "_stack"):
-                return  # Sequential without an input shape: built on the first fit
+            elif hasattr(self, "_stack") or getattr(self, "_subclassed", False):
+                return  # Sequential without an input shape / subclassed: built on the first fit
             else:
                 raise ValueError(f"Model '{self.name}' has no graph to compile.")
 

@@ -17,8 +17,8 @@ derivative of ``softmax(score - 1e9)``); in MultiHeadAttention its weights are c
 """
 import numpy as np
 
-from .. import _ops_attention as aops
-from .. import _ops_mha as mops
+from ..ops import attention as aops
+from ..ops import mha as mops
 from .. import backend, constraints, initializers, regularizers
 from ..engine.base import Grads, Layer
 from ..errors import format_shape, shape_error
@@ -42,12 +42,15 @@ def _check_seq(layer, arg, shape, last=None, batch=None, fallback=None):
         raise shape_error(layer, arg, expected, shape)
 
 
-def _mask_check(layer, arg, mask_shape, expected):
+def _mask_check(layer, arg, mask_shape, expected, broadcast=False):
+    """`mask_shape` must equal `expected` (None / axis names match anything); with `broadcast`,
+    an axis of size 1 also matches (Keras combines attention masks with ``&``)."""
     if mask_shape is None:
         return
     m = tuple(mask_shape)
     ok = len(m) == len(expected) and all(
-        a is None or b is None or isinstance(b, str) or a == b for a, b in zip(m, expected))
+        a is None or b is None or isinstance(b, str) or a == b or (broadcast and a == 1)
+        for a, b in zip(m, expected))
     if not ok:
         hint = None
         if len(m) == len(expected) + 1 and m[-1] == 1:
@@ -55,6 +58,17 @@ def _mask_check(layer, arg, mask_shape, expected):
         elif len(m) != len(expected):
             hint = f"`{arg}` has one entry per {' x '.join(str(e) for e in expected[1:])} position of each sample."
         raise shape_error(layer, arg, expected, m, hint)
+
+
+def _full_attention_mask(attention_mask, query, value, num_heads):
+    """An attention mask with axes of size 1 (e.g. `(B, 1, Tv)`, one row for every query)
+    broadcast to `(B, Tq, Tv)` (or `(B, NH, Tq, Tv)`), as Keras' ``&`` of the masks does."""
+    if attention_mask is None:
+        return None
+    m = np.asarray(attention_mask)
+    B, Tq, Tv = np.shape(query)[0], np.shape(query)[1], np.shape(value)[1]
+    full = (B, num_heads, Tq, Tv) if m.ndim == 4 else (B, Tq, Tv)
+    return m if m.shape == full else np.broadcast_to(m, full)
 
 
 def _grad_of(g, like):
@@ -568,9 +582,10 @@ class MultiHeadAttention(_MultiArgLayer, _BaseAttention):
         _mask_check(self, "key_mask", key_mask, (B, Tv))
         if attention_mask is not None:
             if len(attention_mask) == 4:
-                _mask_check(self, "attention_mask", attention_mask, (B, self.num_heads, Tq, Tv))
+                _mask_check(self, "attention_mask", attention_mask, (B, self.num_heads, Tq, Tv),
+                            broadcast=True)
             else:
-                _mask_check(self, "attention_mask", attention_mask, (B, Tq, Tv))
+                _mask_check(self, "attention_mask", attention_mask, (B, Tq, Tv), broadcast=True)
 
     def build(self, input_shape):
         q, v, k = self._shapes(input_shape)
@@ -612,6 +627,7 @@ class MultiHeadAttention(_MultiArgLayer, _BaseAttention):
                 use_causal_mask=False):
         query, value, key = inputs
         query_mask, value_mask, key_mask = _merge_masks(mask, query_mask, value_mask, key_mask)
+        attention_mask = _full_attention_mask(attention_mask, query, value, self.num_heads)
         fully = "zero" if (return_attention_scores or self.dropout > 0) else "uniform"
         r = mops.multi_head_attention_forward(
             query, value, key, query_kernel=self.query_kernel.value,
@@ -1168,6 +1184,7 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
                 use_causal_mask=False):
         query, value, key = inputs
         query_mask, value_mask, key_mask = _merge_masks(mask, query_mask, value_mask, key_mask)
+        attention_mask = _full_attention_mask(attention_mask, query, value, self.num_heads)
         fully = "zero" if (return_attention_scores or self.dropout > 0) else "uniform"
         r = mops.relative_attention_forward(
             query, value, key, num_heads=self.num_heads, query_kernel=self.query_kernel.value,

@@ -3,8 +3,12 @@ import warnings
 
 import numpy as np
 
+from autograd.tracer import Box
+
 from .. import activations, backend, constraints, initializers, regularizers
-from ..engine.base import Grads, Layer, flatten
+from ..engine import autodiff
+from ..engine.base import Grads, KerasTensor, Layer, _is_shape, flatten, map_structure
+from ..ops._symbolic import tracing
 from ..errors import format_shape, shape_error
 
 __all__ = ["Dense", "Activation", "Softmax", "Dropout", "Masking", "Embedding", "Lambda",
@@ -500,21 +504,29 @@ class Embedding(Layer):
 
 
 class Lambda(Layer):
-    """Wraps a NumPy function as a layer (``keras.layers.Lambda``).
+    """Wraps a function as a layer (``keras.layers.Lambda``).
+
+    Written with :mod:`attnlstm.ops` and Python operators, the function trains: gradients flow
+    through it by automatic differentiation (autograd), and on symbolic inputs its shape rules
+    check it when the model is built. A function of NumPy's own functions still runs (its
+    output shape is then inferred from small arrays) but needs `backward` to be trained through.
 
     Args:
-        function: ``f(inputs, **arguments) -> array``, on NumPy arrays.
+        function: ``f(inputs, **arguments) -> tensor``.
         output_shape: shape without the batch axis, a callable of the input shape, or None to
-            infer it by running `function` on small arrays (sizes left as None that vary).
+            infer it (symbolically, else by running `function` on small arrays).
         mask: a mask, or a callable ``mask(inputs, mask)``, for the output.
         arguments: extra keyword arguments for `function`.
-        backward: to train through the layer, ``backward(inputs, outputs, d_outputs) ->
-            d_inputs`` (NumPy arrays; d_inputs with the structure of inputs). Without it a
-            model whose trainable weights sit before this layer cannot be trained (attnlstm
-            has no automatic differentiation of NumPy code).
+        backward: optional hand-written gradient ``backward(inputs, outputs, d_outputs) ->
+            d_inputs`` (NumPy arrays), used instead of automatic differentiation.
 
     Raises:
         ValueError: the output shape cannot be inferred (pass `output_shape`).
+
+    Example:
+        >>> from attnlstm import ops
+        >>> Lambda(lambda x: ops.sum(x * x, axis=-1))(np.ones((2, 3))).shape
+        (2,)
     """
     supports_masking = True
 
@@ -537,7 +549,24 @@ class Lambda(Layer):
             return (first,) + shp
         return self._infer_shape(input_shape)
 
+    def _symbolic_call(self, args, kwargs):
+        if self._output_shape is None:
+            try:
+                with tracing(self):
+                    traced = self.function(args[0], **self.arguments)
+            except TypeError:
+                traced = None    # NumPy code: infer from small arrays below
+            if traced is not None and all(isinstance(t, KerasTensor) for t in flatten(traced)):
+                self._traced_shape = map_structure(lambda t: t.shape, traced)
+        try:
+            return super()._symbolic_call(args, kwargs)
+        finally:
+            self._traced_shape = None
+
     def _infer_shape(self, input_shape):
+        traced = getattr(self, "_traced_shape", None)
+        if traced is not None:
+            return list(traced) if isinstance(traced, tuple) and not _is_shape(traced) else traced
         def dummy(fill):
             def make(shape):
                 return np.full([fill if s is None else s for s in shape], 0.5, self.dtype)
@@ -558,19 +587,23 @@ class Lambda(Layer):
         return tuple(None if sa != sb else int(sa) for sa, sb in zip(a.shape, b.shape))
 
     def call(self, inputs, mask=None):
-        return np.asarray(self.function(inputs, **self.arguments))
+        out = self.function(inputs, **self.arguments)
+        return out if isinstance(out, Box) else np.asarray(out)
 
     def forward(self, inputs, mask=None):
+        if self._backward_fn is None:
+            return autodiff.trace_forward(self, self.call, (inputs,), {}, self.trainable_weights)
         out = self.call(inputs, mask)
         return out, (inputs, out)
 
     @property
     def differentiable(self):
-        return self._backward_fn is not None
+        return True
 
     def backward(self, ctx, d_outputs, need_input_grad=True):
         if self._backward_fn is None:
-            return super().backward(ctx, d_outputs, need_input_grad)
+            a, _, w = autodiff.trace_backward(ctx, d_outputs)
+            return Grads(a[0], w)
         inputs, out = ctx
         return Grads(self._backward_fn(inputs, out, d_outputs))
 

@@ -24,7 +24,7 @@ warm-up) by assigning ``kl_layer.beta``. ``KLDivergence`` returns its inputs unc
 import numpy as np
 
 from .. import backend
-from .. import _ops_vae as V
+from ..ops import vae as V
 from ..engine.base import Grads, Layer
 from ..errors import format_shape, shape_error
 

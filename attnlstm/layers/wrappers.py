@@ -75,6 +75,15 @@ class TimeDistributed(Layer):
         return mask
 
     def get_config(self):
+        from ..saving import serialize_keras_object
         cfg = super().get_config()
-        cfg["layer"] = {"class_name": type(self.layer).__name__, "config": self.layer.get_config()}
+        cfg["layer"] = serialize_keras_object(self.layer)
         return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        from ..saving import deserialize_keras_object
+        config = dict(config)
+        if isinstance(config.get("layer"), dict):
+            config["layer"] = deserialize_keras_object(config["layer"])
+        return cls(**config)

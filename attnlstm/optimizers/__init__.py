@@ -246,6 +246,14 @@ class Optimizer:
             out.extend(slots.values())
         return out
 
+    def keras_slot_groups(self):
+        """How Keras orders this optimizer's slots in ``optimizer.variables`` (and so in a
+        file's ``optimizer/vars``): a list of groups of slot names; for each group, every
+        variable's slots of those names follow each other (Adam: momentum, velocity of the first
+        variable, then of the second...). Default: one group of all ``build_slots`` names."""
+        names = tuple(self.build_slots(np.zeros(0, np.float32)))
+        return [names] if names else []
+
     # ---- weight decay ------------------------------------------------------------------------
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
@@ -363,7 +371,9 @@ class Optimizer:
         """Keras' config keys; a schedule learning rate is serialized as a dict."""
         lr = self._learning_rate
         if isinstance(lr, LearningRateSchedule):
-            lr = schedules.serialize(lr)
+            # Keras' full form (module, registered_name), which keras.saving reads.
+            from ..saving.serialization import serialize_keras_object
+            lr = serialize_keras_object(lr)
         elif isinstance(lr, np.ndarray):
             lr = float(lr)
         return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
@@ -481,6 +491,10 @@ class Adam(Optimizer):
             slots["velocity_hat"] = np.zeros_like(v)
         return slots
 
+    def keras_slot_groups(self):
+        # Keras' Adam.build: (momentum, velocity) per variable, then every velocity_hat.
+        return [("momentum", "velocity")] + ([("velocity_hat",)] if self.amsgrad else [])
+
     def update_step(self, g, w, slots, lr):
         t = w.dtype.type
         step = t(self._iterations + 1)
@@ -575,6 +589,10 @@ class RMSprop(Optimizer):
         if self.centered:
             slots["average_gradient"] = np.zeros_like(v)
         return slots
+
+    def keras_slot_groups(self):
+        # Keras' RMSprop.build adds each kind of slot for all variables in turn.
+        return [(name,) for name in self.build_slots(np.zeros(0, np.float32))]
 
     def update_step(self, g, w, slots, lr):
         t = w.dtype.type

@@ -33,9 +33,9 @@ outputs.
 """
 import numpy as np
 
-from . import _core
-from .errors import format_shape, shape_error
-from .ops import _as, float_dtype
+from .. import _core
+from ..errors import format_shape, shape_error
+from ._checks import as_c as _as, float_dtype
 
 __all__ = [
     "multi_head_attention", "multi_head_attention_forward", "multi_head_attention_backward",

@@ -29,9 +29,10 @@ as Keras' matmul). NaN/inf in the inputs propagate to the results.
 """
 import numpy as np
 
-from . import _core
-from .errors import format_shape, shape_error
-from .ops import float_dtype
+from .. import _core
+from ..errors import format_shape, shape_error
+from ._autograd import boxed, traced
+from ._checks import as_c as _as, float_dtype, grad_array as _grad_array
 
 __all__ = [
     "MASK_PENALTY",
@@ -50,9 +51,6 @@ _HINT_2D_QUERY = ("attention reads a sequence of queries; for a single decoder s
                   "ops.bahdanau_attention, which takes a (batch, Dq) query, or add a time "
                   "axis: query[:, None, :].")
 
-
-def _as(a, dt):
-    return np.ascontiguousarray(a, dtype=dt)
 
 
 def _sequence(name, arg, a, axes, hint=None):
@@ -123,15 +121,6 @@ def _scalar(name, arg, x):
     if a.size != 1 or a.ndim > 1:
         raise shape_error(name, arg, "a scalar, shape ()", a.shape)
     return float(a.reshape(())), a.shape
-
-
-def _grad_array(name, arg, g, shape, dt):
-    g = np.asarray(g)
-    if g.shape != tuple(shape):
-        raise shape_error(name, arg, tuple(shape), g.shape,
-                          f"`{arg}` is the gradient of the loss with respect to the "
-                          f"forward's result of that shape.")
-    return _as(g, dt)
 
 
 # ---- Luong / Keras Attention ----------------------------------------------------------------
@@ -208,6 +197,14 @@ def dot_attention(query, value, key=None, *, scale=None, score_mode="dot",
         >>> out.shape
         (2, 4, 3)
     """
+    if boxed(query, value, key, scale, concat_score_weight):
+        out, weights = traced(
+            dot_attention_forward, dot_attention_backward,
+            {"query": query, "value": value, "key": key, "scale": scale,
+             "concat_score_weight": concat_score_weight}, ("outputs", "weights"),
+            score_mode=score_mode, query_mask=query_mask, value_mask=value_mask,
+            attention_mask=attention_mask, use_causal_mask=use_causal_mask, dtype=dtype)
+        return (out, weights) if return_attention_scores else out
     r = dot_attention_forward(query, value, key, scale=scale, score_mode=score_mode,
                               concat_score_weight=concat_score_weight, query_mask=query_mask,
                               value_mask=value_mask, attention_mask=attention_mask,
@@ -310,6 +307,13 @@ def additive_attention(query, value, key=None, *, scale=None, query_mask=None,
         >>> additive_attention(np.ones((2, 4, 8)), np.ones((2, 5, 8))).shape
         (2, 4, 8)
     """
+    if boxed(query, value, key, scale):
+        out, weights = traced(
+            additive_attention_forward, additive_attention_backward,
+            {"query": query, "value": value, "key": key, "scale": scale},
+            ("outputs", "weights"), query_mask=query_mask, value_mask=value_mask,
+            attention_mask=attention_mask, use_causal_mask=use_causal_mask, dtype=dtype)
+        return (out, weights) if return_attention_scores else out
     r = additive_attention_forward(query, value, key, scale=scale, query_mask=query_mask,
                                    value_mask=value_mask, attention_mask=attention_mask,
                                    use_causal_mask=use_causal_mask, dtype=dtype)
@@ -473,6 +477,16 @@ def bahdanau_attention(query, values, W1, W2, V, b1=None, b2=None, *, keys=None,
         >>> ctx.shape
         (2, 4)
     """
+    if boxed(query, values, W1, W2, V, b1, b2, keys):
+        if keys is not None:
+            raise ValueError("ops.bahdanau_attention: precomputed `keys` cannot be "
+                             "differentiated; pass values, W1 and b1 inside a traced call. "
+                             "Received: keys=<array>")
+        out, weights = traced(
+            bahdanau_attention_forward, bahdanau_attention_backward,
+            {"query": query, "values": values, "W1": W1, "W2": W2, "V": V, "b1": b1, "b2": b2},
+            ("outputs", "weights"), value_mask=value_mask, query_mask=query_mask, dtype=dtype)
+        return (out, weights) if return_attention_scores else out
     r = bahdanau_attention_forward(query, values, W1, W2, V, b1, b2, keys=keys,
                                    value_mask=value_mask, query_mask=query_mask, dtype=dtype)
     if return_attention_scores:

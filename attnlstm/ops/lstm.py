@@ -1,4 +1,4 @@
-"""NumPy-level functional API: each C kernel as a plain function on arrays.
+"""The LSTM kernel as NumPy functions: forward, backward and the one-call ``lstm``.
 
 Every function takes array-likes (lists, any float dtype, non-contiguous arrays), checks shapes
 (raising :class:`attnlstm.ShapeError`, a ``ValueError``), and returns NumPy arrays. The layers in
@@ -6,29 +6,13 @@ Every function takes array-likes (lists, any float dtype, non-contiguous arrays)
 """
 import numpy as np
 
-from . import _core
-from . import activations as _activations
-from .errors import shape_error
+from .. import _core
+from .. import activations as _activations
+from ..errors import shape_error
+from ._autograd import boxed, traced
+from ._checks import as_c as _as, describe as _describe, float_dtype
 
-__all__ = ["lstm", "lstm_forward", "lstm_backward", "float_dtype"]
-
-
-def float_dtype(dtype, *arrays):
-    """The float dtype to compute in: `dtype` if given, else the first floating array's
-    dtype (float32 or float64), else float32 (Keras' default)."""
-    if dtype is not None:
-        dt = np.dtype(dtype)
-        if dt not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64. Received: dtype={dtype!r}")
-        return dt
-    for a in arrays:
-        if a is not None and isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64):
-            return a.dtype
-    return np.dtype(np.float32)
-
-
-def _as(a, dt):
-    return np.ascontiguousarray(a, dtype=dt)
+__all__ = ["lstm", "lstm_forward", "lstm_backward"]
 
 
 _ND = np.ndarray
@@ -272,12 +256,6 @@ def lstm_backward(saved, d_outputs=None, d_h=None, d_c=None, d_last_output=None,
     }
 
 
-def _describe(obj):
-    if isinstance(obj, (list, tuple)):
-        return "[" + ", ".join(str(np.shape(o)) for o in obj) + "]"
-    return str(np.shape(obj))
-
-
 def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
          activation="tanh", recurrent_activation="sigmoid", go_backwards=False,
          return_sequences=False, return_state=False, dtype=None):
@@ -328,6 +306,10 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
                 return [output, np.ascontiguousarray(hs[:, -1]),
                         np.ascontiguousarray(res[1][:, -1])]
             return output
+    if boxed(x, kernel, recurrent_kernel, bias, initial_state):
+        return _lstm_traced(x, kernel, recurrent_kernel, bias, initial_state, mask, activation,
+                            recurrent_activation, go_backwards, return_sequences, return_state,
+                            dtype)
     r = lstm_forward(x, kernel, recurrent_kernel, bias, initial_state, mask, activation,
                      recurrent_activation, go_backwards, dtype, save_act_c=False,
                      save_gates=False)
@@ -337,27 +319,23 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
     return output
 
 
-# Attention kernels (documented in their modules), exported here as the one functional API.
-from ._ops_attention import (  # noqa: E402
-    additive_attention, additive_attention_backward, additive_attention_forward,
-    bahdanau_attention, bahdanau_attention_backward, bahdanau_attention_forward, bahdanau_keys,
-    dot_attention, dot_attention_backward, dot_attention_forward)
-from ._ops_mha import (  # noqa: E402
-    multi_head_attention, multi_head_attention_backward, multi_head_attention_forward,
-    relative_attention, relative_attention_backward, relative_attention_forward)
+def _lstm_traced(x, kernel, recurrent_kernel, bias, initial_state, mask, activation,
+                 recurrent_activation, go_backwards, return_sequences, return_state, dtype):
+    """ops.lstm inside a traced call: one autograd node with the kernel's BPTT backward."""
+    h0 = c0 = None
+    if initial_state is not None:
+        h0, c0 = initial_state
 
-from ._ops_vae import (  # noqa: E402
-    gaussian_nll, gaussian_nll_backward, kl_divergence, kl_divergence_backward,
-    reconstruction_loss, reconstruction_loss_backward, sampling, sampling_backward,
-    sampling_forward)
+    def forward(x, kernel, recurrent_kernel, bias, h0, c0):
+        state = None if h0 is None else [h0, c0]
+        return lstm_forward(x, kernel, recurrent_kernel, bias, state, mask, activation,
+                            recurrent_activation, go_backwards, dtype)
 
-__all__ += [
-    "sampling", "sampling_forward", "sampling_backward", "kl_divergence",
-    "kl_divergence_backward", "reconstruction_loss", "reconstruction_loss_backward",
-    "gaussian_nll", "gaussian_nll_backward",
-    "dot_attention", "dot_attention_forward", "dot_attention_backward", "additive_attention",
-    "additive_attention_forward", "additive_attention_backward", "bahdanau_attention",
-    "bahdanau_attention_forward", "bahdanau_attention_backward", "bahdanau_keys",
-    "multi_head_attention", "multi_head_attention_forward", "multi_head_attention_backward",
-    "relative_attention", "relative_attention_forward", "relative_attention_backward",
-]
+    def backward(saved, d_outputs, d_h, d_c):
+        return lstm_backward(saved, d_outputs=d_outputs, d_h=d_h, d_c=d_c)
+
+    outputs, h, c = traced(forward, backward,
+                           {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel,
+                            "bias": bias, "h0": h0, "c0": c0}, ("outputs", "h", "c"))
+    output = outputs if return_sequences else outputs[:, -1]
+    return [output, h, c] if return_state else output

@@ -24,9 +24,9 @@ natural anomaly score).
 """
 import numpy as np
 
-from . import _core
-from .errors import format_shape, shape_error
-from .ops import float_dtype
+from .. import _core
+from ..errors import format_shape, shape_error
+from ._checks import as_c as _as, float_dtype, grad_array as _grad_array
 
 __all__ = [
     "RECON_KINDS",
@@ -46,9 +46,6 @@ _HINT_D_LOSS = ("the loss is one number per sequence (summed over timesteps and 
                 "was not summed over time.")
 
 
-def _as(a, dt):
-    return np.ascontiguousarray(a, dtype=dt)
-
 
 def _latent_pair(name, z_mean, z_log_var, dt):
     """Checks and converts z_mean (B, Z) and z_log_var of the same shape."""
@@ -66,15 +63,6 @@ def _latent_pair(name, z_mean, z_log_var, dt):
                                   f"latent_dim), got z_mean {format_shape(m.shape)} and "
                                   f"z_log_var {format_shape(lv.shape)}.")
     return _as(m, dt), _as(lv, dt)
-
-
-def _grad_array(name, arg, g, shape, dt, hint=None):
-    g = np.asarray(g)
-    if g.shape != tuple(shape):
-        raise shape_error(name, arg, tuple(shape), g.shape,
-                          hint or f"`{arg}` is the gradient of the loss with respect to the "
-                                  f"forward's result of that shape.")
-    return _as(g, dt)
 
 
 # ---- sampling (the reparameterisation trick) -----------------------------------------------

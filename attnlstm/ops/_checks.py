@@ -1,0 +1,52 @@
+"""What every op family shares: the compute dtype, contiguous conversion, gradient-argument
+checks and shape descriptions. One copy, imported by the family modules (no import circles:
+this module imports only NumPy and :mod:`attnlstm.errors`)."""
+import numpy as np
+
+from ..errors import shape_error
+
+__all__ = ["float_dtype", "as_c", "grad_array", "describe"]
+
+
+def float_dtype(dtype, *arrays):
+    """The float dtype to compute in: `dtype` if given, else the first floating array's
+    dtype (float32 or float64), else float32 (Keras' default).
+
+    Raises:
+        TypeError: a `dtype` other than float32/float64.
+    """
+    if dtype is not None:
+        dt = np.dtype(dtype)
+        if dt not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64. Received: dtype={dtype!r}")
+        return dt
+    for a in arrays:
+        if a is not None and isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64):
+            return a.dtype
+    return np.dtype(np.float32)
+
+
+def as_c(a, dt):
+    """`a` as a C-contiguous array of dtype `dt` (no copy when it already is one)."""
+    return np.ascontiguousarray(a, dtype=dt)
+
+
+def grad_array(name, arg, g, shape, dt, hint=None):
+    """An upstream gradient `g` checked against the forward result's `shape`, as `dt`.
+
+    Raises:
+        ShapeError: `g` has another shape (the message names `name` and `arg`).
+    """
+    g = np.asarray(g)
+    if g.shape != tuple(shape):
+        raise shape_error(name, arg, tuple(shape), g.shape,
+                          hint or f"`{arg}` is the gradient of the loss with respect to the "
+                                  f"forward's result of that shape.")
+    return as_c(g, dt)
+
+
+def describe(obj):
+    """Shapes of an array or of a list of arrays, for messages."""
+    if isinstance(obj, (list, tuple)):
+        return "[" + ", ".join(str(np.shape(o)) for o in obj) + "]"
+    return str(np.shape(obj))
