@@ -162,8 +162,11 @@ static int al_shape_error(const al_spec *s, const al_letters *L, int i, PyArrayO
         al_put(msg, sizeof msg, &used, " = ");
         al_put_tuple(msg, sizeof msg, &used, L, toks, n);
     }
-    for (p = positive, k = 0; al_next(&p, ",", &item, &len); k++)
-        al_put(msg, sizeof msg, &used, "%s%.*s >= 1", k ? " and " : " with ", len, item);
+    for (p = positive, k = 0; al_next(&p, ",", &item, &len);) {   /* the letters at fault */
+        int l = al_letter_index(L, item, len);
+        if (l >= 0 && L->from[l] == i && L->val[l] < 1)
+            al_put(msg, sizeof msg, &used, "%s%.*s >= 1", k++ ? " and " : " with ", len, item);
+    }
     al_put(msg, sizeof msg, &used, ", got ");
     al_put_dims(msg, sizeof msg, &used, a);
     al_put(msg, sizeof msg, &used, ".");
