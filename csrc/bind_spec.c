@@ -313,13 +313,21 @@ bad_type:
 
 static int al_is_output(const al_arg *a) { return a->role == AL_OUT || a->role == AL_SAVE; }
 
-/* Converts and unifies array argument i unless it is None where None is allowed: a new
- * C-contiguous array of the call's dtype (no silent cast of another float dtype) or bool. */
+/* Unifies and converts array argument i unless it is None where None is allowed: a new
+ * C-contiguous array of the call's dtype (no silent cast of another float dtype) or bool.
+ * An ndarray's shape is checked, and the sizes it fixes, before anything is copied (a huge
+ * zero-stride view is refused by its size, not by running out of memory). */
 static int al_take(const al_spec *s, al_letters *L, al_call *c, PyArrayObject **arr,
                    PyObject **obj, int i) {
     const al_arg *a = &s->args[i];
     PyObject *x = obj[i];
+    int early;
     if ((x == NULL || x == Py_None) && (a->flags & (AL_NONE | AL_DEF))) return 0;
+    early = x != NULL && PyArray_Check(x);
+    if (early && a->type != 'b' && PyArray_TYPE((PyArrayObject *)x) != c->typenum) early = 0;
+    if (early && (al_unify(s, L, i, (PyArrayObject *)x) < 0 ||
+                  al_check_products(s, L, s->blas, 1) < 0 || al_check_products(s, L, s->fits, 0) < 0))
+        return -1;
     if (a->type == 'b') {
         arr[i] = (PyArrayObject *)PyArray_FROM_OTF(x, NPY_BOOL,
                                                    NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
@@ -331,7 +339,7 @@ static int al_take(const al_spec *s, al_letters *L, al_call *c, PyArrayObject **
     } else {
         arr[i] = (PyArrayObject *)PyArray_FROM_OTF(x, c->typenum, NPY_ARRAY_IN_ARRAY);
     }
-    if (arr[i] == NULL || al_unify(s, L, i, arr[i]) < 0) return -1;
+    if (arr[i] == NULL || (!early && al_unify(s, L, i, arr[i]) < 0)) return -1;
     c->p[i] = PyArray_DATA(arr[i]);
     c->ndim[i] = PyArray_NDIM(arr[i]);
     return 0;
