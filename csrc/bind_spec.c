@@ -147,14 +147,15 @@ static void al_put_dims(char *buf, size_t size, size_t *used, PyArrayObject *a) 
  * (each alternative rank, joined by " or "); with `positive`, the letters that must be >= 1.
  */
 static int al_shape_error(const al_spec *s, const al_letters *L, int i, PyArrayObject *a,
-                          const char *positive) {
+                          const char *positive, int alt) {
     al_tok toks[AL_MAXDIM];
     char msg[1024];
     size_t used = 0;
     const char *p = s->args[i].shape, *item;
-    int n, len, k = 0;
+    int n, len, k = 0, j;
     al_put(msg, sizeof msg, &used, "%s: `%s` must have shape ", s->name, s->args[i].name);
-    while (al_next(&p, "|", &item, &len)) {
+    for (j = 0; al_next(&p, "|", &item, &len); j++) {
+        if (alt >= 0 && j != alt) continue;
         if ((n = al_tokens(L, s->name, item, len, ",", toks)) < 0) return -1;
         if (k++) al_put(msg, sizeof msg, &used, " or ");
         al_put_tuple(msg, sizeof msg, &used, NULL, toks, n);
@@ -174,39 +175,57 @@ static int al_shape_error(const al_spec *s, const al_letters *L, int i, PyArrayO
     return -1;
 }
 
-/* Checks array i against its shape, fixing the letters it is the first to carry. */
-static int al_unify(const al_spec *s, al_letters *L, int i, PyArrayObject *a) {
+static int al_find(const al_spec *s, const char *name, int len) {
+    int i;
+    for (i = 0; i < s->nargs; i++) {
+        if ((int)strlen(s->args[i].name) == len && strncmp(s->args[i].name, name, (size_t)len) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* The alternative of argument i's shape that `pick` selects (its option true: the first,
+ * false: the second), else -1. */
+static int al_picked(const al_spec *s, const al_call *c, int i) {
+    const char *pick = s->args[i].pick;
+    int j = pick ? al_find(s, pick, (int)strlen(pick)) : -1;
+    return j < 0 ? -1 : c->iv[j] ? 0 : 1;
+}
+
+/* Checks array i against its shape (the alternative of its rank, or the one picked), fixing
+ * the letters it is the first to carry. */
+static int al_unify(const al_spec *s, const al_call *c, al_letters *L, int i, PyArrayObject *a) {
     al_tok toks[AL_MAXDIM];
     const char *p = s->args[i].shape, *item;
-    int nd = PyArray_NDIM(a), n = -1, len, k, found = 0;
+    int nd = PyArray_NDIM(a), n = -1, len, k, found = 0, alt = al_picked(s, c, i), j;
     const npy_intp *d = PyArray_DIMS(a);
     char fixed[AL_MAXLET] = {0};
-    while (n != nd && al_next(&p, "|", &item, &len)) {   /* the alternative of the array's rank */
+    for (j = 0; (alt < 0 ? n != nd : j <= alt) && al_next(&p, "|", &item, &len); j++) {
         if ((n = al_tokens(L, s->name, item, len, ",", toks)) < 0) return -1;
     }
-    if (n != nd) return al_shape_error(s, L, i, a, NULL);
+    if (n != nd || (alt >= 0 && j != alt + 1)) return al_shape_error(s, L, i, a, NULL, alt);
     for (k = 0; k < n; k++) {   /* against the letters known before this argument */
         npy_intp v = al_tok_value(L, &toks[k]);
-        if (v == AL_HUGE || (v >= 0 && v != d[k])) return al_shape_error(s, L, i, a, NULL);
+        if (v == AL_HUGE || (v >= 0 && v != d[k])) return al_shape_error(s, L, i, a, NULL, alt);
     }
     for (k = 0; k < n; k++) {   /* fix the new letters, and check repeats within the array */
         const al_tok *t = &toks[k];
         npy_intp v = al_tok_value(L, t);
         if (v == AL_UNKNOWN) {
-            if (d[k] < t->c || (d[k] - t->c) % t->m != 0) return al_shape_error(s, L, i, a, NULL);
+            if (d[k] < t->c || (d[k] - t->c) % t->m != 0) return al_shape_error(s, L, i, a, NULL, alt);
             L->val[t->letter] = (d[k] - t->c) / t->m;
             L->from[t->letter] = i;
             L->axis[t->letter] = k;
             fixed[t->letter] = 1;
         } else if (v != d[k]) {
-            return al_shape_error(s, L, i, a, NULL);
+            return al_shape_error(s, L, i, a, NULL, alt);
         }
     }
     for (p = s->positive; al_next(&p, ",", &item, &len);) {   /* checked where they are fixed */
         int l = al_letter_index(L, item, len);
         found |= l >= 0 && fixed[l] && L->val[l] < 1;
     }
-    return found ? al_shape_error(s, L, i, a, s->positive) : 0;
+    return found ? al_shape_error(s, L, i, a, s->positive, alt) : 0;
 }
 
 /* Checks each product of `list` ("Tq,B*Tv"): at most the BLAS int when blas, else no overflow;
@@ -252,14 +271,6 @@ static int al_check_products(const al_spec *s, const al_letters *L, const char *
     return 0;
 }
 
-static int al_find(const al_spec *s, const char *name, int len) {
-    int i;
-    for (i = 0; i < s->nargs; i++) {
-        if ((int)strlen(s->args[i].name) == len && strncmp(s->args[i].name, name, (size_t)len) == 0)
-            return i;
-    }
-    return -1;
-}
 
 /* Converts option i (NULL = omitted) into c->iv / c->dv; sets its letter. */
 static int al_option(const al_spec *s, al_letters *L, al_call *c, int i, PyObject *x) {
@@ -325,7 +336,7 @@ static int al_take(const al_spec *s, al_letters *L, al_call *c, PyArrayObject **
     if ((x == NULL || x == Py_None) && (a->flags & (AL_NONE | AL_DEF))) return 0;
     early = x != NULL && PyArray_Check(x);
     if (early && a->type != 'b' && PyArray_TYPE((PyArrayObject *)x) != c->typenum) early = 0;
-    if (early && (al_unify(s, L, i, (PyArrayObject *)x) < 0 ||
+    if (early && (al_unify(s, c, L, i, (PyArrayObject *)x) < 0 ||
                   al_check_products(s, L, s->blas, 1) < 0 || al_check_products(s, L, s->fits, 0) < 0))
         return -1;
     if (a->type == 'b') {
@@ -339,7 +350,7 @@ static int al_take(const al_spec *s, al_letters *L, al_call *c, PyArrayObject **
     } else {
         arr[i] = (PyArrayObject *)PyArray_FROM_OTF(x, c->typenum, NPY_ARRAY_IN_ARRAY);
     }
-    if (arr[i] == NULL || (!early && al_unify(s, L, i, arr[i]) < 0)) return -1;
+    if (arr[i] == NULL || (!early && al_unify(s, c, L, i, arr[i]) < 0)) return -1;
     c->p[i] = PyArray_DATA(arr[i]);
     c->ndim[i] = PyArray_NDIM(arr[i]);
     return 0;
@@ -357,7 +368,13 @@ static int al_output(const al_spec *s, const al_letters *L, al_call *c, PyArrayO
         if (j < 0) return al_spec_bug(s->name, "unknown", a->when);
         if ((s->args[j].role == AL_OPT ? c->iv[j] != 0 : arr[j] != NULL) == neg) return 0;
     }
-    if ((n = al_tokens(L, s->name, a->shape, (int)strlen(a->shape), ",", toks)) < 0) return -1;
+    {   /* its shape, or the alternative `pick` selects */
+        const char *p = a->shape, *item;
+        int len = 0, alt = al_picked(s, c, i), j;
+        for (j = 0; j <= (alt < 0 ? 0 : alt) && al_next(&p, "|", &item, &len); j++) {}
+        if (j == 0) item = "";
+        if ((n = al_tokens(L, s->name, item, len, ",", toks)) < 0) return -1;
+    }
     for (k = 0; k < n; k++) {
         if ((dims[k] = al_tok_value(L, &toks[k])) < 0) return al_spec_bug(s->name, "size of", a->name);
     }

@@ -51,6 +51,7 @@ typedef struct {
     const char *when;
     double def, lo, hi;
     const char *choices;
+    const char *pick;   /* arrays with two shapes "A|B": this option true picks A, false B */
 } al_arg;
 
 #define AL_MAXARGS 48   /* table entries (outputs included) */
