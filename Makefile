@@ -6,7 +6,7 @@ SOURCES := pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: demo test build bench clean
+.PHONY: demo test build bench clean sanitize fuzz
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -29,7 +29,27 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed $(VENV)/.installed-test
 	$(PY) -m pytest -q
 
+# The fuzzing tool (atheris), for make sanitize and make fuzz.
+$(VENV)/.installed-fuzz: pyproject.toml | $(VENV)/.installed-test
+	$(PIP) install -q -e '.[demo,test,fuzz]'
+	@touch $@
+
+# Issue #22: the extension built with ASan+UBSan into build-sanitize/ (the in-place .so is left
+# alone), the kernel, binding, layer, regression and fuzz tests run against it with LeakSanitizer
+# on, then FUZZ_SECONDS (default 20) of random inputs to the binding; any report fails.
+sanitize: $(VENV)/.installed $(VENV)/.installed-test $(VENV)/.installed-fuzz
+	.ci/sanitize $(PY)
+
+# Longer coverage-guided fuzzing of the binding (atheris) on the normal build, growing
+# build-fuzz/corpus from the committed fuzz/corpus; findings are written to build-fuzz/.
+# Each new crash or hang becomes a test in tests/test_fuzz_regressions.py.
+FUZZ_SECONDS ?= 600
+fuzz: $(VENV)/.installed $(VENV)/.installed-fuzz
+	mkdir -p build-fuzz/corpus
+	$(PY) fuzz/fuzz_binding.py -max_total_time=$(FUZZ_SECONDS) -timeout=20 -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/ build-fuzz/corpus fuzz/corpus
+
 -include benchmarks/bench.mk
 
 clean:
-	rm -rf build *.egg-info attnlstm/*.so $(VENV)
+	rm -rf build build-sanitize build-fuzz *.egg-info attnlstm/*.so $(VENV)

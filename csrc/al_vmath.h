@@ -20,7 +20,7 @@
 static inline __attribute__((always_inline)) float al_expf_poly(float x) {
     const float round_magic = 12582912.0f;   /* 1.5 * 2^23: adding it rounds to an integer */
     float n, r, p;
-    union { int32_t i; float f; } scale;
+    union { uint32_t u; float f; } scale;
     x = x > AL_EXPF_HI ? AL_EXPF_HI : x;
     x = x < AL_EXPF_LO ? AL_EXPF_LO : x;
     n = (x * 1.44269504088896341f + round_magic) - round_magic;
@@ -33,7 +33,9 @@ static inline __attribute__((always_inline)) float al_expf_poly(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    scale.i = ((int32_t)n + 127) << 23;
+    /* unsigned: a NaN input (n = INT_MIN after the conversion) must not make the shift
+     * undefined (UBSan, make sanitize); the result is NaN through p either way */
+    scale.u = ((uint32_t)(int32_t)n + 127u) << 23;
     return p * scale.f;
 }
 
@@ -56,7 +58,7 @@ static inline __attribute__((always_inline)) float al_expf_flush(float x) {
 static inline __attribute__((always_inline)) double al_exp_poly(double x) {
     const double round_magic = 6755399441055744.0;   /* 1.5 * 2^52: rounds to an integer */
     double n, r, p;
-    union { int64_t i; double f; } scale, t;
+    union { uint64_t u; double f; } scale, t;
     x = x > AL_EXP_HI ? AL_EXP_HI : x;
     x = x < AL_EXP_LO ? AL_EXP_LO : x;
     t.f = x * 1.44269504088896338700 + round_magic;
@@ -79,7 +81,7 @@ static inline __attribute__((always_inline)) double al_exp_poly(double x) {
     p = p * r + 1.0;
     /* 2^n from the low bits of t = magic + n (no double -> int64 conversion, which AVX2 and
      * plain AVX-512F lack, so the loop vectorises) */
-    scale.i = (t.i - INT64_C(0x4338000000000000) + 1023) << 52;
+    scale.u = (t.u - UINT64_C(0x4338000000000000) + 1023u) << 52;   /* unsigned: see expf */
     return p * scale.f;
 }
 

@@ -45,6 +45,12 @@ int al_check_blas_int(const char *fn, const char *what, npy_intp value);
 /* 0 if a*b does not overflow npy_intp (stores the product), else -1 with ValueError. */
 int al_mul_intp(const char *fn, npy_intp a, npy_intp b, npy_intp *out);
 
+/* An integer argument in [lo, hi] from any Python int-like `obj` (stored in *out): 0, or -1
+ * with TypeError (not an integer) or ValueError naming `fn`, `arg`, what it must be (`what`,
+ * which states the range) and the value given, however large (no bare OverflowError). */
+int al_int_arg(PyObject *obj, const char *fn, const char *arg, long long lo, long long hi,
+               const char *what, int *out);
+
 /* An activation code in range, or -1 with ValueError. */
 int al_check_activation(const char *fn, const char *arg, int code);
 

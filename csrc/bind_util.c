@@ -4,6 +4,7 @@
 #include "bind_common.h"   /* Python.h first */
 #include "lstm_api.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -148,14 +149,39 @@ int al_lstm_options(const char *fn, int impl, int threads, int activation,
     return 0;
 }
 
+int al_int_arg(PyObject *obj, const char *fn, const char *arg, long long lo, long long hi,
+               const char *what, int *out) {
+    PyObject *idx;
+    long long v;
+    int overflow = 0;
+    if ((idx = PyNumber_Index(obj)) == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s: `%s` must be an integer, got %.200s.", fn, arg,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    v = PyLong_AsLongLongAndOverflow(idx, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        Py_DECREF(idx);
+        return -1;
+    }
+    if (overflow != 0 || v < lo || v > hi) {
+        PyErr_Format(PyExc_ValueError, "%s: `%s` must be %s, got %S.", fn, arg, what, idx);
+        Py_DECREF(idx);
+        return -1;
+    }
+    Py_DECREF(idx);
+    *out = (int)v;
+    return 0;
+}
+
 static PyObject *al_py_set_num_threads(PyObject *self, PyObject *args) {
+    PyObject *obj;
     int n;
     (void)self;
-    if (!PyArg_ParseTuple(args, "i:set_num_threads", &n)) return NULL;
-    if (n < 1) {
-        PyErr_Format(PyExc_ValueError, "set_num_threads: `n` must be a positive integer, got %d.", n);
+    if (!PyArg_ParseTuple(args, "O:set_num_threads", &obj)) return NULL;
+    if (al_int_arg(obj, "set_num_threads", "n", 1, INT_MAX,
+                   "a positive integer (a thread count, at most 2147483647)", &n) < 0)
         return NULL;
-    }
     scipy_openblas_set_num_threads(n);
     Py_RETURN_NONE;
 }

@@ -7,6 +7,18 @@
 #include "al_vae.h"
 
 #define AL_PTR(a, T_) ((a) ? (T_ *)PyArray_DATA(a) : NULL)
+/* Element `off` of array `a` (NULL stays NULL). */
+#define AL_AT(a, T_, off) ((a) ? (T_ *)PyArray_DATA(a) + (off) : NULL)
+
+/* The (B, T, F) loss kernels run over chunks of about 2^22 elements of whole sequences, and
+ * between chunks take the GIL back to check for signals, so Ctrl-C stops a long call. */
+#define AL_VAE_CHUNK ((npy_intp)1 << 22)
+
+static npy_intp al_vae_chunk_rows(npy_intp B, npy_intp T, npy_intp F) {
+    npy_intp per_row = T * F;   /* fits: an array of B*T*F elements exists */
+    npy_intp rows = per_row > 0 ? AL_VAE_CHUNK / per_row : B;
+    return rows < 1 ? 1 : rows;
+}
 
 /* The three (B, Z) operands of a sampling kernel, converted and checked against the first;
  * 0, or -1 with an exception set (arrays already converted are left in `out` for the caller
@@ -228,14 +240,11 @@ fail:
 
 /* ---- masked reconstruction loss --------------------------------------------------------- */
 
-static int al_vae_check_kind(const char *fn, int kind) {
-    if (kind < 0 || kind >= AL_RECON_COUNT) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s: `kind` must be %d (squared error) or %d (absolute error), got %d.",
-                     fn, (int)AL_RECON_SQUARED, (int)AL_RECON_ABSOLUTE, kind);
-        return -1;
-    }
-    return 0;
+/* `kind` (default AL_RECON_SQUARED when kind_obj is NULL) into *kind; 0 or -1. */
+static int al_vae_check_kind(const char *fn, PyObject *kind_obj, int *kind) {
+    if (kind_obj == NULL) return 0;
+    return al_int_arg(kind_obj, fn, "kind", AL_RECON_SQUARED, AL_RECON_COUNT - 1,
+                      "0 (squared error) or 1 (absolute error)", kind);
 }
 
 /* x_hat (B, T, F) (sets the dtype), x of the same shape, mask (B, T) or None; 0 or -1. */
@@ -268,35 +277,40 @@ static const char RECON_FORWARD_DOC[] =
 static PyObject *al_py_recon_forward(PyObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"x_hat", "x", "mask", "kind", NULL};
     const char *fn = "recon_forward";
-    PyObject *xh_obj = NULL, *x_obj = NULL, *m_obj = Py_None;
+    PyObject *xh_obj = NULL, *x_obj = NULL, *m_obj = Py_None, *kind_obj = NULL;
     PyArrayObject *xh = NULL, *x = NULL, *mask = NULL, *loss = NULL;
-    npy_intp B, T, F;
+    npy_intp B, T, F, b0, nb;
     int typenum, kind = AL_RECON_SQUARED, status = AL_OK;
     (void)self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|Oi:recon_forward", kwlist,
-                                     &xh_obj, &x_obj, &m_obj, &kind)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|OO:recon_forward", kwlist,
+                                     &xh_obj, &x_obj, &m_obj, &kind_obj)) {
         return NULL;
     }
-    if (al_vae_check_kind(fn, kind) < 0) return NULL;
+    if (al_vae_check_kind(fn, kind_obj, &kind) < 0) return NULL;
     if (al_vae_recon_args(xh_obj, x_obj, m_obj, fn, &typenum, &xh, &x, &mask) < 0) goto fail;
     B = PyArray_DIM(xh, 0); T = PyArray_DIM(xh, 1); F = PyArray_DIM(xh, 2);
+    nb = al_vae_chunk_rows(B, T, F);
     if ((loss = (PyArrayObject *)PyArray_EMPTY(1, &B, typenum, 0)) == NULL) goto fail;
 
-    Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT32) {
-        status = al_recon_forward_f32(AL_PTR(loss, float), AL_PTR(xh, float), AL_PTR(x, float),
-                                      AL_PTR(mask, uint8_t), kind,
-                                      (size_t)B, (size_t)T, (size_t)F);
-    } else {
-        status = al_recon_forward_f64(AL_PTR(loss, double), AL_PTR(xh, double),
-                                      AL_PTR(x, double), AL_PTR(mask, uint8_t), kind,
-                                      (size_t)B, (size_t)T, (size_t)F);
-    }
-    Py_END_ALLOW_THREADS
-    if (status != AL_OK) {
-        al_kernel_error(fn, status);
-        goto fail;
+    for (b0 = 0; b0 < B; b0 += nb) {
+        const npy_intp n = B - b0 < nb ? B - b0 : nb, o2 = b0 * T, o3 = b0 * T * F;
+        if (b0 > 0 && PyErr_CheckSignals() < 0) goto fail;
+        Py_BEGIN_ALLOW_THREADS
+        if (typenum == NPY_FLOAT32) {
+            status = al_recon_forward_f32(AL_AT(loss, float, b0), AL_AT(xh, float, o3),
+                                          AL_AT(x, float, o3), AL_AT(mask, uint8_t, o2), kind,
+                                          (size_t)n, (size_t)T, (size_t)F);
+        } else {
+            status = al_recon_forward_f64(AL_AT(loss, double, b0), AL_AT(xh, double, o3),
+                                          AL_AT(x, double, o3), AL_AT(mask, uint8_t, o2), kind,
+                                          (size_t)n, (size_t)T, (size_t)F);
+        }
+        Py_END_ALLOW_THREADS
+        if (status != AL_OK) {
+            al_kernel_error(fn, status);
+            goto fail;
+        }
     }
 
     Py_DECREF(xh); Py_DECREF(x); Py_XDECREF(mask);
@@ -317,38 +331,44 @@ static const char RECON_BACKWARD_DOC[] =
 static PyObject *al_py_recon_backward(PyObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"d_loss", "x_hat", "x", "mask", "kind", NULL};
     const char *fn = "recon_backward";
-    PyObject *g_obj = NULL, *xh_obj = NULL, *x_obj = NULL, *m_obj = Py_None;
+    PyObject *g_obj = NULL, *xh_obj = NULL, *x_obj = NULL, *m_obj = Py_None, *kind_obj = NULL;
     PyArrayObject *g = NULL, *xh = NULL, *x = NULL, *mask = NULL, *dxh = NULL;
-    npy_intp B, T, F;
+    npy_intp B, T, F, b0, nb;
     int typenum, kind = AL_RECON_SQUARED, status = AL_OK;
     (void)self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|Oi:recon_backward", kwlist,
-                                     &g_obj, &xh_obj, &x_obj, &m_obj, &kind)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OO:recon_backward", kwlist,
+                                     &g_obj, &xh_obj, &x_obj, &m_obj, &kind_obj)) {
         return NULL;
     }
-    if (al_vae_check_kind(fn, kind) < 0) return NULL;
+    if (al_vae_check_kind(fn, kind_obj, &kind) < 0) return NULL;
     if (al_vae_recon_args(xh_obj, x_obj, m_obj, fn, &typenum, &xh, &x, &mask) < 0) goto fail;
     B = PyArray_DIM(xh, 0); T = PyArray_DIM(xh, 1); F = PyArray_DIM(xh, 2);
+    nb = al_vae_chunk_rows(B, T, F);
     if ((g = al_get_array(g_obj, typenum, fn, "d_loss", 1, &B, "(B,)")) == NULL) goto fail;
     if ((dxh = (PyArrayObject *)PyArray_EMPTY(3, PyArray_DIMS(xh), typenum, 0)) == NULL)
         goto fail;
 
-    Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT32) {
-        status = al_recon_backward_f32(AL_PTR(dxh, float), AL_PTR(g, float), AL_PTR(xh, float),
-                                       AL_PTR(x, float), AL_PTR(mask, uint8_t), kind,
-                                       (size_t)B, (size_t)T, (size_t)F);
-    } else {
-        status = al_recon_backward_f64(AL_PTR(dxh, double), AL_PTR(g, double),
-                                       AL_PTR(xh, double), AL_PTR(x, double),
-                                       AL_PTR(mask, uint8_t), kind,
-                                       (size_t)B, (size_t)T, (size_t)F);
-    }
-    Py_END_ALLOW_THREADS
-    if (status != AL_OK) {
-        al_kernel_error(fn, status);
-        goto fail;
+    for (b0 = 0; b0 < B; b0 += nb) {
+        const npy_intp n = B - b0 < nb ? B - b0 : nb, o2 = b0 * T, o3 = b0 * T * F;
+        if (b0 > 0 && PyErr_CheckSignals() < 0) goto fail;
+        Py_BEGIN_ALLOW_THREADS
+        if (typenum == NPY_FLOAT32) {
+            status = al_recon_backward_f32(AL_AT(dxh, float, o3), AL_AT(g, float, b0),
+                                           AL_AT(xh, float, o3), AL_AT(x, float, o3),
+                                           AL_AT(mask, uint8_t, o2), kind,
+                                           (size_t)n, (size_t)T, (size_t)F);
+        } else {
+            status = al_recon_backward_f64(AL_AT(dxh, double, o3), AL_AT(g, double, b0),
+                                           AL_AT(xh, double, o3), AL_AT(x, double, o3),
+                                           AL_AT(mask, uint8_t, o2), kind,
+                                           (size_t)n, (size_t)T, (size_t)F);
+        }
+        Py_END_ALLOW_THREADS
+        if (status != AL_OK) {
+            al_kernel_error(fn, status);
+            goto fail;
+        }
     }
 
     Py_DECREF(g); Py_DECREF(xh); Py_DECREF(x); Py_XDECREF(mask);
@@ -383,7 +403,7 @@ static PyObject *al_py_gaussian_nll_forward(PyObject *self, PyObject *args, PyOb
     const char *fn = "gaussian_nll_forward";
     PyObject *xh_obj = NULL, *lv_obj = NULL, *x_obj = NULL, *m_obj = Py_None;
     PyArrayObject *xh = NULL, *lv = NULL, *x = NULL, *mask = NULL, *loss = NULL;
-    npy_intp B, T, F;
+    npy_intp B, T, F, b0, nb;
     int typenum;
     (void)self;
 
@@ -394,19 +414,26 @@ static PyObject *al_py_gaussian_nll_forward(PyObject *self, PyObject *args, PyOb
     if (al_vae_nll_args(xh_obj, lv_obj, x_obj, m_obj, fn, &typenum, &xh, &lv, &x, &mask) < 0)
         goto fail;
     B = PyArray_DIM(xh, 0); T = PyArray_DIM(xh, 1); F = PyArray_DIM(xh, 2);
+    nb = al_vae_chunk_rows(B, T, F);
     if ((loss = (PyArrayObject *)PyArray_EMPTY(1, &B, typenum, 0)) == NULL) goto fail;
 
-    Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT32) {
-        al_gaussian_nll_forward_f32(AL_PTR(loss, float), AL_PTR(xh, float), AL_PTR(lv, float),
-                                    AL_PTR(x, float), AL_PTR(mask, uint8_t),
-                                    (size_t)B, (size_t)T, (size_t)F);
-    } else {
-        al_gaussian_nll_forward_f64(AL_PTR(loss, double), AL_PTR(xh, double),
-                                    AL_PTR(lv, double), AL_PTR(x, double),
-                                    AL_PTR(mask, uint8_t), (size_t)B, (size_t)T, (size_t)F);
+    for (b0 = 0; b0 < B; b0 += nb) {
+        const npy_intp n = B - b0 < nb ? B - b0 : nb, o2 = b0 * T, o3 = b0 * T * F;
+        if (b0 > 0 && PyErr_CheckSignals() < 0) goto fail;
+        Py_BEGIN_ALLOW_THREADS
+        if (typenum == NPY_FLOAT32) {
+            al_gaussian_nll_forward_f32(AL_AT(loss, float, b0), AL_AT(xh, float, o3),
+                                        AL_AT(lv, float, o3), AL_AT(x, float, o3),
+                                        AL_AT(mask, uint8_t, o2), (size_t)n, (size_t)T,
+                                        (size_t)F);
+        } else {
+            al_gaussian_nll_forward_f64(AL_AT(loss, double, b0), AL_AT(xh, double, o3),
+                                        AL_AT(lv, double, o3), AL_AT(x, double, o3),
+                                        AL_AT(mask, uint8_t, o2), (size_t)n, (size_t)T,
+                                        (size_t)F);
+        }
+        Py_END_ALLOW_THREADS
     }
-    Py_END_ALLOW_THREADS
 
     Py_DECREF(xh); Py_DECREF(lv); Py_DECREF(x); Py_XDECREF(mask);
     return (PyObject *)loss;
@@ -428,7 +455,7 @@ static PyObject *al_py_gaussian_nll_backward(PyObject *self, PyObject *args, PyO
     PyObject *g_obj = NULL, *xh_obj = NULL, *lv_obj = NULL, *x_obj = NULL, *m_obj = Py_None;
     PyArrayObject *g = NULL, *xh = NULL, *lv = NULL, *x = NULL, *mask = NULL;
     PyArrayObject *dxh = NULL, *dlv = NULL;
-    npy_intp B, T, F;
+    npy_intp B, T, F, b0, nb;
     int typenum;
     (void)self;
 
@@ -439,24 +466,32 @@ static PyObject *al_py_gaussian_nll_backward(PyObject *self, PyObject *args, PyO
     if (al_vae_nll_args(xh_obj, lv_obj, x_obj, m_obj, fn, &typenum, &xh, &lv, &x, &mask) < 0)
         goto fail;
     B = PyArray_DIM(xh, 0); T = PyArray_DIM(xh, 1); F = PyArray_DIM(xh, 2);
+    nb = al_vae_chunk_rows(B, T, F);
     if ((g = al_get_array(g_obj, typenum, fn, "d_loss", 1, &B, "(B,)")) == NULL) goto fail;
     if ((dxh = (PyArrayObject *)PyArray_EMPTY(3, PyArray_DIMS(xh), typenum, 0)) == NULL)
         goto fail;
     if ((dlv = (PyArrayObject *)PyArray_EMPTY(3, PyArray_DIMS(xh), typenum, 0)) == NULL)
         goto fail;
 
-    Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT32) {
-        al_gaussian_nll_backward_f32(AL_PTR(dxh, float), AL_PTR(dlv, float), AL_PTR(g, float),
-                                     AL_PTR(xh, float), AL_PTR(lv, float), AL_PTR(x, float),
-                                     AL_PTR(mask, uint8_t), (size_t)B, (size_t)T, (size_t)F);
-    } else {
-        al_gaussian_nll_backward_f64(AL_PTR(dxh, double), AL_PTR(dlv, double),
-                                     AL_PTR(g, double), AL_PTR(xh, double), AL_PTR(lv, double),
-                                     AL_PTR(x, double), AL_PTR(mask, uint8_t),
-                                     (size_t)B, (size_t)T, (size_t)F);
+    for (b0 = 0; b0 < B; b0 += nb) {
+        const npy_intp n = B - b0 < nb ? B - b0 : nb, o2 = b0 * T, o3 = b0 * T * F;
+        if (b0 > 0 && PyErr_CheckSignals() < 0) goto fail;
+        Py_BEGIN_ALLOW_THREADS
+        if (typenum == NPY_FLOAT32) {
+            al_gaussian_nll_backward_f32(AL_AT(dxh, float, o3), AL_AT(dlv, float, o3),
+                                         AL_AT(g, float, b0), AL_AT(xh, float, o3),
+                                         AL_AT(lv, float, o3), AL_AT(x, float, o3),
+                                         AL_AT(mask, uint8_t, o2), (size_t)n, (size_t)T,
+                                         (size_t)F);
+        } else {
+            al_gaussian_nll_backward_f64(AL_AT(dxh, double, o3), AL_AT(dlv, double, o3),
+                                         AL_AT(g, double, b0), AL_AT(xh, double, o3),
+                                         AL_AT(lv, double, o3), AL_AT(x, double, o3),
+                                         AL_AT(mask, uint8_t, o2), (size_t)n, (size_t)T,
+                                         (size_t)F);
+        }
+        Py_END_ALLOW_THREADS
     }
-    Py_END_ALLOW_THREADS
 
     Py_DECREF(g); Py_DECREF(xh); Py_DECREF(lv); Py_DECREF(x); Py_XDECREF(mask);
     return Py_BuildValue("NN", dxh, dlv);
@@ -468,6 +503,7 @@ fail:
 }
 
 #undef AL_PTR
+#undef AL_AT
 
 PyMethodDef al_vae_methods[] = {
     {"sampling_forward", (PyCFunction)(void (*)(void))al_py_sampling_forward,

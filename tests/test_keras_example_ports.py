@@ -110,7 +110,7 @@ def _seq2seq_data(n=200, seed=0):
     return enc, dec, tgt, to
 
 
-def test_char_seq2seq_trains_and_builds_the_inference_models():
+def test_char_seq2seq_trains_and_builds_the_inference_models(tmp_path):
     enc, dec, tgt, target_token_index = _seq2seq_data()
     latent_dim = 16
 
@@ -162,6 +162,11 @@ def test_char_seq2seq_trains_and_builds_the_inference_models():
             states_value = [h, c]
         return out, output_tokens
 
+    # Save model; restore the model and construct the encoder and decoder (as the example).
+    km.save(tmp_path / "k_s2s_model.keras")
+    am.save(tmp_path / "s2s_model.keras")
+    km = keras.models.load_model(tmp_path / "k_s2s_model.keras")
+    am = attnlstm.models.load_model(tmp_path / "s2s_model.keras")
     ke, kd = inference_models(keras, km)
     ae, ad = inference_models(attnlstm, am)
     ko, kp = decode(ke, kd, enc[:1])
@@ -209,3 +214,126 @@ def test_weather_forecasting_with_timeseries_datasets():
     for key in ("loss", "val_loss"):
         np.testing.assert_allclose(ah[key], kh[key], rtol=LOSS_RTOL, err_msg=key)
     assert ah["loss"][-1] < ah["loss"][0]
+
+
+# --- text classification with a Transformer block
+#     (examples/nlp/text_classification_with_transformer.py); dropout rates 0 so both sides see
+#     the same computation ------------------------------------------------------------------------
+
+def _transformer_classes(K):
+    layers, ops = K.layers, K.ops
+
+    class TransformerBlock(layers.Layer):
+        def __init__(self, embed_dim, num_heads, ff_dim, rate=0.0):
+            super().__init__()
+            self.att = layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim)
+            self.ffn = K.Sequential([layers.Dense(ff_dim, activation="relu"),
+                                     layers.Dense(embed_dim)])
+            self.layernorm1 = layers.LayerNormalization(epsilon=1e-6)
+            self.layernorm2 = layers.LayerNormalization(epsilon=1e-6)
+            self.dropout1 = layers.Dropout(rate)
+            self.dropout2 = layers.Dropout(rate)
+
+        def call(self, inputs):
+            attn_output = self.att(inputs, inputs)
+            attn_output = self.dropout1(attn_output)
+            out1 = self.layernorm1(inputs + attn_output)
+            ffn_output = self.ffn(out1)
+            ffn_output = self.dropout2(ffn_output)
+            return self.layernorm2(out1 + ffn_output)
+
+    class TokenAndPositionEmbedding(layers.Layer):
+        def __init__(self, maxlen, vocab_size, embed_dim):
+            super().__init__()
+            self.token_emb = layers.Embedding(input_dim=vocab_size, output_dim=embed_dim)
+            self.pos_emb = layers.Embedding(input_dim=maxlen, output_dim=embed_dim)
+
+        def call(self, x):
+            maxlen = ops.shape(x)[-1]
+            positions = ops.arange(start=0, stop=maxlen, step=1)
+            positions = self.pos_emb(positions)
+            x = self.token_emb(x)
+            return x + positions
+
+    return TransformerBlock, TokenAndPositionEmbedding
+
+
+def test_text_classification_with_a_transformer_block():
+    vocab_size, maxlen = 50, 12
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 256)
+    x = rng.integers(1, vocab_size, (256, maxlen))
+    x[y == 1, :3] = 7                                  # a learnable signal
+    embed_dim, num_heads, ff_dim = 8, 2, 8
+
+    def build(K):
+        TransformerBlock, TokenAndPositionEmbedding = _transformer_classes(K)
+        layers = K.layers
+        inputs = layers.Input(shape=(maxlen,))
+        x_ = TokenAndPositionEmbedding(maxlen, vocab_size, embed_dim)(inputs)
+        x_ = TransformerBlock(embed_dim, num_heads, ff_dim)(x_)
+        x_ = layers.GlobalAveragePooling1D()(x_)
+        x_ = layers.Dropout(0.0)(x_)
+        x_ = layers.Dense(20, activation="relu")(x_)
+        outputs = layers.Dense(2, activation="softmax")(x_)
+        return K.Model(inputs=inputs, outputs=outputs)
+
+    # The example uses "adam". On the TensorFlow backend an Embedding's gradient is an
+    # IndexedSlices, and Keras' Adam squares it slice by slice before summing repeated token
+    # rows (v gets sum(g_i^2), not (sum g_i)^2; a row seen twice with gradient 1 moves by
+    # 1/sqrt(2)*2 = 1.41 lr, not lr): the JAX/PyTorch backends and attnlstm use the dense
+    # gradient. SGD with momentum is linear in the gradient, so both agree; the model code is
+    # the example's.
+    _train_both(build, x, y, epochs=3, batch_size=32,
+                compile_kw=dict(optimizer="sgd", loss="sparse_categorical_crossentropy",
+                                metrics=["accuracy"]))
+
+
+# --- timeseries classification with a Transformer
+#     (examples/timeseries/timeseries_classification_transformer.py): functional-API residuals
+#     (`x + inputs`) on KerasTensors, Conv1D projections, MHA, LayerNormalization; dropout 0 ----
+
+def test_timeseries_classification_with_a_transformer():
+    rng = np.random.default_rng(0)
+    n, T = 128, 16
+    y_train = rng.integers(0, 2, n)
+    t = np.arange(T)
+    x_train = (np.sin(t[None, :] * (0.3 + 0.4 * y_train[:, None]))
+               + 0.2 * rng.standard_normal((n, T))).astype("float32")[..., None]
+    n_classes = 2
+
+    def build(K):
+        layers = K.layers
+
+        def transformer_encoder(inputs, head_size, num_heads, ff_dim, dropout=0):
+            x = layers.MultiHeadAttention(key_dim=head_size, num_heads=num_heads,
+                                          dropout=dropout)(inputs, inputs)
+            x = layers.Dropout(dropout)(x)
+            x = layers.LayerNormalization(epsilon=1e-6)(x)
+            res = x + inputs
+            x = layers.Conv1D(filters=ff_dim, kernel_size=1, activation="relu")(res)
+            x = layers.Dropout(dropout)(x)
+            x = layers.Conv1D(filters=inputs.shape[-1], kernel_size=1)(x)
+            x = layers.LayerNormalization(epsilon=1e-6)(x)
+            return x + res
+
+        def build_model(input_shape, head_size, num_heads, ff_dim, num_transformer_blocks,
+                        mlp_units, dropout=0, mlp_dropout=0):
+            inputs = K.Input(shape=input_shape)
+            x = inputs
+            for _ in range(num_transformer_blocks):
+                x = transformer_encoder(x, head_size, num_heads, ff_dim, dropout)
+            x = layers.GlobalAveragePooling1D(data_format="channels_last")(x)
+            for dim in mlp_units:
+                x = layers.Dense(dim, activation="relu")(x)
+                x = layers.Dropout(mlp_dropout)(x)
+            outputs = layers.Dense(n_classes, activation="softmax")(x)
+            return K.Model(inputs, outputs)
+
+        return build_model(x_train.shape[1:], head_size=8, num_heads=2, ff_dim=4,
+                           num_transformer_blocks=2, mlp_units=[16])
+
+    km, am = _train_both(build, x_train, y_train, epochs=3, batch_size=32,
+                         compile_kw=dict(loss="sparse_categorical_crossentropy",
+                                         optimizer="adam",
+                                         metrics=["sparse_categorical_accuracy"]))

@@ -827,9 +827,14 @@ class Sequential(Model):
             self._graph_ready = False
 
     def _rebuild(self):
+        from ..ops._symbolic import untraced
         x = self._input_tensor
         if not self._stack:
             return
+        with untraced():          # its own graph, even while a layer holding it is traced
+            self._rebuild_graph(x)
+
+    def _rebuild_graph(self, x):
         if self._graph_ready and len(self._nodes) == len(self._stack) - 1:
             y = self._stack[-1](self.outputs[0])  # only the new layer
         else:
@@ -844,9 +849,11 @@ class Sequential(Model):
 
     def build(self, input_shape=None):
         """Build with a batch input shape, e.g. ``(None, 20, 5)``."""
+        from ..ops._symbolic import untraced
         if input_shape is None:
             raise ValueError("Sequential.build needs an input_shape (with the batch axis).")
-        self._input_tensor = Input(batch_shape=tuple(input_shape))
+        with untraced():
+            self._input_tensor = Input(batch_shape=tuple(input_shape))
         self._rebuild()
 
     def _ensure_graph(self, x):

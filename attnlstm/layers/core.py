@@ -140,7 +140,12 @@ class Dense(Layer):
         return self.forward(inputs)[0]
 
     def forward(self, inputs):
-        z = np.matmul(inputs, self.kernel.value)
+        if inputs.size == 0 or self.units == 0:
+            # np.matmul would loop over every (empty) batch element: a (2**40, 0, D) view hangs.
+            z = np.zeros(inputs.shape[:-1] + (self.units,),
+                         np.result_type(inputs, self.kernel.value))
+        else:
+            z = np.matmul(inputs, self.kernel.value)
         if self.use_bias:
             z += self.bias.value
         y = _apply_activation(self, self.activation, z)
@@ -167,7 +172,12 @@ class Dense(Layer):
         weights = {self.kernel: np.matmul(x.reshape(-1, D).T, dz2)}
         if self.use_bias:
             weights[self.bias] = dz2.sum(axis=0)
-        dx = np.matmul(dz, self.kernel.value.T) if need_input_grad else None
+        if not need_input_grad:
+            dx = None
+        elif dz.size == 0 or D == 0:   # no matmul loop over an empty batch (see forward)
+            dx = np.zeros(dz.shape[:-1] + (D,), np.result_type(dz, self.kernel.value))
+        else:
+            dx = np.matmul(dz, self.kernel.value.T)
         return Grads(dx, weights)
 
     def get_config(self):

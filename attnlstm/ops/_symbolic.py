@@ -18,7 +18,7 @@ import numpy as np
 from .. import backend
 from ..errors import format_shape, shape_error
 
-__all__ = ["KerasTensor", "tracing", "current_layer", "set_node_factory", "op_error",
+__all__ = ["KerasTensor", "tracing", "untraced", "current_layer", "set_node_factory", "op_error",
            "fmt_spec", "Spec", "spec_of"]
 
 _state = threading.local()
@@ -44,6 +44,20 @@ class tracing:
 
     def __exit__(self, *exc):
         _stack().pop()
+        return False
+
+
+class untraced:
+    """Context: no layer is being traced (e.g. a Sequential building its own graph while a
+    custom layer that holds it is traced): layer calls inside make graph nodes again."""
+
+    def __enter__(self):
+        self._saved = list(_stack())
+        _stack().clear()
+        return self
+
+    def __exit__(self, *exc):
+        _stack()[:] = self._saved
         return False
 
 

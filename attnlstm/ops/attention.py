@@ -30,6 +30,7 @@ as Keras' matmul). NaN/inf in the inputs propagate to the results.
 import numpy as np
 
 from .. import _core
+from .._limits import check_blas_sizes
 from ..errors import format_shape, shape_error
 from ._autograd import boxed, traced
 from ._checks import as_c as _as, float_dtype, grad_array as _grad_array
@@ -91,6 +92,10 @@ def _qkv(name, query, value, key, dt, feature_name):
             f"the scores compare query and {arg} features, so both need {D} features "
             f"(the query's); project them to a common size first (e.g. a Dense layer), or "
             f"use ops.bahdanau_attention, which learns both projections.")
+    Tv = v.shape[1]
+    check_blas_sizes(name, "query", q.shape, {"Tq": Tq, feature_name: D, "batch*Tq": B * Tq})
+    check_blas_sizes(name, "value", v.shape, {"Tv": Tv, "value_dim": v.shape[2],
+                                              "batch*Tv": B * Tv})
     return _as(q, dt), _as(k, dt), _as(v, dt)
 
 
@@ -385,7 +390,11 @@ def bahdanau_keys(values, W1, b1=None, dtype=None):
     pass as ``keys=`` to :func:`bahdanau_attention` at every decoder step."""
     dt = float_dtype(dtype, values, W1)
     x = _as(values, dt)
-    k = x @ _as(W1, dt)
+    W = _as(W1, dt)
+    if x.ndim == 3 and W.ndim == 2 and x.shape[2] == W.shape[0] and (x.size == 0 or W.size == 0):
+        k = np.zeros(x.shape[:2] + W.shape[1:], dt)   # no matmul loop over an empty batch
+    else:
+        k = x @ W
     if b1 is not None:
         k = k + _as(b1, dt)
     return np.ascontiguousarray(k)

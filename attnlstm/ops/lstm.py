@@ -7,6 +7,7 @@ Every function takes array-likes (lists, any float dtype, non-contiguous arrays)
 import numpy as np
 
 from .. import _core
+from .._limits import check_blas_sizes
 from .. import activations as _activations
 from ..errors import shape_error
 from ._autograd import boxed, traced
@@ -114,6 +115,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mas
             hint = "an LSTM reads whole sequences; add a time axis, e.g. x[:, None, :]."
         raise shape_error(name, "x", ("batch", "timesteps", "features"), x_arr.shape, hint)
     B, T, D = x_arr.shape
+    check_blas_sizes(name, "x", x_arr.shape, {"batch": B, "timesteps": T, "features": D,
+                                              "batch*timesteps": B * T})
     W = _as(kernel, dt)
     U = _as(recurrent_kernel, dt)
     if U.ndim != 2 or U.shape[0] < 1 or U.shape[1] != 4 * U.shape[0]:

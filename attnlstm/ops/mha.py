@@ -34,6 +34,7 @@ outputs.
 import numpy as np
 
 from .. import _core
+from .._limits import check_blas_sizes
 from ..errors import format_shape, shape_error
 from ._checks import as_c as _as, float_dtype
 
@@ -85,6 +86,11 @@ def _prepare(name, query, value, key, kernels, biases, rel_k, rel_v, max_relativ
                           f"equal (Keras' rule). Received: value_shape={format_shape(v_arr.shape)}"
                           f" and key_shape={format_shape(k_arr.shape)}")
     Dk = Dv if k_arr is None else k_arr.shape[2]
+    check_blas_sizes(name, "query", q_arr.shape, {"Dq": Dq, "batch*Tq": B * Tq})
+    check_blas_sizes(name, "value", v_arr.shape, {"Dv": Dv, "batch*Tv": B * Tv,
+                                                  "Tq*Tv": Tq * Tv})
+    if k_arr is not None:
+        check_blas_sizes(name, "key", k_arr.shape, {"Dk": Dk})
 
     # Kernels: Keras layout (D, NH, HS); relative_attention also takes (D, NH*HS) with num_heads.
     W = {nm: _as(kernels[nm], dt) for nm in _KERNELS}
