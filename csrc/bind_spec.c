@@ -138,7 +138,8 @@ static void al_put_tuple(char *buf, size_t size, size_t *used, const al_letters 
 static void al_put_dims(char *buf, size_t size, size_t *used, PyArrayObject *a) {
     int k, nd = PyArray_NDIM(a);
     al_put(buf, size, used, "(");
-    for (k = 0; k < nd; k++) al_put(buf, size, used, "%s%lld", k ? ", " : "", (long long)PyArray_DIM(a, k));
+    for (k = 0; k < nd; k++)
+        al_put(buf, size, used, "%s%lld", k ? ", " : "", (long long)PyArray_DIM(a, k));
     al_put(buf, size, used, nd == 1 ? ",)" : ")");
 }
 
@@ -212,7 +213,8 @@ static int al_unify(const al_spec *s, const al_call *c, al_letters *L, int i, Py
         const al_tok *t = &toks[k];
         npy_intp v = al_tok_value(L, t);
         if (v == AL_UNKNOWN) {
-            if (d[k] < t->c || (d[k] - t->c) % t->m != 0) return al_shape_error(s, L, i, a, NULL, alt);
+            if (d[k] < t->c || (d[k] - t->c) % t->m != 0)
+                return al_shape_error(s, L, i, a, NULL, alt);
             L->val[t->letter] = (d[k] - t->c) / t->m;
             L->from[t->letter] = i;
             L->axis[t->letter] = k;
@@ -237,6 +239,7 @@ static int al_check_products(const al_spec *s, const al_letters *L, const char *
         al_tok toks[AL_MAXDIM];
         npy_intp prod = 1;
         int n, known = 1, over = 0, k, j, first;
+        const char *src;
         char msg[1024];
         size_t used = 0;
         if ((n = al_tokens(L, s->name, item, len, "*", toks)) < 0) return -1;
@@ -251,7 +254,8 @@ static int al_check_products(const al_spec *s, const al_letters *L, const char *
             al_put(msg, sizeof msg, &used, "%s: the size %.*s overflows", s->name, len, item);
         } else {
             al_put(msg, sizeof msg, &used, "%s: %.*s = %lld is too large for the 32-bit BLAS "
-                   "(at most %lld)", s->name, len, item, (long long)prod, (long long)AL_BLAS_INT_MAX);
+                   "(at most %lld)", s->name, len, item, (long long)prod,
+                   (long long)AL_BLAS_INT_MAX);
         }
         for (k = 0, first = 1; k < n; k++) {   /* "; B = 1048576 is axis 0 of `query`, ..." */
             int l = toks[k].letter, dup = 0;
@@ -261,8 +265,9 @@ static int al_check_products(const al_spec *s, const al_letters *L, const char *
             al_put(msg, sizeof msg, &used, "%s%s", first ? "; " : ", ", L->name[l]);
             first = 0;
             if (n > 1) al_put(msg, sizeof msg, &used, " = %lld", (long long)L->val[l]);
-            if (L->axis[l] < 0) al_put(msg, sizeof msg, &used, " is `%s`", s->args[L->from[l]].name);
-            else al_put(msg, sizeof msg, &used, " is axis %d of `%s`", L->axis[l], s->args[L->from[l]].name);
+            src = s->args[L->from[l]].name;
+            if (L->axis[l] < 0) al_put(msg, sizeof msg, &used, " is `%s`", src);
+            else al_put(msg, sizeof msg, &used, " is axis %d of `%s`", L->axis[l], src);
         }
         al_put(msg, sizeof msg, &used, ".");
         PyErr_SetString(PyExc_ValueError, msg);
@@ -337,7 +342,8 @@ static int al_take(const al_spec *s, al_letters *L, al_call *c, PyArrayObject **
     early = x != NULL && PyArray_Check(x);
     if (early && a->type != 'b' && PyArray_TYPE((PyArrayObject *)x) != c->typenum) early = 0;
     if (early && (al_unify(s, c, L, i, (PyArrayObject *)x) < 0 ||
-                  al_check_products(s, L, s->blas, 1) < 0 || al_check_products(s, L, s->fits, 0) < 0))
+                  al_check_products(s, L, s->blas, 1) < 0 ||
+                  al_check_products(s, L, s->fits, 0) < 0))
         return -1;
     if (a->type == 'b') {
         arr[i] = (PyArrayObject *)PyArray_FROM_OTF(x, NPY_BOOL,
@@ -376,7 +382,8 @@ static int al_output(const al_spec *s, const al_letters *L, al_call *c, PyArrayO
         if ((n = al_tokens(L, s->name, item, len, ",", toks)) < 0) return -1;
     }
     for (k = 0; k < n; k++) {
-        if ((dims[k] = al_tok_value(L, &toks[k])) < 0) return al_spec_bug(s->name, "size of", a->name);
+        if ((dims[k] = al_tok_value(L, &toks[k])) < 0)
+            return al_spec_bug(s->name, "size of", a->name);
     }
     arr[i] = (PyArrayObject *)((a->flags & AL_ZERO) || a->type == 's'
                                ? PyArray_ZEROS(n, dims, t, 0) : PyArray_EMPTY(n, dims, t, 0));

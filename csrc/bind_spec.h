@@ -5,8 +5,9 @@
  * the call's float dtype, unifies the dimensions letter by letter (one message wording:
  * "fn: `arg` must have shape (B, Tv, D) = (2, ?, 4), got (2, 3, 5)."), checks the sizes the
  * BLAS sees against its 32-bit int, allocates the outputs, releases the GIL around the
- * kernel's `run` and returns the outputs (one output by itself, several as a tuple). The binding is strict (exact shapes); flexible
- * forms (broadcasting, optional axes) live in the Python ops.
+ * kernel's `run` and returns the outputs (one output by itself, several as a tuple). The
+ * binding is strict (exact shapes); flexible forms (broadcasting, shared masks, optional
+ * axes) live in the Python ops.
  *
  * A run function writes the kernel call once for both dtypes with AL_DISPATCH, reading
  * data pointers AL_P(i), sizes AL_N(letter) and options AL_I(i) / AL_F(i) from `c`.
