@@ -13,6 +13,7 @@ OP_TITLES = {"lstm_fwd": "LSTM forward", "lstm_fwdbwd": "LSTM forward+backward",
              "vae_step": "LSTM-VAE training step (fwd + bwd + Adam)",
              "ae_step": "LSTM autoencoder training step, deterministic z: the VAE without "
                         "Sampling/KL, which attnlstm lacks yet (fwd + bwd + Adam)"}
+OP_TITLES.update(__import__("benchmarks.ops_gru", fromlist=["OPS"]).OPS)
 
 MEMORY_METHOD = (
     "peak memory = extra resident memory of one training step, each contender in a fresh process "

@@ -20,10 +20,11 @@ import time
 
 import numpy as np
 
-from . import common, ops_attention, ops_custom, ops_lstm, ops_mha, ops_vae, timing
+from . import common, ops_attention, ops_custom, ops_gru, ops_lstm, ops_mha, ops_vae, timing
 from .common import CONTENDERS, NotAvailable
 
-FAMILIES = {"lstm": ops_lstm, "attention": ops_attention, "mha": ops_mha, "vae": ops_vae}
+FAMILIES = {"lstm": ops_lstm, "attention": ops_attention, "mha": ops_mha, "vae": ops_vae,
+            "gru": ops_gru}
 
 D_LSTM = 64
 ATT_B = 8
@@ -47,6 +48,11 @@ def grid(quick):
             if dt == "float64" and not quick and T != 50:
                 continue   # float64: T=50 only (T=200 costs 4x and scales the same), keeps <15 min
             cases.append(("lstm", op, dt, {"B": B, "T": T, "D": D_LSTM, "H": H}))
+    for op in ("gru_fwd", "gru_fwdbwd", "bilstm_fwd", "bilstm_fwdbwd"):
+        for B, T, H in lstm_shapes:
+            if op.startswith("bilstm") and not quick and T != 50:
+                continue   # Bidirectional: T=50 only (two LSTMs; T=200 scales the same)
+            cases.append(("gru", op, "float32", {"B": B, "T": T, "D": D_LSTM, "H": H}))
     for op in ("dot_fwd", "dot_fwdbwd", "add_fwd", "add_fwdbwd"):
         for T, d in att_shapes:
             cases.append(("attention", op, "float32", {"B": ATT_B, "Tq": T, "Tv": T, "d": d}))
@@ -64,6 +70,7 @@ def grid(quick):
 # one small shape per op family for the equality check (same weights copied into every contender)
 CHECK_SHAPES = {
     "lstm": {"B": 2, "T": 7, "D": 5, "H": 6},
+    "gru": {"B": 2, "T": 7, "D": 5, "H": 6},
     "attention": {"B": 2, "Tq": 5, "Tv": 6, "d": 8},
     "mha": {"B": 2, "Tq": 5, "Tv": 6, "d": 8, "heads": 2},
     "vae": {"B": 2, "T": 5, "D": 3, "H": 4},

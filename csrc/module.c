@@ -6,6 +6,7 @@
 #include "bind_common.h"
 
 extern PyMethodDef al_vae_methods[];   /* bind_vae.c */
+extern PyMethodDef al_gru_methods[];   /* bind_gru.c */
 
 static int al_count_methods(const PyMethodDef *table) {
     int n = 0;
@@ -22,7 +23,7 @@ static struct PyModuleDef al_module = {
 
 PyMODINIT_FUNC PyInit__core(void) {
     PyMethodDef *tables[] = {al_lstm_methods, al_lstm_bwd_methods, al_attention_methods,
-                            al_mha_methods, al_util_methods, al_vae_methods};
+                            al_mha_methods, al_util_methods, al_vae_methods, al_gru_methods};
     PyObject *m = NULL, *name = NULL;
     size_t k;
     int i;

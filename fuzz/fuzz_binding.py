@@ -97,7 +97,7 @@ def _core_entries():
 # The ops that reach the C binding: one module per kernel family (the keras.ops-named NumPy
 # ops of attnlstm.ops.core are NumPy's, not the binding's).
 KERNEL_FAMILIES = ("attnlstm.ops.lstm", "attnlstm.ops.attention", "attnlstm.ops.mha",
-                   "attnlstm.ops.vae", "attnlstm._ops_gru", "attnlstm.ops.gru")
+                   "attnlstm.ops.vae", "attnlstm.ops.gru")
 
 
 def _kernel_op_names():

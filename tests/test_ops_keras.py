@@ -393,3 +393,17 @@ def test_symbolic_ops_refuse_numpy_conversion_with_a_clear_message():
     with pytest.raises(TypeError, match=r"numpy\.sin cannot run on the symbolic tensor .*Use the "
                                         r"attnlstm\.ops function"):
         np.sin(Input((3,)))
+
+
+def test_symbolic_batch_size_from_shape_supports_arithmetic():
+    """``ops.shape(x)[0]`` is unknown while a layer is built; multi-head code multiplies it."""
+    x = Input((None, 8))
+    b, t = ops.shape(x)[0], ops.shape(x)[1]
+    assert b == None and repr(b) == "None"  # noqa: E711  (compares equal to None, as Keras' None)
+    heads = ops.reshape(ops.transpose(ops.reshape(x, (b, t, 2, 4)), (0, 2, 1, 3)), (b * 2, t, 4))
+    assert heads.shape == (None, None, 4)
+    assert ops.zeros((b, 3)).shape == (None, 3) and ops.size(x) is None
+    X = RNG.normal(size=(3, 5, 8))
+    bb, tt = ops.shape(X)[0], ops.shape(X)[1]
+    out = ops.reshape(ops.transpose(ops.reshape(X, (bb, tt, 2, 4)), (0, 2, 1, 3)), (bb * 2, tt, 4))
+    np.testing.assert_array_equal(out, X.reshape(3, 5, 2, 4).transpose(0, 2, 1, 3).reshape(6, 5, 4))

@@ -266,7 +266,7 @@ def test_rejected_layer_arguments():
         layers.AttentionPooling(units=0)
 
 
-# -- LSTM (its arguments are wired by the recurrent layers' work; see the xfail reason) --------
+# -- LSTM -------------------------------------------------------------------------------------
 
 def _build_lstm(L, Input, Model, Reg, Con, dtype="float64"):
     x = Input(shape=(T, 3))
@@ -277,9 +277,6 @@ def _build_lstm(L, Input, Model, Reg, Con, dtype="float64"):
     return Model(x, L.Dense(2, kernel_regularizer="l2", dtype=dtype)(h))
 
 
-@pytest.mark.xfail(strict=True, reason="LSTM accepts kernel/recurrent/bias/activity regularizers "
-                   "and constraints but does not yet pass them to add_weight / Layer.__init__ "
-                   "(layers/rnn.py); the lead removes this mark when that wiring is merged")
 def test_regularised_lstm_trains_like_keras(keras64):
     keras = keras64
     rng = np.random.default_rng(5)

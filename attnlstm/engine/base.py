@@ -1067,9 +1067,6 @@ def check_time_mask(layer, argument, input_shape, mask_shape):
         raise shape_error(layer, argument, expected, mask_shape, hint)
 
 
-_RNN_TYPES = ("LSTM", "GRU", "SimpleRNN", "RNN")
-
-
 def producer_hint(layer, err, inputs):
     """Re-word a ShapeError with a hint about the layer that produced the offending input.
 
@@ -1088,7 +1085,7 @@ def producer_hint(layer, err, inputs):
     want = len(err.expected)
     hint = None
     pname = type(prod).__name__ if prod is not None else ""
-    if pname in _RNN_TYPES or pname == "Bidirectional":
+    if getattr(prod, "sequence_producer", False):   # RNN layers and Bidirectional
         rs = getattr(prod, "return_sequences", None)
         if want == len(got) + 1 and rs is False:
             hint = (f"the previous {pname} '{prod.name}' returns only its last output; "

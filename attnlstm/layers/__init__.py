@@ -12,12 +12,12 @@ from .pooling import (AveragePooling1D, AvgPool1D, GlobalAveragePooling1D, Globa
 from .regularization import SpatialDropout1D
 from .reshaping import (Cropping1D, Flatten, Permute, RepeatVector, Reshape, UpSampling1D,
                         ZeroPadding1D)
-from .rnn import LSTM
+from .rnn import GRU, LSTM, RNN, SimpleRNN
 from .vae import KLDivergence, Sampling
-from .wrappers import TimeDistributed
+from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
-    "Layer", "Input", "InputLayer", "Grads", "LSTM", "Dense", "TimeDistributed", "RepeatVector", "Flatten",
+    "Layer", "Input", "InputLayer", "Grads", "RNN", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "Dense", "TimeDistributed", "RepeatVector", "Flatten",
     "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Reshape", "Permute", "Concatenate", "Add",
     "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Dot", "Activation", "Softmax",
     "Masking", "Dropout", "Embedding", "Lambda", "Attention", "AdditiveAttention",

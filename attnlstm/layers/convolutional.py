@@ -123,13 +123,18 @@ def pass_mask_flags(layer, input_has_mask, output_structure):
 
 
 def serialize_object(obj):
-    """A config value for a regularizer or constraint: None, a name, or the class name and
-    config of an object."""
-    if obj is None or isinstance(obj, (str, int, float, dict)):
-        return obj
-    if hasattr(obj, "get_config"):
-        return {"class_name": type(obj).__name__, "config": obj.get_config()}
-    return getattr(obj, "__name__", obj)
+    """A regularizer's or constraint's config value in Keras' form (None stays None)."""
+    from .. import constraints, regularizers
+    if obj is None:
+        return None
+    if isinstance(obj, constraints.Constraint):
+        return constraints.serialize(obj)
+    if isinstance(obj, regularizers.Regularizer):
+        return regularizers.serialize(obj)
+    try:
+        return regularizers.serialize(regularizers.get(obj))
+    except (ValueError, TypeError):
+        return constraints.serialize(constraints.get(obj))
 
 
 def layer_kwargs(kwargs, activity_regularizer):

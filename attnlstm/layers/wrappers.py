@@ -1,10 +1,11 @@
-"""TimeDistributed: apply a layer to every timestep (``keras.layers.TimeDistributed``)."""
+"""Wrappers: TimeDistributed (apply a layer to every timestep) and Bidirectional (run a
+recurrent layer both ways), as ``keras.layers.TimeDistributed`` / ``keras.layers.Bidirectional``."""
 import numpy as np
 
-from ..engine.base import Grads, Layer
-from ..errors import shape_error
+from ..engine.base import Grads, Layer, add_grad
+from ..errors import ShapeError, shape_error
 
-__all__ = ["TimeDistributed"]
+__all__ = ["TimeDistributed", "Bidirectional"]
 
 
 class TimeDistributed(Layer):
@@ -87,3 +88,308 @@ class TimeDistributed(Layer):
         if isinstance(config.get("layer"), dict):
             config["layer"] = deserialize_keras_object(config["layer"])
         return cls(**config)
+
+_MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def _copy_rnn(layer, name, **changes):
+    """A new, unbuilt layer from `layer`'s config (Keras rebuilds its sub-layers this way)."""
+    cfg = dict(layer.get_config())
+    cfg.update(changes, name=name)
+    return type(layer).from_config(cfg)
+
+
+def _strip(name, prefix):
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+class Bidirectional(Layer):
+    """Runs a recurrent layer forwards and a copy backwards and merges the two
+    (Schuster & Paliwal 1997), Keras 3 ``keras.layers.Bidirectional``.
+
+    The forward layer is a new layer from `layer`'s config named ``forward_<name>``; the
+    backward one the same config with ``go_backwards=True`` named ``backward_<name>`` (or
+    `backward_layer`). Both get ``zero_output_for_mask = return_sequences`` as Keras forces it,
+    so with a mask the padded steps are 0 in both halves; the backward layer reads each sample
+    from its end, and since masked steps carry its zero state, its state at a real step only
+    depends on the sample's own (later) real steps: right padding stays at the end of the
+    merged output.
+
+    Args:
+        layer: an RNN layer (LSTM, GRU, SimpleRNN or a subclass of ``layers.RNN``).
+        merge_mode: "concat" (default; forward first), "sum", "mul", "ave" or None (a list
+            ``[forward, backward]``).
+        backward_layer: an RNN layer to use backwards (it must have ``go_backwards=True`` and
+            the same return_sequences / return_state / stateful as `layer`), or None.
+
+    Call arguments:
+        inputs: `(B, T, D)`; mask: `(B, T)`; training: dropout in the wrapped layers;
+        initial_state: the forward layer's states followed by the backward layer's.
+
+    Returns:
+        The merged output, `(B, T, 2H)` / `(B, 2H)` with concat, `(B, T, H)` / `(B, H)`
+        otherwise (a list of two with merge_mode=None); with return_state the list
+        ``[output, *forward_states, *backward_states]`` (LSTM: ``[out, h_fw, c_fw, h_bw,
+        c_bw]``). Backward outputs are flipped back to the input's time order.
+
+    Weights (``get_weights`` order): the forward layer's, then the backward layer's.
+
+    Raises:
+        ShapeError: `layer` (or `backward_layer`) is not a recurrent layer (with a hint), or the
+            inputs are not (batch, timesteps, features) (with a hint naming the producer).
+        ValueError: an unknown merge_mode; forward and backward layers that disagree.
+
+    Example:
+        >>> from attnlstm.layers import LSTM
+        >>> Bidirectional(LSTM(4, return_sequences=True))(np.zeros((2, 10, 3))).shape
+        (2, 10, 8)
+    """
+    supports_masking = True
+    sequence_producer = True
+
+    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
+        for arg, v in (("layer", layer), ("backward_layer", backward_layer)):
+            if v is None and arg == "backward_layer":
+                continue
+            if not _is_rnn(v):
+                what = (f"{type(v).__name__} '{v.name}'" if isinstance(v, Layer)
+                        else repr(v))
+                hint = ("wrap a recurrent layer, e.g. Bidirectional(LSTM(64, "
+                        "return_sequences=True)); for a layer applied at every timestep use "
+                        "TimeDistributed.")
+                raise ShapeError(
+                    f"Bidirectional: `{arg}` must be a recurrent layer (LSTM, GRU, SimpleRNN or "
+                    f"a subclass of layers.RNN) reading (batch, timesteps, features), got "
+                    f"{what}.\nHint: {hint}", layer="Bidirectional", argument=arg,
+                    expected="a recurrent layer", got=None, hint=hint)
+        if merge_mode not in _MERGE_MODES:
+            raise ValueError(f"Invalid merge mode. Received: {merge_mode}. Merge mode should be "
+                             f'one of {{"sum", "mul", "ave", "concat", None}}')
+        if weights is not None:
+            raise ValueError("Bidirectional: `weights=` is not supported; call set_weights() "
+                             f"after building. Received: weights of length {len(weights)}")
+        kwargs.setdefault("dtype", layer.dtype)
+        super().__init__(**kwargs)
+        self.forward_layer = _copy_rnn(layer, f"forward_{_strip(layer.name, 'forward_')}")
+        if backward_layer is None:
+            self.backward_layer = _copy_rnn(layer, f"backward_{_strip(layer.name, 'backward_')}",
+                                            go_backwards=not layer.go_backwards)
+            self._given_backward = False
+        else:
+            self.backward_layer = backward_layer
+            self._given_backward = True
+        fw, bw = self.forward_layer, self.backward_layer
+        if fw.go_backwards == bw.go_backwards:
+            raise ValueError(
+                f"Forward layer and backward layer should have different `go_backwards` value. "
+                f"Received: forward_layer.go_backwards {fw.go_backwards}, "
+                f"backward_layer.go_backwards={bw.go_backwards}")
+        for a in ("stateful", "return_sequences", "return_state"):
+            if getattr(fw, a) != getattr(bw, a):
+                raise ValueError(
+                    f'Forward layer and backward layer are expected to have the same value for '
+                    f'attribute "{a}", got "{getattr(fw, a)}" for forward layer and '
+                    f'"{getattr(bw, a)}" for backward layer')
+        for sub in (fw, bw):
+            sub.zero_output_for_mask = sub.return_sequences
+        self._track(fw)
+        self._track(bw)
+        self.merge_mode = merge_mode
+        self.stateful = fw.stateful
+        self.return_sequences = fw.return_sequences
+        self.return_state = fw.return_state
+
+    @property
+    def states(self):
+        fw, bw = self.forward_layer.states, self.backward_layer.states
+        return list(fw) + list(bw) if fw is not None and bw is not None else None
+
+    def reset_states(self, states=None):
+        """Clear both layers' states (or set them: forward states, then backward states)."""
+        if not self.stateful:
+            raise AttributeError(f"Bidirectional '{self.name}' is not stateful.")
+        if states is None:
+            self.forward_layer.reset_states()
+            self.backward_layer.reset_states()
+            return
+        n = len(self.forward_layer.state_names)
+        self.forward_layer.reset_states(list(states[:n]))
+        self.backward_layer.reset_states(list(states[n:]))
+
+    def compute_output_shape(self, input_shape):
+        try:
+            out = self.forward_layer.compute_output_shape(input_shape)
+        except ShapeError as err:
+            # name this layer, keep the inner layer's hint
+            raise shape_error(self, err.argument, err.expected, err.got, err.hint,
+                              fallback_hint=getattr(err, "fallback_hint", None)) from None
+        states = []
+        if self.return_state:
+            out, states = out[0], list(out[1:])
+        if self.merge_mode == "concat":
+            out = tuple(out[:-1]) + (out[-1] * 2,)
+        elif self.merge_mode is None:
+            out = [out, out]
+        if self.return_state:
+            bw = list(self.backward_layer.compute_output_shape(input_shape)[1:])
+            return (out if isinstance(out, list) else [out]) + states + bw
+        return out
+
+    def validate_call(self, input_shape, mask=None, initial_state=None, **kwarg_shapes):
+        if mask is not None:
+            self.forward_layer.validate_call(input_shape, mask=mask)
+        if initial_state is not None:
+            states = initial_state if isinstance(initial_state, list) else [initial_state]
+            n = len(self.forward_layer.state_names)
+            m = len(self.backward_layer.state_names)
+            if len(states) != n + m:
+                names = [f"{s}_fw" for s in self.forward_layer.state_names] + \
+                        [f"{s}_bw" for s in self.backward_layer.state_names]
+                raise shape_error(
+                    self, "initial_state", f"[{', '.join(names)}]",
+                    "[" + ", ".join(str(tuple(s)) for s in states) + "]",
+                    message=f"`initial_state` must list the forward layer's states, then the "
+                            f"backward layer's: [{', '.join(names)}], got {len(states)} "
+                            f"array{'s' if len(states) != 1 else ''}.")
+            self.forward_layer.validate_call(input_shape, initial_state=list(states[:n]))
+            self.backward_layer.validate_call(input_shape, initial_state=list(states[n:]))
+
+    def build(self, input_shape):
+        for sub in (self.forward_layer, self.backward_layer):
+            if not sub.built:
+                sub.build(input_shape)
+                sub.built = True
+        self.built = True
+
+    def compute_mask(self, inputs, mask=None):
+        if isinstance(mask, list):
+            mask = mask[0]
+        if self.return_sequences:
+            out = [mask, mask] if self.merge_mode is None else mask
+        else:
+            out = [None, None] if self.merge_mode is None else None
+        if self.return_state:
+            n = len(self.forward_layer.state_names) + len(self.backward_layer.state_names)
+            return (out if isinstance(out, list) else [out]) + [None] * n
+        return out
+
+    def compute_mask_flags(self, input_has_mask, output_structure):
+        flag = bool(input_has_mask) and self.return_sequences
+        out = [flag, flag] if self.merge_mode is None else flag
+        if self.return_state:
+            n = len(self.forward_layer.state_names) + len(self.backward_layer.state_names)
+            return (out if isinstance(out, list) else [out]) + [False] * n
+        return out
+
+    def call(self, inputs, mask=None, initial_state=None, training=False):
+        return self._run(inputs, mask, initial_state, training, record=False)[0]
+
+    def forward(self, inputs, mask=None, initial_state=None, training=False):
+        return self._run(inputs, mask, initial_state, training, record=True)
+
+    def _run(self, inputs, mask, initial_state, training, record):
+        fw, bw = self.forward_layer, self.backward_layer
+        fs = bs = None
+        if initial_state is not None:
+            st = list(initial_state) if isinstance(initial_state, (list, tuple)) \
+                else [initial_state]
+            n = len(fw.state_names)
+            fs, bs = st[:n], st[n:]
+        run = (lambda lay, s: lay.forward(inputs, mask=mask, initial_state=s, training=training)) \
+            if record else \
+            (lambda lay, s: (lay.call(inputs, mask=mask, initial_state=s, training=training), None))
+        y, fctx = run(fw, fs)
+        y_rev, bctx = run(bw, bs)
+        states = []
+        if self.return_state:
+            states = list(y[1:]) + list(y_rev[1:])
+            y, y_rev = y[0], y_rev[0]
+        if self.return_sequences:
+            y_rev = y_rev[:, ::-1]
+        mode = self.merge_mode
+        if mode == "concat":
+            out = np.concatenate([y, y_rev], axis=-1)
+        elif mode == "sum":
+            out = y + y_rev
+        elif mode == "ave":
+            out = (y + y_rev) / 2
+        elif mode == "mul":
+            out = y * y_rev
+        else:
+            out = [np.ascontiguousarray(y), np.ascontiguousarray(y_rev)]
+        if self.return_state:
+            out = (out if isinstance(out, list) else [out]) + states
+        ctx = (fctx, bctx, y, y_rev, fs is not None) if record else None
+        return out, ctx
+
+    def backward(self, ctx, d_outputs, need_input_grad=True):
+        fctx, bctx, y, y_rev, own_state = ctx
+        fw, bw = self.forward_layer, self.backward_layer
+        d = list(d_outputs) if isinstance(d_outputs, (list, tuple)) else [d_outputs]
+        n_out = 2 if self.merge_mode is None else 1
+        d_out, d_states = d[:n_out], d[n_out:]
+        mode = self.merge_mode
+        if mode is None:
+            dy, dyr = d_out
+        elif mode == "concat":
+            H = y.shape[-1]
+            dy, dyr = d_out[0][..., :H], d_out[0][..., H:]
+        elif mode == "sum":
+            dy = dyr = d_out[0]
+        elif mode == "ave":
+            dy = dyr = d_out[0] / 2
+        else:
+            dy, dyr = d_out[0] * y_rev, d_out[0] * y
+        if self.return_sequences:
+            dyr = dyr[:, ::-1]
+        dy, dyr = np.ascontiguousarray(dy), np.ascontiguousarray(dyr)
+        if self.return_state:
+            n = len(fw.state_names)
+            dy = [dy] + list(d_states[:n])
+            dyr = [dyr] + list(d_states[n:])
+        gf = fw.backward(fctx, dy, need_input_grad)
+        gb = bw.backward(bctx, dyr, need_input_grad)
+        weights = dict(gf.weights)
+        for v, g in gb.weights.items():
+            add_grad(weights, v, g)
+        dx = None
+        if gf.inputs is not None and gb.inputs is not None:
+            dx = gf.inputs + gb.inputs
+        kw = None
+        if own_state:
+            kw = {"initial_state": list(gf.kwargs["initial_state"]) +
+                  list(gb.kwargs["initial_state"])}
+        return Grads(dx, weights, kwargs=kw)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["merge_mode"] = self.merge_mode
+        cfg["layer"] = {"class_name": type(self.forward_layer).__name__,
+                        "config": self.forward_layer.get_config()}
+        if self._given_backward:
+            cfg["backward_layer"] = {"class_name": type(self.backward_layer).__name__,
+                                     "config": self.backward_layer.get_config()}
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        from . import rnn
+        config = dict(config)
+
+        def make(spec):
+            if isinstance(spec, Layer):
+                return spec
+            klass = getattr(rnn, spec["class_name"], None)
+            if klass is None:
+                raise ValueError(f"Bidirectional.from_config: unknown layer class "
+                                 f"{spec['class_name']!r}.")
+            return klass.from_config(spec["config"])
+        config["layer"] = make(config["layer"])
+        if config.get("backward_layer") is not None:
+            config["backward_layer"] = make(config["backward_layer"])
+        return cls(**config)
+
+
+def _is_rnn(obj):
+    from .rnn import RNN
+    return isinstance(obj, RNN)

@@ -16,7 +16,7 @@ Two kinds of functions live here:
 Every function takes array-likes, checks shapes (raising :class:`attnlstm.ShapeError`, a
 ``ValueError``) and returns NumPy arrays.
 
-Modules: :mod:`._checks` (shared argument checks), :mod:`.lstm`, :mod:`.attention`, :mod:`.mha`,
+Modules: :mod:`._checks` (shared argument checks), :mod:`.lstm`, :mod:`.gru`, :mod:`.attention`, :mod:`.mha`,
 :mod:`.vae` (the kernel families), :mod:`.core` (the Keras-named ops and their three modes).
 """
 from ._checks import float_dtype
@@ -24,6 +24,7 @@ from ._symbolic import KerasTensor
 from .core import *  # noqa: F401,F403  (the keras.ops names)
 from .core import __all__ as _core_all
 from .lstm import lstm, lstm_backward, lstm_forward
+from .gru import gru, gru_backward, gru_forward
 from .attention import (
     additive_attention, additive_attention_backward, additive_attention_forward,
     bahdanau_attention, bahdanau_attention_backward, bahdanau_attention_forward, bahdanau_keys,
@@ -37,7 +38,7 @@ from .vae import (
     sampling_forward)
 
 __all__ = [
-    "lstm", "lstm_forward", "lstm_backward", "float_dtype",
+    "lstm", "lstm_forward", "lstm_backward", "gru", "gru_forward", "gru_backward", "float_dtype",
     "sampling", "sampling_forward", "sampling_backward", "kl_divergence",
     "kl_divergence_backward", "reconstruction_loss", "reconstruction_loss_backward",
     "gaussian_nll", "gaussian_nll_backward",

@@ -563,7 +563,8 @@ def _reshape_rule(x, newshape):
     s = spec_of(x)
     newshape = (newshape,) if isinstance(newshape, (int, np.integer)) or newshape is None \
         else tuple(newshape)
-    newshape = tuple(None if (d is None or _is_sym(d)) else int(d) for d in newshape)
+    newshape = tuple(None if (d is None or type(d) is UnknownDim or _is_sym(d)) else int(d)
+                     for d in newshape)
     if builtins.sum(1 for d in newshape if d == -1) > 1:
         raise op_error(op, "newshape", newshape, f"`newshape` {newshape} has more than one -1.")
     # the batch axis (unknown size) maps to a None or -1 in the same leading position
@@ -832,7 +833,7 @@ def _pad_rule(x, pad_width, mode="constant", constant_values=None):
 
 def _broadcast_to_rule(x, shape):
     s = spec_of(x)
-    target = tuple(None if d is None else int(d) for d in shape)
+    target = tuple(None if (d is None or type(d) is UnknownDim) else int(d) for d in shape)
     nd = len(target)
     if nd < len(s.shape):
         raise op_error("broadcast_to", "shape", s.shape,
@@ -951,7 +952,8 @@ def _cast_rule(x, dtype):
 
 def _creation_rule(shape, dtype=None):
     shape = (shape,) if isinstance(shape, (int, np.integer)) or shape is None else tuple(shape)
-    shape = tuple(None if (d is None or _is_sym(d)) else int(d) for d in shape)
+    shape = tuple(None if (d is None or type(d) is UnknownDim or _is_sym(d)) else int(d)
+                  for d in shape)
     return Spec(shape, np.dtype(dtype or "float32").name, 0 if shape and shape[0] is None else None)
 
 
@@ -1224,7 +1226,7 @@ def reshape(x, newshape):
         ShapeError: a total size that cannot match, or a reshape that moves the batch axis.
     """
     if not isinstance(newshape, (int, np.integer)):
-        newshape = tuple(-1 if d is None else d for d in newshape)
+        newshape = tuple(-1 if (d is None or type(d) is UnknownDim) else d for d in newshape)
     if type(x) is _ND:
         return np.reshape(x, newshape)
     return anp.reshape(_array(x), newshape)
@@ -1330,10 +1332,33 @@ def cast(x, dtype):
     return np.asarray(x).astype(dt)
 
 
+class UnknownDim:
+    """An unknown size of a symbolic tensor, as ``ops.shape`` returns it while a layer is built
+    (e.g. the batch size): arithmetic on it gives another unknown size, and ops that take shapes
+    (``reshape``, ``zeros``, ``broadcast_to``, ...) read it as None."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "None"
+
+    def _same(self, other=None):
+        return self
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _same
+    __floordiv__ = __rfloordiv__ = __truediv__ = __rtruediv__ = __neg__ = _same
+
+    def __eq__(self, other):
+        return other is None or isinstance(other, UnknownDim)
+
+    __hash__ = object.__hash__
+
+
 def shape(x):
-    """The shape as a tuple (``keras.ops.shape``): ints, or None for unknown symbolic sizes."""
+    """The shape as a tuple (``keras.ops.shape``): ints, and for unknown symbolic sizes an
+    :class:`UnknownDim` (compares equal to None; arithmetic on it stays unknown)."""
     if isinstance(x, KerasTensor):
-        return x.shape
+        return tuple(UnknownDim() if d is None else d for d in x.shape)
     return tuple(np.shape(getval(_resolve(x))))
 
 
@@ -1346,7 +1371,7 @@ def size(x):
     """Number of elements (``keras.ops.size``); None when a symbolic size is unknown."""
     n = 1
     for d in shape(x):
-        if d is None:
+        if d is None or type(d) is UnknownDim:
             return None
         n *= d
     return n
@@ -1374,7 +1399,7 @@ def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
 def _creation(name, fill):
     def f(shape, dtype=None):
         shp = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-        if builtins.any(d is None for d in shp) or _is_sym(shp):
+        if builtins.any(d is None or type(d) is UnknownDim for d in shp) or _is_sym(shp):
             spec = _creation_rule(shp, dtype)
             return KerasTensor(spec.shape, spec.dtype, name=name, batch_axis=spec.batch)
         return np.full(shp, fill, dtype=dtype or "float32")

@@ -188,10 +188,11 @@ def _walk(obj, path, entries, visited):
             entries.append(_Entry(_join(path, rel), obj, list(variables),
                                   obj.name if not rel else rel.split("/")[-1]))
         return
-    if cls in _CELL_RNNS or getattr(obj, "_keras_cell_weights", False):
+    cell_name = getattr(obj, "keras_cell_name", None)   # RNN layers: Keras keeps weights in .cell
+    if cell_name or cls in _CELL_RNNS or getattr(obj, "_keras_cell_weights", False):
         entries.append(_Entry(path, obj, [], obj.name))
         entries.append(_Entry(_join(path, "cell"), obj, _own_variables(obj),
-                              f"{backend.to_snake_case(cls)}_cell"))
+                              cell_name or f"{backend.to_snake_case(cls)}_cell"))
         return
     if cls == "MultiHeadAttention":
         entries.append(_Entry(path, obj, [], obj.name))

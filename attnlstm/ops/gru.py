@@ -1,0 +1,287 @@
+"""The GRU as NumPy functions on the C kernel (Keras 3 ``keras.layers.GRU`` math).
+
+``gru`` (inference), ``gru_forward`` (keeps what the backward needs) and ``gru_backward``
+(backpropagation through time), in the manner of :func:`attnlstm.ops.lstm`.
+"""
+import numpy as np
+
+from .. import _core
+from .. import activations as _activations
+from ..errors import shape_error
+
+__all__ = ["gru", "gru_forward", "gru_backward"]
+
+
+def _dtype(dtype, *arrays):
+    if dtype is not None:
+        dt = np.dtype(dtype)
+        if dt not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64. Received: dtype={dtype!r}")
+        return dt
+    for a in arrays:
+        if isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64):
+            return a.dtype
+    return np.dtype(np.float32)
+
+
+def _as(a, dt):
+    return np.ascontiguousarray(a, dtype=dt)
+
+
+def _gate_mask(name, arg, mask, dt, B, n, axis):
+    """A (B, 3n) per-gate dropout mask [m_z|m_r|m_h] from (B, 3n) or a shared (B, n)."""
+    if mask is None:
+        return None
+    a = _as(mask, dt)
+    if a.ndim != 2 or a.shape[0] != B or a.shape[1] not in (n, 3 * n):
+        raise shape_error(name, arg, f"(batch, {axis}) = {(B, n)} or (batch, 3*{axis}) = "
+                                     f"{(B, 3 * n)}", a.shape,
+                          message=f"`{arg}` must have shape {(B, n)} (one mask for all gates) "
+                                  f"or {(B, 3 * n)} (one per gate [z, r, h]), got "
+                                  f"{tuple(a.shape)}.")
+    if a.shape[1] == n:
+        a = np.ascontiguousarray(np.concatenate([a, a, a], axis=1))
+    return a
+
+
+_ND = np.ndarray
+
+
+def _fast_codes(x, kernel, recurrent_kernel, bias, activation, recurrent_activation,
+                reset_after):
+    """The C call's activation codes when no conversion and no shape error is possible
+    (C-contiguous float32/float64 ndarrays of one dtype with consistent shapes, activations by
+    name), else None: the general path then converts, checks and words every error. Cheap
+    attribute tests only, for the per-call overhead of tiny calls."""
+    if not (type(x) is _ND and type(kernel) is _ND and type(recurrent_kernel) is _ND
+            and type(activation) is str and type(recurrent_activation) is str):
+        return None
+    dt = x.dtype
+    if dt.char not in "fd" or kernel.dtype != dt or recurrent_kernel.dtype != dt:
+        return None
+    xs, ws, us = x.shape, kernel.shape, recurrent_kernel.shape
+    if len(xs) != 3 or xs[1] < 1 or len(us) != 2 or len(ws) != 2:
+        return None
+    H = us[0]
+    if H < 1 or us[1] != 3 * H or ws != (xs[2], 3 * H):
+        return None
+    if not (x.flags.c_contiguous and kernel.flags.c_contiguous
+            and recurrent_kernel.flags.c_contiguous):
+        return None
+    if bias is not None and (type(bias) is not _ND or bias.dtype != dt
+                             or bias.shape != ((2, 3 * H) if reset_after else (3 * H,))
+                             or not bias.flags.c_contiguous):
+        return None
+    act = _activations.C_CODES.get(activation)
+    ract = _activations.C_CODES.get(recurrent_activation)
+    if act is None or ract is None:
+        return None
+    return act, ract
+
+
+def gru_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
+                activation="tanh", recurrent_activation="sigmoid", reset_after=True,
+                go_backwards=False, dtype=None, name="ops.gru", rec_mask=None, dp_mask=None,
+                save_gates=True, impl=0, threads=0):
+    """GRU forward over whole sequences, returning everything :func:`gru_backward` needs.
+
+    Same arguments as :func:`gru`, plus:
+
+    Args:
+        rec_mask: recurrent-dropout masks `(B, 3H)` (one per gate ``[z, r, h]``) or `(B, H)`
+            (shared), or None: gate k reads ``h_{t-1} * rec_mask_k`` in its recurrent product,
+            the carried state stays undropped (Keras 3 ``GRUCell`` implementation 1, which
+            ``recurrent_dropout > 0`` selects).
+        dp_mask: input-dropout masks `(B, 3D)` or `(B, D)`, or None: gate k reads
+            ``x_t * dp_mask_k``. (With dropout alone Keras applies one `(B, D)` mask to x.)
+        save_gates: keep the gates for the backward (False: inference, less memory).
+        impl: 0 automatic, 1 BLAS, 2 / 3 packed per-step products with AVX2 / AVX-512 (tests).
+        threads: 0 = attnlstm.set_num_threads' count where the call is large enough; n > 0
+            exactly n threads over the batch rows (tests). Results do not depend on it.
+
+    Returns:
+        A dict with ``outputs`` `(B, T, H)` (processing order, masked-output rule applied),
+        ``last_output`` `(B, H)`, ``h`` `(B, H)` (the final state), the saved buffers and the
+        converted inputs and options.
+
+    Raises:
+        ShapeError: an argument of the wrong shape (the message names it).
+        ValueError: an activation the kernel does not implement.
+    """
+    x_arr = np.asarray(x)
+    dt = _dtype(dtype, x_arr, np.asarray(kernel))
+    if x_arr.ndim != 3:
+        hint = ("a GRU reads whole sequences; add a time axis, e.g. x[:, None, :]."
+                if x_arr.ndim == 2 else None)
+        raise shape_error(name, "x", ("batch", "timesteps", "features"), x_arr.shape, hint)
+    B, T, D = x_arr.shape
+    if T == 0:
+        raise shape_error(name, "x", ("batch", "timesteps >= 1", D), x_arr.shape,
+                          "a GRU needs at least one timestep.")
+    W, U = _as(kernel, dt), _as(recurrent_kernel, dt)
+    if U.ndim != 2 or U.shape[0] < 1 or U.shape[1] != 3 * U.shape[0]:
+        raise shape_error(name, "recurrent_kernel", ("units", "3*units"), U.shape)
+    H = U.shape[0]
+    if W.shape != (D, 3 * H):
+        hint = None
+        if W.ndim == 2 and W.shape[1] == 3 * H:
+            hint = f"the kernel was made for {W.shape[0]} input features; x has {D}."
+        raise shape_error(name, "kernel", (D, 3 * H), W.shape, hint)
+    b = None
+    if bias is not None:
+        b = _as(bias, dt)
+        want = (2, 3 * H) if reset_after else (3 * H,)
+        if b.shape != want:
+            hint = None
+            if b.shape == (3 * H,) and reset_after:
+                hint = "reset_after=True (Keras' default) takes two bias rows (input, recurrent)."
+            elif b.shape == (2, 3 * H):
+                hint = "a (2, 3*units) bias belongs to reset_after=True."
+            raise shape_error(name, "bias", want, b.shape, hint)
+    h0 = None
+    if initial_state is not None:
+        st = initial_state
+        if isinstance(st, (list, tuple)):
+            if len(st) != 1:
+                raise shape_error(name, "initial_state", f"[h (batch, {H})]",
+                                  "[" + ", ".join(str(np.shape(s)) for s in st) + "]",
+                                  message=f"`initial_state` of a GRU is one (batch, {H}) array "
+                                          f"(or a list of one), got {len(st)}.")
+            st = st[0]
+        h0 = _as(st, dt)
+        if h0.shape != (B, H):
+            raise shape_error(name, "initial_state", (B, H), h0.shape)
+    m = None
+    if mask is not None:
+        m = np.asarray(mask)
+        if m.shape != (B, T):
+            raise shape_error(name, "mask", (B, T), m.shape,
+                              "a time mask has one entry per (sample, timestep).")
+        m = np.ascontiguousarray(m != 0)
+    r = _gate_mask(name, "rec_mask", rec_mask, dt, B, H, "units")
+    p = _gate_mask(name, "dp_mask", dp_mask, dt, B, D, "features")
+    act = _activations.c_code(activation, "activation")
+    ract = _activations.c_code(recurrent_activation, "recurrent_activation")
+    x_c = _as(x_arr, dt)
+    hs, out, gates, rh = _core.gru_forward(x_c, W, U, b, h0, m, act, ract, bool(reset_after),
+                                           bool(go_backwards), p, r, int(impl),
+                                           bool(save_gates), int(threads))
+    outputs = hs if out is None else out
+    return {
+        "outputs": outputs, "last_output": outputs[:, -1], "h": hs[:, -1], "hs": hs,
+        "gates": gates, "rh": rh, "x": x_c, "kernel": W, "recurrent_kernel": U, "bias": b,
+        "h0": h0, "mask": m, "rec_mask": r, "dp_mask": p, "activation": act,
+        "recurrent_activation": ract, "reset_after": bool(reset_after),
+        "go_backwards": bool(go_backwards), "impl": int(impl), "threads": int(threads),
+    }
+
+
+_SAVED_KEYS = ("hs", "gates", "rh", "x", "kernel", "recurrent_kernel", "bias", "h0", "mask",
+               "rec_mask", "dp_mask", "activation", "recurrent_activation", "reset_after",
+               "go_backwards")
+
+
+def gru_backward(saved, d_outputs=None, d_h=None, d_last_output=None, name="ops.gru_backward"):
+    """Gradients of a GRU forward (backpropagation through time, one C call).
+
+    Args:
+        saved: the dict returned by :func:`gru_forward` (unchanged).
+        d_outputs: `(B, T, H)` gradient w.r.t. ``saved["outputs"]``, or None.
+        d_h: `(B, H)` gradient w.r.t. the final state ``saved["h"]``, or None.
+        d_last_output: `(B, H)` gradient w.r.t. ``saved["last_output"]``, or None.
+
+    Masked steps pass the state gradient through and hand the output gradient to the previous
+    step's output; before a sample's first unmasked step the output is the constant 0.
+
+    Returns:
+        A dict: ``x`` `(B, T, D)` (w.r.t. the undropped x), ``kernel`` `(D, 3H)`,
+        ``recurrent_kernel`` `(H, 3H)`, ``bias`` (`(2, 3H)` or `(3H,)`, None without bias),
+        ``h0`` `(B, H)` (None without initial_state).
+
+    Raises:
+        ShapeError: an upstream gradient of the wrong shape.
+        ValueError: `saved` is not from :func:`gru_forward`, or was made with save_gates=False.
+    """
+    if not isinstance(saved, dict) or any(k not in saved for k in _SAVED_KEYS):
+        raise ValueError(f"{name}: `saved` must be the dict returned by ops.gru_forward.")
+    if saved["gates"] is None:
+        raise ValueError(f"{name}: `saved` comes from ops.gru_forward(..., save_gates=False), "
+                         f"which keeps no gates; run the forward with save_gates=True.")
+    hs = saved["hs"]
+    dt = hs.dtype
+    B, T, H = hs.shape
+    g = {}
+    for arg, v, shape in (("d_outputs", d_outputs, (B, T, H)),
+                          ("d_last_output", d_last_output, (B, H)), ("d_h", d_h, (B, H))):
+        if v is not None:
+            v = _as(v, dt)
+            if v.shape != shape:
+                hint = None
+                if arg == "d_outputs" and v.shape == (B, H):
+                    hint = ("for return_sequences=False pass the gradient of the last output "
+                            "as d_last_output.")
+                raise shape_error(name, arg, shape, v.shape, hint)
+        g[arg] = v
+    dx, dW, dU, db, dh0 = _core.gru_backward(
+        hs, saved["gates"], saved["rh"], saved["x"], saved["kernel"], saved["recurrent_kernel"],
+        h0=saved["h0"], mask=saved["mask"], dp_mask=saved["dp_mask"], rec_mask=saved["rec_mask"],
+        d_outputs=g["d_outputs"], d_last=g["d_last_output"], d_h=g["d_h"],
+        activation=saved["activation"], recurrent_activation=saved["recurrent_activation"],
+        reset_after=saved["reset_after"], go_backwards=saved["go_backwards"],
+        impl=saved.get("impl", 0), threads=saved.get("threads", 0))
+    return {"x": dx, "kernel": dW, "recurrent_kernel": dU,
+            "bias": db if saved["bias"] is not None else None,
+            "h0": dh0 if saved["h0"] is not None else None}
+
+
+def gru(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
+        activation="tanh", recurrent_activation="sigmoid", reset_after=True, go_backwards=False,
+        return_sequences=False, return_state=False, dtype=None):
+    """Gated recurrent unit over whole sequences (Keras 3 ``GRU`` math, one C call).
+
+    Gate order ``[z, r, h]`` (Cho et al. 2014; Keras ``keras.layers.GRU``)::
+
+        z = ra(x_t W_z + bx_z + h U_z + bh_z),  r = ra(x_t W_r + bx_r + h U_r + bh_r)
+        n = act(x_t W_h + bx_h + r * (h U_h + bh_h))        # reset_after=True
+        n = act(x_t W_h + bx_h + (r * h) U_h)                # reset_after=False (no bh)
+        h_t = z * h_{t-1} + (1 - z) * n
+
+    Args:
+        x: `(B, T, D)` inputs.
+        kernel: `(D, 3H)`; recurrent_kernel: `(H, 3H)`.
+        bias: `(2, 3H)` (rows bx, bh) with reset_after, `(3H,)` without, or None.
+        initial_state: h0 `(B, H)` (or ``[h0]``), or None for zeros.
+        mask: `(B, T)` booleans (True = keep) or None; a masked step carries h and repeats the
+            previous output (zeros before the first real step), as Keras on TF.
+        activation, recurrent_activation: "tanh", "sigmoid", "hard_sigmoid", "relu", "linear".
+        reset_after: Keras' default True (reset applied after the recurrent product).
+        go_backwards: process from the last step; outputs then in processing order.
+        return_sequences, return_state: as Keras (``[output, h]`` with return_state).
+        dtype: float32 or float64; default x's float dtype, else float32.
+
+    Returns:
+        `(B, H)` or `(B, T, H)`; with return_state the list ``[output, h]``.
+
+    Raises:
+        ShapeError: an argument of the wrong shape (the message names it).
+        ValueError: an activation the kernel does not implement.
+
+    Example:
+        >>> gru(np.ones((2, 10, 3)), np.zeros((3, 12)), np.zeros((4, 12))).shape
+        (2, 4)
+    """
+    if initial_state is None and mask is None and dtype is None:
+        codes = _fast_codes(x, kernel, recurrent_kernel, bias, activation, recurrent_activation,
+                            reset_after)
+        if codes is not None:
+            hs = _core.gru_forward(x, kernel, recurrent_kernel, bias, None, None, codes[0],
+                                   codes[1], bool(reset_after), bool(go_backwards), None, None,
+                                   0, False)[0]
+            out = hs if return_sequences else np.ascontiguousarray(hs[:, -1])
+            return [out, np.ascontiguousarray(hs[:, -1])] if return_state else out
+    r = gru_forward(x, kernel, recurrent_kernel, bias, initial_state, mask, activation,
+                    recurrent_activation, reset_after, go_backwards, dtype, save_gates=False)
+    out = r["outputs"] if return_sequences else np.ascontiguousarray(r["last_output"])
+    if return_state:
+        return [out, np.ascontiguousarray(r["h"])]
+    return out

@@ -1,0 +1,628 @@
+/*
+ * gru_impl.h -- GRU forward and backward (BPTT) over a whole sequence; part of the type
+ * template (al_real.h), compiled for float32 and float64 by gru.c.
+ *
+ * Keras 3 GRU semantics (keras/src/layers/rnn/gru.py, GRUCell.call), gate order [z, r, h],
+ * k in {z, r, h}, bx / bh the input / recurrent bias rows:
+ *   x_k = (x_t * p_k) W_k + bx_k
+ *   reset_after = 1 (Keras' default, bias (2, 3H)):
+ *     u_k = (h_{t-1} * q_k) U_k + bh_k
+ *     z = ra(x_z + u_z)   r = ra(x_r + u_r)   n = a(x_h + r * u_h)
+ *   reset_after = 0 (bias (3H,)):
+ *     z = ra(x_z + (h_{t-1} q_z) U_z)   r = ra(x_r + (h_{t-1} q_r) U_r)
+ *     n = a(x_h + (r * h_{t-1} * q_h) U_h)
+ *   h_t = z h_{t-1} + (1 - z) n                      (ra = recurrent_activation)
+ * Dropout (training only): p_k (B,D) and q_k (B,H) are per-gate masks fixed over time, as
+ * Keras 3.15.1 draws them with recurrent_dropout > 0 (GRUCell implementation 1, three masks
+ * each), given concatenated as dp_mask (B,3D) and rec_mask (B,3H); NULL means all ones. The
+ * carried state is the undropped h. (With dropout alone Keras uses one (B,D) mask on x: the
+ * caller multiplies it into x.)
+ * Masked step (mask[b,t] == 0): h is carried over, the output repeats the previous step's
+ * (zero before the sample's first unmasked step, as TF's CPU path).
+ * go_backwards: step s reads time t = T-1-s; step-indexed buffers are in processing order,
+ * gate buffers are indexed by time (like the LSTM's).
+ *
+ * Per step the recurrent products are small (B,H)x(H,NA) GEMMs on U packed once per call
+ * (lstm_pgemm.h's register-tile GEMM, where al_pg_choose prefers it to the BLAS); the input
+ * projection of all steps and the backward's weight and input gradients are large BLAS GEMMs
+ * outside the time loop.
+ */
+
+/* dst (B*T, D) = x (B*T, D) * p (B, [k D, (k+1) D)) broadcast over time; p row stride 3D. */
+static void AL_SFN(gru_drop_x)(real *dst, const real *x, const real *p, size_t k, size_t B,
+                               size_t T, size_t D) {
+    size_t b, t, j;
+    for (b = 0; b < B; b++) {
+        const real *pk = p + b * 3 * D + k * D;
+        for (t = 0; t < T; t++) {
+            const real *xr = x + (b * T + t) * D;
+            real *dr = dst + (b * T + t) * D;
+            for (j = 0; j < D; j++) dr[j] = xr[j] * pk[j];
+        }
+    }
+}
+
+/* C (M, N; ldc) = beta C + A (M, K; lda) Bm, Bm the (K, N) block of U at column c0 (row
+ * stride 3H), or its transpose (trans: Bm = U[:, c0:c0+K]^T, N = H rows of U): the per-step
+ * recurrent products. P is the same block packed (lstm_pgemm.h) or NULL for the BLAS. */
+static void AL_SFN(gru_prod)(int isa, const real *P, real *C, size_t ldc, const real *A,
+                             size_t lda, const real *U, size_t H, size_t c0, int trans, int beta,
+                             size_t M, size_t N, size_t K) {
+    if (M == 0) return;
+    if (P != NULL) {
+        AL_SFN(al_pg_gemm)(isa, C, ldc, A, lda, 1, P, 0, NULL, beta, M, N, K);
+    } else {
+        AL_GEMM(CblasRowMajor, CblasNoTrans, trans ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                (int)K, (real)1, A, (int)lda, U + c0, (int)(3 * H), beta ? (real)1 : (real)0,
+                C, (int)ldc);
+    }
+}
+
+/* Threads for a call (packed path only): each takes whole batch rows. nthreads is the budget
+ * (set_num_threads); forced (tests): use it whenever B allows; otherwise only from 5e8 flops
+ * of recurrent products, the LSTM's threshold (lstm_pgemm.h: al_lstm_split), below which a
+ * per-call thread costs more than it gains. */
+static int AL_SFN(gru_threads)(int nthreads, int forced, size_t B, size_t T, size_t H) {
+    const double flops = 6.0 * (double)B * (double)H * (double)H * (double)T;
+    int nt = nthreads < (int)B ? nthreads : (int)B;
+    if (nt <= 1 || (!forced && (flops < 5e8 || B < 4))) return 1;
+    return nt;
+}
+
+/* Everything a forward call's threads share (see gru_forward_impl). */
+typedef struct {
+    real *hs, *out, *gw, *rh, *tmp, *hd;
+    const real *h0, *rec_mask, *U, *bh, *PA, *PH;
+    const uint8_t *mask;
+    size_t B, T, H;
+    int activation, recurrent_activation, reset_after, go_backwards, isa;
+} AL_SFN(gru_fwd_ctx);
+
+/* The time loop for batch rows [b0, b1): each row's recurrence is independent, so threads
+ * split the rows and never meet inside the loop. */
+static void AL_SFN(gru_fwd_rows)(const AL_SFN(gru_fwd_ctx) *c, size_t b0, size_t b1) {
+    real *hs = c->hs, *out = c->out, *gw = c->gw, *rh = c->rh, *tmp = c->tmp, *hd = c->hd;
+    const real *h0 = c->h0, *rec_mask = c->rec_mask, *U = c->U, *bh = c->bh;
+    const real *PA = c->PA, *PH = c->PH;
+    const uint8_t *mask = c->mask;
+    const size_t T = c->T, H = c->H, G = 3 * H, M = b1 - b0;
+    const size_t NA = c->reset_after ? 3 * H : 2 * H;
+    const int activation = c->activation, recurrent_activation = c->recurrent_activation;
+    const int reset_after = c->reset_after, go_backwards = c->go_backwards, isa = c->isa;
+    size_t s, b, j, k;
+    if (M == 0) return;
+    for (s = 0; s < T; s++) {
+        const size_t t = go_backwards ? T - 1 - s : s;
+        const real *hprev = (s == 0) ? h0 : hs + (s - 1) * H;
+        const size_t ldh = (s == 0) ? H : T * H;
+        /* tmp (B, NA) = h_{t-1} U[:, :NA] (+ bh), per gate with rec_mask */
+        if (hprev == NULL) {
+            for (b = b0; b < b1; b++)
+                for (j = 0; j < NA; j++) tmp[b * G + j] = bh ? bh[j] : (real)0;
+        } else {
+            if (rec_mask == NULL) {
+                AL_SFN(gru_prod)(isa, PA, tmp + b0 * G, G, hprev + b0 * ldh, ldh, U, H, 0, 0, 0,
+                                 M, NA, H);
+            } else {
+                for (b = b0; b < b1; b++) {
+                    const real *hp = hprev + b * ldh, *q = rec_mask + b * G;
+                    for (k = 0; k < 3; k++)
+                        for (j = 0; j < H; j++) hd[b * G + k * H + j] = hp[j] * q[k * H + j];
+                }
+                for (k = 0; k < NA / H; k++) {
+                    AL_SFN(gru_prod)(isa, NULL, tmp + b0 * G + k * H, G, hd + b0 * G + k * H, G, U,
+                                     H, k * H, 0, 0, M, H, H);
+                }
+            }
+            if (bh != NULL) {
+                for (b = b0; b < b1; b++)
+                    for (j = 0; j < NA; j++) tmp[b * G + j] += bh[j];
+            }
+        }
+        /* z, r */
+        for (b = b0; b < b1; b++) {
+            real *g = gw + (b * T + t) * G;
+            const real *tb = tmp + b * G;
+            for (j = 0; j < 2 * H; j++) g[j] += tb[j];
+            AL_SFN(act_forward)(recurrent_activation, g, 2 * H);
+        }
+        if (!reset_after) {
+            /* hd (B,H) = r * h_{t-1} * q_h, then tmp_h = hd U_h */
+            if (hprev == NULL) {
+                for (b = b0; b < b1; b++)
+                    for (j = 0; j < H; j++) tmp[b * G + 2 * H + j] = (real)0;
+            } else {
+                for (b = b0; b < b1; b++) {
+                    const real *hp = hprev + b * ldh, *r = gw + (b * T + t) * G + H;
+                    const real *q = rec_mask ? rec_mask + b * G + 2 * H : NULL;
+                    real *d = hd + b * G + 2 * H;
+                    for (j = 0; j < H; j++) d[j] = r[j] * hp[j] * (q ? q[j] : (real)1);
+                }
+                AL_SFN(gru_prod)(isa, PH, tmp + b0 * G + 2 * H, G, hd + b0 * G + 2 * H, G, U, H,
+                                 2 * H, 0, 0, M, H, H);
+            }
+        }
+        /* n, h */
+        for (b = b0; b < b1; b++) {
+            real *g = gw + (b * T + t) * G;
+            const real *uh = tmp + b * G + 2 * H;
+            const real *hp = hprev ? hprev + b * ldh : NULL;
+            real *hn = hs + (b * T + s) * H;
+            const real *zz = g, *rr = g + H;
+            real *nn = g + 2 * H;
+            if (mask != NULL && !mask[b * T + t]) {
+                real *on = out + (b * T + s) * H;
+                for (j = 0; j < H; j++) {
+                    hn[j] = hp ? hp[j] : (real)0;
+                    on[j] = s > 0 ? on[j - H] : (real)0;
+                }
+                continue;
+            }
+            if (reset_after) {
+                if (rh != NULL) {
+                    real *sv = rh + (b * T + t) * H;
+                    for (j = 0; j < H; j++) sv[j] = uh[j];
+                }
+                for (j = 0; j < H; j++) nn[j] += rr[j] * uh[j];
+            } else {
+                for (j = 0; j < H; j++) nn[j] += uh[j];
+            }
+            AL_SFN(act_forward)(activation, nn, H);
+            if (hp != NULL) {
+                for (j = 0; j < H; j++) hn[j] = zz[j] * hp[j] + ((real)1 - zz[j]) * nn[j];
+            } else {
+                for (j = 0; j < H; j++) hn[j] = ((real)1 - zz[j]) * nn[j];
+            }
+            if (out != NULL) {
+                real *on = out + (b * T + s) * H;
+                for (j = 0; j < H; j++) on[j] = hn[j];
+            }
+        }
+    }
+}
+
+static void AL_SFN(gru_fwd_work)(void *arg, int tid, int nt) {
+    const AL_SFN(gru_fwd_ctx) *c = (const AL_SFN(gru_fwd_ctx) *)arg;
+    size_t b0, b1;
+    al_split(c->B, nt, tid, &b0, &b1);
+    AL_SFN(gru_fwd_rows)(c, b0, b1);
+}
+
+/*
+ * gru_forward: the whole sequence in one call.
+ *
+ * outputs   hs    (B,T,H)  h after each processing step s
+ *           out   (B,T,H)  layer output per step under the mask rule; NULL when mask is NULL
+ *                          (the output sequence is then hs)
+ * saved     gates (B,T,3H) indexed by time t: the activated [z, r, n] of the step that read
+ *                          x[:, t] (entries of masked steps unspecified), or NULL (inference)
+ *           rh    (B,T,H)  reset_after only: u_h (the recurrent product of the h block with
+ *                          its bias, before r multiplies it), by time; or NULL (inference)
+ * inputs    x (B,T,D), h0 (B,H) or NULL for zeros, mask (B,T) uint8 or NULL (nonzero = keep),
+ *           dp_mask (B,3D) or NULL, rec_mask (B,3H) or NULL
+ * weights   W (D,3H) kernel, U (H,3H) recurrent_kernel, bias (2,3H) if reset_after else
+ *           (3H), or NULL
+ * options   activation, recurrent_activation (AL_ACT_*), reset_after, go_backwards,
+ *           impl (0 automatic, 1 BLAS, 2/3 packed AVX2/AVX-512 as lstm_api.h),
+ *           nthreads, forced: thread budget (gru_threads); threads split the batch rows, and
+ *           every element is computed by the same operations whatever the split
+ * returns   AL_OK or AL_ERR_NOMEM
+ */
+int AL_FN(gru_forward_impl)(real *hs, real *out, real *gates, real *rh,
+                            const real *x, const real *h0, const uint8_t *mask,
+                            const real *dp_mask, const real *rec_mask,
+                            const real *W, const real *U, const real *bias,
+                            size_t B, size_t T, size_t D, size_t H,
+                            int activation, int recurrent_activation, int reset_after,
+                            int go_backwards, int impl, int nthreads, int forced) {
+    const size_t G = 3 * H, NA = reset_after ? 3 * H : 2 * H;
+    const real *bx = bias, *bh = (bias != NULL && reset_after) ? bias + G : NULL;
+    int isa = AL_PG_NONE;
+    size_t nws, np = 0, s, j, k;
+    real *ws, *gw, *tmp, *hd, *xd, *PA = NULL, *PH = NULL;
+
+    if (B == 0 || T == 0) return AL_OK;
+    if (rec_mask == NULL) isa = al_pg_choose(impl, B, T);
+    if (isa != AL_PG_NONE) {
+        np = AL_SFN(al_pg_size)(isa, H, NA) + (reset_after ? 0 : AL_SFN(al_pg_size)(isa, H, H));
+    }
+    /* gates (if not saved) | tmp (B,3H) | hd (B,3H) | xd (B*T,D) with dp_mask | packed U */
+    nws = (gates == NULL ? B * T * G : 0) + 2 * B * G + (dp_mask ? B * T * D : 0) + np;
+    ws = (real *)al_alloc_large(nws * sizeof(real));
+    if (ws == NULL) return AL_ERR_NOMEM;
+    gw = gates != NULL ? gates : ws;
+    tmp = ws + (gates == NULL ? B * T * G : 0);
+    hd = tmp + B * G;
+    xd = hd + B * G;
+    if (isa != AL_PG_NONE) {
+        PA = xd + (dp_mask ? B * T * D : 0);
+        AL_SFN(al_pg_pack)(isa, PA, U, G, 0, H, NA);
+        if (!reset_after) {
+            PH = PA + AL_SFN(al_pg_size)(isa, H, NA);
+            AL_SFN(al_pg_pack)(isa, PH, U + 2 * H, G, 0, H, H);
+        }
+    }
+
+    /* input projection of every step: gw (B*T, 3H) = x W (+ bx) */
+    if (D == 0) {
+        for (j = 0; j < B * T * G; j++) gw[j] = (real)0;
+    } else if (dp_mask == NULL) {
+        AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)G, (int)D,
+                (real)1, x, (int)D, W, (int)G, (real)0, gw, (int)G);
+    } else {
+        for (k = 0; k < 3; k++) {
+            AL_SFN(gru_drop_x)(xd, x, dp_mask, k, B, T, D);
+            AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)H, (int)D,
+                    (real)1, xd, (int)D, W + k * H, (int)G, (real)0, gw + k * H, (int)G);
+        }
+    }
+    if (bx != NULL) {
+        for (s = 0; s < B * T; s++) {
+            real *row = gw + s * G;
+            for (j = 0; j < G; j++) row[j] += bx[j];
+        }
+    }
+
+    {
+        AL_SFN(gru_fwd_ctx) c;
+        int nt = 1;
+        c.hs = hs; c.out = out; c.gw = gw; c.rh = rh; c.tmp = tmp; c.hd = hd;
+        c.h0 = h0; c.rec_mask = rec_mask; c.U = U; c.bh = bh; c.PA = PA; c.PH = PH;
+        c.mask = mask; c.B = B; c.T = T; c.H = H;
+        c.activation = activation; c.recurrent_activation = recurrent_activation;
+        c.reset_after = reset_after; c.go_backwards = go_backwards; c.isa = isa;
+        /* threads only on the packed path (no BLAS inside the team) */
+        if (isa != AL_PG_NONE) nt = AL_SFN(gru_threads)(nthreads, forced, B, T, H);
+        al_team_go(nt, AL_SFN(gru_fwd_work), &c, NULL);
+    }
+    free(ws);
+    return AL_OK;
+}
+
+int AL_FN(gru_forward)(real *hs, real *out, real *gates, real *rh,
+                       const real *x, const real *h0, const uint8_t *mask,
+                       const real *dp_mask, const real *rec_mask,
+                       const real *W, const real *U, const real *bias,
+                       size_t B, size_t T, size_t D, size_t H,
+                       int activation, int recurrent_activation, int reset_after,
+                       int go_backwards) {
+    return AL_FN(gru_forward_impl)(hs, out, gates, rh, x, h0, mask, dp_mask, rec_mask, W, U,
+                                   bias, B, T, D, H, activation, recurrent_activation,
+                                   reset_after, go_backwards, 0, 1, 0);
+}
+
+/* The elementwise part of one backward step for one sample (see gru_backward): from dh (the
+ * gradient w.r.t. h_s, output gradients included), the activated gates g = [z, r, n], uh (the
+ * saved u_h; reset_after only) and hp = h_{t-1} (NULL for zeros), writes dzx = [dz, dr, dn]
+ * (dr only with reset_after; without it the caller adds dr after the U_h^T product), dzh (the
+ * recurrent product's gradients; reset_after only) and di = dh z. Specialised for
+ * (tanh, sigmoid) so that the loop vectorises. */
+static inline __attribute__((always_inline)) void AL_SFN(gru_bwd_cell_body)(
+    real *dzx, real *dzh, real *di, const real *dh, const real *g, const real *uh,
+    const real *hp, size_t H, int reset_after, int act, int ract) {
+    const real *zz = g, *rr = g + H, *nn = g + 2 * H;
+    size_t j;
+    for (j = 0; j < H; j++) {
+        const real d = dh[j], hpj = hp ? hp[j] : (real)0;
+        const real dn = d * ((real)1 - zz[j]) * AL_SFN(act_deriv)(act, nn[j]);
+        const real dz = d * (hpj - nn[j]) * AL_SFN(act_deriv)(ract, zz[j]);
+        dzx[j] = dz;
+        dzx[2 * H + j] = dn;
+        di[j] = d * zz[j];
+        if (reset_after) {
+            const real dr = dn * uh[j] * AL_SFN(act_deriv)(ract, rr[j]);
+            dzx[H + j] = dr;
+            dzh[j] = dz;
+            dzh[H + j] = dr;
+            dzh[2 * H + j] = dn * rr[j];
+        }
+    }
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void AL_SFN(gru_bwd_cell)(real *dzx, real *dzh, real *di, const real *dh, const real *g,
+                                 const real *uh, const real *hp, size_t H, int reset_after,
+                                 int act, int ract) {
+    if (act == AL_ACT_TANH && ract == AL_ACT_SIGMOID && hp != NULL) {
+        if (reset_after) {
+            AL_SFN(gru_bwd_cell_body)(dzx, dzh, di, dh, g, uh, hp, H, 1, AL_ACT_TANH,
+                                      AL_ACT_SIGMOID);
+        } else {
+            AL_SFN(gru_bwd_cell_body)(dzx, dzh, di, dh, g, uh, hp, H, 0, AL_ACT_TANH,
+                                      AL_ACT_SIGMOID);
+        }
+    } else {
+        AL_SFN(gru_bwd_cell_body)(dzx, dzh, di, dh, g, uh, hp, H, reset_after, act, ract);
+    }
+}
+
+/* Everything a backward call's threads share (see gru_backward_impl). */
+typedef struct {
+    real *dZx, *dZh, *dh, *dcar, *dir, *tmp;
+    const real *hs, *gates, *rh, *h0, *rec_mask, *d_out, *d_last, *U, *QA, *QH;
+    const uint8_t *mask;
+    size_t B, T, H;
+    int act, ract, reset_after, go_backwards, isa;
+} AL_SFN(gru_bwd_ctx);
+
+/* The backward time loop for batch rows [b0, b1) (independent rows, as the forward's). */
+static void AL_SFN(gru_bwd_rows)(const AL_SFN(gru_bwd_ctx) *c, size_t b0, size_t b1) {
+    real *dZx = c->dZx, *dZh = c->dZh, *dh = c->dh, *dcar = c->dcar, *dir = c->dir;
+    real *tmp = c->tmp;
+    const real *hs = c->hs, *gates = c->gates, *rh = c->rh, *h0 = c->h0;
+    const real *rec_mask = c->rec_mask, *d_out = c->d_out, *d_last = c->d_last, *U = c->U;
+    const real *QA = c->QA, *QH = c->QH;
+    const uint8_t *mask = c->mask;
+    const size_t T = c->T, H = c->H, G = 3 * H, M = b1 - b0;
+    const size_t NA = c->reset_after ? 3 * H : 2 * H;
+    const int act = c->act, ract = c->ract, reset_after = c->reset_after;
+    const int go_backwards = c->go_backwards, isa = c->isa;
+    size_t s, b, j, k;
+    if (M == 0) return;
+    for (s = T; s-- > 0;) {
+        const size_t t = go_backwards ? T - 1 - s : s;
+        const real *hprev = (s == 0) ? h0 : hs + (s - 1) * H;
+        const size_t ldh = (s == 0) ? H : T * H;
+        /* elementwise: dZx, dZh rows of time t; dir = dh z (the direct path) */
+        for (b = b0; b < b1; b++) {
+            real *dzx = dZx + (b * T + t) * G, *dzh = dZh + (b * T + t) * G;
+            real *dhb = dh + b * H, *dc = dcar + b * H, *di = dir + b * H;
+            const real *dob = d_out ? d_out + (b * T + s) * H : NULL;
+            const real *dlb = (d_last && s == T - 1) ? d_last + b * H : NULL;
+            const real *g = gates + (b * T + t) * G;
+            const real *hp = hprev ? hprev + b * ldh : NULL;
+            if (mask != NULL && !mask[b * T + t]) {
+                for (j = 0; j < H; j++)
+                    dc[j] += (dob ? dob[j] : (real)0) + (dlb ? dlb[j] : (real)0);
+                for (j = 0; j < G; j++) dzx[j] = (real)0;
+                if (reset_after)
+                    for (j = 0; j < G; j++) dzh[j] = (real)0;
+                continue;
+            }
+            for (j = 0; j < H; j++) {
+                real d = dhb[j] + dc[j];
+                if (dob) d += dob[j];
+                if (dlb) d += dlb[j];
+                dhb[j] = d;
+                dc[j] = (real)0;
+            }
+            AL_SFN(gru_bwd_cell)(dzx, dzh, di, dhb, g, reset_after ? rh + (b * T + t) * H : NULL,
+                                 hp, H, reset_after, act, ract);
+        }
+        if (!reset_after) {
+            /* e = dn U_h^T -> tmp[:, 2H:]; dr and the reset path into dir */
+            AL_SFN(gru_prod)(isa, QH, tmp + b0 * G + 2 * H, G, dZx + (b0 * T + t) * G + 2 * H,
+                             T * G, U, H, 2 * H, 1, 0, M, H, H);
+            for (b = b0; b < b1; b++) {
+                real *dzx = dZx + (b * T + t) * G, *di = dir + b * H;
+                const real *g = gates + (b * T + t) * G, *e = tmp + b * G + 2 * H;
+                const real *hp = hprev ? hprev + b * ldh : NULL;
+                const real *q = rec_mask ? rec_mask + b * G + 2 * H : NULL;
+                if (mask != NULL && !mask[b * T + t]) continue;
+                for (j = 0; j < H; j++) {
+                    const real qh = q ? q[j] : (real)1, hpj = hp ? hp[j] : (real)0;
+                    dzx[H + j] = e[j] * hpj * qh * AL_SFN(act_deriv)(ract, g[H + j]);
+                    di[j] += e[j] * g[H + j] * qh;
+                }
+            }
+        }
+        /* dh_{t-1} = dir + sum_k (dZh_k U_k^T) q_k over the NA columns */
+        if (rec_mask == NULL) {
+            AL_SFN(gru_prod)(isa, QA, tmp + b0 * G, G, dZh + (b0 * T + t) * G, T * G, U, H, 0, 1,
+                             0, M, H, NA);
+            for (b = b0; b < b1; b++) {
+                real *dhb = dh + b * H;
+                const real *di = dir + b * H, *tb = tmp + b * G;
+                if (mask != NULL && !mask[b * T + t]) continue;
+                for (j = 0; j < H; j++) dhb[j] = di[j] + tb[j];
+            }
+        } else {
+            for (k = 0; k < NA / H; k++) {
+                AL_SFN(gru_prod)(isa, NULL, tmp + b0 * G + k * H, G, dZh + (b0 * T + t) * G + k * H,
+                                 T * G, U, H, k * H, 1, 0, M, H, H);
+            }
+            for (b = b0; b < b1; b++) {
+                real *dhb = dh + b * H;
+                const real *di = dir + b * H, *tb = tmp + b * G, *q = rec_mask + b * G;
+                if (mask != NULL && !mask[b * T + t]) continue;
+                for (j = 0; j < H; j++) {
+                    real v = di[j];
+                    for (k = 0; k < NA / H; k++) v += tb[k * H + j] * q[k * H + j];
+                    dhb[j] = v;
+                }
+            }
+        }
+    }
+
+}
+
+static void AL_SFN(gru_bwd_work)(void *arg, int tid, int nt) {
+    const AL_SFN(gru_bwd_ctx) *c = (const AL_SFN(gru_bwd_ctx) *)arg;
+    size_t b0, b1;
+    al_split(c->B, nt, tid, &b0, &b1);
+    AL_SFN(gru_bwd_rows)(c, b0, b1);
+}
+
+/*
+ * gru_backward: backpropagation through time, inverting gru_forward.
+ *
+ * outputs   dx (B,T,D) (w.r.t. the x given to the forward, before dp_mask), dW (D,3H),
+ *           dU (H,3H), db (2,3H) if reset_after else (3H) (computed whether or not the forward
+ *           had a bias), dh0 (B,H) (also when the forward's h0 was NULL)
+ * saved     hs (B,T,H), gates (B,T,3H), rh (B,T,H) (reset_after) from gru_forward
+ * inputs    x, h0, mask, dp_mask, rec_mask: exactly the forward's
+ *           d_out (B,T,H) upstream gradient w.r.t. the output sequence (processing order,
+ *           after the mask rule), or NULL; d_last (B,H) w.r.t. the output of step T-1, or
+ *           NULL; d_hT (B,H) w.r.t. the final h, or NULL
+ * weights   W (D,3H), U (H,3H)
+ * returns   AL_OK or AL_ERR_NOMEM
+ *
+ * Per step s (time t), for an unmasked sample, dh the gradient w.r.t. h_s (incl. output):
+ *   dn = dh (1-z) a'(n) ;  dz = dh (h_{t-1} - n) ra'(z)
+ *   reset_after:  dr = dn u_h ra'(r),  du_h = dn r ;  dh_{t-1} = dh z + sum_k (du_k U_k^T) q_k
+ *                 with du = [dz, dr, du_h]
+ *   else:         e = dn U_h^T ;  dr = e (h_{t-1} q_h) ra'(r) ;
+ *                 dh_{t-1} = dh z + e r q_h + sum_{k=z,r} (dk U_k^T) q_k
+ * A masked sample passes dh through and moves its output gradient one step back (out_s =
+ * out_{s-1}); before the first unmasked step the output is the constant 0.
+ * After the loop: dU_k = Hd_k^T dU_k-rows (Hd = the rows that met U_k in the forward),
+ * dW_k = (X p_k)^T dX_k, dX = sum_k (dX_k W_k^T) p_k, db = column sums.
+ */
+int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
+                             const real *hs, const real *gates, const real *rh,
+                             const real *x, const real *h0, const uint8_t *mask,
+                             const real *dp_mask, const real *rec_mask,
+                             const real *d_out, const real *d_last, const real *d_hT,
+                             const real *W, const real *U,
+                             size_t B, size_t T, size_t D, size_t H,
+                             int activation, int recurrent_activation, int reset_after,
+                             int go_backwards, int impl, int nthreads, int forced) {
+    const size_t G = 3 * H, BT = B * T, NA = reset_after ? 3 * H : 2 * H;
+    const size_t HW = (rec_mask != NULL || !reset_after) ? G : H;   /* Hd row width */
+    const int act = activation, ract = recurrent_activation;
+    int isa = AL_PG_NONE;
+    size_t nws, np = 0, s, b, j, k;
+    real *ws, *dZx, *dZh, *Hd, *dh, *dcar, *dir, *tmp, *xd, *QA = NULL, *QH = NULL;
+
+    for (j = 0; j < D * G; j++) dW[j] = (real)0;
+    for (j = 0; j < H * G; j++) dU[j] = (real)0;
+    for (j = 0; j < (reset_after ? 2 : 1) * G; j++) db[j] = (real)0;
+    if (B == 0 || T == 0) {
+        for (j = 0; j < B * H; j++) dh0[j] = (real)0;
+        for (j = 0; j < B * T * D; j++) dx[j] = (real)0;
+        return AL_OK;
+    }
+    if (rec_mask == NULL) isa = al_pg_choose(impl, B, T);
+    if (isa != AL_PG_NONE) {
+        np = AL_SFN(al_pg_size)(isa, NA, H) + (reset_after ? 0 : AL_SFN(al_pg_size)(isa, H, H));
+    }
+    /* dZx (BT,3H) | dZh (BT,3H) reset_after | Hd (BT,HW) | dcar, dir (B,H) | tmp (B,3H) |
+     * xd (BT,D) with dp_mask | packed U^T blocks */
+    nws = BT * G + (reset_after ? BT * G : 0) + BT * HW + 2 * B * H + B * G +
+          (dp_mask ? BT * D : 0) + np;
+    ws = (real *)al_alloc_large(nws * sizeof(real));
+    if (ws == NULL) return AL_ERR_NOMEM;
+    dZx = ws;
+    dZh = reset_after ? dZx + BT * G : dZx;
+    Hd = (reset_after ? dZh + BT * G : dZx + BT * G);
+    dcar = Hd + BT * HW;
+    dir = dcar + B * H;
+    tmp = dir + B * H;
+    xd = tmp + B * G;
+    if (isa != AL_PG_NONE) {
+        QA = xd + (dp_mask ? BT * D : 0);
+        /* QA = U[:, :NA]^T (NA, H); QH = U_h^T (H, H) */
+        AL_SFN(al_pg_pack)(isa, QA, U, G, 1, NA, H);
+        if (!reset_after) {
+            QH = QA + AL_SFN(al_pg_size)(isa, NA, H);
+            AL_SFN(al_pg_pack)(isa, QH, U + 2 * H, G, 1, H, H);
+        }
+    }
+    dh = dh0;
+    for (j = 0; j < B * H; j++) {
+        dh[j] = d_hT ? d_hT[j] : (real)0;
+        dcar[j] = (real)0;
+    }
+
+    {
+        AL_SFN(gru_bwd_ctx) c;
+        int nt = 1;
+        c.dZx = dZx; c.dZh = dZh; c.dh = dh; c.dcar = dcar; c.dir = dir; c.tmp = tmp;
+        c.hs = hs; c.gates = gates; c.rh = rh; c.h0 = h0; c.rec_mask = rec_mask;
+        c.d_out = d_out; c.d_last = d_last; c.U = U; c.QA = QA; c.QH = QH; c.mask = mask;
+        c.B = B; c.T = T; c.H = H; c.act = act; c.ract = ract; c.reset_after = reset_after;
+        c.go_backwards = go_backwards; c.isa = isa;
+        if (isa != AL_PG_NONE) nt = AL_SFN(gru_threads)(nthreads, forced, B, T, H);
+        al_team_go(nt, AL_SFN(gru_bwd_work), &c, NULL);
+    }
+
+    /* Hd rows (time order): the rows that met U in the forward */
+    for (b = 0; b < B; b++) {
+        for (s = 0; s < T; s++) {
+            const size_t t = go_backwards ? T - 1 - s : s;
+            const real *hp = (s == 0) ? (h0 ? h0 + b * H : NULL) : hs + (b * T + s - 1) * H;
+            const real *q = rec_mask ? rec_mask + b * G : NULL;
+            const real *r = gates + (b * T + t) * G + H;
+            real *dst = Hd + (b * T + t) * HW;
+            if (hp == NULL) {
+                for (j = 0; j < HW; j++) dst[j] = (real)0;
+                continue;
+            }
+            for (k = 0; k < HW / H; k++) {
+                for (j = 0; j < H; j++) {
+                    real v = hp[j];
+                    if (q) v *= q[k * H + j];
+                    if (k == 2 && !reset_after) v *= r[j];
+                    dst[k * H + j] = v;
+                }
+            }
+        }
+    }
+    /* dU */
+    if (HW == H) {
+        AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)G, (int)BT, (real)1, Hd,
+                (int)H, dZh, (int)G, (real)0, dU, (int)G);
+    } else {
+        for (k = 0; k < 3; k++) {
+            AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)H, (int)BT, (real)1,
+                    Hd + k * H, (int)HW, dZh + k * H, (int)G, (real)0, dU + k * H, (int)G);
+        }
+    }
+    /* dW, dx */
+    if (D > 0 && dp_mask == NULL) {
+        AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)G, (int)BT, (real)1, x,
+                (int)D, dZx, (int)G, (real)0, dW, (int)G);
+        AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BT, (int)D, (int)G, (real)1, dZx,
+                (int)G, W, (int)G, (real)0, dx, (int)D);
+    } else if (D > 0) {
+        for (k = 0; k < 3; k++) {
+            AL_SFN(gru_drop_x)(xd, x, dp_mask, k, B, T, D);
+            AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)H, (int)BT, (real)1,
+                    xd, (int)D, dZx + k * H, (int)G, (real)0, dW + k * H, (int)G);
+            AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BT, (int)D, (int)H, (real)1,
+                    dZx + k * H, (int)G, W + k * H, (int)G, (real)0, xd, (int)D);
+            for (b = 0; b < B; b++) {
+                const real *pk = dp_mask + b * 3 * D + k * D;
+                for (s = 0; s < T; s++) {
+                    real *dxr = dx + (b * T + s) * D;
+                    const real *xr = xd + (b * T + s) * D;
+                    if (k == 0) {
+                        for (j = 0; j < D; j++) dxr[j] = xr[j] * pk[j];
+                    } else {
+                        for (j = 0; j < D; j++) dxr[j] += xr[j] * pk[j];
+                    }
+                }
+            }
+        }
+    }
+    /* db: input row, then the recurrent row (reset_after) */
+    for (s = 0; s < BT; s++) {
+        const real *row = dZx + s * G;
+        for (j = 0; j < G; j++) db[j] += row[j];
+    }
+    if (reset_after) {
+        for (s = 0; s < BT; s++) {
+            const real *row = dZh + s * G;
+            for (j = 0; j < G; j++) db[G + j] += row[j];
+        }
+    }
+    free(ws);
+    return AL_OK;
+}
+
+int AL_FN(gru_backward)(real *dx, real *dW, real *dU, real *db, real *dh0,
+                        const real *hs, const real *gates, const real *rh,
+                        const real *x, const real *h0, const uint8_t *mask,
+                        const real *dp_mask, const real *rec_mask,
+                        const real *d_out, const real *d_last, const real *d_hT,
+                        const real *W, const real *U,
+                        size_t B, size_t T, size_t D, size_t H,
+                        int activation, int recurrent_activation, int reset_after,
+                        int go_backwards) {
+    return AL_FN(gru_backward_impl)(dx, dW, dU, db, dh0, hs, gates, rh, x, h0, mask, dp_mask,
+                                    rec_mask, d_out, d_last, d_hT, W, U, B, T, D, H,
+                                    activation, recurrent_activation, reset_after,
+                                    go_backwards, 0, 1, 0);
+}
