@@ -338,7 +338,12 @@ static int al_take(const al_spec *s, al_letters *L, al_call *c, PyArrayObject **
     const al_arg *a = &s->args[i];
     PyObject *x = obj[i];
     int early;
-    if ((x == NULL || x == Py_None) && (a->flags & (AL_NONE | AL_DEF))) return 0;
+    if ((x == NULL || x == Py_None) && (a->flags & (AL_NONE | AL_DEF))) {
+        if (!(a->flags & AL_NONE) || al_picked(s, c, i) != 0) return 0;
+        PyErr_Format(PyExc_ValueError, "%s: `%s` is required with `%s`, got None.", s->name,
+                     a->name, a->pick);
+        return -1;
+    }
     early = x != NULL && PyArray_Check(x);
     if (early && a->type != 'b' && PyArray_TYPE((PyArrayObject *)x) != c->typenum) early = 0;
     if (early && (al_unify(s, c, L, i, (PyArrayObject *)x) < 0 ||
@@ -369,10 +374,14 @@ static int al_output(const al_spec *s, const al_letters *L, al_call *c, PyArrayO
     al_tok toks[AL_MAXDIM];
     npy_intp dims[AL_MAXDIM];
     int n, k, t = a->type == 'b' ? NPY_BOOL : c->typenum;
-    if (a->when) {
-        int neg = a->when[0] == '!', j = al_find(s, a->when + neg, (int)strlen(a->when + neg));
-        if (j < 0) return al_spec_bug(s->name, "unknown", a->when);
-        if ((s->args[j].role == AL_OPT ? c->iv[j] != 0 : arr[j] != NULL) == neg) return 0;
+    {   /* every condition of `when` ("a&!b") must hold */
+        const char *p = a->when, *item;
+        int len;
+        while (al_next(&p, "&", &item, &len)) {
+            int neg = item[0] == '!', j = al_find(s, item + neg, len - neg);
+            if (j < 0) return al_spec_bug(s->name, "unknown", a->when);
+            if ((s->args[j].role == AL_OPT ? c->iv[j] != 0 : arr[j] != NULL) == neg) return 0;
+        }
     }
     {   /* its shape, or the alternative `pick` selects */
         const char *p = a->shape, *item;

@@ -40,8 +40,10 @@ enum al_role {
  * `shape`: comma-separated tokens [m]Letter[+c] or integers ("B,T,4H", "2K+1,HS", "" for a
  * scalar); arrays accepting two ranks list both: "B,Tq,Tv|B,NH,Tq,Tv". For an int option,
  * the letter it sets. `when` (outputs): allocated only when that argument is given (array)
- * or true (option), "!name" for the opposite; else returned as None.
+ * or true (option), "!name" for the opposite, "a&b" for both; else returned as None.
  * `lo`..`hi` (options, when lo < hi): the accepted range, described by `choices` if set.
+ * `pick` (arrays with two shapes "A|B"): this option true picks A, false B; an AL_NONE array
+ * with a pick is then required (not None) when the option is true.
  */
 typedef struct {
     const char *name;
@@ -52,7 +54,7 @@ typedef struct {
     const char *when;
     double def, lo, hi;
     const char *choices;
-    const char *pick;   /* arrays with two shapes "A|B": this option true picks A, false B */
+    const char *pick;
 } al_arg;
 
 #define AL_MAXARGS 48   /* table entries (outputs included) */
@@ -105,6 +107,13 @@ PyObject *al_bind(const al_spec *spec, PyObject *args, PyObject *kwds);
 #define AL_N(l) ((size_t)c->dim[l])
 #define AL_I(i) ((int)c->iv[i])
 #define AL_F(i) (c->dv[i])
+
+/* The recurrent kernels' shared options: an activation code, and the thread budget from a
+ * `threads` option (0 = the count of set_num_threads, used when the call is large enough;
+ * n > 0 = exactly n where the shapes allow, for tests) as the kernels' (nthreads, forced). */
+#define AL_ACT_ARG(name, code) {name, AL_OPT, 'i', AL_DEF, "", NULL, code, 0, AL_ACT_COUNT - 1, \
+                                "an activation code (attnlstm._core.ACT_*)"}
+#define AL_THREADS(i) (AL_I(i) > 0 ? AL_I(i) : al_blas_threads()), AL_I(i) > 0
 
 /* One kernel call written once, compiled for float32 and float64. */
 #define AL_DISPATCH(kernel, ...)                                                               \
