@@ -329,43 +329,37 @@ bad_type:
 
 static int al_is_output(const al_arg *a) { return a->role == AL_OUT || a->role == AL_SAVE; }
 
-/* Unifies and converts array argument i unless it is None where None is allowed: a new
- * C-contiguous array of the call's dtype (no silent cast of another float dtype) or bool.
- * An ndarray's shape is checked, and the sizes it fixes, before anything is copied (a huge
- * zero-stride view is refused by its size, not by running out of memory). */
-static int al_take(const al_spec *s, al_letters *L, al_call *c, PyArrayObject **arr,
-                   PyObject **obj, int i) {
+/* Phase 2: a new C-contiguous array of the call's dtype (or bool) for argument i. */
+static PyArrayObject *al_convert(const al_arg *a, const al_call *c, PyObject *x) {
+    return a->type == 'b'
+        ? (PyArrayObject *)PyArray_FROM_OTF(x, NPY_BOOL, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST)
+        : (PyArrayObject *)PyArray_FROM_OTF(x, c->typenum, NPY_ARRAY_IN_ARRAY);
+}
+
+/* Phase 1 for array argument i: its dtype, and its shape against the letters. An ndarray is
+ * not copied yet (a huge zero-stride view is refused by its size before any copy); another
+ * object is converted now, to learn its shape. None is skipped where allowed. */
+static int al_check_arg(const al_spec *s, al_letters *L, al_call *c, PyArrayObject **arr,
+                        PyObject **obj, int i) {
     const al_arg *a = &s->args[i];
     PyObject *x = obj[i];
-    int early;
     if ((x == NULL || x == Py_None) && (a->flags & (AL_NONE | AL_DEF))) {
+        obj[i] = NULL;
         if (!(a->flags & AL_NONE) || al_picked(s, c, i) != 0) return 0;
         PyErr_Format(PyExc_ValueError, "%s: `%s` is required with `%s`, got None.", s->name,
                      a->name, a->pick);
         return -1;
     }
-    early = x != NULL && PyArray_Check(x);
-    if (early && a->type != 'b' && PyArray_TYPE((PyArrayObject *)x) != c->typenum) early = 0;
-    if (early && (al_unify(s, c, L, i, (PyArrayObject *)x) < 0 ||
-                  al_check_products(s, L, s->blas, 1) < 0 ||
-                  al_check_products(s, L, s->fits, 0) < 0))
-        return -1;
-    if (a->type == 'b') {
-        arr[i] = (PyArrayObject *)PyArray_FROM_OTF(x, NPY_BOOL,
-                                                   NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
-    } else if (PyArray_Check(x) && PyArray_TYPE((PyArrayObject *)x) != c->typenum) {
+    if (a->type != 'b' && PyArray_Check(x) && PyArray_TYPE((PyArrayObject *)x) != c->typenum) {
         PyErr_Format(PyExc_TypeError, "%s: `%s` must have dtype %s like the inputs, got %R.",
                      s->name, a->name, c->typenum == NPY_FLOAT32 ? "float32" : "float64",
                      (PyObject *)PyArray_DESCR((PyArrayObject *)x));
         return -1;
-    } else {
-        arr[i] = (PyArrayObject *)PyArray_FROM_OTF(x, c->typenum, NPY_ARRAY_IN_ARRAY);
     }
-    if (arr[i] == NULL || (!early && al_unify(s, c, L, i, arr[i]) < 0)) return -1;
-    c->p[i] = PyArray_DATA(arr[i]);
-    c->ndim[i] = PyArray_NDIM(arr[i]);
-    return 0;
+    if (!PyArray_Check(x) && (arr[i] = al_convert(a, c, x)) == NULL) return -1;
+    return al_unify(s, c, L, i, arr[i] ? arr[i] : (PyArrayObject *)x);
 }
+
 
 /* Allocates output i unless its `when` says otherwise (then it stays NULL). */
 static int al_output(const al_spec *s, const al_letters *L, al_call *c, PyArrayObject **arr,
@@ -451,7 +445,8 @@ PyObject *al_bind(const al_spec *s, PyObject *args, PyObject *kwds) {
     PyObject *res = NULL, *items[AL_MAXARGS];
     al_call c;
     al_letters L;
-    int np = 0, nf = 0, optional = 0, nout = 0, i, k, len;
+    int np = 0, nf = 0, optional = 0, nout = 0, i, k, len, seq[AL_MAXARGS], nseq = 0;
+    char done_[AL_MAXARGS] = {0};
 
     memset(&c, 0, sizeof c);
     if (s->nargs > AL_MAXARGS) { al_spec_bug(fn, "too many arguments", fn); return NULL; }
@@ -471,7 +466,9 @@ PyObject *al_bind(const al_spec *s, PyObject *args, PyObject *kwds) {
         kw[np] = (char *)s->args[i].name;
         pyidx[np++] = i;
     }
-    snprintf(fmt + nf, sizeof fmt - (size_t)nf, ":%s", fn);
+    fmt[nf++] = ':';
+    fmt[nf] = '\0';
+    strncat(fmt, fn, sizeof fmt - (size_t)nf - 1);
     kw[np] = NULL;
     if (!PyArg_ParseTupleAndKeywords(
             args, kwds, fmt, kw, &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
@@ -490,17 +487,28 @@ PyObject *al_bind(const al_spec *s, PyObject *args, PyObject *kwds) {
     }
     if ((c.typenum = al_float_typenum(obj[i], fn, s->dtype_from)) < 0) return NULL;
 
-    /* Arrays: those of `order` first, then the table order. */
-    for (p = s->order; al_next(&p, ",", &item, &len);) {
-        if ((i = al_find(s, item, len)) < 0) { al_spec_bug(fn, "order", item); goto done; }
-        if (al_take(s, &L, &c, arr, obj, i) < 0) goto done;
+    /* Arrays: those of `order` first, then the table order; shapes and sizes before copies. */
+    for (p = s->order; al_next(&p, ",", &item, &len); nseq++) {
+        if ((seq[nseq] = al_find(s, item, len)) < 0) { al_spec_bug(fn, "order", item); goto done; }
+        done_[seq[nseq]] = 1;
     }
     for (i = 0; i < s->nargs; i++) {
-        if (!al_is_output(&s->args[i]) && s->args[i].role != AL_OPT && arr[i] == NULL &&
-            al_take(s, &L, &c, arr, obj, i) < 0) goto done;
+        if (!al_is_output(&s->args[i]) && s->args[i].role != AL_OPT && !done_[i]) seq[nseq++] = i;
+    }
+    for (k = 0; k < nseq; k++) {
+        if (al_check_arg(s, &L, &c, arr, obj, seq[k]) < 0) goto done;
     }
     if (al_check_products(s, &L, s->blas, 1) < 0 || al_check_products(s, &L, s->fits, 0) < 0)
         goto done;
+    for (k = 0; k < nseq; k++) {
+        i = seq[k];
+        if (arr[i] == NULL && obj[i] != NULL && (arr[i] = al_convert(&s->args[i], &c, obj[i])) == NULL)
+            goto done;
+        if (arr[i] != NULL) {
+            c.p[i] = PyArray_DATA(arr[i]);
+            c.ndim[i] = PyArray_NDIM(arr[i]);
+        }
+    }
 
     /* Outputs, allocated before the GIL is released. */
     for (i = 0; i < s->nargs; i++) {
