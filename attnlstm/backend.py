@@ -88,6 +88,23 @@ def set_random_seed(seed):
         _LOCAL.rng = gen
 
 
+class using_rng:
+    """Context: the calling thread draws from `gen` (e.g. a model's own seeded generator),
+    then from what it drew from before."""
+
+    def __init__(self, gen):
+        self.gen = gen
+
+    def __enter__(self):
+        self._old = getattr(_LOCAL, "rng", None)
+        _LOCAL.rng = self.gen
+        return self.gen
+
+    def __exit__(self, *exc):
+        _LOCAL.rng = self._old
+        return False
+
+
 def make_rng(seed=None):
     """A generator for a layer: its own seed if given, else one drawn from the thread's."""
     if seed is None:

@@ -139,8 +139,17 @@ def roc_auc(labels, scores):
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def ecg(out_dir, epochs, verbose):
+def ecg_vae():
+    """The demo's hand-tuned ECG model (issue #5's recipe, kept as it was measured): the
+    decoder sees z only as its input (no initial state from z), no free bits, beta 0.1; fitted
+    with a cosine-decayed Adam from 0.01, batch 16, no KL warm-up. LSTMVAE's defaults (issue
+    #19) do not yet learn this pooled ECG's narrow QRS spikes within 80 epochs (README)."""
     from . import LSTMVAE
+    return LSTMVAE(latent_dim=8, encoder_units=64, beta=0.1, free_bits=0.0,
+                   decoder_initial_state=False, seed=ECG_SEED)
+
+
+def ecg(out_dir, epochs, verbose):
     print("\n=== 2. Anomaly detection on a real ECG with the LSTM-VAE ===")
     signal, labels = datasets.load_ecg_anomaly()
     lo, hi = datasets.ECG_TRAIN_ROWS
@@ -152,12 +161,12 @@ def ecg(out_dir, epochs, verbose):
     # Seeded: the model learns the beat shape in some runs and not in others (seed 0 stays at
     # AUC ~0.67 with this schedule; seed 1 reaches ~0.99).
     utils.set_random_seed(ECG_SEED)
-    vae = LSTMVAE(latent_dim=8, encoder_units=64, beta=0.1, seed=ECG_SEED)
+    vae = ecg_vae()
     steps = epochs * -(-len(train) // 16)
     schedule = optimizers.schedules.CosineDecay(0.01, steps, alpha=0.05)
     t0 = time.perf_counter()
     vae.fit(train, epochs=epochs, batch_size=16, verbose=verbose,
-            optimizer=optimizers.Adam(schedule))
+            optimizer=optimizers.Adam(schedule), kl_warmup_epochs=0)
     train_s = time.perf_counter() - t0
     scores = vae.anomaly_score(windows)
     auc = roc_auc(win_labels, scores)

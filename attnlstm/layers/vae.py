@@ -131,27 +131,50 @@ class KLDivergence(Layer):
     """Adds the VAE's KL term ``beta * mean_b KL(N(z_mean, exp(z_log_var)) || N(0, I))`` with
     :meth:`~attnlstm.Layer.add_loss`, named ``"kl_loss"`` (logged by ``fit``), and returns its
     inputs unchanged. KL is summed over the latent dimensions and averaged over the batch, as
-    in the Keras VAE example (the standard negative ELBO).
+    in the Keras VAE example (the standard negative ELBO)::
+
+        kl[b, j] = -0.5 * (1 + z_log_var[b, j] - z_mean[b, j]**2 - exp(z_log_var[b, j]))
+        term     = beta * sum_j mean_b kl[b, j]                       (free_bits = 0)
+        term     = beta * sum_j max(free_bits, mean_b kl[b, j])       (free bits)
+
+    With ``free_bits = lambda > 0`` (Kingma et al. 2016, "Improved Variational Inference with
+    Inverse Autoregressive Flow", section "free bits", one group per latent dimension) a latent
+    dimension whose batch-mean KL is below ``lambda`` nats costs a constant ``lambda``: it gets
+    no gradient pulling it to the prior, so the encoder can start using it before the decoder
+    has learnt to (the usual cause of posterior collapse). Above ``lambda`` it is the plain KL.
 
     Args:
         beta: weight of the KL term (beta-VAE, Higgins et al. 2017); a plain attribute, so a
             callback may change it between steps for KL warm-up (``layer.beta = ...``).
+        free_bits: ``lambda`` >= 0, nats per latent dimension (0: the plain KL term).
 
     Call arguments:
         inputs: ``[z_mean, z_log_var]``, each `(B, Z)`.
 
     Returns:
         ``[z_mean, z_log_var]``, unchanged. The logged ``kl_loss`` is the term added, i.e.
-        already multiplied by ``beta``.
+        already multiplied by ``beta`` (and with free bits, floored per dimension).
+
+    Attributes:
+        last_kl: `(B,)`, the plain KL of each sequence of the last call (before ``beta`` and
+            free bits), for monitoring.
+        last_z_mean: `(B, Z)`, the ``z_mean`` of the last call.
 
     Raises:
         ShapeError: as :class:`Sampling`.
-        ValueError: a negative or non-finite ``beta``.
+        ValueError: a negative or non-finite ``beta`` or ``free_bits``.
     """
 
-    def __init__(self, beta=1.0, **kwargs):
+    def __init__(self, beta=1.0, free_bits=0.0, **kwargs):
         super().__init__(**kwargs)
         self.beta = beta
+        fb = float(free_bits)
+        if not np.isfinite(fb) or fb < 0:
+            raise ValueError(f"`free_bits` must be a finite number >= 0 (nats per latent "
+                             f"dimension). Received: free_bits={free_bits!r}")
+        self.free_bits = fb
+        self.last_kl = None
+        self.last_z_mean = None
 
     @property
     def beta(self):
@@ -179,24 +202,39 @@ class KLDivergence(Layer):
         kl = V.kl_divergence(z_mean, z_log_var, dtype=self.dtype,
                              name=f"KLDivergence '{self.name}'")
         B = kl.shape[0]
-        value = self.beta * float(kl.sum()) / B if B else 0.0
+        self.last_kl, self.last_z_mean = kl, np.asarray(z_mean)
+        keep = None  # free bits: the latent dimensions above the floor (the others get no grad)
+        if B == 0:
+            value = 0.0
+        elif self.free_bits > 0.0:
+            m = np.asarray(z_mean, np.float64)
+            lv = np.asarray(z_log_var, np.float64)
+            per_dim = np.mean(-0.5 * (1.0 + lv - m * m - np.exp(lv)), axis=0)   # (Z,)
+            keep = per_dim > self.free_bits
+            value = self.beta * float(np.sum(np.maximum(per_dim, self.free_bits)))
+        else:
+            value = self.beta * float(kl.sum()) / B
         self.add_loss(value, name="kl_loss")
-        return [z_mean, z_log_var], (z_mean, z_log_var, self.beta)
+        return [z_mean, z_log_var], (z_mean, z_log_var, self.beta, keep)
 
     def backward(self, ctx, d_outputs, need_input_grad=True):
-        z_mean, z_log_var, beta = ctx
+        z_mean, z_log_var, beta, keep = ctx
         d_mean, d_log_var = d_outputs
         B = z_mean.shape[0]
         if not need_input_grad:
             return Grads(None)
-        if B == 0 or beta == 0.0:
+        if B == 0 or beta == 0.0 or (keep is not None and not keep.any()):
             return Grads([d_mean, d_log_var])
         d_kl = np.full((B,), beta / B, dtype=z_mean.dtype)
         g = V.kl_divergence_backward(z_mean, z_log_var, d_kl, dtype=self.dtype,
                                      name=f"KLDivergence '{self.name}'")
-        return Grads([d_mean + g["z_mean"], d_log_var + g["z_log_var"]])
+        gm, glv = g["z_mean"], g["z_log_var"]
+        if keep is not None:
+            gm, glv = gm * keep, glv * keep
+        return Grads([d_mean + gm, d_log_var + glv])
 
     def get_config(self):
         cfg = super().get_config()
         cfg["beta"] = self.beta
+        cfg["free_bits"] = self.free_bits
         return cfg
