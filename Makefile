@@ -26,8 +26,22 @@ build: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m attnlstm.demo
 
+# The kernel, determinism and Keras-parity tests again under every other kernel path this CPU
+# supports (ATTNLSTM_ISA, README "Kernel paths"), one pytest run per path: an AVX-512 machine
+# also checks AVX2 and generic, an AVX2 one generic.
+ISA_TESTS ?= tests/test_isa_paths.py tests/test_lstm_kernel.py tests/test_lstm_backward.py \
+	tests/test_lstm_perf_paths.py tests/test_lstm_threads.py tests/test_attention_kernels.py \
+	tests/test_mha_kernels.py tests/test_layers_keras.py \
+	tests/test_models.py::test_predict_batches_cover_all_samples
+ISA_OTHERS = $(PY) -c "from attnlstm import _core; i = _core.isa_info(); \
+	o = ['generic', 'avx2', 'avx512']; print(*[p for p in o[:o.index(i['cpu_best']) + 1] if p != i['isa']])"
+
 test: $(VENV)/.installed $(VENV)/.installed-test
 	$(PY) -m pytest -q
+	@for isa in $$($(ISA_OTHERS)); do \
+	  echo "== kernel tests under ATTNLSTM_ISA=$$isa"; \
+	  ATTNLSTM_ISA=$$isa $(PY) -m pytest -q $(ISA_TESTS) || exit 1; \
+	done
 
 # The fuzzing tool (atheris), for make sanitize and make fuzz.
 $(VENV)/.installed-fuzz: pyproject.toml | $(VENV)/.installed-test

@@ -22,13 +22,15 @@ from .engine import Input, InputLayer, KerasTensor, Layer, Model, Sequential, Va
 from .engine.base import Grads
 from .errors import ShapeError
 from .vae import LSTMVAE
+from ._config import show_config
 
 __version__ = "0.1.0"
 
 __all__ = ["Input", "Model", "Sequential", "ShapeError", "layers", "ops", "utils", "callbacks",
            "datasets", "sequence", "models",
            "saving", "plot", "losses", "metrics", "optimizers", "regularizers", "constraints",
-           "set_num_threads", "get_num_threads", "KerasTensor", "Layer", "Variable", "InputLayer", "Grads", "LSTMVAE"]
+           "set_num_threads", "get_num_threads", "show_config", "KerasTensor", "Layer", "Variable",
+           "InputLayer", "Grads", "LSTMVAE"]
 
 
 def set_num_threads(n):

@@ -54,6 +54,9 @@ def print_all(res):
     print(f"\nattnlstm benchmarks ({m['mode']}), {m['date']}, {m['processor']}, {m['cores']} cores, "
           f"Python {m['python']}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
+    if "kernel_path" in m:
+        print(f"CPU SIMD flags: {' '.join(m['cpu_simd_flags']) or '(none)'}; attnlstm kernel path: "
+              f"{m['kernel_path']} ({m['kernel_path_reason']}; ATTNLSTM_ISA forces one)")
     print("timing: " + m["repeats"] + "; cells: median [first quartile, third quartile] per call.")
     print("ratio = contender time / attnlstm time (attnlstm's speed over the contender's; > 1 means "
           "attnlstm is faster). GF/s from the formulas in performance-notes.md; %roof = attnlstm "

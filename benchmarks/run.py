@@ -329,6 +329,9 @@ def main(argv=None):
                         f"threads"),
             "attention_batch": ATT_B, "lstm_input_size": D_LSTM,
             "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}}
+    meta.update(_attnlstm_config())
+    log(f"CPU: {meta['processor']}; SIMD flags: {' '.join(meta['cpu_simd_flags'])}; "
+        f"attnlstm kernel path: {meta['kernel_path']} ({meta['kernel_path_reason']})")
     if args.dry_run:
         args.contenders = [c for c in args.contenders if c in ("attnlstm", "torch")]
         args.threads = args.threads or 1
@@ -359,6 +362,23 @@ def main(argv=None):
         json.dump(result, f, indent=1, default=float)
     print(f"\nwrote {out} ({meta['elapsed_s']:.0f} s)")
     return 0
+
+
+def _attnlstm_config():
+    """The CPU's flags and attnlstm's kernel path (ATTNLSTM_ISA, inherited by the workers), read
+    in a subprocess so this process loads no BLAS before the workers' thread settings."""
+    code = "import json, attnlstm; print(json.dumps(attnlstm.show_config(mode='dicts')))"
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, timeout=300).stdout
+        cfg = json.loads(out.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError) as e:
+        return {"cpu_flags": [], "cpu_simd_flags": [], "kernel_path": "unknown",
+                "kernel_path_reason": f"attnlstm.show_config failed: {e}"}
+    return {"cpu_flags": cfg["cpu"]["flags"], "cpu_simd_flags": cfg["cpu"]["simd_flags"],
+            "kernel_path": cfg["kernel_path"]["isa"],
+            "kernel_path_reason": cfg["kernel_path"]["reason"],
+            "blas_core": cfg["blas"]["corename"]}
 
 
 def _cpu_name():

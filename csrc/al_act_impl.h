@@ -57,12 +57,12 @@ static inline __attribute__((always_inline)) real AL_SFN(act_scalar)(int act, re
     }
 }
 
-/* x (n) -> act(x) (n), in place. The loops are branch-free so they vectorise; the CPU's widest
- * vector unit is chosen at run time (target_clones), the build itself stays portable. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-static void AL_SFN(act_forward)(int act, real *x, size_t n) {
+/* x (n) -> act(x) (n), in place. The loops are branch-free so they vectorise; the vector unit
+ * is the selected path's (AL_ISA_VERSIONS_VOID, al_common.h), the build itself stays portable.
+ * Elementwise: the AVX2 and AVX-512 copies give the same bits (both fuse with FMA), the generic
+ * one agrees to rounding. */
+static inline __attribute__((always_inline)) void AL_SFN(act_forward_body)(int act, real *x,
+                                                                          size_t n) {
     size_t k;
     switch (act) {
     case AL_ACT_TANH:
@@ -81,6 +81,8 @@ static void AL_SFN(act_forward)(int act, real *x, size_t n) {
         break;
     }
 }
+AL_ISA_VERSIONS_VOID(AL_SFN(act_forward), AL_SFN(act_forward_body), (int act, real *x, size_t n),
+                     (act, x, n))
 
 /* Derivative of the activation at the point whose output is y. */
 static inline real AL_SFN(act_deriv)(int act, real y) {

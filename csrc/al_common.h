@@ -43,4 +43,49 @@ enum {
 int scipy_openblas_get_num_threads(void);
 static inline int al_blas_threads(void) { return scipy_openblas_get_num_threads(); }
 
+/*
+ * The kernel path (instruction set) every kernel family runs: one process-wide choice made once
+ * when attnlstm._core is imported (al_isa.c, from ATTNLSTM_ISA or else the CPU's best) and never
+ * changed after, so it is configuration, not state a call can observe changing.
+ *   AL_ISA_GENERIC  portable C (SSE2 on x86-64, any CPU), no fused multiply-add
+ *   AL_ISA_AVX2     AVX2 + FMA
+ *   AL_ISA_AVX512   AVX-512F (with its FMA)
+ * The build lets the compiler fuse a * b + c (-ffp-contract=fast, setup.py) in the LSTM. Its
+ * AVX2 copies are compiled for "avx2,fma" and the AVX-512 ones for "avx512f" (which includes
+ * FMA), so both fuse the same operations, and the GEMM tiles use explicit FMAs in the same
+ * order: the AVX2 and AVX-512 paths give the same bits (tests/test_isa_paths.py). The generic
+ * path (no FMA: a separate multiply and add) agrees with them to rounding. attention.c and
+ * mha.c turn contraction off: their copies give the same bits on all three paths.
+ */
+enum { AL_ISA_GENERIC = 0, AL_ISA_AVX2 = 1, AL_ISA_AVX512 = 2 };
+int al_isa_level(void);        /* the selected path */
+int al_isa_cpu_best(void);     /* the widest path this CPU (and OS) can run */
+int al_isa_select(int level);  /* module import only: 0, or -1 if the CPU cannot run it */
+void al_isa_cpu_flags(char *buf, size_t n);   /* the CPU's SIMD flags, space-separated */
+
+/*
+ * AL_ISA_VERSIONS_VOID(name, body, params, args): a void function `name` that runs `body` (a
+ * static always_inline function with those params) compiled for the selected path: an
+ * AVX-512 and an AVX2 copy where the compiler supports target attributes (each vectorised for
+ * its vector unit), the portable one otherwise. Replaces GCC's target_clones, whose resolver
+ * looks only at the CPU and so would ignore ATTNLSTM_ISA.
+ */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#  define AL_ISA_VERSIONS_VOID_(name, body, params, args)                                  \
+    __attribute__((target("avx512f"))) static void name##_avx512 params { body args; }      \
+    __attribute__((target("avx2,fma"))) static void name##_avx2 params { body args; }       \
+    static void name params {                                                              \
+        switch (al_isa_level()) {                                                          \
+        case AL_ISA_AVX512: name##_avx512 args; break;                                     \
+        case AL_ISA_AVX2: name##_avx2 args; break;                                         \
+        default: body args; break;                                                         \
+        }                                                                                  \
+    }
+#else
+#  define AL_ISA_VERSIONS_VOID_(name, body, params, args) \
+    static void name params { body args; }
+#endif
+#define AL_ISA_VERSIONS_VOID(name, body, params, args) \
+    AL_ISA_VERSIONS_VOID_(name, body, params, args)
+
 #endif /* AL_COMMON_H */

@@ -9,7 +9,7 @@
  * Why its own function: the attention kernels spent most of their time in libm's scalar exp.
  * In float32 the exp is al_expf_flush (al_vmath.h, ~1 ulp, exactly 0 below the smallest
  * normal), and max and sum keep 16 partial results so every loop vectorises (AVX-512 / AVX2
- * clones chosen at run time). float64 keeps libm's exp (0 below ln(2^-1075), skipping libm's
+ * copies for the selected path, AL_ISA_VERSIONS_VOID). float64 keeps libm's exp (0 below ln(2^-1075), skipping libm's
  * underflow path) for 1e-10 agreement with the NumPy twins.
  */
 #if defined(AL_REAL_F32)
@@ -20,10 +20,8 @@
 
 #define AL_SM_LANES 16
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-static void AL_SFN(softmax_row)(real *s, const uint8_t *keep, size_t n) {
+static inline __attribute__((always_inline)) void AL_SFN(softmax_row_body)(
+    real *s, const uint8_t *keep, size_t n) {
     real part[AL_SM_LANES], m, sum;
     size_t j, l;
     const size_t nv = n - n % AL_SM_LANES;
@@ -49,6 +47,8 @@ static void AL_SFN(softmax_row)(real *s, const uint8_t *keep, size_t n) {
     for (l = 0; l < AL_SM_LANES; l++) sum += part[l];
     for (j = 0; j < n; j++) s[j] /= sum;
 }
+AL_ISA_VERSIONS_VOID(AL_SFN(softmax_row), AL_SFN(softmax_row_body),
+                     (real *s, const uint8_t *keep, size_t n), (s, keep, n))
 
 #undef AL_SM_EXP
 #undef AL_SM_LANES

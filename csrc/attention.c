@@ -8,9 +8,13 @@
 
 /* No code here reads floating-point exception flags; telling GCC so lets it turn the
  * clamp in the vectorised tanh (attention_impl.h) into a select instead of a branch, which
- * otherwise keeps the AVX2 and baseline loops scalar. Results are unchanged. */
+ * otherwise keeps the AVX2 and baseline loops scalar. Results are unchanged.
+ * fp-contract=off (the build's default is fast, for the LSTM): no a * b + c is fused here, so
+ * the AVX-512, AVX2 and generic copies of the vectorised loops give the same bits
+ * (tests/test_isa_paths.py). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math")
+#pragma GCC optimize("fp-contract=off")
 #endif
 
 #define AL_REAL_F32

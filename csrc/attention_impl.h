@@ -26,17 +26,11 @@
  * libm's), so that these loops vectorise.
  */
 
-/* Hot loops are compiled for AVX-512, AVX2 and the baseline, chosen at run time (GCC
- * function multi-versioning); the build itself stays portable. -std=c11 keeps FP
- * contraction off, so every version computes the same bits. (attention.c also sets
+/* Hot loops are compiled for AVX-512, AVX2 and the baseline, the selected path's copy running
+ * (AL_ISA_VERSIONS_VOID, al_common.h); the build itself stays portable. These loops are
+ * elementwise or sum in a fixed order, and attention.c turns FP contraction off, so every
+ * version computes the same bits (tests/test_isa_paths.py). (attention.c also sets
  * no-trapping-math, without which the tanh clamp blocks vectorisation.) */
-#ifndef AL_ATTN_CLONES
-#  if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#    define AL_ATTN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#  else
-#    define AL_ATTN_CLONES
-#  endif
-#endif
 
 /* Row-major C (M,N) = alpha op(A) op(Bm) + beta C that is safe for empty axes (the BLAS
  * rejects leading dimensions of 0). K == 0 gives beta C (zeros when beta == 0). */
@@ -178,12 +172,14 @@ static inline real AL_SFN(attn_tanh)(real x) {
 #define AL_ATTN_CHUNK 256
 
 /* t (n) = tanh(sigma (q + k)), vectorised. */
-AL_ATTN_CLONES
-static void AL_SFN(attn_tanh_sum)(real *restrict t, const real *restrict q,
-                                  const real *restrict k, real sigma, size_t n) {
+static inline __attribute__((always_inline)) void AL_SFN(attn_tanh_sum_body)(
+    real *restrict t, const real *restrict q, const real *restrict k, real sigma, size_t n) {
     size_t u;
     for (u = 0; u < n; u++) t[u] = AL_SFN(attn_tanh)(sigma * (q[u] + k[u]));
 }
+AL_ISA_VERSIONS_VOID(AL_SFN(attn_tanh_sum), AL_SFN(attn_tanh_sum_body),
+                     (real *restrict t, const real *restrict q, const real *restrict k,
+                      real sigma, size_t n), (t, q, k, sigma, n))
 
 /* sum_u x[u] y[u] with 8 interleaved partial sums (vectorisable without reassociating
  * floating-point math at compile time; the order is fixed, so results do not depend on the
@@ -204,10 +200,9 @@ static real AL_SFN(attn_dot8)(const real *x, const real *y, size_t n) {
 
 /* row (Tvp) = sum_u a[u] tanh(sigma (qi[u] + kT[u, :])) for one query row, in order over u;
  * kT (U,Tvp) are the transposed, padded keys. */
-AL_ATTN_CLONES
-static void AL_SFN(attn_tanh_scores_row)(real *restrict row, const real *restrict kT,
-                                         const real *restrict qi, const real *restrict a,
-                                         real sigma, size_t Tvp, size_t U) {
+static inline __attribute__((always_inline)) void AL_SFN(attn_tanh_scores_row_body)(
+    real *restrict row, const real *restrict kT, const real *restrict qi,
+    const real *restrict a, real sigma, size_t Tvp, size_t U) {
     size_t j, u;
     for (j = 0; j < Tvp; j++) row[j] = (real)0;
     for (u = 0; u < U; u++) {
@@ -216,6 +211,10 @@ static void AL_SFN(attn_tanh_scores_row)(real *restrict row, const real *restric
         for (j = 0; j < Tvp; j++) row[j] += au * AL_SFN(attn_tanh)(sigma * (qiu + kTu[j]));
     }
 }
+AL_ISA_VERSIONS_VOID(AL_SFN(attn_tanh_scores_row), AL_SFN(attn_tanh_scores_row_body),
+                     (real *restrict row, const real *restrict kT, const real *restrict qi,
+                      const real *restrict a, real sigma, size_t Tvp, size_t U),
+                     (row, kT, qi, a, sigma, Tvp, U))
 
 /*
  * Tanh scores of one sample: S (Tq,Tv) = c * sum_u a[u] tanh(sigma (q[i,u] + k[j,u])),
@@ -249,8 +248,8 @@ static void AL_SFN(attn_tanh_scores)(real *S, real *ws, const real *q, const rea
 /* One chunk of the tanh-score backward for a (i, j) pair, vectorised:
  * dz = gc a (1 - t^2);  dqi += sigma dz;  dkj += sigma dz;  da += gc t (da may be NULL);
  * zw = dz (qi + kj) for the sigma gradient. */
-AL_ATTN_CLONES
-static void AL_SFN(attn_tanh_backward_chunk)(real *restrict zw, real *restrict dqi,
+static inline __attribute__((always_inline)) void AL_SFN(attn_tanh_backward_chunk_body)(
+                                             real *restrict zw, real *restrict dqi,
                                              real *restrict dkj, real *restrict da,
                                              const real *restrict t, const real *restrict a,
                                              const real *restrict qi, const real *restrict kj,
@@ -266,6 +265,11 @@ static void AL_SFN(attn_tanh_backward_chunk)(real *restrict zw, real *restrict d
         for (u = 0; u < n; u++) da[u] += gc * t[u];
     }
 }
+AL_ISA_VERSIONS_VOID(AL_SFN(attn_tanh_backward_chunk), AL_SFN(attn_tanh_backward_chunk_body),
+                     (real *restrict zw, real *restrict dqi, real *restrict dkj,
+                      real *restrict da, const real *restrict t, const real *restrict a,
+                      const real *restrict qi, const real *restrict kj, real gc, real sigma,
+                      size_t n), (zw, dqi, dkj, da, t, a, qi, kj, gc, sigma, n))
 
 /*
  * Backward of attn_tanh_scores for one sample, given dS (Tq,Tv):

@@ -68,12 +68,14 @@ static const char LSTM_FORWARD_DOC[] =
     "activation(c) per step, which lstm_backward uses instead of recomputing it.\n"
     "save_gates=False (inference: no backward follows) returns None for gates and does\n"
     "not write them, which saves the memory traffic of a (B,T,4H) array.\n"
-    "impl (tests and benchmarks): 0 automatic, 1 BLAS only, 2 / 3 the packed path with\n"
-    "AVX2 / AVX-512 (falls back to what the CPU has), float32 and float64.\n"
+    "impl (tests and benchmarks): 0 the path chosen at import (ATTNLSTM_ISA, else the\n"
+    "CPU's best), 1 generic (portable C), 2 AVX2, 3 AVX-512 (a path above the chosen one\n"
+    "falls back to it), float32 and float64. A sample's results are the same bits whatever\n"
+    "the batch size, its position in the batch and the thread count; AVX2 and AVX-512 give\n"
+    "the same bits, generic agrees to rounding.\n"
     "threads: 0 uses set_num_threads' count when the call is large enough to gain from it;\n"
-    "n > 0 uses exactly n threads wherever the shapes allow (tests). Only the packed\n"
-    "path splits its work (the batch rows, or the hidden units for small batches); results\n"
-    "are bitwise the same for any thread count.\n"
+    "n > 0 uses exactly n threads wherever the shapes allow (tests). The work splits by\n"
+    "batch rows, or by hidden units for small batches.\n"
     "Raises TypeError/ValueError on bad input, MemoryError when out of memory.";
 
 static PyObject *al_py_lstm_forward(PyObject *self, PyObject *args, PyObject *kwds) {

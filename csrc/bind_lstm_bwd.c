@@ -21,10 +21,9 @@ static const char LSTM_BACKWARD_DOC[] =
     "d_c (B,H) w.r.t. the final states. Returns dx (B,T,D), dkernel (D,4H),\n"
     "drecurrent_kernel (H,4H), dbias (4H,), dh0 and dc0 (B,H) (gradients w.r.t. the initial\n"
     "states, also when they were zeros). All float arrays share x's dtype.\n"
-    "impl: as for lstm_forward (0 automatic, 1 BLAS, 2 AVX2, 3 AVX-512 packed path).\n"
-    "threads: as for lstm_forward, for the time loop; the weight and input gradients after it\n"
-    "are BLAS GEMMs on the BLAS's own threads (set_num_threads), so across different\n"
-    "set_num_threads counts they agree to rounding rather than to the bit.\n"
+    "impl: as for lstm_forward (0 the path chosen at import, 1 generic, 2 AVX2, 3 AVX-512).\n"
+    "threads: as for lstm_forward. Every result is the same bits for any thread count;\n"
+    "dx, dh0 and dc0 of a sample also for any batch size and position in the batch.\n"
     "Raises TypeError/ValueError on bad input, MemoryError when out of memory.";
 
 static PyObject *al_py_lstm_backward(PyObject *self, PyObject *args, PyObject *kwds) {

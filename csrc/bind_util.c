@@ -133,7 +133,7 @@ PyObject *al_kernel_error(const char *fn, int status) {
 int al_lstm_options(const char *fn, int impl, int threads, int activation,
                     int recurrent_activation, int *nthreads, int *forced) {
     if (impl < 0 || impl > AL_LSTM_IMPL_MAX) {
-        PyErr_Format(PyExc_ValueError, "%s: `impl` must be 0 (automatic), 1 (BLAS), 2 (AVX2) or "
+        PyErr_Format(PyExc_ValueError, "%s: `impl` must be 0 (automatic), 1 (generic), 2 (AVX2) or "
                      "3 (AVX-512), got %d.", fn, impl);
         return -1;
     }

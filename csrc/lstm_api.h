@@ -2,14 +2,14 @@
  * lstm_api.h -- the LSTM kernels with an explicit implementation choice, for the bindings and
  * tests. al_lstm_forward_<t> / al_lstm_backward_<t> (al_kernels.h) are these with impl = 0.
  *
- * impl: 0 automatic (the packed-panel float32 path of lstm_pgemm.h where it is faster than
- *       BLAS, chosen from the CPU and the shapes), 1 BLAS only, 2 packed path with AVX2,
- *       3 packed path with AVX-512 (a forced path the CPU lacks falls back to the best one it
- *       has), for float32 and float64 alike. Results agree to the type's rounding.
+ * impl: 0 the path selected at import (ATTNLSTM_ISA, else the CPU's best: al_isa_level),
+ *       1 the generic path (portable C tiles), 2 AVX2, 3 AVX-512 (a path above the selected
+ *       one falls back to it), for float32 and float64 alike. Every path computes a sample's
+ *       results the same way whatever the batch size, the sample's position and the thread
+ *       count; AVX2 and AVX-512 give the same bits, generic agrees to the type's rounding.
  * nthreads, forced: the thread budget and whether to use it regardless of the call's size
- *       (al_lstm_split in lstm_pgemm.h); only the packed path uses threads, and what the
- *       team computes is bitwise the same for every thread count (the backward's weight and
- *       input gradients are BLAS GEMMs, threaded by the BLAS's own thread count).
+ *       (al_lstm_split in lstm_pgemm.h); what the team computes, the weight gradients
+ *       included, is bitwise the same for every thread count.
  */
 #ifndef AL_LSTM_API_H
 #define AL_LSTM_API_H

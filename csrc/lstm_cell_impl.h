@@ -21,6 +21,9 @@ typedef struct {
     const real *pb;                      /* bias (4H) gate-interleaved, or NULL: none, or
                                             already in z (zin) */
     const real *h; size_t ldh;           /* h_{t-1} rows (B, H), or NULL for zeros */
+    const real *pz0;                     /* with h = NULL: 0 * U summed over k (0, or NaN where a
+                                            column of U holds NaN/inf, as Keras' zeros @ U),
+                                            gate-interleaved; NULL when all 0 */
     const real *pU;                      /* U (H,4H) gate-interleaved */
     real *z; size_t ldz;                 /* gate rows (B, 4H), Keras layout: read when zin (the
                                             input projection plus bias), written with the
@@ -49,7 +52,8 @@ static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_lanes_body)(
         const real f = AL_SFN(act_scalar)(ract, z[L + j]);
         const real g = AL_SFN(act_scalar)(act, z[2 * L + j]);
         const real o = AL_SFN(act_scalar)(ract, z[3 * L + j]);
-        const real cn = cp ? f * cp[j] + i * g : i * g;
+        /* no c_{t-1}: f * 0 still, so an infinite or NaN f gives NaN as in Keras */
+        const real cn = cp ? f * cp[j] + i * g : f * (real)0 + i * g;
         const real a = AL_SFN(act_scalar)(act, cn);
         z[j] = i;
         z[L + j] = f;
@@ -75,7 +79,37 @@ static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_lanes)(
 static size_t AL_SFN(al_cell_lanes)(int isa) { return AL_SFN(al_pg_nc)(isa) / 4; }
 
 /* P = gate-interleaved M (K, 4H; row stride ldm), al_pg_size(isa, K, 4 * ceil(H / L) * L)
- * elements. K = 1 packs a bias vector. */
+ * elements. K = 1 packs a bias vector. z0 (4H), when not NULL, gets sum_k 0 * M[k] on the way
+ * (0, or NaN in a column holding NaN or inf: Keras' zeros @ U, see lstm_forward_impl). */
+static void AL_SFN(al_pg_pack_gates_z)(int isa, real *P, const real *M, size_t ldm, size_t K,
+                                       size_t H, real *z0) {
+    const size_t L = AL_SFN(al_cell_lanes)(isa), nc = 4 * L;
+    size_t p, k, q, l;
+    if (z0 != NULL) {
+        for (l = 0; l < 4 * H; l++) z0[l] = (real)0;
+    }
+    for (p = 0; p * L < H; p++) {
+        const size_t w = H - p * L < L ? H - p * L : L;
+        real *dst = P + p * K * nc;
+        for (k = 0; k < K; k++) {
+            for (q = 0; q < 4; q++) {
+                const real *src = M + k * ldm + q * H + p * L;
+                real *d = dst + k * nc + q * L;
+                if (z0 != NULL) {
+                    real *z = z0 + q * H + p * L;
+                    for (l = 0; l < w; l++) {
+                        d[l] = src[l];
+                        z[l] += src[l] * (real)0;
+                    }
+                } else {
+                    for (l = 0; l < w; l++) d[l] = src[l];
+                }
+                for (l = w; l < L; l++) d[l] = (real)0;
+            }
+        }
+    }
+}
+
 static void AL_SFN(al_pg_pack_gates)(int isa, real *P, const real *M, size_t ldm, size_t K,
                                      size_t H) {
     const size_t L = AL_SFN(al_cell_lanes)(isa), nc = 4 * L;
@@ -101,20 +135,118 @@ static void AL_SFN(al_pg_pack_gates)(int isa, real *P, const real *M, size_t ldm
 #include "lstm_cell_tile.h"
 #endif
 
+/*
+ * The fused cell on one tile of the generic path (plain C, any CPU): the same operations as
+ * lstm_cell_tile.h (z or the bias first, then x_t W and h_{t-1} U, k in order) with a separate
+ * multiply and add where the vector tiles fuse them; LG = nc / 4 lanes per gate.
+ */
+#if defined(AL_REAL_F32)
+#  define AL_CG_L 4
+#else
+#  define AL_CG_L 2
+#endif
+#define AL_CG_KLOOP(A_, lda_, P_, K_)                                                       \
+    for (k = 0; k < (K_); k++) {                                                            \
+        AL_SFN(al_vgen) uv_[4];                                                             \
+        memcpy(uv_, (P_) + k * 4 * AL_CG_L, sizeof uv_);                                    \
+        for (r = 0; r < R; r++) {                                                           \
+            const AL_SFN(al_vgen) av_ = (AL_SFN(al_vgen)){0} + (A_)[r * (lda_) + k];        \
+            for (q = 0; q < 4; q++) accv[r].v[q] = accv[r].v[q] + av_ * uv_[q];             \
+        }                                                                                   \
+    }
+
+static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_tile_gen)(
+    const int R, const AL_SFN(lstm_cell_args) *a, size_t r0, size_t p, size_t n) {
+    const size_t H = a->H, D = a->D, u = p * AL_CG_L;
+    AL_SFN(al_vgen4) accv[3];      /* lanes: the 4 gates x AL_CG_L units of the panel */
+#define acc(r_) accv[r_].s
+    real cpb[AL_CG_L], hb[AL_CG_L], cb[AL_CG_L], ab[AL_CG_L];
+    size_t k, l;
+    int r, q;
+
+    if (a->zin) {
+        for (r = 0; r < R; r++) {
+            const real *z = a->z + (r0 + r) * a->ldz + u;
+            for (q = 0; q < 4; q++)
+                for (l = 0; l < AL_CG_L; l++)
+                    acc(r)[q * AL_CG_L + l] = l < (size_t)n ? z[q * H + l] : (real)0;
+        }
+        if (a->pb != NULL) {
+            const real *bv = a->pb + p * 4 * AL_CG_L;
+            for (r = 0; r < R; r++)
+                for (l = 0; l < 4 * AL_CG_L; l++) acc(r)[l] = acc(r)[l] + bv[l];
+        }
+    } else {
+        for (r = 0; r < R; r++)
+            for (l = 0; l < 4 * AL_CG_L; l++) acc(r)[l] = a->pb ? a->pb[p * 4 * AL_CG_L + l] : (real)0;
+        if (a->pW != NULL && D > 0) {
+            const real *xr = a->x + r0 * a->ldx;
+            AL_CG_KLOOP(xr, a->ldx, a->pW + p * D * 4 * AL_CG_L, D)
+        }
+    }
+    if (a->h != NULL) {
+        const real *hr = a->h + r0 * a->ldh;
+        AL_CG_KLOOP(hr, a->ldh, a->pU + p * H * 4 * AL_CG_L, H)
+    } else if (a->pz0 != NULL) {
+        for (r = 0; r < R; r++)
+            for (l = 0; l < 4 * AL_CG_L; l++) acc(r)[l] = acc(r)[l] + a->pz0[p * 4 * AL_CG_L + l];
+    }
+
+    for (r = 0; r < R; r++) {
+        const size_t row = r0 + r;
+        const int keep = a->keep == NULL || a->keep[row * a->ldkeep];
+        real *zb = acc(r);
+        if (a->cp != NULL) {
+            for (l = 0; l < AL_CG_L; l++) cpb[l] = l < n ? a->cp[row * a->ldcp + u + l] : (real)0;
+            AL_SFN(lstm_cell_lanes)(zb, cpb, hb, cb, ab, AL_CG_L, a->act, a->ract);
+        } else {
+            AL_SFN(lstm_cell_lanes)(zb, NULL, hb, cb, ab, AL_CG_L, a->act, a->ract);
+        }
+        if (a->z != NULL) {
+            real *z = a->z + row * a->ldz + u;
+            for (q = 0; q < 4; q++)
+                for (l = 0; l < n; l++) z[q * H + l] = zb[q * AL_CG_L + l];
+        }
+        if (!keep) continue;     /* the caller carries h, c and the output over */
+        for (l = 0; l < n; l++) {
+            a->hn[row * a->ldo + u + l] = hb[l];
+            a->cn[row * a->ldo + u + l] = cb[l];
+            if (a->ac != NULL) a->ac[row * a->ldo + u + l] = ab[l];
+            if (a->on != NULL) a->on[row * a->ldo + u + l] = hb[l];
+        }
+    }
+}
+#undef acc
+
+#define AL_CG_R(R_)                                                                           \
+    static void AL_SFN(lstm_cell_r##R_##_gen)(const AL_SFN(lstm_cell_args) *a, size_t r0,     \
+                                              size_t p, size_t n) {                           \
+        AL_SFN(lstm_cell_tile_gen)(R_, a, r0, p, n);                                          \
+    }
+AL_CG_R(1) AL_CG_R(2) AL_CG_R(3)
+#undef AL_CG_R
+#undef AL_CG_KLOOP
+#undef AL_CG_L
+
 typedef void (*AL_SFN(lstm_cell_fn))(const AL_SFN(lstm_cell_args) *, size_t, size_t, size_t);
 
-/* The fused step for rows [r0, r1) and panels [p0, p1) (isa must not be AL_PG_NONE). Panels
+/* The fused step for rows [r0, r1) and panels [p0, p1) (any AL_PG_* path). Panels
  * outermost, so a panel of U stays in cache across the row tiles; rows in tiles of near-equal
  * height, each row computed by the same operations whatever its tile. */
 static void AL_SFN(lstm_cell_step)(int isa, const AL_SFN(lstm_cell_args) *a, size_t r0,
                                    size_t r1, size_t p0, size_t p1) {
+    static const AL_SFN(lstm_cell_fn) fgen[4] = {
+        NULL, AL_SFN(lstm_cell_r1_gen), AL_SFN(lstm_cell_r2_gen), AL_SFN(lstm_cell_r3_gen)};
 #if AL_PG_X86
     static const AL_SFN(lstm_cell_fn) f512[7] = {
         NULL, AL_SFN(lstm_cell_r1_512), AL_SFN(lstm_cell_r2_512), AL_SFN(lstm_cell_r3_512),
         AL_SFN(lstm_cell_r4_512), AL_SFN(lstm_cell_r5_512), AL_SFN(lstm_cell_r6_512)};
     static const AL_SFN(lstm_cell_fn) f256[4] = {
         NULL, AL_SFN(lstm_cell_r1_256), AL_SFN(lstm_cell_r2_256), AL_SFN(lstm_cell_r3_256)};
-    const AL_SFN(lstm_cell_fn) *fn = isa == AL_PG_AVX512 ? f512 : f256;
+    const AL_SFN(lstm_cell_fn) *fn = isa == AL_PG_AVX512 ? f512 : isa == AL_PG_AVX2 ? f256 : fgen;
+#else
+    const AL_SFN(lstm_cell_fn) *fn = fgen;
+#endif
     const size_t L = AL_SFN(al_cell_lanes)(isa), rmax = al_pg_rmax(isa);
     const size_t M = r1 - r0, ntile = (M + rmax - 1) / rmax;
     size_t p, i, r;
@@ -127,7 +259,4 @@ static void AL_SFN(lstm_cell_step)(int isa, const AL_SFN(lstm_cell_args) *a, siz
             r += R;
         }
     }
-#else
-    (void)isa; (void)a; (void)r0; (void)r1; (void)p0; (void)p1;
-#endif
 }

@@ -137,6 +137,11 @@ AL_CT_NAME(lstm_cell_tile)(const int R, const AL_SFN(lstm_cell_args) *a, size_t 
     if (a->h != NULL) {
         const real *hr = a->h + r0 * a->ldh;
         AL_CT_KLOOP(hr, a->ldh, a->pU + p * H * 4 * AL_CT_L, H)
+    } else if (a->pz0 != NULL) {
+        for (q = 0; q < 4; q++) {
+            const AL_CT_V zv = AL_CT_LOAD(a->pz0 + p * 4 * AL_CT_L + q * AL_CT_L);
+            for (r = 0; r < R; r++) acc[r][q] = AL_CT_ADD(acc[r][q], zv);
+        }
     }
 
     for (r = 0; r < R; r++) {

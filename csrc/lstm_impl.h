@@ -19,17 +19,16 @@
  * go_backwards: step s reads time t = T-1-s; step-indexed buffers are in processing order.
  */
 
-/* dst (B*T, D) = x (B*T, D) * p (B, [k*D, (k+1)*D)) broadcast over time; p has row stride 4D. */
+/* dst rows [r0, r1) of (B*T, D) = x (B*T, D) * p (B, [k*D, (k+1)*D)) broadcast over time;
+ * p has row stride 4D. */
 static void AL_SFN(lstm_drop_x)(real *dst, const real *x, const real *p, size_t k,
-                                size_t B, size_t T, size_t D) {
-    size_t b, t, j;
-    for (b = 0; b < B; b++) {
-        const real *pk = p + b * 4 * D + k * D;
-        for (t = 0; t < T; t++) {
-            const real *xr = x + (b * T + t) * D;
-            real *dr = dst + (b * T + t) * D;
-            for (j = 0; j < D; j++) dr[j] = xr[j] * pk[j];
-        }
+                                size_t r0, size_t r1, size_t T, size_t D) {
+    size_t r, j;
+    for (r = r0; r < r1; r++) {
+        const real *pk = p + (r / T) * 4 * D + k * D;
+        const real *xr = x + r * D;
+        real *dr = dst + r * D;
+        for (j = 0; j < D; j++) dr[j] = xr[j] * pk[j];
     }
 }
 
@@ -42,11 +41,20 @@ typedef struct {
     size_t B, T, D, H;
     int activation, recurrent_activation, go_backwards;
     int isa, mode;                   /* AL_PG_* ISA; AL_SPLIT_* mode of the team */
-    /* packed path (fused cell, lstm_cell_impl.h): U, and in the concatenated form W and the
-     * bias, gate-interleaved; pW = W packed in Keras layout for a separate input projection
-     * into the gates array (projection-first form). NULL where unused. */
-    const real *pU, *pWg, *pbg, *pW;
-    real *hd;                        /* (B,4H) workspace with rec_mask (single thread only) */
+    /* packed weights. Fused cell (lstm_cell_impl.h): U, and in the concatenated form W and
+     * the bias, gate-interleaved; pW = W packed in Keras layout for a separate input projection
+     * into the gates array (projection-first form); pWk = the four W_k (D,H) packed, for the
+     * projection with dp_mask; pUk = the four U_k (H,H) packed, for the per-gate recurrent
+     * products with rec_mask (lstm_fwd_steps). NULL where unused. */
+    const real *pU, *pWg, *pbg, *pW, *pWk, *pUk;
+    size_t nWk, nUk;                 /* elements of one packed W_k, U_k */
+    /* without h0: z0 (4H) = 0 * U summed over k, Keras' zeros @ U (0, or NaN in a column of U
+     * holding NaN/inf), and pz0 the same gate-interleaved; NULL when it is all 0 (the usual
+     * case: step 0 then skips the product) */
+    const real *z0, *pz0;
+    int one_step;                    /* T = 1: lstm_fwd_one (W and U read in place, unpacked) */
+    real *hd;                        /* (B,4H) workspace with rec_mask (rows per thread) */
+    real *xd;                        /* (B*T,D) workspace with dp_mask (rows per thread) */
     al_barrier bar;
     atomic_size_t next;              /* AL_SPLIT_ROWS: the next chunk of rows to take */
     size_t nchunk;                   /* AL_SPLIT_ROWS: chunks of rows, taken first come */
@@ -61,7 +69,7 @@ static void AL_SFN(lstm_fwd_elementwise)(const AL_SFN(lstm_fwd_ctx) *c, size_t b
     const size_t H = c->H, T = c->T, n = u1 - u0;
     real *hn = c->hs + b * T * H + s * H + u0;
     real *cn = c->cs + b * T * H + s * H + u0;
-    size_t j, k;
+    size_t j;
     if (hp) hp += u0;
     if (cp) cp += u0;
     if (c->mask != NULL && !c->mask[b * T + t]) {
@@ -75,13 +83,7 @@ static void AL_SFN(lstm_fwd_elementwise)(const AL_SFN(lstm_fwd_ctx) *c, size_t b
         }
         return;
     }
-    if (c->bias != NULL) {                 /* the BLAS path's projection has no bias */
-        for (k = 0; k < 4; k++) {
-            real *zk = z + k * H + u0;
-            const real *bk = c->bias + k * H + u0;
-            for (j = 0; j < n; j++) zk[j] += bk[j];
-        }
-    }
+    /* (z already holds the bias: the projection adds it first) */
     AL_SFN(act_forward)(c->recurrent_activation, z + u0, n);           /* i */
     AL_SFN(act_forward)(c->recurrent_activation, z + H + u0, n);       /* f */
     AL_SFN(act_forward)(c->activation, z + 2 * H + u0, n);             /* g */
@@ -91,7 +93,8 @@ static void AL_SFN(lstm_fwd_elementwise)(const AL_SFN(lstm_fwd_ctx) *c, size_t b
         if (cp != NULL) {
             for (j = 0; j < n; j++) cn[j] = zf[j] * cp[j] + zi[j] * zg[j];
         } else {
-            for (j = 0; j < n; j++) cn[j] = zi[j] * zg[j];
+            /* f * 0 still: an infinite or NaN f gives NaN, as Keras' f * zeros */
+            for (j = 0; j < n; j++) cn[j] = zf[j] * (real)0 + zi[j] * zg[j];
         }
         for (j = 0; j < n; j++) hn[j] = cn[j];
         AL_SFN(act_forward)(c->activation, hn, n);
@@ -107,28 +110,25 @@ static void AL_SFN(lstm_fwd_elementwise)(const AL_SFN(lstm_fwd_ctx) *c, size_t b
     }
 }
 
-/* The input projection of rows [r0, r1) of (B*T): gates = x W (+ bias on the packed path),
- * one GEMM over every step; with dp_mask one BLAS GEMM per gate (x * p_k goes to the
- * workspace after hd); with D = 0 zeros. Only the packed GEMM runs in a team. */
+/* The input projection of rows [r0, r1) of (B*T): gates = bias + x W, one packed GEMM over
+ * every step (bias first, k in order: the same operations as the fused cell's concatenated
+ * form); with dp_mask one per gate, x * p_k in the xd workspace; with D = 0 the bias. */
 static void AL_SFN(lstm_fwd_projection)(AL_SFN(lstm_fwd_ctx) *c, size_t r0, size_t r1) {
-    const size_t B = c->B, T = c->T, D = c->D, H = c->H, G = 4 * H;
-    size_t j, k;
-    if (D > 0 && c->pW != NULL) {
-        AL_SFN(al_pg_gemm)(c->isa, c->gates + r0 * G, G, c->x + r0 * D, D, 1, c->pW, 0, c->bias, 0,
-                           r1 - r0, G, D);
-    } else if (D > 0 && c->dp_mask == NULL) {
-        AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)G, (int)D,
-                (real)1, c->x, (int)D, c->W, (int)G, (real)0, c->gates, (int)G);
+    const size_t T = c->T, D = c->D, H = c->H, G = 4 * H;
+    size_t j, k, r;
+    if (D > 0 && c->dp_mask == NULL) {
+        AL_SFN(al_pg_gemm)(c->isa, c->gates + r0 * G, G, c->x + r0 * D, D, 1, c->pW, 0, c->bias,
+                           0, r1 - r0, G, D);
     } else if (D > 0) {
-        real *xd = c->hd + B * G;
         for (k = 0; k < 4; k++) {
-            AL_SFN(lstm_drop_x)(xd, c->x, c->dp_mask, k, B, T, D);
-            AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)H, (int)D,
-                    (real)1, xd, (int)D, c->W + k * H, (int)G, (real)0, c->gates + k * H,
-                    (int)G);
+            AL_SFN(lstm_drop_x)(c->xd, c->x, c->dp_mask, k, r0, r1, T, D);
+            AL_SFN(al_pg_gemm)(c->isa, c->gates + r0 * G + k * H, G, c->xd + r0 * D, D, 1,
+                               c->pWk + k * c->nWk, 0, c->bias ? c->bias + k * H : NULL, 0,
+                               r1 - r0, H, D);
         }
     } else {
-        for (j = r0 * G; j < r1 * G; j++) c->gates[j] = (real)0;
+        for (r = r0; r < r1; r++)
+            for (j = 0; j < G; j++) c->gates[r * G + j] = c->bias ? c->bias[j] : (real)0;
     }
 }
 
@@ -151,8 +151,8 @@ static void AL_SFN(lstm_fwd_fused)(AL_SFN(lstm_fwd_ctx) *c, int tid, int nt, siz
         AL_SFN(lstm_fwd_projection)(c, r0, r1);
         if (c->mode == AL_SPLIT_COLS) al_barrier_wait(&c->bar);
     }
-    /* the packed projection adds the bias itself; the BLAS one (dp_mask) leaves it out */
-    a.pW = c->pWg; a.pb = zin && c->pW != NULL ? NULL : c->pbg; a.pU = c->pU; a.zin = zin;
+    /* the projection adds the bias itself */
+    a.pW = c->pWg; a.pb = zin ? NULL : c->pbg; a.pU = c->pU; a.zin = zin; a.pz0 = c->pz0;
     a.ldx = T * D; a.ldz = T * G; a.ldo = T * H; a.ldkeep = T;
     a.D = D; a.H = H; a.act = c->activation; a.ract = c->recurrent_activation;
     for (s = 0; s < T; s++) {
@@ -180,15 +180,15 @@ static void AL_SFN(lstm_fwd_fused)(AL_SFN(lstm_fwd_ctx) *c, int tid, int nt, siz
     }
 }
 
-/* The BLAS path (single-threaded): input projection, then per step one GEMM into the
- * strided gate rows of time t (four per-gate GEMMs with rec_mask) and the elementwise pass. */
-static void AL_SFN(lstm_fwd_blas)(AL_SFN(lstm_fwd_ctx) *c) {
-    const size_t B = c->B, T = c->T, H = c->H, G = 4 * H;
+/* The forward with rec_mask, for batch rows [b0, b1): the input projection, then per step
+ * the four per-gate recurrent products (h_{s-1} * r_k) U_k added onto the gate rows of time t
+ * (packed GEMMs) and the elementwise pass. */
+static void AL_SFN(lstm_fwd_steps)(AL_SFN(lstm_fwd_ctx) *c, size_t b0, size_t b1) {
+    const size_t T = c->T, H = c->H, G = 4 * H;
     size_t s, b, j, k;
-    const real *U = c->U;
     real *gates = c->gates, *hs = c->hs, *hd = c->hd;
 
-    AL_SFN(lstm_fwd_projection)(c, 0, B * T);
+    AL_SFN(lstm_fwd_projection)(c, b0 * T, b1 * T);
     for (s = 0; s < T; s++) {
         const size_t t = c->go_backwards ? T - 1 - s : s;
         /* h_{s-1} rows: h0 (stride H) at s == 0, else hs[:, s-1] (stride T*H). */
@@ -196,11 +196,12 @@ static void AL_SFN(lstm_fwd_blas)(AL_SFN(lstm_fwd_ctx) *c) {
         const size_t hprev_ld = (s == 0) ? H : T * H;
         real *gt = gates + t * G;                       /* rows b at stride T*G */
 
-        if (hprev != NULL && c->rec_mask == NULL) {
-            AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)G, (int)H,
-                    (real)1, hprev, (int)hprev_ld, U, (int)G, (real)1, gt, (int)(T * G));
-        } else if (hprev != NULL) {
-            for (b = 0; b < B; b++) {
+        if (hprev == NULL && c->z0 != NULL) {
+            for (b = b0; b < b1; b++)
+                for (j = 0; j < G; j++) gt[b * T * G + j] += c->z0[j];
+        }
+        if (hprev != NULL) {
+            for (b = b0; b < b1; b++) {
                 const real *hp = hprev + b * hprev_ld, *r = c->rec_mask + b * G;
                 real *dst = hd + b * G;
                 for (k = 0; k < 4; k++) {
@@ -208,12 +209,11 @@ static void AL_SFN(lstm_fwd_blas)(AL_SFN(lstm_fwd_ctx) *c) {
                 }
             }
             for (k = 0; k < 4; k++) {
-                AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)H, (int)H,
-                        (real)1, hd + k * H, (int)G, U + k * H, (int)G, (real)1, gt + k * H,
-                        (int)(T * G));
+                AL_SFN(al_pg_gemm)(c->isa, gt + b0 * T * G + k * H, T * G, hd + b0 * G + k * H, G,
+                                   1, c->pUk + k * c->nUk, 0, NULL, 1, b1 - b0, H, H);
             }
         }
-        for (b = 0; b < B; b++) {
+        for (b = b0; b < b1; b++) {
             const real *hp = hprev ? hprev + b * hprev_ld : NULL;
             const real *cp = (s == 0) ? (c->c0 ? c->c0 + b * H : NULL)
                                       : c->cs + b * T * H + (s - 1) * H;
@@ -222,27 +222,104 @@ static void AL_SFN(lstm_fwd_blas)(AL_SFN(lstm_fwd_ctx) *c) {
     }
 }
 
+/* A single step (T = 1) for batch rows [b0, b1) with W and U read in place (4H a multiple of
+ * the panel width): packing them would cost more than the step. Gates = bias + x W, then
+ * + h0 U (or + z0 without h0), each element the same chain as on the packed path; then the
+ * elementwise pass. */
+static void AL_SFN(lstm_fwd_one)(AL_SFN(lstm_fwd_ctx) *c, size_t b0, size_t b1) {
+    const size_t D = c->D, H = c->H, G = 4 * H;
+    size_t b, j;
+    real *gt = c->gates + b0 * G;
+    if (D > 0) {
+        AL_SFN(al_pg_gemm)(c->isa, gt, G, c->x + b0 * D, D, 1, c->W, G, c->bias, 0, b1 - b0, G, D);
+    } else {
+        for (b = b0; b < b1; b++)
+            for (j = 0; j < G; j++) c->gates[b * G + j] = c->bias ? c->bias[j] : (real)0;
+    }
+    if (c->h0 != NULL) {
+        AL_SFN(al_pg_gemm)(c->isa, gt, G, c->h0 + b0 * H, H, 1, c->U, G, NULL, 1, b1 - b0, G, H);
+    } else if (c->z0 != NULL) {
+        for (b = b0; b < b1; b++)
+            for (j = 0; j < G; j++) c->gates[b * G + j] += c->z0[j];
+    }
+    for (b = b0; b < b1; b++) {
+        AL_SFN(lstm_fwd_elementwise)(c, b, 0, 0, c->gates + b * G, c->h0 ? c->h0 + b * H : NULL,
+                                     c->c0 ? c->c0 + b * H : NULL, 0, H);
+    }
+}
+
 /* One thread of the team: rows mode takes chunks of batch rows first come, first served (a
  * thread the OS delays then costs one chunk, not half the call); units mode takes its fixed
  * block of gate-interleaved panels (its steps meet at a barrier). */
 static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
     AL_SFN(lstm_fwd_ctx) *c = (AL_SFN(lstm_fwd_ctx) *)arg;
-    const size_t L = c->isa != AL_PG_NONE ? AL_SFN(al_cell_lanes)(c->isa) : 1;
+    const size_t L = AL_SFN(al_cell_lanes)(c->isa);
     const size_t npanel = (c->H + L - 1) / L;
     size_t b0, b1, k;
-    if (c->pU == NULL) {
-        AL_SFN(lstm_fwd_blas)(c);
-    } else if (c->mode == AL_SPLIT_ROWS) {
+    if (c->mode == AL_SPLIT_ROWS) {
         while ((k = atomic_fetch_add(&c->next, 1)) < c->nchunk) {
             al_split(c->B, (int)c->nchunk, (int)k, &b0, &b1);
-            AL_SFN(lstm_fwd_fused)(c, tid, nt, b0, b1, 0, npanel);
+            if (c->one_step) AL_SFN(lstm_fwd_one)(c, b0, b1);
+            else if (c->pUk != NULL) AL_SFN(lstm_fwd_steps)(c, b0, b1);
+            else AL_SFN(lstm_fwd_fused)(c, tid, nt, b0, b1, 0, npanel);
         }
+    } else if (c->one_step) {
+        AL_SFN(lstm_fwd_one)(c, 0, c->B);
+    } else if (c->pUk != NULL) {
+        AL_SFN(lstm_fwd_steps)(c, 0, c->B);
     } else if (c->mode == AL_SPLIT_COLS) {
         al_split(npanel, nt, tid, &b0, &b1);
         AL_SFN(lstm_fwd_fused)(c, tid, nt, 0, c->B, b0, b1);
     } else {
         AL_SFN(lstm_fwd_fused)(c, tid, nt, 0, c->B, 0, npanel);
     }
+}
+
+/* z0 (4H) = sum_k 0 * U[k] (Keras' zeros @ U without an initial state: 0, or NaN in a column
+ * holding NaN or inf); returns whether any entry is not 0. One vectorised pass over U (the
+ * rec_mask path; the fused path takes z0 while packing U, al_pg_pack_gates_z). */
+static int AL_SFN(lstm_any_nonzero)(const real *z, size_t n) {
+    size_t j;
+    int any = 0;
+    for (j = 0; j < n; j++) any |= z[j] != (real)0;
+    return any;
+}
+
+static inline __attribute__((always_inline)) void AL_SFN(lstm_zero_h_times_U_body)(
+    real *z0, const real *U, size_t H) {
+    const size_t G = 4 * H;
+    size_t k, j;
+    for (j = 0; j < G; j++) z0[j] = (real)0;
+    for (k = 0; k < H; k++) {
+        const real *u = U + k * G;
+        for (j = 0; j < G; j++) z0[j] += u[j] * (real)0;
+    }
+}
+AL_ISA_VERSIONS_VOID(AL_SFN(lstm_zero_h_times_U_v), AL_SFN(lstm_zero_h_times_U_body),
+                     (real *z0, const real *U, size_t H), (z0, U, H))
+
+/* s[0] = sum of 0 * x over n elements in 16 partial sums (vectorises; loads only): 0, or NaN
+ * when some x is NaN or inf. */
+static inline __attribute__((always_inline)) void AL_SFN(lstm_nonfinite_body)(
+    real *s, const real *x, size_t n) {
+    real part[16];
+    size_t j, l;
+    for (l = 0; l < 16; l++) part[l] = (real)0;
+    for (j = 0; j + 16 <= n; j += 16)
+        for (l = 0; l < 16; l++) part[l] += x[j + l] * (real)0;
+    for (; j < n; j++) part[0] += x[j] * (real)0;
+    for (l = 1; l < 16; l++) part[0] += part[l];
+    s[0] = part[0];
+}
+AL_ISA_VERSIONS_VOID(AL_SFN(lstm_nonfinite), AL_SFN(lstm_nonfinite_body),
+                     (real *s, const real *x, size_t n), (s, x, n))
+
+static int AL_SFN(lstm_zero_h_times_U)(real *z0, const real *U, size_t H) {
+    real s;
+    AL_SFN(lstm_nonfinite)(&s, U, H * 4 * H);   /* the usual case: all finite, z0 = 0 */
+    if (s == (real)0) return 0;
+    AL_SFN(lstm_zero_h_times_U_v)(z0, U, H);
+    return AL_SFN(lstm_any_nonzero)(z0, 4 * H);
 }
 
 /*
@@ -268,11 +345,16 @@ static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
  * threads   nthreads, forced: see al_lstm_split (lstm_pgemm.h)
  * returns   AL_OK, or AL_ERR_NOMEM (workspace: B*T*D reals with dp_mask, B*4H with rec_mask)
  *
- * The input projection of all B*T rows is one GEMM (four, one per gate, with dp_mask); each
- * step is one (B,H)x(H,4H) GEMM (four (B,H)x(H,H) with rec_mask) into the strided gate rows
- * of time t, then a fused elementwise pass per sample. The packed path may split the
- * batch rows or the hidden units among threads (al_lstm_split); every element is computed by
- * the same operations in the same order whatever the split, so results do not depend on it.
+ * Every product is a packed GEMM of lstm_pgemm.h on the selected path (al_pg_choose), whose
+ * elements are each one chain over k in order starting from the bias: a sample's results do not
+ * depend on the batch size, its position in the batch, or the thread split. Without rec_mask
+ * each step is the fused cell (lstm_cell_impl.h) on (B,H)x(H,4H) tiles, with x_t W on the
+ * same tiles from AL_CELL_CONCAT_B rows, else after an input projection of all B*T rows (four
+ * per-gate projections with dp_mask); both forms compute the same bits. With rec_mask each
+ * step is four (B,H)x(H,H) products into the gate rows of time t and an elementwise pass
+ * (lstm_fwd_steps). The work may be split by batch rows or hidden units among threads
+ * (al_lstm_split; rows only with rec_mask); every element is computed by the same operations
+ * in the same order whatever the split, so results do not depend on it.
  */
 int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *act_c,
                              const real *x, const real *h0, const real *c0,
@@ -283,7 +365,7 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
                              int impl, int nthreads, int forced) {
     const size_t G = 4 * H;
     AL_SFN(lstm_fwd_ctx) c;
-    /* the packed weights (packed path), and a gates array when the caller saves none */
+    /* the packed weights, and a gates array when the caller saves none */
     real *packed = NULL;
     int nt = 1;
     if (B == 0 || T == 0) return AL_OK;
@@ -293,61 +375,96 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
     c.B = B; c.T = T; c.D = D; c.H = H;
     c.activation = activation; c.recurrent_activation = recurrent_activation;
     c.go_backwards = go_backwards;
-    c.isa = AL_PG_NONE; c.mode = AL_SPLIT_NONE;
-    c.pU = NULL; c.pWg = NULL; c.pbg = NULL; c.pW = NULL; c.hd = NULL;
+    c.mode = AL_SPLIT_NONE;
+    c.pU = NULL; c.pWg = NULL; c.pbg = NULL; c.pW = NULL; c.pWk = NULL; c.pUk = NULL;
+    c.nWk = 0; c.nUk = 0; c.hd = NULL; c.xd = NULL; c.z0 = NULL; c.pz0 = NULL; c.one_step = 0;
     if (rec_mask != NULL || dp_mask != NULL) {
-        /* hd (B,4H) for the dropped h rows, then x * p_k (B*T,D) */
-        const size_t n = B * G + (dp_mask != NULL ? B * T * D : 0);
-        c.hd = (real *)al_alloc_large(n * sizeof(real));
+        /* hd (B,4H) for the dropped h rows, xd (B*T,D) for x * p_k */
+        const size_t nh = rec_mask != NULL ? B * G : 0;
+        c.hd = (real *)al_alloc_large((nh + (dp_mask != NULL ? B * T * D : 0) + 1) * sizeof(real));
         if (c.hd == NULL) return AL_ERR_NOMEM;
+        c.xd = c.hd + nh;
     }
-    c.isa = rec_mask == NULL ? al_pg_choose(impl, B, T) : AL_PG_NONE;
-    if (c.isa != AL_PG_NONE) {
-        /* Fused cell (lstm_cell_impl.h). Concatenated form (W gate-interleaved, x_t W on the
-         * step's tile) from AL_CELL_CONCAT_B rows, where the tile reuses each W panel over
-         * many rows; below it the input projection of all B*T rows is one GEMM first (W
-         * packed in Keras layout; BLAS with dp_mask, or where al_pg_for_projection says). */
+    c.isa = al_pg_choose(impl, B, T);
+    {
+        /* Fused cell (lstm_cell_impl.h) without rec_mask. Concatenated form (W gate-interleaved,
+         * x_t W on the step's tile) from AL_CELL_CONCAT_B rows, where the tile reuses each W
+         * panel over many rows; below it (and with dp_mask) the input projection of all B*T
+         * rows is one packed GEMM first (W in Keras layout; per gate with dp_mask). */
         const size_t L = AL_SFN(al_cell_lanes)(c.isa), Hp = (H + L - 1) / L * L;
-        const int concat = dp_mask == NULL && (D == 0 || B >= AL_CELL_CONCAT_B);
-        const size_t nu = AL_SFN(al_pg_size)(c.isa, H, 4 * Hp);
+        /* a single step reads W and U in place (lstm_fwd_one) */
+        const int one = T == 1 && rec_mask == NULL && dp_mask == NULL &&
+                        G % AL_SFN(al_pg_nc)(c.isa) == 0;
+        const int steps = rec_mask != NULL;
+        const int concat = !one && !steps && dp_mask == NULL && (D == 0 || B >= AL_CELL_CONCAT_B);
+        const size_t nu = (steps || one) ? 0 : AL_SFN(al_pg_size)(c.isa, H, 4 * Hp);
+        const size_t nuk = steps ? AL_SFN(al_pg_size)(c.isa, H, H) : 0;
         const size_t nwg = concat ? AL_SFN(al_pg_size)(c.isa, D, 4 * Hp) : 0;
         const size_t nb = AL_SFN(al_pg_size)(c.isa, 1, 4 * Hp);
-        const size_t nw = (!concat && D > 0 && dp_mask == NULL && al_pg_for_projection(c.isa, impl))
+        const size_t nw = (!one && !concat && D > 0 && dp_mask == NULL)
                               ? AL_SFN(al_pg_size)(c.isa, D, G) : 0;
+        const size_t nwk = (D > 0 && dp_mask != NULL) ? AL_SFN(al_pg_size)(c.isa, D, H) : 0;
         /* projection-first needs a gates array even when the caller saves none */
         const size_t ng = (!concat && gates == NULL) ? B * T * G : 0;
-        packed = (real *)al_alloc_large((nu + nwg + nb + nw + ng) * sizeof(real));
+        size_t k;
+        real *q;
+        const size_t nz = h0 == NULL ? G + nb : 0;
+        packed = (real *)al_alloc_large((nu + 4 * nuk + nwg + nb + nw + 4 * nwk + ng + nz + 1) *
+                                        sizeof(real));
         if (packed == NULL) {
             free(c.hd);
             return AL_ERR_NOMEM;
         }
-        c.pU = packed;
-        AL_SFN(al_pg_pack_gates)(c.isa, packed, U, G, H, H);
+        q = packed;
+        /* without h0, z0 = 0 * U's column sums: taken while packing U (fused path) */
+        real *z0 = h0 == NULL ? packed + (nu + 4 * nuk + nwg + nb + nw + 4 * nwk + ng) : NULL;
+        if (nu > 0) {
+            c.pU = q;
+            AL_SFN(al_pg_pack_gates_z)(c.isa, q, U, G, H, H, z0);
+            q += nu;
+        }
+        if (nuk > 0) {
+            c.pUk = q; c.nUk = nuk;
+            for (k = 0; k < 4; k++) AL_SFN(al_pg_pack)(c.isa, q + k * nuk, U + k * H, G, 0, H, H);
+            q += 4 * nuk;
+        }
         if (nwg > 0) {
-            c.pWg = packed + nu;
-            AL_SFN(al_pg_pack_gates)(c.isa, packed + nu, W, G, D, H);
+            c.pWg = q;
+            AL_SFN(al_pg_pack_gates)(c.isa, q, W, G, D, H);
+            q += nwg;
         }
-        if (bias != NULL) {
-            c.pbg = packed + nu + nwg;
-            AL_SFN(al_pg_pack_gates)(c.isa, packed + nu + nwg, bias, G, 1, H);
+        if (nb > 0 && bias != NULL) {
+            c.pbg = q;
+            AL_SFN(al_pg_pack_gates)(c.isa, q, bias, G, 1, H);
         }
+        q += nb;
         if (nw > 0) {
-            c.pW = packed + nu + nwg + nb;
-            AL_SFN(al_pg_pack)(c.isa, packed + nu + nwg + nb, W, G, 0, D, G);
+            c.pW = q;
+            AL_SFN(al_pg_pack)(c.isa, q, W, G, 0, D, G);
+            q += nw;
         }
-        if (ng > 0) c.gates = packed + nu + nwg + nb + nw;
-        /* Threads only where every product is a packed one (no BLAS inside the team). */
-        if (D == 0 || c.pWg != NULL || c.pW != NULL) {
-            c.mode = al_lstm_split(nthreads, forced, B, T, Hp, L, &nt);
+        if (nwk > 0) {
+            c.pWk = q; c.nWk = nwk;
+            for (k = 0; k < 4; k++) AL_SFN(al_pg_pack)(c.isa, q + k * nwk, W + k * H, G, 0, D, H);
+            q += 4 * nwk;
         }
-    } else if (gates == NULL) {
-        /* the BLAS path works in a gates array even when the caller saves none */
-        packed = (real *)al_alloc_large(B * T * G * sizeof(real));
-        if (packed == NULL) {
-            free(c.hd);
-            return AL_ERR_NOMEM;
+        if (ng > 0) {
+            c.gates = q;
+            q += ng;
         }
-        c.gates = packed;
+        if (z0 != NULL && (nu > 0 ? AL_SFN(lstm_any_nonzero)(z0, G)
+                                  : AL_SFN(lstm_zero_h_times_U)(z0, U, H))) {
+            c.z0 = z0;
+            c.pz0 = z0 + G;
+            AL_SFN(al_pg_pack_gates)(c.isa, z0 + G, z0, G, 1, H);
+        }
+        c.one_step = one;
+        c.mode = al_lstm_split(nthreads, forced, B, T, Hp, L, &nt);
+        if ((steps || one) && c.mode == AL_SPLIT_COLS) {
+            /* lstm_fwd_steps and lstm_fwd_one split by rows only */
+            c.mode = B >= 2 ? AL_SPLIT_ROWS : AL_SPLIT_NONE;
+            nt = B >= 2 ? ((size_t)nthreads < B ? nthreads : (int)B) : 1;
+        }
     }
     atomic_init(&c.next, 0);
     c.nchunk = c.mode == AL_SPLIT_ROWS ? (B < 2 * (size_t)nt ? B : 2 * (size_t)nt) : 0;
@@ -392,12 +509,9 @@ static inline __attribute__((always_inline)) void AL_SFN(lstm_gate_grads_body)(
     }
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-static void AL_SFN(lstm_gate_grads)(real *dz, const real *dh, real *dc, real *dcar,
-                                    const real *g, const real *ac, const real *cp, size_t n,
-                                    size_t gs, int act, int ract) {
+static inline __attribute__((always_inline)) void AL_SFN(lstm_gate_grads_sel)(
+    real *dz, const real *dh, real *dc, real *dcar, const real *g, const real *ac,
+    const real *cp, size_t n, size_t gs, int act, int ract) {
     if (act == AL_ACT_TANH && ract == AL_ACT_SIGMOID && cp != NULL) {
         AL_SFN(lstm_gate_grads_body)(dz, dh, dc, dcar, g, ac, cp, n, gs, AL_ACT_TANH,
                                      AL_ACT_SIGMOID);
@@ -408,6 +522,10 @@ static void AL_SFN(lstm_gate_grads)(real *dz, const real *dh, real *dc, real *dc
         AL_SFN(lstm_gate_grads_body)(dz, dh, dc, dcar, g, ac, cp, n, gs, act, ract);
     }
 }
+AL_ISA_VERSIONS_VOID(AL_SFN(lstm_gate_grads), AL_SFN(lstm_gate_grads_sel),
+                     (real *dz, const real *dh, real *dc, real *dcar, const real *g,
+                      const real *ac, const real *cp, size_t n, size_t gs, int act, int ract),
+                     (dz, dh, dc, dcar, g, ac, cp, n, gs, act, ract))
 
 /*
  * lstm_backward: backpropagation through time over the whole sequence, inverting lstm_forward.
@@ -458,9 +576,13 @@ typedef struct {
     size_t B, T, D, H, HW;
     int activation, recurrent_activation, go_backwards;
     int isa, mode;                  /* AL_PG_* ISA; AL_SPLIT_* mode of the team */
-    const real *pUt;               /* packed U^T (4H,H), packed path, or NULL */
+    const real *pUt;               /* packed U^T (4H,H); with rec_mask the four U_k^T (H,H),
+                                      nUt elements each */
+    size_t nUt;
     real *big;                     /* packed Hd, X, W^T and a transposed-result buffer for
-                                       post-loop products on the packed path, or NULL (BLAS) */
+                                       the products after the loop */
+    int direct;                    /* dU, dW as Hd^T dZ, X^T dZ with dZ unpacked (no masks,
+                                      4H a multiple of the panel width): big holds W^T only */
     real *dZ, *Hd, *tmp, *dcarry, *xd;
     al_barrier bar;
     atomic_size_t next;             /* AL_SPLIT_ROWS: the next chunk of rows of the time loop */
@@ -526,22 +648,21 @@ static void AL_SFN(lstm_bwd_loop)(AL_SFN(lstm_bwd_ctx) *c, size_t b0, size_t b1,
             }
         }
         if (c->mode == AL_SPLIT_COLS) al_barrier_wait(&c->bar);
-        if (c->pUt != NULL) {
+        if (c->rec_mask == NULL) {
             /* tmp[b0:b1, u0:u1] = dz_t[b0:b1] (rows at stride T*4H) @ U^T[:, u0:u1]; u0 is a
              * panel boundary */
             const size_t nc = AL_SFN(al_pg_nc)(c->isa);
             AL_SFN(al_pg_gemm)(c->isa, tmp + b0 * HW + u0, HW, dZ + (b0 * T + t) * G, T * G, 1,
                        c->pUt + (u0 / nc) * G * nc, 0, NULL, 0, b1 - b0, n, G);
-        } else if (c->rec_mask == NULL) {
-            /* tmp (B,H) = dz_t (B,4H; rows at stride T*4H) @ U^T */
-            AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c->B, (int)H, (int)G,
-                    (real)1, dZ + t * G, (int)(T * G), c->U, (int)G, (real)0, tmp, (int)H);
         } else {
-            /* tmp[:, kH:(k+1)H] (B,H) = dz_k (B,H) @ U_k^T, one GEMM per gate */
+            /* tmp[b0:b1, kH+u0 : kH+u1] = dz_k (rows at stride T*4H) @ U_k^T[:, u0:u1], per
+             * gate */
+            const size_t nc = AL_SFN(al_pg_nc)(c->isa);
             for (k = 0; k < 4; k++) {
-                AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c->B, (int)H, (int)H,
-                        (real)1, dZ + t * G + k * H, (int)(T * G), c->U + k * H, (int)G,
-                        (real)0, tmp + k * H, (int)G);
+                AL_SFN(al_pg_gemm)(c->isa, tmp + b0 * HW + k * H + u0, HW,
+                                   dZ + (b0 * T + t) * G + k * H, T * G, 1,
+                                   c->pUt + k * c->nUt + (u0 / nc) * H * nc, 0, NULL, 0, b1 - b0,
+                                   n, H);
             }
         }
         for (b = b0; b < b1; b++) {
@@ -586,67 +707,38 @@ static void AL_SFN(lstm_bwd_hd)(AL_SFN(lstm_bwd_ctx) *c, size_t b0, size_t b1) {
     }
 }
 
-/* The weight and input gradients, large BLAS GEMMs after the loop (see lstm_backward). */
-static void AL_SFN(lstm_bwd_post_blas)(AL_SFN(lstm_bwd_ctx) *c) {
-    const size_t B = c->B, T = c->T, D = c->D, H = c->H, G = 4 * H, BT = B * T;
-    real *dZ = c->dZ, *Hd = c->Hd, *xd = c->xd;
-    const real *x = c->x, *W = c->W;
-    size_t b, s, j, k;
-    if (c->rec_mask == NULL) {
-        /* dU (H,4H) = Hd^T (H, B*T) @ dZ (B*T, 4H) */
-        AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)G, (int)BT,
-                (real)1, Hd, (int)H, dZ, (int)G, (real)0, c->dU, (int)G);
-    } else {
-        /* dU_k (H,H) = Hd_k^T (H, B*T) @ dZ_k (B*T, H) */
-        for (k = 0; k < 4; k++) {
-            AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)H, (int)BT,
-                    (real)1, Hd + k * H, (int)G, dZ + k * H, (int)G, (real)0, c->dU + k * H,
-                    (int)G);
-        }
-    }
-    if (D > 0 && c->dp_mask == NULL) {
-        /* dW (D,4H) = X^T (D, B*T) @ dZ (B*T, 4H);  dX (B*T, D) = dZ (B*T, 4H) @ W^T (4H, D) */
-        AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)G, (int)BT,
-                (real)1, x, (int)D, dZ, (int)G, (real)0, c->dW, (int)G);
-        AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BT, (int)D, (int)G,
-                (real)1, dZ, (int)G, W, (int)G, (real)0, c->dx, (int)D);
-    } else if (D > 0) {
-        for (k = 0; k < 4; k++) {
-            /* dW_k (D,H) = (X * p_k)^T @ dZ_k;  then xd = dZ_k @ W_k^T, dX += xd * p_k */
-            AL_SFN(lstm_drop_x)(xd, x, c->dp_mask, k, B, T, D);
-            AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)H, (int)BT,
-                    (real)1, xd, (int)D, dZ + k * H, (int)G, (real)0, c->dW + k * H, (int)G);
-            AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BT, (int)D, (int)H,
-                    (real)1, dZ + k * H, (int)G, W + k * H, (int)G, (real)0, xd, (int)D);
-            for (b = 0; b < B; b++) {
-                const real *pk = c->dp_mask + b * 4 * D + k * D;
-                for (s = 0; s < T; s++) {
-                    real *dxr = c->dx + (b * T + s) * D;
-                    const real *xr = xd + (b * T + s) * D;
-                    if (k == 0) {
-                        for (j = 0; j < D; j++) dxr[j] = xr[j] * pk[j];
-                    } else {
-                        for (j = 0; j < D; j++) dxr[j] += xr[j] * pk[j];
-                    }
-                }
-            }
+/* P = pack(x * p_k) for panels [p0, p1) of D (K = B*T rows): the dropped inputs of gate k. */
+static void AL_SFN(lstm_pack_xdrop)(AL_SFN(lstm_bwd_ctx) *c, real *P, size_t k, size_t p0,
+                                    size_t p1) {
+    const size_t T = c->T, D = c->D, BT = c->B * c->T, nc = AL_SFN(al_pg_nc)(c->isa);
+    size_t p, r, j;
+    for (p = p0; p < p1; p++) {
+        const size_t d0 = p * nc, w = D - d0 < nc ? D - d0 : nc;
+        real *dst = P + p * BT * nc;
+        for (r = 0; r < BT; r++) {
+            const real *xr = c->x + r * D + d0, *pk = c->dp_mask + (r / T) * 4 * D + k * D + d0;
+            real *d = dst + r * nc;
+            for (j = 0; j < w; j++) d[j] = xr[j] * pk[j];
+            for (; j < nc; j++) d[j] = (real)0;
         }
     }
 }
 
 /* One thread's share of the backward: the time loop (rows or units by the team's mode), then
- * its rows of Hd, its share of the large products on the packed path (see lstm_backward_impl)
- * and its columns of db, with barriers between the phases. Otherwise the large products
- * follow on the calling thread with the BLAS (lstm_bwd_post_blas), which blocks them for the
- * caches and threads them itself. */
+ * its rows of Hd, its share of the large products after the loop and its columns of db, with
+ * barriers between the phases. The large products are packed GEMMs too (not the BLAS, whose
+ * results change with its thread count): each element is one chain over the B*T rows in
+ * order, whatever the thread split.
+ *   dU^T (4H,H) = dZ^T Hd,  dW^T (4H,D) = dZ^T X  (per gate with rec_mask / dp_mask: the
+ *   gate's Hd_k or X * p_k),  dX (B*T,D) = dZ W^T  (with dp_mask sum_k (dZ_k W_k^T) * p_k)
+ * The transposed results are moved into place. */
 static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
     AL_SFN(lstm_bwd_ctx) *c = (AL_SFN(lstm_bwd_ctx) *)arg;
     const size_t B = c->B, T = c->T, D = c->D, H = c->H, G = 4 * H, BT = B * T;
-    size_t b0 = 0, b1 = B, u0 = 0, u1 = H, g0, g1, j, s;
+    size_t b0 = 0, b1 = B, u0 = 0, u1 = H, g0, g1, j, s, k;
 
     if (c->mode == AL_SPLIT_ROWS) {
         /* chunks of rows first come, first served (see lstm_fwd_work) */
-        size_t k;
         while ((k = atomic_fetch_add(&c->next, 1)) < c->nchunk) {
             al_split(B, (int)c->nchunk, (int)k, &b0, &b1);
             AL_SFN(lstm_bwd_loop)(c, b0, b1, 0, H);
@@ -660,53 +752,102 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
         }
         AL_SFN(lstm_bwd_loop)(c, b0, b1, u0, u1);
     }
-    /* after the loop: this thread's rows of Hd and columns of db (sums over the B*T rows of
-     * dZ, rows in order) */
+    /* after the loop: this thread's rows of Hd */
     al_split(B, nt, tid, &b0, &b1);
     al_barrier_wait(&c->bar);
     AL_SFN(lstm_bwd_hd)(c, b0, b1);
-    if (c->big != NULL) {
-        al_barrier_wait(&c->bar);           /* every row of Hd before it is packed */
-        /* The three large products as dZ^T (or dZ) times a packed right-hand side, each
-         * transposed result moved into place; every thread packs its share of the panels,
-         * then computes its rows of each product. */
+    al_barrier_wait(&c->bar);           /* every row of Hd before it is packed */
+    {
         const int isa = c->isa;
+        const int per_h = c->rec_mask != NULL, per_x = c->dp_mask != NULL;
         const size_t nc = AL_SFN(al_pg_nc)(isa), LD = H > D ? H : D;
         const size_t nh = AL_SFN(al_pg_size)(isa, BT, H), nx = AL_SFN(al_pg_size)(isa, BT, D);
-        real *pH = c->big, *pX = pH + nh, *pWt = pX + nx, *tT = pWt + AL_SFN(al_pg_size)(isa, G, D);
+        const size_t nw = per_x ? AL_SFN(al_pg_size)(isa, H, D) : AL_SFN(al_pg_size)(isa, G, D);
+        real *pH = c->big, *pX = pH + (c->direct ? 0 : (per_h ? 4 : 1) * nh);
+        real *pWt = pX + (c->direct ? 0 : (per_x ? 4 : 1) * nx);
+        real *tT = pWt + (per_x ? 4 : 1) * nw;
         size_t p0, p1;
+        /* every thread packs its share of the panels */
         al_split((H + nc - 1) / nc, nt, tid, &p0, &p1);
-        if (p1 > p0) {
-            AL_SFN(al_pg_pack)(isa, pH + p0 * BT * nc, c->Hd + p0 * nc, H, 0, BT,
-                       (p1 * nc < H ? p1 * nc : H) - p0 * nc);
+        if (p1 > p0 && !c->direct) {
+            const size_t w = (p1 * nc < H ? p1 * nc : H) - p0 * nc;
+            for (k = 0; k < (per_h ? 4u : 1u); k++)
+                AL_SFN(al_pg_pack)(isa, pH + k * nh + p0 * BT * nc, c->Hd + k * H + p0 * nc, c->HW,
+                                   0, BT, w);
         }
         al_split((D + nc - 1) / nc, nt, tid, &p0, &p1);
         if (p1 > p0) {
             const size_t w = (p1 * nc < D ? p1 * nc : D) - p0 * nc;
-            AL_SFN(al_pg_pack)(isa, pX + p0 * BT * nc, c->x + p0 * nc, D, 0, BT, w);
-            AL_SFN(al_pg_pack)(isa, pWt + p0 * G * nc, c->W + p0 * nc * G, G, 1, G, w);
+            if (!per_x) {
+                if (!c->direct)
+                    AL_SFN(al_pg_pack)(isa, pX + p0 * BT * nc, c->x + p0 * nc, D, 0, BT, w);
+                AL_SFN(al_pg_pack)(isa, pWt + p0 * G * nc, c->W + p0 * nc * G, G, 1, G, w);
+            } else {
+                for (k = 0; k < 4; k++) {
+                    AL_SFN(lstm_pack_xdrop)(c, pX + k * nx, k, p0, p1);
+                    AL_SFN(al_pg_pack)(isa, pWt + k * nw + p0 * H * nc, c->W + p0 * nc * G + k * H,
+                                       G, 1, H, w);
+                }
+            }
         }
         al_barrier_wait(&c->bar);
-        al_split(G, nt, tid, &g0, &g1);
-        if (g1 > g0) {
-            /* dU^T rows [g0, g1) (4H, H) = dZ^T (4H, B*T) Hd (B*T, H) */
-            AL_SFN(al_pg_gemm)(isa, tT + g0 * LD, LD, c->dZ + g0, 1, G, pH, 0, NULL, 0, g1 - g0, H, BT);
-            AL_SFN(al_pg_transpose)(c->dU + g0, G, tT + g0 * LD, LD, g1 - g0, H);
+        if (c->direct) {
+            /* dU (H,4H) = Hd^T dZ and dW (D,4H) = X^T dZ straight into place, dZ read in its
+             * own layout (4H a multiple of the panel width): this thread's panels of 4H */
+            size_t q0, q1;
+            al_split(G / nc, nt, tid, &q0, &q1);
+            if (q1 > q0) {
+                const size_t n0 = q0 * nc, nn = (q1 - q0) * nc;
+                AL_SFN(al_pg_gemm)(isa, c->dU + n0, G, c->Hd, 1, H, c->dZ + n0, G, NULL, 0, H,
+                                   nn, BT);
+                if (D > 0)
+                    AL_SFN(al_pg_gemm)(isa, c->dW + n0, G, c->x, 1, D, c->dZ + n0, G, NULL, 0, D,
+                                       nn, BT);
+            }
+            g0 = g1 = 0;
+        } else {
+            /* rows [g0, g1) of dU^T and dW^T */
+            al_split(G, nt, tid, &g0, &g1);
+        }
+        /* one gate's segment at a time */
+        for (k = 0; k < 4; k++) {
+            const size_t ga = g0 > k * H ? g0 : k * H, gb = g1 < (k + 1) * H ? g1 : (k + 1) * H;
+            if (gb <= ga) continue;
+            AL_SFN(al_pg_gemm)(isa, tT + ga * LD, LD, c->dZ + ga, 1, G, pH + (per_h ? k : 0) * nh,
+                               0, NULL, 0, gb - ga, H, BT);
+            AL_SFN(al_pg_transpose)(c->dU + ga, G, tT + ga * LD, LD, gb - ga, H);
             if (D > 0) {
-                /* dW^T rows [g0, g1) (4H, D) = dZ^T X (B*T, D) */
-                AL_SFN(al_pg_gemm)(isa, tT + g0 * LD, LD, c->dZ + g0, 1, G, pX, 0, NULL, 0, g1 - g0, D,
-                           BT);
-                AL_SFN(al_pg_transpose)(c->dW + g0, G, tT + g0 * LD, LD, g1 - g0, D);
+                AL_SFN(al_pg_gemm)(isa, tT + ga * LD, LD, c->dZ + ga, 1, G,
+                                   pX + (per_x ? k : 0) * nx, 0, NULL, 0, gb - ga, D, BT);
+                AL_SFN(al_pg_transpose)(c->dW + ga, G, tT + ga * LD, LD, gb - ga, D);
             }
         }
         if (D > 0) {
-            /* dX rows [r0, r1) (B*T, D) = dZ (B*T, 4H) W^T (4H, D) */
-            size_t r0, r1;
+            /* dX rows [r0, r1) (B*T, D) */
+            size_t r0, r1, r;
             al_split(BT, nt, tid, &r0, &r1);
-            AL_SFN(al_pg_gemm)(isa, c->dx + r0 * D, D, c->dZ + r0 * G, G, 1, pWt, 0, NULL, 0, r1 - r0, D,
-                       G);
+            if (!per_x) {
+                AL_SFN(al_pg_gemm)(isa, c->dx + r0 * D, D, c->dZ + r0 * G, G, 1, pWt, 0, NULL, 0,
+                                   r1 - r0, D, G);
+            } else {
+                for (k = 0; k < 4; k++) {
+                    AL_SFN(al_pg_gemm)(isa, c->xd + r0 * D, D, c->dZ + r0 * G + k * H, G, 1,
+                                       pWt + k * nw, 0, NULL, 0, r1 - r0, D, H);
+                    for (r = r0; r < r1; r++) {
+                        const real *pk = c->dp_mask + (r / T) * 4 * D + k * D;
+                        const real *xr = c->xd + r * D;
+                        real *dxr = c->dx + r * D;
+                        if (k == 0) {
+                            for (j = 0; j < D; j++) dxr[j] = xr[j] * pk[j];
+                        } else {
+                            for (j = 0; j < D; j++) dxr[j] += xr[j] * pk[j];
+                        }
+                    }
+                }
+            }
         }
     }
+    /* this thread's columns of db (sums over the B*T rows of dZ, rows in order) */
     al_split(G, nt, tid, &g0, &g1);
     for (j = g0; j < g1; j++) c->db[j] = (real)0;
     for (s = 0; s < BT; s++) {
@@ -731,7 +872,7 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     const size_t HW = rec_mask ? G : H;     /* width of Hd and tmp rows */
     AL_SFN(lstm_bwd_ctx) c;
     real *work;
-    real *pUt = NULL;                      /* packed U^T (4H,H), packed path only */
+    real *pUt = NULL;                      /* packed U^T (4H,H), or the four U_k^T */
     int nt = 1;
     size_t j;
 
@@ -753,39 +894,50 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     c.B = B; c.T = T; c.D = D; c.H = H; c.HW = HW;
     c.activation = activation; c.recurrent_activation = recurrent_activation;
     c.go_backwards = go_backwards;
-    c.isa = AL_PG_NONE; c.mode = AL_SPLIT_NONE; c.pUt = NULL; c.big = NULL;
+    c.mode = AL_SPLIT_NONE; c.pUt = NULL; c.nUt = 0; c.big = NULL;
     c.dZ = work;
     c.Hd = c.dZ + BT * G;
     c.tmp = c.Hd + BT * HW;
     c.dcarry = c.tmp + B * HW;
     c.xd = c.dcarry + B * H;
-    c.isa = rec_mask == NULL ? al_pg_choose(impl, B, T) : AL_PG_NONE;
-    if (c.isa != AL_PG_NONE) {
-        pUt = (real *)malloc(AL_SFN(al_pg_size)(c.isa, G, H) * sizeof(real));
-        if (pUt == NULL) {
+    c.isa = al_pg_choose(impl, B, T);
+    {
+        /* U^T packed for the per-step products (per gate with rec_mask), then the buffers of
+         * the products after the loop: packed Hd (per gate with rec_mask), X (x * p_k per gate
+         * with dp_mask), W^T (per gate with dp_mask) and a transposed-result buffer. */
+        const int isa = c.isa;
+        const size_t nut = rec_mask ? AL_SFN(al_pg_size)(isa, H, H) : AL_SFN(al_pg_size)(isa, G, H);
+        const size_t nh = AL_SFN(al_pg_size)(isa, BT, H), nx = AL_SFN(al_pg_size)(isa, BT, D);
+        const size_t nw = dp_mask ? AL_SFN(al_pg_size)(isa, H, D) : AL_SFN(al_pg_size)(isa, G, D);
+        /* direct (dZ read in place) where its rows are less than a page apart or it fits the
+         * L2 caches; else dZ^T is copied block by block (measured at B=64, T=50, H=512: 230 vs
+         * 170 ms direct; at B=64, T=200, H=64 direct 37 vs 46 ms). Same bits either way. */
+        const int direct = rec_mask == NULL && dp_mask == NULL && G % AL_SFN(al_pg_nc)(isa) == 0 &&
+                           (G * sizeof(real) < 4096 || BT * G * sizeof(real) <= ((size_t)4 << 20));
+        const size_t n = direct ? nw : (rec_mask ? 4 : 1) * nh + (dp_mask ? 4 : 1) * (nx + nw) +
+                                       G * (H > D ? H : D);
+        size_t k;
+        pUt = (real *)malloc(((rec_mask ? 4 : 1) * nut + 1) * sizeof(real));
+        c.big = (real *)al_alloc_large((n + 1) * sizeof(real));
+        if (pUt == NULL || c.big == NULL) {
+            free(pUt);
+            free(c.big);
             free(work);
             return AL_ERR_NOMEM;
         }
-        AL_SFN(al_pg_pack)(c.isa, pUt, U, G, 1, G, H);
-        c.pUt = pUt;
-        /* Post-loop products on the packed path while their panels (B*T deep for dU and dW,
-         * 4H deep for dX) fit in the L2 (the tile streams a panel once per row tile; deeper,
-         * the BLAS's cache blocking wins: measured 14 vs 17 ms at B=8, T=200, H=256, but
-         * 17 vs 14 ms at B=8, T=50, H=512). On a failed allocation BLAS does them. */
-        const size_t panel_bytes = AL_SFN(al_pg_nc)(c.isa) * sizeof(real);
-        if (dp_mask == NULL && al_pg_for_projection(c.isa, impl) &&
-            (impl >= 2 || (BT * panel_bytes <= ((size_t)512 << 10) &&
-                           G * panel_bytes <= ((size_t)256 << 10)))) {
-            const size_t n = AL_SFN(al_pg_size)(c.isa, BT, H) + AL_SFN(al_pg_size)(c.isa, BT, D) +
-                             AL_SFN(al_pg_size)(c.isa, G, D) + G * (H > D ? H : D);
-            c.big = (real *)al_alloc_large(n * sizeof(real));
+        if (rec_mask == NULL) {
+            AL_SFN(al_pg_pack)(isa, pUt, U, G, 1, G, H);
+        } else {
+            for (k = 0; k < 4; k++) AL_SFN(al_pg_pack)(isa, pUt + k * nut, U + k * H, G, 1, H, H);
         }
-        c.mode = al_lstm_split(nthreads, forced, B, T, H, AL_SFN(al_pg_nc)(c.isa), &nt);
+        c.pUt = pUt;
+        c.nUt = nut;
+        c.direct = direct;
+        c.mode = al_lstm_split(nthreads, forced, B, T, H, AL_SFN(al_pg_nc)(isa), &nt);
     }
     atomic_init(&c.next, 0);
     c.nchunk = c.mode == AL_SPLIT_ROWS ? (B < 2 * (size_t)nt ? B : 2 * (size_t)nt) : 0;
     al_team_go(nt, AL_SFN(lstm_bwd_work), &c, &c.bar);
-    if (c.big == NULL) AL_SFN(lstm_bwd_post_blas)(&c);
     free(c.big);
     free(work);
     free(pUt);

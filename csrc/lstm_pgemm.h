@@ -13,16 +13,27 @@
  *   packed P (npanel, K, NC), npanel = ceil(N / NC):  P[p][k][c] = Bm[k][p NC + c]  (0 past N)
  *   C (M, N; row stride ldc) = beta C + bias (N) + A (M, K; row stride lda) P
  *
- * The ISA is chosen at run time (__builtin_cpu_supports); the build stays portable (no -march):
- * each kernel carries its own target attribute. AL_PG_NONE means "use the BLAS path".
+ * The path is the one selected at import (al_isa_level, al_common.h: ATTNLSTM_ISA or the CPU's
+ * best); the build stays portable (no -march): each tile carries its own target attribute.
+ * Every path, the portable one included, computes each element of C as one chain over k in
+ * order, starting from the bias (or C, or 0): a row's result depends neither on M (the batch
+ * size), nor on the row's position, nor on how rows or panels are split among threads. The
+ * AVX2 and AVX-512 tiles use FMA in the same order (the same bits); the generic tile (plain C,
+ * multiply then add) agrees with them to rounding.
  */
 #ifndef AL_LSTM_PGEMM_H
 #define AL_LSTM_PGEMM_H
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
-enum { AL_PG_NONE = 0, AL_PG_AVX2 = 1, AL_PG_AVX512 = 2 };
+#include "al_common.h"
+
+/* AL_PG_NONE is the portable C tile (it once meant "use the BLAS"; the LSTM no longer calls
+ * the BLAS, whose rows change with their number and its thread count). */
+enum { AL_PG_NONE = AL_ISA_GENERIC, AL_PG_GENERIC = AL_ISA_GENERIC, AL_PG_AVX2 = AL_ISA_AVX2,
+       AL_PG_AVX512 = AL_ISA_AVX512 };
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #  define AL_PG_X86 1
@@ -31,43 +42,32 @@ enum { AL_PG_NONE = 0, AL_PG_AVX2 = 1, AL_PG_AVX512 = 2 };
 #  define AL_PG_X86 0
 #endif
 
-/* The widest packed-GEMM ISA this CPU (and OS) supports. */
-static int al_pg_best_isa(void) {
-#if AL_PG_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return AL_PG_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return AL_PG_AVX2;
-#endif
-    return AL_PG_NONE;
-}
+/* The selected path (ATTNLSTM_ISA, else the widest this CPU runs). */
+static inline int al_pg_best_isa(void) { return al_isa_level(); }
 
-/* impl: 0 = automatic, 1 = BLAS, 2 = AVX2, 3 = AVX-512 (tests force a path; a path the CPU
- * lacks falls back to the best available one below it). Returns an AL_PG_* ISA. */
-static int al_pg_isa_for(int impl) {
+/* impl: 0 = the selected path, 1 = generic, 2 = AVX2, 3 = AVX-512 (tests force a path; one
+ * above the selected path falls back to it, so ATTNLSTM_ISA=avx2 on an AVX-512 CPU behaves
+ * like an AVX2 CPU). Returns an AL_PG_* ISA. */
+static inline int al_pg_isa_for(int impl) {
     const int best = al_pg_best_isa();
     switch (impl) {
-    case 1: return AL_PG_NONE;
-    case 2: return best >= AL_PG_AVX2 ? AL_PG_AVX2 : AL_PG_NONE;
+    case 1: return AL_PG_GENERIC;
+    case 2: return best >= AL_PG_AVX2 ? AL_PG_AVX2 : best;
     default: return best;
     }
 }
 
-/*
- * The ISA for one kernel call, or AL_PG_NONE for BLAS. Automatic choice (impl 0): packing
- * costs about one pass over U, so a single step stays on BLAS; the AVX2 tiles (3 rows) beat
- * OpenBLAS only for small batches. A forced impl (2, 3) always takes the packed path.
- */
-static int al_pg_choose(int impl, size_t B, size_t T) {
-    const int isa = al_pg_isa_for(impl);
-    if (impl >= 2) return isa;
-    if (isa == AL_PG_NONE || T < 2) return AL_PG_NONE;
-    if (isa == AL_PG_AVX2 && B > 8) return AL_PG_NONE;
-    return isa;
+/* The ISA for one kernel call: always a packed path (B and T no longer matter: a BLAS path for
+ * some shapes made a sample's bits depend on the batch size and the thread count). */
+static inline int al_pg_choose(int impl, size_t B, size_t T) {
+    (void)B; (void)T;
+    return al_pg_isa_for(impl);
 }
 
-/* Whether the input projection (B*T rows) also takes the packed path. */
-static int al_pg_for_projection(int isa, int impl) {
-    return isa == AL_PG_AVX512 || (isa != AL_PG_NONE && impl >= 2);
+/* Whether the input projection (B*T rows) also takes the packed path: always. */
+static inline int al_pg_for_projection(int isa, int impl) {
+    (void)isa; (void)impl;
+    return 1;
 }
 
 /* The fused LSTM cell (lstm_cell_impl.h) computes x_t W on each step's tile from this many
@@ -76,11 +76,10 @@ static int al_pg_for_projection(int isa, int impl) {
 
 /* The largest register tile height for an ISA (the panel width, nc, depends on the type:
  * al_pg_nc_f32 / al_pg_nc_f64 in lstm_pgemm_impl.h). */
-static size_t al_pg_rmax(int isa) { return isa == AL_PG_AVX512 ? 6 : 3; }
+static inline size_t al_pg_rmax(int isa) { return isa == AL_PG_AVX512 ? 6 : 3; }
 
 /*
- * How an LSTM call splits over threads (packed path only; the BLAS path is threaded by
- * the BLAS itself). AL_SPLIT_ROWS: each thread runs the whole recurrence for its own batch rows,
+ * How an LSTM call splits over threads. AL_SPLIT_ROWS: each thread runs the whole recurrence for its own batch rows,
  * no synchronisation inside the time loop. AL_SPLIT_COLS: every thread takes all rows and a
  * block of hidden units (whole panels of nc units, so H % nc == 0; the forward passes H rounded
  * up to its panels of L units), one barrier per step; it
@@ -91,7 +90,7 @@ static size_t al_pg_rmax(int isa) { return isa == AL_PG_AVX512 ? 6 : 3; }
  */
 enum { AL_SPLIT_NONE = 0, AL_SPLIT_ROWS = 1, AL_SPLIT_COLS = 2 };
 
-static int al_lstm_split(int nthreads, int forced, size_t B, size_t T, size_t H, size_t nc,
+static inline int al_lstm_split(int nthreads, int forced, size_t B, size_t T, size_t H, size_t nc,
                          int *nt) {
     const double step_flops = 8.0 * (double)B * (double)H * (double)H;
     const size_t npanel = H % nc == 0 ? H / nc : 0;

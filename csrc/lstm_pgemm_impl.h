@@ -3,8 +3,9 @@
  * type template (al_real.h): al_pg_gemm_f32 / al_pg_gemm_f64 and their packing helpers.
  *
  * A panel is 4 vectors wide: NC = 64 floats or 32 doubles with AVX-512, 32 floats or 16
- * doubles with AVX2. A register tile holds R x 4 vectors (R <= 6 with AVX-512's 32 registers,
- * R <= 3 with AVX2's 16).
+ * doubles with AVX2, 16 floats or 8 doubles on the generic path (4 SSE2 vectors, which the
+ * compiler's vectoriser uses on x86-64). A register tile holds R x 4 vectors (R <= 6 with
+ * AVX-512's 32 registers, R <= 3 with AVX2's or SSE2's 16).
  */
 #if defined(AL_REAL_F32)
 #  define AL_PG_V512 __m512
@@ -27,6 +28,9 @@
 #  define AL_PG_MLOAD256 _mm256_maskload_ps
 #  define AL_PG_MSTORE256 _mm256_maskstore_ps
 #  define AL_PG_LANE_T int32_t
+#  define AL_PG_LGEN 4
+#  define AL_PG_L512_N 16
+#  define AL_PG_L256_N 8
 #else
 #  define AL_PG_V512 __m512d
 #  define AL_PG_M512 __mmask8
@@ -48,11 +52,15 @@
 #  define AL_PG_MLOAD256 _mm256_maskload_pd
 #  define AL_PG_MSTORE256 _mm256_maskstore_pd
 #  define AL_PG_LANE_T int64_t
+#  define AL_PG_LGEN 2
+#  define AL_PG_L512_N 8
+#  define AL_PG_L256_N 4
 #endif
 
 /* Panel width (elements) for an ISA: four vectors. */
 static size_t AL_SFN(al_pg_nc)(int isa) {
-    return isa == AL_PG_AVX512 ? 4 * AL_PG_L512 : 4 * AL_PG_L256;
+    return isa == AL_PG_AVX512 ? 4 * AL_PG_L512_N : isa == AL_PG_AVX2 ? 4 * AL_PG_L256_N
+                                                                       : 4 * AL_PG_LGEN;
 }
 
 /* Number of elements of a packed (K, N) matrix. */
@@ -113,8 +121,8 @@ AL_SFN(al_pg512_tile)(const int R, real *C, size_t ldc, const real *A, size_t ld
     for (v = 0; v < 4; v++) {
         const AL_PG_V512 bv = bias ? AL_PG_MLOAD512(m[v], bias + AL_PG_L512 * v) : AL_PG_ZERO512();
         for (r = 0; r < R; r++) {
-            acc[r][v] = beta ? AL_PG_ADD512(bv, AL_PG_MLOAD512(m[v], C + r * ldc + AL_PG_L512 * v))
-                             : bv;
+            const AL_PG_V512 cv = beta ? AL_PG_MLOAD512(m[v], C + r * ldc + AL_PG_L512 * v) : bv;
+            acc[r][v] = beta && bias ? AL_PG_ADD512(bv, cv) : cv;
         }
     }
     for (k = 0; k < K; k++) {
@@ -160,8 +168,8 @@ AL_SFN(al_pg256_tile)(const int R, real *C, size_t ldc, const real *A, size_t ld
     for (v = 0; v < 4; v++) {
         const AL_PG_V256 bv = bias ? AL_PG_MLOAD256(bias + AL_PG_L256 * v, m[v]) : AL_PG_ZERO256();
         for (r = 0; r < R; r++) {
-            acc[r][v] = beta ? AL_PG_ADD256(bv, AL_PG_MLOAD256(C + r * ldc + AL_PG_L256 * v, m[v]))
-                             : bv;
+            const AL_PG_V256 cv = beta ? AL_PG_MLOAD256(C + r * ldc + AL_PG_L256 * v, m[v]) : bv;
+            acc[r][v] = beta && bias ? AL_PG_ADD256(bv, cv) : cv;
         }
     }
     for (k = 0; k < K; k++) {
@@ -187,6 +195,50 @@ AL_PG256_R(1) AL_PG256_R(2) AL_PG256_R(3)
 #undef AL_PG256_R
 #endif /* AL_PG_X86 */
 
+/* One R x NC tile of the generic path (portable C with GCC/Clang vector types of 16 bytes, which
+ * x86-64's baseline SSE2 runs; any compiler target else): the same scheme as the vector tiles
+ * (the bias, or C, or 0 first; then k in order), with a separate multiply and add where they
+ * fuse (the baseline has no FMA). Lane by lane the same operations as scalar code. */
+#define AL_PGG_NC (4 * AL_PG_LGEN)
+typedef real AL_SFN(al_vgen) __attribute__((vector_size(16)));
+typedef union { AL_SFN(al_vgen) v[4]; real s[AL_PGG_NC]; } AL_SFN(al_vgen4);
+static inline __attribute__((always_inline)) void
+AL_SFN(al_pgg_tile)(const int R, real *C, size_t ldc, const real *A, size_t lda, size_t ak,
+                    const real *P, const real *bias, int beta, size_t K, size_t ncols,
+                    size_t ldp) {
+    AL_SFN(al_vgen4) acc[3];
+    size_t k, c;
+    int r, q;
+    for (r = 0; r < R; r++) {
+        for (c = 0; c < AL_PGG_NC; c++) {
+            const real bv = bias != NULL && c < ncols ? bias[c] : (real)0;
+            const real cv = beta && c < ncols ? C[r * ldc + c] : bv;
+            acc[r].s[c] = beta && bias != NULL ? bv + cv : cv;
+        }
+    }
+    for (k = 0; k < K; k++) {
+        const real *u = P + k * ldp;
+        AL_SFN(al_vgen) uv[4];
+        memcpy(uv, u, sizeof uv);
+        for (r = 0; r < R; r++) {
+            const AL_SFN(al_vgen) av = (AL_SFN(al_vgen)){0} + A[r * lda + k * ak];
+            for (q = 0; q < 4; q++) acc[r].v[q] = acc[r].v[q] + av * uv[q];
+        }
+    }
+    for (r = 0; r < R; r++)
+        for (c = 0; c < ncols; c++) C[r * ldc + c] = acc[r].s[c];
+}
+
+#define AL_PGG_R(R_)                                                                            \
+    static void AL_SFN(al_pgg_r##R_)(real *C, size_t ldc, const real *A, size_t lda, size_t ak, \
+                                     const real *P, const real *bias, int beta, size_t K,       \
+                                     size_t ncols, size_t ldp) {                                \
+        AL_SFN(al_pgg_tile)(R_, C, ldc, A, lda, ak, P, bias, beta, K, ncols, ldp);              \
+    }
+AL_PGG_R(1) AL_PGG_R(2) AL_PGG_R(3)
+#undef AL_PGG_R
+#undef AL_PGG_NC
+
 /* dst (N, M; ldd) = src (M, N; lds)^T, in 16 x 16 blocks. */
 static void AL_SFN(al_pg_transpose)(real *dst, size_t ldd, const real *src, size_t lds,
                                     size_t M, size_t N) {
@@ -201,6 +253,11 @@ static void AL_SFN(al_pg_transpose)(real *dst, size_t ldd, const real *src, size
     }
 }
 
+#ifndef AL_PG_KBLOCK_BYTES
+#  define AL_PG_KBLOCK_BYTES ((size_t)1024 << 10)
+#  define AL_PG_AKB 256
+#endif
+
 typedef void (*AL_SFN(al_pg_tile_fn))(real *, size_t, const real *, size_t, size_t,
                                       const real *, const real *, int, size_t, size_t, size_t);
 
@@ -208,40 +265,80 @@ typedef void (*AL_SFN(al_pg_tile_fn))(real *, size_t, const real *, size_t, size
  * C (M, N; ldc) = beta C + bias (N, or NULL) + A (M, K) P, P = al_pg_pack(isa, ..., K, N),
  * A[m][k] at A + m lda + k ak (ak = 1: row-major; lda = 1, ak = its row stride: a transposed
  * matrix). ldp = 0 for a packed P; ldp > 0 reads an unpacked (K, N) P with row stride ldp
- * (N must then be a multiple of the panel width). isa must not be AL_PG_NONE. Panels
+ * (N must then be a multiple of the panel width). Any AL_PG_* path. Panels
  * outermost (a panel stays in L1/L2 across the row tiles); rows split into ceil(M / rmax)
  * tiles of near-equal height.
  */
-static void AL_SFN(al_pg_gemm)(int isa, real *C, size_t ldc, const real *A, size_t lda,
-                               size_t ak, const real *P, size_t ldp, const real *bias, int beta,
-                               size_t M, size_t N, size_t K) {
+static void AL_SFN(al_pg_gemm_ps)(int isa, real *C, size_t ldc, const real *A, size_t lda,
+                                  size_t ak, const real *P, size_t ldp, size_t ps,
+                                  const real *bias, int beta, size_t M, size_t N, size_t K) {
+    static const AL_SFN(al_pg_tile_fn) fgen[4] = {NULL, AL_SFN(al_pgg_r1), AL_SFN(al_pgg_r2),
+                                                  AL_SFN(al_pgg_r3)};
 #if AL_PG_X86
     static const AL_SFN(al_pg_tile_fn) f512[7] = {
         NULL, AL_SFN(al_pg512_r1), AL_SFN(al_pg512_r2), AL_SFN(al_pg512_r3),
         AL_SFN(al_pg512_r4), AL_SFN(al_pg512_r5), AL_SFN(al_pg512_r6)};
     static const AL_SFN(al_pg_tile_fn) f256[4] = {NULL, AL_SFN(al_pg256_r1),
                                                   AL_SFN(al_pg256_r2), AL_SFN(al_pg256_r3)};
-    const AL_SFN(al_pg_tile_fn) *fn = isa == AL_PG_AVX512 ? f512 : f256;
+    const AL_SFN(al_pg_tile_fn) *fn = isa == AL_PG_AVX512 ? f512 : isa == AL_PG_AVX2 ? f256 : fgen;
+#else
+    const AL_SFN(al_pg_tile_fn) *fn = fgen;
+#endif
     const size_t nc = AL_SFN(al_pg_nc)(isa), rmax = al_pg_rmax(isa);
     const size_t ntile = (M + rmax - 1) / rmax;
-    size_t n0, p;
+    /* K in blocks whose panel slice (kb x nc) stays in the L2 while the row tiles stream it
+     * (the backward's weight gradients have K = B*T); a block after the first continues from
+     * the C the previous one stored, which is the accumulator's exact value: the same chain
+     * over k, so the same bits as one block. */
+    const size_t kb = AL_PG_KBLOCK_BYTES / (nc * sizeof(real));
+    size_t n0, p, k0;
     if (M == 0) return;
-    for (p = 0, n0 = 0; n0 < N; p++, n0 += nc) {
-        const size_t w = N - n0 < nc ? N - n0 : nc;
-        const real *Pp = ldp ? P + n0 : P + p * K * nc;
-        size_t i, r0 = 0;
-        for (i = 0; i < ntile; i++) {
-            /* tile heights differ by at most one */
-            const size_t R = M / ntile + (i < M % ntile ? 1 : 0);
-            fn[R](C + r0 * ldc + n0, ldc, A + r0 * lda, lda, ak, Pp, bias ? bias + n0 : NULL,
-                  beta, K, w, ldp ? ldp : nc);
-            r0 += R;
+    if (ak != 1 && lda == 1 && K > 0 && (N > nc || ak * sizeof(real) >= 4096)) {
+        /* A transposed (A[m][k] at A + m + k ak: the backward's dZ^T): each k of a row tile
+         * would touch another cache line and page of A, once per panel. Instead each block of
+         * AL_PG_AKB k is transposed into a row-major (M, kb) buffer first (rows of A read
+         * contiguously), then multiplied as usual; the chains over k are the same. Only where
+         * the copy serves several panels (N > nc) or A's rows are a page or more apart; on a
+         * failed allocation the strided reads below serve. */
+        real *abuf = (real *)malloc(M * AL_PG_AKB * sizeof(real));
+        if (abuf != NULL) {
+            for (k0 = 0; k0 < K; k0 += AL_PG_AKB) {
+                const size_t kl = K - k0 < AL_PG_AKB ? K - k0 : AL_PG_AKB;
+                AL_SFN(al_pg_transpose)(abuf, kl, A + k0 * ak, ak, kl, M);
+                AL_SFN(al_pg_gemm_ps)(isa, C, ldc, abuf, kl, 1,
+                                      ldp ? P + k0 * ldp : P + k0 * nc, ldp, ps,
+                                      k0 == 0 ? bias : NULL, k0 == 0 ? beta : 1, M, N, kl);
+            }
+            free(abuf);
+            return;
         }
     }
-#else
-    (void)isa; (void)C; (void)ldc; (void)A; (void)lda; (void)ak; (void)P; (void)ldp;
-    (void)bias; (void)beta; (void)M; (void)N; (void)K;
-#endif
+    for (k0 = 0; k0 < K || k0 == 0; k0 += kb) {
+        const size_t kl = K - k0 < kb ? K - k0 : kb;
+        const real *bk = k0 == 0 ? bias : NULL;
+        const int betak = k0 == 0 ? beta : 1;
+        for (p = 0, n0 = 0; n0 < N; p++, n0 += nc) {
+            const size_t w = N - n0 < nc ? N - n0 : nc;
+            const real *Pp = ldp ? P + n0 + k0 * ldp : P + p * ps + k0 * nc;
+            size_t i, r0 = 0;
+            for (i = 0; i < ntile; i++) {
+                /* tile heights differ by at most one */
+                const size_t R = M / ntile + (i < M % ntile ? 1 : 0);
+                fn[R](C + r0 * ldc + n0, ldc, A + r0 * lda + k0 * ak, lda, ak, Pp,
+                      bk ? bk + n0 : NULL, betak, kl, w, ldp ? ldp : nc);
+                r0 += R;
+            }
+        }
+        if (K == 0) break;
+    }
+}
+
+/* al_pg_gemm_ps with the panel stride of a packed (K, N) P. */
+static void AL_SFN(al_pg_gemm)(int isa, real *C, size_t ldc, const real *A, size_t lda,
+                               size_t ak, const real *P, size_t ldp, const real *bias, int beta,
+                               size_t M, size_t N, size_t K) {
+    AL_SFN(al_pg_gemm_ps)(isa, C, ldc, A, lda, ak, P, ldp, K * AL_SFN(al_pg_nc)(isa), bias, beta,
+                          M, N, K);
 }
 
 #undef AL_PG_V512
@@ -264,3 +361,6 @@ static void AL_SFN(al_pg_gemm)(int isa, real *C, size_t ldc, const real *A, size
 #undef AL_PG_MLOAD256
 #undef AL_PG_MSTORE256
 #undef AL_PG_LANE_T
+#undef AL_PG_LGEN
+#undef AL_PG_L512_N
+#undef AL_PG_L256_N

@@ -11,6 +11,12 @@
  * below it, creating the team (tens of microseconds) costs more than it saves. */
 #define AL_MHA_TEAM_MIN 262144.0
 
+/* No fused multiply-adds here (the build's default is -ffp-contract=fast, for the LSTM): the
+ * softmax's AVX-512, AVX2 and generic copies (al_softmax_impl.h) give the same bits. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #define AL_REAL_F32
 #include "al_real.h"
 #include "al_vmath.h"

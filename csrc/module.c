@@ -1,12 +1,14 @@
 /*
  * module.c -- the attnlstm._core extension module: joins the method tables of the binding
- * files. Keeps no global mutable state; every kernel call is independent.
+ * files. Keeps no global mutable state (the kernel path, ATTNLSTM_ISA, is fixed at import);
+ * every kernel call is independent.
  */
 #define AL_MODULE_MAIN
 #include "bind_common.h"
 
 extern PyMethodDef al_vae_methods[];   /* bind_vae.c */
 extern PyMethodDef al_gru_methods[];   /* bind_gru.c */
+int al_isa_module_init(PyObject *m);   /* bind_isa.c: ATTNLSTM_ISA, isa_info */
 
 static int al_count_methods(const PyMethodDef *table) {
     int n = 0;
@@ -48,6 +50,11 @@ PyMODINIT_FUNC PyInit__core(void) {
         }
     }
     Py_DECREF(name);
+    /* the kernel path, once, before any kernel can run */
+    if (al_isa_module_init(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     if (PyModule_AddIntConstant(m, "ACT_LINEAR", AL_ACT_LINEAR) < 0 ||
         PyModule_AddIntConstant(m, "ACT_TANH", AL_ACT_TANH) < 0 ||
         PyModule_AddIntConstant(m, "ACT_SIGMOID", AL_ACT_SIGMOID) < 0 ||

@@ -252,9 +252,8 @@ def test_core_lstm_forward_never_crashes(args):
 
 
 def assert_twin(got, ref, tol, finite_inputs=True):
-    """got == the twin's ref. With NaN/inf among the inputs, only where ref is finite: the
-    kernel's shortcuts for a zero initial state (it skips 0 @ U and f * 0) and its relu
-    (NaN -> 0) may turn Keras' NaN into a number (see the xfail tests below)."""
+    """got == the twin's ref. With NaN/inf among the inputs, only where ref is finite (the order
+    of operations may decide between inf and NaN)."""
     rtol, atol = tol
     with np.errstate(all="ignore"):
         scale = np.max(np.abs(np.where(np.isfinite(ref), ref, 0)), initial=1.0)
@@ -274,11 +273,12 @@ def test_relu_nan_propagates_like_keras():
     np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
 
 
-@pytest.mark.xfail(strict=True, reason="kernel bug (csrc/lstm_impl.h): with no initial state the "
-                   "kernel skips h0 @ U and f * c0 (both zero), so NaN/inf in recurrent_kernel or "
-                   "an infinite forget gate do not give Keras' NaN at the first step")
 @pytest.mark.parametrize("case", ["nan_recurrent_kernel", "inf_forget_gate"])
 def test_zero_initial_state_propagates_nan_like_keras(case):
+    """Without an initial state Keras still computes zeros @ recurrent_kernel and f * zeros: NaN
+    or inf in recurrent_kernel, or an infinite forget gate, give NaN at the first step. The
+    kernel skips the product (zeros) but adds 0 * U's column sums when they are not 0, and
+    keeps f * 0 in the cell."""
     x = np.ones((1, 1, 1))
     W = np.full((1, 4), 0.5)
     U = np.zeros((1, 4))

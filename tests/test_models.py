@@ -216,8 +216,9 @@ def test_predict_batches_cover_all_samples(rng):
     model = Model(x, layers.LSTM(H, return_sequences=True)(x))
     data = rng.standard_normal((11, T, D)).astype("float32")
     full = model.predict(data, batch_size=11)
-    for bs in (1, 4, 32):
-        np.testing.assert_allclose(model.predict(data, batch_size=bs), full, rtol=1e-6, atol=1e-7)
+    # the same bits whatever the batch size, on every kernel path (README "Kernel paths")
+    for bs in (1, 3, 4, 8, 32):
+        np.testing.assert_array_equal(model.predict(data, batch_size=bs), full)
     with pytest.raises(ValueError, match="batch_size"):
         model.predict(data, batch_size=0)
 

@@ -1,0 +1,262 @@
+"""The kernel paths (ATTNLSTM_ISA = avx512 | avx2 | generic, csrc/al_isa.c) and their guarantees.
+
+* Each path can be forced at import; one the CPU cannot run, or an unknown name, is a
+  RuntimeError at import naming the CPU's flags. show_config() reports the choice.
+* The LSTM kernels give a sample the same bits whatever the batch size, its position in the
+  batch and the thread count, forward and backward, float32 and float64, on the path this
+  process runs (`make test` re-runs this file under every path the CPU supports, see the
+  Makefile); the weight gradients are the same bits for every thread count.
+* The paths agree with each other: AVX2 and AVX-512 to the bit (the same FMAs in the same order),
+  generic (no FMA) to 2e-6 relative in float32. Checked in subprocesses, one per path.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import attnlstm
+from attnlstm import Input, Model, _core, layers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ORDER = ["generic", "avx2", "avx512"]
+SUPPORTED = ORDER[:ORDER.index(_core.isa_info()["cpu_best"]) + 1]
+
+
+def run_py(code, isa, check=True):
+    """Run `code` in a fresh interpreter importing this tree's attnlstm with ATTNLSTM_ISA=isa."""
+    env = dict(os.environ, ATTNLSTM_ISA=isa)
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=600)
+    if check:
+        assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+# ------------------------------------------------------------------------------------------
+# Selection and report
+
+
+def test_show_config_reports_the_path(capsys):
+    cfg = attnlstm.show_config(mode="dicts")
+    info = _core.isa_info()
+    assert cfg["kernel_path"]["isa"] == info["isa"] in ORDER
+    assert cfg["kernel_path"]["cpu_best"] == info["cpu_best"]
+    assert cfg["kernel_path"]["requested"] == (os.environ.get("ATTNLSTM_ISA") or None)
+    assert cfg["threads"]["num_threads"] == attnlstm.get_num_threads() >= 1
+    assert cfg["blas"]["threading"] in ("sequential", "pthreads", "openmp")
+    if info["isa"] != "generic":
+        assert "fma" in cfg["cpu"]["simd_flags"]
+    assert capsys.readouterr().out == ""
+    assert attnlstm.show_config() is None
+    out = capsys.readouterr().out
+    assert "path: %s" % info["isa"] in out and "model:" in out and "OpenBLAS" in out
+    assert "ATTNLSTM_ISA" in out and "get_num_threads(): %d" % attnlstm.get_num_threads() in out
+    with pytest.raises(ValueError, match="show_config: `mode` must be 'stdout' or 'dicts'"):
+        attnlstm.show_config(mode="json")
+
+
+@pytest.mark.parametrize("isa", SUPPORTED)
+def test_each_supported_path_can_be_forced(isa):
+    res = run_py("import attnlstm; c = attnlstm.show_config('dicts')['kernel_path'];"
+                 "print(c['isa'], c['requested'])", isa)
+    assert res.stdout.split() == [isa, isa]
+
+
+def test_unknown_path_is_an_error_at_import():
+    res = run_py("import attnlstm", "sse9", check=False)
+    assert res.returncode != 0
+    assert "RuntimeError: ATTNLSTM_ISA must be one of 'avx512', 'avx2', 'generic'" in res.stderr
+    assert "got 'sse9'" in res.stderr
+
+
+@pytest.mark.skipif(SUPPORTED == ORDER, reason="this CPU runs every path (AVX-512)")
+def test_unsupported_path_is_a_runtime_error_naming_the_flags():
+    wanted = ORDER[len(SUPPORTED)]
+    res = run_py("import attnlstm", wanted, check=False)
+    assert res.returncode != 0
+    assert "RuntimeError: ATTNLSTM_ISA=%s: this CPU cannot run" % wanted in res.stderr
+    assert "SIMD flags are:" in res.stderr
+
+
+# ------------------------------------------------------------------------------------------
+# Same bits for a sample whatever the batch, its position and the thread count
+
+
+SIZES = (1, 3, 8, 11, 32)
+
+
+def _lstm_case(dt, seed=0, D=5, H=40, T=9, masked=False):
+    rng = np.random.default_rng(seed)
+    f = lambda *s: rng.standard_normal(s).astype(dt)  # noqa: E731
+    W, U, b = f(D, 4 * H) * 0.4, f(H, 4 * H) * 0.3, f(4 * H) * 0.2
+    X, dY, h0, c0 = f(32, T, D), f(32, T, H), f(32, H), f(32, H)
+    M = rng.random((32, T)) > 0.3 if masked else None
+    return W, U, b, X, dY, h0, c0, M
+
+
+def _per_sample(W, U, b, X, dY, h0, c0, M, idx, threads, init):
+    x, dy = X[idx], dY[idx]
+    h, c = (h0[idx], c0[idx]) if init else (None, None)
+    m = M[idx] if M is not None else None
+    hs, cs, out, g, ac = _core.lstm_forward(x, W, U, b, h, c, m, save_act_c=True, threads=threads)
+    grads = _core.lstm_backward(hs, cs, g, x, W, U, h, c, m, act_c=ac, d_outputs=dy,
+                                threads=threads)
+    return [hs, cs] + ([out] if m is not None else []) + [grads[0], grads[4], grads[5]], grads
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("init,masked", [(False, False), (True, True)])
+def test_lstm_sample_bits_do_not_depend_on_batch_or_threads(dt, init, masked):
+    """Sample 0 at the first and last position of batches of 1..32, on 1 and 2 threads: hs, cs,
+    the masked output, dx, dh0 and dc0 are the same bits as alone on one thread."""
+    W, U, b, X, dY, h0, c0, M = _lstm_case(dt, seed=1 + init, masked=masked)
+    ref = None
+    for threads in (1, 2):
+        for B in SIZES:
+            for pos in sorted({0, B - 1}):
+                idx = list(range(1, B))
+                idx.insert(pos, 0)
+                got, _ = _per_sample(W, U, b, X, dY, h0, c0, M, idx, threads, init)
+                got = [a[pos] for a in got]
+                if ref is None:
+                    ref = got
+                for a, r in zip(got, ref):
+                    assert np.array_equal(a, r), (B, pos, threads)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_lstm_weight_gradients_do_not_depend_on_threads(dt):
+    """dW, dU, db (sums over the batch) are the same bits on 1 and 2 threads (forced, and through
+    set_num_threads at a size where the automatic choice splits), also with dropout masks."""
+    W, U, b, X, dY, h0, c0, M = _lstm_case(dt, seed=3, H=64, masked=True)
+    for threads in (0, 2):
+        one = _per_sample(W, U, b, X, dY, h0, c0, M, list(range(32)), 1, True)[1]
+        many = _per_sample(W, U, b, X, dY, h0, c0, M, list(range(32)), threads, True)[1]
+        for a, r in zip(many, one):
+            assert np.array_equal(a, r)
+    rng = np.random.default_rng(4)
+    dp = (rng.random((32, 4 * 5)) > 0.2).astype(dt)
+    rp = (rng.random((32, 4 * 64)) > 0.2).astype(dt)
+    res = []
+    for threads in (1, 2):
+        hs, cs, _, g = _core.lstm_forward(X, W, U, b, h0, c0, M, dp_mask=dp, rec_mask=rp,
+                                          threads=threads)
+        res.append(_core.lstm_backward(hs, cs, g, X, W, U, h0, c0, M, dp, rp, d_outputs=dY,
+                                       threads=threads))
+    for a, r in zip(*res):
+        assert np.array_equal(a, r)
+
+
+def test_set_num_threads_gives_the_same_bits_at_large_size():
+    """A call above the automatic threading threshold (about 5e8 flops), through
+    set_num_threads: forward and every gradient are the same bits on 1 and 2 threads."""
+    rng = np.random.default_rng(5)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    B, T, D, H = 24, 40, 16, 384
+    x, W, U, b, dy = f(B, T, D), f(D, 4 * H) * 0.1, f(H, 4 * H) * 0.05, f(4 * H), f(B, T, H)
+    old = attnlstm.get_num_threads()
+    res = []
+    try:
+        for n in (1, 2):
+            attnlstm.set_num_threads(n)
+            hs, cs, _, g = _core.lstm_forward(x, W, U, b)
+            res.append([hs, cs] + list(_core.lstm_backward(hs, cs, g, x, W, U, d_outputs=dy)))
+    finally:
+        attnlstm.set_num_threads(old)
+    for a, r in zip(*res):
+        assert np.array_equal(a, r)
+
+
+def test_predict_same_bits_for_every_batch_size_and_thread_count():
+    """Model.predict: each sample's output is the same bits at batch sizes 1, 3, 8, 11, 32 and
+    on 1 or 2 threads (the promise of set_num_threads' docstring)."""
+    rng = np.random.default_rng(6)
+    x = Input((30, 4))
+    h = layers.LSTM(24, return_sequences=True)(x)
+    model = Model(x, layers.LSTM(16)(h))
+    data = rng.standard_normal((33, 30, 4)).astype("float32")
+    old = attnlstm.get_num_threads()
+    try:
+        attnlstm.set_num_threads(1)
+        ref = model.predict(data, batch_size=1)
+        for n in (1, 2):
+            attnlstm.set_num_threads(n)
+            for bs in SIZES:
+                assert np.array_equal(model.predict(data, batch_size=bs), ref), (n, bs)
+    finally:
+        attnlstm.set_num_threads(old)
+
+
+# ------------------------------------------------------------------------------------------
+# The paths agree with each other
+
+_DUMP = r"""
+import sys, numpy as np
+from attnlstm import _core
+out = {}
+rng = np.random.default_rng(7)
+cases = [(5, 7, 3, 20, 1, 2, False, False, True), (9, 6, 4, 64, 1, 2, True, False, False),
+         (3, 5, 2, 17, 4, 3, True, True, True), (12, 4, 0, 32, 1, 2, False, True, False)]
+for dt in (np.float32, np.float64):
+    for (B, T, D, H, act, ract, masked, drop, init) in cases:
+        f = lambda *s: rng.standard_normal(s).astype(dt)
+        x, W, U, b = f(B, T, D), f(D, 4 * H) * .3, f(H, 4 * H) * .3, f(4 * H)
+        h0, c0 = (f(B, H), f(B, H)) if init else (None, None)
+        m = rng.random((B, T)) > .3 if masked else None
+        dp = (rng.random((B, 4 * D)) > .2).astype(dt) if drop else None
+        rp = (rng.random((B, 4 * H)) > .2).astype(dt) if drop else None
+        hs, cs, o, g, ac = _core.lstm_forward(x, W, U, b, h0, c0, m, act, ract, False, dp, rp,
+                                              save_act_c=True)
+        gr = _core.lstm_backward(hs, cs, g, x, W, U, h0, c0, m, dp, rp, ac, d_outputs=f(B, T, H),
+                                 activation=act, recurrent_activation=ract)
+        k = "lstm-%s-%d-%d-%d-%d-" % (np.dtype(dt).name, B, T, D, H)
+        for n, a in zip(["hs", "cs", "dx", "dW", "dU", "db", "dh0", "dc0"], [hs, cs] + list(gr)):
+            out[k + n] = a
+    # attention kernels (their vectorised loops have a copy per path)
+    q, k, v = (rng.standard_normal((3, n, 8)).astype(dt) for n in (5, 21, 21))
+    sc = rng.standard_normal(8).astype(dt)
+    o, w = _core.additive_attention_forward(q, k, v, sc)
+    d = _core.additive_attention_backward(rng.standard_normal(o.shape).astype(dt), None, w, q, k,
+                                          v, sc)
+    o2, w2 = _core.dot_attention_forward(q, k, v)
+    for n, a in zip(["out", "w", "dq", "dk", "dv", "dscale", "dot_out", "dot_w"],
+                    [o, w] + list(d) + [o2, w2]):
+        out["attn-%s-%s" % (np.dtype(dt).name, n)] = a
+np.savez(sys.argv[1] if len(sys.argv) > 1 else "out.npz", **out)
+"""
+
+
+@pytest.fixture(scope="module")
+def path_results(tmp_path_factory):
+    d = tmp_path_factory.mktemp("isa")
+    res = {}
+    for isa in SUPPORTED:
+        fn = str(d / ("%s.npz" % isa))
+        run_py("import sys; sys.argv = ['x', %r]\n" % fn + _DUMP, isa)
+        res[isa] = dict(np.load(fn))
+    return res
+
+
+@pytest.mark.skipif("avx2" not in SUPPORTED, reason="no AVX2 on this CPU")
+def test_avx2_and_avx512_paths_give_the_same_bits(path_results):
+    if "avx512" not in path_results:
+        pytest.skip("no AVX-512 on this CPU")
+    a, b = path_results["avx512"], path_results["avx2"]
+    assert set(a) == set(b)
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+def test_generic_path_agrees_with_the_vector_paths(path_results):
+    """float32 within 2e-6 of the largest magnitude of each result, float64 within 1e-14."""
+    g = path_results["generic"]
+    others = [path_results[k] for k in SUPPORTED if k != "generic"]
+    if not others:
+        pytest.skip("only the generic path runs on this CPU")
+    for o in others:
+        for k in g:
+            scale = max(float(np.max(np.abs(o[k]), initial=0.0)), 1e-30)
+            tol = 2e-6 if "float32" in k else 1e-14
+            assert float(np.max(np.abs(g[k].astype(np.float64) - o[k]), initial=0.0)) <= tol * scale, k
