@@ -502,8 +502,8 @@ PyObject *al_bind(const al_spec *s, PyObject *args, PyObject *kwds) {
         goto done;
     for (k = 0; k < nseq; k++) {
         i = seq[k];
-        if (arr[i] == NULL && obj[i] != NULL && (arr[i] = al_convert(&s->args[i], &c, obj[i])) == NULL)
-            goto done;
+        if (arr[i] == NULL && obj[i] != NULL &&
+            (arr[i] = al_convert(&s->args[i], &c, obj[i])) == NULL) goto done;
         if (arr[i] != NULL) {
             c.p[i] = PyArray_DATA(arr[i]);
             c.ndim[i] = PyArray_NDIM(arr[i]);
