@@ -17,7 +17,7 @@ from . import activations, backend, constraints, initializers, regularizers
 from . import ops  # before layers: layers import it
 from . import losses, metrics, optimizers
 from . import layers, utils
-from . import callbacks, datasets, models, plot, saving, sequence
+from . import callbacks, datasets, models, plot, preprocessing, saving, sequence
 from .engine import Input, InputLayer, KerasTensor, Layer, Model, Sequential, Variable
 from .engine.base import Grads
 from .errors import ShapeError
@@ -27,7 +27,7 @@ from ._config import show_config
 __version__ = "0.1.0"
 
 __all__ = ["Input", "Model", "Sequential", "ShapeError", "layers", "ops", "utils", "callbacks",
-           "datasets", "sequence", "models",
+           "datasets", "sequence", "preprocessing", "models",
            "saving", "plot", "losses", "metrics", "optimizers", "regularizers", "constraints",
            "set_num_threads", "get_num_threads", "show_config", "KerasTensor", "Layer", "Variable",
            "InputLayer", "Grads", "LSTMVAE"]
