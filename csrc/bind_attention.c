@@ -1,74 +1,23 @@
 /*
- * bind_attention.c -- CPython binding of the attention kernels (attention_impl.h).
- *
- * Every function re-checks dtypes and shapes (TypeError / ValueError), converts array-likes
- * and strided arrays to C-contiguous copies, allocates the outputs, and releases the GIL
- * around the kernel. Empty axes are defined: B, Tq or Dv == 0 give empty results; Tv == 0
- * (no keys) gives empty weights (B,Tq,0) and a zero context, the value of an empty
- * weighted sum (what Keras' matmul returns). NaN/inf inputs propagate (no check, no crash).
+ * bind_attention.c -- the attention kernels (attention_impl.h) declared to the front door
+ * (bind_spec.h). Empty axes are defined: B, Tq or Dv == 0 give empty results; Tv == 0 (no
+ * keys) gives empty weights (B,Tq,0) and a zero context, the value of an empty weighted sum
+ * (what Keras' matmul returns). NaN/inf inputs propagate (no check, no crash).
  */
-#include "bind_common.h"
+#include "bind_spec.h"
 #include "al_attention.h"
 
-#define AL_P(a, T_) ((a) ? (T_ *)PyArray_DATA(a) : NULL)
+/* Legend letters, in the order of every spec's `letters`. */
+enum { L_B, L_Tq, L_Tv, L_D, L_Dv, L_U, L_Dq };
+#define LETTERS "B,Tq,Tv,D,Dv,U,Dq"
+/* Every size the BLAS sees fits its int; the Tq*Tv (and projection) workspaces fit memory. */
+#define BLAS "Tq,Tv,D,Dv,U"
+#define FITS "Tq*Tv*8"
+#define BAHDANAU_BLAS "Tq,Tv,Dq,Dv,U,B*Tq,B*Tv"
+#define BAHDANAU_FITS "Tq*Tv*8,B*Tq*U*8,B*Tv*U*8"
 
-static PyArrayObject *al_arr(PyObject *obj, int typenum, const char *fn, const char *arg,
-                             int ndim, npy_intp d0, npy_intp d1, npy_intp d2, const char *axes) {
-    npy_intp dims[3] = {d0, d1, d2};
-    return al_get_array(obj, typenum, fn, arg, ndim, dims, axes);
-}
-
-/* Optional array: NULL result without error when obj is None (check *ok). */
-static PyArrayObject *al_opt_arr(PyObject *obj, int typenum, const char *fn, const char *arg,
-                                 int ndim, npy_intp d0, npy_intp d1, npy_intp d2,
-                                 const char *axes, int *ok) {
-    PyArrayObject *a;
-    if (obj == Py_None) return NULL;
-    a = al_arr(obj, typenum, fn, arg, ndim, d0, d1, d2, axes);
-    if (a == NULL) *ok = 0;
-    return a;
-}
-
-static PyArrayObject *al_opt_mask(PyObject *obj, const char *fn, const char *arg, int ndim,
-                                  npy_intp d0, npy_intp d1, npy_intp d2, const char *axes,
-                                  int *ok) {
-    npy_intp dims[3] = {d0, d1, d2};
-    PyArrayObject *a;
-    if (obj == Py_None) return NULL;
-    a = al_get_mask(obj, fn, arg, ndim, dims, axes);
-    if (a == NULL) *ok = 0;
-    return a;
-}
-
-static PyArrayObject *al_new(int typenum, int ndim, npy_intp d0, npy_intp d1, npy_intp d2) {
-    npy_intp dims[3] = {d0, d1, d2};
-    return (PyArrayObject *)PyArray_EMPTY(ndim, dims, typenum, 0);
-}
-
-/* Every size the BLAS sees fits its 32-bit int, and the kernels' workspaces (Tq*Tv and
- * rows*U reals) fit in memory arithmetic. `rows` are the B*T row counts of projections. */
-static int al_attn_check_sizes(const char *fn, npy_intp Tq, npy_intp Tv, npy_intp D,
-                               npy_intp Dv, npy_intp U, npy_intp rows_q, npy_intp rows_k) {
-    npy_intp n;
-    if (al_check_blas_int(fn, "Tq", Tq) < 0 || al_check_blas_int(fn, "Tv", Tv) < 0 ||
-        al_check_blas_int(fn, "D", D) < 0 || al_check_blas_int(fn, "Dv", Dv) < 0 ||
-        al_check_blas_int(fn, "U", U) < 0 || al_check_blas_int(fn, "B*Tq", rows_q) < 0 ||
-        al_check_blas_int(fn, "B*Tv", rows_k) < 0) return -1;
-    if (al_mul_intp(fn, Tq, Tv, &n) < 0 || al_mul_intp(fn, n, 8, &n) < 0) return -1;
-    if (al_mul_intp(fn, rows_q, U, &n) < 0 || al_mul_intp(fn, n, 8, &n) < 0) return -1;
-    if (al_mul_intp(fn, rows_k, U, &n) < 0 || al_mul_intp(fn, n, 8, &n) < 0) return -1;
-    return 0;
-}
-
-static int al_check_score_mode(const char *fn, int score_mode) {
-    if (score_mode != AL_SCORE_DOT && score_mode != AL_SCORE_CONCAT) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s: `score_mode` must be %d (dot) or %d (concat), got %d.",
-                     fn, (int)AL_SCORE_DOT, (int)AL_SCORE_CONCAT, score_mode);
-        return -1;
-    }
-    return 0;
-}
+#define SCORE_MODE {"score_mode", AL_OPT, 'i', AL_DEF, "", NULL, AL_SCORE_DOT, AL_SCORE_DOT,  \
+                    AL_SCORE_CONCAT, "0 (dot) or 1 (concat)"}
 
 /* ---- dot / concat (Keras Attention) ------------------------------------------------------ */
 
@@ -80,62 +29,33 @@ static const char DOT_FORWARD_DOC[] =
     "dtype; masks (B,Tq), (B,Tv), (B,Tq,Tv), nonzero = keep. score_mode 0 = dot, 1 = concat.\n"
     "Returns out (B,Tq,Dv) and weights (B,Tq,Tv) (post-softmax, pre-query-mask).";
 
-static PyObject *al_py_dot_attention_forward(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"query", "key", "value", "query_mask", "value_mask",
-                             "attention_mask", "causal", "scale", "concat_score_weight",
-                             "score_mode", NULL};
-    const char *fn = "dot_attention_forward";
-    PyObject *q_obj, *k_obj, *v_obj, *qm_obj = Py_None, *vm_obj = Py_None, *am_obj = Py_None;
-    int causal = 0, score_mode = AL_SCORE_DOT, typenum, status = AL_OK, ok = 1;
-    double scale = 1.0, cw = 1.0;
-    PyArrayObject *q = NULL, *k = NULL, *v = NULL, *qm = NULL, *vm = NULL, *am = NULL;
-    PyArrayObject *out = NULL, *weights = NULL;
-    npy_intp B, Tq, Tv, D, Dv;
-    (void)self;
+enum { DF_OUT, DF_W, DF_Q, DF_K, DF_V, DF_QM, DF_VM, DF_AM, DF_CAUSAL, DF_SCALE, DF_CW,
+       DF_MODE, DF_COUNT };
+static const al_arg DOT_FORWARD[] = {
+    {"out", AL_OUT, 'f', 0, "B,Tq,Dv"},
+    {"weights", AL_SAVE, 'f', 0, "B,Tq,Tv"},
+    {"query", AL_IN, 'f', 0, "B,Tq,D"},
+    {"key", AL_IN, 'f', 0, "B,Tv,D"},
+    {"value", AL_IN, 'f', 0, "B,Tv,Dv"},
+    {"query_mask", AL_IN, 'b', AL_DEF, "B,Tq"},
+    {"value_mask", AL_IN, 'b', AL_DEF, "B,Tv"},
+    {"attention_mask", AL_IN, 'b', AL_DEF, "B,Tq,Tv"},
+    {"causal", AL_OPT, 'p', AL_DEF},
+    {"scale", AL_OPT, 'd', AL_DEF, "", NULL, 1.0},
+    {"concat_score_weight", AL_OPT, 'd', AL_DEF, "", NULL, 1.0},
+    SCORE_MODE,
+};
+_Static_assert(AL_COUNT(DOT_FORWARD) == DF_COUNT, "DOT_FORWARD");
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OOOpddi:dot_attention_forward", kwlist,
-                                     &q_obj, &k_obj, &v_obj, &qm_obj, &vm_obj, &am_obj, &causal,
-                                     &scale, &cw, &score_mode)) return NULL;
-    if (al_check_score_mode(fn, score_mode) < 0) return NULL;
-    if ((typenum = al_float_typenum(q_obj, fn, "query")) < 0) return NULL;
-    if ((q = al_arr(q_obj, typenum, fn, "query", 3, AL_ANY, AL_ANY, AL_ANY, "(B, Tq, D)")) == NULL)
-        goto fail;
-    B = PyArray_DIM(q, 0); Tq = PyArray_DIM(q, 1); D = PyArray_DIM(q, 2);
-    if ((k = al_arr(k_obj, typenum, fn, "key", 3, B, AL_ANY, D, "(B, Tv, D)")) == NULL) goto fail;
-    Tv = PyArray_DIM(k, 1);
-    if ((v = al_arr(v_obj, typenum, fn, "value", 3, B, Tv, AL_ANY, "(B, Tv, Dv)")) == NULL)
-        goto fail;
-    Dv = PyArray_DIM(v, 2);
-    qm = al_opt_mask(qm_obj, fn, "query_mask", 2, B, Tq, 0, "(B, Tq)", &ok);
-    if (ok) vm = al_opt_mask(vm_obj, fn, "value_mask", 2, B, Tv, 0, "(B, Tv)", &ok);
-    if (ok) am = al_opt_mask(am_obj, fn, "attention_mask", 3, B, Tq, Tv, "(B, Tq, Tv)", &ok);
-    if (!ok) goto fail;
-    if (al_attn_check_sizes(fn, Tq, Tv, D, Dv, 0, 0, 0) < 0) goto fail;
-    if ((out = al_new(typenum, 3, B, Tq, Dv)) == NULL) goto fail;
-    if ((weights = al_new(typenum, 3, B, Tq, Tv)) == NULL) goto fail;
-
-#define ARGS(T_) AL_P(out, T_), AL_P(weights, T_), AL_P(q, T_), AL_P(k, T_), AL_P(v, T_),     \
-                 AL_P(qm, uint8_t), AL_P(vm, uint8_t), AL_P(am, uint8_t), (T_)scale, (T_)cw,   \
-                 (size_t)B, (size_t)Tq, (size_t)Tv, (size_t)D, (size_t)Dv, score_mode, causal
-    Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT32) status = al_dot_attention_forward_f32(ARGS(float));
-    else status = al_dot_attention_forward_f64(ARGS(double));
-    Py_END_ALLOW_THREADS
-#undef ARGS
-    if (status != AL_OK) {
-        al_kernel_error(fn, status);
-        goto fail;
-    }
-    Py_DECREF(q); Py_DECREF(k); Py_DECREF(v);
-    Py_XDECREF(qm); Py_XDECREF(vm); Py_XDECREF(am);
-    return Py_BuildValue("NN", out, weights);
-
-fail:
-    Py_XDECREF(q); Py_XDECREF(k); Py_XDECREF(v);
-    Py_XDECREF(qm); Py_XDECREF(vm); Py_XDECREF(am);
-    Py_XDECREF(out); Py_XDECREF(weights);
-    return NULL;
+static int dot_forward_run(const al_call *c) {
+    return AL_DISPATCH(al_dot_attention_forward, AL_P(DF_OUT), AL_P(DF_W), AL_P(DF_Q),
+                       AL_P(DF_K), AL_P(DF_V), AL_P(DF_QM), AL_P(DF_VM), AL_P(DF_AM),
+                       AL_F(DF_SCALE), AL_F(DF_CW), AL_N(L_B), AL_N(L_Tq), AL_N(L_Tv),
+                       AL_N(L_D), AL_N(L_Dv), AL_I(DF_MODE), AL_I(DF_CAUSAL));
 }
+
+static const al_spec DOT_FORWARD_SPEC = {"dot_attention_forward", DOT_FORWARD, DF_COUNT, LETTERS,
+                                         "query", NULL, BLAS, FITS, NULL, dot_forward_run};
 
 static const char DOT_BACKWARD_DOC[] =
     "dot_attention_backward(d_out, d_weights, weights, query, key, value, query_mask=None,\n"
@@ -145,73 +65,39 @@ static const char DOT_BACKWARD_DOC[] =
     "weights (B,Tq,Tv) from the forward. d_scale and d_concat_score_weight are floats\n"
     "(the latter 0.0 in dot mode).";
 
-static PyObject *al_py_dot_attention_backward(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"d_out", "d_weights", "weights", "query", "key", "value",
-                             "query_mask", "scale", "concat_score_weight", "score_mode", NULL};
-    const char *fn = "dot_attention_backward";
-    PyObject *do_obj, *dw_obj, *w_obj, *q_obj, *k_obj, *v_obj, *qm_obj = Py_None;
-    int score_mode = AL_SCORE_DOT, typenum, status = AL_OK, ok = 1;
-    double scale = 1.0, cw = 1.0;
-    PyArrayObject *dout = NULL, *dw = NULL, *w = NULL, *q = NULL, *k = NULL, *v = NULL;
-    PyArrayObject *qm = NULL, *dq = NULL, *dk = NULL, *dv = NULL;
-    npy_intp B, Tq, Tv, D, Dv;
-    double dscale = 0.0, dcw = 0.0;
-    (void)self;
+enum { DB_DQ, DB_DK, DB_DV, DB_DSCALE, DB_DCW, DB_DOUT, DB_DW, DB_W, DB_Q, DB_K, DB_V, DB_QM,
+       DB_SCALE, DB_CW, DB_MODE, DB_COUNT };
+static const al_arg DOT_BACKWARD[] = {
+    {"d_query", AL_OUT, 'f', 0, "B,Tq,D"},
+    {"d_key", AL_OUT, 'f', 0, "B,Tv,D"},
+    {"d_value", AL_OUT, 'f', 0, "B,Tv,Dv"},
+    {"d_scale", AL_OUT, 's', 0, ""},
+    {"d_concat_score_weight", AL_OUT, 's', 0, ""},
+    {"d_out", AL_IN, 'f', 0, "B,Tq,Dv"},
+    {"d_weights", AL_IN, 'f', AL_NONE, "B,Tq,Tv"},
+    {"weights", AL_SAVED, 'f', 0, "B,Tq,Tv"},
+    {"query", AL_IN, 'f', 0, "B,Tq,D"},
+    {"key", AL_IN, 'f', 0, "B,Tv,D"},
+    {"value", AL_IN, 'f', 0, "B,Tv,Dv"},
+    {"query_mask", AL_IN, 'b', AL_DEF, "B,Tq"},
+    {"scale", AL_OPT, 'd', AL_DEF, "", NULL, 1.0},
+    {"concat_score_weight", AL_OPT, 'd', AL_DEF, "", NULL, 1.0},
+    SCORE_MODE,
+};
+_Static_assert(AL_COUNT(DOT_BACKWARD) == DB_COUNT, "DOT_BACKWARD");
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|Oddi:dot_attention_backward", kwlist,
-                                     &do_obj, &dw_obj, &w_obj, &q_obj, &k_obj, &v_obj, &qm_obj,
-                                     &scale, &cw, &score_mode)) return NULL;
-    if (al_check_score_mode(fn, score_mode) < 0) return NULL;
-    if ((typenum = al_float_typenum(q_obj, fn, "query")) < 0) return NULL;
-    if ((q = al_arr(q_obj, typenum, fn, "query", 3, AL_ANY, AL_ANY, AL_ANY, "(B, Tq, D)")) == NULL)
-        goto fail;
-    B = PyArray_DIM(q, 0); Tq = PyArray_DIM(q, 1); D = PyArray_DIM(q, 2);
-    if ((k = al_arr(k_obj, typenum, fn, "key", 3, B, AL_ANY, D, "(B, Tv, D)")) == NULL) goto fail;
-    Tv = PyArray_DIM(k, 1);
-    if ((v = al_arr(v_obj, typenum, fn, "value", 3, B, Tv, AL_ANY, "(B, Tv, Dv)")) == NULL)
-        goto fail;
-    Dv = PyArray_DIM(v, 2);
-    if ((w = al_arr(w_obj, typenum, fn, "weights", 3, B, Tq, Tv, "(B, Tq, Tv)")) == NULL) goto fail;
-    if ((dout = al_arr(do_obj, typenum, fn, "d_out", 3, B, Tq, Dv, "(B, Tq, Dv)")) == NULL)
-        goto fail;
-    dw = al_opt_arr(dw_obj, typenum, fn, "d_weights", 3, B, Tq, Tv, "(B, Tq, Tv)", &ok);
-    if (ok) qm = al_opt_mask(qm_obj, fn, "query_mask", 2, B, Tq, 0, "(B, Tq)", &ok);
-    if (!ok) goto fail;
-    if (al_attn_check_sizes(fn, Tq, Tv, D, Dv, 0, 0, 0) < 0) goto fail;
-    if ((dq = al_new(typenum, 3, B, Tq, D)) == NULL) goto fail;
-    if ((dk = al_new(typenum, 3, B, Tv, D)) == NULL) goto fail;
-    if ((dv = al_new(typenum, 3, B, Tv, Dv)) == NULL) goto fail;
-
-    Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT32) {
-        float s = 0.0f, c = 0.0f;
-        status = al_dot_attention_backward_f32(
-            AL_P(dq, float), AL_P(dk, float), AL_P(dv, float), &s, &c, AL_P(w, float),
-            AL_P(dout, float), AL_P(dw, float), AL_P(q, float), AL_P(k, float), AL_P(v, float),
-            AL_P(qm, uint8_t), (float)scale, (float)cw,
-            (size_t)B, (size_t)Tq, (size_t)Tv, (size_t)D, (size_t)Dv, score_mode);
-        dscale = s; dcw = c;
-    } else {
-        status = al_dot_attention_backward_f64(
-            AL_P(dq, double), AL_P(dk, double), AL_P(dv, double), &dscale, &dcw,
-            AL_P(w, double), AL_P(dout, double), AL_P(dw, double), AL_P(q, double),
-            AL_P(k, double), AL_P(v, double), AL_P(qm, uint8_t), scale, cw,
-            (size_t)B, (size_t)Tq, (size_t)Tv, (size_t)D, (size_t)Dv, score_mode);
-    }
-    Py_END_ALLOW_THREADS
-    if (status != AL_OK) {
-        al_kernel_error(fn, status);
-        goto fail;
-    }
-    Py_DECREF(dout); Py_XDECREF(dw); Py_DECREF(w); Py_DECREF(q); Py_DECREF(k); Py_DECREF(v);
-    Py_XDECREF(qm);
-    return Py_BuildValue("NNNdd", dq, dk, dv, dscale, dcw);
-
-fail:
-    Py_XDECREF(dout); Py_XDECREF(dw); Py_XDECREF(w); Py_XDECREF(q); Py_XDECREF(k);
-    Py_XDECREF(v); Py_XDECREF(qm); Py_XDECREF(dq); Py_XDECREF(dk); Py_XDECREF(dv);
-    return NULL;
+static int dot_backward_run(const al_call *c) {
+    return AL_DISPATCH(al_dot_attention_backward, AL_P(DB_DQ), AL_P(DB_DK), AL_P(DB_DV),
+                       AL_P(DB_DSCALE), AL_P(DB_DCW), AL_P(DB_W), AL_P(DB_DOUT), AL_P(DB_DW),
+                       AL_P(DB_Q), AL_P(DB_K), AL_P(DB_V), AL_P(DB_QM), AL_F(DB_SCALE),
+                       AL_F(DB_CW), AL_N(L_B), AL_N(L_Tq), AL_N(L_Tv), AL_N(L_D), AL_N(L_Dv),
+                       AL_I(DB_MODE));
 }
+
+/* query, key, value first: their letters name the expected shapes of the others. */
+static const al_spec DOT_BACKWARD_SPEC = {"dot_attention_backward", DOT_BACKWARD, DB_COUNT,
+                                          LETTERS, "query", "query,key,value", BLAS, FITS,
+                                          NULL, dot_backward_run};
 
 /* ---- additive (Keras AdditiveAttention) -------------------------------------------------- */
 
@@ -222,133 +108,65 @@ static const char ADD_FORWARD_DOC[] =
     "Keras `AdditiveAttention` forward: scores = sum_u scale[u] tanh(q[i,u] + k[j,u]).\n"
     "query (B,Tq,U), key (B,Tv,U), value (B,Tv,Dv), scale (U,) or None (ones).";
 
-static PyObject *al_py_additive_attention_forward(PyObject *self, PyObject *args,
-                                                  PyObject *kwds) {
-    static char *kwlist[] = {"query", "key", "value", "scale", "query_mask", "value_mask",
-                             "attention_mask", "causal", NULL};
-    const char *fn = "additive_attention_forward";
-    PyObject *q_obj, *k_obj, *v_obj, *s_obj = Py_None;
-    PyObject *qm_obj = Py_None, *vm_obj = Py_None, *am_obj = Py_None;
-    int causal = 0, typenum, status = AL_OK, ok = 1;
-    PyArrayObject *q = NULL, *k = NULL, *v = NULL, *s = NULL, *qm = NULL, *vm = NULL, *am = NULL;
-    PyArrayObject *out = NULL, *weights = NULL;
-    npy_intp B, Tq, Tv, U, Dv;
-    (void)self;
+enum { AF_OUT, AF_W, AF_Q, AF_K, AF_V, AF_S, AF_QM, AF_VM, AF_AM, AF_CAUSAL, AF_COUNT };
+static const al_arg ADD_FORWARD[] = {
+    {"out", AL_OUT, 'f', 0, "B,Tq,Dv"},
+    {"weights", AL_SAVE, 'f', 0, "B,Tq,Tv"},
+    {"query", AL_IN, 'f', 0, "B,Tq,U"},
+    {"key", AL_IN, 'f', 0, "B,Tv,U"},
+    {"value", AL_IN, 'f', 0, "B,Tv,Dv"},
+    {"scale", AL_W, 'f', AL_DEF, "U"},
+    {"query_mask", AL_IN, 'b', AL_DEF, "B,Tq"},
+    {"value_mask", AL_IN, 'b', AL_DEF, "B,Tv"},
+    {"attention_mask", AL_IN, 'b', AL_DEF, "B,Tq,Tv"},
+    {"causal", AL_OPT, 'p', AL_DEF},
+};
+_Static_assert(AL_COUNT(ADD_FORWARD) == AF_COUNT, "ADD_FORWARD");
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OOOOp:additive_attention_forward", kwlist,
-                                     &q_obj, &k_obj, &v_obj, &s_obj, &qm_obj, &vm_obj, &am_obj,
-                                     &causal)) return NULL;
-    if ((typenum = al_float_typenum(q_obj, fn, "query")) < 0) return NULL;
-    if ((q = al_arr(q_obj, typenum, fn, "query", 3, AL_ANY, AL_ANY, AL_ANY, "(B, Tq, U)")) == NULL)
-        goto fail;
-    B = PyArray_DIM(q, 0); Tq = PyArray_DIM(q, 1); U = PyArray_DIM(q, 2);
-    if ((k = al_arr(k_obj, typenum, fn, "key", 3, B, AL_ANY, U, "(B, Tv, U)")) == NULL) goto fail;
-    Tv = PyArray_DIM(k, 1);
-    if ((v = al_arr(v_obj, typenum, fn, "value", 3, B, Tv, AL_ANY, "(B, Tv, Dv)")) == NULL)
-        goto fail;
-    Dv = PyArray_DIM(v, 2);
-    s = al_opt_arr(s_obj, typenum, fn, "scale", 1, U, 0, 0, "(U,)", &ok);
-    if (ok) qm = al_opt_mask(qm_obj, fn, "query_mask", 2, B, Tq, 0, "(B, Tq)", &ok);
-    if (ok) vm = al_opt_mask(vm_obj, fn, "value_mask", 2, B, Tv, 0, "(B, Tv)", &ok);
-    if (ok) am = al_opt_mask(am_obj, fn, "attention_mask", 3, B, Tq, Tv, "(B, Tq, Tv)", &ok);
-    if (!ok) goto fail;
-    if (al_attn_check_sizes(fn, Tq, Tv, U, Dv, U, 0, 0) < 0) goto fail;
-    if ((out = al_new(typenum, 3, B, Tq, Dv)) == NULL) goto fail;
-    if ((weights = al_new(typenum, 3, B, Tq, Tv)) == NULL) goto fail;
-
-#define ARGS(T_) AL_P(out, T_), AL_P(weights, T_), AL_P(q, T_), AL_P(k, T_), AL_P(v, T_),     \
-                 AL_P(qm, uint8_t), AL_P(vm, uint8_t), AL_P(am, uint8_t), AL_P(s, T_),         \
-                 (size_t)B, (size_t)Tq, (size_t)Tv, (size_t)U, (size_t)Dv, causal
-    Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT32) status = al_additive_attention_forward_f32(ARGS(float));
-    else status = al_additive_attention_forward_f64(ARGS(double));
-    Py_END_ALLOW_THREADS
-#undef ARGS
-    if (status != AL_OK) {
-        al_kernel_error(fn, status);
-        goto fail;
-    }
-    Py_DECREF(q); Py_DECREF(k); Py_DECREF(v); Py_XDECREF(s);
-    Py_XDECREF(qm); Py_XDECREF(vm); Py_XDECREF(am);
-    return Py_BuildValue("NN", out, weights);
-
-fail:
-    Py_XDECREF(q); Py_XDECREF(k); Py_XDECREF(v); Py_XDECREF(s);
-    Py_XDECREF(qm); Py_XDECREF(vm); Py_XDECREF(am);
-    Py_XDECREF(out); Py_XDECREF(weights);
-    return NULL;
+static int add_forward_run(const al_call *c) {
+    return AL_DISPATCH(al_additive_attention_forward, AL_P(AF_OUT), AL_P(AF_W), AL_P(AF_Q),
+                       AL_P(AF_K), AL_P(AF_V), AL_P(AF_QM), AL_P(AF_VM), AL_P(AF_AM),
+                       AL_P(AF_S), AL_N(L_B), AL_N(L_Tq), AL_N(L_Tv), AL_N(L_U), AL_N(L_Dv),
+                       AL_I(AF_CAUSAL));
 }
+
+static const al_spec ADD_FORWARD_SPEC = {"additive_attention_forward", ADD_FORWARD, AF_COUNT,
+                                         LETTERS, "query", NULL, BLAS, FITS, NULL,
+                                         add_forward_run};
 
 static const char ADD_BACKWARD_DOC[] =
     "additive_attention_backward(d_out, d_weights, weights, query, key, value, scale=None,\n"
     "                            query_mask=None) -> (d_query, d_key, d_value, d_scale)\n\n"
     "Backward of additive_attention_forward; d_scale (U,) is None when scale is None.";
 
-static PyObject *al_py_additive_attention_backward(PyObject *self, PyObject *args,
-                                                   PyObject *kwds) {
-    static char *kwlist[] = {"d_out", "d_weights", "weights", "query", "key", "value", "scale",
-                             "query_mask", NULL};
-    const char *fn = "additive_attention_backward";
-    PyObject *do_obj, *dw_obj, *w_obj, *q_obj, *k_obj, *v_obj, *s_obj = Py_None;
-    PyObject *qm_obj = Py_None;
-    int typenum, status = AL_OK, ok = 1;
-    PyArrayObject *dout = NULL, *dw = NULL, *w = NULL, *q = NULL, *k = NULL, *v = NULL;
-    PyArrayObject *s = NULL, *qm = NULL, *dq = NULL, *dk = NULL, *dv = NULL, *ds = NULL;
-    npy_intp B, Tq, Tv, U, Dv;
-    (void)self;
+enum { AB_DQ, AB_DK, AB_DV, AB_DS, AB_DOUT, AB_DW, AB_W, AB_Q, AB_K, AB_V, AB_S, AB_QM,
+       AB_COUNT };
+static const al_arg ADD_BACKWARD[] = {
+    {"d_query", AL_OUT, 'f', 0, "B,Tq,U"},
+    {"d_key", AL_OUT, 'f', 0, "B,Tv,U"},
+    {"d_value", AL_OUT, 'f', 0, "B,Tv,Dv"},
+    {"d_scale", AL_OUT, 'f', 0, "U", "scale"},
+    {"d_out", AL_IN, 'f', 0, "B,Tq,Dv"},
+    {"d_weights", AL_IN, 'f', AL_NONE, "B,Tq,Tv"},
+    {"weights", AL_SAVED, 'f', 0, "B,Tq,Tv"},
+    {"query", AL_IN, 'f', 0, "B,Tq,U"},
+    {"key", AL_IN, 'f', 0, "B,Tv,U"},
+    {"value", AL_IN, 'f', 0, "B,Tv,Dv"},
+    {"scale", AL_W, 'f', AL_DEF, "U"},
+    {"query_mask", AL_IN, 'b', AL_DEF, "B,Tq"},
+};
+_Static_assert(AL_COUNT(ADD_BACKWARD) == AB_COUNT, "ADD_BACKWARD");
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|OO:additive_attention_backward", kwlist,
-                                     &do_obj, &dw_obj, &w_obj, &q_obj, &k_obj, &v_obj, &s_obj,
-                                     &qm_obj)) return NULL;
-    if ((typenum = al_float_typenum(q_obj, fn, "query")) < 0) return NULL;
-    if ((q = al_arr(q_obj, typenum, fn, "query", 3, AL_ANY, AL_ANY, AL_ANY, "(B, Tq, U)")) == NULL)
-        goto fail;
-    B = PyArray_DIM(q, 0); Tq = PyArray_DIM(q, 1); U = PyArray_DIM(q, 2);
-    if ((k = al_arr(k_obj, typenum, fn, "key", 3, B, AL_ANY, U, "(B, Tv, U)")) == NULL) goto fail;
-    Tv = PyArray_DIM(k, 1);
-    if ((v = al_arr(v_obj, typenum, fn, "value", 3, B, Tv, AL_ANY, "(B, Tv, Dv)")) == NULL)
-        goto fail;
-    Dv = PyArray_DIM(v, 2);
-    if ((w = al_arr(w_obj, typenum, fn, "weights", 3, B, Tq, Tv, "(B, Tq, Tv)")) == NULL) goto fail;
-    if ((dout = al_arr(do_obj, typenum, fn, "d_out", 3, B, Tq, Dv, "(B, Tq, Dv)")) == NULL)
-        goto fail;
-    dw = al_opt_arr(dw_obj, typenum, fn, "d_weights", 3, B, Tq, Tv, "(B, Tq, Tv)", &ok);
-    if (ok) s = al_opt_arr(s_obj, typenum, fn, "scale", 1, U, 0, 0, "(U,)", &ok);
-    if (ok) qm = al_opt_mask(qm_obj, fn, "query_mask", 2, B, Tq, 0, "(B, Tq)", &ok);
-    if (!ok) goto fail;
-    if (al_attn_check_sizes(fn, Tq, Tv, U, Dv, U, 0, 0) < 0) goto fail;
-    if ((dq = al_new(typenum, 3, B, Tq, U)) == NULL) goto fail;
-    if ((dk = al_new(typenum, 3, B, Tv, U)) == NULL) goto fail;
-    if ((dv = al_new(typenum, 3, B, Tv, Dv)) == NULL) goto fail;
-    if (s != NULL && (ds = al_new(typenum, 1, U, 0, 0)) == NULL) goto fail;
-
-#define ARGS(T_) AL_P(dq, T_), AL_P(dk, T_), AL_P(dv, T_), AL_P(ds, T_), AL_P(w, T_),          \
-                 AL_P(dout, T_), AL_P(dw, T_), AL_P(q, T_), AL_P(k, T_), AL_P(v, T_),           \
-                 AL_P(qm, uint8_t), AL_P(s, T_),                                                 \
-                 (size_t)B, (size_t)Tq, (size_t)Tv, (size_t)U, (size_t)Dv
-    Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT32) status = al_additive_attention_backward_f32(ARGS(float));
-    else status = al_additive_attention_backward_f64(ARGS(double));
-    Py_END_ALLOW_THREADS
-#undef ARGS
-    if (status != AL_OK) {
-        al_kernel_error(fn, status);
-        goto fail;
-    }
-    Py_DECREF(dout); Py_XDECREF(dw); Py_DECREF(w); Py_DECREF(q); Py_DECREF(k); Py_DECREF(v);
-    Py_XDECREF(s); Py_XDECREF(qm);
-    if (ds == NULL) {
-        Py_INCREF(Py_None);
-        return Py_BuildValue("NNNN", dq, dk, dv, Py_None);
-    }
-    return Py_BuildValue("NNNN", dq, dk, dv, ds);
-
-fail:
-    Py_XDECREF(dout); Py_XDECREF(dw); Py_XDECREF(w); Py_XDECREF(q); Py_XDECREF(k);
-    Py_XDECREF(v); Py_XDECREF(s); Py_XDECREF(qm);
-    Py_XDECREF(dq); Py_XDECREF(dk); Py_XDECREF(dv); Py_XDECREF(ds);
-    return NULL;
+static int add_backward_run(const al_call *c) {
+    return AL_DISPATCH(al_additive_attention_backward, AL_P(AB_DQ), AL_P(AB_DK), AL_P(AB_DV),
+                       AL_P(AB_DS), AL_P(AB_W), AL_P(AB_DOUT), AL_P(AB_DW), AL_P(AB_Q),
+                       AL_P(AB_K), AL_P(AB_V), AL_P(AB_QM), AL_P(AB_S), AL_N(L_B), AL_N(L_Tq),
+                       AL_N(L_Tv), AL_N(L_U), AL_N(L_Dv));
 }
+
+static const al_spec ADD_BACKWARD_SPEC = {"additive_attention_backward", ADD_BACKWARD, AB_COUNT,
+                                          LETTERS, "query", "query,key,value", BLAS, FITS, NULL,
+                                          add_backward_run};
 
 /* ---- Bahdanau with learned projections --------------------------------------------------- */
 
@@ -361,78 +179,39 @@ static const char BAHDANAU_FORWARD_DOC[] =
     "keys (B,Tv,U) = values W1 + b1 precomputed (kp is then None). Returns out (B,Tq,Dv),\n"
     "weights (B,Tq,Tv), qp (B,Tq,U) and kp (B,Tv,U), saved for the backward.";
 
-static PyObject *al_py_bahdanau_forward(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"query", "values", "W1", "W2", "V", "b1", "b2", "keys",
-                             "query_mask", "value_mask", "attention_mask", "causal", NULL};
-    const char *fn = "bahdanau_forward";
-    PyObject *q_obj, *x_obj, *W1_obj, *W2_obj, *V_obj;
-    PyObject *b1_obj = Py_None, *b2_obj = Py_None, *keys_obj = Py_None;
-    PyObject *qm_obj = Py_None, *vm_obj = Py_None, *am_obj = Py_None;
-    int causal = 0, typenum, status = AL_OK, ok = 1;
-    PyArrayObject *q = NULL, *x = NULL, *W1 = NULL, *W2 = NULL, *V = NULL, *b1 = NULL;
-    PyArrayObject *b2 = NULL, *keys = NULL, *qm = NULL, *vm = NULL, *am = NULL;
-    PyArrayObject *out = NULL, *weights = NULL, *qp = NULL, *kp = NULL;
-    npy_intp B, Tq, Tv, Dq, Dv, U, nq, nk;
-    (void)self;
+enum { BF_OUT, BF_W, BF_QP, BF_KP, BF_Q, BF_X, BF_W1, BF_W2, BF_V, BF_B1, BF_B2, BF_KEYS,
+       BF_QM, BF_VM, BF_AM, BF_CAUSAL, BF_COUNT };
+static const al_arg BAHDANAU_FORWARD[] = {
+    {"out", AL_OUT, 'f', 0, "B,Tq,Dv"},
+    {"weights", AL_SAVE, 'f', 0, "B,Tq,Tv"},
+    {"qp", AL_SAVE, 'f', 0, "B,Tq,U"},
+    {"kp", AL_SAVE, 'f', 0, "B,Tv,U", "!keys"},
+    {"query", AL_IN, 'f', 0, "B,Tq,Dq"},
+    {"values", AL_IN, 'f', 0, "B,Tv,Dv"},
+    {"W1", AL_W, 'f', 0, "Dv,U"},
+    {"W2", AL_W, 'f', 0, "Dq,U"},
+    {"V", AL_W, 'f', 0, "U"},
+    {"b1", AL_W, 'f', AL_DEF, "U"},
+    {"b2", AL_W, 'f', AL_DEF, "U"},
+    {"keys", AL_IN, 'f', AL_DEF, "B,Tv,U"},
+    {"query_mask", AL_IN, 'b', AL_DEF, "B,Tq"},
+    {"value_mask", AL_IN, 'b', AL_DEF, "B,Tv"},
+    {"attention_mask", AL_IN, 'b', AL_DEF, "B,Tq,Tv"},
+    {"causal", AL_OPT, 'p', AL_DEF},
+};
+_Static_assert(AL_COUNT(BAHDANAU_FORWARD) == BF_COUNT, "BAHDANAU_FORWARD");
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOO|OOOOOOp:bahdanau_forward", kwlist,
-                                     &q_obj, &x_obj, &W1_obj, &W2_obj, &V_obj, &b1_obj, &b2_obj,
-                                     &keys_obj, &qm_obj, &vm_obj, &am_obj, &causal)) return NULL;
-    if ((typenum = al_float_typenum(q_obj, fn, "query")) < 0) return NULL;
-    if ((q = al_arr(q_obj, typenum, fn, "query", 3, AL_ANY, AL_ANY, AL_ANY, "(B, Tq, Dq)")) == NULL)
-        goto fail;
-    B = PyArray_DIM(q, 0); Tq = PyArray_DIM(q, 1); Dq = PyArray_DIM(q, 2);
-    if ((x = al_arr(x_obj, typenum, fn, "values", 3, B, AL_ANY, AL_ANY, "(B, Tv, Dv)")) == NULL)
-        goto fail;
-    Tv = PyArray_DIM(x, 1); Dv = PyArray_DIM(x, 2);
-    if ((V = al_arr(V_obj, typenum, fn, "V", 1, AL_ANY, 0, 0, "(U,)")) == NULL) goto fail;
-    U = PyArray_DIM(V, 0);
-    if ((W1 = al_arr(W1_obj, typenum, fn, "W1", 2, Dv, U, 0, "(Dv, U)")) == NULL) goto fail;
-    if ((W2 = al_arr(W2_obj, typenum, fn, "W2", 2, Dq, U, 0, "(Dq, U)")) == NULL) goto fail;
-    b1 = al_opt_arr(b1_obj, typenum, fn, "b1", 1, U, 0, 0, "(U,)", &ok);
-    if (ok) b2 = al_opt_arr(b2_obj, typenum, fn, "b2", 1, U, 0, 0, "(U,)", &ok);
-    if (ok) keys = al_opt_arr(keys_obj, typenum, fn, "keys", 3, B, Tv, U, "(B, Tv, U)", &ok);
-    if (ok) qm = al_opt_mask(qm_obj, fn, "query_mask", 2, B, Tq, 0, "(B, Tq)", &ok);
-    if (ok) vm = al_opt_mask(vm_obj, fn, "value_mask", 2, B, Tv, 0, "(B, Tv)", &ok);
-    if (ok) am = al_opt_mask(am_obj, fn, "attention_mask", 3, B, Tq, Tv, "(B, Tq, Tv)", &ok);
-    if (!ok) goto fail;
-    if (al_mul_intp(fn, B, Tq, &nq) < 0 || al_mul_intp(fn, B, Tv, &nk) < 0) goto fail;
-    if (al_attn_check_sizes(fn, Tq, Tv, Dq, Dv, U, nq, nk) < 0) goto fail;
-    if ((out = al_new(typenum, 3, B, Tq, Dv)) == NULL) goto fail;
-    if ((weights = al_new(typenum, 3, B, Tq, Tv)) == NULL) goto fail;
-    if ((qp = al_new(typenum, 3, B, Tq, U)) == NULL) goto fail;
-    if (keys == NULL && (kp = al_new(typenum, 3, B, Tv, U)) == NULL) goto fail;
-
-#define ARGS(T_) AL_P(out, T_), AL_P(weights, T_), AL_P(qp, T_), AL_P(kp, T_), AL_P(q, T_),    \
-                 AL_P(x, T_), AL_P(keys, T_), AL_P(qm, uint8_t), AL_P(vm, uint8_t),            \
-                 AL_P(am, uint8_t), AL_P(W1, T_), AL_P(b1, T_), AL_P(W2, T_), AL_P(b2, T_),    \
-                 AL_P(V, T_), (size_t)B, (size_t)Tq, (size_t)Tv, (size_t)Dq, (size_t)Dv,       \
-                 (size_t)U, causal
-    Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT32) status = al_bahdanau_forward_f32(ARGS(float));
-    else status = al_bahdanau_forward_f64(ARGS(double));
-    Py_END_ALLOW_THREADS
-#undef ARGS
-    if (status != AL_OK) {
-        al_kernel_error(fn, status);
-        goto fail;
-    }
-    Py_DECREF(q); Py_DECREF(x); Py_DECREF(W1); Py_DECREF(W2); Py_DECREF(V);
-    Py_XDECREF(b1); Py_XDECREF(b2); Py_XDECREF(keys);
-    Py_XDECREF(qm); Py_XDECREF(vm); Py_XDECREF(am);
-    if (kp == NULL) {
-        Py_INCREF(Py_None);
-        return Py_BuildValue("NNNN", out, weights, qp, Py_None);
-    }
-    return Py_BuildValue("NNNN", out, weights, qp, kp);
-
-fail:
-    Py_XDECREF(q); Py_XDECREF(x); Py_XDECREF(W1); Py_XDECREF(W2); Py_XDECREF(V);
-    Py_XDECREF(b1); Py_XDECREF(b2); Py_XDECREF(keys);
-    Py_XDECREF(qm); Py_XDECREF(vm); Py_XDECREF(am);
-    Py_XDECREF(out); Py_XDECREF(weights); Py_XDECREF(qp); Py_XDECREF(kp);
-    return NULL;
+static int bahdanau_forward_run(const al_call *c) {
+    return AL_DISPATCH(al_bahdanau_forward, AL_P(BF_OUT), AL_P(BF_W), AL_P(BF_QP), AL_P(BF_KP),
+                       AL_P(BF_Q), AL_P(BF_X), AL_P(BF_KEYS), AL_P(BF_QM), AL_P(BF_VM),
+                       AL_P(BF_AM), AL_P(BF_W1), AL_P(BF_B1), AL_P(BF_W2), AL_P(BF_B2),
+                       AL_P(BF_V), AL_N(L_B), AL_N(L_Tq), AL_N(L_Tv), AL_N(L_Dq), AL_N(L_Dv),
+                       AL_N(L_U), AL_I(BF_CAUSAL));
 }
+
+static const al_spec BAHDANAU_FORWARD_SPEC = {"bahdanau_forward", BAHDANAU_FORWARD, BF_COUNT,
+                                              LETTERS, "query", "query,values,V", BAHDANAU_BLAS,
+                                              BAHDANAU_FITS, NULL, bahdanau_forward_run};
 
 static const char BAHDANAU_BACKWARD_DOC[] =
     "bahdanau_backward(d_out, d_weights, weights, qp, kp, query, values, W1, W2, V,\n"
@@ -441,95 +220,58 @@ static const char BAHDANAU_BACKWARD_DOC[] =
     "Backward of bahdanau_forward; kp are the keys the forward used. d_b1/d_b2 are None\n"
     "unless with_b1/with_b2.";
 
-static PyObject *al_py_bahdanau_backward(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"d_out", "d_weights", "weights", "qp", "kp", "query", "values",
-                             "W1", "W2", "V", "query_mask", "with_b1", "with_b2", NULL};
-    const char *fn = "bahdanau_backward";
-    PyObject *do_obj, *dw_obj, *w_obj, *qp_obj, *kp_obj, *q_obj, *x_obj, *W1_obj, *W2_obj;
-    PyObject *V_obj, *qm_obj = Py_None;
-    int with_b1 = 0, with_b2 = 0, typenum, status = AL_OK, ok = 1;
-    PyArrayObject *dout = NULL, *dw = NULL, *w = NULL, *qp = NULL, *kp = NULL, *q = NULL;
-    PyArrayObject *x = NULL, *W1 = NULL, *W2 = NULL, *V = NULL, *qm = NULL;
-    PyArrayObject *dq = NULL, *dx = NULL, *dW1 = NULL, *dW2 = NULL, *dV = NULL;
-    PyArrayObject *db1 = NULL, *db2 = NULL;
-    PyObject *r1, *r2;
-    npy_intp B, Tq, Tv, Dq, Dv, U, nq, nk;
-    (void)self;
+enum { BB_DQ, BB_DX, BB_DW1, BB_DW2, BB_DV, BB_DB1, BB_DB2, BB_DOUT, BB_DW, BB_W, BB_QP,
+       BB_KP, BB_Q, BB_X, BB_W1, BB_W2, BB_V, BB_QM, BB_WITH_B1, BB_WITH_B2, BB_COUNT };
+static const al_arg BAHDANAU_BACKWARD[] = {
+    {"d_query", AL_OUT, 'f', 0, "B,Tq,Dq"},
+    {"d_values", AL_OUT, 'f', 0, "B,Tv,Dv"},
+    {"d_W1", AL_OUT, 'f', 0, "Dv,U"},
+    {"d_W2", AL_OUT, 'f', 0, "Dq,U"},
+    {"d_V", AL_OUT, 'f', 0, "U"},
+    {"d_b1", AL_OUT, 'f', 0, "U", "with_b1"},
+    {"d_b2", AL_OUT, 'f', 0, "U", "with_b2"},
+    {"d_out", AL_IN, 'f', 0, "B,Tq,Dv"},
+    {"d_weights", AL_IN, 'f', AL_NONE, "B,Tq,Tv"},
+    {"weights", AL_SAVED, 'f', 0, "B,Tq,Tv"},
+    {"qp", AL_SAVED, 'f', 0, "B,Tq,U"},
+    {"kp", AL_SAVED, 'f', 0, "B,Tv,U"},
+    {"query", AL_IN, 'f', 0, "B,Tq,Dq"},
+    {"values", AL_IN, 'f', 0, "B,Tv,Dv"},
+    {"W1", AL_W, 'f', 0, "Dv,U"},
+    {"W2", AL_W, 'f', 0, "Dq,U"},
+    {"V", AL_W, 'f', 0, "U"},
+    {"query_mask", AL_IN, 'b', AL_DEF, "B,Tq"},
+    {"with_b1", AL_OPT, 'p', AL_DEF},
+    {"with_b2", AL_OPT, 'p', AL_DEF},
+};
+_Static_assert(AL_COUNT(BAHDANAU_BACKWARD) == BB_COUNT, "BAHDANAU_BACKWARD");
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOOOO|Opp:bahdanau_backward", kwlist,
-                                     &do_obj, &dw_obj, &w_obj, &qp_obj, &kp_obj, &q_obj, &x_obj,
-                                     &W1_obj, &W2_obj, &V_obj, &qm_obj, &with_b1, &with_b2))
-        return NULL;
-    if ((typenum = al_float_typenum(q_obj, fn, "query")) < 0) return NULL;
-    if ((q = al_arr(q_obj, typenum, fn, "query", 3, AL_ANY, AL_ANY, AL_ANY, "(B, Tq, Dq)")) == NULL)
-        goto fail;
-    B = PyArray_DIM(q, 0); Tq = PyArray_DIM(q, 1); Dq = PyArray_DIM(q, 2);
-    if ((x = al_arr(x_obj, typenum, fn, "values", 3, B, AL_ANY, AL_ANY, "(B, Tv, Dv)")) == NULL)
-        goto fail;
-    Tv = PyArray_DIM(x, 1); Dv = PyArray_DIM(x, 2);
-    if ((V = al_arr(V_obj, typenum, fn, "V", 1, AL_ANY, 0, 0, "(U,)")) == NULL) goto fail;
-    U = PyArray_DIM(V, 0);
-    if ((W1 = al_arr(W1_obj, typenum, fn, "W1", 2, Dv, U, 0, "(Dv, U)")) == NULL) goto fail;
-    if ((W2 = al_arr(W2_obj, typenum, fn, "W2", 2, Dq, U, 0, "(Dq, U)")) == NULL) goto fail;
-    if ((w = al_arr(w_obj, typenum, fn, "weights", 3, B, Tq, Tv, "(B, Tq, Tv)")) == NULL) goto fail;
-    if ((qp = al_arr(qp_obj, typenum, fn, "qp", 3, B, Tq, U, "(B, Tq, U)")) == NULL) goto fail;
-    if ((kp = al_arr(kp_obj, typenum, fn, "kp", 3, B, Tv, U, "(B, Tv, U)")) == NULL) goto fail;
-    if ((dout = al_arr(do_obj, typenum, fn, "d_out", 3, B, Tq, Dv, "(B, Tq, Dv)")) == NULL)
-        goto fail;
-    dw = al_opt_arr(dw_obj, typenum, fn, "d_weights", 3, B, Tq, Tv, "(B, Tq, Tv)", &ok);
-    if (ok) qm = al_opt_mask(qm_obj, fn, "query_mask", 2, B, Tq, 0, "(B, Tq)", &ok);
-    if (!ok) goto fail;
-    if (al_mul_intp(fn, B, Tq, &nq) < 0 || al_mul_intp(fn, B, Tv, &nk) < 0) goto fail;
-    if (al_attn_check_sizes(fn, Tq, Tv, Dq, Dv, U, nq, nk) < 0) goto fail;
-    if ((dq = al_new(typenum, 3, B, Tq, Dq)) == NULL) goto fail;
-    if ((dx = al_new(typenum, 3, B, Tv, Dv)) == NULL) goto fail;
-    if ((dW1 = al_new(typenum, 2, Dv, U, 0)) == NULL) goto fail;
-    if ((dW2 = al_new(typenum, 2, Dq, U, 0)) == NULL) goto fail;
-    if ((dV = al_new(typenum, 1, U, 0, 0)) == NULL) goto fail;
-    if (with_b1 && (db1 = al_new(typenum, 1, U, 0, 0)) == NULL) goto fail;
-    if (with_b2 && (db2 = al_new(typenum, 1, U, 0, 0)) == NULL) goto fail;
-
-#define ARGS(T_) AL_P(dq, T_), AL_P(dx, T_), AL_P(dW1, T_), AL_P(db1, T_), AL_P(dW2, T_),     \
-                 AL_P(db2, T_), AL_P(dV, T_), AL_P(w, T_), AL_P(qp, T_), AL_P(kp, T_),         \
-                 AL_P(dout, T_), AL_P(dw, T_), AL_P(q, T_), AL_P(x, T_), AL_P(qm, uint8_t),    \
-                 AL_P(W1, T_), AL_P(W2, T_), AL_P(V, T_),                                      \
-                 (size_t)B, (size_t)Tq, (size_t)Tv, (size_t)Dq, (size_t)Dv, (size_t)U
-    Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT32) status = al_bahdanau_backward_f32(ARGS(float));
-    else status = al_bahdanau_backward_f64(ARGS(double));
-    Py_END_ALLOW_THREADS
-#undef ARGS
-    if (status != AL_OK) {
-        al_kernel_error(fn, status);
-        goto fail;
-    }
-    Py_DECREF(dout); Py_XDECREF(dw); Py_DECREF(w); Py_DECREF(qp); Py_DECREF(kp);
-    Py_DECREF(q); Py_DECREF(x); Py_DECREF(W1); Py_DECREF(W2); Py_DECREF(V); Py_XDECREF(qm);
-    r1 = db1 ? (PyObject *)db1 : (Py_INCREF(Py_None), Py_None);
-    r2 = db2 ? (PyObject *)db2 : (Py_INCREF(Py_None), Py_None);
-    return Py_BuildValue("NNNNNNN", dq, dx, dW1, dW2, dV, r1, r2);
-
-fail:
-    Py_XDECREF(dout); Py_XDECREF(dw); Py_XDECREF(w); Py_XDECREF(qp); Py_XDECREF(kp);
-    Py_XDECREF(q); Py_XDECREF(x); Py_XDECREF(W1); Py_XDECREF(W2); Py_XDECREF(V);
-    Py_XDECREF(qm); Py_XDECREF(dq); Py_XDECREF(dx); Py_XDECREF(dW1); Py_XDECREF(dW2);
-    Py_XDECREF(dV); Py_XDECREF(db1); Py_XDECREF(db2);
-    return NULL;
+static int bahdanau_backward_run(const al_call *c) {
+    return AL_DISPATCH(al_bahdanau_backward, AL_P(BB_DQ), AL_P(BB_DX), AL_P(BB_DW1),
+                       AL_P(BB_DB1), AL_P(BB_DW2), AL_P(BB_DB2), AL_P(BB_DV), AL_P(BB_W),
+                       AL_P(BB_QP), AL_P(BB_KP), AL_P(BB_DOUT), AL_P(BB_DW), AL_P(BB_Q),
+                       AL_P(BB_X), AL_P(BB_QM), AL_P(BB_W1), AL_P(BB_W2), AL_P(BB_V),
+                       AL_N(L_B), AL_N(L_Tq), AL_N(L_Tv), AL_N(L_Dq), AL_N(L_Dv), AL_N(L_U));
 }
 
+static const al_spec BAHDANAU_BACKWARD_SPEC = {"bahdanau_backward", BAHDANAU_BACKWARD,
+                                               BB_COUNT, LETTERS, "query",
+                                               "query,values,V", BAHDANAU_BLAS, BAHDANAU_FITS, NULL,
+                                               bahdanau_backward_run};
+
+AL_ENTRY(py_dot_forward, DOT_FORWARD_SPEC)
+AL_ENTRY(py_dot_backward, DOT_BACKWARD_SPEC)
+AL_ENTRY(py_add_forward, ADD_FORWARD_SPEC)
+AL_ENTRY(py_add_backward, ADD_BACKWARD_SPEC)
+AL_ENTRY(py_bahdanau_forward, BAHDANAU_FORWARD_SPEC)
+AL_ENTRY(py_bahdanau_backward, BAHDANAU_BACKWARD_SPEC)
+
 PyMethodDef al_attention_methods[] = {
-    {"dot_attention_forward", (PyCFunction)(void (*)(void))al_py_dot_attention_forward,
-     METH_VARARGS | METH_KEYWORDS, DOT_FORWARD_DOC},
-    {"dot_attention_backward", (PyCFunction)(void (*)(void))al_py_dot_attention_backward,
-     METH_VARARGS | METH_KEYWORDS, DOT_BACKWARD_DOC},
-    {"additive_attention_forward", (PyCFunction)(void (*)(void))al_py_additive_attention_forward,
-     METH_VARARGS | METH_KEYWORDS, ADD_FORWARD_DOC},
-    {"additive_attention_backward",
-     (PyCFunction)(void (*)(void))al_py_additive_attention_backward,
-     METH_VARARGS | METH_KEYWORDS, ADD_BACKWARD_DOC},
-    {"bahdanau_forward", (PyCFunction)(void (*)(void))al_py_bahdanau_forward,
-     METH_VARARGS | METH_KEYWORDS, BAHDANAU_FORWARD_DOC},
-    {"bahdanau_backward", (PyCFunction)(void (*)(void))al_py_bahdanau_backward,
-     METH_VARARGS | METH_KEYWORDS, BAHDANAU_BACKWARD_DOC},
+    AL_METHOD("dot_attention_forward", py_dot_forward, DOT_FORWARD_DOC),
+    AL_METHOD("dot_attention_backward", py_dot_backward, DOT_BACKWARD_DOC),
+    AL_METHOD("additive_attention_forward", py_add_forward, ADD_FORWARD_DOC),
+    AL_METHOD("additive_attention_backward", py_add_backward, ADD_BACKWARD_DOC),
+    AL_METHOD("bahdanau_forward", py_bahdanau_forward, BAHDANAU_FORWARD_DOC),
+    AL_METHOD("bahdanau_backward", py_bahdanau_backward, BAHDANAU_BACKWARD_DOC),
     {NULL, NULL, 0, NULL}
 };

@@ -1,52 +1,19 @@
 /*
- * bind_vae.c -- CPython binding of the LSTM-VAE kernels (vae_impl.h): sampling (the
- * reparameterisation trick), the KL term and the masked reconstruction loss, forward and
- * backward. Legend: B batch, Z latent size, T timesteps, F features.
+ * bind_vae.c -- the LSTM-VAE kernels (vae_impl.h) declared to the front door (bind_spec.h):
+ * sampling (the reparameterisation trick), the KL term, the masked reconstruction loss and the
+ * Gaussian negative log-likelihood, forward and backward. Legend: B batch, Z latent size,
+ * T timesteps, F features.
  */
-#include "bind_common.h"
+#include "bind_spec.h"
 #include "al_vae.h"
 
-#define AL_PTR(a, T_) ((a) ? (T_ *)PyArray_DATA(a) : NULL)
-/* Element `off` of array `a` (NULL stays NULL). */
-#define AL_AT(a, T_, off) ((a) ? (T_ *)PyArray_DATA(a) + (off) : NULL)
-
-/* The (B, T, F) loss kernels run over chunks of about 2^22 elements of whole sequences, and
- * between chunks take the GIL back to check for signals, so Ctrl-C stops a long call. */
-#define AL_VAE_CHUNK ((npy_intp)1 << 22)
-
-static npy_intp al_vae_chunk_rows(npy_intp B, npy_intp T, npy_intp F) {
-    npy_intp per_row = T * F;   /* fits: an array of B*T*F elements exists */
-    npy_intp rows = per_row > 0 ? AL_VAE_CHUNK / per_row : B;
-    return rows < 1 ? 1 : rows;
-}
-
-/* The three (B, Z) operands of a sampling kernel, converted and checked against the first;
- * 0, or -1 with an exception set (arrays already converted are left in `out` for the caller
- * to release). */
-static int al_vae_three_bz(PyObject *const objs[3], const char *const names[3], const char *fn,
-                           int *typenum, PyArrayObject *out[3]) {
-    npy_intp any2[2] = {AL_ANY, AL_ANY};
-    int k;
-    if ((*typenum = al_float_typenum(objs[0], fn, names[0])) < 0) return -1;
-    if ((out[0] = al_get_array(objs[0], *typenum, fn, names[0], 2, any2, "(B, Z)")) == NULL)
-        return -1;
-    for (k = 1; k < 3; k++) {
-        npy_intp dims[2] = {PyArray_DIM(out[0], 0), PyArray_DIM(out[0], 1)};
-        if ((out[k] = al_get_array(objs[k], *typenum, fn, names[k], 2, dims, "(B, Z)")) == NULL)
-            return -1;
-    }
-    return 0;
-}
-
-/* Two new (B, Z) arrays like `like`; 0, or -1 with MemoryError set. */
-static int al_vae_two_like(PyArrayObject *like, int typenum, PyArrayObject **a,
-                           PyArrayObject **b) {
-    if ((*a = (PyArrayObject *)PyArray_EMPTY(2, PyArray_DIMS(like), typenum, 0)) == NULL)
-        return -1;
-    if ((*b = (PyArrayObject *)PyArray_EMPTY(2, PyArray_DIMS(like), typenum, 0)) == NULL)
-        return -1;
-    return 0;
-}
+enum { L_B, L_T, L_F, L_Z };
+#define LETTERS "B,T,F,Z"
+/* The (B, T, F) losses run over slices of whole sequences of about 2^22 elements, and take
+ * the GIL back between slices to check for signals, so Ctrl-C stops a long call. */
+#define CHUNK ((npy_intp)1 << 22)
+#define KIND {"kind", AL_OPT, 'i', AL_DEF, "", NULL, AL_RECON_SQUARED, AL_RECON_SQUARED,      \
+              AL_RECON_COUNT - 1, "0 (squared error) or 1 (absolute error)"}
 
 /* ---- sampling --------------------------------------------------------------------------- */
 
@@ -56,104 +23,50 @@ static const char SAMPLING_FORWARD_DOC[] =
     "All arrays (B, Z), one dtype (float32 or float64, z_mean's). std is saved for\n"
     "sampling_backward. Raises TypeError/ValueError on bad input.";
 
-static PyObject *al_py_sampling_forward(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"z_mean", "z_log_var", "eps", NULL};
-    static const char *const names[3] = {"z_mean", "z_log_var", "eps"};
-    const char *fn = "sampling_forward";
-    PyObject *objs[3] = {NULL, NULL, NULL};
-    PyArrayObject *in[3] = {NULL, NULL, NULL}, *z = NULL, *std = NULL;
-    npy_intp B, Z;
-    int typenum;
-    (void)self;
+enum { SF_Z, SF_STD, SF_MEAN, SF_LV, SF_EPS, SF_COUNT };
+static const al_arg SAMPLING_FORWARD[] = {
+    {"z", AL_OUT, 'f', 0, "B,Z"},
+    {"std", AL_SAVE, 'f', 0, "B,Z"},
+    {"z_mean", AL_IN, 'f', 0, "B,Z"},
+    {"z_log_var", AL_IN, 'f', 0, "B,Z"},
+    {"eps", AL_IN, 'f', 0, "B,Z"},
+};
+_Static_assert(AL_COUNT(SAMPLING_FORWARD) == SF_COUNT, "SAMPLING_FORWARD");
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:sampling_forward", kwlist,
-                                     &objs[0], &objs[1], &objs[2])) {
-        return NULL;
-    }
-    if (al_vae_three_bz(objs, names, fn, &typenum, in) < 0) goto fail;
-    if (al_vae_two_like(in[0], typenum, &z, &std) < 0) goto fail;
-    B = PyArray_DIM(in[0], 0); Z = PyArray_DIM(in[0], 1);
-
-    Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT32) {
-        al_sampling_forward_f32(AL_PTR(z, float), AL_PTR(std, float), AL_PTR(in[0], float),
-                                AL_PTR(in[1], float), AL_PTR(in[2], float),
-                                (size_t)B, (size_t)Z);
-    } else {
-        al_sampling_forward_f64(AL_PTR(z, double), AL_PTR(std, double), AL_PTR(in[0], double),
-                                AL_PTR(in[1], double), AL_PTR(in[2], double),
-                                (size_t)B, (size_t)Z);
-    }
-    Py_END_ALLOW_THREADS
-
-    Py_DECREF(in[0]); Py_DECREF(in[1]); Py_DECREF(in[2]);
-    return Py_BuildValue("NN", z, std);
-
-fail:
-    Py_XDECREF(in[0]); Py_XDECREF(in[1]); Py_XDECREF(in[2]);
-    Py_XDECREF(z); Py_XDECREF(std);
-    return NULL;
+static int sampling_forward_run(const al_call *c) {
+    return AL_DISPATCH(al_sampling_forward, AL_P(SF_Z), AL_P(SF_STD), AL_P(SF_MEAN),
+                       AL_P(SF_LV), AL_P(SF_EPS), AL_N(L_B), AL_N(L_Z));
 }
+
+static const al_spec SAMPLING_FORWARD_SPEC = {"sampling_forward", SAMPLING_FORWARD, SF_COUNT,
+                                              LETTERS, "z_mean", NULL, NULL, NULL, NULL,
+                                              sampling_forward_run};
 
 static const char SAMPLING_BACKWARD_DOC[] =
     "sampling_backward(d_z, std, eps) -> (d_z_mean, d_z_log_var)\n\n"
     "Gradients of sampling_forward: d_z_mean = d_z, d_z_log_var = d_z * eps * std * 0.5.\n"
     "All arrays (B, Z), one dtype (d_z's). Raises TypeError/ValueError on bad input.";
 
-static PyObject *al_py_sampling_backward(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"d_z", "std", "eps", NULL};
-    static const char *const names[3] = {"d_z", "std", "eps"};
-    const char *fn = "sampling_backward";
-    PyObject *objs[3] = {NULL, NULL, NULL};
-    PyArrayObject *in[3] = {NULL, NULL, NULL}, *dm = NULL, *dlv = NULL;
-    npy_intp B, Z;
-    int typenum;
-    (void)self;
+enum { SB_DMEAN, SB_DLV, SB_DZ, SB_STD, SB_EPS, SB_COUNT };
+static const al_arg SAMPLING_BACKWARD[] = {
+    {"d_z_mean", AL_OUT, 'f', 0, "B,Z"},
+    {"d_z_log_var", AL_OUT, 'f', 0, "B,Z"},
+    {"d_z", AL_IN, 'f', 0, "B,Z"},
+    {"std", AL_SAVED, 'f', 0, "B,Z"},
+    {"eps", AL_IN, 'f', 0, "B,Z"},
+};
+_Static_assert(AL_COUNT(SAMPLING_BACKWARD) == SB_COUNT, "SAMPLING_BACKWARD");
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:sampling_backward", kwlist,
-                                     &objs[0], &objs[1], &objs[2])) {
-        return NULL;
-    }
-    if (al_vae_three_bz(objs, names, fn, &typenum, in) < 0) goto fail;
-    if (al_vae_two_like(in[0], typenum, &dm, &dlv) < 0) goto fail;
-    B = PyArray_DIM(in[0], 0); Z = PyArray_DIM(in[0], 1);
-
-    Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT32) {
-        al_sampling_backward_f32(AL_PTR(dm, float), AL_PTR(dlv, float), AL_PTR(in[0], float),
-                                 AL_PTR(in[1], float), AL_PTR(in[2], float),
-                                 (size_t)B, (size_t)Z);
-    } else {
-        al_sampling_backward_f64(AL_PTR(dm, double), AL_PTR(dlv, double),
-                                 AL_PTR(in[0], double), AL_PTR(in[1], double),
-                                 AL_PTR(in[2], double), (size_t)B, (size_t)Z);
-    }
-    Py_END_ALLOW_THREADS
-
-    Py_DECREF(in[0]); Py_DECREF(in[1]); Py_DECREF(in[2]);
-    return Py_BuildValue("NN", dm, dlv);
-
-fail:
-    Py_XDECREF(in[0]); Py_XDECREF(in[1]); Py_XDECREF(in[2]);
-    Py_XDECREF(dm); Py_XDECREF(dlv);
-    return NULL;
+static int sampling_backward_run(const al_call *c) {
+    return AL_DISPATCH(al_sampling_backward, AL_P(SB_DMEAN), AL_P(SB_DLV), AL_P(SB_DZ),
+                       AL_P(SB_STD), AL_P(SB_EPS), AL_N(L_B), AL_N(L_Z));
 }
+
+static const al_spec SAMPLING_BACKWARD_SPEC = {"sampling_backward", SAMPLING_BACKWARD, SB_COUNT,
+                                               LETTERS, "d_z", NULL, NULL, NULL, NULL,
+                                               sampling_backward_run};
 
 /* ---- KL divergence ---------------------------------------------------------------------- */
-
-/* z_mean (B, Z) (sets the dtype) and z_log_var of the same shape; 0 or -1. */
-static int al_vae_mean_logvar(PyObject *m_obj, PyObject *lv_obj, const char *fn, int *typenum,
-                              PyArrayObject **m, PyArrayObject **lv) {
-    npy_intp any2[2] = {AL_ANY, AL_ANY};
-    npy_intp dims[2];
-    if ((*typenum = al_float_typenum(m_obj, fn, "z_mean")) < 0) return -1;
-    if ((*m = al_get_array(m_obj, *typenum, fn, "z_mean", 2, any2, "(B, Z)")) == NULL) return -1;
-    dims[0] = PyArray_DIM(*m, 0);
-    dims[1] = PyArray_DIM(*m, 1);
-    if ((*lv = al_get_array(lv_obj, *typenum, fn, "z_log_var", 2, dims, "(B, Z)")) == NULL)
-        return -1;
-    return 0;
-}
 
 static const char KL_FORWARD_DOC[] =
     "kl_forward(z_mean, z_log_var) -> kl\n\n"
@@ -162,39 +75,21 @@ static const char KL_FORWARD_DOC[] =
     "cancellation). z_mean and z_log_var (B, Z), one dtype. Z == 0 gives zeros.\n"
     "Raises TypeError/ValueError on bad input.";
 
-static PyObject *al_py_kl_forward(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"z_mean", "z_log_var", NULL};
-    const char *fn = "kl_forward";
-    PyObject *m_obj = NULL, *lv_obj = NULL;
-    PyArrayObject *m = NULL, *lv = NULL, *kl = NULL;
-    npy_intp B, Z;
-    int typenum;
-    (void)self;
+enum { KF_KL, KF_MEAN, KF_LV, KF_COUNT };
+static const al_arg KL_FORWARD[] = {
+    {"kl", AL_OUT, 'f', 0, "B"},
+    {"z_mean", AL_IN, 'f', 0, "B,Z"},
+    {"z_log_var", AL_IN, 'f', 0, "B,Z"},
+};
+_Static_assert(AL_COUNT(KL_FORWARD) == KF_COUNT, "KL_FORWARD");
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:kl_forward", kwlist, &m_obj, &lv_obj)) {
-        return NULL;
-    }
-    if (al_vae_mean_logvar(m_obj, lv_obj, fn, &typenum, &m, &lv) < 0) goto fail;
-    B = PyArray_DIM(m, 0); Z = PyArray_DIM(m, 1);
-    if ((kl = (PyArrayObject *)PyArray_EMPTY(1, &B, typenum, 0)) == NULL) goto fail;
-
-    Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT32) {
-        al_kl_forward_f32(AL_PTR(kl, float), AL_PTR(m, float), AL_PTR(lv, float),
-                          (size_t)B, (size_t)Z);
-    } else {
-        al_kl_forward_f64(AL_PTR(kl, double), AL_PTR(m, double), AL_PTR(lv, double),
-                          (size_t)B, (size_t)Z);
-    }
-    Py_END_ALLOW_THREADS
-
-    Py_DECREF(m); Py_DECREF(lv);
-    return (PyObject *)kl;
-
-fail:
-    Py_XDECREF(m); Py_XDECREF(lv); Py_XDECREF(kl);
-    return NULL;
+static int kl_forward_run(const al_call *c) {
+    return AL_DISPATCH(al_kl_forward, AL_P(KF_KL), AL_P(KF_MEAN), AL_P(KF_LV), AL_N(L_B),
+                       AL_N(L_Z));
 }
+
+static const al_spec KL_FORWARD_SPEC = {"kl_forward", KL_FORWARD, KF_COUNT, LETTERS, "z_mean",
+                                        NULL, NULL, NULL, NULL, kl_forward_run};
 
 static const char KL_BACKWARD_DOC[] =
     "kl_backward(d_kl, z_mean, z_log_var) -> (d_z_mean, d_z_log_var)\n\n"
@@ -202,70 +97,26 @@ static const char KL_BACKWARD_DOC[] =
     "d_z_log_var = d_kl[:, None] * 0.5 * (exp(z_log_var) - 1). z_mean and z_log_var (B, Z)\n"
     "set the dtype. Raises TypeError/ValueError on bad input.";
 
-static PyObject *al_py_kl_backward(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"d_kl", "z_mean", "z_log_var", NULL};
-    const char *fn = "kl_backward";
-    PyObject *g_obj = NULL, *m_obj = NULL, *lv_obj = NULL;
-    PyArrayObject *g = NULL, *m = NULL, *lv = NULL, *dm = NULL, *dlv = NULL;
-    npy_intp B, Z;
-    int typenum;
-    (void)self;
+enum { KB_DMEAN, KB_DLV, KB_DKL, KB_MEAN, KB_LV, KB_COUNT };
+static const al_arg KL_BACKWARD[] = {
+    {"d_z_mean", AL_OUT, 'f', 0, "B,Z"},
+    {"d_z_log_var", AL_OUT, 'f', 0, "B,Z"},
+    {"d_kl", AL_IN, 'f', 0, "B"},
+    {"z_mean", AL_IN, 'f', 0, "B,Z"},
+    {"z_log_var", AL_IN, 'f', 0, "B,Z"},
+};
+_Static_assert(AL_COUNT(KL_BACKWARD) == KB_COUNT, "KL_BACKWARD");
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:kl_backward", kwlist,
-                                     &g_obj, &m_obj, &lv_obj)) {
-        return NULL;
-    }
-    if (al_vae_mean_logvar(m_obj, lv_obj, fn, &typenum, &m, &lv) < 0) goto fail;
-    B = PyArray_DIM(m, 0); Z = PyArray_DIM(m, 1);
-    if ((g = al_get_array(g_obj, typenum, fn, "d_kl", 1, &B, "(B,)")) == NULL) goto fail;
-    if (al_vae_two_like(m, typenum, &dm, &dlv) < 0) goto fail;
-
-    Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT32) {
-        al_kl_backward_f32(AL_PTR(dm, float), AL_PTR(dlv, float), AL_PTR(g, float),
-                           AL_PTR(m, float), AL_PTR(lv, float), (size_t)B, (size_t)Z);
-    } else {
-        al_kl_backward_f64(AL_PTR(dm, double), AL_PTR(dlv, double), AL_PTR(g, double),
-                           AL_PTR(m, double), AL_PTR(lv, double), (size_t)B, (size_t)Z);
-    }
-    Py_END_ALLOW_THREADS
-
-    Py_DECREF(g); Py_DECREF(m); Py_DECREF(lv);
-    return Py_BuildValue("NN", dm, dlv);
-
-fail:
-    Py_XDECREF(g); Py_XDECREF(m); Py_XDECREF(lv); Py_XDECREF(dm); Py_XDECREF(dlv);
-    return NULL;
+static int kl_backward_run(const al_call *c) {
+    return AL_DISPATCH(al_kl_backward, AL_P(KB_DMEAN), AL_P(KB_DLV), AL_P(KB_DKL),
+                       AL_P(KB_MEAN), AL_P(KB_LV), AL_N(L_B), AL_N(L_Z));
 }
+
+static const al_spec KL_BACKWARD_SPEC = {"kl_backward", KL_BACKWARD, KB_COUNT, LETTERS,
+                                         "z_mean", "z_mean,z_log_var", NULL, NULL, NULL,
+                                         kl_backward_run};
 
 /* ---- masked reconstruction loss --------------------------------------------------------- */
-
-/* `kind` (default AL_RECON_SQUARED when kind_obj is NULL) into *kind; 0 or -1. */
-static int al_vae_check_kind(const char *fn, PyObject *kind_obj, int *kind) {
-    if (kind_obj == NULL) return 0;
-    return al_int_arg(kind_obj, fn, "kind", AL_RECON_SQUARED, AL_RECON_COUNT - 1,
-                      "0 (squared error) or 1 (absolute error)", kind);
-}
-
-/* x_hat (B, T, F) (sets the dtype), x of the same shape, mask (B, T) or None; 0 or -1. */
-static int al_vae_recon_args(PyObject *xh_obj, PyObject *x_obj, PyObject *m_obj,
-                             const char *fn, int *typenum, PyArrayObject **xh,
-                             PyArrayObject **x, PyArrayObject **mask) {
-    npy_intp any3[3] = {AL_ANY, AL_ANY, AL_ANY};
-    npy_intp dims[3], dm[2];
-    if ((*typenum = al_float_typenum(xh_obj, fn, "x_hat")) < 0) return -1;
-    if ((*xh = al_get_array(xh_obj, *typenum, fn, "x_hat", 3, any3, "(B, T, F)")) == NULL)
-        return -1;
-    dims[0] = PyArray_DIM(*xh, 0);
-    dims[1] = PyArray_DIM(*xh, 1);
-    dims[2] = PyArray_DIM(*xh, 2);
-    if ((*x = al_get_array(x_obj, *typenum, fn, "x", 3, dims, "(B, T, F)")) == NULL) return -1;
-    dm[0] = dims[0];
-    dm[1] = dims[1];
-    if (m_obj != Py_None &&
-        (*mask = al_get_mask(m_obj, fn, "mask", 2, dm, "(B, T)")) == NULL) return -1;
-    return 0;
-}
 
 static const char RECON_FORWARD_DOC[] =
     "recon_forward(x_hat, x, mask=None, kind=0) -> loss\n\n"
@@ -274,52 +125,24 @@ static const char RECON_FORWARD_DOC[] =
     "one dtype (x_hat's); mask (B, T), nonzero = keep (masked steps are not read; a fully\n"
     "masked sequence gives 0). Raises TypeError/ValueError on bad input.";
 
-static PyObject *al_py_recon_forward(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"x_hat", "x", "mask", "kind", NULL};
-    const char *fn = "recon_forward";
-    PyObject *xh_obj = NULL, *x_obj = NULL, *m_obj = Py_None, *kind_obj = NULL;
-    PyArrayObject *xh = NULL, *x = NULL, *mask = NULL, *loss = NULL;
-    npy_intp B, T, F, b0, nb;
-    int typenum, kind = AL_RECON_SQUARED, status = AL_OK;
-    (void)self;
+enum { RF_LOSS, RF_XH, RF_X, RF_MASK, RF_KIND, RF_COUNT };
+static const al_arg RECON_FORWARD[] = {
+    {"loss", AL_OUT, 'f', 0, "B"},
+    {"x_hat", AL_IN, 'f', 0, "B,T,F"},
+    {"x", AL_IN, 'f', 0, "B,T,F"},
+    {"mask", AL_IN, 'b', AL_DEF, "B,T"},
+    KIND,
+};
+_Static_assert(AL_COUNT(RECON_FORWARD) == RF_COUNT, "RECON_FORWARD");
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|OO:recon_forward", kwlist,
-                                     &xh_obj, &x_obj, &m_obj, &kind_obj)) {
-        return NULL;
-    }
-    if (al_vae_check_kind(fn, kind_obj, &kind) < 0) return NULL;
-    if (al_vae_recon_args(xh_obj, x_obj, m_obj, fn, &typenum, &xh, &x, &mask) < 0) goto fail;
-    B = PyArray_DIM(xh, 0); T = PyArray_DIM(xh, 1); F = PyArray_DIM(xh, 2);
-    nb = al_vae_chunk_rows(B, T, F);
-    if ((loss = (PyArrayObject *)PyArray_EMPTY(1, &B, typenum, 0)) == NULL) goto fail;
-
-    for (b0 = 0; b0 < B; b0 += nb) {
-        const npy_intp n = B - b0 < nb ? B - b0 : nb, o2 = b0 * T, o3 = b0 * T * F;
-        if (b0 > 0 && PyErr_CheckSignals() < 0) goto fail;
-        Py_BEGIN_ALLOW_THREADS
-        if (typenum == NPY_FLOAT32) {
-            status = al_recon_forward_f32(AL_AT(loss, float, b0), AL_AT(xh, float, o3),
-                                          AL_AT(x, float, o3), AL_AT(mask, uint8_t, o2), kind,
-                                          (size_t)n, (size_t)T, (size_t)F);
-        } else {
-            status = al_recon_forward_f64(AL_AT(loss, double, b0), AL_AT(xh, double, o3),
-                                          AL_AT(x, double, o3), AL_AT(mask, uint8_t, o2), kind,
-                                          (size_t)n, (size_t)T, (size_t)F);
-        }
-        Py_END_ALLOW_THREADS
-        if (status != AL_OK) {
-            al_kernel_error(fn, status);
-            goto fail;
-        }
-    }
-
-    Py_DECREF(xh); Py_DECREF(x); Py_XDECREF(mask);
-    return (PyObject *)loss;
-
-fail:
-    Py_XDECREF(xh); Py_XDECREF(x); Py_XDECREF(mask); Py_XDECREF(loss);
-    return NULL;
+static int recon_forward_run(const al_call *c) {
+    return AL_DISPATCH(al_recon_forward, AL_P(RF_LOSS), AL_P(RF_XH), AL_P(RF_X), AL_P(RF_MASK),
+                       AL_I(RF_KIND), AL_N(L_B), AL_N(L_T), AL_N(L_F));
 }
+
+static const al_spec RECON_FORWARD_SPEC = {"recon_forward", RECON_FORWARD, RF_COUNT, LETTERS,
+                                           "x_hat", NULL, NULL, NULL, NULL, recon_forward_run,
+                                           CHUNK};
 
 static const char RECON_BACKWARD_DOC[] =
     "recon_backward(d_loss, x_hat, x, mask=None, kind=0) -> d_x_hat\n\n"
@@ -328,68 +151,27 @@ static const char RECON_BACKWARD_DOC[] =
     "0 at masked steps. The gradient with respect to x is its negative.\n"
     "Raises TypeError/ValueError on bad input.";
 
-static PyObject *al_py_recon_backward(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"d_loss", "x_hat", "x", "mask", "kind", NULL};
-    const char *fn = "recon_backward";
-    PyObject *g_obj = NULL, *xh_obj = NULL, *x_obj = NULL, *m_obj = Py_None, *kind_obj = NULL;
-    PyArrayObject *g = NULL, *xh = NULL, *x = NULL, *mask = NULL, *dxh = NULL;
-    npy_intp B, T, F, b0, nb;
-    int typenum, kind = AL_RECON_SQUARED, status = AL_OK;
-    (void)self;
+enum { RB_DXH, RB_DLOSS, RB_XH, RB_X, RB_MASK, RB_KIND, RB_COUNT };
+static const al_arg RECON_BACKWARD[] = {
+    {"d_x_hat", AL_OUT, 'f', 0, "B,T,F"},
+    {"d_loss", AL_IN, 'f', 0, "B"},
+    {"x_hat", AL_IN, 'f', 0, "B,T,F"},
+    {"x", AL_IN, 'f', 0, "B,T,F"},
+    {"mask", AL_IN, 'b', AL_DEF, "B,T"},
+    KIND,
+};
+_Static_assert(AL_COUNT(RECON_BACKWARD) == RB_COUNT, "RECON_BACKWARD");
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OO:recon_backward", kwlist,
-                                     &g_obj, &xh_obj, &x_obj, &m_obj, &kind_obj)) {
-        return NULL;
-    }
-    if (al_vae_check_kind(fn, kind_obj, &kind) < 0) return NULL;
-    if (al_vae_recon_args(xh_obj, x_obj, m_obj, fn, &typenum, &xh, &x, &mask) < 0) goto fail;
-    B = PyArray_DIM(xh, 0); T = PyArray_DIM(xh, 1); F = PyArray_DIM(xh, 2);
-    nb = al_vae_chunk_rows(B, T, F);
-    if ((g = al_get_array(g_obj, typenum, fn, "d_loss", 1, &B, "(B,)")) == NULL) goto fail;
-    if ((dxh = (PyArrayObject *)PyArray_EMPTY(3, PyArray_DIMS(xh), typenum, 0)) == NULL)
-        goto fail;
-
-    for (b0 = 0; b0 < B; b0 += nb) {
-        const npy_intp n = B - b0 < nb ? B - b0 : nb, o2 = b0 * T, o3 = b0 * T * F;
-        if (b0 > 0 && PyErr_CheckSignals() < 0) goto fail;
-        Py_BEGIN_ALLOW_THREADS
-        if (typenum == NPY_FLOAT32) {
-            status = al_recon_backward_f32(AL_AT(dxh, float, o3), AL_AT(g, float, b0),
-                                           AL_AT(xh, float, o3), AL_AT(x, float, o3),
-                                           AL_AT(mask, uint8_t, o2), kind,
-                                           (size_t)n, (size_t)T, (size_t)F);
-        } else {
-            status = al_recon_backward_f64(AL_AT(dxh, double, o3), AL_AT(g, double, b0),
-                                           AL_AT(xh, double, o3), AL_AT(x, double, o3),
-                                           AL_AT(mask, uint8_t, o2), kind,
-                                           (size_t)n, (size_t)T, (size_t)F);
-        }
-        Py_END_ALLOW_THREADS
-        if (status != AL_OK) {
-            al_kernel_error(fn, status);
-            goto fail;
-        }
-    }
-
-    Py_DECREF(g); Py_DECREF(xh); Py_DECREF(x); Py_XDECREF(mask);
-    return (PyObject *)dxh;
-
-fail:
-    Py_XDECREF(g); Py_XDECREF(xh); Py_XDECREF(x); Py_XDECREF(mask); Py_XDECREF(dxh);
-    return NULL;
+static int recon_backward_run(const al_call *c) {
+    return AL_DISPATCH(al_recon_backward, AL_P(RB_DXH), AL_P(RB_DLOSS), AL_P(RB_XH), AL_P(RB_X),
+                       AL_P(RB_MASK), AL_I(RB_KIND), AL_N(L_B), AL_N(L_T), AL_N(L_F));
 }
+
+static const al_spec RECON_BACKWARD_SPEC = {"recon_backward", RECON_BACKWARD, RB_COUNT, LETTERS,
+                                            "x_hat", "x_hat,x,mask", NULL, NULL, NULL,
+                                            recon_backward_run, CHUNK};
 
 /* ---- Gaussian negative log-likelihood ---------------------------------------------------- */
-
-/* x_hat, x, mask as al_vae_recon_args, plus x_log_var of x_hat's shape; 0 or -1. */
-static int al_vae_nll_args(PyObject *xh_obj, PyObject *lv_obj, PyObject *x_obj, PyObject *m_obj,
-                           const char *fn, int *typenum, PyArrayObject **xh, PyArrayObject **lv,
-                           PyArrayObject **x, PyArrayObject **mask) {
-    if (al_vae_recon_args(xh_obj, x_obj, m_obj, fn, typenum, xh, x, mask) < 0) return -1;
-    if ((*lv = al_get_array(lv_obj, *typenum, fn, "x_log_var", 3, PyArray_DIMS(*xh),
-                            "(B, T, F)")) == NULL) return -1;
-    return 0;
-}
 
 static const char GAUSSIAN_NLL_FORWARD_DOC[] =
     "gaussian_nll_forward(x_hat, x_log_var, x, mask=None) -> loss\n\n"
@@ -398,50 +180,24 @@ static const char GAUSSIAN_NLL_FORWARD_DOC[] =
     "exp(-x_log_var)). x_hat, x_log_var, x (B, T, F), one dtype (x_hat's); mask (B, T),\n"
     "nonzero = keep. Raises TypeError/ValueError on bad input.";
 
-static PyObject *al_py_gaussian_nll_forward(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"x_hat", "x_log_var", "x", "mask", NULL};
-    const char *fn = "gaussian_nll_forward";
-    PyObject *xh_obj = NULL, *lv_obj = NULL, *x_obj = NULL, *m_obj = Py_None;
-    PyArrayObject *xh = NULL, *lv = NULL, *x = NULL, *mask = NULL, *loss = NULL;
-    npy_intp B, T, F, b0, nb;
-    int typenum;
-    (void)self;
+enum { NF_LOSS, NF_XH, NF_LV, NF_X, NF_MASK, NF_COUNT };
+static const al_arg NLL_FORWARD[] = {
+    {"loss", AL_OUT, 'f', 0, "B"},
+    {"x_hat", AL_IN, 'f', 0, "B,T,F"},
+    {"x_log_var", AL_IN, 'f', 0, "B,T,F"},
+    {"x", AL_IN, 'f', 0, "B,T,F"},
+    {"mask", AL_IN, 'b', AL_DEF, "B,T"},
+};
+_Static_assert(AL_COUNT(NLL_FORWARD) == NF_COUNT, "NLL_FORWARD");
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|O:gaussian_nll_forward", kwlist,
-                                     &xh_obj, &lv_obj, &x_obj, &m_obj)) {
-        return NULL;
-    }
-    if (al_vae_nll_args(xh_obj, lv_obj, x_obj, m_obj, fn, &typenum, &xh, &lv, &x, &mask) < 0)
-        goto fail;
-    B = PyArray_DIM(xh, 0); T = PyArray_DIM(xh, 1); F = PyArray_DIM(xh, 2);
-    nb = al_vae_chunk_rows(B, T, F);
-    if ((loss = (PyArrayObject *)PyArray_EMPTY(1, &B, typenum, 0)) == NULL) goto fail;
-
-    for (b0 = 0; b0 < B; b0 += nb) {
-        const npy_intp n = B - b0 < nb ? B - b0 : nb, o2 = b0 * T, o3 = b0 * T * F;
-        if (b0 > 0 && PyErr_CheckSignals() < 0) goto fail;
-        Py_BEGIN_ALLOW_THREADS
-        if (typenum == NPY_FLOAT32) {
-            al_gaussian_nll_forward_f32(AL_AT(loss, float, b0), AL_AT(xh, float, o3),
-                                        AL_AT(lv, float, o3), AL_AT(x, float, o3),
-                                        AL_AT(mask, uint8_t, o2), (size_t)n, (size_t)T,
-                                        (size_t)F);
-        } else {
-            al_gaussian_nll_forward_f64(AL_AT(loss, double, b0), AL_AT(xh, double, o3),
-                                        AL_AT(lv, double, o3), AL_AT(x, double, o3),
-                                        AL_AT(mask, uint8_t, o2), (size_t)n, (size_t)T,
-                                        (size_t)F);
-        }
-        Py_END_ALLOW_THREADS
-    }
-
-    Py_DECREF(xh); Py_DECREF(lv); Py_DECREF(x); Py_XDECREF(mask);
-    return (PyObject *)loss;
-
-fail:
-    Py_XDECREF(xh); Py_XDECREF(lv); Py_XDECREF(x); Py_XDECREF(mask); Py_XDECREF(loss);
-    return NULL;
+static int nll_forward_run(const al_call *c) {
+    return AL_DISPATCH(al_gaussian_nll_forward, AL_P(NF_LOSS), AL_P(NF_XH), AL_P(NF_LV),
+                       AL_P(NF_X), AL_P(NF_MASK), AL_N(L_B), AL_N(L_T), AL_N(L_F));
 }
+
+static const al_spec NLL_FORWARD_SPEC = {"gaussian_nll_forward", NLL_FORWARD, NF_COUNT, LETTERS,
+                                         "x_hat", "x_hat,x,mask", NULL, NULL, NULL,
+                                         nll_forward_run, CHUNK};
 
 static const char GAUSSIAN_NLL_BACKWARD_DOC[] =
     "gaussian_nll_backward(d_loss, x_hat, x_log_var, x, mask=None) -> (d_x_hat, d_x_log_var)\n\n"
@@ -449,78 +205,45 @@ static const char GAUSSIAN_NLL_BACKWARD_DOC[] =
     "p = exp(-x_log_var), d_x_hat = d_loss[b] * d * p and d_x_log_var = d_loss[b] * 0.5 *\n"
     "(1 - d^2 * p); 0 at masked steps. Raises TypeError/ValueError on bad input.";
 
-static PyObject *al_py_gaussian_nll_backward(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"d_loss", "x_hat", "x_log_var", "x", "mask", NULL};
-    const char *fn = "gaussian_nll_backward";
-    PyObject *g_obj = NULL, *xh_obj = NULL, *lv_obj = NULL, *x_obj = NULL, *m_obj = Py_None;
-    PyArrayObject *g = NULL, *xh = NULL, *lv = NULL, *x = NULL, *mask = NULL;
-    PyArrayObject *dxh = NULL, *dlv = NULL;
-    npy_intp B, T, F, b0, nb;
-    int typenum;
-    (void)self;
+enum { NB_DXH, NB_DLV, NB_DLOSS, NB_XH, NB_LV, NB_X, NB_MASK, NB_COUNT };
+static const al_arg NLL_BACKWARD[] = {
+    {"d_x_hat", AL_OUT, 'f', 0, "B,T,F"},
+    {"d_x_log_var", AL_OUT, 'f', 0, "B,T,F"},
+    {"d_loss", AL_IN, 'f', 0, "B"},
+    {"x_hat", AL_IN, 'f', 0, "B,T,F"},
+    {"x_log_var", AL_IN, 'f', 0, "B,T,F"},
+    {"x", AL_IN, 'f', 0, "B,T,F"},
+    {"mask", AL_IN, 'b', AL_DEF, "B,T"},
+};
+_Static_assert(AL_COUNT(NLL_BACKWARD) == NB_COUNT, "NLL_BACKWARD");
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|O:gaussian_nll_backward", kwlist,
-                                     &g_obj, &xh_obj, &lv_obj, &x_obj, &m_obj)) {
-        return NULL;
-    }
-    if (al_vae_nll_args(xh_obj, lv_obj, x_obj, m_obj, fn, &typenum, &xh, &lv, &x, &mask) < 0)
-        goto fail;
-    B = PyArray_DIM(xh, 0); T = PyArray_DIM(xh, 1); F = PyArray_DIM(xh, 2);
-    nb = al_vae_chunk_rows(B, T, F);
-    if ((g = al_get_array(g_obj, typenum, fn, "d_loss", 1, &B, "(B,)")) == NULL) goto fail;
-    if ((dxh = (PyArrayObject *)PyArray_EMPTY(3, PyArray_DIMS(xh), typenum, 0)) == NULL)
-        goto fail;
-    if ((dlv = (PyArrayObject *)PyArray_EMPTY(3, PyArray_DIMS(xh), typenum, 0)) == NULL)
-        goto fail;
-
-    for (b0 = 0; b0 < B; b0 += nb) {
-        const npy_intp n = B - b0 < nb ? B - b0 : nb, o2 = b0 * T, o3 = b0 * T * F;
-        if (b0 > 0 && PyErr_CheckSignals() < 0) goto fail;
-        Py_BEGIN_ALLOW_THREADS
-        if (typenum == NPY_FLOAT32) {
-            al_gaussian_nll_backward_f32(AL_AT(dxh, float, o3), AL_AT(dlv, float, o3),
-                                         AL_AT(g, float, b0), AL_AT(xh, float, o3),
-                                         AL_AT(lv, float, o3), AL_AT(x, float, o3),
-                                         AL_AT(mask, uint8_t, o2), (size_t)n, (size_t)T,
-                                         (size_t)F);
-        } else {
-            al_gaussian_nll_backward_f64(AL_AT(dxh, double, o3), AL_AT(dlv, double, o3),
-                                         AL_AT(g, double, b0), AL_AT(xh, double, o3),
-                                         AL_AT(lv, double, o3), AL_AT(x, double, o3),
-                                         AL_AT(mask, uint8_t, o2), (size_t)n, (size_t)T,
-                                         (size_t)F);
-        }
-        Py_END_ALLOW_THREADS
-    }
-
-    Py_DECREF(g); Py_DECREF(xh); Py_DECREF(lv); Py_DECREF(x); Py_XDECREF(mask);
-    return Py_BuildValue("NN", dxh, dlv);
-
-fail:
-    Py_XDECREF(g); Py_XDECREF(xh); Py_XDECREF(lv); Py_XDECREF(x); Py_XDECREF(mask);
-    Py_XDECREF(dxh); Py_XDECREF(dlv);
-    return NULL;
+static int nll_backward_run(const al_call *c) {
+    return AL_DISPATCH(al_gaussian_nll_backward, AL_P(NB_DXH), AL_P(NB_DLV), AL_P(NB_DLOSS),
+                       AL_P(NB_XH), AL_P(NB_LV), AL_P(NB_X), AL_P(NB_MASK), AL_N(L_B),
+                       AL_N(L_T), AL_N(L_F));
 }
 
-#undef AL_PTR
-#undef AL_AT
+static const al_spec NLL_BACKWARD_SPEC = {"gaussian_nll_backward", NLL_BACKWARD, NB_COUNT,
+                                          LETTERS, "x_hat", "x_hat,x,mask,x_log_var", NULL,
+                                          NULL, NULL, nll_backward_run, CHUNK};
+
+AL_ENTRY(py_sampling_forward, SAMPLING_FORWARD_SPEC)
+AL_ENTRY(py_sampling_backward, SAMPLING_BACKWARD_SPEC)
+AL_ENTRY(py_kl_forward, KL_FORWARD_SPEC)
+AL_ENTRY(py_kl_backward, KL_BACKWARD_SPEC)
+AL_ENTRY(py_recon_forward, RECON_FORWARD_SPEC)
+AL_ENTRY(py_recon_backward, RECON_BACKWARD_SPEC)
+AL_ENTRY(py_nll_forward, NLL_FORWARD_SPEC)
+AL_ENTRY(py_nll_backward, NLL_BACKWARD_SPEC)
 
 PyMethodDef al_vae_methods[] = {
-    {"sampling_forward", (PyCFunction)(void (*)(void))al_py_sampling_forward,
-     METH_VARARGS | METH_KEYWORDS, SAMPLING_FORWARD_DOC},
-    {"sampling_backward", (PyCFunction)(void (*)(void))al_py_sampling_backward,
-     METH_VARARGS | METH_KEYWORDS, SAMPLING_BACKWARD_DOC},
-    {"kl_forward", (PyCFunction)(void (*)(void))al_py_kl_forward,
-     METH_VARARGS | METH_KEYWORDS, KL_FORWARD_DOC},
-    {"kl_backward", (PyCFunction)(void (*)(void))al_py_kl_backward,
-     METH_VARARGS | METH_KEYWORDS, KL_BACKWARD_DOC},
-    {"recon_forward", (PyCFunction)(void (*)(void))al_py_recon_forward,
-     METH_VARARGS | METH_KEYWORDS, RECON_FORWARD_DOC},
-    {"recon_backward", (PyCFunction)(void (*)(void))al_py_recon_backward,
-     METH_VARARGS | METH_KEYWORDS, RECON_BACKWARD_DOC},
-    {"gaussian_nll_forward", (PyCFunction)(void (*)(void))al_py_gaussian_nll_forward,
-     METH_VARARGS | METH_KEYWORDS, GAUSSIAN_NLL_FORWARD_DOC},
-    {"gaussian_nll_backward", (PyCFunction)(void (*)(void))al_py_gaussian_nll_backward,
-     METH_VARARGS | METH_KEYWORDS, GAUSSIAN_NLL_BACKWARD_DOC},
+    AL_METHOD("sampling_forward", py_sampling_forward, SAMPLING_FORWARD_DOC),
+    AL_METHOD("sampling_backward", py_sampling_backward, SAMPLING_BACKWARD_DOC),
+    AL_METHOD("kl_forward", py_kl_forward, KL_FORWARD_DOC),
+    AL_METHOD("kl_backward", py_kl_backward, KL_BACKWARD_DOC),
+    AL_METHOD("recon_forward", py_recon_forward, RECON_FORWARD_DOC),
+    AL_METHOD("recon_backward", py_recon_backward, RECON_BACKWARD_DOC),
+    AL_METHOD("gaussian_nll_forward", py_nll_forward, GAUSSIAN_NLL_FORWARD_DOC),
+    AL_METHOD("gaussian_nll_backward", py_nll_backward, GAUSSIAN_NLL_BACKWARD_DOC),
     {NULL, NULL, 0, NULL}
 };

@@ -24,7 +24,7 @@ static struct PyModuleDef al_module = {
 };
 
 PyMODINIT_FUNC PyInit__core(void) {
-    PyMethodDef *tables[] = {al_lstm_methods, al_lstm_bwd_methods, al_attention_methods,
+    PyMethodDef *tables[] = {al_lstm_methods, al_attention_methods,
                             al_mha_methods, al_util_methods, al_vae_methods, al_gru_methods};
     PyObject *m = NULL, *name = NULL;
     size_t k;

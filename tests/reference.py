@@ -44,6 +44,11 @@ def gate_masks(m, n):
     return [m] * 4 if m.shape[1] == n else np.split(m, 4, axis=-1)
 
 
+def per_gate(m, n):
+    """The (B, 4n) per-gate form the binding takes, from a (B, 4n) or a shared (B, n) mask."""
+    return None if m is None else np.concatenate(gate_masks(m, n), axis=-1)
+
+
 def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
          activation="tanh", recurrent_activation="sigmoid", go_backwards=False, rec_mask=None,
          dp_mask=None):

@@ -59,13 +59,15 @@ class Case:
         return _core.lstm_forward(p["x"], p["kernel"], p["recurrent_kernel"], p["bias"],
                                   p.get("h0"), p.get("c0"), self.mask, CODE[self.act],
                                   CODE[self.ract], self.gb,
-                                  rec_mask=self._cast(self.r, p["x"].dtype),
-                                  dp_mask=self._cast(self.p, p["x"].dtype),
+                                  rec_mask=self._cast(self.r, p["x"].dtype, self.U),
+                                  dp_mask=self._cast(self.p, p["x"].dtype, self.W),
                                   save_act_c=save_act_c)
 
     @staticmethod
-    def _cast(a, dt):
-        return None if a is None else a.astype(dt)
+    def _cast(a, dt, w=None):
+        """`a` as `dt`; a dropout mask (with its weight `w`) in the binding's per-gate form."""
+        return None if a is None else R.per_gate(a, w.shape[0]).astype(dt) if w is not None \
+            else a.astype(dt)
 
     def loss(self, p):
         hs, cs, out, _ = self.forward(p)
@@ -87,8 +89,8 @@ class Case:
         u = {k: None if v is None else v.astype(dtype) for k, v in self.up.items()}
         g = _core.lstm_backward(hs, cs, gates, p["x"], p["kernel"], p["recurrent_kernel"],
                                 h0=p.get("h0"), c0=p.get("c0"), mask=self.mask,
-                                dp_mask=self._cast(self.p, dtype),
-                                rec_mask=self._cast(self.r, dtype),
+                                dp_mask=self._cast(self.p, dtype, self.W),
+                                rec_mask=self._cast(self.r, dtype, self.U),
                                 act_c=res[4] if save_act_c else None, **u,
                                 activation=CODE[self.act],
                                 recurrent_activation=CODE[self.ract], go_backwards=self.gb)
@@ -256,7 +258,7 @@ def _saved(dt=np.float64, B=2, T=3, D=3, H=2):
     (dict(d_last=np.ones((2, 3))), ValueError, r"`d_last` must have shape \(B, H\) = \(2, 2\)"),
     (dict(d_h=np.ones((2, 2), np.float32)), TypeError, r"`d_h` must have dtype float64"),
     (dict(d_c=np.ones((3, 2))), ValueError, r"`d_c` must have shape \(B, H\)"),
-    (dict(rec_mask=np.ones((2,))), ValueError, r"`rec_mask` must have shape \(B, H\)"),
+    (dict(rec_mask=np.ones((2,))), ValueError, r"`rec_mask` must have shape \(B, 4H\)"),
     (dict(mask=np.ones((2, 4))), ValueError, r"`mask` must have shape \(B, T\) = \(2, 3\)"),
     (dict(kernel=np.ones((4, 8))), ValueError, r"`kernel` must have shape \(D, 4H\) = \(3, 8\)"),
     (dict(recurrent_kernel=np.ones((2, 7))), ValueError, r"`recurrent_kernel` must have shape \(H, 4H\)"),
@@ -293,7 +295,7 @@ def test_backward_binding_never_crashes(case):
         h0 = c0 = None
     m = (rng.random((B, T)) > 0.3) if use_mask else None
     r = rec_dropout_mask(rng, B, 4 * H, dt) if use_r else None
-    pm = rec_dropout_mask(rng, B, D if gb else 4 * D, dt) if use_r else None
+    pm = R.per_gate(rec_dropout_mask(rng, B, D if gb else 4 * D, dt), D) if use_r else None
     try:
         hs, cs, _, gates, act_c = _core.lstm_forward(x, W, U, b, h0, c0, m, go_backwards=gb,
                                                      rec_mask=r, dp_mask=pm, save_act_c=True)

@@ -47,7 +47,8 @@ def run_forward(x, W, U, b, state, mask, act, ract, gb, rmask=None, save_act_c=F
                 dp_mask=None):
     h0, c0 = state if state is not None else (None, None)
     res = _core.lstm_forward(x, W, U, b, h0, c0, mask, CODE[act], CODE[ract], gb,
-                             dp_mask=dp_mask, rec_mask=rmask, save_act_c=save_act_c)
+                             dp_mask=R.per_gate(dp_mask, x.shape[2]),
+                             rec_mask=R.per_gate(rmask, U.shape[0]), save_act_c=save_act_c)
     return res
 
 
@@ -176,10 +177,10 @@ def _args(dt=np.float64, B=2, T=3, D=3, H=2):
 
 
 @pytest.mark.parametrize("kw,exc,match", [
-    (dict(rec_mask=np.ones((2, 3))), ValueError, r"`rec_mask` must have shape \(B, H\) = \(2, 2\) or \(B, 4H\) = \(2, 8\) \(one mask per gate\), got \(2, 3\)"),
-    (dict(dp_mask=np.ones((2, 4))), ValueError, r"`dp_mask` must have shape \(B, D\) = \(2, 3\) or \(B, 4D\) = \(2, 12\)"),
-    (dict(dp_mask=np.ones((3, 12))), ValueError, r"`dp_mask` must have shape \(B, D\) or \(B, 4D\) = \(2, \?\)"),
-    (dict(rec_mask=np.ones((2, 2), np.float32)), TypeError, r"`rec_mask` must have dtype float64"),
+    (dict(rec_mask=np.ones((2, 3))), ValueError, r"`rec_mask` must have shape \(B, 4H\) = \(2, 8\), got \(2, 3\)"),
+    (dict(dp_mask=np.ones((2, 3))), ValueError, r"`dp_mask` must have shape \(B, 4D\) = \(2, 12\), got \(2, 3\)"),
+    (dict(dp_mask=np.ones((3, 12))), ValueError, r"`dp_mask` must have shape \(B, 4D\) = \(2, 12\), got \(3, 12\)"),
+    (dict(rec_mask=np.ones((2, 8), np.float32)), TypeError, r"`rec_mask` must have dtype float64"),
     (dict(mask=np.ones((3, 2))), ValueError, r"`mask` must have shape \(B, T\) = \(2, 3\)"),
     (dict(h0=np.ones((2, 3))), ValueError, r"`h0` must have shape \(B, H\)"),
     (dict(activation=7), ValueError, r"`activation` must be an activation code"),
@@ -194,7 +195,7 @@ def test_forward_binding_rejects_bad_core_shapes():
     x, W, U, b, h0, c0 = _args()
     with pytest.raises(ValueError, match=r"`kernel` must have shape \(D, 4H\) = \(3, 8\)"):
         _core.lstm_forward(x, W[:2], U)
-    with pytest.raises(ValueError, match=r"at least one timestep"):
+    with pytest.raises(ValueError, match=r"`x` must have shape \(B, T, D\) with T >= 1"):
         _core.lstm_forward(x[:, :0], W, U)
     with pytest.raises(ValueError, match=r"H >= 1"):
         _core.lstm_forward(x, W[:, :0], U[:0, :0])
@@ -229,8 +230,8 @@ def test_forward_binding_never_crashes(case):
     h0 = rng.standard_normal((B, H)).astype(dt)
     c0 = rng.standard_normal((B, H)).astype(dt)
     m = (rng.random((B, T)) > 0.3) if use_mask else None
-    r = rec_dropout_mask(rng, B, H * (4 if strided else 1), dt) if use_r else None
-    pm = rec_dropout_mask(rng, B, D * (1 if strided else 4), dt) if use_r else None
+    r = rec_dropout_mask(rng, B, 4 * H, dt) if use_r else None   # the binding's per-gate form
+    pm = rec_dropout_mask(rng, B, 4 * D, dt) if use_r else None
     if bad == "W":
         W = W[:, :-1] if W.shape[1] else np.ones((D + 1, 4 * H), dt)
     elif bad == "U":

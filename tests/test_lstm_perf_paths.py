@@ -33,7 +33,8 @@ def close(got, want, tol=TOL):
 
 def forward(x, W, U, b, h0, c0, mask, gb, impl, rmask=None, pmask=None):
     return _core.lstm_forward(x, W, U, b, h0, c0, mask, _core.ACT_TANH, _core.ACT_SIGMOID, gb,
-                              dp_mask=pmask, rec_mask=rmask, save_act_c=True, impl=impl)
+                              dp_mask=R.per_gate(pmask, x.shape[2]),
+                              rec_mask=R.per_gate(rmask, U.shape[0]), save_act_c=True, impl=impl)
 
 
 SHAPES = [(B, 3, 5, H) for B in list(range(1, 10)) + [13] for H in (1, 4, 17)] + \

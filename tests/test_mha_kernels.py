@@ -438,7 +438,8 @@ def test_binding_rejects_bad_dtypes_and_shapes():
         _core.mha_forward(*a[:7], a[7].astype(np.float32), *a[8:])
     with pytest.raises(ValueError, match=r"`key` must have shape \(B, Tv, Dk\) = \(2, 4, \?\)"):
         _core.mha_forward(a[0], a[1][:, :3], *a[2:])
-    with pytest.raises(ValueError, match=r"NH >= 1 heads and head size HS >= 1"):
+    with pytest.raises(ValueError, match=r"`query_kernel` must have shape \(Dq, NH, HS\) with "
+                                         r"HS >= 1, got \(3, 2, 0\)"):
         _core.mha_forward(*a[:3], np.ones((3, 2, 0)), *a[4:])
     with pytest.raises(ValueError, match="`fully_masked` must be 0"):
         _core.mha_forward(*a, fully_masked=5)

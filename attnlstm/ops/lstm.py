@@ -184,7 +184,7 @@ def _gate_mask(name, arg, mask, dt, B, n, axis):
                           message=f"`{arg}` must have shape {(B, n)} (one mask for all gates) "
                                   f"or {(B, 4 * n)} (one per gate [i, f, c, o]), got "
                                   f"{tuple(a.shape)}.")
-    return a
+    return np.tile(a, (1, 4)) if a.shape[1] == n else a   # the binding takes (B, 4n)
 
 
 _SAVED_KEYS = ("hs", "cs", "gates", "act_c", "x", "kernel", "recurrent_kernel", "bias", "h0",
