@@ -405,3 +405,61 @@ def test_a_subclassed_vae_with_its_own_train_step_trains():
     hist = vae.fit(data, epochs=15, batch_size=32, verbose=0).history
     assert set(hist) >= {"loss", "kl_loss"}
     assert hist["loss"][-1] < 0.5 * hist["loss"][0]
+
+
+def _reachable_variables(obj, seen=None):
+    """Every Variable reachable from `obj`'s attributes (layers, lists, dicts, tuples)."""
+    seen = set() if seen is None else seen
+    out = []
+    if id(obj) in seen:
+        return out
+    seen.add(id(obj))
+    if isinstance(obj, attnlstm.Variable):
+        return [obj]
+    if isinstance(obj, (list, tuple)):
+        items = obj
+    elif isinstance(obj, dict):
+        items = obj.values()
+    elif isinstance(obj, attnlstm.Layer):
+        items = [v for k, v in vars(obj).items() if k not in ("_inbound_nodes", "_nodes")]
+    else:
+        return out
+    for v in items:
+        out.extend(_reachable_variables(v, seen))
+    return out
+
+
+def test_no_weight_of_a_model_is_left_out_of_trainable_weights():
+    """Every trainable Variable a model's layers hold (built-in, custom, nested in lists or
+    sub-models) is trained: none may be missing from ``model.trainable_weights``."""
+    K = attnlstm
+    from test_keras_example_ports import _transformer_classes
+    TransformerBlock, TokenAndPositionEmbedding = _transformer_classes(K)
+
+    class Head(K.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.blocks = [K.layers.Dense(4), K.layers.Dense(4)]
+            self.by_name = {"out": K.layers.Dense(2)}
+
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
+
+        def call(self, x):
+            for b in self.blocks:
+                x = b(x)
+            return self.by_name["out"](x) * self.scale
+
+    inp = K.Input((6,), dtype="int32")
+    h = TokenAndPositionEmbedding(6, 20, 8)(inp)
+    h = TransformerBlock(8, 2, 8)(h)
+    h = K.layers.Bidirectional(K.layers.GRU(3, return_sequences=True))(h)
+    h = K.layers.Conv1D(4, 2)(h)
+    h = K.layers.BatchNormalization()(h)
+    out = Head()(K.layers.GlobalAveragePooling1D()(h))
+    model = K.Model(inp, out)
+    trainable = {id(w) for w in model.trainable_weights}
+    missing = [w.path for layer in model.layers for w in _reachable_variables(layer)
+               if w.trainable and id(w) not in trainable]
+    assert not missing, f"trainable Variables left out of trainable_weights: {missing}"
+    assert len(trainable) > 20
