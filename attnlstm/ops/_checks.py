@@ -50,3 +50,24 @@ def describe(obj):
     if isinstance(obj, (list, tuple)):
         return "[" + ", ".join(str(np.shape(o)) for o in obj) + "]"
     return str(np.shape(obj))
+
+
+def gate_mask(name, arg, mask, dt, B, n, axis, gates):
+    """A recurrent layer's dropout mask: `(B, n)` (one mask for every gate) or `(B, k n)` (one per
+    gate, k = len(`gates`)) as a contiguous `dt` array of shape `(B, k n)` (what the binding
+    takes), or None. `gates` names them in order, e.g. ``"ifco"`` (LSTM) or ``"zrh"`` (GRU).
+
+    Raises:
+        ShapeError: any other shape.
+    """
+    if mask is None:
+        return None
+    k = len(gates)
+    a = as_c(mask, dt)
+    if a.ndim != 2 or a.shape[0] != B or a.shape[1] not in (n, k * n):
+        raise shape_error(name, arg, f"(batch, {axis}) = {(B, n)} or (batch, {k}*{axis}) = "
+                                     f"{(B, k * n)}", a.shape,
+                          message=f"`{arg}` must have shape {(B, n)} (one mask for all gates) "
+                                  f"or {(B, k * n)} (one per gate [{', '.join(gates)}]), got "
+                                  f"{tuple(a.shape)}.")
+    return np.tile(a, (1, k)) if a.shape[1] == n else a

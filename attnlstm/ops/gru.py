@@ -8,43 +8,11 @@ import numpy as np
 from .. import _core
 from .. import activations as _activations
 from ..errors import shape_error
-
-__all__ = ["gru", "gru_forward", "gru_backward"]
-
-
-def _dtype(dtype, *arrays):
-    if dtype is not None:
-        dt = np.dtype(dtype)
-        if dt not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64. Received: dtype={dtype!r}")
-        return dt
-    for a in arrays:
-        if isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64):
-            return a.dtype
-    return np.dtype(np.float32)
-
-
-def _as(a, dt):
-    return np.ascontiguousarray(a, dtype=dt)
-
-
-def _gate_mask(name, arg, mask, dt, B, n, axis):
-    """A (B, 3n) per-gate dropout mask [m_z|m_r|m_h] from (B, 3n) or a shared (B, n)."""
-    if mask is None:
-        return None
-    a = _as(mask, dt)
-    if a.ndim != 2 or a.shape[0] != B or a.shape[1] not in (n, 3 * n):
-        raise shape_error(name, arg, f"(batch, {axis}) = {(B, n)} or (batch, 3*{axis}) = "
-                                     f"{(B, 3 * n)}", a.shape,
-                          message=f"`{arg}` must have shape {(B, n)} (one mask for all gates) "
-                                  f"or {(B, 3 * n)} (one per gate [z, r, h]), got "
-                                  f"{tuple(a.shape)}.")
-    if a.shape[1] == n:
-        a = np.ascontiguousarray(np.concatenate([a, a, a], axis=1))
-    return a
-
+from ._checks import as_c as _as, float_dtype as _dtype, gate_mask
 
 _ND = np.ndarray
+
+__all__ = ["gru", "gru_forward", "gru_backward"]
 
 
 def _fast_codes(x, kernel, recurrent_kernel, bias, activation, recurrent_activation,
@@ -158,8 +126,8 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask
             raise shape_error(name, "mask", (B, T), m.shape,
                               "a time mask has one entry per (sample, timestep).")
         m = np.ascontiguousarray(m != 0)
-    r = _gate_mask(name, "rec_mask", rec_mask, dt, B, H, "units")
-    p = _gate_mask(name, "dp_mask", dp_mask, dt, B, D, "features")
+    r = gate_mask(name, "rec_mask", rec_mask, dt, B, H, "units", "zrh")
+    p = gate_mask(name, "dp_mask", dp_mask, dt, B, D, "features", "zrh")
     act = _activations.c_code(activation, "activation")
     ract = _activations.c_code(recurrent_activation, "recurrent_activation")
     x_c = _as(x_arr, dt)

@@ -11,7 +11,7 @@ from .._limits import check_blas_sizes
 from .. import activations as _activations
 from ..errors import shape_error
 from ._autograd import boxed, traced
-from ._checks import as_c as _as, describe as _describe, float_dtype
+from ._checks import as_c as _as, describe as _describe, float_dtype, gate_mask
 
 __all__ = ["lstm", "lstm_forward", "lstm_backward"]
 
@@ -150,8 +150,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mas
             raise shape_error(name, "mask", (B, T), m.shape,
                               "a time mask has one entry per (sample, timestep).")
         m = np.ascontiguousarray(m != 0)
-    r = _gate_mask(name, "rec_mask", rec_mask, dt, B, H, "units")
-    p = _gate_mask(name, "dp_mask", dp_mask, dt, B, D, "features")
+    r = gate_mask(name, "rec_mask", rec_mask, dt, B, H, "units", "ifco")
+    p = gate_mask(name, "dp_mask", dp_mask, dt, B, D, "features", "ifco")
     if T == 0:
         raise shape_error(name, "x", ("batch", "timesteps >= 1", D), x_arr.shape,
                           "an LSTM needs at least one timestep.")
@@ -171,20 +171,6 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mas
         "mask": m, "rec_mask": r, "dp_mask": p, "activation": act, "recurrent_activation": ract,
         "go_backwards": bool(go_backwards),
     }
-
-
-def _gate_mask(name, arg, mask, dt, B, n, axis):
-    """A dropout mask of shape (B, n) or (B, 4n) as a contiguous `dt` array, or None."""
-    if mask is None:
-        return None
-    a = _as(mask, dt)
-    if a.ndim != 2 or a.shape[0] != B or a.shape[1] not in (n, 4 * n):
-        raise shape_error(name, arg, f"(batch, {axis}) = {(B, n)} or (batch, 4*{axis}) = "
-                                     f"{(B, 4 * n)}", a.shape,
-                          message=f"`{arg}` must have shape {(B, n)} (one mask for all gates) "
-                                  f"or {(B, 4 * n)} (one per gate [i, f, c, o]), got "
-                                  f"{tuple(a.shape)}.")
-    return np.tile(a, (1, 4)) if a.shape[1] == n else a   # the binding takes (B, 4n)
 
 
 _SAVED_KEYS = ("hs", "cs", "gates", "act_c", "x", "kernel", "recurrent_kernel", "bias", "h0",
