@@ -463,3 +463,38 @@ def test_no_weight_of_a_model_is_left_out_of_trainable_weights():
                if w.trainable and id(w) not in trainable]
     assert not missing, f"trainable Variables left out of trainable_weights: {missing}"
     assert len(trainable) > 20
+
+
+def test_custom_train_step_with_compute_loss_and_compute_metrics():
+    K = attnlstm
+
+    class Reg(K.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = K.layers.Dense(1)
+
+        def call(self, x):
+            return self.d(x)
+
+        def train_step(self, data):
+            x, y = data
+            with K.GradientTape() as tape:
+                y_pred = self(x, training=True)
+                loss = self.compute_loss(y=y, y_pred=y_pred)
+            grads = tape.gradient(loss, self.trainable_weights)
+            self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+            return {"loss": loss, **self.compute_metrics(x, y, y_pred)}
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [0.5]], "float32")
+    custom, plain = Reg(), K.Sequential([K.Input((3,)), K.layers.Dense(1)])
+    custom(x[:1])
+    plain.set_weights(custom.get_weights())
+    for m in (custom, plain):
+        m.compile(optimizer=K.optimizers.SGD(0.1), loss="mse", metrics=["mae"])
+    hc = custom.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0).history
+    hp = plain.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0).history
+    np.testing.assert_allclose(custom.get_weights()[0], plain.get_weights()[0], rtol=1e-6)
+    np.testing.assert_allclose(hc["mae"], hp["mae"], rtol=1e-6)   # running means, as Keras
+    assert hc["loss"][-1] < hc["loss"][0]

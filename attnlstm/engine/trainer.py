@@ -605,6 +605,37 @@ class Trainer:
             total = total + w * _traced_loss(fn, np.asarray(yk), pk, sample_weight)
         return total
 
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Update the compiled metrics with one batch and return every metric's current result
+        (``keras.Model.compute_metrics``), for a custom ``train_step``/``test_step``.
+
+        Returns:
+            dict ``{name: float}`` with the compiled metrics (and the loss tracker's value once
+            it has been updated).
+        """
+        from autograd.tracer import getval
+        self._assert_compiled("compute_metrics")
+        preds = getval(y_pred)
+        ys = self._y_as_list(getval(y))
+        out_list = flatten(preds) if isinstance(self._outputs_struct, (list, tuple, dict)) \
+            else [preds]
+        self._build_metrics(ys)
+        for k, m, weighted, _ in self._metric_objs:
+            if ys is None or ys[k] is None:
+                continue
+            m.update_state(ys[k], np.asarray(out_list[k]),
+                           sample_weight=getval(sample_weight) if weighted else None)
+        return self.get_metrics_result()
+
+    def get_metrics_result(self):
+        """``{name: float}`` of the compiled metrics' current results (``keras.Model``)."""
+        if not getattr(self, "_metrics_built", False):
+            return {}
+        logs = {label: float(m.result()) for _, m, _, label in self._metric_objs}
+        if getattr(self._loss_tracker, "count", 0):
+            logs = {"loss": float(self._loss_tracker.result()), **logs}
+        return logs
+
     def _pack_data(self, bx, by, bw):
         x = bx[0] if len(bx) == 1 else bx
         if by is None:
