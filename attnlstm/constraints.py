@@ -17,9 +17,10 @@ vector), and divided as ``w * desired / (epsilon + norm)`` with Keras' epsilon 1
 
 Source: ``keras/src/constraints/constraints.py`` and ``__init__.py`` (Keras 3.15.1).
 """
-import inspect
 
 import numpy as np
+
+from ._identifiers import resolve
 
 __all__ = ["Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "get", "serialize",
            "deserialize"]
@@ -187,15 +188,4 @@ def get(identifier):
     Raises:
         ValueError: an unknown name or an object that is not callable.
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        obj = deserialize(identifier)
-    elif isinstance(identifier, str):
-        obj = _BY_NAME.get(identifier)
-    else:
-        obj = identifier
-    if callable(obj):
-        return obj() if inspect.isclass(obj) else obj
-    raise ValueError(f"Could not interpret constraint identifier: {identifier!r}. Known names: "
-                     f"{sorted(_BY_NAME)}.")
+    return resolve(identifier, _BY_NAME, deserialize, "constraint")

@@ -18,10 +18,11 @@ penalty uses ``float64(float32(0.01))``, not ``0.01``::
 
 Source: ``keras/src/regularizers/regularizers.py`` and ``__init__.py`` (Keras 3.15.1).
 """
-import inspect
 import math
 
 import numpy as np
+
+from ._identifiers import resolve
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "OrthogonalRegularizer", "get", "serialize",
            "deserialize"]
@@ -278,18 +279,7 @@ def get(identifier):
     Raises:
         ValueError: an unknown name or an object that is not callable.
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        obj = deserialize(identifier)
-    elif isinstance(identifier, str):
-        obj = _BY_NAME.get(identifier)
-    else:
-        obj = identifier
-    if callable(obj):
-        return obj() if inspect.isclass(obj) else obj
-    raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}. Known names: "
-                     f"{sorted(_BY_NAME)}.")
+    return resolve(identifier, _BY_NAME, deserialize, "regularizer")
 
 
 # ---------------------------------------------------------------------------------------------

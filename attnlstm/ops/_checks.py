@@ -71,3 +71,38 @@ def gate_mask(name, arg, mask, dt, B, n, axis, gates):
                                   f"or {(B, k * n)} (one per gate [{', '.join(gates)}]), got "
                                   f"{tuple(a.shape)}.")
     return np.tile(a, (1, k)) if a.shape[1] == n else a
+
+
+def recurrent_weights(name, kernel, recurrent_kernel, D, dt, gates):
+    """``(W (D, k H), U (H, k H), H)`` of a k-gate recurrent cell as contiguous `dt` arrays.
+
+    Raises:
+        ShapeError: U not `(units, k*units)`, or W not `(D, k*units)` (with a hint when W was
+            made for another number of input features).
+    """
+    k = len(gates)
+    W, U = as_c(kernel, dt), as_c(recurrent_kernel, dt)
+    if U.ndim != 2 or U.shape[0] < 1 or U.shape[1] != k * U.shape[0]:
+        raise shape_error(name, "recurrent_kernel", ("units", f"{k}*units"), U.shape)
+    H = U.shape[0]
+    if W.shape != (D, k * H):
+        hint = None
+        if W.ndim == 2 and W.shape[1] == k * H:
+            hint = f"the kernel was made for {W.shape[0]} input features; x has {D}."
+        raise shape_error(name, "kernel", (D, k * H), W.shape, hint)
+    return W, U, H
+
+
+def time_mask(name, mask, B, T):
+    """A `(B, T)` time mask as a contiguous bool array, or None.
+
+    Raises:
+        ShapeError: another shape.
+    """
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    if m.shape != (B, T):
+        raise shape_error(name, "mask", (B, T), m.shape,
+                          "a time mask has one entry per (sample, timestep).")
+    return np.ascontiguousarray(m != 0)

@@ -8,7 +8,8 @@ import numpy as np
 from .. import _core
 from .. import activations as _activations
 from ..errors import shape_error
-from ._checks import as_c as _as, float_dtype as _dtype, gate_mask
+from ._checks import (as_c as _as, float_dtype as _dtype, gate_mask, recurrent_weights,
+                      time_mask)
 
 _ND = np.ndarray
 
@@ -86,15 +87,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask
     if T == 0:
         raise shape_error(name, "x", ("batch", "timesteps >= 1", D), x_arr.shape,
                           "a GRU needs at least one timestep.")
-    W, U = _as(kernel, dt), _as(recurrent_kernel, dt)
-    if U.ndim != 2 or U.shape[0] < 1 or U.shape[1] != 3 * U.shape[0]:
-        raise shape_error(name, "recurrent_kernel", ("units", "3*units"), U.shape)
-    H = U.shape[0]
-    if W.shape != (D, 3 * H):
-        hint = None
-        if W.ndim == 2 and W.shape[1] == 3 * H:
-            hint = f"the kernel was made for {W.shape[0]} input features; x has {D}."
-        raise shape_error(name, "kernel", (D, 3 * H), W.shape, hint)
+    W, U, H = recurrent_weights(name, kernel, recurrent_kernel, D, dt, "zrh")
     b = None
     if bias is not None:
         b = _as(bias, dt)
@@ -119,13 +112,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask
         h0 = _as(st, dt)
         if h0.shape != (B, H):
             raise shape_error(name, "initial_state", (B, H), h0.shape)
-    m = None
-    if mask is not None:
-        m = np.asarray(mask)
-        if m.shape != (B, T):
-            raise shape_error(name, "mask", (B, T), m.shape,
-                              "a time mask has one entry per (sample, timestep).")
-        m = np.ascontiguousarray(m != 0)
+    m = time_mask(name, mask, B, T)
     r = gate_mask(name, "rec_mask", rec_mask, dt, B, H, "units", "zrh")
     p = gate_mask(name, "dp_mask", dp_mask, dt, B, D, "features", "zrh")
     act = _activations.c_code(activation, "activation")

@@ -11,7 +11,8 @@ from .._limits import check_blas_sizes
 from .. import activations as _activations
 from ..errors import shape_error
 from ._autograd import boxed, traced
-from ._checks import as_c as _as, describe as _describe, float_dtype, gate_mask
+from ._checks import (as_c as _as, describe as _describe, float_dtype, gate_mask,
+                      recurrent_weights, time_mask)
 
 __all__ = ["lstm", "lstm_forward", "lstm_backward"]
 
@@ -117,16 +118,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mas
     B, T, D = x_arr.shape
     check_blas_sizes(name, "x", x_arr.shape, {"batch": B, "timesteps": T, "features": D,
                                               "batch*timesteps": B * T})
-    W = _as(kernel, dt)
-    U = _as(recurrent_kernel, dt)
-    if U.ndim != 2 or U.shape[0] < 1 or U.shape[1] != 4 * U.shape[0]:
-        raise shape_error(name, "recurrent_kernel", ("units", "4*units"), U.shape)
-    H = U.shape[0]
-    if W.shape != (D, 4 * H):
-        hint = None
-        if W.ndim == 2 and W.shape[1] == 4 * H:
-            hint = f"the kernel was made for {W.shape[0]} input features; x has {D}."
-        raise shape_error(name, "kernel", (D, 4 * H), W.shape, hint)
+    W, U, H = recurrent_weights(name, kernel, recurrent_kernel, D, dt, "ifco")
     b = None
     if bias is not None:
         b = _as(bias, dt)
@@ -143,13 +135,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mas
         for nm, s in (("initial_state[0]", h0), ("initial_state[1]", c0)):
             if s.shape != (B, H):
                 raise shape_error(name, nm, (B, H), s.shape)
-    m = None
-    if mask is not None:
-        m = np.asarray(mask)
-        if m.shape != (B, T):
-            raise shape_error(name, "mask", (B, T), m.shape,
-                              "a time mask has one entry per (sample, timestep).")
-        m = np.ascontiguousarray(m != 0)
+    m = time_mask(name, mask, B, T)
     r = gate_mask(name, "rec_mask", rec_mask, dt, B, H, "units", "ifco")
     p = gate_mask(name, "dp_mask", dp_mask, dt, B, D, "features", "ifco")
     if T == 0:
