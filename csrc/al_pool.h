@@ -25,6 +25,11 @@
 
 #define AL_TEAM_MAX 64
 
+/* The recurrent kernels split a call over threads only from this many flops of recurrent
+ * products (LSTM 8*B*H*H*T, GRU 6*B*H*H*T): below it a team does not pay (benchmarks/NOTES.md).
+ * Exported as attnlstm._core.SPLIT_FLOPS for callers that run calls side by side. */
+#define AL_SPLIT_FLOPS 5e8
+
 typedef void (*al_team_fn)(void *arg, int tid, int nt);
 
 enum { AL_POOL_OK = 0, AL_POOL_NOMEM = 1, AL_POOL_BUSY = 2 };

@@ -65,7 +65,7 @@ static void AL_SFN(gru_prod)(int isa, const real *P, real *C, size_t ldc, const 
 static int AL_SFN(gru_threads)(int nthreads, int forced, size_t B, size_t T, size_t H) {
     const double flops = 6.0 * (double)B * (double)H * (double)H * (double)T;
     int nt = nthreads < (int)B ? nthreads : (int)B;
-    if (nt <= 1 || (!forced && (flops < 5e8 || B < 4))) return 1;
+    if (nt <= 1 || (!forced && (flops < AL_SPLIT_FLOPS || B < 4))) return 1;
     return nt;
 }
 

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "al_common.h"
+#include "al_pool.h"
 
 /* AL_PG_NONE is the portable C tile (it once meant "use the BLAS"; the LSTM no longer calls
  * the BLAS, whose rows change with their number and its thread count). */
@@ -103,7 +104,7 @@ static inline int al_lstm_split(int nthreads, int forced, size_t B, size_t T, si
      * 5.3 ms). With the persistent pool (al_pool.c), on the same VM shared by other jobs (load
      * 3.5) after a 2 ms pause, medians of 11: 1e8 flops 3.8 vs 7.3-8.5 ms, 4.2e8 0.84-1.21x,
      * 8.4e8 0.99-1.10x: no case for a lower threshold yet (re-measure on an idle machine). */
-    if (!forced && step_flops * (double)T < 5e8) return AL_SPLIT_NONE;
+    if (!forced && step_flops * (double)T < AL_SPLIT_FLOPS) return AL_SPLIT_NONE;
     if (npanel >= 2 && B < 16 && (forced || step_flops >= 2e5)) {
         *nt = nthreads < (int)npanel ? nthreads : (int)npanel;
         return AL_SPLIT_COLS;

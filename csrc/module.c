@@ -5,6 +5,7 @@
  */
 #define AL_MODULE_MAIN
 #include "bind_common.h"
+#include "al_pool.h"
 
 extern PyMethodDef al_vae_methods[];   /* bind_vae.c */
 extern PyMethodDef al_gru_methods[];   /* bind_gru.c */
@@ -27,6 +28,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     PyMethodDef *tables[] = {al_lstm_methods, al_attention_methods,
                             al_mha_methods, al_util_methods, al_vae_methods, al_gru_methods};
     PyObject *m = NULL, *name = NULL;
+    PyObject *split;
     size_t k;
     int i;
 
@@ -63,5 +65,12 @@ PyMODINIT_FUNC PyInit__core(void) {
         Py_DECREF(m);
         return NULL;
     }
+    split = PyFloat_FromDouble(AL_SPLIT_FLOPS);
+    if (split == NULL || PyModule_AddObjectRef(m, "SPLIT_FLOPS", split) < 0) {
+        Py_XDECREF(split);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_DECREF(split);
     return m;
 }

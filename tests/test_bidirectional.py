@@ -258,3 +258,63 @@ def test_bidirectional_stateful_carries_both_directions(keras, rng):
     assert len(ol.states) == 2
     ol.reset_states()
     assert ol.states is None
+
+
+@pytest.mark.parametrize("inner", ["LSTM", "GRU"])
+def test_bidirectional_directions_side_by_side_give_the_same_bits(rng, inner):
+    """With a thread budget of 2, a mid-size call runs the backward direction on a second thread
+    (it does, checked) while the forward one runs: outputs, states and gradients, in training with
+    dropout too, are the same bits as one after the other on one thread."""
+    import threading
+
+    import attnlstm
+    x = rng.standard_normal((16, 40, 64)).astype("float32")
+    dy = rng.standard_normal((16, 40, 128)).astype("float32")
+    weights = None
+    before = attnlstm.get_num_threads()
+    runs = {}
+    try:
+        for n in (1, 2):
+            attnlstm.set_num_threads(n)
+            lay = layers.Bidirectional(getattr(layers, inner)(
+                64, return_sequences=True, return_state=True, dropout=0.2,
+                recurrent_dropout=0.1, seed=7))
+            lay.build(x.shape)
+            if weights is None:
+                weights = [rng.uniform(-0.3, 0.3, w.shape).astype("float32")
+                           for w in lay.get_weights()]
+            lay.set_weights(weights)
+            seen = []
+            call = lay.backward_layer.forward
+
+            def spy(*a, _call=call, **k):
+                seen.append(threading.current_thread() is threading.main_thread())
+                return _call(*a, **k)
+            lay.backward_layer.forward = spy
+            out, ctx = lay.forward(x, training=True)
+            g = lay.backward(ctx, [dy] + [np.ones_like(s) for s in out[1:]])
+            assert lay._side_by_side(x) == (n == 2) and seen == [n == 1]
+            runs[n] = [out[0], *out[1:], g.inputs] + [g.weights[v] for v in lay.trainable_weights]
+    finally:
+        attnlstm.set_num_threads(before)
+    for a, b in zip(runs[1], runs[2]):
+        assert np.array_equal(a, b)
+
+
+def test_bidirectional_side_by_side_raises_the_second_directions_error(rng):
+    import attnlstm
+    before = attnlstm.get_num_threads()
+    lay = layers.Bidirectional(layers.LSTM(64, return_sequences=True))
+    x = rng.standard_normal((16, 40, 64)).astype("float32")
+    lay.build(x.shape)
+
+    def boom(*a, **k):
+        raise RuntimeError("from the backward direction")
+    lay.backward_layer.call = boom
+    try:
+        attnlstm.set_num_threads(2)
+        assert lay._side_by_side(x)
+        with pytest.raises(RuntimeError, match="from the backward direction"):
+            lay(x)
+    finally:
+        attnlstm.set_num_threads(before)

@@ -1,7 +1,11 @@
 """Wrappers: TimeDistributed (apply a layer to every timestep) and Bidirectional (run a
 recurrent layer both ways), as ``keras.layers.TimeDistributed`` / ``keras.layers.Bidirectional``."""
+import threading
+
 import numpy as np
 
+from .. import _core
+from ..engine import autodiff
 from ..engine.base import Grads, Layer, add_grad
 from ..errors import ShapeError, shape_error
 
@@ -298,8 +302,8 @@ class Bidirectional(Layer):
         run = (lambda lay, s: lay.forward(inputs, mask=mask, initial_state=s, training=training)) \
             if record else \
             (lambda lay, s: (lay.call(inputs, mask=mask, initial_state=s, training=training), None))
-        y, fctx = run(fw, fs)
-        y_rev, bctx = run(bw, bs)
+        par = self._side_by_side(inputs)
+        (y, fctx), (y_rev, bctx) = _both(lambda: run(fw, fs), lambda: run(bw, bs), par)
         states = []
         if self.return_state:
             states = list(y[1:]) + list(y_rev[1:])
@@ -319,11 +323,11 @@ class Bidirectional(Layer):
             out = [np.ascontiguousarray(y), np.ascontiguousarray(y_rev)]
         if self.return_state:
             out = (out if isinstance(out, list) else [out]) + states
-        ctx = (fctx, bctx, y, y_rev, fs is not None) if record else None
+        ctx = (fctx, bctx, y, y_rev, fs is not None, par) if record else None
         return out, ctx
 
     def backward(self, ctx, d_outputs, need_input_grad=True):
-        fctx, bctx, y, y_rev, own_state = ctx
+        fctx, bctx, y, y_rev, own_state, par = ctx
         fw, bw = self.forward_layer, self.backward_layer
         d = list(d_outputs) if isinstance(d_outputs, (list, tuple)) else [d_outputs]
         n_out = 2 if self.merge_mode is None else 1
@@ -347,8 +351,9 @@ class Bidirectional(Layer):
             n = len(fw.state_names)
             dy = [dy] + list(d_states[:n])
             dyr = [dyr] + list(d_states[n:])
-        gf = fw.backward(fctx, dy, need_input_grad)
-        gb = bw.backward(bctx, dyr, need_input_grad)
+        gf, gb = _both(lambda: fw.backward(fctx, dy, need_input_grad),
+                       lambda: bw.backward(bctx, dyr, need_input_grad),
+                       par)
         weights = dict(gf.weights)
         for v, g in gb.weights.items():
             add_grad(weights, v, g)
@@ -360,6 +365,22 @@ class Bidirectional(Layer):
             kw = {"initial_state": list(gf.kwargs["initial_state"]) +
                   list(gb.kwargs["initial_state"])}
         return Grads(dx, weights, kwargs=kw)
+
+    def _side_by_side(self, x):
+        """Whether the two directions run at once, one per core: only our C-kernel LSTM/GRU on
+        a plain array (no trace, whose state is per thread), with a thread budget of 2 or more,
+        and a call big enough to pay for a thread (about 0.2 ms of work) but below the size at
+        which each direction splits over the threads by itself (_core.SPLIT_FLOPS). Each
+        direction's results do not depend on the thread it runs on (bit for bit)."""
+        from .rnn import GRU, LSTM
+        fw, bw = self.forward_layer, self.backward_layer
+        if type(fw) not in (LSTM, GRU) or type(bw) is not type(fw) or type(x) is not np.ndarray \
+                or x.ndim != 3 or autodiff.in_trace() or _core.get_num_threads() < 2:
+            return False
+        B, T, D = x.shape
+        H, g = fw.units, fw.dropout_gates
+        return 2 * g * B * H * (D + H) * T >= _MIN_SIDE_BY_SIDE_FLOPS \
+            and 2 * g * B * H * H * T < _core.SPLIT_FLOPS
 
     def get_config(self):
         cfg = super().get_config()
@@ -393,3 +414,31 @@ class Bidirectional(Layer):
 def _is_rnn(obj):
     from .rnn import RNN
     return isinstance(obj, RNN)
+
+
+# Per direction, the work below which starting a thread (tens of microseconds) does not pay.
+_MIN_SIDE_BY_SIDE_FLOPS = 1e7
+
+
+def _both(first, second, parallel):
+    """(first(), second()), with second() on a new thread while first() runs when `parallel`
+    (the kernels release the GIL); an exception from either is raised here."""
+    if not parallel:
+        return first(), second()
+    box = {}
+
+    def work():
+        try:
+            box["result"] = second()
+        except BaseException as e:  # re-raised on the caller's thread
+            box["error"] = e
+
+    th = threading.Thread(target=work, name="attnlstm-bidirectional", daemon=True)
+    th.start()
+    try:
+        a = first()
+    finally:
+        th.join()
+    if "error" in box:
+        raise box["error"]
+    return a, box["result"]
