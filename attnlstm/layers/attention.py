@@ -108,7 +108,7 @@ class _BaseAttention(Layer):
       the dropped weights) and the kernel the softmax and everything before it, from the
       weights' gradient alone.
 
-    Subclasses define ``_kernel_backward(saved, d_out, d_weights) -> dict``,
+    Subclasses define ``_kernel_backward(saved, d_outputs, d_attention_scores) -> dict``,
     ``_dropped_output`` / ``_dropped_backward`` (the value path) and ``_grads``.
     """
     supports_masking = True
@@ -262,7 +262,7 @@ class _ListAttention(_BaseAttention):
         return q, v, k, qm, vm
 
     def _finish_list(self, r, n_inputs, training, return_attention_scores):
-        return self._finish(r, r["outputs"], r["weights"], training, return_attention_scores,
+        return self._finish(r, r["outputs"], r["attention_scores"], training, return_attention_scores,
                             n_inputs=n_inputs)
 
     def _dropped_output(self, r, dropped, out, ctx):
@@ -351,8 +351,8 @@ class Attention(_ListAttention):
             name=f"Attention '{self.name}'")
         return self._finish_list(r, len(inputs), training, return_attention_scores)
 
-    def _kernel_backward(self, saved, d_out, d_weights):
-        return aops.dot_attention_backward(saved, d_out, d_weights)
+    def _kernel_backward(self, saved, d_outputs, d_attention_scores):
+        return aops.dot_attention_backward(saved, d_outputs, d_attention_scores)
 
     def _weight_names(self):
         out = []
@@ -405,8 +405,8 @@ class AdditiveAttention(_ListAttention):
             name=f"AdditiveAttention '{self.name}'")
         return self._finish_list(r, len(inputs), training, return_attention_scores)
 
-    def _kernel_backward(self, saved, d_out, d_weights):
-        return aops.additive_attention_backward(saved, d_out, d_weights)
+    def _kernel_backward(self, saved, d_outputs, d_attention_scores):
+        return aops.additive_attention_backward(saved, d_outputs, d_attention_scores)
 
     def _weight_names(self):
         return [(self.scale, "scale")] if self.scale is not None else []
@@ -642,7 +642,7 @@ class MultiHeadAttention(_MultiArgLayer, _BaseAttention):
 
     def _mha_finish(self, r, training, return_attention_scores, key_given):
         """Dropout on the weights (training), then ``(outputs, ctx)`` for :meth:`backward`."""
-        outputs, ctx = self._finish(r, r["output"], r["attention_scores"], training,
+        outputs, ctx = self._finish(r, r["outputs"], r["attention_scores"], training,
                                     return_attention_scores, key_given=key_given, context=None)
         ctx["activity"] = self._projection_activity(r, ctx["outputs"][0])
         return outputs, ctx
@@ -682,8 +682,8 @@ class MultiHeadAttention(_MultiArgLayer, _BaseAttention):
             g["value"] = g["value"] + np.einsum("btnh,dnh->btd", d_v, Wv)
         return d_dropped, finish
 
-    def _kernel_backward(self, saved, d_out, d_weights):
-        return mops.multi_head_attention_backward(saved, d_out, d_weights)
+    def _kernel_backward(self, saved, d_outputs, d_attention_scores):
+        return mops.multi_head_attention_backward(saved, d_outputs, d_attention_scores)
 
     def _context(self, weights, r):
         """Per-head context `(B, Tq, NH, HSv)` of (dropped) attention weights."""
@@ -888,10 +888,10 @@ class BahdanauAttention(_QueryValuesAttention):
             q, v, self.W1_kernel.value, self.W2_kernel.value, self.V_kernel.value[:, 0],
             self.W1_bias.value, self.W2_bias.value, value_mask=vm, dtype=self.dtype,
             name=f"BahdanauAttention '{self.name}'")
-        return [r["outputs"], r["weights"]], r
+        return [r["outputs"], r["attention_scores"]], r
 
     def backward(self, ctx, d_outputs, need_input_grad=True):
-        d_out, d_w = _split_d(d_outputs, True, [ctx["outputs"], ctx["weights"]])
+        d_out, d_w = _split_d(d_outputs, True, [ctx["outputs"], ctx["attention_scores"]])
         g = aops.bahdanau_attention_backward(ctx, d_out, d_w)
         weights = {self.W1_kernel: g["W1"], self.W1_bias: g["b1"], self.W2_kernel: g["W2"],
                    self.W2_bias: g["b2"], self.V_kernel: g["V"][:, None],
@@ -979,14 +979,14 @@ class LuongAttention(_QueryValuesAttention):
             W = self.W_a.value
             r = aops.bahdanau_attention_forward(q, v, W[Dq:], W[:Dq], self.v_a.value,
                                                 value_mask=vm, dtype=self.dtype, name=name)
-            out, w = r["outputs"], r["weights"]
+            out, w = r["outputs"], r["attention_scores"]
             return [out, w], {"saved": r, "outputs": [out, w]}
         q3 = q[:, None, :] if single else q
         q_in = q3
         if self.score == "general":
             q3 = np.matmul(q3, self.W_a.value)
         r = aops.dot_attention_forward(q3, v, v, value_mask=vm, dtype=self.dtype, name=name)
-        out, w = r["outputs"], r["weights"]
+        out, w = r["outputs"], r["attention_scores"]
         if single:
             out, w = out[:, 0], w[:, 0]
         return [out, w], {"saved": r, "outputs": [out, w], "single": single, "query": q_in}
@@ -1104,7 +1104,7 @@ class AttentionPooling(_KernelArgs, Layer):
         r = aops.additive_attention_forward(zero_q, h, keys, scale=self.context.value,
                                             value_mask=mask, dtype=self.dtype,
                                             name=f"AttentionPooling '{self.name}'")
-        out, w = r["outputs"][:, 0], r["weights"][:, 0]
+        out, w = r["outputs"][:, 0], r["attention_scores"][:, 0]
         outputs = [out, w] if self.return_attention_scores else out
         return outputs, {"saved": r, "outputs": [out, w]}
 

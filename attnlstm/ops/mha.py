@@ -36,7 +36,7 @@ import numpy as np
 from .. import _core
 from .._limits import check_blas_sizes
 from ..errors import format_shape, shape_error
-from ._checks import as_c as _as, float_dtype
+from ._checks import Saved, as_c as _as, check_saved, float_dtype, grad_array, take_renamed
 
 __all__ = [
     "multi_head_attention", "multi_head_attention_forward", "multi_head_attention_backward",
@@ -207,7 +207,11 @@ def _kernel_shape(kernels, nm):
     return np.shape(kernels[nm])
 
 
-def _forward(a):
+_RENAMED_KEYS = {"output": "outputs"}
+_RENAMED_GRADS = {"d_out": "d_outputs", "d_scores": "d_attention_scores"}
+
+
+def _forward(op, a):
     out, w, q, k, v, ctx, live = _core.mha_forward(
         a["query"], a["key"], a["value"], a["query_kernel"], a["query_bias"], a["key_kernel"],
         a["key_bias"], a["value_kernel"], a["value_bias"], a["output_kernel"], a["output_bias"],
@@ -215,27 +219,26 @@ def _forward(a):
         value_mask=a["value_mask"], key_mask=a["key_mask"], causal=a["use_causal_mask"],
         fully_masked=_FULLY_MASKED[a["fully_masked"]], rel_k=a["rel_k"], rel_v=a["rel_v"],
         max_relative_position=a["max_relative_position"])
-    return {"output": out, "attention_scores": w, "q": q, "k": k, "v": v, "context": ctx,
-            "live": live, "inputs": a}
+    return Saved(op, {"outputs": out, "attention_scores": w, "q": q, "k": k, "v": v,
+                      "context": ctx, "live": live, "inputs": a}, _RENAMED_KEYS)
 
 
-def _backward(saved, d_out, d_scores, name):
+def _backward(op, saved, d_outputs, d_attention_scores, deprecated):
+    check_saved(op + "_backward", saved, op + "_forward")
+    g = take_renamed(op + "_backward", deprecated, _RENAMED_GRADS,
+                     {"d_outputs": d_outputs, "d_attention_scores": d_attention_scores})
     a = saved["inputs"]
+    name = a["name"]
     w = saved["attention_scores"]
     dt = w.dtype
-    B, NH, Tq, Tv = w.shape
-    Dout = a["output_kernel"].shape[2]
-    d_out = np.asarray(d_out)
-    if d_out.shape != (B, Tq, Dout):
-        raise shape_error(name, "d_out", (B, Tq, Dout), d_out.shape,
-                          "the gradient has the shape of the forward output.")
-    d_out = _as(d_out, dt)
+    out = saved["outputs"]
+    d_out = (np.zeros_like(out) if g["d_outputs"] is None else
+             grad_array(name, "d_outputs", g["d_outputs"], out.shape, dt,
+                        "the gradient has the shape of the forward output."))
+    d_scores = g["d_attention_scores"]
     if d_scores is not None:
-        d_scores = np.asarray(d_scores)
-        if d_scores.shape != (B, NH, Tq, Tv):
-            raise shape_error(name, "d_scores", (B, NH, Tq, Tv), d_scores.shape,
+        d_scores = grad_array(name, "d_attention_scores", d_scores, w.shape, dt,
                               "the gradient has the shape of the attention scores.")
-        d_scores = _as(d_scores, dt)
     g = _core.mha_backward(
         d_out, d_scores, w, saved["q"], saved["k"], saved["v"], saved["context"],
         saved["live"], a["query"], a["key"], a["value"], a["query_kernel"], a["key_kernel"],
@@ -268,7 +271,8 @@ def multi_head_attention_forward(query, value, key=None, *, query_kernel, query_
                                  name="ops.multi_head_attention"):
     """Multi-head attention forward, returning everything the backward pass needs.
 
-    Same arguments as :func:`multi_head_attention`. Returns a dict with ``output``
+    Same arguments as :func:`multi_head_attention`. Returns a :class:`~attnlstm.ops.Saved`
+    with ``outputs``
     `(B, Tq, Dout)`, ``attention_scores`` `(B, NH, Tq, Tv)` and the saved buffers ``q``
     `(B, Tq, NH, HS)` (scaled by 1/sqrt(HS)), ``k`` `(B, Tv, NH, HS)`, ``v`` `(B, Tv, NH, HSv)`,
     ``context`` `(B, Tq, NH, HSv)`, ``live`` `(B, NH, Tq)` (rows with an attended key) and
@@ -283,16 +287,18 @@ def multi_head_attention_forward(query, value, key=None, *, query_kernel, query_
                  dict(attention_mask=attention_mask, query_mask=query_mask,
                       value_mask=value_mask, key_mask=key_mask),
                  use_causal_mask, fully_masked, dtype)
-    return _forward(a)
+    return _forward("ops.multi_head_attention_forward", a)
 
 
-def multi_head_attention_backward(saved, d_out, d_scores=None):
+def multi_head_attention_backward(saved, d_outputs=None, d_attention_scores=None, **deprecated):
     """Gradients of :func:`multi_head_attention_forward`.
 
     Args:
-        saved: the dict returned by :func:`multi_head_attention_forward`.
-        d_out: `(B, Tq, Dout)` gradient of the loss w.r.t. ``output``.
-        d_scores: `(B, NH, Tq, Tv)` gradient w.r.t. ``attention_scores``, or None.
+        saved: the :class:`~attnlstm.ops.Saved` returned by
+            :func:`multi_head_attention_forward`.
+        d_outputs: `(B, Tq, Dout)` gradient of the loss w.r.t. ``outputs``, or None (zeros).
+        d_attention_scores: `(B, NH, Tq, Tv)` gradient w.r.t. ``attention_scores``, or None.
+        The old names ``d_out`` and ``d_scores`` still work, with a DeprecationWarning.
 
     Returns:
         A dict keyed by argument name: ``query``, ``value``, ``key`` (only when a separate key
@@ -302,9 +308,11 @@ def multi_head_attention_backward(saved, d_out, d_scores=None):
         them to the scores.
 
     Raises:
-        ShapeError: ``d_out`` or ``d_scores`` of the wrong shape.
+        ShapeError: ``d_outputs`` or ``d_attention_scores`` of the wrong shape.
+        TypeError: `saved` is not what :func:`multi_head_attention_forward` returned.
     """
-    return _backward(saved, d_out, d_scores, saved["inputs"]["name"])
+    return _backward("ops.multi_head_attention", saved, d_outputs, d_attention_scores,
+                     deprecated)
 
 
 def multi_head_attention(query, value, key=None, *, query_kernel, query_bias, key_kernel,
@@ -358,8 +366,8 @@ def multi_head_attention(query, value, key=None, *, query_kernel, query_bias, ke
         key_mask=key_mask, use_causal_mask=use_causal_mask, fully_masked=fully_masked,
         dtype=dtype)
     if return_attention_scores:
-        return r["output"], r["attention_scores"]
-    return r["output"]
+        return r["outputs"], r["attention_scores"]
+    return r["outputs"]
 
 
 def relative_attention_forward(query, value, key=None, *, num_heads=1, query_kernel,
@@ -386,14 +394,15 @@ def relative_attention_forward(query, value, key=None, *, num_heads=1, query_ker
                  dict(attention_mask=attention_mask, query_mask=query_mask,
                       value_mask=value_mask, key_mask=key_mask),
                  use_causal_mask, fully_masked, dtype)
-    return _forward(a)
+    return _forward("ops.relative_attention_forward", a)
 
 
-def relative_attention_backward(saved, d_out, d_scores=None):
+def relative_attention_backward(saved, d_outputs=None, d_attention_scores=None, **deprecated):
     """Gradients of :func:`relative_attention_forward`: the dict of
     :func:`multi_head_attention_backward` plus ``rel_k`` `(2k+1, HS)` and, when given,
     ``rel_v`` `(2k+1, HSv)`. Kernel gradients have the shapes the kernels were given in."""
-    return _backward(saved, d_out, d_scores, saved["inputs"]["name"])
+    return _backward("ops.relative_attention", saved, d_outputs, d_attention_scores,
+                     deprecated)
 
 
 def relative_attention(query, value, key=None, *, num_heads=1, query_kernel, query_bias=None,
@@ -450,5 +459,5 @@ def relative_attention(query, value, key=None, *, num_heads=1, query_kernel, que
         query_mask=query_mask, value_mask=value_mask, key_mask=key_mask,
         use_causal_mask=use_causal_mask, fully_masked=fully_masked, dtype=dtype)
     if return_attention_scores:
-        return r["output"], r["attention_scores"]
-    return r["output"]
+        return r["outputs"], r["attention_scores"]
+    return r["outputs"]
