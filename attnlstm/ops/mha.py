@@ -224,7 +224,9 @@ def _forward(op, a):
 
 
 def _backward(op, saved, d_outputs, d_attention_scores, deprecated):
-    check_saved(op + "_backward", saved, op + "_forward")
+    # one kernel: relative attention is multi-head attention with relative positions
+    check_saved(op + "_backward", saved, "ops.multi_head_attention_forward",
+                "ops.relative_attention_forward")
     g = take_renamed(op + "_backward", deprecated, _RENAMED_GRADS,
                      {"d_outputs": d_outputs, "d_attention_scores": d_attention_scores})
     a = saved["inputs"]
