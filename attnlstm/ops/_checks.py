@@ -10,7 +10,9 @@ from .. import activations as _activations
 from ..errors import shape_error
 
 __all__ = ["float_dtype", "as_c", "grad_array", "describe", "gate_mask", "recurrent_weights",
-           "time_mask", "fast_codes", "renamed", "take_renamed", "Saved", "check_saved"]
+           "time_mask", "fast_codes", "recurrent_grads", "attention_grads",
+           "attention_results", "key_value_grads", "renamed", "take_renamed", "Saved",
+           "check_saved"]
 
 
 def float_dtype(dtype, *arrays):
@@ -273,18 +275,31 @@ def fast_codes(x, kernel, recurrent_kernel, bias, activation, recurrent_activati
     return act, ract
 
 
-def recurrent_grads(name, dt, B, T, H, **grads):
-    """A recurrent op's upstream gradients as contiguous `dt` arrays (None stays None):
+def recurrent_grads(name, op, saved, **grads):
+    """The checked `saved` of a recurrent op's backward (from `op`, made with gates) and its
+    upstream gradients as contiguous arrays of the forward's dtype (None stays None):
     ``d_outputs`` `(B, T, H)`, every other one (``d_last_output``, ``d_h``, ``d_c``) `(B, H)`.
 
+    Returns:
+        ``(dict of gradients, (B, T, H))``.
+
     Raises:
+        TypeError: `saved` is not what `op` returned.
+        ValueError: `saved` was made with ``save_gates=False``.
         ShapeError: a gradient of another shape (with a hint for a `(B, H)` ``d_outputs``).
     """
+    check_saved(name, saved, op)
+    if saved["gates"] is None:
+        raise ValueError(f"{name}: `saved` comes from {op}(..., save_gates=False), which keeps "
+                         f"no gates; run the forward with save_gates=True (the default) to take "
+                         f"gradients.")
+    hs = saved["hs"]
+    B, T, H = hs.shape
     out = {}
     for arg, g in grads.items():
         if g is not None:
             shape = (B, T, H) if arg == "d_outputs" else (B, H)
-            g = as_c(g, dt)
+            g = as_c(g, hs.dtype)
             if g.shape != shape:
                 hint = None
                 if arg == "d_outputs" and g.shape == (B, H):
@@ -292,4 +307,49 @@ def recurrent_grads(name, dt, B, T, H, **grads):
                             "as d_last_output.")
                 raise shape_error(name, arg, shape, g.shape, hint)
         out[arg] = g
-    return out
+    return out, (B, T, H)
+
+
+def attention_grads(op, saved, deprecated, renames, d_outputs, d_attention_scores,
+                    hints=(), forwards=None):
+    """The checked upstream gradients ``(d_outputs, d_attention_scores)`` of the backward of
+    attention op `op` (e.g. ``"ops.dot_attention"``): `saved` from ``op + "_forward"`` (or one
+    of `forwards`), old keyword names in `deprecated` mapped by `renames` (with a
+    DeprecationWarning), both gradients checked against the forward's results and converted to
+    their dtype; a None ``d_outputs`` is zeros, a None ``d_attention_scores`` stays None.
+
+    Raises:
+        TypeError: `saved` from another op, an unknown keyword, or one given under both names.
+        ShapeError: a gradient of the wrong shape (`hints`: one per gradient).
+    """
+    name = op + "_backward"
+    check_saved(name, saved, *(forwards or (op + "_forward",)))
+    g = take_renamed(name, deprecated, renames,
+                     {"d_outputs": d_outputs, "d_attention_scores": d_attention_scores})
+    w = saved["attention_scores"]
+    out = saved["outputs"]
+    hints = tuple(hints) or (None, None)
+    who = saved["name"] + "_backward"     # the forward's name: a layer's, in its messages
+    d_out = (np.zeros_like(out) if g["d_outputs"] is None
+             else grad_array(who, "d_outputs", g["d_outputs"], out.shape, w.dtype, hints[0]))
+    dw = g["d_attention_scores"]
+    if dw is not None:
+        dw = grad_array(who, "d_attention_scores", dw, w.shape, w.dtype, hints[1])
+    return d_out, dw
+
+
+def attention_results(saved, return_attention_scores):
+    """What an attention op returns: ``outputs``, or ``(outputs, attention_scores)``."""
+    if return_attention_scores:
+        return saved["outputs"], saved["attention_scores"]
+    return saved["outputs"]
+
+
+def key_value_grads(grads, d_key, d_value, key_is_value):
+    """`grads` with ``value`` (plus the key path when the value served as key) and ``key``."""
+    if key_is_value:
+        grads["value"] = d_value + d_key
+    else:
+        grads["value"] = d_value
+        grads["key"] = d_key
+    return grads

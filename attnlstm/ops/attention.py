@@ -33,8 +33,8 @@ from .. import _core
 from .._limits import check_blas_sizes
 from ..errors import format_shape, shape_error
 from ._autograd import boxed, traced
-from ._checks import (Saved, as_c as _as, check_saved, float_dtype, grad_array as _grad_array,
-                      take_renamed)
+from ._checks import (Saved, as_c as _as, attention_grads, attention_results, float_dtype,
+                      key_value_grads)
 
 __all__ = [
     "MASK_PENALTY",
@@ -57,24 +57,6 @@ _HINT_2D_QUERY = ("attention reads a sequence of queries; for a single decoder s
 
 _RENAMED_KEYS = {"weights": "attention_scores"}
 _RENAMED_GRADS = {"d_out": "d_outputs", "d_weights": "d_attention_scores"}
-
-
-def _upstream(op, saved, d_outputs, d_attention_scores, deprecated):
-    """The checked ``(saved, attention_scores, d_outputs, d_attention_scores)`` of an attention
-    backward: `saved` from ``op + "_forward"``, the gradients (old names mapped, with a
-    DeprecationWarning) in its dtype, a None ``d_outputs`` as zeros."""
-    check_saved(op + "_backward", saved, op + "_forward")
-    name = saved["name"] + "_backward"
-    g = take_renamed(op + "_backward", deprecated, _RENAMED_GRADS,
-                     {"d_outputs": d_outputs, "d_attention_scores": d_attention_scores})
-    w = saved["attention_scores"]
-    out = saved["outputs"]
-    d_out = (np.zeros_like(out) if g["d_outputs"] is None
-             else _grad_array(name, "d_outputs", g["d_outputs"], out.shape, w.dtype))
-    dw = g["d_attention_scores"]
-    if dw is not None:
-        dw = _grad_array(name, "d_attention_scores", dw, w.shape, w.dtype)
-    return saved, w, d_out, dw
 
 
 def _sequence(name, arg, a, axes, hint=None):
@@ -160,8 +142,9 @@ def dot_attention_forward(query, value, key=None, *, scale=None, score_mode="dot
     """Keras ``Attention`` forward, returning everything the backward pass needs.
 
     Same arguments as :func:`dot_attention`. Returns a :class:`~attnlstm.ops.Saved` with
-    ``outputs`` (B,Tq,Dv), ``attention_scores`` (B,Tq,Tv) and the saved inputs (``query``, ``key``, ``value``,
-    ``query_mask``, ``scale``, ``concat_score_weight``, ...), all in the compute dtype.
+    ``outputs`` (B,Tq,Dv), ``attention_scores`` (B,Tq,Tv) and the saved inputs (``query``,
+    ``key``, ``value``, ``query_mask``, ``scale``, ``concat_score_weight``, ...), all in the
+    compute dtype.
     """
     if score_mode not in _SCORE_MODES:
         raise ValueError("Invalid value for argument score_mode. Expected one of "
@@ -237,9 +220,7 @@ def dot_attention(query, value, key=None, *, scale=None, score_mode="dot",
                               concat_score_weight=concat_score_weight, query_mask=query_mask,
                               value_mask=value_mask, attention_mask=attention_mask,
                               use_causal_mask=use_causal_mask, dtype=dtype)
-    if return_attention_scores:
-        return r["outputs"], r["attention_scores"]
-    return r["outputs"]
+    return attention_results(r, return_attention_scores)
 
 
 def dot_attention_backward(saved, d_outputs=None, d_attention_scores=None, **deprecated):
@@ -248,23 +229,18 @@ def dot_attention_backward(saved, d_outputs=None, d_attention_scores=None, **dep
     weights). The old names ``d_out`` and ``d_weights`` still work, with a DeprecationWarning.
 
     ``saved`` is what :func:`dot_attention_forward` returned (else TypeError). Returns a dict
-    keyed by
-    argument name: ``query``, ``value``, ``key`` (only when a key was passed; otherwise the
+    keyed by argument name: ``query``, ``value``, ``key`` (only when a key was passed; otherwise the
     key path is added into ``value``), ``scale`` (when a scale was given) and
     ``concat_score_weight`` (concat mode).
     """
-    saved, w, d_out, dw = _upstream("ops.dot_attention", saved, d_outputs, d_attention_scores,
-                                    deprecated)
+    d_out, dw = attention_grads("ops.dot_attention", saved, deprecated, _RENAMED_GRADS,
+                                d_outputs, d_attention_scores)
+    w = saved["attention_scores"]
     dt = w.dtype
     dq, dk, dv, dscale, dcw = _core.dot_attention_backward(
         d_out, dw, w, saved["query"], saved["key"], saved["value"], saved["query_mask"],
         saved["scale"], saved["concat_score_weight"], _SCORE_MODES[saved["score_mode"]])
-    grads = {"query": dq}
-    if saved["key_is_value"]:
-        grads["value"] = dv + dk
-    else:
-        grads["value"] = dv
-        grads["key"] = dk
+    grads = key_value_grads({"query": dq}, dk, dv, saved["key_is_value"])
     if saved["scale_shape"] is not None:
         grads["scale"] = np.full(saved["scale_shape"], dscale, dtype=dt)
     if saved["score_mode"] == "concat":
@@ -345,28 +321,22 @@ def additive_attention(query, value, key=None, *, scale=None, query_mask=None,
     r = additive_attention_forward(query, value, key, scale=scale, query_mask=query_mask,
                                    value_mask=value_mask, attention_mask=attention_mask,
                                    use_causal_mask=use_causal_mask, dtype=dtype)
-    if return_attention_scores:
-        return r["outputs"], r["attention_scores"]
-    return r["outputs"]
+    return attention_results(r, return_attention_scores)
 
 
 def additive_attention_backward(saved, d_outputs=None, d_attention_scores=None, **deprecated):
     """Gradients of :func:`additive_attention` given ``d_outputs`` and optionally
-    ``d_attention_scores`` (as :func:`dot_attention_backward`): a dict with ``query``, ``value``, ``key``
-    (only when a key was passed; otherwise added into ``value``) and ``scale`` (when given,
-    in the shape it was given)."""
-    saved, w, d_out, dw = _upstream("ops.additive_attention", saved, d_outputs,
-                                    d_attention_scores, deprecated)
+    ``d_attention_scores`` (as :func:`dot_attention_backward`): a dict with ``query``,
+    ``value``, ``key`` (only when a key was passed; otherwise added into ``value``) and
+    ``scale`` (when given, in the shape it was given)."""
+    d_out, dw = attention_grads("ops.additive_attention", saved, deprecated, _RENAMED_GRADS,
+                                d_outputs, d_attention_scores)
+    w = saved["attention_scores"]
     dt = w.dtype
     dq, dk, dv, ds = _core.additive_attention_backward(
         d_out, dw, w, saved["query"], saved["key"], saved["value"], saved["scale"],
         saved["query_mask"])
-    grads = {"query": dq}
-    if saved["key_is_value"]:
-        grads["value"] = dv + dk
-    else:
-        grads["value"] = dv
-        grads["key"] = dk
+    grads = key_value_grads({"query": dq}, dk, dv, saved["key_is_value"])
     if saved["scale_shape"] is not None:
         grads["scale"] = (np.asarray(ds.sum(), dtype=dt) if saved["scale_shape"] == ()
                           else ds)
@@ -517,22 +487,21 @@ def bahdanau_attention(query, values, W1, W2, V, b1=None, b2=None, *, keys=None,
         out, weights = traced(
             bahdanau_attention_forward, bahdanau_attention_backward,
             {"query": query, "values": values, "W1": W1, "W2": W2, "V": V, "b1": b1, "b2": b2},
-            ("outputs", "attention_scores"), value_mask=value_mask, query_mask=query_mask, dtype=dtype)
+            ("outputs", "attention_scores"), value_mask=value_mask, query_mask=query_mask,
+            dtype=dtype)
         return (out, weights) if return_attention_scores else out
     r = bahdanau_attention_forward(query, values, W1, W2, V, b1, b2, keys=keys,
                                    value_mask=value_mask, query_mask=query_mask, dtype=dtype)
-    if return_attention_scores:
-        return r["outputs"], r["attention_scores"]
-    return r["outputs"]
+    return attention_results(r, return_attention_scores)
 
 
 def bahdanau_attention_backward(saved, d_outputs=None, d_attention_scores=None, **deprecated):
     """Gradients of :func:`bahdanau_attention` given ``d_outputs`` and optionally
-    ``d_attention_scores`` (as :func:`dot_attention_backward`): a dict with ``query``, ``values``, ``W1``,
-    ``W2``, ``V``, and ``b1``/``b2`` when they were given. With precomputed ``keys``, the
-    W1/b1/values gradients assume ``keys = values @ W1 + b1``."""
-    saved, _, d_out, dw = _upstream("ops.bahdanau_attention", saved, d_outputs,
-                                    d_attention_scores, deprecated)
+    ``d_attention_scores`` (as :func:`dot_attention_backward`): a dict with ``query``,
+    ``values``, ``W1``, ``W2``, ``V``, and ``b1``/``b2`` when they were given. With precomputed
+    ``keys``, the W1/b1/values gradients assume ``keys = values @ W1 + b1``."""
+    d_out, dw = attention_grads("ops.bahdanau_attention", saved, deprecated, _RENAMED_GRADS,
+                                d_outputs, d_attention_scores)
     w3 = saved["weights3"]
     single = saved["single_step"]
     if single:

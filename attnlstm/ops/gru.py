@@ -8,7 +8,7 @@ import numpy as np
 from .. import _core
 from .. import activations as _activations
 from ..errors import shape_error
-from ._checks import (Saved, as_c as _as, check_saved, fast_codes, float_dtype as _dtype,
+from ._checks import (Saved, as_c as _as, fast_codes, float_dtype as _dtype,
                       gate_mask, recurrent_grads, recurrent_weights, time_mask)
 
 __all__ = ["gru", "gru_forward", "gru_backward"]
@@ -39,7 +39,8 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask
             exactly n threads over the batch rows (tests). Results do not depend on it.
 
     Returns:
-        A read-only :class:`~attnlstm.ops.Saved` (a Mapping) with ``outputs`` `(B, T, H)` (processing order, masked-output rule applied),
+        A read-only :class:`~attnlstm.ops.Saved` (a Mapping) with ``outputs`` `(B, T, H)`
+        (processing order, masked-output rule applied),
         ``last_output`` `(B, H)`, ``h`` `(B, H)` (the final state), the saved buffers and the
         converted inputs and options.
 
@@ -123,19 +124,13 @@ def gru_backward(saved, d_outputs=None, d_h=None, d_last_output=None, name="ops.
         TypeError: `saved` is not what :func:`gru_forward` returned.
         ValueError: `saved` was made with save_gates=False.
     """
-    check_saved(name, saved, "ops.gru_forward")
-    if saved["gates"] is None:
-        raise ValueError(f"{name}: `saved` comes from ops.gru_forward(..., save_gates=False), "
-                         f"which keeps no gates; run the forward with save_gates=True.")
+    grads, _ = recurrent_grads(name, "ops.gru_forward", saved, d_outputs=d_outputs,
+                                d_last_output=d_last_output, d_h=d_h)
     hs = saved["hs"]
-    dt = hs.dtype
-    B, T, H = hs.shape
-    g = recurrent_grads(name, dt, B, T, H, d_outputs=d_outputs, d_last_output=d_last_output,
-                        d_h=d_h)
     dx, dW, dU, db, dh0 = _core.gru_backward(
         hs, saved["gates"], saved["rh"], saved["x"], saved["kernel"], saved["recurrent_kernel"],
         h0=saved["h0"], mask=saved["mask"], dp_mask=saved["dp_mask"], rec_mask=saved["rec_mask"],
-        d_outputs=g["d_outputs"], d_last=g["d_last_output"], d_h=g["d_h"],
+        d_outputs=grads["d_outputs"], d_last=grads["d_last_output"], d_h=grads["d_h"],
         activation=saved["activation"], recurrent_activation=saved["recurrent_activation"],
         reset_after=saved["reset_after"], go_backwards=saved["go_backwards"],
         impl=saved.get("impl", 0), threads=saved.get("threads", 0))

@@ -11,8 +11,8 @@ from .._limits import check_blas_sizes
 from .. import activations as _activations
 from ..errors import shape_error
 from ._autograd import boxed, traced
-from ._checks import (Saved, as_c as _as, check_saved, describe as _describe, fast_codes,
-                      float_dtype, gate_mask, recurrent_grads, recurrent_weights, time_mask)
+from ._checks import (Saved, as_c as _as, describe as _describe, fast_codes, float_dtype,
+                      gate_mask, recurrent_grads, recurrent_weights, time_mask)
 
 __all__ = ["lstm", "lstm_forward", "lstm_backward"]
 
@@ -159,16 +159,9 @@ def lstm_backward(saved, d_outputs=None, d_h=None, d_c=None, d_last_output=None,
         TypeError: `saved` is not what :func:`lstm_forward` returned.
         ValueError: `saved` was made with ``save_gates=False``.
     """
-    check_saved(name, saved, "ops.lstm_forward")
-    if saved["gates"] is None:
-        raise ValueError(f"{name}: `saved` comes from ops.lstm_forward(..., save_gates=False), "
-                         f"which keeps no gates; run the forward with save_gates=True "
-                         f"(the default) to take gradients.")
+    grads, _ = recurrent_grads(name, "ops.lstm_forward", saved, d_outputs=d_outputs,
+                                d_last_output=d_last_output, d_h=d_h, d_c=d_c)
     hs = saved["hs"]
-    dt = hs.dtype
-    B, T, H = hs.shape
-    grads = recurrent_grads(name, dt, B, T, H, d_outputs=d_outputs, d_last_output=d_last_output,
-                            d_h=d_h, d_c=d_c)
     dx, dW, dU, db, dh0, dc0 = _core.lstm_backward(
         hs, saved["cs"], saved["gates"], saved["x"], saved["kernel"], saved["recurrent_kernel"],
         h0=saved["h0"], c0=saved["c0"], mask=saved["mask"], dp_mask=saved["dp_mask"],

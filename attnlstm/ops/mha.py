@@ -36,7 +36,7 @@ import numpy as np
 from .. import _core
 from .._limits import check_blas_sizes
 from ..errors import format_shape, shape_error
-from ._checks import Saved, as_c as _as, check_saved, float_dtype, grad_array, take_renamed
+from ._checks import Saved, as_c as _as, attention_grads, attention_results, float_dtype
 
 __all__ = [
     "multi_head_attention", "multi_head_attention_forward", "multi_head_attention_backward",
@@ -220,27 +220,19 @@ def _forward(op, a):
         fully_masked=_FULLY_MASKED[a["fully_masked"]], rel_k=a["rel_k"], rel_v=a["rel_v"],
         max_relative_position=a["max_relative_position"])
     return Saved(op, {"outputs": out, "attention_scores": w, "q": q, "k": k, "v": v,
-                      "context": ctx, "live": live, "inputs": a}, _RENAMED_KEYS)
+                      "context": ctx, "live": live, "inputs": a, "name": a["name"]},
+                 _RENAMED_KEYS)
 
 
 def _backward(op, saved, d_outputs, d_attention_scores, deprecated):
     # one kernel: relative attention is multi-head attention with relative positions
-    check_saved(op + "_backward", saved, "ops.multi_head_attention_forward",
-                "ops.relative_attention_forward")
-    g = take_renamed(op + "_backward", deprecated, _RENAMED_GRADS,
-                     {"d_outputs": d_outputs, "d_attention_scores": d_attention_scores})
+    d_out, d_scores = attention_grads(
+        op, saved, deprecated, _RENAMED_GRADS, d_outputs, d_attention_scores,
+        ("the gradient has the shape of the forward output.",
+         "the gradient has the shape of the attention scores."),
+        forwards=("ops.multi_head_attention_forward", "ops.relative_attention_forward"))
     a = saved["inputs"]
-    name = a["name"]
     w = saved["attention_scores"]
-    dt = w.dtype
-    out = saved["outputs"]
-    d_out = (np.zeros_like(out) if g["d_outputs"] is None else
-             grad_array(name, "d_outputs", g["d_outputs"], out.shape, dt,
-                        "the gradient has the shape of the forward output."))
-    d_scores = g["d_attention_scores"]
-    if d_scores is not None:
-        d_scores = grad_array(name, "d_attention_scores", d_scores, w.shape, dt,
-                              "the gradient has the shape of the attention scores.")
     g = _core.mha_backward(
         d_out, d_scores, w, saved["q"], saved["k"], saved["v"], saved["context"],
         saved["live"], a["query"], a["key"], a["value"], a["query_kernel"], a["key_kernel"],
@@ -367,9 +359,7 @@ def multi_head_attention(query, value, key=None, *, query_kernel, query_bias, ke
         attention_mask=attention_mask, query_mask=query_mask, value_mask=value_mask,
         key_mask=key_mask, use_causal_mask=use_causal_mask, fully_masked=fully_masked,
         dtype=dtype)
-    if return_attention_scores:
-        return r["outputs"], r["attention_scores"]
-    return r["outputs"]
+    return attention_results(r, return_attention_scores)
 
 
 def relative_attention_forward(query, value, key=None, *, num_heads=1, query_kernel,
@@ -460,6 +450,4 @@ def relative_attention(query, value, key=None, *, num_heads=1, query_kernel, que
         max_relative_position=max_relative_position, attention_mask=attention_mask,
         query_mask=query_mask, value_mask=value_mask, key_mask=key_mask,
         use_causal_mask=use_causal_mask, fully_masked=fully_masked, dtype=dtype)
-    if return_attention_scores:
-        return r["outputs"], r["attention_scores"]
-    return r["outputs"]
+    return attention_results(r, return_attention_scores)

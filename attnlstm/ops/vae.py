@@ -83,7 +83,8 @@ def sampling_forward(z_mean, z_log_var, eps=None, seed=None, rng=None, dtype=Non
                      name="ops.sampling"):
     """The reparameterisation trick, returning what :func:`sampling_backward` needs.
 
-    Same arguments as :func:`sampling`. Returns a :class:`~attnlstm.ops.Saved` with ``z`` (B, Z), ``std`` (B, Z) =
+    Same arguments as :func:`sampling`. Returns a :class:`~attnlstm.ops.Saved` with ``z``
+    (B, Z), ``std`` (B, Z) =
     ``exp(0.5 * z_log_var)`` and ``eps`` (B, Z), the noise used (drawn when not given), all
     in the compute dtype.
     """
