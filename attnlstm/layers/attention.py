@@ -22,6 +22,7 @@ from ..ops import mha as mops
 from .. import backend, constraints, initializers, regularizers
 from ..engine.base import Grads, Layer
 from ..errors import format_shape, shape_error
+from ..ops import core as _ops
 
 __all__ = ["Attention", "AdditiveAttention", "MultiHeadAttention", "BahdanauAttention",
            "LuongAttention", "AttentionPooling", "RelativeMultiHeadAttention"]
@@ -152,14 +153,7 @@ class _BaseAttention(Layer):
         """The query's mask (Keras: Attention, MultiHeadAttention); none for the scores."""
         if mask is None or not isinstance(mask, (list, tuple)) or mask[0] is None:
             return None
-        return np.asarray(mask[0], bool)
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        first = input_has_mask[0] if isinstance(input_has_mask, list) and input_has_mask \
-            else False
-        if isinstance(output_structure, list):
-            return [bool(first), False]
-        return bool(first)
+        return _ops.cast(mask[0], "bool")
 
     # -- dropout on the weights, forward and backward --------------------------------------------
 
@@ -810,9 +804,6 @@ class _QueryValuesAttention(_KernelArgs, _MultiArgLayer):
     def compute_mask(self, inputs, mask=None):
         return [None, None]
 
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        return [False, False]
-
 
 class BahdanauAttention(_QueryValuesAttention):
     """Additive attention with learned projections (Bahdanau, Cho & Bengio 2015), the layer
@@ -1123,9 +1114,6 @@ class AttentionPooling(_KernelArgs, Layer):
 
     def compute_mask(self, inputs, mask=None):
         return [None, None] if self.return_attention_scores else None
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        return [False, False] if self.return_attention_scores else False
 
     def get_config(self):
         cfg = super().get_config()

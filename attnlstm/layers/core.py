@@ -10,6 +10,7 @@ from ..engine import autodiff
 from ..engine.base import Grads, KerasTensor, Layer, _is_shape, flatten, map_structure
 from ..ops._symbolic import tracing
 from ..errors import format_shape, shape_error
+from ..ops import core as _ops
 
 __all__ = ["Dense", "Activation", "Softmax", "Dropout", "Masking", "Embedding", "Lambda",
            "softmax_checked"]
@@ -381,7 +382,7 @@ class Masking(Layer):
         return input_shape
 
     def _mask(self, x):
-        return np.any(np.asarray(x) != self.mask_value, axis=-1)
+        return _ops.any(_ops.not_equal(x, self.mask_value), axis=-1)
 
     def call(self, inputs):
         return self.forward(inputs)[0]
@@ -395,9 +396,6 @@ class Masking(Layer):
 
     def compute_mask(self, inputs, mask=None):
         return self._mask(inputs)
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        return True
 
     def get_config(self):
         cfg = super().get_config()
@@ -499,10 +497,7 @@ class Embedding(Layer):
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
             return None
-        return np.asarray(inputs) != 0
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        return bool(self.mask_zero)
+        return _ops.not_equal(inputs, 0)
 
     def get_config(self):
         cfg = super().get_config()

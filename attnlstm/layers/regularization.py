@@ -3,7 +3,6 @@ import numpy as np
 
 from ..engine.base import Grads
 from ..errors import shape_error
-from .convolutional import pass_mask_flags
 from .core import Dropout
 
 __all__ = ["SpatialDropout1D"]
@@ -33,7 +32,6 @@ class SpatialDropout1D(Dropout):
         (2, 3, 4)
     """
 
-    compute_mask_flags = pass_mask_flags
 
     def __init__(self, rate, seed=None, name=None, dtype=None, **kwargs):
         if "noise_shape" in kwargs:
