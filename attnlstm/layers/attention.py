@@ -23,6 +23,7 @@ from .. import backend, constraints, initializers, regularizers
 from ..engine.base import Grads, Layer
 from ..errors import format_shape, shape_error
 from ..ops import core as _ops
+from .core import set_kernel_args
 
 __all__ = ["Attention", "AdditiveAttention", "MultiHeadAttention", "BahdanauAttention",
            "LuongAttention", "AttentionPooling", "RelativeMultiHeadAttention"]
@@ -422,12 +423,8 @@ class _KernelArgs:
     def _init_kernel_args(self, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                           kernel_regularizer=None, bias_regularizer=None,
                           kernel_constraint=None, bias_constraint=None):
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        set_kernel_args(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                        bias_regularizer, kernel_constraint, bias_constraint)
 
     def _kernel(self, name, shape):
         return self.add_weight(shape=shape, name=name, initializer=self.kernel_initializer,
@@ -533,12 +530,8 @@ class MultiHeadAttention(_MultiArgLayer, _BaseAttention):
         self.value_dim = int(value_dim) if value_dim is not None else self.key_dim
         self.use_bias = use_bias
         self._output_dim = output_shape
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        set_kernel_args(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                        bias_regularizer, kernel_constraint, bias_constraint)
         # As Keras, the activity penalty is on each projection's output (the query, key, value
         # and output EinsumDense sub-layers), not only on the layer's output.
         self.projection_activity_regularizer = regularizers.get(activity_regularizer)

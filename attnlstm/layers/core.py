@@ -53,6 +53,19 @@ def _apply_activation(layer, fn, x):
     return fn(x)
 
 
+def set_kernel_args(layer, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                    kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                    bias_constraint=None):
+    """Resolve a layer's kernel/bias initializer, regularizer and constraint identifiers
+    (Keras' ``get`` rules) onto the layer's attributes of those names."""
+    layer.kernel_initializer = initializers.get(kernel_initializer)
+    layer.bias_initializer = initializers.get(bias_initializer)
+    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
+    layer.bias_regularizer = regularizers.get(bias_regularizer)
+    layer.kernel_constraint = constraints.get(kernel_constraint)
+    layer.bias_constraint = constraints.get(bias_constraint)
+
+
 class Dense(Layer):
     """Densely-connected layer on the last axis: ``activation(inputs @ kernel + bias)``.
 
@@ -102,12 +115,8 @@ class Dense(Layer):
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        set_kernel_args(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                        bias_regularizer, kernel_constraint, bias_constraint)
 
     def build(self, input_shape):
         self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel",
