@@ -346,14 +346,18 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             return inputs, None
         x = np.asarray(inputs)
-        shape = x.shape
-        if self.noise_shape is not None:
-            shape = tuple(x.shape[i] if s is None else s for i, s in enumerate(self.noise_shape))
+        shape = self._noise_shape(x)
         if self.rate >= 1:
             scale = np.zeros(shape, x.dtype)
         else:
             scale = ((self._rng.random(shape) >= self.rate) / (1.0 - self.rate)).astype(x.dtype)
         return x * scale, scale
+
+    def _noise_shape(self, x):
+        """The shape of the keep-mask, broadcast over `x` (Keras' ``noise_shape``)."""
+        if self.noise_shape is None:
+            return x.shape
+        return tuple(x.shape[i] if s is None else s for i, s in enumerate(self.noise_shape))
 
     def backward(self, ctx, d_outputs, need_input_grad=True):
         if ctx is None:
