@@ -79,9 +79,15 @@ def test_attention_old_result_key_warns_and_reads_the_new_one(op):
     s = ATTENTION[op][0]()
     old, new = OLD_KEYS[op]
     with pytest.warns(DeprecationWarning, match=rf'saved\["{old}"\]` is deprecated .*`saved'
-                                                rf'\["{new}"\]`'):
+                                                rf'\["{new}"\]`') as rec:
         got = s[old]
     assert got is s[new]
+    # the warning points at the line that used the old name (shown by Python's default filters)
+    assert rec[0].filename == __file__
+    d_o = np.zeros_like(s["outputs"])
+    with pytest.warns(DeprecationWarning) as rec:
+        ATTENTION[op][1](s, **{OLD_GRADS[op][0]: d_o})
+    assert rec[0].filename == __file__
 
 
 @pytest.mark.parametrize("op", sorted(ATTENTION))

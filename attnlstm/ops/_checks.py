@@ -2,6 +2,9 @@
 checks and shape descriptions, the typed :class:`Saved` a forward hands its backward, and the
 one helper that words deprecated names. One copy, imported by the family modules (no import
 circles: this module imports only NumPy, :mod:`attnlstm.errors` and :mod:`attnlstm.activations`)."""
+import os
+import sys
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -117,14 +120,26 @@ def time_mask(name, mask, B, T):
 
 # ---- one naming convention, old names for one release ------------------------------------------
 
-def renamed(name, old, new, value=None):
-    """Warn once per call site that `old` is now `new` (DeprecationWarning) and return `value`.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-    The one place every op family words its deprecated names (results, gradients, keys).
+
+def _user_stacklevel():
+    """The `stacklevel` of the first frame outside attnlstm (where the old name was written),
+    so Python's default filters show the warning in the user's script."""
+    level, f = 1, sys._getframe(1)
+    while f is not None and f.f_code.co_filename.startswith(_PACKAGE_DIR):
+        level += 1
+        f = f.f_back
+    return level
+
+
+def renamed(name, old, new, value=None):
+    """Warn that `old` is now `new` (a DeprecationWarning pointing at the caller's line) and
+    return `value`. The one place every op family words its deprecated names (results,
+    gradients, keys).
     """
-    import warnings
     warnings.warn(f"{name}: `{old}` is deprecated and will be removed in the next release; "
-                  f"use `{new}`.", DeprecationWarning, stacklevel=3)
+                  f"use `{new}`.", DeprecationWarning, stacklevel=_user_stacklevel())
     return value
 
 
