@@ -267,7 +267,8 @@ def multi_head_attention_forward(query, value, key=None, *, query_kernel, query_
 
     Same arguments as :func:`multi_head_attention`. Returns a :class:`~attnlstm.ops.Saved`
     with ``outputs`` `(B, Tq, Dout)`, ``attention_scores`` `(B, NH, Tq, Tv)` and the saved
-    buffers ``q`` `(B, Tq, NH, HS)` (scaled by 1/sqrt(HS)), ``k`` `(B, Tv, NH, HS)`, ``v`` `(B, Tv, NH, HSv)`,
+    buffers ``q`` `(B, Tq, NH, HS)` (scaled by 1/sqrt(HS)), ``k`` `(B, Tv, NH, HS)`, ``v``
+    `(B, Tv, NH, HSv)`,
     ``context`` `(B, Tq, NH, HSv)`, ``live`` `(B, NH, Tq)` (rows with an attended key) and
     ``inputs`` (the converted arguments). Pass it to :func:`multi_head_attention_backward`.
     """
@@ -371,7 +372,8 @@ def relative_attention_forward(query, value, key=None, *, num_heads=1, query_ker
     """Relative-position attention forward, returning everything the backward pass needs.
 
     Same arguments as :func:`relative_attention`; returns the :class:`~attnlstm.ops.Saved`
-    described in :func:`multi_head_attention_forward`. Pass it to :func:`relative_attention_backward`.
+    described in :func:`multi_head_attention_forward`. Pass it to
+    :func:`relative_attention_backward`.
     """
     if rel_k is None:
         raise ValueError(f"{name}: `rel_k` is required (shape (2*max_relative_position+1, "
