@@ -29,6 +29,7 @@ import warnings
 
 import numpy as np
 
+from .ops import core as _ops
 from .ops import vae as V
 from . import backend, initializers
 from .losses import Loss
@@ -231,10 +232,6 @@ class ReconstructionTerm(Layer):
             return mask[1] if mask[1] is not None else mask[0]
         return mask
 
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        return bool(any(input_has_mask)) if isinstance(input_has_mask, list) else \
-            bool(input_has_mask)
-
     def validate_call(self, input_shape, **kwarg_shapes):
         return None
 
@@ -290,10 +287,7 @@ class AttachMask(Layer):
         return xs
 
     def compute_mask(self, inputs, mask=None):
-        return np.asarray(inputs[1]) != 0
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        return True
+        return _ops.not_equal(inputs[1], 0)
 
     def validate_call(self, input_shape, **kwarg_shapes):
         return None
@@ -323,10 +317,7 @@ class RepeatOverMask(Layer):
         return (zs[0] if zs[0] is not None else ms[0], ms[1], zs[1])
 
     def compute_mask(self, inputs, mask=None):
-        return np.asarray(inputs[1]) != 0
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        return True
+        return _ops.not_equal(inputs[1], 0)
 
     def validate_call(self, input_shape, **kwarg_shapes):
         return None

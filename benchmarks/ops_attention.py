@@ -61,7 +61,7 @@ def setup_attnlstm(op, d):
     fw, bw = getattr(ops, name + "_forward"), getattr(ops, name + "_backward")
 
     # ops.<name>_forward returns a dict (outputs, weights, saved inputs);
-    # ops.<name>_backward(saved, d_out, d_weights=None) a dict keyed by argument name.
+    # ops.<name>_backward(saved, d_outputs, d_attention_scores=None) a dict keyed by argument name.
     def fn():
         saved = fw(q, v, k, **kw)
         g = bw(saved, dout)

@@ -51,13 +51,13 @@ def setup_attnlstm(op, d):
             and hasattr(ops, "multi_head_attention_backward")):
         raise NotAvailable(NOT_YET)
 
-    # multi_head_attention_forward returns a dict ("output", "attention_scores", saved
-    # buffers); multi_head_attention_backward(saved, d_out, d_scores=None) a dict keyed by
-    # argument name (query, value, key since a key is given, kernels, biases).
+    # multi_head_attention_forward returns an ops.Saved ("outputs", "attention_scores", saved
+    # buffers); multi_head_attention_backward(saved, d_outputs, d_attention_scores=None) a dict
+    # keyed by argument name (query, value, key since a key is given, kernels, biases).
     def fn():
         saved = ops.multi_head_attention_forward(q, v, k, **w)
         g = ops.multi_head_attention_backward(saved, dout)
-        return [saved["output"], g["query"], g["value"], g["key"]]
+        return [saved["outputs"], g["query"], g["value"], g["key"]]
     return fn
 
 

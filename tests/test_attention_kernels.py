@@ -140,7 +140,7 @@ def test_forward_matches_twin_float64(kind, mask_name):
     out, w = twin(kind, p, m)
     assert r["outputs"].dtype == np.float64
     np.testing.assert_allclose(r["outputs"], out, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(r["weights"], w, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(r["attention_scores"], w, rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -149,9 +149,9 @@ def test_forward_matches_twin_float32(kind):
     m = masks_for(kind, "all")
     r = api_forward(kind, p, m)
     out, w = twin(kind, p, m)
-    assert r["outputs"].dtype == np.float32 and r["weights"].dtype == np.float32
+    assert r["outputs"].dtype == np.float32 and r["attention_scores"].dtype == np.float32
     np.testing.assert_allclose(r["outputs"], out, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(r["weights"], w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(r["attention_scores"], w, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("tq,tv", [(5, 3), (2, 6), (1, 1)])
@@ -161,10 +161,10 @@ def test_causal_with_unequal_lengths(kind, tq, tv):
     r = api_forward(kind, p, {"causal": True})
     out, w = twin(kind, p, {"causal": True})
     np.testing.assert_allclose(r["outputs"], out, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(r["weights"], w, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(r["attention_scores"], w, rtol=0, atol=1e-10)
     # query i never sees key j > i: those weights are exactly 0 (exp underflows)
     upper = np.triu(np.ones((tq, tv), bool), k=1)
-    assert np.all(r["weights"][:, upper] == 0.0)
+    assert np.all(r["attention_scores"][:, upper] == 0.0)
 
 
 def test_weights_are_pre_query_mask_and_rows_zeroed():
@@ -172,10 +172,10 @@ def test_weights_are_pre_query_mask_and_rows_zeroed():
     qm = np.array([[1, 0, 1], [1, 1, 0]], bool)
     r = A.dot_attention_forward(p["query"], p["value"], p["key"], query_mask=qm)
     r0 = A.dot_attention_forward(p["query"], p["value"], p["key"])
-    np.testing.assert_array_equal(r["weights"], r0["weights"])       # pre-query-mask
+    np.testing.assert_array_equal(r["attention_scores"], r0["attention_scores"])       # pre-query-mask
     assert np.all(r["outputs"][~qm] == 0.0)
     np.testing.assert_array_equal(r["outputs"][qm], r0["outputs"][qm])
-    np.testing.assert_allclose(r["weights"].sum(-1), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(r["attention_scores"].sum(-1), 1.0, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
@@ -187,13 +187,13 @@ def test_fully_masked_rows_are_finite_and_equal_twin(kind, dt):
         m.pop("attention_mask")
     r = api_forward(kind, p, m)
     out, w = twin(kind, p, m)
-    assert np.all(np.isfinite(r["outputs"])) and np.all(np.isfinite(r["weights"]))
+    assert np.all(np.isfinite(r["outputs"])) and np.all(np.isfinite(r["attention_scores"]))
     tol = dict(rtol=0, atol=1e-10) if dt == np.float64 else dict(rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(r["outputs"], out, **tol)
-    np.testing.assert_allclose(r["weights"], w, **tol)
+    np.testing.assert_allclose(r["attention_scores"], w, **tol)
     # Keras: a fully masked row is not zeroed; it is the softmax of score - 1e9
-    np.testing.assert_allclose(r["weights"][1].sum(-1), 1.0, rtol=1e-6)
-    assert np.all(r["weights"][1] > 0)
+    np.testing.assert_allclose(r["attention_scores"][1].sum(-1), 1.0, rtol=1e-6)
+    assert np.all(r["attention_scores"][1] > 0)
 
 
 def test_fully_masked_row_float32_is_exactly_uniform_for_small_scores():
@@ -269,7 +269,7 @@ def test_empty_axes_give_defined_results(kind, b, tq, tv, dv):
         r = A.additive_attention_forward(q, v, k, value_mask=np.ones((b, tv), bool))
     else:
         r = A.dot_attention_forward(q, v, k, score_mode=kind, use_causal_mask=True)
-    assert r["outputs"].shape == (b, tq, dv) and r["weights"].shape == (b, tq, tv)
+    assert r["outputs"].shape == (b, tq, dv) and r["attention_scores"].shape == (b, tq, tv)
     assert np.all(r["outputs"] == 0) if tv == 0 else np.all(np.isfinite(r["outputs"]))
     grads = api_backward(kind, r, np.ones((b, tq, dv)), np.ones((b, tq, tv)))
     assert grads["query"].shape == q.shape and grads["key"].shape == k.shape
@@ -311,11 +311,11 @@ def test_backward_finite_differences(kind, mask_name):
     p = make_inputs(kind)
     m = masks_for(kind, mask_name)
     r = api_forward(kind, p, m)
-    R1, R2 = loss_and_seeds(r["outputs"].shape, r["weights"].shape)
+    R1, R2 = loss_and_seeds(r["outputs"].shape, r["attention_scores"].shape)
 
     def f():
         rr = api_forward(kind, p, m)
-        return float(np.sum(rr["outputs"] * R1) + np.sum(rr["weights"] * R2))
+        return float(np.sum(rr["outputs"] * R1) + np.sum(rr["attention_scores"] * R2))
 
     grads = api_backward(kind, r, R1, R2)
     expected = set(p)
@@ -331,7 +331,7 @@ def test_backward_without_d_weights(kind):
     p = make_inputs(kind)
     m = masks_for(kind, "all")
     r = api_forward(kind, p, m)
-    R1, _ = loss_and_seeds(r["outputs"].shape, r["weights"].shape)
+    R1, _ = loss_and_seeds(r["outputs"].shape, r["attention_scores"].shape)
 
     def f():
         return float(np.sum(api_forward(kind, p, m)["outputs"] * R1))
@@ -351,8 +351,8 @@ def test_backward_fully_masked_rows_exact_arithmetic(kind):
         m.pop("attention_mask")
     r = api_forward(kind, p, m)
     out_e, w_e = twin(kind, p, m, exact_full_rows=True)
-    np.testing.assert_allclose(r["weights"], w_e, rtol=0, atol=1e-6)
-    R1, R2 = loss_and_seeds(r["outputs"].shape, r["weights"].shape)
+    np.testing.assert_allclose(r["attention_scores"], w_e, rtol=0, atol=1e-6)
+    R1, R2 = loss_and_seeds(r["outputs"].shape, r["attention_scores"].shape)
 
     def f():
         o, w = twin(kind, p, m, exact_full_rows=True)
@@ -370,11 +370,11 @@ def test_backward_key_is_value(kind):
     p["value"] = rng(9).normal(size=(B, TV, D))
     m = MASKS["all"]
     r = api_forward(kind, {**p, "key": None}, m)
-    R1, R2 = loss_and_seeds(r["outputs"].shape, r["weights"].shape)
+    R1, R2 = loss_and_seeds(r["outputs"].shape, r["attention_scores"].shape)
 
     def f():
         rr = api_forward(kind, {**p, "key": None}, m)
-        return float(np.sum(rr["outputs"] * R1) + np.sum(rr["weights"] * R2))
+        return float(np.sum(rr["outputs"] * R1) + np.sum(rr["attention_scores"] * R2))
 
     grads = api_backward(kind, r, R1, R2)
     assert "key" not in grads
@@ -396,11 +396,11 @@ def test_bahdanau_single_step_backward(with_bias):
                                             query_mask=qm)
 
     r = fwd()
-    R1, R2 = loss_and_seeds(r["outputs"].shape, r["weights"].shape)
+    R1, R2 = loss_and_seeds(r["outputs"].shape, r["attention_scores"].shape)
 
     def f():
         rr = fwd()
-        return float(np.sum(rr["outputs"] * R1) + np.sum(rr["weights"] * R2))
+        return float(np.sum(rr["outputs"] * R1) + np.sum(rr["attention_scores"] * R2))
 
     grads = A.bahdanau_attention_backward(r, R1, R2)
     assert set(grads) == set(p)
@@ -414,7 +414,7 @@ def test_backward_float32_close_to_float64():
         p32 = {k: v.astype(np.float32) for k, v in p64.items()}
         m = masks_for(kind, "all")
         r64, r32 = api_forward(kind, p64, m), api_forward(kind, p32, m)
-        R1, R2 = loss_and_seeds(r64["outputs"].shape, r64["weights"].shape)
+        R1, R2 = loss_and_seeds(r64["outputs"].shape, r64["attention_scores"].shape)
         g64 = api_backward(kind, r64, R1, R2)
         g32 = api_backward(kind, r32, R1.astype(np.float32), R2.astype(np.float32))
         for name in g64:
@@ -519,10 +519,10 @@ def test_error_scales_and_mode():
 
 def test_error_backward_gradient_shapes():
     r = A.dot_attention_forward(np.ones((2, 3, 8)), np.ones((2, 5, 4)), np.ones((2, 5, 8)))
-    with pytest.raises(ShapeError, match=r"ops\.dot_attention_backward: `d_out` must have shape "
+    with pytest.raises(ShapeError, match=r"ops\.dot_attention_backward: `d_outputs` must have shape "
                                          r"\(2, 3, 4\), got \(2, 3, 8\)"):
         A.dot_attention_backward(r, np.ones((2, 3, 8)))
-    with pytest.raises(ShapeError, match=r"`d_weights` must have shape \(2, 3, 5\)"):
+    with pytest.raises(ShapeError, match=r"`d_attention_scores` must have shape \(2, 3, 5\)"):
         A.dot_attention_backward(r, np.ones((2, 3, 4)), np.ones((2, 5, 3)))
 
 
@@ -789,12 +789,12 @@ def test_long_feature_axis_crosses_workspace_chunks():
                                      value_mask=vm)
     ro, rw = R.additive_attention(p["query"], p["value"], p["key"], p["scale"], value_mask=vm)
     np.testing.assert_allclose(r["outputs"], ro, rtol=0, atol=1e-10)
-    R1, R2 = loss_and_seeds(r["outputs"].shape, r["weights"].shape)
+    R1, R2 = loss_and_seeds(r["outputs"].shape, r["attention_scores"].shape)
 
     def f():
         rr = A.additive_attention_forward(p["query"], p["value"], p["key"], scale=p["scale"],
                                           value_mask=vm)
-        return float(np.sum(rr["outputs"] * R1) + np.sum(rr["weights"] * R2))
+        return float(np.sum(rr["outputs"] * R1) + np.sum(rr["attention_scores"] * R2))
 
     grads = A.additive_attention_backward(r, R1, R2)
     fd_check(f, p, grads, sorted(grads))
@@ -809,7 +809,7 @@ def test_long_feature_axis_crosses_workspace_chunks():
                                      score_mode="concat",
                                      concat_score_weight=pc["concat_score_weight"],
                                      value_mask=vm)
-        return float(np.sum(rr["outputs"] * R1) + np.sum(rr["weights"] * R2))
+        return float(np.sum(rr["outputs"] * R1) + np.sum(rr["attention_scores"] * R2))
 
     fd_check(fc, pc, gc, ["scale", "concat_score_weight", "query"])
 
@@ -819,11 +819,11 @@ def test_additive_scalar_scale_gradient():
     p["scale"] = np.array(0.8)
     m = MASKS["all"]
     r = api_forward("additive", p, m)
-    R1, R2 = loss_and_seeds(r["outputs"].shape, r["weights"].shape)
+    R1, R2 = loss_and_seeds(r["outputs"].shape, r["attention_scores"].shape)
 
     def f():
         rr = api_forward("additive", p, m)
-        return float(np.sum(rr["outputs"] * R1) + np.sum(rr["weights"] * R2))
+        return float(np.sum(rr["outputs"] * R1) + np.sum(rr["attention_scores"] * R2))
 
     grads = api_backward("additive", r, R1, R2)
     assert grads["scale"].shape == ()

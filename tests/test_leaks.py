@@ -128,12 +128,12 @@ def _bahdanau_fwd_bwd():
 
 def _mha_fwd_bwd():
     s = ops.multi_head_attention_forward(Q, V, **MHA_W, use_causal_mask=True)
-    ops.multi_head_attention_backward(s, np.ones_like(s["output"]))
+    ops.multi_head_attention_backward(s, np.ones_like(s["outputs"]))
 
 
 def _rel_fwd_bwd():
     s = ops.relative_attention_forward(Q, V, **REL_W)
-    ops.relative_attention_backward(s, np.ones_like(s["output"]))
+    ops.relative_attention_backward(s, np.ones_like(s["outputs"]))
 
 
 def _sampling_fwd_bwd():

@@ -208,13 +208,15 @@ def test_ops_backward_matches_core_and_options():
     g = ops.lstm_backward(s, d_outputs=c.up["d_outputs"], d_h=c.up["d_h"], d_c=c.up["d_c"],
                           d_last_output=c.up["d_last"])
     want = c.backward()
-    assert set(g) == set(GRAD_NAMES)
+    assert set(g) == set(GRAD_NAMES) | {"initial_state"}
     for name in GRAD_NAMES:
         assert np.array_equal(g[name], want[name]), name
+    assert g["initial_state"][0] is g["h0"] and g["initial_state"][1] is g["c0"]
     # Without bias / initial state those gradients are None; float32 stays float32.
     s = ops.lstm_forward(c.x.astype(np.float32), c.W, c.U, save_act_c=False)
     g = ops.lstm_backward(s, d_last_output=np.ones((3, 4)))
     assert g["bias"] is None and g["h0"] is None and g["c0"] is None
+    assert g["initial_state"] is None
     assert g["x"].dtype == np.float32 and g["kernel"].shape == (3, 16)
 
 
@@ -237,7 +239,8 @@ def test_ops_backward_shape_errors():
         ops.lstm_backward(s, d_outputs=np.ones((3, 4)))
     with pytest.raises(attnlstm.errors.ShapeError, match=r"`d_h` must have shape \(3, 4\), got \(4, 3\)"):
         ops.lstm_backward(s, d_h=np.ones((4, 3)))
-    with pytest.raises(ValueError, match=r"`saved` must be the dict returned by ops.lstm_forward"):
+    with pytest.raises(TypeError, match=r"`saved` must be what ops.lstm_forward returned, got "
+                                        r"dict"):
         ops.lstm_backward({"hs": s["hs"]})
 
 

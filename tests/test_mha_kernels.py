@@ -214,14 +214,14 @@ def check_gradients(forward, backward, args, kwargs, names, eps=1e-5, seed=0, wi
     relative error would only measure the finite-difference noise."""
     r = forward(*args, **kwargs)
     rng = np.random.default_rng(seed)
-    G = rng.normal(size=r["output"].shape)
+    G = rng.normal(size=r["outputs"].shape)
     Gs = rng.normal(size=r["attention_scores"].shape) if with_scores else None
     grads = backward(r, G, Gs)
     args = list(args)
 
     def loss():
         rr = forward(*args, **kwargs)
-        val = np.sum(rr["output"] * G)
+        val = np.sum(rr["outputs"] * G)
         if Gs is not None:
             val += np.sum(rr["attention_scores"] * Gs)
         return val
@@ -316,7 +316,7 @@ def test_backward_float32_close_to_float64():
     x32 = {k: v.astype(np.float32) for k, v in x.items()}
     w32 = {k: v.astype(np.float32) for k, v in w.items()}
     r32 = M.multi_head_attention_forward(x32["query"], x32["value"], x32["key"], **w32)
-    G = rng.normal(size=r64["output"].shape)
+    G = rng.normal(size=r64["outputs"].shape)
     g64 = M.multi_head_attention_backward(r64, G)
     g32 = M.multi_head_attention_backward(r32, G.astype(np.float32))
     # The key bias only shifts whole score rows, so its exact gradient is 0: compare every
@@ -416,9 +416,9 @@ def test_error_fully_masked_and_backward_shapes():
         _call(fully_masked="mean")
     rng, x, w = make_case(seed=32)
     r = M.multi_head_attention_forward(x["query"], x["value"], x["key"], **w)
-    with pytest.raises(ShapeError, match=r"`d_out` must have shape \(2, 4, 5\), got \(2, 4\)"):
+    with pytest.raises(ShapeError, match=r"`d_outputs` must have shape \(2, 4, 5\), got \(2, 4\)"):
         M.multi_head_attention_backward(r, np.zeros((2, 4)))
-    with pytest.raises(ShapeError, match=r"`d_scores` must have shape \(2, 2, 4, 5\)"):
+    with pytest.raises(ShapeError, match=r"`d_attention_scores` must have shape \(2, 2, 4, 5\)"):
         M.multi_head_attention_backward(r, np.zeros((2, 4, 5)), np.zeros((2, 4, 5)))
 
 

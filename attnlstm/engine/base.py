@@ -523,15 +523,15 @@ class Layer:
         return input_shape
 
     def compute_mask(self, inputs, mask=None):
-        """The output's Keras mask (NumPy) given the input's; None when there is none."""
+        """The output's Keras mask given the input's (``mask``: one per input, None where an
+        input has none), or None when the output has none. One rule for both modes, as Keras 3:
+        on arrays it returns a NumPy bool array; when a model is built it gets
+        :class:`~attnlstm.KerasTensor` inputs and masks and returns a symbolic mask, so write it
+        with :mod:`attnlstm.ops` functions and operators. A layer with several outputs returns a
+        list (one mask or None per output) or one mask shared by all."""
         if not self.supports_masking:
             return None
         return mask
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        """Symbolic counterpart of compute_mask: does each output carry a mask?"""
-        any_mask = self.supports_masking and any(flatten(input_has_mask))
-        return map_shapes(lambda _: any_mask, output_structure)
 
     def validate_call(self, input_shape, **kwarg_shapes):
         """Check the shapes of tensor keyword arguments (masks, states) against the inputs.
@@ -770,13 +770,17 @@ class Layer:
             output_shape = map_structure(lambda t: t.shape, traced)
         else:
             _, output_shape = self._check_and_build(inputs, kwargs)
-        mask_in = map_structure(lambda t: isinstance(t, KerasTensor) and t.has_mask, inputs) \
-            if isinstance(inputs, (list, tuple)) else (isinstance(inputs, KerasTensor) and inputs.has_mask)
+        mask_in = map_structure(_symbolic_mask, inputs) \
+            if isinstance(inputs, (list, tuple)) else _symbolic_mask(inputs)
         if "mask" in kwargs and kwargs["mask"] is not None:
-            mask_in = map_structure(lambda m: m is not None, kwargs["mask"]) \
-                if isinstance(kwargs["mask"], (list, tuple)) else True
+            mask_in = kwargs["mask"]
         out_struct = _shape_structure(output_shape)
-        flags = self.compute_mask_flags(mask_in, out_struct)
+        with tracing(self):
+            try:
+                out_masks = self.compute_mask(inputs, mask_in)
+            except ShapeError as err:
+                raise err.with_traceback(None) from None
+        flags = _mask_structure(out_masks, out_struct)
         inner = current_layer() is not None   # inside another layer's symbolic call: no node
         node = None if inner else Node(self, args, kwargs, None)
         dtype = self._output_dtype(inputs)
@@ -786,7 +790,8 @@ class Layer:
         counter = [0]
 
         def make(shape_and_flag):
-            shape, flag = shape_and_flag
+            shape, mask = shape_and_flag
+            flag = mask is not None
             k = counter[0]
             if traced_leaves is not None:
                 t0 = traced_leaves[k]
@@ -795,6 +800,7 @@ class Layer:
             else:
                 t = KerasTensor(shape, dtype, layer=self, node=node, index=k, has_mask=flag,
                                 batch_axis=in_batch if in_batch < len(shape) else 0)
+            t.keras_mask = mask if isinstance(mask, KerasTensor) else None
             counter[0] += 1
             return t
 
@@ -1041,6 +1047,35 @@ def map_shapes(fn, shapes):
     if isinstance(shapes, dict):
         return {k: map_shapes(fn, v) for k, v in shapes.items()}
     return fn(shapes)
+
+
+def _symbolic_mask(t):
+    """The Keras mask a KerasTensor carries, as a symbolic bool tensor, or None."""
+    if not isinstance(t, KerasTensor) or not t.has_mask:
+        return None
+    if t.keras_mask is not None:
+        return t.keras_mask
+    # a mask with no recorded tensor (e.g. a tensor made with has_mask=True): a time mask
+    shape = t.shape[:2] if len(t.shape) >= 3 else t.shape
+    return KerasTensor(shape, "bool", batch_axis=t.batch_axis)
+
+
+def output_masks(masks, n):
+    """`compute_mask`'s result as one mask (or None) per output, for `n` outputs (Keras 3's
+    rule: the flattened masks are zipped with the flattened outputs, missing ones are None).
+    One output given a list of masks (a list-input layer's default) takes the first one."""
+    flat = flatten(masks) if isinstance(masks, (list, tuple, dict)) else [masks]
+    if n == 1:
+        return [next((m for m in flat if m is not None), None)]
+    return (list(flat) + [None] * n)[:n]
+
+
+def _mask_structure(masks, shapes):
+    """`compute_mask`'s result laid out as the output structure of shapes."""
+    leaves = []
+    map_shapes(leaves.append, shapes)
+    flat = iter(output_masks(masks, len(leaves)))
+    return map_shapes(lambda _: next(flat), shapes)
 
 
 def _zip_structure(shapes, flags, fn):

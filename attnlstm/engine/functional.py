@@ -10,8 +10,8 @@ from .. import backend
 from ..errors import format_shape, shape_error
 from ..saving.model_mixin import ModelFileMixin
 from .trainer import Trainer
-from .base import (Grads, Input, InputLayer, KerasTensor, Layer, add_grad, flatten,
-                   map_structure)
+from .base import (Grads, Input, InputLayer, KerasTensor, Layer, _symbolic_mask, add_grad,
+                   flatten, map_structure, output_masks)
 
 __all__ = ["Model", "Sequential"]
 
@@ -224,10 +224,10 @@ class Model(ModelFileMixin, Trainer, Layer):
         self._check_inputs([_Shape(shp) for shp in shapes])
         return map_structure(lambda t: t.shape, self._outputs_struct)
 
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        return map_structure(lambda t: t.has_mask, self._outputs_struct)
-
     def compute_mask(self, inputs, mask=None):
+        if any(isinstance(t, KerasTensor) for t in flatten(inputs)):
+            # building an outer model: the masks the inner graph's outputs carry
+            return map_structure(_symbolic_mask, self._outputs_struct)
         return self._last_output_masks
 
     # -- running --------------------------------------------------------------------------------
@@ -269,11 +269,7 @@ class Model(ModelFileMixin, Trainer, Layer):
             out_mask = layer.compute_mask(inputs0, in_mask)
             outs = flatten(node.outputs)
             out_vals = flatten(out) if isinstance(node.outputs, (list, tuple, dict)) else [out]
-            if isinstance(out_mask, list) and isinstance(node.outputs, (list, tuple)):
-                out_masks = flatten(out_mask) if len(flatten(out_mask)) == len(outs) else \
-                    [None] * len(outs)
-            else:
-                out_masks = [out_mask] * len(outs)
+            out_masks = output_masks(out_mask, len(outs))
             for t, v, m in zip(outs, out_vals, out_masks):
                 values[id(t)] = v
                 masks[id(t)] = m if t.has_mask else None

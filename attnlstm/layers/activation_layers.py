@@ -7,14 +7,13 @@ import numpy as np
 from .. import backend, initializers
 from ..engine.base import Grads, Layer
 from ..errors import shape_error
-from .convolutional import pass_mask_flags, serialize_object
+from .convolutional import serialize_object
 
 __all__ = ["LeakyReLU", "PReLU", "ELU", "ReLU"]
 
 
 class _Elementwise(Layer):
     supports_masking = True
-    compute_mask_flags = pass_mask_flags
 
     def call(self, inputs):
         return self.forward(inputs)[0]
@@ -201,7 +200,6 @@ class PReLU(Layer):
         (2, 5, 3)
     """
     supports_masking = True
-    compute_mask_flags = pass_mask_flags
 
     def __init__(self, alpha_initializer="Zeros", alpha_regularizer=None, alpha_constraint=None,
                  shared_axes=None, **kwargs):

@@ -22,6 +22,8 @@ from ..ops import mha as mops
 from .. import backend, constraints, initializers, regularizers
 from ..engine.base import Grads, Layer
 from ..errors import format_shape, shape_error
+from ..ops import core as _ops
+from .core import set_kernel_args
 
 __all__ = ["Attention", "AdditiveAttention", "MultiHeadAttention", "BahdanauAttention",
            "LuongAttention", "AttentionPooling", "RelativeMultiHeadAttention"]
@@ -108,7 +110,7 @@ class _BaseAttention(Layer):
       the dropped weights) and the kernel the softmax and everything before it, from the
       weights' gradient alone.
 
-    Subclasses define ``_kernel_backward(saved, d_out, d_weights) -> dict``,
+    Subclasses define ``_kernel_backward(saved, d_outputs, d_attention_scores) -> dict``,
     ``_dropped_output`` / ``_dropped_backward`` (the value path) and ``_grads``.
     """
     supports_masking = True
@@ -152,14 +154,7 @@ class _BaseAttention(Layer):
         """The query's mask (Keras: Attention, MultiHeadAttention); none for the scores."""
         if mask is None or not isinstance(mask, (list, tuple)) or mask[0] is None:
             return None
-        return np.asarray(mask[0], bool)
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        first = input_has_mask[0] if isinstance(input_has_mask, list) and input_has_mask \
-            else False
-        if isinstance(output_structure, list):
-            return [bool(first), False]
-        return bool(first)
+        return _ops.cast(mask[0], "bool")
 
     # -- dropout on the weights, forward and backward --------------------------------------------
 
@@ -262,7 +257,7 @@ class _ListAttention(_BaseAttention):
         return q, v, k, qm, vm
 
     def _finish_list(self, r, n_inputs, training, return_attention_scores):
-        return self._finish(r, r["outputs"], r["weights"], training, return_attention_scores,
+        return self._finish(r, r["outputs"], r["attention_scores"], training, return_attention_scores,
                             n_inputs=n_inputs)
 
     def _dropped_output(self, r, dropped, out, ctx):
@@ -351,8 +346,8 @@ class Attention(_ListAttention):
             name=f"Attention '{self.name}'")
         return self._finish_list(r, len(inputs), training, return_attention_scores)
 
-    def _kernel_backward(self, saved, d_out, d_weights):
-        return aops.dot_attention_backward(saved, d_out, d_weights)
+    def _kernel_backward(self, saved, d_outputs, d_attention_scores):
+        return aops.dot_attention_backward(saved, d_outputs, d_attention_scores)
 
     def _weight_names(self):
         out = []
@@ -405,8 +400,8 @@ class AdditiveAttention(_ListAttention):
             name=f"AdditiveAttention '{self.name}'")
         return self._finish_list(r, len(inputs), training, return_attention_scores)
 
-    def _kernel_backward(self, saved, d_out, d_weights):
-        return aops.additive_attention_backward(saved, d_out, d_weights)
+    def _kernel_backward(self, saved, d_outputs, d_attention_scores):
+        return aops.additive_attention_backward(saved, d_outputs, d_attention_scores)
 
     def _weight_names(self):
         return [(self.scale, "scale")] if self.scale is not None else []
@@ -428,12 +423,8 @@ class _KernelArgs:
     def _init_kernel_args(self, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                           kernel_regularizer=None, bias_regularizer=None,
                           kernel_constraint=None, bias_constraint=None):
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        set_kernel_args(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                        bias_regularizer, kernel_constraint, bias_constraint)
 
     def _kernel(self, name, shape):
         return self.add_weight(shape=shape, name=name, initializer=self.kernel_initializer,
@@ -539,12 +530,8 @@ class MultiHeadAttention(_MultiArgLayer, _BaseAttention):
         self.value_dim = int(value_dim) if value_dim is not None else self.key_dim
         self.use_bias = use_bias
         self._output_dim = output_shape
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        set_kernel_args(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                        bias_regularizer, kernel_constraint, bias_constraint)
         # As Keras, the activity penalty is on each projection's output (the query, key, value
         # and output EinsumDense sub-layers), not only on the layer's output.
         self.projection_activity_regularizer = regularizers.get(activity_regularizer)
@@ -642,7 +629,7 @@ class MultiHeadAttention(_MultiArgLayer, _BaseAttention):
 
     def _mha_finish(self, r, training, return_attention_scores, key_given):
         """Dropout on the weights (training), then ``(outputs, ctx)`` for :meth:`backward`."""
-        outputs, ctx = self._finish(r, r["output"], r["attention_scores"], training,
+        outputs, ctx = self._finish(r, r["outputs"], r["attention_scores"], training,
                                     return_attention_scores, key_given=key_given, context=None)
         ctx["activity"] = self._projection_activity(r, ctx["outputs"][0])
         return outputs, ctx
@@ -682,8 +669,8 @@ class MultiHeadAttention(_MultiArgLayer, _BaseAttention):
             g["value"] = g["value"] + np.einsum("btnh,dnh->btd", d_v, Wv)
         return d_dropped, finish
 
-    def _kernel_backward(self, saved, d_out, d_weights):
-        return mops.multi_head_attention_backward(saved, d_out, d_weights)
+    def _kernel_backward(self, saved, d_outputs, d_attention_scores):
+        return mops.multi_head_attention_backward(saved, d_outputs, d_attention_scores)
 
     def _context(self, weights, r):
         """Per-head context `(B, Tq, NH, HSv)` of (dropped) attention weights."""
@@ -810,9 +797,6 @@ class _QueryValuesAttention(_KernelArgs, _MultiArgLayer):
     def compute_mask(self, inputs, mask=None):
         return [None, None]
 
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        return [False, False]
-
 
 class BahdanauAttention(_QueryValuesAttention):
     """Additive attention with learned projections (Bahdanau, Cho & Bengio 2015), the layer
@@ -888,10 +872,10 @@ class BahdanauAttention(_QueryValuesAttention):
             q, v, self.W1_kernel.value, self.W2_kernel.value, self.V_kernel.value[:, 0],
             self.W1_bias.value, self.W2_bias.value, value_mask=vm, dtype=self.dtype,
             name=f"BahdanauAttention '{self.name}'")
-        return [r["outputs"], r["weights"]], r
+        return [r["outputs"], r["attention_scores"]], r
 
     def backward(self, ctx, d_outputs, need_input_grad=True):
-        d_out, d_w = _split_d(d_outputs, True, [ctx["outputs"], ctx["weights"]])
+        d_out, d_w = _split_d(d_outputs, True, [ctx["outputs"], ctx["attention_scores"]])
         g = aops.bahdanau_attention_backward(ctx, d_out, d_w)
         weights = {self.W1_kernel: g["W1"], self.W1_bias: g["b1"], self.W2_kernel: g["W2"],
                    self.W2_bias: g["b2"], self.V_kernel: g["V"][:, None],
@@ -979,14 +963,14 @@ class LuongAttention(_QueryValuesAttention):
             W = self.W_a.value
             r = aops.bahdanau_attention_forward(q, v, W[Dq:], W[:Dq], self.v_a.value,
                                                 value_mask=vm, dtype=self.dtype, name=name)
-            out, w = r["outputs"], r["weights"]
+            out, w = r["outputs"], r["attention_scores"]
             return [out, w], {"saved": r, "outputs": [out, w]}
         q3 = q[:, None, :] if single else q
         q_in = q3
         if self.score == "general":
             q3 = np.matmul(q3, self.W_a.value)
         r = aops.dot_attention_forward(q3, v, v, value_mask=vm, dtype=self.dtype, name=name)
-        out, w = r["outputs"], r["weights"]
+        out, w = r["outputs"], r["attention_scores"]
         if single:
             out, w = out[:, 0], w[:, 0]
         return [out, w], {"saved": r, "outputs": [out, w], "single": single, "query": q_in}
@@ -1104,7 +1088,7 @@ class AttentionPooling(_KernelArgs, Layer):
         r = aops.additive_attention_forward(zero_q, h, keys, scale=self.context.value,
                                             value_mask=mask, dtype=self.dtype,
                                             name=f"AttentionPooling '{self.name}'")
-        out, w = r["outputs"][:, 0], r["weights"][:, 0]
+        out, w = r["outputs"][:, 0], r["attention_scores"][:, 0]
         outputs = [out, w] if self.return_attention_scores else out
         return outputs, {"saved": r, "outputs": [out, w]}
 
@@ -1123,9 +1107,6 @@ class AttentionPooling(_KernelArgs, Layer):
 
     def compute_mask(self, inputs, mask=None):
         return [None, None] if self.return_attention_scores else None
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        return [False, False] if self.return_attention_scores else False
 
     def get_config(self):
         cfg = super().get_config()

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import activations, initializers
-from ..engine.base import Grads, Layer, flatten
+from ..engine.base import Grads, KerasTensor, Layer, flatten
 from ..errors import format_shape, shape_error
 from .core import _apply_activation
 
@@ -104,22 +104,16 @@ def scatter_windows(d_windows, padded_len, stride, dilation=1):
     return out
 
 
-def warn_mask_dropped(layer, input_has_mask):
-    """Keras 3 warns when a layer without mask support receives a masked input."""
-    if any(flatten(input_has_mask)):
+def warn_mask_dropped(layer, inputs, mask):
+    """Keras 3 warns when a layer without mask support receives a masked input (said once,
+    when the model is built: `inputs` symbolic)."""
+    if any(m is not None for m in flatten(mask)) and \
+            any(isinstance(t, KerasTensor) for t in flatten(inputs)):
         warnings.warn(
             f"Layer '{layer.name}' (of type {type(layer).__name__}) was passed an input with a "
             f"mask attached to it. However, this layer does not support masking and will "
             f"therefore destroy the mask information. Downstream layers will not see the mask.",
             UserWarning, stacklevel=4)
-
-
-def pass_mask_flags(layer, input_has_mask, output_structure):
-    """compute_mask_flags of a one-output layer whose output carries its input's mask.
-
-    (A bool for the one output shape; mapping over the shape tuple would flag every output.)
-    """
-    return any(flatten(input_has_mask))
 
 
 def serialize_object(obj):
@@ -330,11 +324,8 @@ class _Conv1DBase(Layer):
         else:
             self.bias = None
 
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        warn_mask_dropped(self, input_has_mask)
-        return False
-
     def compute_mask(self, inputs, mask=None):
+        warn_mask_dropped(self, inputs, mask)
         return None
 
     # -- activation and bias, and their gradients -----------------------------------------------

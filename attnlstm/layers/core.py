@@ -10,6 +10,7 @@ from ..engine import autodiff
 from ..engine.base import Grads, KerasTensor, Layer, _is_shape, flatten, map_structure
 from ..ops._symbolic import tracing
 from ..errors import format_shape, shape_error
+from ..ops import core as _ops
 
 __all__ = ["Dense", "Activation", "Softmax", "Dropout", "Masking", "Embedding", "Lambda",
            "softmax_checked"]
@@ -50,6 +51,19 @@ def _apply_activation(layer, fn, x):
     if fn is activations.softmax:
         return softmax_checked(x, -1, layer)
     return fn(x)
+
+
+def set_kernel_args(layer, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                    kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                    bias_constraint=None):
+    """Resolve a layer's kernel/bias initializer, regularizer and constraint identifiers
+    (Keras' ``get`` rules) onto the layer's attributes of those names."""
+    layer.kernel_initializer = initializers.get(kernel_initializer)
+    layer.bias_initializer = initializers.get(bias_initializer)
+    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
+    layer.bias_regularizer = regularizers.get(bias_regularizer)
+    layer.kernel_constraint = constraints.get(kernel_constraint)
+    layer.bias_constraint = constraints.get(bias_constraint)
 
 
 class Dense(Layer):
@@ -101,12 +115,8 @@ class Dense(Layer):
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        set_kernel_args(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                        bias_regularizer, kernel_constraint, bias_constraint)
 
     def build(self, input_shape):
         self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel",
@@ -336,14 +346,18 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             return inputs, None
         x = np.asarray(inputs)
-        shape = x.shape
-        if self.noise_shape is not None:
-            shape = tuple(x.shape[i] if s is None else s for i, s in enumerate(self.noise_shape))
+        shape = self._noise_shape(x)
         if self.rate >= 1:
             scale = np.zeros(shape, x.dtype)
         else:
             scale = ((self._rng.random(shape) >= self.rate) / (1.0 - self.rate)).astype(x.dtype)
         return x * scale, scale
+
+    def _noise_shape(self, x):
+        """The shape of the keep-mask, broadcast over `x` (Keras' ``noise_shape``)."""
+        if self.noise_shape is None:
+            return x.shape
+        return tuple(x.shape[i] if s is None else s for i, s in enumerate(self.noise_shape))
 
     def backward(self, ctx, d_outputs, need_input_grad=True):
         if ctx is None:
@@ -381,7 +395,7 @@ class Masking(Layer):
         return input_shape
 
     def _mask(self, x):
-        return np.any(np.asarray(x) != self.mask_value, axis=-1)
+        return _ops.any(_ops.not_equal(x, self.mask_value), axis=-1)
 
     def call(self, inputs):
         return self.forward(inputs)[0]
@@ -395,9 +409,6 @@ class Masking(Layer):
 
     def compute_mask(self, inputs, mask=None):
         return self._mask(inputs)
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        return True
 
     def get_config(self):
         cfg = super().get_config()
@@ -499,10 +510,7 @@ class Embedding(Layer):
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
             return None
-        return np.asarray(inputs) != 0
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        return bool(self.mask_zero)
+        return _ops.not_equal(inputs, 0)
 
     def get_config(self):
         cfg = super().get_config()

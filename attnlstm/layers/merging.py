@@ -3,6 +3,7 @@ import numpy as np
 
 from ..engine.base import Grads, Layer
 from ..errors import format_shape, shape_error
+from ..ops import core as _ops
 
 __all__ = ["Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Dot"]
 
@@ -70,14 +71,10 @@ class _Merge(Layer):
             return None
         if any(m is None for m in mask):
             return None
-        out = np.asarray(mask[0], bool)
+        out = _ops.cast(mask[0], "bool")
         for m in mask[1:]:
-            out = np.logical_or(out, m)
+            out = _ops.logical_or(out, m)
         return out
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        flags = input_has_mask if isinstance(input_has_mask, list) else [input_has_mask]
-        return bool(flags) and all(flags)
 
     def call(self, inputs, mask=None):
         return self.forward(inputs, mask)[0]
@@ -326,18 +323,14 @@ class Concatenate(Layer):
             return None
         masks = []
         for x, m in zip(inputs, mask):
-            x = np.asarray(x)
             if m is None:
-                masks.append(np.ones(x.shape, bool))
-            elif np.ndim(m) < x.ndim:
-                masks.append(_expand_mask(m, x))
+                masks.append(_ops.ones_like(x, dtype="bool"))
+            elif _ops.ndim(m) < _ops.ndim(x):
+                masks.append(_ops.broadcast_to(_ops.expand_dims(_ops.cast(m, "bool"), -1),
+                                               _ops.shape(x)))
             else:
-                masks.append(np.asarray(m, bool))
-        return np.any(np.concatenate(masks, axis=self.axis), axis=-1)
-
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        flags = input_has_mask if isinstance(input_has_mask, list) else [input_has_mask]
-        return any(flags)
+                masks.append(_ops.cast(m, "bool"))
+        return _ops.any(_ops.concatenate(masks, axis=self.axis), axis=-1)
 
     def get_config(self):
         cfg = super().get_config()

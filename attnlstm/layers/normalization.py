@@ -10,7 +10,7 @@ import numpy as np
 from .. import initializers
 from ..engine.base import Grads, Layer
 from ..errors import format_shape, shape_error
-from .convolutional import pass_mask_flags, serialize_object
+from .convolutional import serialize_object
 
 __all__ = ["LayerNormalization", "BatchNormalization"]
 
@@ -60,7 +60,6 @@ class LayerNormalization(Layer):
         (2, 3)
     """
     supports_masking = True
-    compute_mask_flags = pass_mask_flags
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
@@ -247,7 +246,6 @@ class BatchNormalization(Layer):
         (4, 3)
     """
     supports_masking = True
-    compute_mask_flags = pass_mask_flags
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",

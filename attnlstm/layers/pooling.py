@@ -53,9 +53,6 @@ class _GlobalPooling1D(Layer):
         d = np.asarray(d)
         return d if self.keepdims else np.expand_dims(d, self._time_axis)
 
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        return False
-
     def get_config(self):
         cfg = super().get_config()
         cfg.update(data_format=self.data_format, keepdims=self.keepdims)
@@ -188,11 +185,8 @@ class _Pooling1D(Layer):
         out[t_axis] = t_out
         return tuple(out)
 
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        warn_mask_dropped(self, input_has_mask)
-        return False
-
     def compute_mask(self, inputs, mask=None):
+        warn_mask_dropped(self, inputs, mask)
         return None
 
     def _to_last(self, x):

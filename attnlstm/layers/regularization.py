@@ -1,9 +1,7 @@
 """Regularization layers beyond Dropout: SpatialDropout1D (Keras 3 semantics)."""
 import numpy as np
 
-from ..engine.base import Grads
 from ..errors import shape_error
-from .convolutional import pass_mask_flags
 from .core import Dropout
 
 __all__ = ["SpatialDropout1D"]
@@ -33,7 +31,6 @@ class SpatialDropout1D(Dropout):
         (2, 3, 4)
     """
 
-    compute_mask_flags = pass_mask_flags
 
     def __init__(self, rate, seed=None, name=None, dtype=None, **kwargs):
         if "noise_shape" in kwargs:
@@ -51,19 +48,8 @@ class SpatialDropout1D(Dropout):
                               hint)
         return input_shape
 
-    def forward(self, inputs, training=False):
-        if not training or self.rate == 0:
-            return inputs, None
-        x = np.asarray(inputs)
-        shape = (x.shape[0], 1, x.shape[2])
-        if self.rate >= 1:
-            scale = np.zeros(shape, x.dtype)
-        else:
-            scale = ((self._rng.random(shape) >= self.rate) / (1.0 - self.rate)).astype(x.dtype)
-        return x * scale, scale
-
-    def backward(self, ctx, d_outputs, need_input_grad=True):
-        return Grads(d_outputs if ctx is None else d_outputs * ctx)
+    def _noise_shape(self, x):
+        return (x.shape[0], 1, x.shape[2])     # one draw per (sample, channel)
 
     def get_config(self):
         # Keras' BaseSpatialDropout config: rate, seed, name, dtype (no noise_shape).

@@ -200,11 +200,8 @@ class _TimeAxisLayer(Layer):
                         f"feature axis, e.g. x[..., None].")
             raise shape_error(self, "inputs", expected, input_shape, hint)
 
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        warn_mask_dropped(self, input_has_mask)
-        return False
-
     def compute_mask(self, inputs, mask=None):
+        warn_mask_dropped(self, inputs, mask)
         return None
 
     def call(self, inputs):

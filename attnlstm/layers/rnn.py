@@ -197,12 +197,6 @@ class RNN(Layer):
             return [out_mask] + [None] * len(self.state_names)
         return out_mask
 
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        flag = bool(input_has_mask) and self.return_sequences
-        if self.return_state:
-            return [flag] + [False] * len(self.state_names)
-        return flag
-
     # -- the cell: subclasses -----------------------------------------------------------------
 
     def run_forward(self, x, mask, initial_state, dp_mask, rec_mask, save):

@@ -277,14 +277,6 @@ class Bidirectional(Layer):
             return (out if isinstance(out, list) else [out]) + [None] * n
         return out
 
-    def compute_mask_flags(self, input_has_mask, output_structure):
-        flag = bool(input_has_mask) and self.return_sequences
-        out = [flag, flag] if self.merge_mode is None else flag
-        if self.return_state:
-            n = len(self.forward_layer.state_names) + len(self.backward_layer.state_names)
-            return (out if isinstance(out, list) else [out]) + [False] * n
-        return out
-
     def call(self, inputs, mask=None, initial_state=None, training=False):
         return self._run(inputs, mask, initial_state, training, record=False)[0]
 

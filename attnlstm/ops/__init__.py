@@ -19,7 +19,7 @@ Every function takes array-likes, checks shapes (raising :class:`attnlstm.ShapeE
 Modules: :mod:`._checks` (shared argument checks), :mod:`.lstm`, :mod:`.gru`, :mod:`.attention`, :mod:`.mha`,
 :mod:`.vae` (the kernel families), :mod:`.core` (the Keras-named ops and their three modes).
 """
-from ._checks import float_dtype
+from ._checks import Saved, float_dtype
 from ._symbolic import KerasTensor
 from .core import *  # noqa: F401,F403  (the keras.ops names)
 from .core import __all__ as _core_all
@@ -39,6 +39,7 @@ from .vae import (
 
 __all__ = [
     "lstm", "lstm_forward", "lstm_backward", "gru", "gru_forward", "gru_backward", "float_dtype",
+    "Saved",
     "sampling", "sampling_forward", "sampling_backward", "kl_divergence",
     "kl_divergence_backward", "reconstruction_loss", "reconstruction_loss_backward",
     "gaussian_nll", "gaussian_nll_backward",

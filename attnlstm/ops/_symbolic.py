@@ -93,6 +93,8 @@ class KerasTensor:
         batch_axis: which axis holds the samples (0 for Input and layer outputs), or None.
         has_mask: whether a Keras mask travels with it (from Masking, Embedding(mask_zero=True),
             or a mask-propagating layer).
+        keras_mask: that mask as a symbolic bool tensor (what the producing layer's
+            ``compute_mask`` returned), or None.
     """
 
     # Operators with a NumPy array on the left come here (ndarray defers to a higher priority).
@@ -106,6 +108,7 @@ class KerasTensor:
         self._node = node
         self._index = index
         self.has_mask = bool(has_mask)
+        self.keras_mask = None
         self.name = name or (layer.name if layer is not None else "keras_tensor")
         self.batch_axis = batch_axis if (batch_axis is not None and len(self.shape) > 0) else None
 

@@ -33,7 +33,8 @@ from .. import _core
 from .._limits import check_blas_sizes
 from ..errors import format_shape, shape_error
 from ._autograd import boxed, traced
-from ._checks import as_c as _as, float_dtype, grad_array as _grad_array
+from ._checks import (Saved, as_c as _as, attention_grads, attention_results, float_dtype,
+                      key_value_grads)
 
 __all__ = [
     "MASK_PENALTY",
@@ -52,6 +53,10 @@ _HINT_2D_QUERY = ("attention reads a sequence of queries; for a single decoder s
                   "ops.bahdanau_attention, which takes a (batch, Dq) query, or add a time "
                   "axis: query[:, None, :].")
 
+
+
+_RENAMED_KEYS = {"weights": "attention_scores"}
+_RENAMED_GRADS = {"d_out": "d_outputs", "d_weights": "d_attention_scores"}
 
 
 def _sequence(name, arg, a, axes, hint=None):
@@ -136,9 +141,10 @@ def dot_attention_forward(query, value, key=None, *, scale=None, score_mode="dot
                           name="ops.dot_attention"):
     """Keras ``Attention`` forward, returning everything the backward pass needs.
 
-    Same arguments as :func:`dot_attention`. Returns a dict with ``outputs`` (B,Tq,Dv),
-    ``weights`` (B,Tq,Tv) and the saved inputs (``query``, ``key``, ``value``,
-    ``query_mask``, ``scale``, ``concat_score_weight``, ...), all in the compute dtype.
+    Same arguments as :func:`dot_attention`. Returns a :class:`~attnlstm.ops.Saved` with
+    ``outputs`` (B,Tq,Dv), ``attention_scores`` (B,Tq,Tv) and the saved inputs (``query``,
+    ``key``, ``value``, ``query_mask``, ``scale``, ``concat_score_weight``, ...), all in the
+    compute dtype.
     """
     if score_mode not in _SCORE_MODES:
         raise ValueError("Invalid value for argument score_mode. Expected one of "
@@ -153,13 +159,13 @@ def dot_attention_forward(query, value, key=None, *, scale=None, score_mode="dot
                         else _scalar(name, "concat_score_weight", concat_score_weight))
     out, weights = _core.dot_attention_forward(
         q, k, v, qm, vm, am, bool(use_causal_mask), s_val, cw_val, _SCORE_MODES[score_mode])
-    return {
-        "outputs": out, "weights": weights,
+    return Saved("ops.dot_attention_forward", {
+        "outputs": out, "attention_scores": weights,
         "query": q, "key": k, "value": v, "key_is_value": key is None,
         "query_mask": qm, "scale": s_val, "scale_shape": s_shape,
         "concat_score_weight": cw_val, "concat_score_weight_shape": cw_shape,
         "score_mode": score_mode, "name": name,
-    }
+    }, _RENAMED_KEYS)
 
 
 def dot_attention(query, value, key=None, *, scale=None, score_mode="dot",
@@ -206,7 +212,7 @@ def dot_attention(query, value, key=None, *, scale=None, score_mode="dot",
         out, weights = traced(
             dot_attention_forward, dot_attention_backward,
             {"query": query, "value": value, "key": key, "scale": scale,
-             "concat_score_weight": concat_score_weight}, ("outputs", "weights"),
+             "concat_score_weight": concat_score_weight}, ("outputs", "attention_scores"),
             score_mode=score_mode, query_mask=query_mask, value_mask=value_mask,
             attention_mask=attention_mask, use_causal_mask=use_causal_mask, dtype=dtype)
         return (out, weights) if return_attention_scores else out
@@ -214,34 +220,27 @@ def dot_attention(query, value, key=None, *, scale=None, score_mode="dot",
                               concat_score_weight=concat_score_weight, query_mask=query_mask,
                               value_mask=value_mask, attention_mask=attention_mask,
                               use_causal_mask=use_causal_mask, dtype=dtype)
-    if return_attention_scores:
-        return r["outputs"], r["weights"]
-    return r["outputs"]
+    return attention_results(r, return_attention_scores)
 
 
-def dot_attention_backward(saved, d_out, d_weights=None):
-    """Gradients of :func:`dot_attention` given ``d_out`` (B,Tq,Dv) and optionally
-    ``d_weights`` (B,Tq,Tv) (the gradient with respect to the returned weights).
+def dot_attention_backward(saved, d_outputs=None, d_attention_scores=None, **deprecated):
+    """Gradients of :func:`dot_attention` given ``d_outputs`` (B,Tq,Dv) (None: zeros) and
+    optionally ``d_attention_scores`` (B,Tq,Tv) (the gradient with respect to the returned
+    weights). The old names ``d_out`` and ``d_weights`` still work, with a DeprecationWarning.
 
-    ``saved`` is the dict from :func:`dot_attention_forward`. Returns a dict keyed by
-    argument name: ``query``, ``value``, ``key`` (only when a key was passed; otherwise the
+    ``saved`` is what :func:`dot_attention_forward` returned (else TypeError). Returns a dict
+    keyed by argument name: ``query``, ``value``, ``key`` (only when a key was passed; otherwise the
     key path is added into ``value``), ``scale`` (when a scale was given) and
     ``concat_score_weight`` (concat mode).
     """
-    name = saved["name"] + "_backward"
-    w = saved["weights"]
+    d_out, dw = attention_grads("ops.dot_attention", saved, deprecated, _RENAMED_GRADS,
+                                d_outputs, d_attention_scores)
+    w = saved["attention_scores"]
     dt = w.dtype
-    d_out = _grad_array(name, "d_out", d_out, saved["outputs"].shape, dt)
-    dw = None if d_weights is None else _grad_array(name, "d_weights", d_weights, w.shape, dt)
     dq, dk, dv, dscale, dcw = _core.dot_attention_backward(
         d_out, dw, w, saved["query"], saved["key"], saved["value"], saved["query_mask"],
         saved["scale"], saved["concat_score_weight"], _SCORE_MODES[saved["score_mode"]])
-    grads = {"query": dq}
-    if saved["key_is_value"]:
-        grads["value"] = dv + dk
-    else:
-        grads["value"] = dv
-        grads["key"] = dk
+    grads = key_value_grads({"query": dq}, dk, dv, saved["key_is_value"])
     if saved["scale_shape"] is not None:
         grads["scale"] = np.full(saved["scale_shape"], dscale, dtype=dt)
     if saved["score_mode"] == "concat":
@@ -256,8 +255,8 @@ def additive_attention_forward(query, value, key=None, *, scale=None, query_mask
                                dtype=None, name="ops.additive_attention"):
     """``keras.layers.AdditiveAttention`` forward, returning everything the backward needs.
 
-    Same arguments as :func:`additive_attention`. Returns a dict with ``outputs``,
-    ``weights`` and the saved inputs.
+    Same arguments as :func:`additive_attention`. Returns a :class:`~attnlstm.ops.Saved`
+    with ``outputs``, ``attention_scores`` and the saved inputs.
     """
     dt = float_dtype(dtype, query, value, key)
     q, k, v = _qkv(name, query, value, key, dt, "dim")
@@ -277,11 +276,11 @@ def additive_attention_forward(query, value, key=None, *, scale=None, query_mask
         s = _as(s, dt)
     out, weights = _core.additive_attention_forward(q, k, v, s, qm, vm, am,
                                                     bool(use_causal_mask))
-    return {
-        "outputs": out, "weights": weights,
+    return Saved("ops.additive_attention_forward", {
+        "outputs": out, "attention_scores": weights,
         "query": q, "key": k, "value": v, "key_is_value": key is None,
         "query_mask": qm, "scale": s, "scale_shape": s_shape, "name": name,
-    }
+    }, _RENAMED_KEYS)
 
 
 def additive_attention(query, value, key=None, *, scale=None, query_mask=None,
@@ -316,35 +315,28 @@ def additive_attention(query, value, key=None, *, scale=None, query_mask=None,
         out, weights = traced(
             additive_attention_forward, additive_attention_backward,
             {"query": query, "value": value, "key": key, "scale": scale},
-            ("outputs", "weights"), query_mask=query_mask, value_mask=value_mask,
+            ("outputs", "attention_scores"), query_mask=query_mask, value_mask=value_mask,
             attention_mask=attention_mask, use_causal_mask=use_causal_mask, dtype=dtype)
         return (out, weights) if return_attention_scores else out
     r = additive_attention_forward(query, value, key, scale=scale, query_mask=query_mask,
                                    value_mask=value_mask, attention_mask=attention_mask,
                                    use_causal_mask=use_causal_mask, dtype=dtype)
-    if return_attention_scores:
-        return r["outputs"], r["weights"]
-    return r["outputs"]
+    return attention_results(r, return_attention_scores)
 
 
-def additive_attention_backward(saved, d_out, d_weights=None):
-    """Gradients of :func:`additive_attention`: a dict with ``query``, ``value``, ``key``
-    (only when a key was passed; otherwise added into ``value``) and ``scale`` (when given,
-    in the shape it was given)."""
-    name = saved["name"] + "_backward"
-    w = saved["weights"]
+def additive_attention_backward(saved, d_outputs=None, d_attention_scores=None, **deprecated):
+    """Gradients of :func:`additive_attention` given ``d_outputs`` and optionally
+    ``d_attention_scores`` (as :func:`dot_attention_backward`): a dict with ``query``,
+    ``value``, ``key`` (only when a key was passed; otherwise added into ``value``) and
+    ``scale`` (when given, in the shape it was given)."""
+    d_out, dw = attention_grads("ops.additive_attention", saved, deprecated, _RENAMED_GRADS,
+                                d_outputs, d_attention_scores)
+    w = saved["attention_scores"]
     dt = w.dtype
-    d_out = _grad_array(name, "d_out", d_out, saved["outputs"].shape, dt)
-    dw = None if d_weights is None else _grad_array(name, "d_weights", d_weights, w.shape, dt)
     dq, dk, dv, ds = _core.additive_attention_backward(
         d_out, dw, w, saved["query"], saved["key"], saved["value"], saved["scale"],
         saved["query_mask"])
-    grads = {"query": dq}
-    if saved["key_is_value"]:
-        grads["value"] = dv + dk
-    else:
-        grads["value"] = dv
-        grads["key"] = dk
+    grads = key_value_grads({"query": dq}, dk, dv, saved["key_is_value"])
     if saved["scale_shape"] is not None:
         grads["scale"] = (np.asarray(ds.sum(), dtype=dt) if saved["scale_shape"] == ()
                           else ds)
@@ -403,7 +395,8 @@ def bahdanau_keys(values, W1, b1=None, dtype=None):
 def bahdanau_attention_forward(query, values, W1, W2, V, b1=None, b2=None, *, keys=None,
                                value_mask=None, query_mask=None, dtype=None,
                                name="ops.bahdanau_attention"):
-    """:func:`bahdanau_attention` returning a dict with ``outputs``, ``weights`` and the saved
+    """:func:`bahdanau_attention` returning a :class:`~attnlstm.ops.Saved` with ``outputs``,
+    ``attention_scores`` and the saved
     buffers (``qp`` (B,Tq,U) projected queries, ``kp`` (B,Tv,U) keys, the inputs)."""
     dt = float_dtype(dtype, query, values, W1)
     q = np.asarray(query)
@@ -442,14 +435,14 @@ def bahdanau_attention_forward(query, values, W1, W2, V, b1=None, b2=None, *, ke
         kin = _as(kin, dt)
     q3c, xc = _as(q3, dt), _as(x, dt)
     out, weights, qp, kp = _core.bahdanau_forward(q3c, xc, W1c, W2c, Vc, b1c, b2c, kin, qm, vm)
-    return {
+    return Saved("ops.bahdanau_attention_forward", {
         "outputs": out[:, 0] if single else out,
-        "weights": weights[:, 0] if single else weights,
+        "attention_scores": weights[:, 0] if single else weights,
         "single_step": single, "weights3": weights, "qp": qp,
         "kp": kin if kp is None else kp,
         "query": q3c, "values": xc, "W1": W1c, "W2": W2c, "V": Vc,
         "has_b1": b1c is not None, "has_b2": b2c is not None, "query_mask": qm, "name": name,
-    }
+    }, _RENAMED_KEYS)
 
 
 def bahdanau_attention(query, values, W1, W2, V, b1=None, b2=None, *, keys=None,
@@ -494,26 +487,23 @@ def bahdanau_attention(query, values, W1, W2, V, b1=None, b2=None, *, keys=None,
         out, weights = traced(
             bahdanau_attention_forward, bahdanau_attention_backward,
             {"query": query, "values": values, "W1": W1, "W2": W2, "V": V, "b1": b1, "b2": b2},
-            ("outputs", "weights"), value_mask=value_mask, query_mask=query_mask, dtype=dtype)
+            ("outputs", "attention_scores"), value_mask=value_mask, query_mask=query_mask,
+            dtype=dtype)
         return (out, weights) if return_attention_scores else out
     r = bahdanau_attention_forward(query, values, W1, W2, V, b1, b2, keys=keys,
                                    value_mask=value_mask, query_mask=query_mask, dtype=dtype)
-    if return_attention_scores:
-        return r["outputs"], r["weights"]
-    return r["outputs"]
+    return attention_results(r, return_attention_scores)
 
 
-def bahdanau_attention_backward(saved, d_out, d_weights=None):
-    """Gradients of :func:`bahdanau_attention`: a dict with ``query``, ``values``, ``W1``,
-    ``W2``, ``V``, and ``b1``/``b2`` when they were given. With precomputed ``keys``, the
-    W1/b1/values gradients assume ``keys = values @ W1 + b1``."""
-    name = saved["name"] + "_backward"
+def bahdanau_attention_backward(saved, d_outputs=None, d_attention_scores=None, **deprecated):
+    """Gradients of :func:`bahdanau_attention` given ``d_outputs`` and optionally
+    ``d_attention_scores`` (as :func:`dot_attention_backward`): a dict with ``query``,
+    ``values``, ``W1``, ``W2``, ``V``, and ``b1``/``b2`` when they were given. With precomputed
+    ``keys``, the W1/b1/values gradients assume ``keys = values @ W1 + b1``."""
+    d_out, dw = attention_grads("ops.bahdanau_attention", saved, deprecated, _RENAMED_GRADS,
+                                d_outputs, d_attention_scores)
     w3 = saved["weights3"]
-    dt = w3.dtype
     single = saved["single_step"]
-    d_out = _grad_array(name, "d_out", d_out, saved["outputs"].shape, dt)
-    dw = None if d_weights is None else _grad_array(name, "d_weights", d_weights,
-                                                    saved["weights"].shape, dt)
     if single:
         d_out = d_out[:, None, :]
         dw = None if dw is None else dw[:, None, :]

@@ -44,7 +44,7 @@ __all__ = [
     "power", "negative", "logsumexp", "cumsum", "repeat", "tile", "pad", "broadcast_to",
     "one_hot", "normalize", "erf", "triu", "tril", "stop_gradient", "equal", "not_equal",
     "less", "less_equal", "greater", "greater_equal", "logical_and", "logical_or",
-    "logical_not", "get_item", "is_tensor", "ndim", "size",
+    "logical_not", "get_item", "is_tensor", "ndim", "size", "any", "all",
 ]
 
 _ND = np.ndarray
@@ -1493,6 +1493,22 @@ def _maxmin(name, np_fn, anp_fn):
 
 max = _maxmin("max", np.max, anp.max)
 min = _maxmin("min", np.min, anp.min)
+
+
+def _logical_reducer(name, np_fn):
+    rule = _rule_reduce(lambda s: "bool")
+    rule.op = name
+
+    def impl(x, axis=None, keepdims=False):
+        return np_fn(np.asarray(getval(x)), axis=axis, keepdims=keepdims)
+    impl.__doc__ = (f"Whether {name} entries over `axis` are true (nonzero), as bool "
+                    f"(``keras.ops.{name}``); no gradient.\n\n    Raises:\n        ShapeError: an "
+                    f"axis out of range.\n")
+    return _op(name, rule)(impl)
+
+
+any = _logical_reducer("any", np.any)
+all = _logical_reducer("all", np.all)
 
 
 def _argop(name, fn):

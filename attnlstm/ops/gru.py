@@ -8,44 +8,14 @@ import numpy as np
 from .. import _core
 from .. import activations as _activations
 from ..errors import shape_error
-from ._checks import (as_c as _as, float_dtype as _dtype, gate_mask, recurrent_weights,
-                      time_mask)
-
-_ND = np.ndarray
+from ._checks import (Saved, as_c as _as, fast_codes, float_dtype as _dtype,
+                      gate_mask, recurrent_grads, recurrent_weights, time_mask)
 
 __all__ = ["gru", "gru_forward", "gru_backward"]
 
 
-def _fast_codes(x, kernel, recurrent_kernel, bias, activation, recurrent_activation,
-                reset_after):
-    """The C call's activation codes when no conversion and no shape error is possible
-    (C-contiguous float32/float64 ndarrays of one dtype with consistent shapes, activations by
-    name), else None: the general path then converts, checks and words every error. Cheap
-    attribute tests only, for the per-call overhead of tiny calls."""
-    if not (type(x) is _ND and type(kernel) is _ND and type(recurrent_kernel) is _ND
-            and type(activation) is str and type(recurrent_activation) is str):
-        return None
-    dt = x.dtype
-    if dt.char not in "fd" or kernel.dtype != dt or recurrent_kernel.dtype != dt:
-        return None
-    xs, ws, us = x.shape, kernel.shape, recurrent_kernel.shape
-    if len(xs) != 3 or xs[1] < 1 or len(us) != 2 or len(ws) != 2:
-        return None
-    H = us[0]
-    if H < 1 or us[1] != 3 * H or ws != (xs[2], 3 * H):
-        return None
-    if not (x.flags.c_contiguous and kernel.flags.c_contiguous
-            and recurrent_kernel.flags.c_contiguous):
-        return None
-    if bias is not None and (type(bias) is not _ND or bias.dtype != dt
-                             or bias.shape != ((2, 3 * H) if reset_after else (3 * H,))
-                             or not bias.flags.c_contiguous):
-        return None
-    act = _activations.C_CODES.get(activation)
-    ract = _activations.C_CODES.get(recurrent_activation)
-    if act is None or ract is None:
-        return None
-    return act, ract
+def _bias_shape(reset_after):
+    return (lambda H: (2, 3 * H)) if reset_after else (lambda H: (3 * H,))
 
 
 def gru_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
@@ -69,7 +39,8 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask
             exactly n threads over the batch rows (tests). Results do not depend on it.
 
     Returns:
-        A dict with ``outputs`` `(B, T, H)` (processing order, masked-output rule applied),
+        A read-only :class:`~attnlstm.ops.Saved` (a Mapping) with ``outputs`` `(B, T, H)`
+        (processing order, masked-output rule applied),
         ``last_output`` `(B, H)`, ``h`` `(B, H)` (the final state), the saved buffers and the
         converted inputs and options.
 
@@ -122,25 +93,20 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask
                                            bool(go_backwards), p, r, int(impl),
                                            bool(save_gates), int(threads))
     outputs = hs if out is None else out
-    return {
+    return Saved("ops.gru_forward", {
         "outputs": outputs, "last_output": outputs[:, -1], "h": hs[:, -1], "hs": hs,
         "gates": gates, "rh": rh, "x": x_c, "kernel": W, "recurrent_kernel": U, "bias": b,
         "h0": h0, "mask": m, "rec_mask": r, "dp_mask": p, "activation": act,
         "recurrent_activation": ract, "reset_after": bool(reset_after),
         "go_backwards": bool(go_backwards), "impl": int(impl), "threads": int(threads),
-    }
-
-
-_SAVED_KEYS = ("hs", "gates", "rh", "x", "kernel", "recurrent_kernel", "bias", "h0", "mask",
-               "rec_mask", "dp_mask", "activation", "recurrent_activation", "reset_after",
-               "go_backwards")
+    })
 
 
 def gru_backward(saved, d_outputs=None, d_h=None, d_last_output=None, name="ops.gru_backward"):
     """Gradients of a GRU forward (backpropagation through time, one C call).
 
     Args:
-        saved: the dict returned by :func:`gru_forward` (unchanged).
+        saved: the :class:`~attnlstm.ops.Saved` returned by :func:`gru_forward`.
         d_outputs: `(B, T, H)` gradient w.r.t. ``saved["outputs"]``, or None.
         d_h: `(B, H)` gradient w.r.t. the final state ``saved["h"]``, or None.
         d_last_output: `(B, H)` gradient w.r.t. ``saved["last_output"]``, or None.
@@ -151,42 +117,27 @@ def gru_backward(saved, d_outputs=None, d_h=None, d_last_output=None, name="ops.
     Returns:
         A dict: ``x`` `(B, T, D)` (w.r.t. the undropped x), ``kernel`` `(D, 3H)`,
         ``recurrent_kernel`` `(H, 3H)`, ``bias`` (`(2, 3H)` or `(3H,)`, None without bias),
-        ``h0`` `(B, H)` (None without initial_state).
+        ``h0`` `(B, H)` and ``initial_state`` ``[h0]`` (None without initial_state).
 
     Raises:
         ShapeError: an upstream gradient of the wrong shape.
-        ValueError: `saved` is not from :func:`gru_forward`, or was made with save_gates=False.
+        TypeError: `saved` is not what :func:`gru_forward` returned.
+        ValueError: `saved` was made with save_gates=False.
     """
-    if not isinstance(saved, dict) or any(k not in saved for k in _SAVED_KEYS):
-        raise ValueError(f"{name}: `saved` must be the dict returned by ops.gru_forward.")
-    if saved["gates"] is None:
-        raise ValueError(f"{name}: `saved` comes from ops.gru_forward(..., save_gates=False), "
-                         f"which keeps no gates; run the forward with save_gates=True.")
+    grads, _ = recurrent_grads(name, "ops.gru_forward", saved, d_outputs=d_outputs,
+                                d_last_output=d_last_output, d_h=d_h)
     hs = saved["hs"]
-    dt = hs.dtype
-    B, T, H = hs.shape
-    g = {}
-    for arg, v, shape in (("d_outputs", d_outputs, (B, T, H)),
-                          ("d_last_output", d_last_output, (B, H)), ("d_h", d_h, (B, H))):
-        if v is not None:
-            v = _as(v, dt)
-            if v.shape != shape:
-                hint = None
-                if arg == "d_outputs" and v.shape == (B, H):
-                    hint = ("for return_sequences=False pass the gradient of the last output "
-                            "as d_last_output.")
-                raise shape_error(name, arg, shape, v.shape, hint)
-        g[arg] = v
     dx, dW, dU, db, dh0 = _core.gru_backward(
         hs, saved["gates"], saved["rh"], saved["x"], saved["kernel"], saved["recurrent_kernel"],
         h0=saved["h0"], mask=saved["mask"], dp_mask=saved["dp_mask"], rec_mask=saved["rec_mask"],
-        d_outputs=g["d_outputs"], d_last=g["d_last_output"], d_h=g["d_h"],
+        d_outputs=grads["d_outputs"], d_last=grads["d_last_output"], d_h=grads["d_h"],
         activation=saved["activation"], recurrent_activation=saved["recurrent_activation"],
         reset_after=saved["reset_after"], go_backwards=saved["go_backwards"],
         impl=saved.get("impl", 0), threads=saved.get("threads", 0))
     return {"x": dx, "kernel": dW, "recurrent_kernel": dU,
             "bias": db if saved["bias"] is not None else None,
-            "h0": dh0 if saved["h0"] is not None else None}
+            "h0": dh0 if saved["h0"] is not None else None,
+            "initial_state": [dh0] if saved["h0"] is not None else None}
 
 
 def gru(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
@@ -226,8 +177,8 @@ def gru(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
         (2, 4)
     """
     if initial_state is None and mask is None and dtype is None:
-        codes = _fast_codes(x, kernel, recurrent_kernel, bias, activation, recurrent_activation,
-                            reset_after)
+        codes = fast_codes(x, kernel, recurrent_kernel, bias, activation, recurrent_activation,
+                           3, _bias_shape(reset_after))
         if codes is not None:
             hs = _core.gru_forward(x, kernel, recurrent_kernel, bias, None, None, codes[0],
                                    codes[1], bool(reset_after), bool(go_backwards), None, None,

@@ -11,46 +11,14 @@ from .._limits import check_blas_sizes
 from .. import activations as _activations
 from ..errors import shape_error
 from ._autograd import boxed, traced
-from ._checks import (as_c as _as, describe as _describe, float_dtype, gate_mask,
-                      recurrent_weights, time_mask)
+from ._checks import (Saved, as_c as _as, describe as _describe, fast_codes, float_dtype,
+                      gate_mask, recurrent_grads, recurrent_weights, time_mask)
 
 __all__ = ["lstm", "lstm_forward", "lstm_backward"]
 
 
-_ND = np.ndarray
-_C_CODES = _activations.C_CODES
-
-
-def _fast_args(x, kernel, recurrent_kernel, bias, activation, recurrent_activation):
-    """The C call's (act, ract) codes when the arguments need no conversion and no shape error
-    is possible: x, kernel, recurrent_kernel (and bias) already C-contiguous float32/float64
-    ndarrays of one dtype with consistent shapes, activations given by name. Else None: the
-    general path then converts, checks and words every error. Cheap attribute tests only (the
-    tiny-call overhead target, issue 7)."""
-    if not (type(x) is _ND and type(kernel) is _ND and type(recurrent_kernel) is _ND
-            and type(activation) is str and type(recurrent_activation) is str):
-        return None
-    dt = x.dtype
-    if dt.char not in "fd" or kernel.dtype != dt or recurrent_kernel.dtype != dt:
-        return None
-    xs, ws, us = x.shape, kernel.shape, recurrent_kernel.shape
-    if len(xs) != 3 or xs[1] < 1 or len(us) != 2 or len(ws) != 2:
-        return None
-    H = us[0]
-    if H < 1 or us[1] != 4 * H or ws[0] != xs[2] or ws[1] != 4 * H:
-        return None
-    if not (x.flags.c_contiguous and kernel.flags.c_contiguous
-            and recurrent_kernel.flags.c_contiguous):
-        return None
-    if bias is not None:
-        if type(bias) is not _ND or bias.dtype != dt or bias.shape != (4 * H,) \
-                or not bias.flags.c_contiguous:
-            return None
-    act = _C_CODES.get(activation)
-    ract = _C_CODES.get(recurrent_activation)
-    if act is None or ract is None:
-        return None
-    return act, ract
+def _bias_shape(H):
+    return (4 * H,)
 
 
 def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
@@ -81,7 +49,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mas
             None and :func:`lstm_backward` raises ValueError.
 
     Returns:
-        A dict with ``outputs`` (B,T,H) (processing order, masked-output rule applied),
+        A read-only :class:`~attnlstm.ops.Saved` (a Mapping) with ``outputs`` (B,T,H)
+        (processing order, masked-output rule applied),
         ``last_output`` (B,H), ``h`` (B,H), ``c`` (B,H) (final states), the saved buffers
         ``hs``, ``cs`` (B,T,H), ``gates`` (B,T,4H) and ``act_c`` (B,T,H) or None, and the
         converted inputs and options that :func:`lstm_backward` needs (``x``, ``kernel``,
@@ -93,21 +62,22 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mas
     """
     if (initial_state is None and mask is None and dtype is None and rec_mask is None
             and dp_mask is None):
-        codes = _fast_args(x, kernel, recurrent_kernel, bias, activation, recurrent_activation)
+        codes = fast_codes(x, kernel, recurrent_kernel, bias, activation, recurrent_activation,
+                           4, _bias_shape)
         if codes is not None:
             go_backwards = bool(go_backwards)
             res = _core.lstm_forward(x, kernel, recurrent_kernel, bias, None, None, None,
                                      codes[0], codes[1], go_backwards, None, None,
                                      bool(save_act_c), save_gates=bool(save_gates))
             hs, cs = res[0], res[1]
-            return {
+            return Saved("ops.lstm_forward", {
                 "outputs": hs, "last_output": hs[:, -1], "h": hs[:, -1], "c": cs[:, -1],
                 "hs": hs, "cs": cs, "gates": res[3], "act_c": res[4] if save_act_c else None,
                 "x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel, "bias": bias,
                 "h0": None, "c0": None, "mask": None, "rec_mask": None, "dp_mask": None,
                 "activation": codes[0], "recurrent_activation": codes[1],
                 "go_backwards": go_backwards,
-            }
+            })
     x_arr = np.asarray(x)
     dt = float_dtype(dtype, x_arr, np.asarray(kernel))
     if x_arr.ndim != 3:
@@ -150,18 +120,13 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mas
     hs, cs, out, gates = res[:4]
     act_c = res[4] if save_act_c else None
     outputs = hs if out is None else out
-    return {
+    return Saved("ops.lstm_forward", {
         "outputs": outputs, "last_output": outputs[:, -1], "h": hs[:, -1], "c": cs[:, -1],
         "hs": hs, "cs": cs, "gates": gates, "act_c": act_c,
         "x": x_c, "kernel": W, "recurrent_kernel": U, "bias": b, "h0": h0, "c0": c0,
         "mask": m, "rec_mask": r, "dp_mask": p, "activation": act, "recurrent_activation": ract,
         "go_backwards": bool(go_backwards),
-    }
-
-
-_SAVED_KEYS = ("hs", "cs", "gates", "act_c", "x", "kernel", "recurrent_kernel", "bias", "h0",
-               "c0", "mask", "rec_mask", "dp_mask", "activation", "recurrent_activation",
-               "go_backwards")
+    })
 
 
 def lstm_backward(saved, d_outputs=None, d_h=None, d_c=None, d_last_output=None,
@@ -179,43 +144,24 @@ def lstm_backward(saved, d_outputs=None, d_h=None, d_c=None, d_last_output=None,
     step the output is the constant 0 and its gradient is dropped.
 
     Args:
-        saved: the dict returned by :func:`lstm_forward` (unchanged).
+        saved: the :class:`~attnlstm.ops.Saved` returned by :func:`lstm_forward`.
         d_outputs, d_h, d_c, d_last_output: upstream gradients as above, or None.
 
     Returns:
         A dict of gradients: ``x`` `(B, T, D)` (w.r.t. the x given to the forward, before
         ``dp_mask``), ``kernel`` `(D, 4H)`, ``recurrent_kernel`` `(H, 4H)`, ``bias``
         `(4H,)` (None if the forward had no bias), ``h0`` and ``c0`` `(B, H)` (None if the
-        forward had no initial_state). Same dtype as the forward.
+        forward had no initial_state), and ``initial_state``, the list ``[h0, c0]`` of those
+        two (None without initial_state). Same dtype as the forward.
 
     Raises:
         ShapeError: an upstream gradient of the wrong shape.
-        ValueError: `saved` is not a dict from :func:`lstm_forward`, or one made with
-            ``save_gates=False``.
+        TypeError: `saved` is not what :func:`lstm_forward` returned.
+        ValueError: `saved` was made with ``save_gates=False``.
     """
-    if not isinstance(saved, dict) or any(k not in saved for k in _SAVED_KEYS):
-        missing = [k for k in _SAVED_KEYS if not isinstance(saved, dict) or k not in saved]
-        raise ValueError(f"{name}: `saved` must be the dict returned by ops.lstm_forward; "
-                         f"missing keys {missing}.")
-    if saved["gates"] is None:
-        raise ValueError(f"{name}: `saved` comes from ops.lstm_forward(..., save_gates=False), "
-                         f"which keeps no gates; run the forward with save_gates=True "
-                         f"(the default) to take gradients.")
+    grads, _ = recurrent_grads(name, "ops.lstm_forward", saved, d_outputs=d_outputs,
+                                d_last_output=d_last_output, d_h=d_h, d_c=d_c)
     hs = saved["hs"]
-    dt = hs.dtype
-    B, T, H = hs.shape
-    grads = {}
-    for arg, g, shape in (("d_outputs", d_outputs, (B, T, H)), ("d_last_output", d_last_output, (B, H)),
-                          ("d_h", d_h, (B, H)), ("d_c", d_c, (B, H))):
-        if g is not None:
-            g = _as(g, dt)
-            if g.shape != shape:
-                hint = None
-                if arg == "d_outputs" and g.shape == (B, H):
-                    hint = ("for return_sequences=False pass the gradient of the last output "
-                            "as d_last_output.")
-                raise shape_error(name, arg, shape, g.shape, hint)
-        grads[arg] = g
     dx, dW, dU, db, dh0, dc0 = _core.lstm_backward(
         hs, saved["cs"], saved["gates"], saved["x"], saved["kernel"], saved["recurrent_kernel"],
         h0=saved["h0"], c0=saved["c0"], mask=saved["mask"], dp_mask=saved["dp_mask"],
@@ -228,6 +174,7 @@ def lstm_backward(saved, d_outputs=None, d_h=None, d_c=None, d_last_output=None,
         "x": dx, "kernel": dW, "recurrent_kernel": dU,
         "bias": db if saved["bias"] is not None else None,
         "h0": dh0 if has_state else None, "c0": dc0 if has_state else None,
+        "initial_state": [dh0, dc0] if has_state else None,
     }
 
 
@@ -270,7 +217,8 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
     """
     if initial_state is None and mask is None and dtype is None:
         # fast path (issue 7: per-call overhead of a tiny call): one C call, no saved dict
-        codes = _fast_args(x, kernel, recurrent_kernel, bias, activation, recurrent_activation)
+        codes = fast_codes(x, kernel, recurrent_kernel, bias, activation, recurrent_activation,
+                           4, _bias_shape)
         if codes is not None:
             res = _core.lstm_forward(x, kernel, recurrent_kernel, bias, None, None, None,
                                      codes[0], codes[1], bool(go_backwards), None, None, False,

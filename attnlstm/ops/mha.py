@@ -36,7 +36,7 @@ import numpy as np
 from .. import _core
 from .._limits import check_blas_sizes
 from ..errors import format_shape, shape_error
-from ._checks import as_c as _as, float_dtype
+from ._checks import Saved, as_c as _as, attention_grads, attention_results, float_dtype
 
 __all__ = [
     "multi_head_attention", "multi_head_attention_forward", "multi_head_attention_backward",
@@ -207,7 +207,11 @@ def _kernel_shape(kernels, nm):
     return np.shape(kernels[nm])
 
 
-def _forward(a):
+_RENAMED_KEYS = {"output": "outputs"}
+_RENAMED_GRADS = {"d_out": "d_outputs", "d_scores": "d_attention_scores"}
+
+
+def _forward(op, a):
     out, w, q, k, v, ctx, live = _core.mha_forward(
         a["query"], a["key"], a["value"], a["query_kernel"], a["query_bias"], a["key_kernel"],
         a["key_bias"], a["value_kernel"], a["value_bias"], a["output_kernel"], a["output_bias"],
@@ -215,27 +219,20 @@ def _forward(a):
         value_mask=a["value_mask"], key_mask=a["key_mask"], causal=a["use_causal_mask"],
         fully_masked=_FULLY_MASKED[a["fully_masked"]], rel_k=a["rel_k"], rel_v=a["rel_v"],
         max_relative_position=a["max_relative_position"])
-    return {"output": out, "attention_scores": w, "q": q, "k": k, "v": v, "context": ctx,
-            "live": live, "inputs": a}
+    return Saved(op, {"outputs": out, "attention_scores": w, "q": q, "k": k, "v": v,
+                      "context": ctx, "live": live, "inputs": a, "name": a["name"]},
+                 _RENAMED_KEYS)
 
 
-def _backward(saved, d_out, d_scores, name):
+def _backward(op, saved, d_outputs, d_attention_scores, deprecated):
+    # one kernel: relative attention is multi-head attention with relative positions
+    d_out, d_scores = attention_grads(
+        op, saved, deprecated, _RENAMED_GRADS, d_outputs, d_attention_scores,
+        ("the gradient has the shape of the forward output.",
+         "the gradient has the shape of the attention scores."),
+        forwards=("ops.multi_head_attention_forward", "ops.relative_attention_forward"))
     a = saved["inputs"]
     w = saved["attention_scores"]
-    dt = w.dtype
-    B, NH, Tq, Tv = w.shape
-    Dout = a["output_kernel"].shape[2]
-    d_out = np.asarray(d_out)
-    if d_out.shape != (B, Tq, Dout):
-        raise shape_error(name, "d_out", (B, Tq, Dout), d_out.shape,
-                          "the gradient has the shape of the forward output.")
-    d_out = _as(d_out, dt)
-    if d_scores is not None:
-        d_scores = np.asarray(d_scores)
-        if d_scores.shape != (B, NH, Tq, Tv):
-            raise shape_error(name, "d_scores", (B, NH, Tq, Tv), d_scores.shape,
-                              "the gradient has the shape of the attention scores.")
-        d_scores = _as(d_scores, dt)
     g = _core.mha_backward(
         d_out, d_scores, w, saved["q"], saved["k"], saved["v"], saved["context"],
         saved["live"], a["query"], a["key"], a["value"], a["query_kernel"], a["key_kernel"],
@@ -268,9 +265,10 @@ def multi_head_attention_forward(query, value, key=None, *, query_kernel, query_
                                  name="ops.multi_head_attention"):
     """Multi-head attention forward, returning everything the backward pass needs.
 
-    Same arguments as :func:`multi_head_attention`. Returns a dict with ``output``
-    `(B, Tq, Dout)`, ``attention_scores`` `(B, NH, Tq, Tv)` and the saved buffers ``q``
-    `(B, Tq, NH, HS)` (scaled by 1/sqrt(HS)), ``k`` `(B, Tv, NH, HS)`, ``v`` `(B, Tv, NH, HSv)`,
+    Same arguments as :func:`multi_head_attention`. Returns a :class:`~attnlstm.ops.Saved`
+    with ``outputs`` `(B, Tq, Dout)`, ``attention_scores`` `(B, NH, Tq, Tv)` and the saved
+    buffers ``q`` `(B, Tq, NH, HS)` (scaled by 1/sqrt(HS)), ``k`` `(B, Tv, NH, HS)`, ``v``
+    `(B, Tv, NH, HSv)`,
     ``context`` `(B, Tq, NH, HSv)`, ``live`` `(B, NH, Tq)` (rows with an attended key) and
     ``inputs`` (the converted arguments). Pass it to :func:`multi_head_attention_backward`.
     """
@@ -283,16 +281,18 @@ def multi_head_attention_forward(query, value, key=None, *, query_kernel, query_
                  dict(attention_mask=attention_mask, query_mask=query_mask,
                       value_mask=value_mask, key_mask=key_mask),
                  use_causal_mask, fully_masked, dtype)
-    return _forward(a)
+    return _forward("ops.multi_head_attention_forward", a)
 
 
-def multi_head_attention_backward(saved, d_out, d_scores=None):
+def multi_head_attention_backward(saved, d_outputs=None, d_attention_scores=None, **deprecated):
     """Gradients of :func:`multi_head_attention_forward`.
 
     Args:
-        saved: the dict returned by :func:`multi_head_attention_forward`.
-        d_out: `(B, Tq, Dout)` gradient of the loss w.r.t. ``output``.
-        d_scores: `(B, NH, Tq, Tv)` gradient w.r.t. ``attention_scores``, or None.
+        saved: the :class:`~attnlstm.ops.Saved` returned by
+            :func:`multi_head_attention_forward`.
+        d_outputs: `(B, Tq, Dout)` gradient of the loss w.r.t. ``outputs``, or None (zeros).
+        d_attention_scores: `(B, NH, Tq, Tv)` gradient w.r.t. ``attention_scores``, or None.
+        The old names ``d_out`` and ``d_scores`` still work, with a DeprecationWarning.
 
     Returns:
         A dict keyed by argument name: ``query``, ``value``, ``key`` (only when a separate key
@@ -302,9 +302,11 @@ def multi_head_attention_backward(saved, d_out, d_scores=None):
         them to the scores.
 
     Raises:
-        ShapeError: ``d_out`` or ``d_scores`` of the wrong shape.
+        ShapeError: ``d_outputs`` or ``d_attention_scores`` of the wrong shape.
+        TypeError: `saved` is not what :func:`multi_head_attention_forward` returned.
     """
-    return _backward(saved, d_out, d_scores, saved["inputs"]["name"])
+    return _backward("ops.multi_head_attention", saved, d_outputs, d_attention_scores,
+                     deprecated)
 
 
 def multi_head_attention(query, value, key=None, *, query_kernel, query_bias, key_kernel,
@@ -357,9 +359,7 @@ def multi_head_attention(query, value, key=None, *, query_kernel, query_bias, ke
         attention_mask=attention_mask, query_mask=query_mask, value_mask=value_mask,
         key_mask=key_mask, use_causal_mask=use_causal_mask, fully_masked=fully_masked,
         dtype=dtype)
-    if return_attention_scores:
-        return r["output"], r["attention_scores"]
-    return r["output"]
+    return attention_results(r, return_attention_scores)
 
 
 def relative_attention_forward(query, value, key=None, *, num_heads=1, query_kernel,
@@ -371,8 +371,9 @@ def relative_attention_forward(query, value, key=None, *, num_heads=1, query_ker
                                name="ops.relative_attention"):
     """Relative-position attention forward, returning everything the backward pass needs.
 
-    Same arguments as :func:`relative_attention`; returns the dict described in
-    :func:`multi_head_attention_forward`. Pass it to :func:`relative_attention_backward`.
+    Same arguments as :func:`relative_attention`; returns the :class:`~attnlstm.ops.Saved`
+    described in :func:`multi_head_attention_forward`. Pass it to
+    :func:`relative_attention_backward`.
     """
     if rel_k is None:
         raise ValueError(f"{name}: `rel_k` is required (shape (2*max_relative_position+1, "
@@ -386,14 +387,15 @@ def relative_attention_forward(query, value, key=None, *, num_heads=1, query_ker
                  dict(attention_mask=attention_mask, query_mask=query_mask,
                       value_mask=value_mask, key_mask=key_mask),
                  use_causal_mask, fully_masked, dtype)
-    return _forward(a)
+    return _forward("ops.relative_attention_forward", a)
 
 
-def relative_attention_backward(saved, d_out, d_scores=None):
+def relative_attention_backward(saved, d_outputs=None, d_attention_scores=None, **deprecated):
     """Gradients of :func:`relative_attention_forward`: the dict of
     :func:`multi_head_attention_backward` plus ``rel_k`` `(2k+1, HS)` and, when given,
     ``rel_v`` `(2k+1, HSv)`. Kernel gradients have the shapes the kernels were given in."""
-    return _backward(saved, d_out, d_scores, saved["inputs"]["name"])
+    return _backward("ops.relative_attention", saved, d_outputs, d_attention_scores,
+                     deprecated)
 
 
 def relative_attention(query, value, key=None, *, num_heads=1, query_kernel, query_bias=None,
@@ -449,6 +451,4 @@ def relative_attention(query, value, key=None, *, num_heads=1, query_kernel, que
         max_relative_position=max_relative_position, attention_mask=attention_mask,
         query_mask=query_mask, value_mask=value_mask, key_mask=key_mask,
         use_causal_mask=use_causal_mask, fully_masked=fully_masked, dtype=dtype)
-    if return_attention_scores:
-        return r["output"], r["attention_scores"]
-    return r["output"]
+    return attention_results(r, return_attention_scores)

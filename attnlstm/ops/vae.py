@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import _core
 from ..errors import format_shape, shape_error
-from ._checks import as_c as _as, float_dtype, grad_array as _grad_array
+from ._checks import Saved, as_c as _as, check_saved, float_dtype, grad_array as _grad_array
 
 __all__ = [
     "RECON_KINDS",
@@ -83,7 +83,8 @@ def sampling_forward(z_mean, z_log_var, eps=None, seed=None, rng=None, dtype=Non
                      name="ops.sampling"):
     """The reparameterisation trick, returning what :func:`sampling_backward` needs.
 
-    Same arguments as :func:`sampling`. Returns a dict with ``z`` (B, Z), ``std`` (B, Z) =
+    Same arguments as :func:`sampling`. Returns a :class:`~attnlstm.ops.Saved` with ``z``
+    (B, Z), ``std`` (B, Z) =
     ``exp(0.5 * z_log_var)`` and ``eps`` (B, Z), the noise used (drawn when not given), all
     in the compute dtype.
     """
@@ -102,7 +103,7 @@ def sampling_forward(z_mean, z_log_var, eps=None, seed=None, rng=None, dtype=Non
                                        "the shape of z_mean.")
         eps = _as(e, dt)
     z, std = _core.sampling_forward(m, lv, eps)
-    return {"z": z, "std": std, "eps": eps, "name": name}
+    return Saved("ops.sampling_forward", {"z": z, "std": std, "eps": eps, "name": name})
 
 
 def sampling(z_mean, z_log_var, eps=None, seed=None, rng=None, dtype=None):
@@ -135,8 +136,9 @@ def sampling(z_mean, z_log_var, eps=None, seed=None, rng=None, dtype=None):
 
 def sampling_backward(saved, d_z):
     """Gradients of :func:`sampling` given ``d_z`` (B, Z): a dict with ``z_mean`` (= d_z) and
-    ``z_log_var`` (= ``d_z * eps * std / 2``). ``saved`` is the dict from
-    :func:`sampling_forward`."""
+    ``z_log_var`` (= ``d_z * eps * std / 2``). ``saved`` is what :func:`sampling_forward`
+    returned (else TypeError)."""
+    check_saved("ops.sampling_backward", saved, "ops.sampling_forward")
     name = saved["name"] + "_backward"
     std = saved["std"]
     g = _grad_array(name, "d_z", d_z, std.shape, std.dtype)
