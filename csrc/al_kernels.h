@@ -1,7 +1,6 @@
 /*
  * al_kernels.h -- prototypes of every exported kernel, for float32 (_f32) and float64 (_f64).
- * Shapes are documented at each definition (lstm_impl.h, ...); argument order is outputs,
- * saved-for-backward buffers, inputs, weights, then size_t dimensions, then options.
+ * Shapes are documented at each definition (lstm_impl.h, ...); argument order as al_common.h.
  */
 #ifndef AL_KERNELS_H
 #define AL_KERNELS_H
@@ -19,11 +18,11 @@
     int al_lstm_backward_##sfx(real *dx, real *dW, real *dU, real *db, real *dh0, real *dc0,\
                                const real *hs, const real *cs, const real *gates,           \
                                const real *act_c,                                           \
+                               const real *d_out, const real *d_last, const real *d_hT,     \
+                               const real *d_cT,                                            \
                                const real *x, const real *h0, const real *c0,               \
                                const uint8_t *mask, const real *dp_mask,                    \
                                const real *rec_mask,                                        \
-                               const real *d_out, const real *d_last, const real *d_hT,     \
-                               const real *d_cT,                                            \
                                const real *W, const real *U,                                \
                                size_t B, size_t T, size_t D, size_t H,                      \
                                int activation, int recurrent_activation, int go_backwards);
@@ -52,9 +51,9 @@ AL_DECLARE_LSTM(f64, double)
                              int reset_after, int go_backwards);                            \
     int al_gru_backward_impl_##sfx(real *dx, real *dW, real *dU, real *db, real *dh0,       \
                                    const real *hs, const real *gates, const real *rh,       \
+                                   const real *d_out, const real *d_last, const real *d_hT, \
                                    const real *x, const real *h0, const uint8_t *mask,      \
                                    const real *dp_mask, const real *rec_mask,               \
-                                   const real *d_out, const real *d_last, const real *d_hT, \
                                    const real *W, const real *U,                            \
                                    size_t B, size_t T, size_t D, size_t H,                  \
                                    int activation, int recurrent_activation,                \
@@ -62,9 +61,9 @@ AL_DECLARE_LSTM(f64, double)
                                    int nthreads, int forced);                               \
     int al_gru_backward_##sfx(real *dx, real *dW, real *dU, real *db, real *dh0,            \
                               const real *hs, const real *gates, const real *rh,            \
+                              const real *d_out, const real *d_last, const real *d_hT,      \
                               const real *x, const real *h0, const uint8_t *mask,           \
                               const real *dp_mask, const real *rec_mask,                    \
-                              const real *d_out, const real *d_last, const real *d_hT,      \
                               const real *W, const real *U,                                 \
                               size_t B, size_t T, size_t D, size_t H,                       \
                               int activation, int recurrent_activation,                     \

@@ -50,8 +50,8 @@ _Static_assert(AL_COUNT(DOT_FORWARD) == DF_COUNT, "DOT_FORWARD");
 static int dot_forward_run(const al_call *c) {
     return AL_DISPATCH(al_dot_attention_forward, AL_P(DF_OUT), AL_P(DF_W), AL_P(DF_Q),
                        AL_P(DF_K), AL_P(DF_V), AL_P(DF_QM), AL_P(DF_VM), AL_P(DF_AM),
-                       AL_F(DF_SCALE), AL_F(DF_CW), AL_N(L_B), AL_N(L_Tq), AL_N(L_Tv),
-                       AL_N(L_D), AL_N(L_Dv), AL_I(DF_MODE), AL_I(DF_CAUSAL));
+                       AL_N(L_B), AL_N(L_Tq), AL_N(L_Tv), AL_N(L_D), AL_N(L_Dv),
+                       AL_I(DF_CAUSAL), AL_F(DF_SCALE), AL_F(DF_CW), AL_I(DF_MODE));
 }
 
 static const al_spec DOT_FORWARD_SPEC = {"dot_attention_forward", DOT_FORWARD, DF_COUNT, LETTERS,
@@ -89,8 +89,8 @@ _Static_assert(AL_COUNT(DOT_BACKWARD) == DB_COUNT, "DOT_BACKWARD");
 static int dot_backward_run(const al_call *c) {
     return AL_DISPATCH(al_dot_attention_backward, AL_P(DB_DQ), AL_P(DB_DK), AL_P(DB_DV),
                        AL_P(DB_DSCALE), AL_P(DB_DCW), AL_P(DB_W), AL_P(DB_DOUT), AL_P(DB_DW),
-                       AL_P(DB_Q), AL_P(DB_K), AL_P(DB_V), AL_P(DB_QM), AL_F(DB_SCALE),
-                       AL_F(DB_CW), AL_N(L_B), AL_N(L_Tq), AL_N(L_Tv), AL_N(L_D), AL_N(L_Dv),
+                       AL_P(DB_Q), AL_P(DB_K), AL_P(DB_V), AL_P(DB_QM), AL_N(L_B), AL_N(L_Tq),
+                       AL_N(L_Tv), AL_N(L_D), AL_N(L_Dv), AL_F(DB_SCALE), AL_F(DB_CW),
                        AL_I(DB_MODE));
 }
 

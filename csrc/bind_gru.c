@@ -116,9 +116,9 @@ _Static_assert(AL_COUNT(GRU_BACKWARD) == G_COUNT, "GRU_BACKWARD");
 
 static int gru_backward_run(const al_call *c) {
     return AL_DISPATCH(al_gru_backward_impl, AL_P(G_DX), AL_P(G_DW), AL_P(G_DU), AL_P(G_DB),
-                       AL_P(G_DH0), AL_P(G_HS), AL_P(G_GATES), AL_P(G_RH), AL_P(G_X), AL_P(G_H0),
-                       AL_P(G_MASK), AL_P(G_DP), AL_P(G_REC), AL_P(G_DOUT), AL_P(G_DLAST),
-                       AL_P(G_DH), AL_P(G_W), AL_P(G_U), AL_N(L_B), AL_N(L_T), AL_N(L_D),
+                       AL_P(G_DH0), AL_P(G_HS), AL_P(G_GATES), AL_P(G_RH), AL_P(G_DOUT),
+                       AL_P(G_DLAST), AL_P(G_DH), AL_P(G_X), AL_P(G_H0), AL_P(G_MASK),
+                       AL_P(G_DP), AL_P(G_REC), AL_P(G_W), AL_P(G_U), AL_N(L_B), AL_N(L_T), AL_N(L_D),
                        AL_N(L_H), AL_I(G_ACT), AL_I(G_RACT), AL_I(G_RA), AL_I(G_BACK),
                        AL_I(G_IMPL), AL_THREADS(G_THREADS));
 }

@@ -140,9 +140,9 @@ _Static_assert(AL_COUNT(LSTM_BACKWARD) == G_COUNT, "LSTM_BACKWARD");
 static int lstm_backward_run(const al_call *c) {
     return AL_DISPATCH(al_lstm_backward_impl, AL_P(G_DX), AL_P(G_DW), AL_P(G_DU), AL_P(G_DB),
                        AL_P(G_DH0), AL_P(G_DC0), AL_P(G_HS), AL_P(G_CS), AL_P(G_GATES),
-                       AL_P(G_ACT_C), AL_P(G_X), AL_P(G_H0), AL_P(G_C0), AL_P(G_MASK),
-                       AL_P(G_DP), AL_P(G_REC), AL_P(G_DOUT), AL_P(G_DLAST), AL_P(G_DH),
-                       AL_P(G_DC), AL_P(G_W), AL_P(G_U), AL_N(L_B), AL_N(L_T), AL_N(L_D),
+                       AL_P(G_ACT_C), AL_P(G_DOUT), AL_P(G_DLAST), AL_P(G_DH), AL_P(G_DC),
+                       AL_P(G_X), AL_P(G_H0), AL_P(G_C0), AL_P(G_MASK), AL_P(G_DP),
+                       AL_P(G_REC), AL_P(G_W), AL_P(G_U), AL_N(L_B), AL_N(L_T), AL_N(L_D),
                        AL_N(L_H), AL_I(G_ACT), AL_I(G_RACT), AL_I(G_BACK), AL_I(G_IMPL),
                        AL_THREADS(G_THREADS));
 }

@@ -58,8 +58,8 @@ static const al_arg SAMPLING_BACKWARD[] = {
 _Static_assert(AL_COUNT(SAMPLING_BACKWARD) == SB_COUNT, "SAMPLING_BACKWARD");
 
 static int sampling_backward_run(const al_call *c) {
-    return AL_DISPATCH(al_sampling_backward, AL_P(SB_DMEAN), AL_P(SB_DLV), AL_P(SB_DZ),
-                       AL_P(SB_STD), AL_P(SB_EPS), AL_N(L_B), AL_N(L_Z));
+    return AL_DISPATCH(al_sampling_backward, AL_P(SB_DMEAN), AL_P(SB_DLV), AL_P(SB_STD),
+                       AL_P(SB_DZ), AL_P(SB_EPS), AL_N(L_B), AL_N(L_Z));
 }
 
 static const al_spec SAMPLING_BACKWARD_SPEC = {"sampling_backward", SAMPLING_BACKWARD, SB_COUNT,
@@ -137,7 +137,7 @@ _Static_assert(AL_COUNT(RECON_FORWARD) == RF_COUNT, "RECON_FORWARD");
 
 static int recon_forward_run(const al_call *c) {
     return AL_DISPATCH(al_recon_forward, AL_P(RF_LOSS), AL_P(RF_XH), AL_P(RF_X), AL_P(RF_MASK),
-                       AL_I(RF_KIND), AL_N(L_B), AL_N(L_T), AL_N(L_F));
+                       AL_N(L_B), AL_N(L_T), AL_N(L_F), AL_I(RF_KIND));
 }
 
 static const al_spec RECON_FORWARD_SPEC = {"recon_forward", RECON_FORWARD, RF_COUNT, LETTERS,
@@ -164,7 +164,7 @@ _Static_assert(AL_COUNT(RECON_BACKWARD) == RB_COUNT, "RECON_BACKWARD");
 
 static int recon_backward_run(const al_call *c) {
     return AL_DISPATCH(al_recon_backward, AL_P(RB_DXH), AL_P(RB_DLOSS), AL_P(RB_XH), AL_P(RB_X),
-                       AL_P(RB_MASK), AL_I(RB_KIND), AL_N(L_B), AL_N(L_T), AL_N(L_F));
+                       AL_P(RB_MASK), AL_N(L_B), AL_N(L_T), AL_N(L_F), AL_I(RB_KIND));
 }
 
 static const al_spec RECON_BACKWARD_SPEC = {"recon_backward", RECON_BACKWARD, RB_COUNT, LETTERS,

@@ -26,17 +26,17 @@
                                    const real *W, const real *U, const real *bias,          \
                                    size_t B, size_t T, size_t D, size_t H,                  \
                                    int activation, int recurrent_activation,                \
-                                   int go_backwards, int impl, int nthreads,         \
+                                   int go_backwards, int impl, int nthreads,               \
                                    int forced);                                             \
     int al_lstm_backward_impl_##sfx(real *dx, real *dW, real *dU, real *db, real *dh0,      \
                                     real *dc0,                                              \
                                     const real *hs, const real *cs, const real *gates,      \
                                     const real *act_c,                                      \
+                                    const real *d_out, const real *d_last,                  \
+                                    const real *d_hT, const real *d_cT,                     \
                                     const real *x, const real *h0, const real *c0,          \
                                     const uint8_t *mask, const real *dp_mask,               \
                                     const real *rec_mask,                                   \
-                                    const real *d_out, const real *d_last,                  \
-                                    const real *d_hT, const real *d_cT,                     \
                                     const real *W, const real *U,                           \
                                     size_t B, size_t T, size_t D, size_t H,                 \
                                     int activation, int recurrent_activation,               \
