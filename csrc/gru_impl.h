@@ -279,18 +279,6 @@ int AL_FN(gru_forward_impl)(real *hs, real *out, real *gates, real *rh,
     return AL_OK;
 }
 
-int AL_FN(gru_forward)(real *hs, real *out, real *gates, real *rh,
-                       const real *x, const real *h0, const uint8_t *mask,
-                       const real *dp_mask, const real *rec_mask,
-                       const real *W, const real *U, const real *bias,
-                       size_t B, size_t T, size_t D, size_t H,
-                       int activation, int recurrent_activation, int reset_after,
-                       int go_backwards) {
-    return AL_FN(gru_forward_impl)(hs, out, gates, rh, x, h0, mask, dp_mask, rec_mask, W, U,
-                                   bias, B, T, D, H, activation, recurrent_activation,
-                                   reset_after, go_backwards, 0, 1, 0);
-}
-
 /* The elementwise part of one backward step for one sample (see gru_backward): from dh (the
  * gradient w.r.t. h_s, output gradients included), the activated gates g = [z, r, n], uh (the
  * saved u_h; reset_after only) and hp = h_{t-1} (NULL for zeros), writes dzx = [dz, dr, dn]
@@ -610,19 +598,4 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     }
     free(ws);
     return AL_OK;
-}
-
-int AL_FN(gru_backward)(real *dx, real *dW, real *dU, real *db, real *dh0,
-                        const real *hs, const real *gates, const real *rh,
-                        const real *d_out, const real *d_last, const real *d_hT,
-                        const real *x, const real *h0, const uint8_t *mask,
-                        const real *dp_mask, const real *rec_mask,
-                        const real *W, const real *U,
-                        size_t B, size_t T, size_t D, size_t H,
-                        int activation, int recurrent_activation, int reset_after,
-                        int go_backwards) {
-    return AL_FN(gru_backward_impl)(dx, dW, dU, db, dh0, hs, gates, rh, d_out, d_last, d_hT,
-                                    x, h0, mask, dp_mask, rec_mask, W, U, B, T, D, H,
-                                    activation, recurrent_activation, reset_after,
-                                    go_backwards, 0, 1, 0);
 }

@@ -474,17 +474,6 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
     return AL_OK;
 }
 
-int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
-                        const real *x, const real *h0, const real *c0, const uint8_t *mask,
-                        const real *dp_mask, const real *rec_mask,
-                        const real *W, const real *U, const real *bias,
-                        size_t B, size_t T, size_t D, size_t H,
-                        int activation, int recurrent_activation, int go_backwards) {
-    return AL_FN(lstm_forward_impl)(hs, cs, out, gates, act_c, x, h0, c0, mask, dp_mask,
-                                    rec_mask, W, U, bias, B, T, D, H, activation,
-                                    recurrent_activation, go_backwards, 0, 1, 0);
-}
-
 /* Gradients of one sample's gate pre-activations at one step, for n hidden units (the
  * elementwise part of the backward, see lstm_backward): dz from dh' (already including the
  * output gradients), dc (in: w.r.t. c_s; out: w.r.t. c_{s-1}), the activated gates g, ac =
@@ -942,19 +931,4 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     free(work);
     free(pUt);
     return AL_OK;
-}
-
-int AL_FN(lstm_backward)(real *dx, real *dW, real *dU, real *db, real *dh0, real *dc0,
-                         const real *hs, const real *cs, const real *gates, const real *act_c,
-                         const real *d_out, const real *d_last, const real *d_hT,
-                         const real *d_cT,
-                         const real *x, const real *h0, const real *c0, const uint8_t *mask,
-                         const real *dp_mask, const real *rec_mask,
-                         const real *W, const real *U,
-                         size_t B, size_t T, size_t D, size_t H,
-                         int activation, int recurrent_activation, int go_backwards) {
-    return AL_FN(lstm_backward_impl)(dx, dW, dU, db, dh0, dc0, hs, cs, gates, act_c, d_out,
-                                     d_last, d_hT, d_cT, x, h0, c0, mask, dp_mask, rec_mask, W, U,
-                                     B, T, D, H, activation, recurrent_activation,
-                                     go_backwards, 0, 1, 0);
 }
