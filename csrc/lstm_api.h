@@ -16,7 +16,6 @@
 
 #include "al_common.h"
 
-
 #define AL_DECLARE_LSTM_IMPL(sfx, real)                                                     \
     int al_lstm_forward_impl_##sfx(real *hs, real *cs, real *out, real *gates, real *act_c, \
                                    const real *x, const real *h0, const real *c0,           \
