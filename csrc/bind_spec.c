@@ -625,6 +625,41 @@ static void al_doc(al_spec *s, size_t *d, size_t *col, const char *sep, const ch
     }
 }
 
+/* Checks that every letter and name a parsed spec refers to exists, so that a typo is a
+ * SystemError at import, not in some call. */
+static int al_spec_check(const al_spec *s) {
+    al_letters L;
+    al_tok toks[AL_MAXDIM];
+    const char *q, *item;
+    int k, len;
+    if (al_letters_parse(&L, s->name, s->letters) < 0) return -1;
+    for (k = 0; k < s->nargs; k++) {
+        const al_arg *a = &s->args[k];
+        for (q = a->role == AL_OPT ? NULL : a->shape; al_next(&q, "|", &item, &len);) {
+            if (al_tokens(&L, s->name, item, len, ",", toks) < 0) return -1;
+        }
+        for (q = a->when; al_next(&q, "&", &item, &len);) {
+            if (al_find(s, item + (*item == '!'), len - (*item == '!')) < 0)
+                return al_spec_bug(s->name, "unknown argument in", a->when);
+        }
+        if ((a->pick && al_find(s, a->pick, (int)strlen(a->pick)) < 0) ||
+            (a->role == AL_OPT && a->shape && al_letter_index(&L, a->shape,
+                                                             (int)strlen(a->shape)) < 0))
+            return al_spec_bug(s->name, "unknown pick or letter of", a->name);
+    }
+    for (q = s->order; al_next(&q, ",", &item, &len);) {
+        if (al_find(s, item, len) < 0) return al_spec_bug(s->name, "unknown in order", item);
+    }
+    for (k = 0; k < 2; k++) {
+        for (q = k ? s->fits : s->blas; al_next(&q, ",", &item, &len);) {
+            if (al_tokens(&L, s->name, item, len, "*", toks) < 0) return -1;
+        }
+    }
+    if (s->dtype_from && al_find(s, s->dtype_from, (int)strlen(s->dtype_from)) < 0)
+        return al_spec_bug(s->name, "unknown dtype_from", s->dtype_from);
+    return 0;
+}
+
 /* Parses s->sig into s->args, checks the count against the file's enum, and writes the
  * docstring "name(a, b=None, c=1.0) -> (x, y[, z])\n\n<doc>" into s->docbuf. */
 static int al_spec_init(al_spec *s) {
@@ -643,12 +678,12 @@ static int al_spec_init(al_spec *s) {
         if (n == AL_MAXARGS || rest == tok) return al_spec_bug(s->name, "bad argument", tok);
         memset(a, 0, sizeof *a);
         a->role = out ? AL_OUT : sep == '=' ? AL_OPT : AL_IN;
-        a->flags = sep == '=' ? AL_DEF : sep == '?' ? AL_DEF : sep == '~' ? AL_NONE : 0;
+        a->flags = sep == '=' || sep == '?' ? AL_DEF : sep == '~' ? AL_NONE : 0;
         *rest++ = '\0';
         a->name = tok;
         n++;
         if (sep == '=') {
-            if (al_parse_option(s, a, rest, &used) < 0) return al_spec_bug(s->name, "text", tok);
+            if (al_parse_option(s, a, rest, &used) < 0) return al_spec_bug(s->name, "text buffer full at", tok);
             continue;
         }
         if (sep != ':' && *rest++ != ':') return al_spec_bug(s->name, "no shape for", tok);
@@ -664,6 +699,7 @@ static int al_spec_init(al_spec *s) {
         }
     }
     if (n != s->nargs) return al_spec_bug(s->name, "argument count differs from the enum", s->sig);
+    if (al_spec_check(s) < 0) return -1;
 
     /* The docstring: the signature, the description, then every array's shape. */
     for (k = 0; k < n; k++) nout += al_is_output(&s->args[k]);

@@ -75,7 +75,7 @@ typedef struct {
     const char *blas;            /* sizes the BLAS sees, at most its int: "Tq,B*Tv"      */
     const char *fits;            /* buffer sizes that must fit npy_intp: "Tq*Tv*8"       */
     const char *order;           /* arrays converted first, in this order (else Python's) */
-    const char *dtype_from;
+    const char *dtype_from;      /* the argument that fixes the float dtype, else the first */
     const char *positive;        /* letters that must be >= 1: "NH,HS"                   */
     npy_intp chunk;              /* if set: run over slices of B of about this many      */
                                  /* elements, checking for signals (Ctrl-C) in between   */
