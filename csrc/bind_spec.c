@@ -314,9 +314,8 @@ static int al_option(const al_spec *s, al_letters *L, al_call *c, int i, PyObjec
     }
     c->iv[i] = iv;
     c->dv[i] = dv;
-    if (a->shape && *a->shape) {
+    if (a->shape && *a->shape) {   /* the letter it sets (al_spec_check: it exists) */
         int l = al_letter_index(L, a->shape, (int)strlen(a->shape));
-        if (l < 0) return al_spec_bug(s->name, "unknown letter", a->shape);
         L->val[l] = (npy_intp)iv;
         L->from[l] = i;
         L->axis[l] = -1;
@@ -376,7 +375,6 @@ static int al_output(const al_spec *s, const al_letters *L, al_call *c, PyArrayO
         int len;
         while (al_next(&p, "&", &item, &len)) {
             int neg = item[0] == '!', j = al_find(s, item + neg, len - neg);
-            if (j < 0) return al_spec_bug(s->name, "unknown", a->when);
             if ((s->args[j].role == AL_OPT ? c->iv[j] != 0 : arr[j] != NULL) == neg) return 0;
         }
     }
@@ -452,18 +450,14 @@ static PyObject *al_bind(const al_spec *s, PyObject *args, PyObject *kwds) {
     char done_[AL_MAXARGS] = {0};
 
     memset(&c, 0, sizeof c);
-    if (s->nargs > AL_MAXARGS) { al_spec_bug(fn, "too many arguments", fn); return NULL; }
     if (al_letters_parse(&L, fn, s->letters) < 0) return NULL;
 
     /* Parse: the non-output arguments, in table order, are the Python signature. */
     for (i = 0; i < s->nargs; i++) {
         if (al_is_output(&s->args[i])) continue;
-        if (s->args[i].flags & AL_DEF) {
-            if (!optional) fmt[nf++] = '|';
+        if ((s->args[i].flags & AL_DEF) && !optional) {   /* al_spec_check: none after */
+            fmt[nf++] = '|';
             optional = 1;
-        } else if (optional || np == AL_MAXPY) {
-            al_spec_bug(fn, "required after optional, or too many", s->args[i].name);
-            return NULL;
         }
         fmt[nf++] = 'O';
         kw[np] = (char *)s->args[i].name;
@@ -631,10 +625,13 @@ static int al_spec_check(const al_spec *s) {
     al_letters L;
     al_tok toks[AL_MAXDIM];
     const char *q, *item;
-    int k, len;
+    int k, len, optional = 0, npy = 0;
     if (al_letters_parse(&L, s->name, s->letters) < 0) return -1;
     for (k = 0; k < s->nargs; k++) {
         const al_arg *a = &s->args[k];
+        if (a->role != AL_OUT && (++npy > AL_MAXPY || (optional && !(a->flags & AL_DEF))))
+            return al_spec_bug(s->name, "required after optional, or too many:", a->name);
+        optional |= a->role != AL_OUT && (a->flags & AL_DEF);
         for (q = a->role == AL_OPT ? NULL : a->shape; al_next(&q, "|", &item, &len);) {
             if (al_tokens(&L, s->name, item, len, ",", toks) < 0) return -1;
         }
@@ -683,7 +680,8 @@ static int al_spec_init(al_spec *s) {
         a->name = tok;
         n++;
         if (sep == '=') {
-            if (al_parse_option(s, a, rest, &used) < 0) return al_spec_bug(s->name, "text buffer full at", tok);
+            if (al_parse_option(s, a, rest, &used) < 0)
+                return al_spec_bug(s->name, "text buffer full at", tok);
             continue;
         }
         if (sep != ':' && *rest++ != ':') return al_spec_bug(s->name, "no shape for", tok);
