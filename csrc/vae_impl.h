@@ -3,7 +3,7 @@
  * diagonal Gaussian against N(0, I), and the masked reconstruction loss; forward and backward.
  * Part of the type template (al_real.h): included once per floating type by vae.c.
  *
- * Legend: B batch, Z latent size, T timesteps, D features (as the LSTM's input). Buffers are
+ * Legend: B batch, Z latent size, T timesteps, F features (D in the LSTM's legend). Buffers are
  * flat and row-major in NumPy axis order.
  *
  * Math (Kingma & Welling 2014, "Auto-Encoding Variational Bayes"; the Keras VAE example):
@@ -153,32 +153,32 @@ int AL_FN(kl_backward)(real *d_mean, real *d_log_var, const real *d_kl, const re
  *
  * outputs   loss   (B,)     sum over unmasked t and all f of (x_hat - x)^2 (kind
  *                           AL_RECON_SQUARED) or |x_hat - x| (AL_RECON_ABSOLUTE); 0 for a
- *                           fully masked sequence or T*D == 0
- * inputs    x_hat  (B,T,D)  the reconstruction
- *           x      (B,T,D)  the target
+ *                           fully masked sequence or T*F == 0
+ * inputs    x_hat  (B,T,F)  the reconstruction
+ *           x      (B,T,F)  the target
  *           mask   (B,T)    uint8, nonzero = keep, or NULL (every step counts)
  * returns   AL_OK, or AL_ERR_ARG for an unknown kind
  */
 int AL_FN(recon_forward)(real *loss, const real *x_hat, const real *x, const uint8_t *mask,
-                         size_t B, size_t T, size_t D, int kind) {
+                         size_t B, size_t T, size_t F, int kind) {
     size_t b, t, f;
     if (kind != AL_RECON_SQUARED && kind != AL_RECON_ABSOLUTE) return AL_ERR_ARG;
-    if (T == 0 || D == 0) {   /* nothing to sum: no loop over B x T (a (3, 2**40, 0) view) */
+    if (T == 0 || F == 0) {   /* nothing to sum: no loop over B x T (a (3, 2**40, 0) view) */
         for (b = 0; b < B; b++) loss[b] = (real)0;
         return AL_OK;
     }
     for (b = 0; b < B; b++) {
         double acc = 0.0;
         for (t = 0; t < T; t++) {
-            const size_t row = (b * T + t) * D;
+            const size_t row = (b * T + t) * F;
             if (mask != NULL && !mask[b * T + t]) continue;
             if (kind == AL_RECON_SQUARED) {
-                for (f = 0; f < D; f++) {
+                for (f = 0; f < F; f++) {
                     const double d = (double)x_hat[row + f] - (double)x[row + f];
                     acc += d * d;
                 }
             } else {
-                for (f = 0; f < D; f++) acc += fabs((double)x_hat[row + f] - (double)x[row + f]);
+                for (f = 0; f < F; f++) acc += fabs((double)x_hat[row + f] - (double)x[row + f]);
             }
         }
         loss[b] = (real)acc;
@@ -194,32 +194,32 @@ static real AL_SFN(vae_sign)(real d) {
 /*
  * recon_backward: inverts recon_forward (overwrites d_x_hat; d x = -d_x_hat).
  *
- * outputs   d_x_hat (B,T,D)  d_loss[b] * 2 (x_hat - x)  (squared) or
+ * outputs   d_x_hat (B,T,F)  d_loss[b] * 2 (x_hat - x)  (squared) or
  *                            d_loss[b] * sign(x_hat - x) (absolute; 0 where x_hat == x);
  *                            0 at masked steps
  * inputs    d_loss  (B,)     gradient of the total loss with respect to loss
- *           x_hat   (B,T,D)
- *           x       (B,T,D)
+ *           x_hat   (B,T,F)
+ *           x       (B,T,F)
  *           mask    (B,T)    uint8 or NULL, as in the forward
  * returns   AL_OK, or AL_ERR_ARG for an unknown kind
  */
 int AL_FN(recon_backward)(real *d_x_hat, const real *d_loss, const real *x_hat, const real *x,
-                          const uint8_t *mask, size_t B, size_t T, size_t D, int kind) {
+                          const uint8_t *mask, size_t B, size_t T, size_t F, int kind) {
     size_t b, t, f;
     if (kind != AL_RECON_SQUARED && kind != AL_RECON_ABSOLUTE) return AL_ERR_ARG;
-    if (B == 0 || T == 0 || D == 0) return AL_OK;   /* d_x_hat is empty */
+    if (B == 0 || T == 0 || F == 0) return AL_OK;   /* d_x_hat is empty */
     for (b = 0; b < B; b++) {
         const real g = d_loss[b];
         const real g2 = (real)2 * g;
         for (t = 0; t < T; t++) {
-            const size_t row = (b * T + t) * D;
+            const size_t row = (b * T + t) * F;
             real *dr = d_x_hat + row;
             if (mask != NULL && !mask[b * T + t]) {
-                for (f = 0; f < D; f++) dr[f] = (real)0;
+                for (f = 0; f < F; f++) dr[f] = (real)0;
             } else if (kind == AL_RECON_SQUARED) {
-                for (f = 0; f < D; f++) dr[f] = g2 * (x_hat[row + f] - x[row + f]);
+                for (f = 0; f < F; f++) dr[f] = g2 * (x_hat[row + f] - x[row + f]);
             } else {
-                for (f = 0; f < D; f++) dr[f] = g * AL_SFN(vae_sign)(x_hat[row + f] - x[row + f]);
+                for (f = 0; f < F; f++) dr[f] = g * AL_SFN(vae_sign)(x_hat[row + f] - x[row + f]);
             }
         }
     }
@@ -233,27 +233,27 @@ int AL_FN(recon_backward)(real *d_x_hat, const real *d_loss, const real *x_hat, 
  *
  * outputs   loss      (B,)     sum over unmasked t and all f of
  *                              0.5 * (log(2 pi) + x_log_var + d^2 * exp(-x_log_var));
- *                              0 for a fully masked sequence or T*D == 0
- * inputs    x_hat     (B,T,D)  the predicted mean
- *           x_log_var (B,T,D)  the predicted log-variance
- *           x         (B,T,D)  the target
+ *                              0 for a fully masked sequence or T*F == 0
+ * inputs    x_hat     (B,T,F)  the predicted mean
+ *           x_log_var (B,T,F)  the predicted log-variance
+ *           x         (B,T,F)  the target
  *           mask      (B,T)    uint8, nonzero = keep, or NULL
  * returns   AL_OK
  */
 int AL_FN(gaussian_nll_forward)(real *loss, const real *x_hat, const real *x_log_var,
                                 const real *x, const uint8_t *mask,
-                                size_t B, size_t T, size_t D) {
+                                size_t B, size_t T, size_t F) {
     size_t b, t, f;
-    if (T == 0 || D == 0) {   /* nothing to sum: no loop over B x T */
+    if (T == 0 || F == 0) {   /* nothing to sum: no loop over B x T */
         for (b = 0; b < B; b++) loss[b] = (real)0;
         return AL_OK;
     }
     for (b = 0; b < B; b++) {
         double acc = 0.0;
         for (t = 0; t < T; t++) {
-            const size_t row = (b * T + t) * D;
+            const size_t row = (b * T + t) * F;
             if (mask != NULL && !mask[b * T + t]) continue;
-            for (f = 0; f < D; f++) {
+            for (f = 0; f < F; f++) {
                 const double d = (double)x_hat[row + f] - (double)x[row + f];
                 const double lv = (double)x_log_var[row + f];
                 acc += 0.5 * (AL_LOG_2PI + lv + d * d * exp(-lv));
@@ -268,26 +268,26 @@ int AL_FN(gaussian_nll_forward)(real *loss, const real *x_hat, const real *x_log
  * gaussian_nll_backward: inverts gaussian_nll_forward (overwrites its outputs; 0 at masked
  * steps). With d = x_hat - x and p = exp(-x_log_var) (the precision):
  *
- * outputs   d_x_hat     (B,T,D)  d_loss[b] * d * p                 (d x = -d_x_hat)
- *           d_x_log_var (B,T,D)  d_loss[b] * 0.5 * (1 - d^2 * p)
+ * outputs   d_x_hat     (B,T,F)  d_loss[b] * d * p                 (d x = -d_x_hat)
+ *           d_x_log_var (B,T,F)  d_loss[b] * 0.5 * (1 - d^2 * p)
  * inputs    d_loss      (B,)
- *           x_hat, x_log_var, x (B,T,D);  mask (B,T) uint8 or NULL, as in the forward
+ *           x_hat, x_log_var, x (B,T,F);  mask (B,T) uint8 or NULL, as in the forward
  * returns   AL_OK
  */
 int AL_FN(gaussian_nll_backward)(real *d_x_hat, real *d_x_log_var, const real *d_loss,
                                  const real *x_hat, const real *x_log_var, const real *x,
-                                 const uint8_t *mask, size_t B, size_t T, size_t D) {
+                                 const uint8_t *mask, size_t B, size_t T, size_t F) {
     size_t b, t, f;
-    if (B == 0 || T == 0 || D == 0) return AL_OK;   /* the outputs are empty */
+    if (B == 0 || T == 0 || F == 0) return AL_OK;   /* the outputs are empty */
     for (b = 0; b < B; b++) {
         const real g = d_loss[b];
         for (t = 0; t < T; t++) {
-            const size_t row = (b * T + t) * D;
+            const size_t row = (b * T + t) * F;
             if (mask != NULL && !mask[b * T + t]) {
-                for (f = 0; f < D; f++) d_x_hat[row + f] = d_x_log_var[row + f] = (real)0;
+                for (f = 0; f < F; f++) d_x_hat[row + f] = d_x_log_var[row + f] = (real)0;
                 continue;
             }
-            for (f = 0; f < D; f++) {
+            for (f = 0; f < F; f++) {
                 const real d = x_hat[row + f] - x[row + f];
                 const real dp = d * AL_EXP(-x_log_var[row + f]);
                 d_x_hat[row + f] = g * dp;
