@@ -1,7 +1,8 @@
 /*
  * module.c -- the attnlstm._core extension module: the kernels each binding file declares
- * (bind_spec.h), the utilities and the activation codes. Keeps no global mutable state (the
- * kernel path, ATTNLSTM_ISA, is fixed at import); every kernel call is independent.
+ * (bind_spec.h), the utilities and the activation codes. Keeps no global mutable state: the
+ * kernels' specs are parsed and the kernel path (ATTNLSTM_ISA) is fixed once, at import;
+ * every kernel call is independent.
  */
 #define AL_MODULE_MAIN
 #include "bind_spec.h"
