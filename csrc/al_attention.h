@@ -35,14 +35,14 @@ enum {
         real *out, real *weights,                                                               \
         const real *q, const real *k, const real *v,                                            \
         const uint8_t *query_mask, const uint8_t *value_mask, const uint8_t *attention_mask,    \
-        real scale, real concat_score_weight,                                                   \
-        size_t B, size_t Tq, size_t Tv, size_t D, size_t Dv, int score_mode, int causal);       \
+        size_t B, size_t Tq, size_t Tv, size_t D, size_t Dv,                                    \
+        int causal, real scale, real concat_score_weight, int score_mode);                      \
     int al_dot_attention_backward_##sfx(                                                        \
         real *dq, real *dk, real *dv, real *dscale, real *dconcat_score_weight,                 \
         const real *weights, const real *dout, const real *dweights,                            \
         const real *q, const real *k, const real *v, const uint8_t *query_mask,                 \
-        real scale, real concat_score_weight,                                                   \
-        size_t B, size_t Tq, size_t Tv, size_t D, size_t Dv, int score_mode);                   \
+        size_t B, size_t Tq, size_t Tv, size_t D, size_t Dv,                                    \
+        real scale, real concat_score_weight, int score_mode);                                  \
     int al_additive_attention_forward_##sfx(                                                    \
         real *out, real *weights,                                                               \
         const real *q, const real *k, const real *v,                                            \

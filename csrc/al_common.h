@@ -5,6 +5,12 @@
  * Dimension legend (see STYLE.md): B batch, T timesteps (Tq/Tv in attention), D input
  * features, H hidden units, NH heads, HS head size, Z latent size. Buffers are flat and
  * row-major in NumPy axis order. LSTM gate order along the last axis is [i, f, c, o].
+ *
+ * One argument order for every kernel (llm.c's), so a backward line reads against its forward:
+ *   forward   outputs, saved-for-backward buffers, inputs (activations, masks), weights,
+ *             size_t dimensions (in legend order), options (flags, codes, scalars);
+ *   backward  d-gradients of the inputs and weights (outputs), the forward's saved buffers,
+ *             the upstream d-gradients of its outputs, inputs, weights, dimensions, options.
  */
 #ifndef AL_COMMON_H
 #define AL_COMMON_H

@@ -421,8 +421,8 @@ static void AL_SFN(attn_softmax_backward)(real *dS, real *dvb, const real *W, co
  *           weights (B,Tq,Tv)  softmax weights (post-softmax, pre-query-mask); saved
  * inputs    q (B,Tq,D), k (B,Tv,D), v (B,Tv,Dv)
  *           query_mask (B,Tq), value_mask (B,Tv), attention_mask (B,Tq,Tv): uint8 or NULL
- * weights   scale (1 = Keras use_scale=False), concat_score_weight (concat mode only)
- * options   score_mode AL_SCORE_DOT / AL_SCORE_CONCAT, causal (keep j <= i)
+ * options   causal (keep j <= i); the scalar weights scale (1 = Keras use_scale=False) and
+ *           concat_score_weight (concat mode only); score_mode AL_SCORE_DOT / AL_SCORE_CONCAT
  * returns   AL_OK, or AL_ERR_ARG for an unknown score_mode
  * Empty axes: Tq == 0 or Dv == 0 write nothing; Tv == 0 gives out = 0 (an empty sum). The
  * per-sample loop runs only when Tq, Tv > 0, so its length is bounded by the size of
@@ -432,9 +432,9 @@ int AL_FN(dot_attention_forward)(real *out, real *weights,
                                  const real *q, const real *k, const real *v,
                                  const uint8_t *query_mask, const uint8_t *value_mask,
                                  const uint8_t *attention_mask,
-                                 real scale, real concat_score_weight,
                                  size_t B, size_t Tq, size_t Tv, size_t D, size_t Dv,
-                                 int score_mode, int causal) {
+                                 int causal, real scale, real concat_score_weight,
+                                 int score_mode) {
     if (score_mode != AL_SCORE_DOT && score_mode != AL_SCORE_CONCAT) return AL_ERR_ARG;
     return AL_SFN(attn_forward_core)(out, weights, q, k, v, query_mask, value_mask,
                                      attention_mask, score_mode == AL_SCORE_CONCAT, scale,
@@ -449,7 +449,7 @@ int AL_FN(dot_attention_forward)(real *out, real *weights,
  *                                                         (dcw is 0 in dot mode)
  * saved     weights (B,Tq,Tv) from the forward
  * inputs    dout (B,Tq,Dv), dweights (B,Tq,Tv) or NULL; q, k, v, query_mask as forward
- * weights   scale, concat_score_weight as forward
+ * options   scale, concat_score_weight, score_mode as forward
  * returns   AL_OK, AL_ERR_NOMEM (workspace of Tq*Tv), AL_ERR_ARG (unknown score_mode)
  *
  * Dot mode: G = dS K;  dscale = sum(Q * G);  dq = scale G;  dk = scale dS^T Q.
@@ -460,9 +460,8 @@ int AL_FN(dot_attention_backward)(real *dq, real *dk, real *dv, real *dscale,
                                   const real *weights, const real *dout, const real *dweights,
                                   const real *q, const real *k, const real *v,
                                   const uint8_t *query_mask,
-                                  real scale, real concat_score_weight,
                                   size_t B, size_t Tq, size_t Tv, size_t D, size_t Dv,
-                                  int score_mode) {
+                                  real scale, real concat_score_weight, int score_mode) {
     size_t b, n;
     double acc_scale = 0.0, acc_cw = 0.0;
     real *dS;

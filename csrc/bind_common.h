@@ -1,7 +1,7 @@
 /*
  * bind_common.h -- shared by every binding file (bind_*.c, module.c): the only code that
  * includes Python.h and NumPy. The kernels' entry points go through one front door,
- * al_bind() (bind_spec.h), which re-checks every shape and dtype itself, so a bad pointer can
+ * al_bind() (bind_spec.c), which re-checks every shape and dtype itself, so a bad pointer can
  * never reach a kernel whatever the Python layer did.
  */
 #ifndef AL_BIND_COMMON_H
@@ -30,10 +30,7 @@ int al_int_arg(PyObject *obj, const char *fn, const char *arg, long long lo, lon
 /* Sets the Python exception matching a kernel status; returns NULL for `return`. */
 PyObject *al_kernel_error(const char *fn, int status);
 
-/* Method tables of each binding file, joined by module.c. */
-extern PyMethodDef al_lstm_methods[];
-extern PyMethodDef al_attention_methods[];
-extern PyMethodDef al_mha_methods[];
+/* set_num_threads, get_num_threads (bind_util.c). */
 extern PyMethodDef al_util_methods[];
 
 #endif /* AL_BIND_COMMON_H */

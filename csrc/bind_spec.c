@@ -1,12 +1,15 @@
 /*
- * bind_spec.c -- al_bind(), the front door every kernel binding goes through (bind_spec.h).
+ * bind_spec.c -- al_bind(), the front door every kernel binding goes through, and the parser of
+ * the signatures that declare the kernels to it (bind_spec.h).
  * Letters of the legend are unified across arguments: the first array (in conversion order)
  * that carries a letter fixes its size, and every later use must agree.
  */
 #include "bind_spec.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -311,9 +314,8 @@ static int al_option(const al_spec *s, al_letters *L, al_call *c, int i, PyObjec
     }
     c->iv[i] = iv;
     c->dv[i] = dv;
-    if (a->shape && *a->shape) {
+    if (a->shape && *a->shape) {   /* the letter it sets (al_spec_check: it exists) */
         int l = al_letter_index(L, a->shape, (int)strlen(a->shape));
-        if (l < 0) return al_spec_bug(s->name, "unknown letter", a->shape);
         L->val[l] = (npy_intp)iv;
         L->from[l] = i;
         L->axis[l] = -1;
@@ -327,7 +329,7 @@ bad_type:
     return -1;
 }
 
-static int al_is_output(const al_arg *a) { return a->role == AL_OUT || a->role == AL_SAVE; }
+static int al_is_output(const al_arg *a) { return a->role == AL_OUT; }
 
 /* Phase 2: a new C-contiguous array of the call's dtype (or bool) for argument i. */
 static PyArrayObject *al_convert(const al_arg *a, const al_call *c, PyObject *x) {
@@ -373,7 +375,6 @@ static int al_output(const al_spec *s, const al_letters *L, al_call *c, PyArrayO
         int len;
         while (al_next(&p, "&", &item, &len)) {
             int neg = item[0] == '!', j = al_find(s, item + neg, len - neg);
-            if (j < 0) return al_spec_bug(s->name, "unknown", a->when);
             if ((s->args[j].role == AL_OPT ? c->iv[j] != 0 : arr[j] != NULL) == neg) return 0;
         }
     }
@@ -435,7 +436,7 @@ static int al_run(const al_spec *s, const al_letters *L, al_call *c, PyArrayObje
     return 0;
 }
 
-PyObject *al_bind(const al_spec *s, PyObject *args, PyObject *kwds) {
+static PyObject *al_bind(const al_spec *s, PyObject *args, PyObject *kwds) {
     const char *fn = s->name, *p, *item;
     char *kw[AL_MAXPY + 1];
     char fmt[AL_MAXPY + 64];
@@ -449,18 +450,14 @@ PyObject *al_bind(const al_spec *s, PyObject *args, PyObject *kwds) {
     char done_[AL_MAXARGS] = {0};
 
     memset(&c, 0, sizeof c);
-    if (s->nargs > AL_MAXARGS) { al_spec_bug(fn, "too many arguments", fn); return NULL; }
     if (al_letters_parse(&L, fn, s->letters) < 0) return NULL;
 
     /* Parse: the non-output arguments, in table order, are the Python signature. */
     for (i = 0; i < s->nargs; i++) {
         if (al_is_output(&s->args[i])) continue;
-        if (s->args[i].flags & AL_DEF) {
-            if (!optional) fmt[nf++] = '|';
+        if ((s->args[i].flags & AL_DEF) && !optional) {   /* al_spec_check: none after */
+            fmt[nf++] = '|';
             optional = 1;
-        } else if (optional || np == AL_MAXPY) {
-            al_spec_bug(fn, "required after optional, or too many", s->args[i].name);
-            return NULL;
         }
         fmt[nf++] = 'O';
         kw[np] = (char *)s->args[i].name;
@@ -481,11 +478,12 @@ PyObject *al_bind(const al_spec *s, PyObject *args, PyObject *kwds) {
     for (i = 0; i < s->nargs; i++) {
         if (s->args[i].role == AL_OPT && al_option(s, &L, &c, i, obj[i]) < 0) return NULL;
     }
-    if ((i = al_find(s, s->dtype_from, (int)strlen(s->dtype_from))) < 0 || obj[i] == NULL) {
+    i = s->dtype_from ? al_find(s, s->dtype_from, (int)strlen(s->dtype_from)) : 0;
+    if (i < 0 || obj[i] == NULL) {
         al_spec_bug(fn, "dtype_from", s->dtype_from);
         return NULL;
     }
-    if ((c.typenum = al_float_typenum(obj[i], fn, s->dtype_from)) < 0) return NULL;
+    if ((c.typenum = al_float_typenum(obj[i], fn, s->args[i].name)) < 0) return NULL;
 
     /* Arrays: those of `order` first, then the table order; shapes and sizes before copies. */
     for (p = s->order; al_next(&p, ",", &item, &len); nseq++) {
@@ -547,4 +545,233 @@ done:
     for (k = 0; k < nout; k++) Py_XDECREF(items[k]);
     for (i = 0; i < s->nargs; i++) Py_XDECREF(arr[i]);
     return res;
+}
+
+/* ---- the signatures, parsed at import ---------------------------------------------------- */
+
+/* Cuts the next piece of *p at `sep` (outside {} and ''), NUL-terminating it; NULL at the end. */
+static char *al_cut(char **p, char sep) {
+    char *start = *p, *q = *p, in = 0;   /* in: the closing quote or brace awaited */
+    if (*start == '\0') return NULL;
+    for (; *q && (in || *q != sep); q++) {
+        if (in ? *q == in : *q == '\'' || *q == '{') in = in ? 0 : *q == '{' ? '}' : '\'';
+    }
+    *p = *q ? q + 1 : q;
+    *q = '\0';
+    return start;
+}
+
+/* Appends to the spec's text buffer: a copy of `src`, or NULL when full. */
+static char *al_keep(al_spec *s, size_t *used, const char *src) {
+    size_t n = strlen(src) + 1;
+    char *dst = s->text + *used;
+    if (*used + n > sizeof s->text) return NULL;
+    memcpy(dst, src, n);
+    *used += n;
+    return dst;
+}
+
+/* One option's extras: a letter, lo..hi, {choices} (numbered from 0) or 'what it must be'. */
+static int al_parse_option(al_spec *s, al_arg *a, char *rest, size_t *used) {
+    char *x, msg[256];
+    size_t m = 0;
+    a->deftext = al_cut(&rest, ':');
+    a->type = strcmp(a->deftext, "True") == 0 || strcmp(a->deftext, "False") == 0 ? 'p'
+              : strchr(a->deftext, '.') ? 'd' : 'i';
+    a->def = a->type == 'p' ? a->deftext[0] == 'T' : atof(a->deftext);
+    while ((x = al_cut(&rest, ':')) != NULL) {
+        if (x[0] == '\'') {
+            x[strlen(x) - 1] = '\0';
+            a->choices = x + 1;
+        } else if (x[0] == '{') {
+            char *list = x + 1, *item;
+            int k = 0;
+            list[strlen(list) - 1] = '\0';
+            while ((item = al_cut(&list, ',')) != NULL) {
+                const char *sep = k == 0 ? "" : *list ? ", " : " or ";
+                al_put(msg, sizeof msg, &m, "%s%d (%s)", sep, k++, item);
+            }
+            a->lo = 0;
+            a->hi = k - 1;
+            if ((a->choices = al_keep(s, used, msg)) == NULL) return -1;
+        } else if (strstr(x, "..")) {
+            a->lo = atof(x);
+            a->hi = atof(strstr(x, "..") + 2);
+        } else {
+            a->shape = x;
+        }
+    }
+    return 0;
+}
+
+/* Appends sep and piece to the docstring, breaking the line before piece (indented) where
+ * the line with its next separator would pass column 92. */
+static void al_doc(al_spec *s, size_t *d, size_t *col, const char *sep, const char *piece,
+                   int indent) {
+    size_t n = strlen(sep) + strlen(piece), k = strlen(sep);
+    if (*col + n + 1 > 92 && *col > (size_t)indent) {
+        while (k > 0 && sep[k - 1] == ' ') k--;
+        al_put(s->docbuf, sizeof s->docbuf, d, "%.*s\n%*s%s", (int)k, sep, indent, "", piece);
+        *col = (size_t)indent + strlen(piece);
+    } else {
+        al_put(s->docbuf, sizeof s->docbuf, d, "%s%s", sep, piece);
+        *col += n;
+    }
+}
+
+/* Checks that every letter and name a parsed spec refers to exists, so that a typo is a
+ * SystemError at import, not in some call. */
+static int al_spec_check(const al_spec *s) {
+    al_letters L;
+    al_tok toks[AL_MAXDIM];
+    const char *q, *item;
+    int k, len, optional = 0, npy = 0;
+    if (al_letters_parse(&L, s->name, s->letters) < 0) return -1;
+    for (k = 0; k < s->nargs; k++) {
+        const al_arg *a = &s->args[k];
+        if (a->role != AL_OUT && (++npy > AL_MAXPY || (optional && !(a->flags & AL_DEF))))
+            return al_spec_bug(s->name, "required after optional, or too many:", a->name);
+        optional |= a->role != AL_OUT && (a->flags & AL_DEF);
+        for (q = a->role == AL_OPT ? NULL : a->shape; al_next(&q, "|", &item, &len);) {
+            if (al_tokens(&L, s->name, item, len, ",", toks) < 0) return -1;
+        }
+        for (q = a->when; al_next(&q, "&", &item, &len);) {
+            if (al_find(s, item + (*item == '!'), len - (*item == '!')) < 0)
+                return al_spec_bug(s->name, "unknown argument in", a->when);
+        }
+        if ((a->pick && al_find(s, a->pick, (int)strlen(a->pick)) < 0) ||
+            (a->role == AL_OPT && a->shape && al_letter_index(&L, a->shape,
+                                                             (int)strlen(a->shape)) < 0))
+            return al_spec_bug(s->name, "unknown pick or letter of", a->name);
+    }
+    for (q = s->order; al_next(&q, ",", &item, &len);) {
+        if (al_find(s, item, len) < 0) return al_spec_bug(s->name, "unknown in order", item);
+    }
+    for (k = 0; k < 2; k++) {
+        for (q = k ? s->fits : s->blas; al_next(&q, ",", &item, &len);) {
+            if (al_tokens(&L, s->name, item, len, "*", toks) < 0) return -1;
+        }
+    }
+    if (s->dtype_from && al_find(s, s->dtype_from, (int)strlen(s->dtype_from)) < 0)
+        return al_spec_bug(s->name, "unknown dtype_from", s->dtype_from);
+    return 0;
+}
+
+/* Parses s->sig into s->args, checks the count against the file's enum, and writes the
+ * docstring "name(a, b=None, c=1.0) -> (x, y[, z])\n\n<doc>" into s->docbuf. */
+static int al_spec_init(al_spec *s) {
+    char *p = s->text, *tok;
+    size_t used = strlen(s->sig) + 1, d = 0, col = 0;
+    int n = 0, out = 0, i, k, j, nout = 0;
+    if (used > sizeof s->text) return al_spec_bug(s->name, "signature too long", s->sig);
+    memcpy(s->text, s->sig, used);
+    while ((tok = al_cut(&p, ' ')) != NULL) {
+        al_arg *a = &s->args[n];
+        char *rest = tok, sep, *x;
+        while (isalnum((unsigned char)*rest) || *rest == '_') rest++;
+        sep = *rest;
+        if (*tok == '\0') continue;
+        if (strcmp(tok, "->") == 0) { out = 1; continue; }
+        if (n == AL_MAXARGS || rest == tok) return al_spec_bug(s->name, "bad argument", tok);
+        memset(a, 0, sizeof *a);
+        a->role = out ? AL_OUT : sep == '=' ? AL_OPT : AL_IN;
+        a->flags = sep == '=' || sep == '?' ? AL_DEF : sep == '~' ? AL_NONE : 0;
+        *rest++ = '\0';
+        a->name = tok;
+        n++;
+        if (sep == '=') {
+            if (al_parse_option(s, a, rest, &used) < 0)
+                return al_spec_bug(s->name, "text buffer full at", tok);
+            continue;
+        }
+        if (sep != ':' && *rest++ != ':') return al_spec_bug(s->name, "no shape for", tok);
+        if ((a->shape = al_cut(&rest, ':')) == NULL) a->shape = "";
+        a->type = out && a->shape[0] == '\0' ? 's' : 'f';
+        while ((x = al_cut(&rest, ':')) != NULL) {
+            if (strcmp(x, "bool") == 0) a->type = 'b';
+            else if (strcmp(x, "zeros") == 0) a->flags |= AL_ZERO;
+            else if (strcmp(x, "drop") == 0) a->flags |= AL_DROP;
+            else if (strncmp(x, "if=", 3) == 0) a->when = x + 3;
+            else if (strncmp(x, "pick=", 5) == 0) a->pick = x + 5;
+            else return al_spec_bug(s->name, "unknown flag", x);
+        }
+    }
+    if (n != s->nargs) return al_spec_bug(s->name, "argument count differs from the enum", s->sig);
+    if (al_spec_check(s) < 0) return -1;
+
+    /* The docstring: the signature, the description, then every array's shape. */
+    for (k = 0; k < n; k++) nout += al_is_output(&s->args[k]);
+    al_doc(s, &d, &col, "", s->name, 0);
+    for (k = 0, j = 0; k < n; k++) {
+        const al_arg *a = &s->args[k];
+        char piece[96];
+        size_t m = 0;
+        al_put(piece, sizeof piece, &m, "%s%s%s%s%s", a->flags & AL_DROP ? "[, " : "",
+               a->name, a->role == AL_OPT ? "=" : a->flags & AL_DEF ? "=None" : "",
+               a->role == AL_OPT ? a->deftext : "", a->flags & AL_DROP ? "]" : "");
+        if (al_is_output(a) && j++ == 0) {   /* the outputs on this line, or on the next */
+            size_t len = 6;
+            for (i = k; i < n; i++) len += strlen(s->args[i].name) + 2;
+            al_put(s->docbuf, sizeof s->docbuf, &d, col + len > 92 ? ")\n    -> " : ") -> ");
+            col = col + len > 92 ? 7 : col + 5;
+            al_doc(s, &d, &col, nout > 1 ? "(" : "", piece, 8);
+        } else {
+            al_doc(s, &d, &col, k == 0 ? "(" : a->flags & AL_DROP ? "" : ", ", piece,
+                   j ? 8 : (int)strlen(s->name) + 1);
+        }
+    }
+    al_put(s->docbuf, sizeof s->docbuf, &d, "%s\n\n%s\n\n", nout > 1 ? ")" : "", s->doc);
+    for (k = 0, j = 0, col = 0; k < n; k++) {
+        const al_arg *a = &s->args[k];
+        char piece[96];
+        size_t m = 0;
+        const char *sh = a->shape, *item;
+        int len, alt = 0;
+        if (a->role == AL_OPT) continue;
+        al_put(piece, sizeof piece, &m, "%s%s ", al_is_output(a) && j++ == 0 ? "returns " : "",
+               a->name);
+        if (a->type == 's') al_put(piece, sizeof piece, &m, "(a float)");
+        while (al_next(&sh, "|", &item, &len)) {   /* "(B,T,H)", "(4H,)", "(A) or (B)" */
+            if (alt && strncmp(item, a->shape, (size_t)len) == 0) continue;
+            al_put(piece, sizeof piece, &m, "%s(%.*s%s)", alt++ ? " or " : "", len, item,
+                   memchr(item, ',', (size_t)len) ? "" : ",");
+        }
+        if (a->type == 'b') al_put(piece, sizeof piece, &m, " bool");
+        al_doc(s, &d, &col, k == 0 ? "" : al_is_output(a) && j == 1 ? "; " : ", ", piece, 0);
+    }
+    al_put(s->docbuf, sizeof s->docbuf, &d, ".\nFloat arrays share the dtype of `%s` (float32 or "
+           "float64). Bad input raises\nTypeError or ValueError.",
+           s->dtype_from ? s->dtype_from : s->args[0].name);
+    if (d >= sizeof s->docbuf - 1) return al_spec_bug(s->name, "docstring too long", s->name);
+    return 0;
+}
+
+/* Every kernel's Python function: `self` is a capsule holding its spec. */
+static PyObject *al_entry(PyObject *self, PyObject *args, PyObject *kwds) {
+    const al_spec *s = PyCapsule_GetPointer(self, NULL);
+    return s ? al_bind(s, args, kwds) : NULL;
+}
+
+int al_add_specs(PyObject *m, al_spec *specs) {
+    PyObject *name = PyModule_GetNameObject(m), *cap = NULL, *f = NULL;
+    al_spec *s;
+    if (name == NULL) return -1;
+    for (s = specs; s->name != NULL; s++) {
+        if (al_spec_init(s) < 0) goto fail;
+        s->def.ml_name = s->name;
+        s->def.ml_meth = (PyCFunction)(void (*)(void))al_entry;
+        s->def.ml_flags = METH_VARARGS | METH_KEYWORDS;
+        s->def.ml_doc = s->docbuf;
+        if ((cap = PyCapsule_New(s, NULL, NULL)) == NULL) goto fail;
+        f = PyCFunction_NewEx(&s->def, cap, name);
+        Py_CLEAR(cap);
+        if (f == NULL || PyModule_AddObject(m, s->name, f) < 0) goto fail;
+        f = NULL;
+    }
+    Py_DECREF(name);
+    return 0;
+fail:
+    Py_XDECREF(f);
+    Py_DECREF(name);
+    return -1;
 }

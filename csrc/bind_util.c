@@ -15,8 +15,9 @@ int al_float_typenum(PyObject *obj, const char *fn, const char *arg) {
     PyArray_Descr *descr;
     int typenum;
     if (!PyArray_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s: `%s` must be a float32 or float64 numpy array, got %.200s.",
-                     fn, arg, Py_TYPE(obj)->tp_name);
+        PyErr_Format(PyExc_TypeError,
+                     "%s: `%s` must be a float32 or float64 numpy array, got %.200s.", fn, arg,
+                     Py_TYPE(obj)->tp_name);
         return -1;
     }
     descr = PyArray_DESCR((PyArrayObject *)obj);
@@ -85,7 +86,8 @@ static PyObject *al_py_get_num_threads(PyObject *self, PyObject *noargs) {
 
 PyMethodDef al_util_methods[] = {
     {"set_num_threads", al_py_set_num_threads, METH_VARARGS,
-     "set_num_threads(n) -> None\n\nSets the number of threads of the kernels and of the BLAS they call."},
+     "set_num_threads(n) -> None\n\n"
+     "Sets the number of threads of the kernels and of the BLAS they call."},
     {"get_num_threads", al_py_get_num_threads, METH_NOARGS,
      "get_num_threads() -> int\n\nThe number of threads of the kernels and of the BLAS they call."},
     {NULL, NULL, 0, NULL}

@@ -279,18 +279,6 @@ int AL_FN(gru_forward_impl)(real *hs, real *out, real *gates, real *rh,
     return AL_OK;
 }
 
-int AL_FN(gru_forward)(real *hs, real *out, real *gates, real *rh,
-                       const real *x, const real *h0, const uint8_t *mask,
-                       const real *dp_mask, const real *rec_mask,
-                       const real *W, const real *U, const real *bias,
-                       size_t B, size_t T, size_t D, size_t H,
-                       int activation, int recurrent_activation, int reset_after,
-                       int go_backwards) {
-    return AL_FN(gru_forward_impl)(hs, out, gates, rh, x, h0, mask, dp_mask, rec_mask, W, U,
-                                   bias, B, T, D, H, activation, recurrent_activation,
-                                   reset_after, go_backwards, 0, 1, 0);
-}
-
 /* The elementwise part of one backward step for one sample (see gru_backward): from dh (the
  * gradient w.r.t. h_s, output gradients included), the activated gates g = [z, r, n], uh (the
  * saved u_h; reset_after only) and hp = h_{t-1} (NULL for zeros), writes dzx = [dz, dr, dn]
@@ -452,10 +440,10 @@ static void AL_SFN(gru_bwd_work)(void *arg, int tid, int nt) {
  *           dU (H,3H), db (2,3H) if reset_after else (3H) (computed whether or not the forward
  *           had a bias), dh0 (B,H) (also when the forward's h0 was NULL)
  * saved     hs (B,T,H), gates (B,T,3H), rh (B,T,H) (reset_after) from gru_forward
- * inputs    x, h0, mask, dp_mask, rec_mask: exactly the forward's
- *           d_out (B,T,H) upstream gradient w.r.t. the output sequence (processing order,
+ * upstream  d_out (B,T,H) upstream gradient w.r.t. the output sequence (processing order,
  *           after the mask rule), or NULL; d_last (B,H) w.r.t. the output of step T-1, or
  *           NULL; d_hT (B,H) w.r.t. the final h, or NULL
+ * inputs    x, h0, mask, dp_mask, rec_mask: exactly the forward's
  * weights   W (D,3H), U (H,3H)
  * returns   AL_OK or AL_ERR_NOMEM
  *
@@ -472,9 +460,9 @@ static void AL_SFN(gru_bwd_work)(void *arg, int tid, int nt) {
  */
 int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
                              const real *hs, const real *gates, const real *rh,
+                             const real *d_out, const real *d_last, const real *d_hT,
                              const real *x, const real *h0, const uint8_t *mask,
                              const real *dp_mask, const real *rec_mask,
-                             const real *d_out, const real *d_last, const real *d_hT,
                              const real *W, const real *U,
                              size_t B, size_t T, size_t D, size_t H,
                              int activation, int recurrent_activation, int reset_after,
@@ -610,19 +598,4 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     }
     free(ws);
     return AL_OK;
-}
-
-int AL_FN(gru_backward)(real *dx, real *dW, real *dU, real *db, real *dh0,
-                        const real *hs, const real *gates, const real *rh,
-                        const real *x, const real *h0, const uint8_t *mask,
-                        const real *dp_mask, const real *rec_mask,
-                        const real *d_out, const real *d_last, const real *d_hT,
-                        const real *W, const real *U,
-                        size_t B, size_t T, size_t D, size_t H,
-                        int activation, int recurrent_activation, int reset_after,
-                        int go_backwards) {
-    return AL_FN(gru_backward_impl)(dx, dW, dU, db, dh0, hs, gates, rh, x, h0, mask, dp_mask,
-                                    rec_mask, d_out, d_last, d_hT, W, U, B, T, D, H,
-                                    activation, recurrent_activation, reset_after,
-                                    go_backwards, 0, 1, 0);
 }

@@ -474,17 +474,6 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
     return AL_OK;
 }
 
-int AL_FN(lstm_forward)(real *hs, real *cs, real *out, real *gates, real *act_c,
-                        const real *x, const real *h0, const real *c0, const uint8_t *mask,
-                        const real *dp_mask, const real *rec_mask,
-                        const real *W, const real *U, const real *bias,
-                        size_t B, size_t T, size_t D, size_t H,
-                        int activation, int recurrent_activation, int go_backwards) {
-    return AL_FN(lstm_forward_impl)(hs, cs, out, gates, act_c, x, h0, c0, mask, dp_mask,
-                                    rec_mask, W, U, bias, B, T, D, H, activation,
-                                    recurrent_activation, go_backwards, 0, 1, 0);
-}
-
 /* Gradients of one sample's gate pre-activations at one step, for n hidden units (the
  * elementwise part of the backward, see lstm_backward): dz from dh' (already including the
  * output gradients), dc (in: w.r.t. c_s; out: w.r.t. c_{s-1}), the activated gates g, ac =
@@ -539,14 +528,14 @@ AL_ISA_VERSIONS_VOID(AL_SFN(lstm_gate_grads), AL_SFN(lstm_gate_grads_sel),
  * saved     hs, cs (B,T,H)  from lstm_forward (processing order)
  *           gates  (B,T,4H) from lstm_forward (time order)
  *           act_c  (B,T,H)  from lstm_forward, or NULL to recompute a(c) from cs
- * inputs    x (B,T,D), h0 (B,H) or NULL, c0 (B,H) or NULL, mask (B,T) uint8 or NULL,
- *           dp_mask (B,4D) or NULL, rec_mask (B,4H) or NULL: exactly the forward's arguments
- *           d_out  (B,T,H)  upstream gradient w.r.t. the output sequence (processing order,
+ * upstream  d_out  (B,T,H)  upstream gradient w.r.t. the output sequence (processing order,
  *                           after the mask rule; without a mask the outputs are hs), or NULL
  *           d_last (B,H)    upstream gradient w.r.t. the last output (the output of step T-1,
  *                           i.e. return_sequences=False), or NULL; added to d_out[:, T-1]
  *           d_hT   (B,H)    upstream gradient w.r.t. the final h (hs[:, T-1]), or NULL
  *           d_cT   (B,H)    upstream gradient w.r.t. the final c (cs[:, T-1]), or NULL
+ * inputs    x (B,T,D), h0 (B,H) or NULL, c0 (B,H) or NULL, mask (B,T) uint8 or NULL,
+ *           dp_mask (B,4D) or NULL, rec_mask (B,4H) or NULL: exactly the forward's arguments
  * weights   W (D,4H), U (H,4H)
  * returns   AL_OK, or AL_ERR_NOMEM (workspace of B*T*(4H + H + D) + 2*B*H reals, with
  *           rec_mask B*T*8H + B*T*D + 5*B*H)
@@ -859,10 +848,10 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
 int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0, real *dc0,
                               const real *hs, const real *cs, const real *gates,
                               const real *act_c,
-                              const real *x, const real *h0, const real *c0,
-                              const uint8_t *mask, const real *dp_mask, const real *rec_mask,
                               const real *d_out, const real *d_last, const real *d_hT,
                               const real *d_cT,
+                              const real *x, const real *h0, const real *c0,
+                              const uint8_t *mask, const real *dp_mask, const real *rec_mask,
                               const real *W, const real *U,
                               size_t B, size_t T, size_t D, size_t H,
                               int activation, int recurrent_activation, int go_backwards,
@@ -942,19 +931,4 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     free(work);
     free(pUt);
     return AL_OK;
-}
-
-int AL_FN(lstm_backward)(real *dx, real *dW, real *dU, real *db, real *dh0, real *dc0,
-                         const real *hs, const real *cs, const real *gates, const real *act_c,
-                         const real *x, const real *h0, const real *c0, const uint8_t *mask,
-                         const real *dp_mask, const real *rec_mask,
-                         const real *d_out, const real *d_last, const real *d_hT,
-                         const real *d_cT,
-                         const real *W, const real *U,
-                         size_t B, size_t T, size_t D, size_t H,
-                         int activation, int recurrent_activation, int go_backwards) {
-    return AL_FN(lstm_backward_impl)(dx, dW, dU, db, dh0, dc0, hs, cs, gates, act_c, x, h0, c0,
-                                     mask, dp_mask, rec_mask, d_out, d_last, d_hT, d_cT, W, U,
-                                     B, T, D, H, activation, recurrent_activation,
-                                     go_backwards, 0, 1, 0);
 }

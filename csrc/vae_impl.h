@@ -81,12 +81,12 @@ int AL_FN(sampling_forward)(real *z, real *std, const real *z_mean, const real *
  *
  * outputs   d_mean    (B,Z)  d_z
  *           d_log_var (B,Z)  d_z * eps * std * 0.5      (d std / d log_var = 0.5 * std)
- * inputs    d_z       (B,Z)  gradient of the loss with respect to z
  * saved     std       (B,Z)  from sampling_forward
+ * inputs    d_z       (B,Z)  gradient of the loss with respect to z
  *           eps       (B,Z)  the noise of the forward
  * returns   AL_OK
  */
-int AL_FN(sampling_backward)(real *d_mean, real *d_log_var, const real *d_z, const real *std,
+int AL_FN(sampling_backward)(real *d_mean, real *d_log_var, const real *std, const real *d_z,
                              const real *eps, size_t B, size_t Z) {
     const size_t n = B * Z;
     size_t i;
@@ -160,7 +160,7 @@ int AL_FN(kl_backward)(real *d_mean, real *d_log_var, const real *d_kl, const re
  * returns   AL_OK, or AL_ERR_ARG for an unknown kind
  */
 int AL_FN(recon_forward)(real *loss, const real *x_hat, const real *x, const uint8_t *mask,
-                         int kind, size_t B, size_t T, size_t F) {
+                         size_t B, size_t T, size_t F, int kind) {
     size_t b, t, f;
     if (kind != AL_RECON_SQUARED && kind != AL_RECON_ABSOLUTE) return AL_ERR_ARG;
     if (T == 0 || F == 0) {   /* nothing to sum: no loop over B x T (a (3, 2**40, 0) view) */
@@ -204,7 +204,7 @@ static real AL_SFN(vae_sign)(real d) {
  * returns   AL_OK, or AL_ERR_ARG for an unknown kind
  */
 int AL_FN(recon_backward)(real *d_x_hat, const real *d_loss, const real *x_hat, const real *x,
-                          const uint8_t *mask, int kind, size_t B, size_t T, size_t F) {
+                          const uint8_t *mask, size_t B, size_t T, size_t F, int kind) {
     size_t b, t, f;
     if (kind != AL_RECON_SQUARED && kind != AL_RECON_ABSOLUTE) return AL_ERR_ARG;
     if (B == 0 || T == 0 || F == 0) return AL_OK;   /* d_x_hat is empty */

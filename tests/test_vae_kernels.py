@@ -311,7 +311,7 @@ def test_binding_rejects_bad_input():
         _core.kl_backward(np.zeros((B, 1)), m, lv)
     with pytest.raises(ValueError, match=r"`z_mean` must have shape \(B, Z\)"):
         _core.kl_forward(np.zeros((B, Z, 1)), lv)
-    with pytest.raises(ValueError, match=r"`x` must have shape \(B, T, F\) = \(3, 5, 2\)"):
+    with pytest.raises(ValueError, match=r"`x` must have shape \(B, T, D\) = \(3, 5, 2\)"):
         _core.recon_forward(xh, x[:, :4])
     with pytest.raises(ValueError, match=r"`mask` must have shape \(B, T\) = \(3, 5\)"):
         _core.recon_backward(np.ones(B), xh, x, np.ones((B, T + 1)))
@@ -501,6 +501,6 @@ def test_gaussian_nll_errors():
         _core.gaussian_nll_forward(xh, lv.astype(np.float32), x)
     with pytest.raises(ValueError, match=r"gaussian_nll_backward: `x_log_var` must have shape"):
         _core.gaussian_nll_backward(np.ones(B), xh, lv[:, :1], x)
-    with pytest.raises(ValueError, match=r"`x_log_var` must have shape \(B, T, F\) = "
+    with pytest.raises(ValueError, match=r"`x_log_var` must have shape \(B, T, D\) = "
                                          r"\(3, 5, 2\), got \(1048576, 1048576, 2\)"):
         _core.gaussian_nll_forward(xh, np.broadcast_to(np.zeros((1, 1, 1)), (2 ** 20, 2 ** 20, 2)), x)
