@@ -1,23 +1,26 @@
 """attnlstm's LSTMVAE (defaults) against the same LSTM-VAE written in Keras 3 (issue #19).
 
-    python -m benchmarks.vae_vs_keras [--seeds 0 1] [--epochs 80]
+    python -m benchmarks.vae_vs_keras [--seeds 0 1] [--epochs 80] [--data sines|ecg]
 
-Data: 300 windows (40 steps, stride 4) of two noisy sines (periods 20 and 33 steps, amplitudes 1
+Data (``--data sines``, the default): 300 windows (40 steps, stride 4) of two noisy sines (periods 20 and 33 steps, amplitudes 1
 and 0.8, noise sd 0.1); test: 100 fresh normal windows and 100 windows per injected anomaly
 (a +3 spike at one step of channel 0; channel 1 stuck from step 15; channel 0 at period 12).
-Budget: 80 epochs, batch 32, on the 300 windows, per seed.
+``--data ecg``: the bundled ECG as the demo windows it (``attnlstm.demo.ecg_windows``: averaged
+over 8 samples, 367 training windows of 80 steps from the anomaly-free rows); test: every window
+of the series, labelled when it overlaps the labelled anomalous segment.
+Budget: 80 epochs, batch 32, on the training windows, per seed.
 
 Contenders (all: LSTM(32) encoder -> Dense(8) mean and log-variance -> Sampling -> decoder
 LSTM(32) over z repeated 40 times -> Dense(2) per step; loss = mean over the batch of the
 squared error summed over steps and features + the KL term):
 
 - ``attnlstm``: ``LSTMVAE(seed=s).fit(x, epochs=80)``, i.e. its defaults (decoder state
-  initialised from z, free bits 2 nats per unit, z_log_var bias starting at -6, KL warm-up
-  over 10 epochs, Adam 3e-3).
+  initialised from z, free bits 4 nats per unit, z_log_var bias starting at -6, KL warm-up
+  over 10 epochs, Adam from 1e-2 cosine-decayed to 5e-4 over the fit).
 - ``keras-same``: the same model and training in Keras 3 (a classic ``Sampling`` layer, a KL
   layer calling ``add_loss`` with free bits and a warm-up weight, ``initial_state`` from z,
-  ``bias_initializer=Constant(-6)`` for z_log_var, Adam 3e-3): the same method in the other
-  framework.
+  ``bias_initializer=Constant(-6)`` for z_log_var, Adam with Keras' ``CosineDecay(1e-2,
+  steps, alpha=0.05)``): the same method in the other framework.
 - ``keras-classic``: the classic Keras LSTM-VAE (``RepeatVector(z)`` as the decoder's only
   input, the plain KL with weight 1 from the first step, Adam's default 1e-3).
 
