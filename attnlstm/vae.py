@@ -402,11 +402,11 @@ class LSTMVAE:
       windows (QRS spikes two steps wide that the decoder must place at the right phase)
       are the slow case: with a constant 3e-3 the reconstruction error is still falling
       after 80 epochs, at 0.51-0.77 of the variance for seeds 0-4 (window ROC AUC
-      0.74-0.91), and ``beta=0`` barely helps (0.42-0.60), so the optimiser, not the KL,
-      was the limit; a constant 1e-2 is too noisy late on (0.55-0.60, AUC 0.90-0.91);
-      the cosine from 1e-2 ends at 0.30-0.38 (AUC 0.948-0.963 for all five seeds with
-      ``free_bits=4``). The sines reach the noise floor with it (0.025-0.026 of the
-      variance; the noise alone is 0.024).
+      0.74-0.91), and ``beta=0`` barely helps (seeds 2, 3: 0.42, 0.60), so the optimiser,
+      not the KL, was the limit; a constant 1e-2 is too noisy late on (seeds 0, 4: 0.60,
+      0.56; AUC 0.90, 0.91); the cosine from 1e-2 ends at 0.30-0.38 (AUC 0.948-0.963 for
+      all five seeds with ``free_bits=4``). The sines reach the noise floor with it (0.0235
+      of the variance for seeds 0 and 1; the noise alone is 0.024).
     - the reconstruction is *summed* over steps and features (a Gaussian log-likelihood),
       not averaged: a per-element mean against a summed KL weighs the KL ``T * F`` times more
       and collapses the posterior (on the task above, the mean over a window's 80 elements,
