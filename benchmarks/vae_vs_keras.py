@@ -28,20 +28,28 @@ Printed per contender and seed: reconstruction error of the training windows fro
 a fraction of their variance (``mean((x_hat - x)^2) / var(x)``), active units (Burda et al.
 2016), the window ROC AUC of the reconstruction-error score per anomaly type, and fit seconds.
 
-Measured once (``--seeds 0 1``, 2026-12-06, a 2-core VM shared with ~8 other jobs, so the
-seconds say little; attnlstm with OPENBLAS_NUM_THREADS=1)::
+Measured (``--seeds 0 1``, 2026-12-06, a 2-core VM shared with ~8 other jobs, so the seconds
+say little; OPENBLAS_NUM_THREADS=1), sines::
 
-    contender      seed recon/var  AU AUC spike AUC stuck  AUC freq  fit s
-    attnlstm          0     0.031   8     1.000     1.000     1.000   62.5
-    keras-same        0     0.028   8     1.000     1.000     1.000   94.6
-    keras-classic     0     0.627   4     0.990     1.000     0.690  126.9
-    attnlstm          1     0.027   8     1.000     1.000     1.000   20.3
-    keras-same        1     0.027   8     1.000     1.000     1.000   63.0
-    keras-classic     1     0.068   8     1.000     1.000     1.000  125.8
+    contender      seed recon/var  AU AUC spike AUC stuck AUC frequ  fit s
+    attnlstm          0     0.023   8     1.000     1.000     1.000   14.0
+    keras-same        0     0.024   8     1.000     1.000     1.000   79.7
+    keras-classic     0     0.627   4     0.990     1.000     0.690  101.9
+    attnlstm          1     0.024   8     1.000     1.000     1.000   14.4
+    keras-same        1     0.024   8     1.000     1.000     1.000  102.4
+    keras-classic     1     0.068   8     1.000     1.000     1.000  134.3
 
-attnlstm, seeds 2, 3, 4 (``--contenders attnlstm --seeds 2 3 4``): 0.027, 0.027, 0.028, 8 active
-units and AUC 1.000 on the three anomalies each.
-The noise alone is 0.024 of the variance.
+The noise alone is 0.024 of the variance. ECG (``--data ecg``)::
+
+    contender      seed recon/var  AU   AUC ecg  fit s
+    attnlstm          0     0.302   8     0.963   39.0
+    keras-same        0     0.278   8     0.952  222.9
+    keras-classic     0     0.935   1     0.547  189.1
+    attnlstm          1     0.380   8     0.962   16.1
+    keras-same        1     0.358   8     0.923  162.6
+    keras-classic     1     0.934   1     0.546  217.8
+
+attnlstm, seeds 2, 3, 4 on the ECG (``tests/test_vae_ecg.py``): AUC 0.956, 0.957, 0.948.
 """
 import argparse
 import os
