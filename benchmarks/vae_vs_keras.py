@@ -4,7 +4,8 @@
 
 Data (``--data sines``, the default): 300 windows (40 steps, stride 4) of two noisy sines
 (periods 20 and 33 steps, amplitudes 1 and 0.8, noise sd 0.1); test: 100 fresh normal
-windows and 100 windows per injected anomaly (a +3 spike at one step of channel 0; channel 1 stuck from step 15; channel 0 at period 12).
+windows and 100 windows per injected anomaly (a +3 spike at one step of channel 0; channel 1
+stuck from step 15; channel 0 at period 12).
 ``--data ecg``: the bundled ECG as the demo windows it (``attnlstm.demo.ecg_windows``: averaged
 over 8 samples, 367 training windows of 80 steps from the anomaly-free rows); test: every window
 of the series, labelled when it overlaps the labelled anomalous segment.
