@@ -26,7 +26,7 @@ def test_lstm_vae_defaults_rank_the_labelled_ecg_segment_at_the_top(ecg_data, se
     """Issue #19: a user's first model, ``LSTMVAE(latent_dim=8, encoder_units=32)`` fitted for
     80 epochs with its defaults on the demo's windows, gives window ROC AUC >= 0.9 for every
     seed (measured 0.963, 0.962, 0.956, 0.957, 0.948 for seeds 0-4; 367 windows of 80 steps,
-    about 10-25 s per seed on 2 cores)."""
+    7-12 s per seed on a quiet 2-core machine, 30-50 s when it is shared)."""
     train, windows, win_labels = ecg_data
     vae = LSTMVAE(latent_dim=8, encoder_units=32, seed=seed)
     with warnings.catch_warnings():
