@@ -106,7 +106,7 @@ def vowels(out_dir, epochs, verbose):
 # The ECG (~297 samples per beat) is averaged over blocks of POOL samples, so that a window of
 # WINDOW steps spans about two beats: the anomaly is a premature beat, i.e. a rhythm change.
 POOL, WINDOW, STRIDE = 8, 80, 2
-ECG_SEED = 1
+ECG_SEED = 0
 
 
 def ecg_windows(signal, labels):
@@ -139,15 +139,11 @@ def roc_auc(labels, scores):
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def ecg_vae():
-    """The demo's hand-tuned ECG model (issue #5's recipe, kept as it was measured): the
-    decoder sees z only as its input (no initial state from z), no free bits, the log-variance
-    bias starting at 0, beta 0.1; fitted
-    with a cosine-decayed Adam from 0.01, batch 16, no KL warm-up. LSTMVAE's defaults (issue
-    #19) do not yet learn this pooled ECG's narrow QRS spikes within 80 epochs (README)."""
+def ecg_vae(seed=ECG_SEED):
+    """The demo's ECG model: ``LSTMVAE`` with its defaults (issue #19; nothing tuned for the
+    ECG), seeded."""
     from . import LSTMVAE
-    return LSTMVAE(latent_dim=8, encoder_units=64, beta=0.1, free_bits=0.0,
-                   decoder_initial_state=False, initial_log_var=0.0, seed=ECG_SEED)
+    return LSTMVAE(latent_dim=8, encoder_units=32, seed=seed)
 
 
 def ecg(out_dir, epochs, verbose):
@@ -159,15 +155,11 @@ def ecg(out_dir, epochs, verbose):
           f"{WINDOW} (= {WINDOW * POOL} samples, about two beats) from rows {lo}..{hi}; scoring "
           f"{len(windows)} windows ({int(win_labels.sum())} overlap the labelled segment "
           f"{datasets.ECG_ANOMALY_ROWS})")
-    # Seeded: the model learns the beat shape in some runs and not in others (seed 0 stays at
-    # AUC ~0.67 with this schedule; seed 1 reaches ~0.99).
+    # The defaults (issue #19): seeds 0-4 give window ROC AUC 0.948-0.963 after 80 epochs.
     utils.set_random_seed(ECG_SEED)
     vae = ecg_vae()
-    steps = epochs * -(-len(train) // 16)
-    schedule = optimizers.schedules.CosineDecay(0.01, steps, alpha=0.05)
     t0 = time.perf_counter()
-    vae.fit(train, epochs=epochs, batch_size=16, verbose=verbose,
-            optimizer=optimizers.Adam(schedule), kl_warmup_epochs=0)
+    vae.fit(train, epochs=epochs, verbose=verbose)
     train_s = time.perf_counter() - t0
     scores = vae.anomaly_score(windows)
     auc = roc_auc(win_labels, scores)
@@ -282,7 +274,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     model, xt, results["japanese_vowels"] = vowels(args.out, 3 if args.quick else 40,
                                                    args.verbose)
-    results["ecg_anomaly"] = ecg(args.out, 2 if args.quick else 200, args.verbose)
+    results["ecg_anomaly"] = ecg(args.out, 2 if args.quick else 80, args.verbose)
     results["shape_errors"] = shape_errors()
     results["keras_comparison"] = compare_with_keras(model, xt)
     results["seconds"] = round(time.perf_counter() - t0, 1)

@@ -243,3 +243,48 @@ def test_initial_log_var_sets_the_bias_of_z_log_var():
     np.testing.assert_array_equal(lv_layer.bias.value, np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="initial_log_var"):
         LSTMVAE(initial_log_var=float("inf"))
+
+
+def test_default_learning_rate_is_a_cosine_decay_over_each_fit():
+    from attnlstm import optimizers
+    from attnlstm.vae import DEFAULT_LEARNING_RATE, DEFAULT_LR_ALPHA
+    x = sines(40)
+    vae = LSTMVAE(latent_dim=2, encoder_units=4, seed=0)
+    rates = []
+
+    class Spy(callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            rates.append(float(vae.model.optimizer.learning_rate))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vae.fit(x, epochs=3, batch_size=16, verbose=0, callbacks=[Spy()])
+    # 40 windows, batch 16: 3 steps per epoch, 9 in all; lr(t) = peak * ((1 - a) c(t) + a).
+    t = np.arange(9)
+    want = DEFAULT_LEARNING_RATE * ((1 - DEFAULT_LR_ALPHA) * 0.5 * (1 + np.cos(np.pi * t / 9))
+                                    + DEFAULT_LR_ALPHA)
+    np.testing.assert_allclose(rates, want, rtol=1e-6)
+    assert vae.model.optimizer.iterations == 9
+    # A second fit starts a fresh cycle (a warm restart) from learning_rate.
+    rates.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vae.fit(x, epochs=1, batch_size=40, verbose=0, callbacks=[Spy()], learning_rate=0.02)
+    assert rates == [pytest.approx(0.02)] and vae.model.optimizer.iterations == 1
+    # "constant": the rate stays and the optimizer carries over between calls.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vae.fit(x, epochs=2, batch_size=20, verbose=0, learning_rate=0.005,
+                lr_schedule="constant")
+        opt = vae.model.optimizer
+        vae.fit(x, epochs=1, batch_size=20, verbose=0, lr_schedule="constant")
+    assert vae.model.optimizer is opt and opt.iterations == 6
+    assert float(opt.learning_rate) == pytest.approx(0.005)
+    # An optimizer instance is used as given.
+    adam = optimizers.Adam(1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vae.fit(x, epochs=1, batch_size=40, verbose=0, optimizer=adam)
+    assert vae.model.optimizer is adam and float(adam.learning_rate) == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        vae.fit(x, epochs=1, verbose=0, lr_schedule="linear")
