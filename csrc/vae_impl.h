@@ -23,37 +23,10 @@
  * steps are not read at all (padding may hold anything) and get a zero gradient.
  */
 
-#if defined(AL_REAL_F32)
-#  define AL_EXPM1 expm1f
-#else
-#  define AL_EXPM1 expm1
-#endif
-
-/* 1/k! for k = 0..17: the Taylor coefficients of exp. */
-#ifndef AL_VAE_INV_FACT
-#define AL_VAE_INV_FACT
 /* log(2 pi), the normalising constant of the Gaussian NLL. */
+#ifndef AL_LOG_2PI
 #define AL_LOG_2PI 1.8378770664093454835606594728112
-static const double al_vae_inv_fact[18] = {
-    1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
-    1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0,
-    1.0 / 87178291200.0, 1.0 / 1307674368000.0, 1.0 / 20922789888000.0,
-    1.0 / 355687428096000.0
-};
 #endif
-
-/* exp(v) - 1 - v, >= 0, without the cancellation of the literal formula near v = 0: for
- * |v| < 1 the series sum_{k>=2} v^k/k! truncated after k = 17 (relative truncation error
- * below 2/18! < 4e-16), otherwise expm1(v) - v (no cancellation there). NaN stays NaN. */
-static real AL_SFN(vae_expm1_minus)(real v) {
-    if (AL_FABS(v) < (real)1) {
-        real s = (real)0;
-        int k;
-        for (k = 17; k >= 2; k--) s = s * v + (real)al_vae_inv_fact[k];
-        return v * v * s;
-    }
-    return AL_EXPM1(v) - v;
-}
 
 /*
  * sampling_forward: the reparameterisation trick.
@@ -116,7 +89,7 @@ int AL_FN(kl_forward)(real *kl, const real *z_mean, const real *z_log_var, size_
         const real *lv = z_log_var + b * Z;
         double acc = 0.0;
         for (j = 0; j < Z; j++) {
-            acc += (double)(m[j] * m[j]) + (double)AL_SFN(vae_expm1_minus)(lv[j]);
+            acc += (double)(m[j] * m[j]) + (double)AL_SFN(al_expm1_minus)(lv[j]);
         }
         kl[b] = (real)(0.5 * acc);
     }
@@ -148,6 +121,46 @@ int AL_FN(kl_backward)(real *d_mean, real *d_log_var, const real *d_kl, const re
     return AL_OK;
 }
 
+/* The Gaussian NLL's term, as a third kind for vae_masked_sum (not a kind of recon_forward). */
+#ifndef AL_VAE_NLL
+#define AL_VAE_NLL (-1)
+#endif
+
+/* loss[b] = sum over the unmasked steps t of sample b and every f of the term of `kind` with
+ * d = x_hat - x: d^2 (AL_RECON_SQUARED), |d| (AL_RECON_ABSOLUTE) or
+ * 0.5 (log(2 pi) + lv + d^2 exp(-lv)) (AL_VAE_NLL, lv = x_log_var); in double, in order. */
+static void AL_SFN(vae_masked_sum)(real *loss, const real *x_hat, const real *x,
+                                   const real *x_log_var, const uint8_t *mask, int kind,
+                                   size_t B, size_t T, size_t F) {
+    size_t b, t, f;
+    if (T == 0 || F == 0) {   /* nothing to sum: no loop over B x T (a (3, 2**40, 0) view) */
+        for (b = 0; b < B; b++) loss[b] = (real)0;
+        return;
+    }
+    for (b = 0; b < B; b++) {
+        double acc = 0.0;
+        for (t = 0; t < T; t++) {
+            const size_t row = (b * T + t) * F;
+            if (mask != NULL && !mask[b * T + t]) continue;
+            if (kind == AL_RECON_SQUARED) {
+                for (f = 0; f < F; f++) {
+                    const double d = (double)x_hat[row + f] - (double)x[row + f];
+                    acc += d * d;
+                }
+            } else if (kind == AL_RECON_ABSOLUTE) {
+                for (f = 0; f < F; f++) acc += fabs((double)x_hat[row + f] - (double)x[row + f]);
+            } else {
+                for (f = 0; f < F; f++) {
+                    const double d = (double)x_hat[row + f] - (double)x[row + f];
+                    const double lv = (double)x_log_var[row + f];
+                    acc += 0.5 * (AL_LOG_2PI + lv + d * d * exp(-lv));
+                }
+            }
+        }
+        loss[b] = (real)acc;
+    }
+}
+
 /*
  * recon_forward: masked reconstruction loss, one number per sequence.
  *
@@ -161,28 +174,8 @@ int AL_FN(kl_backward)(real *d_mean, real *d_log_var, const real *d_kl, const re
  */
 int AL_FN(recon_forward)(real *loss, const real *x_hat, const real *x, const uint8_t *mask,
                          int kind, size_t B, size_t T, size_t F) {
-    size_t b, t, f;
     if (kind != AL_RECON_SQUARED && kind != AL_RECON_ABSOLUTE) return AL_ERR_ARG;
-    if (T == 0 || F == 0) {   /* nothing to sum: no loop over B x T (a (3, 2**40, 0) view) */
-        for (b = 0; b < B; b++) loss[b] = (real)0;
-        return AL_OK;
-    }
-    for (b = 0; b < B; b++) {
-        double acc = 0.0;
-        for (t = 0; t < T; t++) {
-            const size_t row = (b * T + t) * F;
-            if (mask != NULL && !mask[b * T + t]) continue;
-            if (kind == AL_RECON_SQUARED) {
-                for (f = 0; f < F; f++) {
-                    const double d = (double)x_hat[row + f] - (double)x[row + f];
-                    acc += d * d;
-                }
-            } else {
-                for (f = 0; f < F; f++) acc += fabs((double)x_hat[row + f] - (double)x[row + f]);
-            }
-        }
-        loss[b] = (real)acc;
-    }
+    AL_SFN(vae_masked_sum)(loss, x_hat, x, NULL, mask, kind, B, T, F);
     return AL_OK;
 }
 
@@ -243,24 +236,7 @@ int AL_FN(recon_backward)(real *d_x_hat, const real *d_loss, const real *x_hat, 
 int AL_FN(gaussian_nll_forward)(real *loss, const real *x_hat, const real *x_log_var,
                                 const real *x, const uint8_t *mask,
                                 size_t B, size_t T, size_t F) {
-    size_t b, t, f;
-    if (T == 0 || F == 0) {   /* nothing to sum: no loop over B x T */
-        for (b = 0; b < B; b++) loss[b] = (real)0;
-        return AL_OK;
-    }
-    for (b = 0; b < B; b++) {
-        double acc = 0.0;
-        for (t = 0; t < T; t++) {
-            const size_t row = (b * T + t) * F;
-            if (mask != NULL && !mask[b * T + t]) continue;
-            for (f = 0; f < F; f++) {
-                const double d = (double)x_hat[row + f] - (double)x[row + f];
-                const double lv = (double)x_log_var[row + f];
-                acc += 0.5 * (AL_LOG_2PI + lv + d * d * exp(-lv));
-            }
-        }
-        loss[b] = (real)acc;
-    }
+    AL_SFN(vae_masked_sum)(loss, x_hat, x, x_log_var, mask, AL_VAE_NLL, B, T, F);
     return AL_OK;
 }
 
@@ -298,4 +274,3 @@ int AL_FN(gaussian_nll_backward)(real *d_x_hat, real *d_x_log_var, const real *d
     return AL_OK;
 }
 
-#undef AL_EXPM1
