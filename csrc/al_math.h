@@ -7,9 +7,8 @@
  * each TU compiles them under its own FP-contraction setting (attention.c and mha.c: none).
  *   al_expf_poly / al_exp_poly   exp without libm (float32 ~1 ulp; float64 Taylor to r^13)
  *   al_expf_flush                exp, exactly 0 below the smallest normal float (softmax)
- *   al_expm1_poly                expm1 for float64 (tanh of the recurrent cells)
- *   al_sigmoid_v, al_tanh_v      the recurrent cells' activations (al_act_impl.h)
- *   al_tanh_acc                  tanh to ~3 ulp relative near 0 too (the attention tanh scores)
+ *   al_sigmoid_v                 sigmoid (the recurrent cells, al_act_impl.h)
+ *   al_tanh_v                    tanh, <= ~3 ulp (the recurrent cells, the attention scores)
  *   al_expm1_minus               exp(v) - 1 - v without cancellation (the VAE's KL term)
  *   softmax_row, softmax_backward_row   the attention kernels' masked softmax and its backward
  */
@@ -19,13 +18,13 @@
 #include <math.h>
 #include <stdint.h>
 
-/* 1/k! for k = 0..18, the Taylor coefficients of exp (each the correctly rounded double, whose
+/* 1/k! for k = 0..17, the Taylor coefficients of exp (each the correctly rounded double, whose
  * float rounding is also the correctly rounded float). */
-static const double al_inv_fact[19] = {
+static const double al_inv_fact[18] = {
     1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
     1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0,
     1.0 / 87178291200.0, 1.0 / 1307674368000.0, 1.0 / 20922789888000.0,
-    1.0 / 355687428096000.0, 1.0 / 6402373705728000.0
+    1.0 / 355687428096000.0
 };
 
 /* sum_{k=lo}^{hi} z^(k-lo) / k! by Horner's rule from the highest term; lo, hi constants, so
@@ -79,12 +78,9 @@ static inline __attribute__((always_inline)) float al_expf_flush(float x) {
 }
 
 /*
- * exp and expm1 for float64 without libm.
- * al_exp_poly: x = n ln2 + r (ln2 in fdlibm's hi/lo parts, |r| <= ln2/2), e^r by its Taylor
+ * exp for float64 without libm: x = n ln2 + r (ln2 in fdlibm's hi/lo parts, |r| <= ln2/2), e^r by its Taylor
  * series to r^13/13! (truncation below 1e-17 relative), times 2^n through the exponent bits;
  * x is clamped to [-708.39, 709.78], so the result is finite and normal.
- * al_expm1_poly: expm1(z) by its Taylor series to z^18/18! for |z| <= 1 (no cancellation near
- * 0), else exp(z) - 1; both branches are computed and one selected, so loops vectorise.
  */
 #define AL_EXP_HI 709.782712893383973096
 #define AL_EXP_LO (-708.396418532264106224)
@@ -105,11 +101,6 @@ static inline __attribute__((always_inline)) double al_exp_poly(double x) {
     return p * scale.f;
 }
 
-static inline __attribute__((always_inline)) double al_expm1_poly(double z) {
-    const double big = al_exp_poly(z) - 1.0;
-    return (z <= 1.0 && z >= -1.0) ? z * al_exp_series(z, 1, 18) : big;
-}
-
 #endif /* AL_MATH_UNTYPED */
 
 /* ---- typed part (real = float or double) ---- */
@@ -126,22 +117,6 @@ static inline __attribute__((always_inline)) real AL_SFN(al_sigmoid_v)(real x) {
     return 1.0f / (1.0f + al_expf_poly(-x));
 #else
     return 1.0 / (1.0 + al_exp_poly(-x));
-#endif
-}
-
-/* tanh of the recurrent cells (absolute error ~1 ulp of 1 in float32). */
-static inline __attribute__((always_inline)) real AL_SFN(al_tanh_v)(real x) {
-#if defined(AL_REAL_F32)
-    /* tanh(x) = sign(x) (1 - 2 / (e^{2|x|} + 1)), no overflow or cancellation at large |x| */
-    const float a = x < 0.0f ? -x : x;
-    const float t = 1.0f - 2.0f / (al_expf_poly(2.0f * a) + 1.0f);
-    return x < 0.0f ? -t : t;
-#else
-    /* tanh(x) = sign(x) (-m) / (2 + m), m = expm1(-2|x|): accurate near 0 too */
-    const double a = x < 0.0 ? -x : x;
-    const double m = al_expm1_poly(-2.0 * a);
-    const double t = -m / (2.0 + m);
-    return x < 0.0 ? -t : t;
 #endif
 }
 
@@ -166,7 +141,7 @@ static inline __attribute__((always_inline)) real AL_SFN(al_tanh_v)(real x) {
 /* expm1(2y) = m (m + 2), written out (a loop here keeps GCC from vectorising the callers). */
 #define AL_TANH_DOUBLE(m) ((m) * ((m) + (real)2))
 
-static inline real AL_SFN(al_tanh_acc)(real x) {
+static inline __attribute__((always_inline)) real AL_SFN(al_tanh_v)(real x) {
     real ax = AL_FABS(x), z, m;
     ax = ax > (real)AL_TANH_SAT ? (real)AL_TANH_SAT : ax;
     z = ax * (real)(-2.0 / (double)(1 << AL_TANH_HALVINGS));

@@ -7,7 +7,7 @@
 #include "al_attention.h"
 
 /* No code here reads floating-point exception flags; telling GCC so lets it turn the
- * clamp in the vectorised tanh (al_tanh_acc, al_math.h) into a select instead of a branch, which
+ * clamp in the vectorised tanh (al_tanh_v, al_math.h) into a select instead of a branch, which
  * otherwise keeps the AVX2 and baseline loops scalar. Results are unchanged.
  * fp-contract=off (the build's default is fast, for the LSTM): no a * b + c is fused here, so
  * the AVX-512, AVX2 and generic copies of the vectorised loops give the same bits

@@ -22,7 +22,7 @@
  * the keys of a sample are transposed once into a padded (U,Tv) workspace so the vectorised
  * tanh runs over keys; the masked softmax is done in place on the (Tv) row of `weights`, and
  * the context is one GEMM per sample. Backward recomputes the tanh terms over (U) chunks on
- * the stack instead of saving them. The tanh is attnlstm's own (al_tanh_acc, al_math.h: <= ~3
+ * the stack instead of saving them. The tanh is attnlstm's own (al_tanh_v, al_math.h: <= ~3
  * ulp from libm's), so that these loops vectorise.
  */
 
@@ -65,7 +65,7 @@ static void AL_SFN(attn_mask_softmax_row)(real *row, size_t b, size_t i,
 static inline __attribute__((always_inline)) void AL_SFN(attn_tanh_sum_body)(
     real *restrict t, const real *restrict q, const real *restrict k, real sigma, size_t n) {
     size_t u;
-    for (u = 0; u < n; u++) t[u] = AL_SFN(al_tanh_acc)(sigma * (q[u] + k[u]));
+    for (u = 0; u < n; u++) t[u] = AL_SFN(al_tanh_v)(sigma * (q[u] + k[u]));
 }
 AL_ISA_VERSIONS_VOID(AL_SFN(attn_tanh_sum), AL_SFN(attn_tanh_sum_body),
                      (real *restrict t, const real *restrict q, const real *restrict k,
@@ -98,7 +98,7 @@ static inline __attribute__((always_inline)) void AL_SFN(attn_tanh_scores_row_bo
     for (u = 0; u < U; u++) {
         const real qiu = qi[u], au = a ? a[u] : (real)1;
         const real *kTu = kT + u * Tvp;
-        for (j = 0; j < Tvp; j++) row[j] += au * AL_SFN(al_tanh_acc)(sigma * (qiu + kTu[j]));
+        for (j = 0; j < Tvp; j++) row[j] += au * AL_SFN(al_tanh_v)(sigma * (qiu + kTu[j]));
     }
 }
 AL_ISA_VERSIONS_VOID(AL_SFN(attn_tanh_scores_row), AL_SFN(attn_tanh_scores_row_body),
