@@ -11,33 +11,7 @@
  *   linear(x) = x                         d = 1
  */
 
-#include "al_vmath.h"
-
-/* Scalar activations written branch-free (selects only), so that every loop calling them
- * vectorises: act_forward below, and the fused LSTM cell on a register tile
- * (lstm_cell_impl.h). One source of truth for the numbers of both paths. */
-static inline __attribute__((always_inline)) real AL_SFN(al_sigmoid_v)(real x) {
-#if defined(AL_REAL_F32)
-    return 1.0f / (1.0f + al_expf_poly(-x));
-#else
-    return 1.0 / (1.0 + al_exp_poly(-x));
-#endif
-}
-
-static inline __attribute__((always_inline)) real AL_SFN(al_tanh_v)(real x) {
-#if defined(AL_REAL_F32)
-    /* tanh(x) = sign(x) (1 - 2 / (e^{2|x|} + 1)), no overflow or cancellation at large |x| */
-    const float a = x < 0.0f ? -x : x;
-    const float t = 1.0f - 2.0f / (al_expf_poly(2.0f * a) + 1.0f);
-    return x < 0.0f ? -t : t;
-#else
-    /* tanh(x) = sign(x) (-m) / (2 + m), m = expm1(-2|x|): accurate near 0 too */
-    const double a = x < 0.0 ? -x : x;
-    const double m = al_expm1_poly(-2.0 * a);
-    const double t = -m / (2.0 + m);
-    return x < 0.0 ? -t : t;
-#endif
-}
+#include "al_math.h"   /* al_sigmoid_v, al_tanh_v */
 
 static inline __attribute__((always_inline)) real AL_SFN(al_hard_sigmoid)(real x) {
     real y = x / (real)6 + (real)0.5;

@@ -74,13 +74,18 @@ void al_isa_cpu_flags(char *buf, size_t n);   /* the CPU's SIMD flags, space-sep
  * static always_inline function with those params) compiled for the selected path: an
  * AVX-512 and an AVX2 copy where the compiler supports target attributes (each vectorised for
  * its vector unit), the portable one otherwise. Replaces GCC's target_clones, whose resolver
- * looks only at the CPU and so would ignore ATTNLSTM_ISA.
+ * looks only at the CPU and so would ignore ATTNLSTM_ISA. Marked unused: a shared header's
+ * helper (al_math.h) need not be called by every TU that includes it.
  */
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #  define AL_ISA_VERSIONS_VOID_(name, body, params, args)                                  \
-    __attribute__((target("avx512f"))) static void name##_avx512 params { body args; }      \
-    __attribute__((target("avx2,fma"))) static void name##_avx2 params { body args; }       \
-    static void name params {                                                              \
+    __attribute__((target("avx512f"), unused)) static void name##_avx512 params {          \
+        body args;                                                                         \
+    }                                                                                      \
+    __attribute__((target("avx2,fma"), unused)) static void name##_avx2 params {           \
+        body args;                                                                         \
+    }                                                                                      \
+    __attribute__((unused)) static void name params {                                      \
         switch (al_isa_level()) {                                                          \
         case AL_ISA_AVX512: name##_avx512 args; break;                                     \
         case AL_ISA_AVX2: name##_avx2 args; break;                                         \
@@ -89,7 +94,7 @@ void al_isa_cpu_flags(char *buf, size_t n);   /* the CPU's SIMD flags, space-sep
     }
 #else
 #  define AL_ISA_VERSIONS_VOID_(name, body, params, args) \
-    static void name params { body args; }
+    __attribute__((unused)) static void name params { body args; }
 #endif
 #define AL_ISA_VERSIONS_VOID(name, body, params, args) \
     AL_ISA_VERSIONS_VOID_(name, body, params, args)

@@ -2,7 +2,7 @@
  * al_real.h -- the type template used to compile one kernel source for float32 and float64.
  *
  * A kernel template file (e.g. lstm_impl.h) is written once in terms of `real`, AL_FN(name),
- * AL_GEMM, AL_EXP, AL_TANH and AL_SQRT, and included twice by its .c file:
+ * AL_GEMM and the libm names AL_EXP, AL_EXPM1, AL_TANH, AL_SQRT, AL_FABS, AL_LOG, and included twice by its .c file:
  *
  *     #define AL_REAL_F32
  *     #include "al_real.h"
@@ -22,6 +22,7 @@
 #  define AL_SFN(name) name##_f32
 #  define AL_GEMM al_cblas_sgemm
 #  define AL_EXP expf
+#  define AL_EXPM1 expm1f
 #  define AL_TANH tanhf
 #  define AL_SQRT sqrtf
 #  define AL_FABS fabsf
@@ -32,6 +33,7 @@
 #  define AL_SFN(name) name##_f64
 #  define AL_GEMM al_cblas_dgemm
 #  define AL_EXP exp
+#  define AL_EXPM1 expm1
 #  define AL_TANH tanh
 #  define AL_SQRT sqrt
 #  define AL_FABS fabs

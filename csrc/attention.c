@@ -7,7 +7,7 @@
 #include "al_attention.h"
 
 /* No code here reads floating-point exception flags; telling GCC so lets it turn the
- * clamp in the vectorised tanh (attention_impl.h) into a select instead of a branch, which
+ * clamp in the vectorised tanh (al_tanh_v, al_math.h) into a select instead of a branch, which
  * otherwise keeps the AVX2 and baseline loops scalar. Results are unchanged.
  * fp-contract=off (the build's default is fast, for the LSTM): no a * b + c is fused here, so
  * the AVX-512, AVX2 and generic copies of the vectorised loops give the same bits
@@ -19,14 +19,14 @@
 
 #define AL_REAL_F32
 #include "al_real.h"
-#include "al_vmath.h"
-#include "al_softmax_impl.h"
+#include "al_math.h"
+#include "al_blas.h"
 #include "attention_impl.h"
 #include "al_real_undef.h"
 
 #define AL_REAL_F64
 #include "al_real.h"
-#include "al_vmath.h"
-#include "al_softmax_impl.h"
+#include "al_math.h"
+#include "al_blas.h"
 #include "attention_impl.h"
 #include "al_real_undef.h"

@@ -22,8 +22,8 @@
  * the keys of a sample are transposed once into a padded (U,Tv) workspace so the vectorised
  * tanh runs over keys; the masked softmax is done in place on the (Tv) row of `weights`, and
  * the context is one GEMM per sample. Backward recomputes the tanh terms over (U) chunks on
- * the stack instead of saving them. The tanh is attnlstm's own (attn_tanh, <= ~3 ulp from
- * libm's), so that these loops vectorise.
+ * the stack instead of saving them. The tanh is attnlstm's own (al_tanh_v, al_math.h: <= ~3
+ * ulp from libm's), so that these loops vectorise.
  */
 
 /* Hot loops are compiled for AVX-512, AVX2 and the baseline, the selected path's copy running
@@ -32,49 +32,10 @@
  * version computes the same bits (tests/test_isa_paths.py). (attention.c also sets
  * no-trapping-math, without which the tanh clamp blocks vectorisation.) */
 
-/* Row-major C (M,N) = alpha op(A) op(Bm) + beta C that is safe for empty axes (the BLAS
- * rejects leading dimensions of 0). K == 0 gives beta C (zeros when beta == 0). */
-static void AL_SFN(attn_gemm)(int trans_a, int trans_b, size_t M, size_t N, size_t K,
-                              real alpha, const real *A, size_t lda, const real *Bm, size_t ldb,
-                              real beta, real *C, size_t ldc) {
-    size_t i, j;
-    if (M == 0 || N == 0) return;
-    if (K == 0) {
-        for (i = 0; i < M; i++) {
-            for (j = 0; j < N; j++) C[i * ldc + j] = beta == (real)0 ? (real)0 : beta * C[i * ldc + j];
-        }
-        return;
-    }
-    AL_GEMM(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-            (int)M, (int)N, (int)K, alpha, A, (int)lda, Bm, (int)ldb, beta, C, (int)ldc);
-}
-
-/* y (N,Dout) = x (N,Din) W (Din,Dout) [+ b (Dout)]: a Dense projection, Keras order x@W + b. */
-static void AL_SFN(attn_project)(real *y, const real *x, const real *W, const real *b,
-                                 size_t N, size_t Din, size_t Dout) {
-    size_t n, j;
-    AL_SFN(attn_gemm)(0, 0, N, Dout, Din, (real)1, x, Din, W, Dout, (real)0, y, Dout);
-    if (b != NULL && Dout > 0) {
-        for (n = 0; n < N; n++) {
-            for (j = 0; j < Dout; j++) y[n * Dout + j] += b[j];
-        }
-    }
-}
-
 /* Sets n reals to zero. */
 static void AL_SFN(attn_zero)(real *p, size_t n) {
     size_t i;
     for (i = 0; i < n; i++) p[i] = (real)0;
-}
-
-/* Column sums: out (D) = sum_n x (N,D)[n]. */
-static void AL_SFN(attn_colsum)(real *out, const real *x, size_t N, size_t D) {
-    size_t n, j;
-    for (j = 0; j < D; j++) out[j] = (real)0;
-    if (D == 0) return;
-    for (n = 0; n < N; n++) {
-        for (j = 0; j < D; j++) out[j] += x[n * D + j];
-    }
 }
 
 /*
@@ -97,77 +58,6 @@ static void AL_SFN(attn_mask_softmax_row)(real *row, size_t b, size_t i,
     AL_SFN(softmax_row)(row, NULL, Tv);
 }
 
-/*
- * tanh without calls or branches, so that the loops over it vectorise (libm's tanh is a call
- * per element and made the tanh scores ~13x slower than Keras' vectorised Eigen tanh):
- *     tanh(x) = sign(x) * -m / (2 + m),   m = expm1(-2|x|),
- * with expm1 by argument halving: m0 = expm1(z / 2^K) by its Taylor polynomial (which keeps
- * the relative accuracy near 0), then K times expm1(2y) = m (m + 2), which does not amplify
- * relative error. |x| is clamped where tanh rounds to 1 (NaN passes through the clamp).
- * Measured against float64 tanh: at most ~3 ulp in float32 and in float64.
- */
-#if defined(AL_REAL_F32)
-#  define AL_ATTN_COPYSIGN copysignf
-#  define AL_ATTN_TANH_SAT 9.5f            /* tanhf(9.5) == 1.0f */
-#  define AL_ATTN_TANH_HALVINGS 5          /* |z| <= 19/32 */
-static inline float AL_SFN(attn_expm1_small)(float z) {        /* Taylor to z^9/9! */
-    float p = 1.0f / 362880.0f;
-    p = p * z + 1.0f / 40320.0f;
-    p = p * z + 1.0f / 5040.0f;
-    p = p * z + 1.0f / 720.0f;
-    p = p * z + 1.0f / 120.0f;
-    p = p * z + 1.0f / 24.0f;
-    p = p * z + 1.0f / 6.0f;
-    p = p * z + 0.5f;
-    p = p * z + 1.0f;
-    return p * z;
-}
-#else
-#  define AL_ATTN_COPYSIGN copysign
-#  define AL_ATTN_TANH_SAT 20.0            /* tanh(20) == 1.0 */
-#  define AL_ATTN_TANH_HALVINGS 6          /* |z| <= 40/64 */
-static inline double AL_SFN(attn_expm1_small)(double z) {      /* Taylor to z^15/15! */
-    double p = 1.0 / 1307674368000.0;
-    p = p * z + 1.0 / 87178291200.0;
-    p = p * z + 1.0 / 6227020800.0;
-    p = p * z + 1.0 / 479001600.0;
-    p = p * z + 1.0 / 39916800.0;
-    p = p * z + 1.0 / 3628800.0;
-    p = p * z + 1.0 / 362880.0;
-    p = p * z + 1.0 / 40320.0;
-    p = p * z + 1.0 / 5040.0;
-    p = p * z + 1.0 / 720.0;
-    p = p * z + 1.0 / 120.0;
-    p = p * z + 1.0 / 24.0;
-    p = p * z + 1.0 / 6.0;
-    p = p * z + 0.5;
-    p = p * z + 1.0;
-    return p * z;
-}
-#endif
-
-/* expm1(2y) = m (m + 2), written out (a loop here keeps GCC from vectorising the callers). */
-#define AL_ATTN_DOUBLE(m) ((m) * ((m) + (real)2))
-
-static inline real AL_SFN(attn_tanh)(real x) {
-    real ax = AL_FABS(x), m;
-    ax = ax > (real)AL_ATTN_TANH_SAT ? (real)AL_ATTN_TANH_SAT : ax;
-    m = AL_SFN(attn_expm1_small)(ax * (real)(-2.0 / (double)(1 << AL_ATTN_TANH_HALVINGS)));
-    m = AL_ATTN_DOUBLE(m);
-    m = AL_ATTN_DOUBLE(m);
-    m = AL_ATTN_DOUBLE(m);
-    m = AL_ATTN_DOUBLE(m);
-    m = AL_ATTN_DOUBLE(m);
-#if AL_ATTN_TANH_HALVINGS == 6
-    m = AL_ATTN_DOUBLE(m);
-#endif
-    return AL_ATTN_COPYSIGN(-m / ((real)2 + m), x);
-}
-#undef AL_ATTN_COPYSIGN
-#undef AL_ATTN_DOUBLE
-#undef AL_ATTN_TANH_SAT
-#undef AL_ATTN_TANH_HALVINGS
-
 /* Elements per chunk of the (U) tanh buffers kept on the stack. */
 #define AL_ATTN_CHUNK 256
 
@@ -175,7 +65,7 @@ static inline real AL_SFN(attn_tanh)(real x) {
 static inline __attribute__((always_inline)) void AL_SFN(attn_tanh_sum_body)(
     real *restrict t, const real *restrict q, const real *restrict k, real sigma, size_t n) {
     size_t u;
-    for (u = 0; u < n; u++) t[u] = AL_SFN(attn_tanh)(sigma * (q[u] + k[u]));
+    for (u = 0; u < n; u++) t[u] = AL_SFN(al_tanh_v)(sigma * (q[u] + k[u]));
 }
 AL_ISA_VERSIONS_VOID(AL_SFN(attn_tanh_sum), AL_SFN(attn_tanh_sum_body),
                      (real *restrict t, const real *restrict q, const real *restrict k,
@@ -208,7 +98,7 @@ static inline __attribute__((always_inline)) void AL_SFN(attn_tanh_scores_row_bo
     for (u = 0; u < U; u++) {
         const real qiu = qi[u], au = a ? a[u] : (real)1;
         const real *kTu = kT + u * Tvp;
-        for (j = 0; j < Tvp; j++) row[j] += au * AL_SFN(attn_tanh)(sigma * (qiu + kTu[j]));
+        for (j = 0; j < Tvp; j++) row[j] += au * AL_SFN(al_tanh_v)(sigma * (qiu + kTu[j]));
     }
 }
 AL_ISA_VERSIONS_VOID(AL_SFN(attn_tanh_scores_row), AL_SFN(attn_tanh_scores_row_body),
@@ -347,7 +237,7 @@ static int AL_SFN(attn_forward_core)(real *out, real *weights,
         real *ob = out + b * Tq * Dv;
         const real *qb = q + b * Tq * D, *kb = k + b * Tv * D, *vb = v + b * Tv * Dv;
         if (!tanh_mode) {
-            AL_SFN(attn_gemm)(0, 1, Tq, Tv, D, (real)1, qb, D, kb, D, (real)0, W, Tv);
+            AL_SFN(al_gemm)(0, 1, Tq, Tv, D, (real)1, qb, D, kb, D, (real)0, W, Tv);
             /* Keras multiplies after the product: matmul(q, k^T) * scale (x * 1 is exact). */
             if (scale != (real)1) {
                 for (j = 0; j < Tq * Tv; j++) W[j] *= scale;
@@ -359,7 +249,7 @@ static int AL_SFN(attn_forward_core)(real *out, real *weights,
             AL_SFN(attn_mask_softmax_row)(W + i * Tv, b, i, value_mask, attention_mask, causal,
                                           Tq, Tv);
         }
-        AL_SFN(attn_gemm)(0, 0, Tq, Dv, Tv, (real)1, W, Tv, vb, Dv, (real)0, ob, Dv);
+        AL_SFN(al_gemm)(0, 0, Tq, Dv, Tv, (real)1, W, Tv, vb, Dv, (real)0, ob, Dv);
         if (query_mask != NULL) {
             for (i = 0; i < Tq; i++) {
                 if (!query_mask[b * Tq + i]) {
@@ -388,25 +278,22 @@ static void AL_SFN(attn_softmax_backward)(real *dS, real *dvb, const real *W, co
         for (i = 0; i < Tq; i++) {
             for (j = 0; j < Tv; j++) dS[i * Tv + j] = qmb[i] ? W[i * Tv + j] : (real)0;
         }
-        AL_SFN(attn_gemm)(1, 0, Tv, Dv, Tq, (real)1, dS, Tv, doutb, Dv, (real)0, dvb, Dv);
+        AL_SFN(al_gemm)(1, 0, Tv, Dv, Tq, (real)1, dS, Tv, doutb, Dv, (real)0, dvb, Dv);
     } else {
-        AL_SFN(attn_gemm)(1, 0, Tv, Dv, Tq, (real)1, W, Tv, doutb, Dv, (real)0, dvb, Dv);
+        AL_SFN(al_gemm)(1, 0, Tv, Dv, Tq, (real)1, W, Tv, doutb, Dv, (real)0, dvb, Dv);
     }
     /* dP = G V^T + dweights */
-    AL_SFN(attn_gemm)(0, 1, Tq, Tv, Dv, (real)1, doutb, Dv, vb, Dv, (real)0, dS, Tv);
+    AL_SFN(al_gemm)(0, 1, Tq, Tv, Dv, (real)1, doutb, Dv, vb, Dv, (real)0, dS, Tv);
     for (i = 0; i < Tq; i++) {
         real *r = dS + i * Tv;
         const real *w = W + i * Tv;
-        real dot = (real)0;
         if (qmb != NULL && !qmb[i]) {
             for (j = 0; j < Tv; j++) r[j] = (real)0;
         }
         if (dwb != NULL) {
             for (j = 0; j < Tv; j++) r[j] += dwb[i * Tv + j];
         }
-        /* dS = P * (dP - sum_j P dP) */
-        for (j = 0; j < Tv; j++) dot += w[j] * r[j];
-        for (j = 0; j < Tv; j++) r[j] = w[j] * (r[j] - dot);
+        AL_SFN(softmax_backward_row)(r, w, Tv);
     }
 }
 
@@ -485,13 +372,13 @@ int AL_FN(dot_attention_backward)(real *dq, real *dk, real *dv, real *dscale,
                                       query_mask ? query_mask + b * Tq : NULL, Tq, Tv, Dv);
         if (score_mode == AL_SCORE_DOT) {
             real s = (real)0;
-            AL_SFN(attn_gemm)(0, 0, Tq, D, Tv, (real)1, dS, Tv, kb, D, (real)0, dqb, D);
+            AL_SFN(al_gemm)(0, 0, Tq, D, Tv, (real)1, dS, Tv, kb, D, (real)0, dqb, D);
             for (n = 0; n < Tq * D; n++) s += qb[n] * dqb[n];
             acc_scale += (double)s;
             if (scale != (real)1) {
                 for (n = 0; n < Tq * D; n++) dqb[n] *= scale;
             }
-            AL_SFN(attn_gemm)(1, 0, Tv, D, Tq, scale, dS, Tv, qb, D, (real)0, dkb, D);
+            AL_SFN(al_gemm)(1, 0, Tv, D, Tq, scale, dS, Tv, qb, D, (real)0, dkb, D);
         } else {
             AL_SFN(attn_tanh_scores_backward)(dqb, dkb, NULL, &acc_scale, &acc_cw, dS, qb, kb,
                                               NULL, scale, concat_score_weight, Tq, Tv, D);
@@ -595,10 +482,10 @@ int AL_FN(bahdanau_forward)(real *out, real *weights, real *qp, real *kp,
     const real *kk = keys;
     if (kk == NULL) {
         if (kp == NULL) return AL_ERR_ARG;
-        AL_SFN(attn_project)(kp, values, W1, b1, B * Tv, Dv, U);
+        AL_SFN(al_project)(kp, values, W1, b1, B * Tv, Dv, U);
         kk = kp;
     }
-    AL_SFN(attn_project)(qp, query, W2, b2, B * Tq, Dq, U);
+    AL_SFN(al_project)(qp, query, W2, b2, B * Tq, Dq, U);
     return AL_SFN(attn_forward_core)(out, weights, qp, kk, values, query_mask, value_mask,
                                      attention_mask, 1, (real)1, (real)1, V,
                                      B, Tq, Tv, U, Dv, causal);
@@ -638,12 +525,9 @@ int AL_FN(bahdanau_backward)(real *dquery, real *dvalues, real *dW1, real *db1, 
                                                 qp, kp, values, query_mask, V,
                                                 B, Tq, Tv, U, Dv);
     if (status == AL_OK) {
-        AL_SFN(attn_gemm)(0, 1, nk, Dv, U, (real)1, dkp, U, W1, U, (real)1, dvalues, Dv);
-        AL_SFN(attn_gemm)(1, 0, Dv, U, nk, (real)1, values, Dv, dkp, U, (real)0, dW1, U);
-        AL_SFN(attn_gemm)(0, 1, nq, Dq, U, (real)1, dqp, U, W2, U, (real)0, dquery, Dq);
-        AL_SFN(attn_gemm)(1, 0, Dq, U, nq, (real)1, query, Dq, dqp, U, (real)0, dW2, U);
-        if (db1 != NULL) AL_SFN(attn_colsum)(db1, dkp, nk, U);
-        if (db2 != NULL) AL_SFN(attn_colsum)(db2, dqp, nq, U);
+        /* dvalues already holds the context part: the key projection's dx adds to it */
+        AL_SFN(al_project_backward)(dvalues, dW1, db1, dkp, values, W1, nk, Dv, U, 1);
+        AL_SFN(al_project_backward)(dquery, dW2, db2, dqp, query, W2, nq, Dq, U, 0);
     }
     free(dqp);
     free(dkp);

@@ -15,6 +15,7 @@
 #define AL_REAL_F32
 #include "al_real.h"
 #include "al_act_impl.h"
+#include "al_blas.h"
 #include "lstm_pgemm_impl.h"
 #include "gru_impl.h"
 #include "al_real_undef.h"
@@ -22,6 +23,7 @@
 #define AL_REAL_F64
 #include "al_real.h"
 #include "al_act_impl.h"
+#include "al_blas.h"
 #include "lstm_pgemm_impl.h"
 #include "gru_impl.h"
 #include "al_real_undef.h"

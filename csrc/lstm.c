@@ -15,6 +15,7 @@
 #define AL_REAL_F32
 #include "al_real.h"
 #include "al_act_impl.h"
+#include "al_blas.h"
 #include "lstm_pgemm_impl.h"
 #include "lstm_cell_impl.h"
 #include "lstm_impl.h"
@@ -23,6 +24,7 @@
 #define AL_REAL_F64
 #include "al_real.h"
 #include "al_act_impl.h"
+#include "al_blas.h"
 #include "lstm_pgemm_impl.h"
 #include "lstm_cell_impl.h"
 #include "lstm_impl.h"

@@ -112,20 +112,7 @@ static void AL_SFN(al_pg_pack_gates_z)(int isa, real *P, const real *M, size_t l
 
 static void AL_SFN(al_pg_pack_gates)(int isa, real *P, const real *M, size_t ldm, size_t K,
                                      size_t H) {
-    const size_t L = AL_SFN(al_cell_lanes)(isa), nc = 4 * L;
-    size_t p, k, q, l;
-    for (p = 0; p * L < H; p++) {
-        const size_t w = H - p * L < L ? H - p * L : L;
-        real *dst = P + p * K * nc;
-        for (k = 0; k < K; k++) {
-            for (q = 0; q < 4; q++) {
-                const real *src = M + k * ldm + q * H + p * L;
-                real *d = dst + k * nc + q * L;
-                for (l = 0; l < w; l++) d[l] = src[l];
-                for (; l < L; l++) d[l] = (real)0;
-            }
-        }
-    }
+    AL_SFN(al_pg_pack_gates_z)(isa, P, M, ldm, K, H, NULL);
 }
 
 #if AL_PG_X86

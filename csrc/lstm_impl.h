@@ -19,17 +19,19 @@
  * go_backwards: step s reads time t = T-1-s; step-indexed buffers are in processing order.
  */
 
-/* dst rows [r0, r1) of (B*T, D) = x (B*T, D) * p (B, [k*D, (k+1)*D)) broadcast over time;
- * p has row stride 4D. */
-static void AL_SFN(lstm_drop_x)(real *dst, const real *x, const real *p, size_t k,
-                                size_t r0, size_t r1, size_t T, size_t D) {
-    size_t r, j;
-    for (r = r0; r < r1; r++) {
-        const real *pk = p + (r / T) * 4 * D + k * D;
-        const real *xr = x + r * D;
-        real *dr = dst + r * D;
-        for (j = 0; j < D; j++) dr[j] = xr[j] * pk[j];
-    }
+/* The next n reals of a workspace, advancing *q; NULL when n == 0. */
+static real *AL_SFN(lstm_take)(real **q, size_t n) {
+    real *p = n > 0 ? *q : NULL;
+    *q += n;
+    return p;
+}
+
+/* P = the four gate blocks M[:, kH:(k+1)H] (K rows, row stride 4H), packed (transposed when
+ * trans) one after another, n elements each. */
+static void AL_SFN(lstm_pack_gates4)(int isa, real *P, const real *M, int trans, size_t K,
+                                     size_t H, size_t n) {
+    size_t k;
+    for (k = 0; k < 4; k++) AL_SFN(al_pg_pack)(isa, P + k * n, M + k * H, 4 * H, trans, K, H);
 }
 
 /* Everything one thread of a forward call needs (see lstm_forward_impl). */
@@ -121,7 +123,7 @@ static void AL_SFN(lstm_fwd_projection)(AL_SFN(lstm_fwd_ctx) *c, size_t r0, size
                            0, r1 - r0, G, D);
     } else if (D > 0) {
         for (k = 0; k < 4; k++) {
-            AL_SFN(lstm_drop_x)(c->xd, c->x, c->dp_mask, k, r0, r1, T, D);
+            AL_SFN(al_mul_rows)(c->xd, c->x, c->dp_mask + k * D, 4 * D, r0, r1, T, D, 0);
             AL_SFN(al_pg_gemm)(c->isa, c->gates + r0 * G + k * H, G, c->xd + r0 * D, D, 1,
                                c->pWk + k * c->nWk, 0, c->bias ? c->bias + k * H : NULL, 0,
                                r1 - r0, H, D);
@@ -406,8 +408,7 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
         const size_t nwk = (D > 0 && dp_mask != NULL) ? AL_SFN(al_pg_size)(c.isa, D, H) : 0;
         /* projection-first needs a gates array even when the caller saves none */
         const size_t ng = (!concat && gates == NULL) ? B * T * G : 0;
-        size_t k;
-        real *q;
+        real *q, *pU, *pUk, *pWg, *pbg, *pW, *pWk, *gw, *z0;
         const size_t nz = h0 == NULL ? G + nb : 0;
         packed = (real *)al_alloc_large((nu + 4 * nuk + nwg + nb + nw + 4 * nwk + ng + nz + 1) *
                                         sizeof(real));
@@ -415,43 +416,26 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
             free(c.hd);
             return AL_ERR_NOMEM;
         }
+        /* the packed blocks one after another, each NULL when empty; without h0, z0 (4H) and
+         * its packed copy last: z0 = 0 * U's column sums, taken while packing U (fused path) */
         q = packed;
-        /* without h0, z0 = 0 * U's column sums: taken while packing U (fused path) */
-        real *z0 = h0 == NULL ? packed + (nu + 4 * nuk + nwg + nb + nw + 4 * nwk + ng) : NULL;
-        if (nu > 0) {
-            c.pU = q;
-            AL_SFN(al_pg_pack_gates_z)(c.isa, q, U, G, H, H, z0);
-            q += nu;
-        }
-        if (nuk > 0) {
-            c.pUk = q; c.nUk = nuk;
-            for (k = 0; k < 4; k++) AL_SFN(al_pg_pack)(c.isa, q + k * nuk, U + k * H, G, 0, H, H);
-            q += 4 * nuk;
-        }
-        if (nwg > 0) {
-            c.pWg = q;
-            AL_SFN(al_pg_pack_gates)(c.isa, q, W, G, D, H);
-            q += nwg;
-        }
-        if (nb > 0 && bias != NULL) {
-            c.pbg = q;
-            AL_SFN(al_pg_pack_gates)(c.isa, q, bias, G, 1, H);
-        }
-        q += nb;
-        if (nw > 0) {
-            c.pW = q;
-            AL_SFN(al_pg_pack)(c.isa, q, W, G, 0, D, G);
-            q += nw;
-        }
-        if (nwk > 0) {
-            c.pWk = q; c.nWk = nwk;
-            for (k = 0; k < 4; k++) AL_SFN(al_pg_pack)(c.isa, q + k * nwk, W + k * H, G, 0, D, H);
-            q += 4 * nwk;
-        }
-        if (ng > 0) {
-            c.gates = q;
-            q += ng;
-        }
+        pU = AL_SFN(lstm_take)(&q, nu);
+        pUk = AL_SFN(lstm_take)(&q, 4 * nuk);
+        pWg = AL_SFN(lstm_take)(&q, nwg);
+        pbg = AL_SFN(lstm_take)(&q, nb);
+        pW = AL_SFN(lstm_take)(&q, nw);
+        pWk = AL_SFN(lstm_take)(&q, 4 * nwk);
+        gw = AL_SFN(lstm_take)(&q, ng);
+        z0 = h0 == NULL ? q : NULL;
+        if (pU) AL_SFN(al_pg_pack_gates_z)(c.isa, pU, U, G, H, H, z0);
+        if (pUk) AL_SFN(lstm_pack_gates4)(c.isa, pUk, U, 0, H, H, nuk);
+        if (pWg) AL_SFN(al_pg_pack_gates)(c.isa, pWg, W, G, D, H);
+        if (pbg && bias) AL_SFN(al_pg_pack_gates)(c.isa, pbg, bias, G, 1, H);
+        if (pW) AL_SFN(al_pg_pack)(c.isa, pW, W, G, 0, D, G);
+        if (pWk) AL_SFN(lstm_pack_gates4)(c.isa, pWk, W, 0, D, H, nwk);
+        c.pU = pU; c.pUk = pUk; c.nUk = nuk; c.pWg = pWg; c.pbg = bias ? pbg : NULL;
+        c.pW = pW; c.pWk = pWk; c.nWk = nwk;
+        if (gw) c.gates = gw;
         if (z0 != NULL && (nu > 0 ? AL_SFN(lstm_any_nonzero)(z0, G)
                                   : AL_SFN(lstm_zero_h_times_U)(z0, U, H))) {
             c.z0 = z0;
@@ -724,7 +708,7 @@ static void AL_SFN(lstm_pack_xdrop)(AL_SFN(lstm_bwd_ctx) *c, real *P, size_t k, 
 static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
     AL_SFN(lstm_bwd_ctx) *c = (AL_SFN(lstm_bwd_ctx) *)arg;
     const size_t B = c->B, T = c->T, D = c->D, H = c->H, G = 4 * H, BT = B * T;
-    size_t b0 = 0, b1 = B, u0 = 0, u1 = H, g0, g1, j, s, k;
+    size_t b0 = 0, b1 = B, u0 = 0, u1 = H, g0, g1, k;
 
     if (c->mode == AL_SPLIT_ROWS) {
         /* chunks of rows first come, first served (see lstm_fwd_work) */
@@ -813,7 +797,7 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
         }
         if (D > 0) {
             /* dX rows [r0, r1) (B*T, D) */
-            size_t r0, r1, r;
+            size_t r0, r1;
             al_split(BT, nt, tid, &r0, &r1);
             if (!per_x) {
                 AL_SFN(al_pg_gemm)(isa, c->dx + r0 * D, D, c->dZ + r0 * G, G, 1, pWt, 0, NULL, 0,
@@ -822,27 +806,15 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
                 for (k = 0; k < 4; k++) {
                     AL_SFN(al_pg_gemm)(isa, c->xd + r0 * D, D, c->dZ + r0 * G + k * H, G, 1,
                                        pWt + k * nw, 0, NULL, 0, r1 - r0, D, H);
-                    for (r = r0; r < r1; r++) {
-                        const real *pk = c->dp_mask + (r / T) * 4 * D + k * D;
-                        const real *xr = c->xd + r * D;
-                        real *dxr = c->dx + r * D;
-                        if (k == 0) {
-                            for (j = 0; j < D; j++) dxr[j] = xr[j] * pk[j];
-                        } else {
-                            for (j = 0; j < D; j++) dxr[j] += xr[j] * pk[j];
-                        }
-                    }
+                    AL_SFN(al_mul_rows)(c->dx, c->xd, c->dp_mask + k * D, 4 * D, r0, r1, T, D,
+                                        k > 0);
                 }
             }
         }
     }
     /* this thread's columns of db (sums over the B*T rows of dZ, rows in order) */
     al_split(G, nt, tid, &g0, &g1);
-    for (j = g0; j < g1; j++) c->db[j] = (real)0;
-    for (s = 0; s < BT; s++) {
-        const real *row = c->dZ + s * G;
-        for (j = g0; j < g1; j++) c->db[j] += row[j];
-    }
+    AL_SFN(al_colsum)(c->db + g0, c->dZ + g0, BT, g1 - g0, G, 0);
 }
 
 int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0, real *dc0,
@@ -905,7 +877,6 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
                            (G * sizeof(real) < 4096 || BT * G * sizeof(real) <= ((size_t)4 << 20));
         const size_t n = direct ? nw : (rec_mask ? 4 : 1) * nh + (dp_mask ? 4 : 1) * (nx + nw) +
                                        G * (H > D ? H : D);
-        size_t k;
         pUt = (real *)malloc(((rec_mask ? 4 : 1) * nut + 1) * sizeof(real));
         c.big = (real *)al_alloc_large((n + 1) * sizeof(real));
         if (pUt == NULL || c.big == NULL) {
@@ -917,7 +888,7 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
         if (rec_mask == NULL) {
             AL_SFN(al_pg_pack)(isa, pUt, U, G, 1, G, H);
         } else {
-            for (k = 0; k < 4; k++) AL_SFN(al_pg_pack)(isa, pUt + k * nut, U + k * H, G, 1, H, H);
+            AL_SFN(lstm_pack_gates4)(isa, pUt, U, 1, H, H, nut);
         }
         c.pUt = pUt;
         c.nUt = nut;

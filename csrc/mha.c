@@ -12,21 +12,21 @@
 #define AL_MHA_TEAM_MIN 262144.0
 
 /* No fused multiply-adds here (the build's default is -ffp-contract=fast, for the LSTM): the
- * softmax's AVX-512, AVX2 and generic copies (al_softmax_impl.h) give the same bits. */
+ * softmax's AVX-512, AVX2 and generic copies (al_math.h) give the same bits. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=off")
 #endif
 
 #define AL_REAL_F32
 #include "al_real.h"
-#include "al_vmath.h"
-#include "al_softmax_impl.h"
+#include "al_math.h"
+#include "al_blas.h"
 #include "mha_impl.h"
 #include "al_real_undef.h"
 
 #define AL_REAL_F64
 #include "al_real.h"
-#include "al_vmath.h"
-#include "al_softmax_impl.h"
+#include "al_math.h"
+#include "al_blas.h"
 #include "mha_impl.h"
 #include "al_real_undef.h"

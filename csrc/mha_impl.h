@@ -28,22 +28,6 @@
  * NaN or infinite inputs propagate to the outputs (no check, no crash).
  */
 
-/* C (M,N) = op(A) op(B) (+ C if beta == 1); BLAS is only called with non-empty dimensions
- * (OpenBLAS rejects ld = 0), and K == 0 yields beta*C. */
-static void AL_SFN(mha_gemm)(int ta, int tb, size_t M, size_t N, size_t Kd,
-                             const real *A, size_t lda, const real *Bm, size_t ldb,
-                             real beta, real *C, size_t ldc) {
-    size_t i, j;
-    if (M == 0 || N == 0) return;
-    if (Kd == 0) {
-        for (i = 0; i < M; i++)
-            for (j = 0; j < N; j++) C[i * ldc + j] = beta == (real)0 ? (real)0 : beta * C[i * ldc + j];
-        return;
-    }
-    AL_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-            (int)M, (int)N, (int)Kd, (real)1, A, (int)lda, Bm, (int)ldb, beta, C, (int)ldc);
-}
-
 /* r(i,j) = clip(j - i, -K, K) + K, in unsigned arithmetic. */
 static size_t AL_SFN(mha_rel_index)(size_t i, size_t j, size_t K) {
     if (j + K <= i) return 0;
@@ -74,31 +58,6 @@ static size_t AL_SFN(mha_row_mask)(uint8_t *row, const uint8_t *attn_mask,
         n += keep;
     }
     return n;
-}
-
-/* y (rows,Wd) = x (rows,D) W (D,Wd) + bias (Wd) (bias may be NULL). */
-static void AL_SFN(mha_project)(real *y, const real *x, const real *W, const real *bias,
-                                size_t rows, size_t D, size_t Wd) {
-    size_t r, c;
-    AL_SFN(mha_gemm)(0, 0, rows, Wd, D, x, D, W, Wd, (real)0, y, Wd);
-    if (bias != NULL)
-        for (r = 0; r < rows; r++)
-            for (c = 0; c < Wd; c++) y[r * Wd + c] += bias[c];
-}
-
-/* Backward of mha_project given dy (rows,Wd): dx (rows,D) = dy W^T, dW (D,Wd) = x^T dy,
- * dbias (Wd) = column sums of dy (skipped when NULL). */
-static void AL_SFN(mha_project_backward)(real *dx, real *dW, real *dbias, const real *dy,
-                                         const real *x, const real *W,
-                                         size_t rows, size_t D, size_t Wd) {
-    size_t r, c;
-    AL_SFN(mha_gemm)(0, 1, rows, D, Wd, dy, Wd, W, Wd, (real)0, dx, D);
-    AL_SFN(mha_gemm)(1, 0, D, Wd, rows, x, D, dy, Wd, (real)0, dW, Wd);
-    if (dbias != NULL) {
-        for (c = 0; c < Wd; c++) dbias[c] = (real)0;
-        for (r = 0; r < rows; r++)
-            for (c = 0; c < Wd; c++) dbias[c] += dy[r * Wd + c];
-    }
 }
 
 /* malloc of n reals (at least one, so NULL always means failure). */
@@ -167,17 +126,17 @@ static void AL_SFN(mha_rows_work)(void *arg, int tid, int nt) {
 static void AL_SFN(mha_scores)(real *weights, const real *qs, const real *kp, size_t b,
                                size_t h, size_t Tq, size_t Tv, size_t NH, size_t HS) {
     const size_t QW = NH * HS;
-    AL_SFN(mha_gemm)(0, 1, Tq, Tv, HS, qs + b * Tq * QW + h * HS, QW,
-                     kp + b * Tv * QW + h * HS, QW, (real)0, weights + (b * NH + h) * Tq * Tv,
-                     Tv);
+    AL_SFN(al_gemm)(0, 1, Tq, Tv, HS, (real)1, qs + b * Tq * QW + h * HS, QW,
+                    kp + b * Tv * QW + h * HS, QW, (real)0, weights + (b * NH + h) * Tq * Tv,
+                    Tv);
 }
 
 /* ctx[b,:,h] (Tq,HSv) = w (Tq,Tv) v[b,:,h] (Tv,HSv), ld = NH*HSv. */
 static void AL_SFN(mha_context)(real *ctx, const real *weights, const real *vp, size_t b,
                                 size_t h, size_t Tq, size_t Tv, size_t NH, size_t HSv) {
     const size_t VW = NH * HSv;
-    AL_SFN(mha_gemm)(0, 0, Tq, HSv, Tv, weights + (b * NH + h) * Tq * Tv, Tv,
-                     vp + b * Tv * VW + h * HSv, VW, (real)0, ctx + b * Tq * VW + h * HSv, VW);
+    AL_SFN(al_gemm)(0, 0, Tq, HSv, Tv, (real)1, weights + (b * NH + h) * Tq * Tv, Tv,
+                    vp + b * Tv * VW + h * HSv, VW, (real)0, ctx + b * Tq * VW + h * HSv, VW);
 }
 
 /*
@@ -227,13 +186,13 @@ int AL_FN(mha_forward)(real *out, real *weights, real *qs, real *kp, real *vp,
     }
 
     /* Projections: each one GEMM over all B*T rows, the kernel viewed as (D, NH*HS). */
-    AL_SFN(mha_project)(qs, query, Wq, bq, B * Tq, Dq, QW);
+    AL_SFN(al_project)(qs, query, Wq, bq, B * Tq, Dq, QW);
     for (i = 0; i < B * Tq * QW; i++) qs[i] *= scale;
-    AL_SFN(mha_project)(kp, key, Wk, bk, B * Tv, Dk, QW);
-    AL_SFN(mha_project)(vp, value, Wv, bv, B * Tv, Dv, VW);
+    AL_SFN(al_project)(kp, key, Wk, bk, B * Tv, Dk, QW);
+    AL_SFN(al_project)(vp, value, Wv, bv, B * Tv, Dv, VW);
 
     /* rq (B*Tq*NH, R) = qs (B*Tq*NH, HS) rel_k^T: every query row against every relative key. */
-    if (rq != NULL) AL_SFN(mha_gemm)(0, 1, rows, R, HS, qs, HS, rel_k, HS, (real)0, rq, R);
+    if (rq != NULL) AL_SFN(al_gemm)(0, 1, rows, R, HS, (real)1, qs, HS, rel_k, HS, (real)0, rq, R);
 
     {
         AL_SFN(mha_rows_ctx) c;
@@ -273,9 +232,10 @@ int AL_FN(mha_forward)(real *out, real *weights, real *qs, real *kp, real *vp,
         }
     }
     /* ctx (B*Tq*NH, HSv) += wsum (B*Tq*NH, R) rel_v (R, HSv). */
-    if (wsum != NULL) AL_SFN(mha_gemm)(0, 0, rows, HSv, R, wsum, R, rel_v, HSv, (real)1, ctx, HSv);
+    if (wsum != NULL)
+        AL_SFN(al_gemm)(0, 0, rows, HSv, R, (real)1, wsum, R, rel_v, HSv, (real)1, ctx, HSv);
 
-    AL_SFN(mha_project)(out, ctx, Wo, bo, B * Tq, VW, Dout);
+    AL_SFN(al_project)(out, ctx, Wo, bo, B * Tq, VW, Dout);
     free(rowm); free(rq); free(wsum);
     return AL_OK;
 }
@@ -341,20 +301,21 @@ int AL_FN(mha_backward)(real *dquery, real *dkey, real *dvalue,
     }
 
     /* Output projection. */
-    AL_SFN(mha_project_backward)(dctx, dWo, dbo, d_out, ctx, Wo, B * Tq, VW, Dout);
+    AL_SFN(al_project_backward)(dctx, dWo, dbo, d_out, ctx, Wo, B * Tq, VW, Dout, 0);
     /* gv (B*Tq*NH, R) = dctx (B*Tq*NH, HSv) rel_v^T: d(weight) of each relative value. */
-    if (gv != NULL) AL_SFN(mha_gemm)(0, 1, rows, R, HSv, dctx, HSv, rel_v, HSv, (real)0, gv, R);
+    if (gv != NULL)
+        AL_SFN(al_gemm)(0, 1, rows, R, HSv, (real)1, dctx, HSv, rel_v, HSv, (real)0, gv, R);
 
     for (b = 0; b < B; b++) {
         for (h = 0; h < NH; h++) {
             const real *W = weights + (b * NH + h) * Tq * Tv;
             const real *dctx_bh = dctx + b * Tq * VW + h * HSv;
             /* dP (Tq,Tv) = dctx[b,:,h] v[b,:,h]^T */
-            AL_SFN(mha_gemm)(0, 1, Tq, Tv, HSv, dctx_bh, VW, vp + b * Tv * VW + h * HSv, VW,
-                             (real)0, dP, Tv);
+            AL_SFN(al_gemm)(0, 1, Tq, Tv, HSv, (real)1, dctx_bh, VW, vp + b * Tv * VW + h * HSv, VW,
+                            (real)0, dP, Tv);
             /* dv[b,:,h] (Tv,HSv) = w^T dctx[b,:,h] */
-            AL_SFN(mha_gemm)(1, 0, Tv, HSv, Tq, W, Tv, dctx_bh, VW, (real)0,
-                             dvp + b * Tv * VW + h * HSv, VW);
+            AL_SFN(al_gemm)(1, 0, Tv, HSv, Tq, (real)1, W, Tv, dctx_bh, VW, (real)0,
+                            dvp + b * Tv * VW + h * HSv, VW);
             for (i = 0; i < Tq; i++) {
                 const real *w = W + i * Tv;
                 real *dp = dP + i * Tv;
@@ -376,9 +337,7 @@ int AL_FN(mha_backward)(real *dquery, real *dkey, real *dvalue,
                 if (!live[(b * NH + h) * Tq + i]) {
                     for (j = 0; j < Tv; j++) dp[j] = (real)0;
                 } else {
-                    real dot = (real)0;
-                    for (j = 0; j < Tv; j++) dot += w[j] * dp[j];
-                    for (j = 0; j < Tv; j++) dp[j] = w[j] * (dp[j] - dot);
+                    AL_SFN(softmax_backward_row)(dp, w, Tv);
                 }
                 if (dsum != NULL) {
                     real *d = dsum + row * R;
@@ -386,24 +345,25 @@ int AL_FN(mha_backward)(real *dquery, real *dkey, real *dvalue,
                 }
             }
             /* dqs[b,:,h] (Tq,HS) = ds k[b,:,h];  dk[b,:,h] (Tv,HS) = ds^T qs[b,:,h] */
-            AL_SFN(mha_gemm)(0, 0, Tq, HS, Tv, dP, Tv, kp + b * Tv * QW + h * HS, QW, (real)0,
-                             dqs + b * Tq * QW + h * HS, QW);
-            AL_SFN(mha_gemm)(1, 0, Tv, HS, Tq, dP, Tv, qs + b * Tq * QW + h * HS, QW, (real)0,
-                             dkp + b * Tv * QW + h * HS, QW);
+            AL_SFN(al_gemm)(0, 0, Tq, HS, Tv, (real)1, dP, Tv, kp + b * Tv * QW + h * HS, QW,
+                            (real)0, dqs + b * Tq * QW + h * HS, QW);
+            AL_SFN(al_gemm)(1, 0, Tv, HS, Tq, (real)1, dP, Tv, qs + b * Tq * QW + h * HS, QW,
+                            (real)0, dkp + b * Tv * QW + h * HS, QW);
         }
     }
     /* Relative terms, each one GEMM over all (b, i, h) rows. */
-    if (rel_v != NULL) AL_SFN(mha_gemm)(1, 0, R, HSv, rows, wsum, R, dctx, HSv, (real)0, drel_v, HSv);
+    if (rel_v != NULL)
+        AL_SFN(al_gemm)(1, 0, R, HSv, rows, (real)1, wsum, R, dctx, HSv, (real)0, drel_v, HSv);
     if (rel_k != NULL) {
-        AL_SFN(mha_gemm)(0, 0, rows, HS, R, dsum, R, rel_k, HS, (real)1, dqs, HS);
-        AL_SFN(mha_gemm)(1, 0, R, HS, rows, dsum, R, qs, HS, (real)0, drel_k, HS);
+        AL_SFN(al_gemm)(0, 0, rows, HS, R, (real)1, dsum, R, rel_k, HS, (real)1, dqs, HS);
+        AL_SFN(al_gemm)(1, 0, R, HS, rows, (real)1, dsum, R, qs, HS, (real)0, drel_k, HS);
     }
     for (i = 0; i < B * Tq * QW; i++) dqs[i] *= scale;
 
     /* Input projections. */
-    AL_SFN(mha_project_backward)(dquery, dWq, dbq, dqs, query, Wq, B * Tq, Dq, QW);
-    AL_SFN(mha_project_backward)(dkey, dWk, dbk, dkp, key, Wk, B * Tv, Dk, QW);
-    AL_SFN(mha_project_backward)(dvalue, dWv, dbv, dvp, value, Wv, B * Tv, Dv, VW);
+    AL_SFN(al_project_backward)(dquery, dWq, dbq, dqs, query, Wq, B * Tq, Dq, QW, 0);
+    AL_SFN(al_project_backward)(dkey, dWk, dbk, dkp, key, Wk, B * Tv, Dk, QW, 0);
+    AL_SFN(al_project_backward)(dvalue, dWv, dbv, dvp, value, Wv, B * Tv, Dv, VW, 0);
 
 done:
     free(dctx); free(dqs); free(dkp); free(dvp); free(dP);

@@ -6,10 +6,12 @@
 
 #define AL_REAL_F32
 #include "al_real.h"
+#include "al_math.h"
 #include "vae_impl.h"
 #include "al_real_undef.h"
 
 #define AL_REAL_F64
 #include "al_real.h"
+#include "al_math.h"
 #include "vae_impl.h"
 #include "al_real_undef.h"

@@ -3,7 +3,7 @@
  * diagonal Gaussian against N(0, I), and the masked reconstruction loss; forward and backward.
  * Part of the type template (al_real.h): included once per floating type by vae.c.
  *
- * Legend: B batch, Z latent size, T timesteps, F features (D in the LSTM's legend). Buffers are
+ * Legend: B batch, Z latent size, T timesteps, D features (D in the LSTM's legend). Buffers are
  * flat and row-major in NumPy axis order.
  *
  * Math (Kingma & Welling 2014, "Auto-Encoding Variational Bayes"; the Keras VAE example):
@@ -23,37 +23,10 @@
  * steps are not read at all (padding may hold anything) and get a zero gradient.
  */
 
-#if defined(AL_REAL_F32)
-#  define AL_EXPM1 expm1f
-#else
-#  define AL_EXPM1 expm1
-#endif
-
-/* 1/k! for k = 0..17: the Taylor coefficients of exp. */
-#ifndef AL_VAE_INV_FACT
-#define AL_VAE_INV_FACT
 /* log(2 pi), the normalising constant of the Gaussian NLL. */
+#ifndef AL_LOG_2PI
 #define AL_LOG_2PI 1.8378770664093454835606594728112
-static const double al_vae_inv_fact[18] = {
-    1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
-    1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0,
-    1.0 / 87178291200.0, 1.0 / 1307674368000.0, 1.0 / 20922789888000.0,
-    1.0 / 355687428096000.0
-};
 #endif
-
-/* exp(v) - 1 - v, >= 0, without the cancellation of the literal formula near v = 0: for
- * |v| < 1 the series sum_{k>=2} v^k/k! truncated after k = 17 (relative truncation error
- * below 2/18! < 4e-16), otherwise expm1(v) - v (no cancellation there). NaN stays NaN. */
-static real AL_SFN(vae_expm1_minus)(real v) {
-    if (AL_FABS(v) < (real)1) {
-        real s = (real)0;
-        int k;
-        for (k = 17; k >= 2; k--) s = s * v + (real)al_vae_inv_fact[k];
-        return v * v * s;
-    }
-    return AL_EXPM1(v) - v;
-}
 
 /*
  * sampling_forward: the reparameterisation trick.
@@ -116,7 +89,7 @@ int AL_FN(kl_forward)(real *kl, const real *z_mean, const real *z_log_var, size_
         const real *lv = z_log_var + b * Z;
         double acc = 0.0;
         for (j = 0; j < Z; j++) {
-            acc += (double)(m[j] * m[j]) + (double)AL_SFN(vae_expm1_minus)(lv[j]);
+            acc += (double)(m[j] * m[j]) + (double)AL_SFN(al_expm1_minus)(lv[j]);
         }
         kl[b] = (real)(0.5 * acc);
     }
@@ -148,41 +121,61 @@ int AL_FN(kl_backward)(real *d_mean, real *d_log_var, const real *d_kl, const re
     return AL_OK;
 }
 
+/* The Gaussian NLL's term, as a third kind for vae_masked_sum (not a kind of recon_forward). */
+#ifndef AL_VAE_NLL
+#define AL_VAE_NLL (-1)
+#endif
+
+/* loss[b] = sum over the unmasked steps t of sample b and every f of the term of `kind` with
+ * d = x_hat - x: d^2 (AL_RECON_SQUARED), |d| (AL_RECON_ABSOLUTE) or
+ * 0.5 (log(2 pi) + lv + d^2 exp(-lv)) (AL_VAE_NLL, lv = x_log_var); in double, in order. */
+static void AL_SFN(vae_masked_sum)(real *loss, const real *x_hat, const real *x,
+                                   const real *x_log_var, const uint8_t *mask, int kind,
+                                   size_t B, size_t T, size_t D) {
+    size_t b, t, f;
+    if (T == 0 || D == 0) {   /* nothing to sum: no loop over B x T (a (3, 2**40, 0) view) */
+        for (b = 0; b < B; b++) loss[b] = (real)0;
+        return;
+    }
+    for (b = 0; b < B; b++) {
+        double acc = 0.0;
+        for (t = 0; t < T; t++) {
+            const size_t row = (b * T + t) * D;
+            if (mask != NULL && !mask[b * T + t]) continue;
+            if (kind == AL_RECON_SQUARED) {
+                for (f = 0; f < D; f++) {
+                    const double d = (double)x_hat[row + f] - (double)x[row + f];
+                    acc += d * d;
+                }
+            } else if (kind == AL_RECON_ABSOLUTE) {
+                for (f = 0; f < D; f++) acc += fabs((double)x_hat[row + f] - (double)x[row + f]);
+            } else {
+                for (f = 0; f < D; f++) {
+                    const double d = (double)x_hat[row + f] - (double)x[row + f];
+                    const double lv = (double)x_log_var[row + f];
+                    acc += 0.5 * (AL_LOG_2PI + lv + d * d * exp(-lv));
+                }
+            }
+        }
+        loss[b] = (real)acc;
+    }
+}
+
 /*
  * recon_forward: masked reconstruction loss, one number per sequence.
  *
  * outputs   loss   (B,)     sum over unmasked t and all f of (x_hat - x)^2 (kind
  *                           AL_RECON_SQUARED) or |x_hat - x| (AL_RECON_ABSOLUTE); 0 for a
- *                           fully masked sequence or T*F == 0
- * inputs    x_hat  (B,T,F)  the reconstruction
- *           x      (B,T,F)  the target
+ *                           fully masked sequence or T*D == 0
+ * inputs    x_hat  (B,T,D)  the reconstruction
+ *           x      (B,T,D)  the target
  *           mask   (B,T)    uint8, nonzero = keep, or NULL (every step counts)
  * returns   AL_OK, or AL_ERR_ARG for an unknown kind
  */
 int AL_FN(recon_forward)(real *loss, const real *x_hat, const real *x, const uint8_t *mask,
-                         size_t B, size_t T, size_t F, int kind) {
-    size_t b, t, f;
+                         size_t B, size_t T, size_t D, int kind) {
     if (kind != AL_RECON_SQUARED && kind != AL_RECON_ABSOLUTE) return AL_ERR_ARG;
-    if (T == 0 || F == 0) {   /* nothing to sum: no loop over B x T (a (3, 2**40, 0) view) */
-        for (b = 0; b < B; b++) loss[b] = (real)0;
-        return AL_OK;
-    }
-    for (b = 0; b < B; b++) {
-        double acc = 0.0;
-        for (t = 0; t < T; t++) {
-            const size_t row = (b * T + t) * F;
-            if (mask != NULL && !mask[b * T + t]) continue;
-            if (kind == AL_RECON_SQUARED) {
-                for (f = 0; f < F; f++) {
-                    const double d = (double)x_hat[row + f] - (double)x[row + f];
-                    acc += d * d;
-                }
-            } else {
-                for (f = 0; f < F; f++) acc += fabs((double)x_hat[row + f] - (double)x[row + f]);
-            }
-        }
-        loss[b] = (real)acc;
-    }
+    AL_SFN(vae_masked_sum)(loss, x_hat, x, NULL, mask, kind, B, T, D);
     return AL_OK;
 }
 
@@ -194,32 +187,32 @@ static real AL_SFN(vae_sign)(real d) {
 /*
  * recon_backward: inverts recon_forward (overwrites d_x_hat; d x = -d_x_hat).
  *
- * outputs   d_x_hat (B,T,F)  d_loss[b] * 2 (x_hat - x)  (squared) or
+ * outputs   d_x_hat (B,T,D)  d_loss[b] * 2 (x_hat - x)  (squared) or
  *                            d_loss[b] * sign(x_hat - x) (absolute; 0 where x_hat == x);
  *                            0 at masked steps
  * inputs    d_loss  (B,)     gradient of the total loss with respect to loss
- *           x_hat   (B,T,F)
- *           x       (B,T,F)
+ *           x_hat   (B,T,D)
+ *           x       (B,T,D)
  *           mask    (B,T)    uint8 or NULL, as in the forward
  * returns   AL_OK, or AL_ERR_ARG for an unknown kind
  */
 int AL_FN(recon_backward)(real *d_x_hat, const real *d_loss, const real *x_hat, const real *x,
-                          const uint8_t *mask, size_t B, size_t T, size_t F, int kind) {
+                          const uint8_t *mask, size_t B, size_t T, size_t D, int kind) {
     size_t b, t, f;
     if (kind != AL_RECON_SQUARED && kind != AL_RECON_ABSOLUTE) return AL_ERR_ARG;
-    if (B == 0 || T == 0 || F == 0) return AL_OK;   /* d_x_hat is empty */
+    if (B == 0 || T == 0 || D == 0) return AL_OK;   /* d_x_hat is empty */
     for (b = 0; b < B; b++) {
         const real g = d_loss[b];
         const real g2 = (real)2 * g;
         for (t = 0; t < T; t++) {
-            const size_t row = (b * T + t) * F;
+            const size_t row = (b * T + t) * D;
             real *dr = d_x_hat + row;
             if (mask != NULL && !mask[b * T + t]) {
-                for (f = 0; f < F; f++) dr[f] = (real)0;
+                for (f = 0; f < D; f++) dr[f] = (real)0;
             } else if (kind == AL_RECON_SQUARED) {
-                for (f = 0; f < F; f++) dr[f] = g2 * (x_hat[row + f] - x[row + f]);
+                for (f = 0; f < D; f++) dr[f] = g2 * (x_hat[row + f] - x[row + f]);
             } else {
-                for (f = 0; f < F; f++) dr[f] = g * AL_SFN(vae_sign)(x_hat[row + f] - x[row + f]);
+                for (f = 0; f < D; f++) dr[f] = g * AL_SFN(vae_sign)(x_hat[row + f] - x[row + f]);
             }
         }
     }
@@ -233,34 +226,17 @@ int AL_FN(recon_backward)(real *d_x_hat, const real *d_loss, const real *x_hat, 
  *
  * outputs   loss      (B,)     sum over unmasked t and all f of
  *                              0.5 * (log(2 pi) + x_log_var + d^2 * exp(-x_log_var));
- *                              0 for a fully masked sequence or T*F == 0
- * inputs    x_hat     (B,T,F)  the predicted mean
- *           x_log_var (B,T,F)  the predicted log-variance
- *           x         (B,T,F)  the target
+ *                              0 for a fully masked sequence or T*D == 0
+ * inputs    x_hat     (B,T,D)  the predicted mean
+ *           x_log_var (B,T,D)  the predicted log-variance
+ *           x         (B,T,D)  the target
  *           mask      (B,T)    uint8, nonzero = keep, or NULL
  * returns   AL_OK
  */
 int AL_FN(gaussian_nll_forward)(real *loss, const real *x_hat, const real *x_log_var,
                                 const real *x, const uint8_t *mask,
-                                size_t B, size_t T, size_t F) {
-    size_t b, t, f;
-    if (T == 0 || F == 0) {   /* nothing to sum: no loop over B x T */
-        for (b = 0; b < B; b++) loss[b] = (real)0;
-        return AL_OK;
-    }
-    for (b = 0; b < B; b++) {
-        double acc = 0.0;
-        for (t = 0; t < T; t++) {
-            const size_t row = (b * T + t) * F;
-            if (mask != NULL && !mask[b * T + t]) continue;
-            for (f = 0; f < F; f++) {
-                const double d = (double)x_hat[row + f] - (double)x[row + f];
-                const double lv = (double)x_log_var[row + f];
-                acc += 0.5 * (AL_LOG_2PI + lv + d * d * exp(-lv));
-            }
-        }
-        loss[b] = (real)acc;
-    }
+                                size_t B, size_t T, size_t D) {
+    AL_SFN(vae_masked_sum)(loss, x_hat, x, x_log_var, mask, AL_VAE_NLL, B, T, D);
     return AL_OK;
 }
 
@@ -268,26 +244,26 @@ int AL_FN(gaussian_nll_forward)(real *loss, const real *x_hat, const real *x_log
  * gaussian_nll_backward: inverts gaussian_nll_forward (overwrites its outputs; 0 at masked
  * steps). With d = x_hat - x and p = exp(-x_log_var) (the precision):
  *
- * outputs   d_x_hat     (B,T,F)  d_loss[b] * d * p                 (d x = -d_x_hat)
- *           d_x_log_var (B,T,F)  d_loss[b] * 0.5 * (1 - d^2 * p)
+ * outputs   d_x_hat     (B,T,D)  d_loss[b] * d * p                 (d x = -d_x_hat)
+ *           d_x_log_var (B,T,D)  d_loss[b] * 0.5 * (1 - d^2 * p)
  * inputs    d_loss      (B,)
- *           x_hat, x_log_var, x (B,T,F);  mask (B,T) uint8 or NULL, as in the forward
+ *           x_hat, x_log_var, x (B,T,D);  mask (B,T) uint8 or NULL, as in the forward
  * returns   AL_OK
  */
 int AL_FN(gaussian_nll_backward)(real *d_x_hat, real *d_x_log_var, const real *d_loss,
                                  const real *x_hat, const real *x_log_var, const real *x,
-                                 const uint8_t *mask, size_t B, size_t T, size_t F) {
+                                 const uint8_t *mask, size_t B, size_t T, size_t D) {
     size_t b, t, f;
-    if (B == 0 || T == 0 || F == 0) return AL_OK;   /* the outputs are empty */
+    if (B == 0 || T == 0 || D == 0) return AL_OK;   /* the outputs are empty */
     for (b = 0; b < B; b++) {
         const real g = d_loss[b];
         for (t = 0; t < T; t++) {
-            const size_t row = (b * T + t) * F;
+            const size_t row = (b * T + t) * D;
             if (mask != NULL && !mask[b * T + t]) {
-                for (f = 0; f < F; f++) d_x_hat[row + f] = d_x_log_var[row + f] = (real)0;
+                for (f = 0; f < D; f++) d_x_hat[row + f] = d_x_log_var[row + f] = (real)0;
                 continue;
             }
-            for (f = 0; f < F; f++) {
+            for (f = 0; f < D; f++) {
                 const real d = x_hat[row + f] - x[row + f];
                 const real dp = d * AL_EXP(-x_log_var[row + f]);
                 d_x_hat[row + f] = g * dp;
@@ -298,4 +274,3 @@ int AL_FN(gaussian_nll_backward)(real *d_x_hat, real *d_x_log_var, const real *d
     return AL_OK;
 }
 
-#undef AL_EXPM1
