@@ -3,7 +3,7 @@
  * diagonal Gaussian against N(0, I), and the masked reconstruction loss; forward and backward.
  * Part of the type template (al_real.h): included once per floating type by vae.c.
  *
- * Legend: B batch, Z latent size, T timesteps, D features (D in the LSTM's legend). Buffers are
+ * Legend (STYLE.md): B batch, Z latent size, T timesteps, D features. Buffers are
  * flat and row-major in NumPy axis order.
  *
  * Math (Kingma & Welling 2014, "Auto-Encoding Variational Bayes"; the Keras VAE example):
