@@ -326,7 +326,7 @@ def test_per_sequence_target_for_sequence_output_names_the_lstm():
     m = _seq_model()
     m.compile("adam", "mse")
     x = np.zeros((6, 10, 3), "float32")
-    with pytest.raises(ShapeError, match=r"(?s)\(6, 1\).*\(None, 10, 1\).*LSTM 'encoder'.*"
+    with pytest.raises(ShapeError, match=r"(?s)\(6, 1\).*\(batch, 10, 1\).*LSTM 'encoder'.*"
                                          r"return_sequences=False.*GlobalAveragePooling1D"):
         m.fit(x, np.zeros((6, 1)), verbose=0)
     with pytest.raises(ShapeError, match="return_sequences"):
@@ -369,3 +369,19 @@ def test_decoder_of_wrong_length_names_the_repeat_vector():
     with pytest.raises(ShapeError, match=r"(?s)\(batch, 10, 3\), got \(8, 20, 3\).*RepeatVector "
                                          r"'repeat' repeats its input 10 times.*RepeatVector\(20\)"):
         m.fit(np.zeros((8, 20, 3), "float32"), np.zeros((8, 20, 3), "float32"), verbose=0)
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_sequence_output_against_one_target_per_sample_names_the_rnn(wrap):
+    """fit's hint comes from Layer.target_hint: the LSTM (or Bidirectional) that kept the time
+    axis is named, found back through the layers after it."""
+    x = Input(shape=(20, 3))
+    rnn = layers.LSTM(8, return_sequences=True, name="enc")
+    if wrap:
+        rnn = layers.Bidirectional(rnn, name="bi")
+    m = Model(x, layers.Dense(1)(layers.Dropout(0.1)(rnn(x))))
+    m.compile("adam", "mse")
+    who = "Bidirectional 'bi'" if wrap else "LSTM 'enc'"
+    with pytest.raises(ShapeError, match=r"(?s)got \(8, 1\).*Hint: the output \(batch, 20, 1\) is "
+                                         r"a sequence because " + who + " has return_sequences"):
+        m.fit(np.zeros((8, 20, 3), "float32"), np.zeros((8, 1), "float32"), verbose=0)

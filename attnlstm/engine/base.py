@@ -253,6 +253,9 @@ class Layer:
 
     # Whether the output carries the input's Keras mask.
     supports_masking = False
+    # Whether the layer reads and (with return_sequences=True) returns whole sequences: RNN
+    # layers and Bidirectional. Shape-error hints name such a layer.
+    sequence_producer = False
     # Whether eager inputs are cast to the layer's float dtype.
     _cast_inputs = True
 
@@ -521,6 +524,23 @@ class Layer:
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def target_hint(self, output_shape, target_shape):
+        """The hint ``fit`` adds when targets of `target_shape` do not fit a model output of
+        `output_shape` that this layer leads to, or None. ``fit`` asks the layers from the output
+        back along the first inputs and takes the first answer. The default answers for a
+        sequence producer with ``return_sequences=True`` whose sequence meets one target per
+        sample; override it for a layer that explains other mismatches (RepeatVector does)."""
+        if not (self.sequence_producer and getattr(self, "return_sequences", False)
+                and len(output_shape) == 3 and len(target_shape) < 3):
+            return None
+        shown = format_shape(("batch",) + tuple(output_shape[1:]))
+        return (f"the output {shown} is a sequence because "
+                f"{type(self).__name__} '{self.name}' has return_sequences=True; set "
+                f"return_sequences=False, or reduce time with GlobalAveragePooling1D or an "
+                f"attention pooling layer before the last layer. (For one target per timestep, "
+                f"pass y of shape {shown} and keep "
+                f"TimeDistributed/Dense.)")
 
     def compute_mask(self, inputs, mask=None):
         """The output's Keras mask given the input's (``mask``: one per input, None where an
@@ -1131,7 +1151,7 @@ def producer_hint(layer, err, inputs):
     want = len(err.expected)
     hint = None
     pname = type(prod).__name__ if prod is not None else ""
-    if getattr(prod, "sequence_producer", False):   # RNN layers and Bidirectional
+    if getattr(prod, "sequence_producer", False):
         rs = getattr(prod, "return_sequences", None)
         if want == len(got) + 1 and rs is False:
             hint = (f"the previous {pname} '{prod.name}' returns only its last output; "

@@ -852,52 +852,17 @@ def _output_logits(tensor, tape):
     return None
 
 
-def _repeat_vector_hint(err, output, got):
-    """A decoder whose RepeatVector(n) makes n steps where the targets have T: name it."""
-    node, seen = output._node, 0
-    while node is not None and seen < 50:
-        layer = node.layer
-        if type(layer).__name__ == "RepeatVector":
-            hint = (f"the output has {output.shape[1]} timesteps because RepeatVector "
-                    f"'{layer.name}' repeats its input {layer.n} times, but the targets have "
-                    f"{got[1]}; use RepeatVector({got[1]}) (the input length), or attnlstm.LSTMVAE, "
-                    f"which reconstructs each sequence at its own length.")
-            text = str(err).split("\nHint:")[0] + f"\nHint: {hint}"
-            return ShapeError(text, layer=err.layer, argument=err.argument, expected=err.expected,
-                              got=got, hint=hint)
-        parents = node.parent_nodes
-        node = parents[0] if parents else None
-        seen += 1
-    return err
-
-
-_SEQ_TYPES = ("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional")
-
-
 def _with_producer_hint(err, output):
-    """Name the layer behind a sequence-vs-vector target mismatch in the ShapeError's hint."""
+    """Add the hint of the layer behind a target-vs-output shape mismatch (Layer.target_hint,
+    asked from the output back along the first inputs) to the ShapeError."""
     got, want = err.got, err.expected
     if not isinstance(got, tuple) or not isinstance(output, KerasTensor):
         return err
-    out_rank = len(output.shape)
-    if out_rank == 3 and len(got) == 3 and output.shape[1] is not None and \
-            got[1] != output.shape[1]:
-        return _repeat_vector_hint(err, output, got)
-    if out_rank != 3 or len(got) >= 3:
-        return err
-    # A (N, T, F) output trained against one target per sequence: find the LSTM that kept time.
-    node = output._node
-    seen = 0
+    node, seen = output._node, 0
     while node is not None and seen < 50:
-        layer = node.layer
-        if type(layer).__name__ in _SEQ_TYPES and getattr(layer, "return_sequences", False):
-            hint = (f"the output {format_shape(output.shape)} is a sequence because "
-                    f"{type(layer).__name__} '{layer.name}' has return_sequences=True; set "
-                    f"return_sequences=False, or reduce time with GlobalAveragePooling1D or an "
-                    f"attention pooling layer before the last layer. (For one target per "
-                    f"timestep, pass y of shape {format_shape(('batch',) + output.shape[1:])} "
-                    f"and keep "
-                    f"TimeDistributed/Dense.)")
+        ask = getattr(node.layer, "target_hint", None)
+        hint = ask(output.shape, got) if ask is not None else None
+        if hint:
             text = str(err).split("\nHint:")[0] + f"\nHint: {hint}"
             return ShapeError(text, layer=err.layer, argument=err.argument, expected=want,
                               got=got, hint=hint)

@@ -499,6 +499,10 @@ class MultiHeadAttention(_MultiArgLayer, _BaseAttention):
     """
     supports_masking = True
     _arg_names = ("query", "value", "key")
+    # .weights.h5: Keras keeps each projection in its own EinsumDense (weight-name prefix ->
+    # the Keras attribute holding it), read by attnlstm.saving.weights.
+    keras_projection_groups = {"query": "query_dense", "key": "key_dense", "value": "value_dense",
+                           "attention_output": "output_dense"}
 
     def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True,
                  output_shape=None, attention_axes=None, flash_attention=None,
@@ -1140,6 +1144,7 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         MultiHeadAttention's, then ``rel_k`` `(2k+1, key_dim)` and ``rel_v`` `(2k+1, value_dim)`.
     """
 
+    keras_projection_groups = None   # no Keras twin: its weights are saved in one group
     def __init__(self, num_heads, key_dim, max_relative_position, value_dim=None,
                  use_value_embeddings=True, **kwargs):
         if not isinstance(max_relative_position, (int, np.integer)) or max_relative_position < 0:

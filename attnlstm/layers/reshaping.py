@@ -165,6 +165,16 @@ class RepeatVector(Layer):
             raise shape_error(self, "inputs", ("batch", "features"), input_shape)
         return (input_shape[0], self.n, input_shape[1])
 
+    def target_hint(self, output_shape, target_shape):
+        """A decoder whose RepeatVector(n) makes n steps where the targets have another T."""
+        if len(output_shape) != 3 or len(target_shape) != 3 or output_shape[1] is None \
+                or target_shape[1] == output_shape[1]:
+            return None
+        return (f"the output has {output_shape[1]} timesteps because RepeatVector "
+                f"'{self.name}' repeats its input {self.n} times, but the targets have "
+                f"{target_shape[1]}; use RepeatVector({target_shape[1]}) (the input length), or "
+                f"attnlstm.LSTMVAE, which reconstructs each sequence at its own length.")
+
     def call(self, inputs):
         return self.forward(inputs)[0]
 

@@ -35,12 +35,6 @@ from ..errors import ShapeError, format_shape, who
 
 __all__ = ["save_weights", "load_weights", "weight_paths", "FileFormatError"]
 
-# Keras RNN layers whose weights live in their ``cell`` (``<path>/cell/vars``).
-_CELL_RNNS = {"LSTM", "GRU", "SimpleRNN"}
-
-_MHA_GROUPS = {"query": "query_dense", "key": "key_dense", "value": "value_dense",
-               "attention_output": "output_dense"}
-
 
 def _h5py():
     try:
@@ -178,7 +172,6 @@ def _walk(obj, path, entries, visited):
     if id(obj) in visited:
         return
     visited.add(id(obj))
-    cls = type(obj).__name__
     if _is_model(obj):
         entries.append(_Entry(path, obj, _own_variables(obj), obj.name))
         used = {}
@@ -195,17 +188,17 @@ def _walk(obj, path, entries, visited):
                                   obj.name if not rel else rel.split("/")[-1]))
         return
     cell_name = getattr(obj, "keras_cell_name", None)   # RNN layers: Keras keeps weights in .cell
-    if cell_name or cls in _CELL_RNNS or getattr(obj, "_keras_cell_weights", False):
+    if cell_name:
         entries.append(_Entry(path, obj, [], obj.name))
-        entries.append(_Entry(_join(path, "cell"), obj, _own_variables(obj),
-                              cell_name or f"{backend.to_snake_case(cls)}_cell"))
+        entries.append(_Entry(_join(path, "cell"), obj, _own_variables(obj), cell_name))
         return
-    if cls == "MultiHeadAttention":
+    group_of = getattr(obj, "keras_projection_groups", None)   # MultiHeadAttention's projections
+    if group_of:
         entries.append(_Entry(path, obj, [], obj.name))
         groups = {}
         for w in _own_variables(obj):
             prefix = w.name.split("/")[0]
-            groups.setdefault(_MHA_GROUPS.get(prefix, prefix), []).append(w)
+            groups.setdefault(group_of.get(prefix, prefix), []).append(w)
         for attr in sorted(groups, key=_attr_key):
             entries.append(_Entry(_join(path, attr), obj, groups[attr], attr))
         return
