@@ -247,10 +247,18 @@ static void AL_SFN(lstm_cell_step)(int isa, const AL_SFN(lstm_cell_args) *a, siz
 #else
     const AL_SFN(lstm_cell_fn) *fn = fgen;
 #endif
-    const size_t L = AL_SFN(al_cell_lanes)(isa), rmax = al_pg_rmax(isa);
+    /* (the AVX2 tiles of the non-panel form go up to 3 rows; AVX2 takes the panel form) */
+    const size_t L = AL_SFN(al_cell_lanes)(isa), rmax = isa == AL_PG_AVX512 ? 6 : 3;
     const size_t M = r1 - r0, ntile = (M + rmax - 1) / rmax;
     size_t p, i, r;
     if (M == 0) return;
+#if AL_PG_X86
+    if (isa == AL_PG_AVX2) {
+        for (p = p0; p < p1; p++)
+            AL_SFN(lstm_cell_panel_256)(a, r0, r1, p, a->H - p * L < L ? a->H - p * L : L);
+        return;
+    }
+#endif
     for (p = p0; p < p1; p++) {
         const size_t n = a->H - p * L < L ? a->H - p * L : L;
         for (i = 0, r = r0; i < ntile; i++) {

@@ -16,6 +16,7 @@
 #if defined(AL_CT_512)
 #  define AL_CT_TARGET "avx512f,prefer-vector-width=512"
 #  define AL_CT_RMAX 6
+#  define AL_CT_HR 6
 #  define AL_CT_FN(name) name##_512
 #  if defined(AL_REAL_F32)
 #    define AL_CT_V __m512
@@ -46,6 +47,7 @@
 #elif defined(AL_CT_256)
 #  define AL_CT_TARGET "avx2,fma"
 #  define AL_CT_RMAX 3
+#  define AL_CT_HR 6
 #  define AL_CT_FN(name) name##_256
 #  define AL_CT_M __m256i
 #  if defined(AL_REAL_F32)
@@ -94,6 +96,36 @@
         }                                                                                   \
     }
 
+/* The cell on one row's pre-activations zb (4L: [i|f|c|o] of the panel's units u..u+n, lanes
+ * past n unused) and the stores of its results (see lstm_cell_args); zb gets the activated
+ * gates. */
+__attribute__((target(AL_CT_TARGET), always_inline)) static inline void
+AL_CT_NAME(lstm_cell_finish)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t u,
+                             const AL_CT_M m, real *zb) {
+    const size_t H = a->H;
+    real cpb[AL_CT_L] __attribute__((aligned(64)));
+    real hb[AL_CT_L] __attribute__((aligned(64)));
+    real cb[AL_CT_L] __attribute__((aligned(64)));
+    real ab[AL_CT_L] __attribute__((aligned(64)));
+    int q;
+    const int keep = a->keep == NULL || a->keep[row * a->ldkeep];
+    if (a->cp != NULL) {
+        AL_CT_STORE(cpb, AL_CT_MLOAD(m, a->cp + row * a->ldcp + u));
+        AL_SFN(lstm_cell_lanes)(zb, cpb, hb, cb, ab, AL_CT_L, a->act, a->ract);
+    } else {
+        AL_SFN(lstm_cell_lanes)(zb, NULL, hb, cb, ab, AL_CT_L, a->act, a->ract);
+    }
+    if (a->z != NULL) {
+        real *z = a->z + row * a->ldz + u;
+        for (q = 0; q < 4; q++) AL_CT_MSTORE(z + q * H, m, AL_CT_LOAD(zb + q * AL_CT_L));
+    }
+    if (!keep) return;     /* the caller carries h, c and the output over */
+    AL_CT_MSTORE(a->hn + row * a->ldo + u, m, AL_CT_LOAD(hb));
+    AL_CT_MSTORE(a->cn + row * a->ldo + u, m, AL_CT_LOAD(cb));
+    if (a->ac != NULL) AL_CT_MSTORE(a->ac + row * a->ldo + u, m, AL_CT_LOAD(ab));
+    if (a->on != NULL) AL_CT_MSTORE(a->on + row * a->ldo + u, m, AL_CT_LOAD(hb));
+}
+
 /*
  * The cell for rows [r0, r0 + R) and panel p (units [p L, p L + n), 1 <= n <= L) of one step:
  * see lstm_cell_args. R is a constant in each instantiation below.
@@ -105,10 +137,6 @@ AL_CT_NAME(lstm_cell_tile)(const int R, const AL_SFN(lstm_cell_args) *a, size_t 
     const AL_CT_M m = AL_CT_MASK(n);
     AL_CT_V acc[AL_CT_RMAX][4];
     real zb[4 * AL_CT_L] __attribute__((aligned(64)));
-    real cpb[AL_CT_L] __attribute__((aligned(64)));
-    real hb[AL_CT_L] __attribute__((aligned(64)));
-    real cb[AL_CT_L] __attribute__((aligned(64)));
-    real ab[AL_CT_L] __attribute__((aligned(64)));
     size_t k;
     int r, q;
 
@@ -145,26 +173,144 @@ AL_CT_NAME(lstm_cell_tile)(const int R, const AL_SFN(lstm_cell_args) *a, size_t 
     }
 
     for (r = 0; r < R; r++) {
-        const size_t row = r0 + r;
-        const int keep = a->keep == NULL || a->keep[row * a->ldkeep];
         for (q = 0; q < 4; q++) AL_CT_STORE(zb + q * AL_CT_L, acc[r][q]);
-        if (a->cp != NULL) {
-            AL_CT_STORE(cpb, AL_CT_MLOAD(m, a->cp + row * a->ldcp + u));
-            AL_SFN(lstm_cell_lanes)(zb, cpb, hb, cb, ab, AL_CT_L, a->act, a->ract);
-        } else {
-            AL_SFN(lstm_cell_lanes)(zb, NULL, hb, cb, ab, AL_CT_L, a->act, a->ract);
-        }
-        if (a->z != NULL) {
-            real *z = a->z + row * a->ldz + u;
-            for (q = 0; q < 4; q++) AL_CT_MSTORE(z + q * H, m, AL_CT_LOAD(zb + q * AL_CT_L));
-        }
-        if (!keep) continue;     /* the caller carries h, c and the output over */
-        AL_CT_MSTORE(a->hn + row * a->ldo + u, m, AL_CT_LOAD(hb));
-        AL_CT_MSTORE(a->cn + row * a->ldo + u, m, AL_CT_LOAD(cb));
-        if (a->ac != NULL) AL_CT_MSTORE(a->ac + row * a->ldo + u, m, AL_CT_LOAD(ab));
-        if (a->on != NULL) AL_CT_MSTORE(a->on + row * a->ldo + u, m, AL_CT_LOAD(hb));
+        AL_CT_NAME(lstm_cell_finish)(a, r0 + r, u, m, zb);
     }
 }
+#if defined(AL_CT_256)
+/*
+ * The panel form (AVX2): rows x one panel in two passes, gates [i, f] then [c, o], each a
+ * register tile of up to AL_CT_HR rows x 2 vectors (12 accumulators of AVX2's 16 registers:
+ * 64 bytes of the panel per k feed 12 FMAs, where the R x 4 tile's 3 rows x 4 vectors needed
+ * 128). The pre-activations of up to AL_CT_RC rows live in a small buffer between passes and
+ * k-blocks (AL_CT_KB deep, so a block of half a panel stays in L1 while all the row tiles
+ * use it); storing and reloading an accumulator is exact, so every element is still one chain
+ * over k in order from its bias (the same bits as the R x 4 tile and the AVX-512 path). The
+ * cell then runs on the buffer, row by row. Measured in benchmarks/NOTES.md.
+ */
+#ifndef AL_CT_RC
+#define AL_CT_RC 96
+#endif
+#ifndef AL_CT_KB
+#define AL_CT_KB 128
+#endif
+#ifndef AL_CT_PF
+#define AL_CT_PF 16
+#endif
+
+/* zb[r * 4L + {0, L}] += A[r][k] P[k][{0, L}] over k < K for r < R (zb and P offset to the
+ * half's first gate by the caller; P rows 4L apart). */
+__attribute__((target(AL_CT_TARGET), always_inline)) static inline void
+AL_CT_NAME(lstm_half_tile)(const int R, real *zb, const real *A, size_t lda, const real *P,
+                           size_t K) {
+    AL_CT_V acc[AL_CT_HR][2];
+    size_t k;
+    int r;
+    for (r = 0; r < R; r++) {
+        acc[r][0] = AL_CT_LOAD(zb + r * 4 * AL_CT_L);
+        acc[r][1] = AL_CT_LOAD(zb + r * 4 * AL_CT_L + AL_CT_L);
+    }
+    for (k = 0; k < K; k++) {
+        const real *pk = P + k * 4 * AL_CT_L;
+        const AL_CT_V u0 = AL_CT_LOAD(pk), u1 = AL_CT_LOAD(pk + AL_CT_L);
+        /* the panel streams from L2/L3 (U alone is 4 MiB at H = 512): ask 16 k ahead */
+        _mm_prefetch((const char *)(pk + AL_CT_PF * 4 * AL_CT_L), _MM_HINT_T0);
+        for (r = 0; r < R; r++) {
+            const AL_CT_V av = AL_CT_SET1(A[r * lda + k]);
+            acc[r][0] = AL_CT_FMA(av, u0, acc[r][0]);
+            acc[r][1] = AL_CT_FMA(av, u1, acc[r][1]);
+        }
+    }
+    for (r = 0; r < R; r++) {
+        AL_CT_STORE(zb + r * 4 * AL_CT_L, acc[r][0]);
+        AL_CT_STORE(zb + r * 4 * AL_CT_L + AL_CT_L, acc[r][1]);
+    }
+}
+
+typedef void (*AL_CT_NAME(lstm_half_fn))(real *, const real *, size_t, const real *, size_t);
+#define AL_CT_H(R_)                                                                           \
+    __attribute__((target(AL_CT_TARGET))) static void AL_CT_NAME(lstm_half_r##R_)(            \
+        real *zb, const real *A, size_t lda, const real *P, size_t K) {                       \
+        AL_CT_NAME(lstm_half_tile)(R_, zb, A, lda, P, K);                                      \
+    }
+AL_CT_H(1) AL_CT_H(2) AL_CT_H(3) AL_CT_H(4) AL_CT_H(5) AL_CT_H(6)
+#undef AL_CT_H
+
+/* zb rows [0, M) (4L each) += A rows (lda) x P (K deep), both halves, in k-blocks; row tiles
+ * of near-equal height <= AL_CT_HR. */
+__attribute__((target(AL_CT_TARGET))) static void
+AL_CT_NAME(lstm_panel_k)(real *zb, size_t M, const real *A, size_t lda, const real *P, size_t K) {
+    static const AL_CT_NAME(lstm_half_fn) fh[7] = {
+        NULL, AL_CT_NAME(lstm_half_r1), AL_CT_NAME(lstm_half_r2), AL_CT_NAME(lstm_half_r3),
+        AL_CT_NAME(lstm_half_r4), AL_CT_NAME(lstm_half_r5), AL_CT_NAME(lstm_half_r6)};
+    const size_t ntile = (M + AL_CT_HR - 1) / AL_CT_HR;
+    size_t half, k0, i, r;
+    for (half = 0; half < 2; half++) {
+        for (k0 = 0; k0 < K; k0 += AL_CT_KB) {
+            const size_t kl = K - k0 < AL_CT_KB ? K - k0 : AL_CT_KB;
+            for (i = 0, r = 0; i < ntile; i++) {
+                const size_t R = M / ntile + (i < M % ntile ? 1 : 0);
+                fh[R](zb + r * 4 * AL_CT_L + half * 2 * AL_CT_L, A + r * lda + k0, lda,
+                      P + k0 * 4 * AL_CT_L + half * 2 * AL_CT_L, kl);
+                r += R;
+            }
+        }
+    }
+}
+
+/* The cell for rows [r0, r1) and panel p (units [p L, p L + n)) of one step, panel form: the
+ * same operations per element as lstm_cell_tile. */
+__attribute__((target(AL_CT_TARGET))) static void
+AL_CT_NAME(lstm_cell_panel)(const AL_SFN(lstm_cell_args) *a, size_t r0, size_t r1, size_t p,
+                            size_t n) {
+    const size_t H = a->H, D = a->D, u = p * AL_CT_L;
+    const AL_CT_M m = AL_CT_MASK(n);
+    real zb[AL_CT_RC * 4 * AL_CT_L] __attribute__((aligned(64)));
+    /* chunks of near-equal height (a short last chunk would stream the panel for few rows) */
+    const size_t nchunk = (r1 - r0 + AL_CT_RC - 1) / AL_CT_RC;
+    size_t c0, r, ci;
+    int q;
+    for (ci = 0, c0 = r0; ci < nchunk; ci++) {
+        const size_t M = (r1 - r0) / nchunk + (ci < (r1 - r0) % nchunk ? 1 : 0);
+        /* the chain's start: z (the projection, bias included) [+ bias], or the bias, or 0 */
+        for (r = 0; r < M; r++) {
+            real *zr = zb + r * 4 * AL_CT_L;
+            for (q = 0; q < 4; q++) {
+                const AL_CT_V bv = a->pb ? AL_CT_LOAD(a->pb + p * 4 * AL_CT_L + q * AL_CT_L)
+                                         : AL_CT_ZERO();
+                AL_CT_V v;
+                if (a->zin) {
+                    v = AL_CT_MLOAD(m, a->z + (c0 + r) * a->ldz + u + q * H);
+                    if (a->pb != NULL) v = AL_CT_ADD(v, bv);
+                } else {
+                    v = bv;
+                }
+                AL_CT_STORE(zr + q * AL_CT_L, v);
+            }
+        }
+        if (!a->zin && a->pW != NULL && D > 0)
+            AL_CT_NAME(lstm_panel_k)(zb, M, a->x + c0 * a->ldx, a->ldx,
+                                     a->pW + p * D * 4 * AL_CT_L, D);
+        if (a->h != NULL) {
+            AL_CT_NAME(lstm_panel_k)(zb, M, a->h + c0 * a->ldh, a->ldh,
+                                     a->pU + p * H * 4 * AL_CT_L, H);
+        } else if (a->pz0 != NULL) {
+            for (r = 0; r < M; r++)
+                for (q = 0; q < 4; q++) {
+                    real *zq = zb + r * 4 * AL_CT_L + q * AL_CT_L;
+                    AL_CT_STORE(zq, AL_CT_ADD(AL_CT_LOAD(zq),
+                                              AL_CT_LOAD(a->pz0 + p * 4 * AL_CT_L + q * AL_CT_L)));
+                }
+        }
+        for (r = 0; r < M; r++)
+            AL_CT_NAME(lstm_cell_finish)(a, c0 + r, u, m, zb + r * 4 * AL_CT_L);
+        c0 += M;
+    }
+}
+#undef AL_CT_RC
+#undef AL_CT_KB
+#undef AL_CT_PF
+#endif /* AL_CT_256 */
 
 #define AL_CT_R(R_)                                                                       \
     __attribute__((target(AL_CT_TARGET))) static void AL_CT_NAME(lstm_cell_r##R_)(  \
@@ -180,6 +326,7 @@ AL_CT_R(4) AL_CT_R(5) AL_CT_R(6)
 #undef AL_CT_KLOOP
 #undef AL_CT_TARGET
 #undef AL_CT_RMAX
+#undef AL_CT_HR
 #undef AL_CT_FN
 #undef AL_CT_XSFN
 #undef AL_CT_NAME

@@ -74,9 +74,10 @@ static inline int al_pg_for_projection(int isa, int impl) {
  * batch rows; below it the input projection of all steps is one GEMM first. */
 #define AL_CELL_CONCAT_B 8
 
-/* The largest register tile height for an ISA (the panel width, nc, depends on the type:
+/* The largest register tile height for an ISA (AVX2: two passes of 6 x 2 vectors; the panel
+ * width, nc, depends on the type:
  * al_pg_nc_f32 / al_pg_nc_f64 in lstm_pgemm_impl.h). */
-static inline size_t al_pg_rmax(int isa) { return isa == AL_PG_AVX512 ? 6 : 3; }
+static inline size_t al_pg_rmax(int isa) { return isa == AL_PG_GENERIC ? 3 : 6; }
 
 /*
  * How an LSTM call splits over threads. AL_SPLIT_ROWS: each thread runs the whole recurrence for its own batch rows,
