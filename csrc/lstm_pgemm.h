@@ -116,4 +116,16 @@ static inline int al_lstm_split(int nthreads, int forced, size_t B, size_t T, si
     return AL_SPLIT_NONE;
 }
 
+/* AL_SPLIT_ROWS: how many chunks of rows a call's team takes, first come, first served. Two
+ * per thread let a thread the OS delays cost one chunk, not half the call; but every chunk
+ * streams all of U (and W) each step, so chunks keep at least AL_SPLIT_MIN_ROWS rows (at
+ * B = 64 one chunk per thread; measured in benchmarks/NOTES.md). */
+#define AL_SPLIT_MIN_ROWS 32
+static inline size_t al_split_chunks(size_t B, int nt) {
+    size_t n = B / AL_SPLIT_MIN_ROWS;
+    if (n > 2 * (size_t)nt) n = 2 * (size_t)nt;
+    if (n < (size_t)nt) n = (size_t)nt;
+    return n < B ? n : B;
+}
+
 #endif /* AL_LSTM_PGEMM_H */
