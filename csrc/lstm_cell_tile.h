@@ -1,22 +1,21 @@
 /*
- * lstm_cell_tile.h -- the fused LSTM cell on one register tile, for one ISA; an ISA template
+ * lstm_cell_tile.h -- the fused LSTM cell on register tiles, for one ISA; an ISA template
  * included by lstm_cell_impl.h once per vector width (AL_CT_512 or AL_CT_256), inside the
  * type template (real = float or double).
  *
- * A tile is R batch rows x one gate-interleaved panel: the L hidden units [pL, pL + L) of
- * all four gates, one vector each (L = lanes per vector; nc = 4L). The accumulators hold
- * z = b + x_t W + h_{t-1} U for those units (k in order, bias first: the same operations as
- * the separate input projection plus step GEMM, so both give the same bits); the cell is then
- * applied on the tile while it is in L1, and only h, c, a(c), the output and the activated
- * gates are written.
+ * A panel is one gate-interleaved block of U (and W, bias): the L hidden units [pL, pL + L)
+ * of all four gates, one vector each (L = lanes per vector; nc = 4L). For each batch row the
+ * tiles compute z = b + x_t W + h_{t-1} U for those units (k in order, bias first: the same
+ * operations as the separate input projection plus step GEMM, so both give the same bits);
+ * the cell is then applied while they are in L1, and only h, c, a(c), the output and the
+ * activated gates are written.
  */
 /* AL_CT_NAME(f): f_512_f32 etc. (the extra level expands AL_CT_FN before AL_SFN pastes) */
 #define AL_CT_XSFN(name) AL_SFN(name)
 #define AL_CT_NAME(name) AL_CT_XSFN(AL_CT_FN(name))
 #if defined(AL_CT_512)
 #  define AL_CT_TARGET "avx512f,prefer-vector-width=512"
-#  define AL_CT_RMAX 6
-#  define AL_CT_HR 6
+#  define AL_CT_HR 12
 #  define AL_CT_FN(name) name##_512
 #  if defined(AL_REAL_F32)
 #    define AL_CT_V __m512
@@ -46,7 +45,6 @@
 #  define AL_CT_MASK(n) ((AL_CT_M)((n) >= AL_CT_L ? (1u << AL_CT_L) - 1u : (1u << (n)) - 1u))
 #elif defined(AL_CT_256)
 #  define AL_CT_TARGET "avx2,fma"
-#  define AL_CT_RMAX 3
 #  define AL_CT_HR 6
 #  define AL_CT_FN(name) name##_256
 #  define AL_CT_M __m256i
@@ -82,20 +80,6 @@
 #  error "define AL_CT_512 or AL_CT_256 before including lstm_cell_tile.h"
 #endif
 
-/* acc[r][q] += A[r][k] P[k][q L .. q L + L) over k < K; A rows at stride lda. The R
- * broadcasts first, then one panel vector at a time: R x 4 + R + 1 registers (16 for AVX2's
- * 3 x 4 tile). */
-#define AL_CT_KLOOP(A_, lda_, P_, K_)                                                       \
-    for (k = 0; k < (K_); k++) {                                                            \
-        const real *u_ = (P_) + k * 4 * AL_CT_L;                                            \
-        AL_CT_V av[AL_CT_RMAX];                                                             \
-        for (r = 0; r < R; r++) av[r] = AL_CT_SET1((A_)[r * (lda_) + k]);                   \
-        for (q = 0; q < 4; q++) {                                                           \
-            const AL_CT_V uv = AL_CT_LOAD(u_ + q * AL_CT_L);                                \
-            for (r = 0; r < R; r++) acc[r][q] = AL_CT_FMA(av[r], uv, acc[r][q]);            \
-        }                                                                                   \
-    }
-
 /* The cell on one row's pre-activations zb (4L: [i|f|c|o] of the panel's units u..u+n, lanes
  * past n unused) and the stores of its results (see lstm_cell_args); zb gets the activated
  * gates. */
@@ -127,65 +111,13 @@ AL_CT_NAME(lstm_cell_finish)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t
 }
 
 /*
- * The cell for rows [r0, r0 + R) and panel p (units [p L, p L + n), 1 <= n <= L) of one step:
- * see lstm_cell_args. R is a constant in each instantiation below.
- */
-__attribute__((target(AL_CT_TARGET), always_inline)) static inline void
-AL_CT_NAME(lstm_cell_tile)(const int R, const AL_SFN(lstm_cell_args) *a, size_t r0,
-                                 size_t p, size_t n) {
-    const size_t H = a->H, D = a->D, u = p * AL_CT_L;
-    const AL_CT_M m = AL_CT_MASK(n);
-    AL_CT_V acc[AL_CT_RMAX][4];
-    real zb[4 * AL_CT_L] __attribute__((aligned(64)));
-    size_t k;
-    int r, q;
-
-    if (a->zin) {
-        for (r = 0; r < R; r++) {
-            const real *z = a->z + (r0 + r) * a->ldz + u;
-            for (q = 0; q < 4; q++) acc[r][q] = AL_CT_MLOAD(m, z + q * H);
-        }
-        if (a->pb != NULL) {
-            for (q = 0; q < 4; q++) {
-                const AL_CT_V bv = AL_CT_LOAD(a->pb + p * 4 * AL_CT_L + q * AL_CT_L);
-                for (r = 0; r < R; r++) acc[r][q] = AL_CT_ADD(acc[r][q], bv);
-            }
-        }
-    } else {
-        for (q = 0; q < 4; q++) {
-            const AL_CT_V bv = a->pb ? AL_CT_LOAD(a->pb + p * 4 * AL_CT_L + q * AL_CT_L)
-                                     : AL_CT_ZERO();
-            for (r = 0; r < R; r++) acc[r][q] = bv;
-        }
-        if (a->pW != NULL && D > 0) {
-            const real *xr = a->x + r0 * a->ldx;
-            AL_CT_KLOOP(xr, a->ldx, a->pW + p * D * 4 * AL_CT_L, D)
-        }
-    }
-    if (a->h != NULL) {
-        const real *hr = a->h + r0 * a->ldh;
-        AL_CT_KLOOP(hr, a->ldh, a->pU + p * H * 4 * AL_CT_L, H)
-    } else if (a->pz0 != NULL) {
-        for (q = 0; q < 4; q++) {
-            const AL_CT_V zv = AL_CT_LOAD(a->pz0 + p * 4 * AL_CT_L + q * AL_CT_L);
-            for (r = 0; r < R; r++) acc[r][q] = AL_CT_ADD(acc[r][q], zv);
-        }
-    }
-
-    for (r = 0; r < R; r++) {
-        for (q = 0; q < 4; q++) AL_CT_STORE(zb + q * AL_CT_L, acc[r][q]);
-        AL_CT_NAME(lstm_cell_finish)(a, r0 + r, u, m, zb);
-    }
-}
-#if defined(AL_CT_256)
-/*
- * The panel form (AVX2): rows x one panel in two passes, gates [i, f] then [c, o], each a
- * register tile of up to AL_CT_HR rows x 2 vectors (12 accumulators of AVX2's 16 registers:
- * 64 bytes of the panel per k feed 12 FMAs, where the R x 4 tile's 3 rows x 4 vectors needed
- * 128). The pre-activations of up to AL_CT_RC rows live in a small buffer between passes and
- * k-blocks (AL_CT_KB deep, so a block of half a panel stays in L1 while all the row tiles
+ * The panel form: rows x one panel in two passes, gates [i, f] then [c, o], each a register
+ * tile of up to AL_CT_HR rows x 2 vectors (AVX2: 12 accumulators of its 16 registers, so 64
+ * bytes of the panel per k feed 12 FMAs, where the R x 4 tile's 3 rows x 4 vectors needed 128;
+ * AVX-512: 24 of its 32, 12 rows x 2 vectors instead of 6 x 4). The pre-activations of up to
+ * AL_CT_RC rows live in a small buffer between passes and k-blocks (AL_CT_KB deep, so a block of half a panel stays in L1 while all the row tiles
  * use it); storing and reloading an accumulator is exact, so every element is still one chain
- * over k in order from its bias (the same bits as the R x 4 tile and the AVX-512 path). The
+ * over k in order from its bias (the same bits on both ISAs and as the separate projection). The
  * cell then runs on the buffer, row by row. Measured in benchmarks/NOTES.md.
  */
 #ifndef AL_CT_RC
@@ -234,15 +166,23 @@ typedef void (*AL_CT_NAME(lstm_half_fn))(real *, const real *, size_t, const rea
         AL_CT_NAME(lstm_half_tile)(R_, zb, A, lda, P, K);                                      \
     }
 AL_CT_H(1) AL_CT_H(2) AL_CT_H(3) AL_CT_H(4) AL_CT_H(5) AL_CT_H(6)
+#if AL_CT_HR > 6
+AL_CT_H(7) AL_CT_H(8) AL_CT_H(9) AL_CT_H(10) AL_CT_H(11) AL_CT_H(12)
+#endif
 #undef AL_CT_H
 
 /* zb rows [0, M) (4L each) += A rows (lda) x P (K deep), both halves, in k-blocks; row tiles
  * of near-equal height <= AL_CT_HR. */
 __attribute__((target(AL_CT_TARGET))) static void
 AL_CT_NAME(lstm_panel_k)(real *zb, size_t M, const real *A, size_t lda, const real *P, size_t K) {
-    static const AL_CT_NAME(lstm_half_fn) fh[7] = {
+    static const AL_CT_NAME(lstm_half_fn) fh[AL_CT_HR + 1] = {
         NULL, AL_CT_NAME(lstm_half_r1), AL_CT_NAME(lstm_half_r2), AL_CT_NAME(lstm_half_r3),
-        AL_CT_NAME(lstm_half_r4), AL_CT_NAME(lstm_half_r5), AL_CT_NAME(lstm_half_r6)};
+        AL_CT_NAME(lstm_half_r4), AL_CT_NAME(lstm_half_r5), AL_CT_NAME(lstm_half_r6),
+#if AL_CT_HR > 6
+        AL_CT_NAME(lstm_half_r7), AL_CT_NAME(lstm_half_r8), AL_CT_NAME(lstm_half_r9),
+        AL_CT_NAME(lstm_half_r10), AL_CT_NAME(lstm_half_r11), AL_CT_NAME(lstm_half_r12),
+#endif
+    };
     const size_t ntile = (M + AL_CT_HR - 1) / AL_CT_HR;
     size_t half, k0, i, r;
     for (half = 0; half < 2; half++) {
@@ -259,7 +199,7 @@ AL_CT_NAME(lstm_panel_k)(real *zb, size_t M, const real *A, size_t lda, const re
 }
 
 /* The cell for rows [r0, r1) and panel p (units [p L, p L + n)) of one step, panel form: the
- * same operations per element as lstm_cell_tile. */
+ * same operations per element as the generic tile (lstm_cell_impl.h), fused. */
 __attribute__((target(AL_CT_TARGET))) static void
 AL_CT_NAME(lstm_cell_panel)(const AL_SFN(lstm_cell_args) *a, size_t r0, size_t r1, size_t p,
                             size_t n) {
@@ -310,22 +250,9 @@ AL_CT_NAME(lstm_cell_panel)(const AL_SFN(lstm_cell_args) *a, size_t r0, size_t r
 #undef AL_CT_RC
 #undef AL_CT_KB
 #undef AL_CT_PF
-#endif /* AL_CT_256 */
 
-#define AL_CT_R(R_)                                                                       \
-    __attribute__((target(AL_CT_TARGET))) static void AL_CT_NAME(lstm_cell_r##R_)(  \
-        const AL_SFN(lstm_cell_args) *a, size_t r0, size_t p, size_t n) {                 \
-        AL_CT_NAME(lstm_cell_tile)(R_, a, r0, p, n);                                \
-    }
-AL_CT_R(1) AL_CT_R(2) AL_CT_R(3)
-#if AL_CT_RMAX > 3
-AL_CT_R(4) AL_CT_R(5) AL_CT_R(6)
-#endif
-#undef AL_CT_R
 
-#undef AL_CT_KLOOP
 #undef AL_CT_TARGET
-#undef AL_CT_RMAX
 #undef AL_CT_HR
 #undef AL_CT_FN
 #undef AL_CT_XSFN
