@@ -115,10 +115,12 @@ AL_CT_NAME(lstm_cell_finish)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t
  * tile of up to AL_CT_HR rows x 2 vectors (AVX2: 12 accumulators of its 16 registers, so 64
  * bytes of the panel per k feed 12 FMAs, where the R x 4 tile's 3 rows x 4 vectors needed 128;
  * AVX-512: 24 of its 32, 12 rows x 2 vectors instead of 6 x 4). The pre-activations of up to
- * AL_CT_RC rows live in a small buffer between passes and k-blocks (AL_CT_KB deep, so a block of half a panel stays in L1 while all the row tiles
- * use it); storing and reloading an accumulator is exact, so every element is still one chain
- * over k in order from its bias (the same bits on both ISAs and as the separate projection). The
- * cell then runs on the buffer, row by row. Measured in benchmarks/NOTES.md.
+ * AL_CT_RC rows live in a small buffer between passes and k-blocks (AL_CT_KB deep, so a block
+ * of half a panel stays in L1 while all the row tiles use it); storing and reloading an
+ * accumulator is exact, so every element is still one chain over k in order from its bias (the
+ * same bits on both ISAs and as the separate projection). Up to AL_CT_HR / 2 rows (small
+ * batches, where the panel is read once whatever the tile) take one pass of R x 4 vectors
+ * instead. The cell then runs on the buffer, row by row. Measured in benchmarks/NOTES.md.
  */
 #ifndef AL_CT_RC
 #define AL_CT_RC 96
@@ -159,6 +161,30 @@ AL_CT_NAME(lstm_half_tile)(const int R, real *zb, const real *A, size_t lda, con
     }
 }
 
+/* zb[r * 4L + q L] += A[r][k] P[k][q L] over k < K, q < 4, r < R <= AL_CT_HR / 2: the whole
+ * panel in one pass. */
+__attribute__((target(AL_CT_TARGET), always_inline)) static inline void
+AL_CT_NAME(lstm_whole_tile)(const int R, real *zb, const real *A, size_t lda, const real *P,
+                            size_t K) {
+    AL_CT_V acc[AL_CT_HR / 2][4];
+    size_t k;
+    int r, q;
+    for (r = 0; r < R; r++)
+        for (q = 0; q < 4; q++) acc[r][q] = AL_CT_LOAD(zb + r * 4 * AL_CT_L + q * AL_CT_L);
+    for (k = 0; k < K; k++) {
+        const real *pk = P + k * 4 * AL_CT_L;
+        AL_CT_V av[AL_CT_HR / 2];
+        _mm_prefetch((const char *)(pk + AL_CT_PF * 4 * AL_CT_L), _MM_HINT_T0);
+        for (r = 0; r < R; r++) av[r] = AL_CT_SET1(A[r * lda + k]);
+        for (q = 0; q < 4; q++) {
+            const AL_CT_V uv = AL_CT_LOAD(pk + q * AL_CT_L);
+            for (r = 0; r < R; r++) acc[r][q] = AL_CT_FMA(av[r], uv, acc[r][q]);
+        }
+    }
+    for (r = 0; r < R; r++)
+        for (q = 0; q < 4; q++) AL_CT_STORE(zb + r * 4 * AL_CT_L + q * AL_CT_L, acc[r][q]);
+}
+
 typedef void (*AL_CT_NAME(lstm_half_fn))(real *, const real *, size_t, const real *, size_t);
 #define AL_CT_H(R_)                                                                           \
     __attribute__((target(AL_CT_TARGET))) static void AL_CT_NAME(lstm_half_r##R_)(            \
@@ -170,6 +196,16 @@ AL_CT_H(1) AL_CT_H(2) AL_CT_H(3) AL_CT_H(4) AL_CT_H(5) AL_CT_H(6)
 AL_CT_H(7) AL_CT_H(8) AL_CT_H(9) AL_CT_H(10) AL_CT_H(11) AL_CT_H(12)
 #endif
 #undef AL_CT_H
+#define AL_CT_W(R_)                                                                           \
+    __attribute__((target(AL_CT_TARGET))) static void AL_CT_NAME(lstm_whole_r##R_)(           \
+        real *zb, const real *A, size_t lda, const real *P, size_t K) {                       \
+        AL_CT_NAME(lstm_whole_tile)(R_, zb, A, lda, P, K);                                     \
+    }
+AL_CT_W(1) AL_CT_W(2) AL_CT_W(3)
+#if AL_CT_HR > 6
+AL_CT_W(4) AL_CT_W(5) AL_CT_W(6)
+#endif
+#undef AL_CT_W
 
 /* zb rows [0, M) (4L each) += A rows (lda) x P (K deep), both halves, in k-blocks; row tiles
  * of near-equal height <= AL_CT_HR. */
@@ -183,8 +219,18 @@ AL_CT_NAME(lstm_panel_k)(real *zb, size_t M, const real *A, size_t lda, const re
         AL_CT_NAME(lstm_half_r10), AL_CT_NAME(lstm_half_r11), AL_CT_NAME(lstm_half_r12),
 #endif
     };
+    static const AL_CT_NAME(lstm_half_fn) fw[AL_CT_HR / 2 + 1] = {
+        NULL, AL_CT_NAME(lstm_whole_r1), AL_CT_NAME(lstm_whole_r2), AL_CT_NAME(lstm_whole_r3),
+#if AL_CT_HR > 6
+        AL_CT_NAME(lstm_whole_r4), AL_CT_NAME(lstm_whole_r5), AL_CT_NAME(lstm_whole_r6),
+#endif
+    };
     const size_t ntile = (M + AL_CT_HR - 1) / AL_CT_HR;
     size_t half, k0, i, r;
+    if (M <= AL_CT_HR / 2) {
+        fw[M](zb, A, lda, P, K);
+        return;
+    }
     for (half = 0; half < 2; half++) {
         for (k0 = 0; k0 < K; k0 += AL_CT_KB) {
             const size_t kl = K - k0 < AL_CT_KB ? K - k0 : AL_CT_KB;
