@@ -120,7 +120,9 @@ static inline int al_lstm_split(int nthreads, int forced, size_t B, size_t T, si
  * per thread let a thread the OS delays cost one chunk, not half the call; but every chunk
  * streams all of U (and W) each step, so chunks keep at least AL_SPLIT_MIN_ROWS rows (at
  * B = 64 one chunk per thread; measured in benchmarks/NOTES.md). */
+#ifndef AL_SPLIT_MIN_ROWS
 #define AL_SPLIT_MIN_ROWS 32
+#endif
 static inline size_t al_split_chunks(size_t B, int nt) {
     size_t n = B / AL_SPLIT_MIN_ROWS;
     if (n > 2 * (size_t)nt) n = 2 * (size_t)nt;
