@@ -218,31 +218,32 @@ AL_CG_R(1) AL_CG_R(2) AL_CG_R(3)
 typedef void (*AL_SFN(lstm_cell_fn))(const AL_SFN(lstm_cell_args) *, size_t, size_t, size_t);
 
 /* The fused step for rows [r0, r1) and panels [p0, p1) (any AL_PG_* path). Panels
- * outermost, so a panel of U stays in cache across the row tiles; rows in tiles of near-equal
- * height, each row computed by the same operations whatever its tile. */
+ * outermost, so a panel of U stays in cache across the row tiles. AVX2 and AVX-512 take the
+ * panel form (lstm_cell_tile.h); the generic path tiles of near-equal height, each row computed
+ * by the same operations whatever its tile. */
 static void AL_SFN(lstm_cell_step)(int isa, const AL_SFN(lstm_cell_args) *a, size_t r0,
                                    size_t r1, size_t p0, size_t p1) {
     static const AL_SFN(lstm_cell_fn) fgen[4] = {
         NULL, AL_SFN(lstm_cell_r1_gen), AL_SFN(lstm_cell_r2_gen), AL_SFN(lstm_cell_r3_gen)};
-#if AL_PG_X86
-    static const AL_SFN(lstm_cell_fn) f512[7] = {
-        NULL, AL_SFN(lstm_cell_r1_512), AL_SFN(lstm_cell_r2_512), AL_SFN(lstm_cell_r3_512),
-        AL_SFN(lstm_cell_r4_512), AL_SFN(lstm_cell_r5_512), AL_SFN(lstm_cell_r6_512)};
-    static const AL_SFN(lstm_cell_fn) f256[4] = {
-        NULL, AL_SFN(lstm_cell_r1_256), AL_SFN(lstm_cell_r2_256), AL_SFN(lstm_cell_r3_256)};
-    const AL_SFN(lstm_cell_fn) *fn = isa == AL_PG_AVX512 ? f512 : isa == AL_PG_AVX2 ? f256 : fgen;
-#else
-    const AL_SFN(lstm_cell_fn) *fn = fgen;
-#endif
-    const size_t L = AL_SFN(al_cell_lanes)(isa), rmax = al_pg_rmax(isa);
+    const size_t L = AL_SFN(al_cell_lanes)(isa), rmax = 3;
     const size_t M = r1 - r0, ntile = (M + rmax - 1) / rmax;
     size_t p, i, r;
     if (M == 0) return;
     for (p = p0; p < p1; p++) {
         const size_t n = a->H - p * L < L ? a->H - p * L : L;
+#if AL_PG_X86
+        if (isa == AL_PG_AVX2) {
+            AL_SFN(lstm_cell_panel_256)(a, r0, r1, p, n);
+            continue;
+        }
+        if (isa == AL_PG_AVX512) {
+            AL_SFN(lstm_cell_panel_512)(a, r0, r1, p, n);
+            continue;
+        }
+#endif
         for (i = 0, r = r0; i < ntile; i++) {
             const size_t R = M / ntile + (i < M % ntile ? 1 : 0);
-            fn[R](a, r, p, n);
+            fgen[R](a, r, p, n);
             r += R;
         }
     }

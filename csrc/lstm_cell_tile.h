@@ -1,21 +1,21 @@
 /*
- * lstm_cell_tile.h -- the fused LSTM cell on one register tile, for one ISA; an ISA template
+ * lstm_cell_tile.h -- the fused LSTM cell on register tiles, for one ISA; an ISA template
  * included by lstm_cell_impl.h once per vector width (AL_CT_512 or AL_CT_256), inside the
  * type template (real = float or double).
  *
- * A tile is R batch rows x one gate-interleaved panel: the L hidden units [pL, pL + L) of
- * all four gates, one vector each (L = lanes per vector; nc = 4L). The accumulators hold
- * z = b + x_t W + h_{t-1} U for those units (k in order, bias first: the same operations as
- * the separate input projection plus step GEMM, so both give the same bits); the cell is then
- * applied on the tile while it is in L1, and only h, c, a(c), the output and the activated
- * gates are written.
+ * A panel is one gate-interleaved block of U (and W, bias): the L hidden units [pL, pL + L)
+ * of all four gates, one vector each (L = lanes per vector; nc = 4L). For each batch row the
+ * tiles compute z = b + x_t W + h_{t-1} U for those units (k in order, bias first: the same
+ * operations as the separate input projection plus step GEMM, so both give the same bits);
+ * the cell is then applied while they are in L1, and only h, c, a(c), the output and the
+ * activated gates are written.
  */
 /* AL_CT_NAME(f): f_512_f32 etc. (the extra level expands AL_CT_FN before AL_SFN pastes) */
 #define AL_CT_XSFN(name) AL_SFN(name)
 #define AL_CT_NAME(name) AL_CT_XSFN(AL_CT_FN(name))
 #if defined(AL_CT_512)
 #  define AL_CT_TARGET "avx512f,prefer-vector-width=512"
-#  define AL_CT_RMAX 6
+#  define AL_CT_HR 12
 #  define AL_CT_FN(name) name##_512
 #  if defined(AL_REAL_F32)
 #    define AL_CT_V __m512
@@ -45,7 +45,7 @@
 #  define AL_CT_MASK(n) ((AL_CT_M)((n) >= AL_CT_L ? (1u << AL_CT_L) - 1u : (1u << (n)) - 1u))
 #elif defined(AL_CT_256)
 #  define AL_CT_TARGET "avx2,fma"
-#  define AL_CT_RMAX 3
+#  define AL_CT_HR 6
 #  define AL_CT_FN(name) name##_256
 #  define AL_CT_M __m256i
 #  if defined(AL_REAL_F32)
@@ -80,106 +80,226 @@
 #  error "define AL_CT_512 or AL_CT_256 before including lstm_cell_tile.h"
 #endif
 
-/* acc[r][q] += A[r][k] P[k][q L .. q L + L) over k < K; A rows at stride lda. The R
- * broadcasts first, then one panel vector at a time: R x 4 + R + 1 registers (16 for AVX2's
- * 3 x 4 tile). */
-#define AL_CT_KLOOP(A_, lda_, P_, K_)                                                       \
-    for (k = 0; k < (K_); k++) {                                                            \
-        const real *u_ = (P_) + k * 4 * AL_CT_L;                                            \
-        AL_CT_V av[AL_CT_RMAX];                                                             \
-        for (r = 0; r < R; r++) av[r] = AL_CT_SET1((A_)[r * (lda_) + k]);                   \
-        for (q = 0; q < 4; q++) {                                                           \
-            const AL_CT_V uv = AL_CT_LOAD(u_ + q * AL_CT_L);                                \
-            for (r = 0; r < R; r++) acc[r][q] = AL_CT_FMA(av[r], uv, acc[r][q]);            \
-        }                                                                                   \
-    }
-
-/*
- * The cell for rows [r0, r0 + R) and panel p (units [p L, p L + n), 1 <= n <= L) of one step:
- * see lstm_cell_args. R is a constant in each instantiation below.
- */
+/* The cell on one row's pre-activations zb (4L: [i|f|c|o] of the panel's units u..u+n, lanes
+ * past n unused) and the stores of its results (see lstm_cell_args); zb gets the activated
+ * gates. */
 __attribute__((target(AL_CT_TARGET), always_inline)) static inline void
-AL_CT_NAME(lstm_cell_tile)(const int R, const AL_SFN(lstm_cell_args) *a, size_t r0,
-                                 size_t p, size_t n) {
-    const size_t H = a->H, D = a->D, u = p * AL_CT_L;
-    const AL_CT_M m = AL_CT_MASK(n);
-    AL_CT_V acc[AL_CT_RMAX][4];
-    real zb[4 * AL_CT_L] __attribute__((aligned(64)));
+AL_CT_NAME(lstm_cell_finish)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t u,
+                             const AL_CT_M m, real *zb) {
+    const size_t H = a->H;
     real cpb[AL_CT_L] __attribute__((aligned(64)));
     real hb[AL_CT_L] __attribute__((aligned(64)));
     real cb[AL_CT_L] __attribute__((aligned(64)));
     real ab[AL_CT_L] __attribute__((aligned(64)));
-    size_t k;
-    int r, q;
-
-    if (a->zin) {
-        for (r = 0; r < R; r++) {
-            const real *z = a->z + (r0 + r) * a->ldz + u;
-            for (q = 0; q < 4; q++) acc[r][q] = AL_CT_MLOAD(m, z + q * H);
-        }
-        if (a->pb != NULL) {
-            for (q = 0; q < 4; q++) {
-                const AL_CT_V bv = AL_CT_LOAD(a->pb + p * 4 * AL_CT_L + q * AL_CT_L);
-                for (r = 0; r < R; r++) acc[r][q] = AL_CT_ADD(acc[r][q], bv);
-            }
-        }
+    int q;
+    const int keep = a->keep == NULL || a->keep[row * a->ldkeep];
+    if (a->cp != NULL) {
+        AL_CT_STORE(cpb, AL_CT_MLOAD(m, a->cp + row * a->ldcp + u));
+        AL_SFN(lstm_cell_lanes)(zb, cpb, hb, cb, ab, AL_CT_L, a->act, a->ract);
     } else {
-        for (q = 0; q < 4; q++) {
-            const AL_CT_V bv = a->pb ? AL_CT_LOAD(a->pb + p * 4 * AL_CT_L + q * AL_CT_L)
-                                     : AL_CT_ZERO();
-            for (r = 0; r < R; r++) acc[r][q] = bv;
-        }
-        if (a->pW != NULL && D > 0) {
-            const real *xr = a->x + r0 * a->ldx;
-            AL_CT_KLOOP(xr, a->ldx, a->pW + p * D * 4 * AL_CT_L, D)
-        }
+        AL_SFN(lstm_cell_lanes)(zb, NULL, hb, cb, ab, AL_CT_L, a->act, a->ract);
     }
-    if (a->h != NULL) {
-        const real *hr = a->h + r0 * a->ldh;
-        AL_CT_KLOOP(hr, a->ldh, a->pU + p * H * 4 * AL_CT_L, H)
-    } else if (a->pz0 != NULL) {
-        for (q = 0; q < 4; q++) {
-            const AL_CT_V zv = AL_CT_LOAD(a->pz0 + p * 4 * AL_CT_L + q * AL_CT_L);
-            for (r = 0; r < R; r++) acc[r][q] = AL_CT_ADD(acc[r][q], zv);
-        }
+    if (a->z != NULL) {
+        real *z = a->z + row * a->ldz + u;
+        for (q = 0; q < 4; q++) AL_CT_MSTORE(z + q * H, m, AL_CT_LOAD(zb + q * AL_CT_L));
     }
+    if (!keep) return;     /* the caller carries h, c and the output over */
+    AL_CT_MSTORE(a->hn + row * a->ldo + u, m, AL_CT_LOAD(hb));
+    AL_CT_MSTORE(a->cn + row * a->ldo + u, m, AL_CT_LOAD(cb));
+    if (a->ac != NULL) AL_CT_MSTORE(a->ac + row * a->ldo + u, m, AL_CT_LOAD(ab));
+    if (a->on != NULL) AL_CT_MSTORE(a->on + row * a->ldo + u, m, AL_CT_LOAD(hb));
+}
 
+/*
+ * The panel form: rows x one panel in two passes, gates [i, f] then [c, o], each a register
+ * tile of up to AL_CT_HR rows x 2 vectors (AVX2: 12 accumulators of its 16 registers, so 64
+ * bytes of the panel per k feed 12 FMAs, where the R x 4 tile's 3 rows x 4 vectors needed 128;
+ * AVX-512: 24 of its 32, 12 rows x 2 vectors instead of 6 x 4). The pre-activations of up to
+ * AL_CT_RC rows live in a small buffer between passes and k-blocks (AL_CT_KB deep, so a block
+ * of half a panel stays in L1 while all the row tiles use it); storing and reloading an
+ * accumulator is exact, so every element is still one chain over k in order from its bias (the
+ * same bits on both ISAs and as the separate projection). Up to AL_CT_HR / 2 rows (small
+ * batches, where the panel is read once whatever the tile) take one pass of R x 4 vectors
+ * instead. The cell then runs on the buffer, row by row. Measured in benchmarks/NOTES.md.
+ */
+#ifndef AL_CT_RC
+#define AL_CT_RC 96
+#endif
+#ifndef AL_CT_KB
+#define AL_CT_KB 128
+#endif
+#ifndef AL_CT_PF
+#define AL_CT_PF 16
+#endif
+
+/* zb[r * 4L + {0, L}] += A[r][k] P[k][{0, L}] over k < K for r < R (zb and P offset to the
+ * half's first gate by the caller; P rows 4L apart). */
+__attribute__((target(AL_CT_TARGET), always_inline)) static inline void
+AL_CT_NAME(lstm_half_tile)(const int R, real *zb, const real *A, size_t lda, const real *P,
+                           size_t K) {
+    AL_CT_V acc[AL_CT_HR][2];
+    size_t k;
+    int r;
     for (r = 0; r < R; r++) {
-        const size_t row = r0 + r;
-        const int keep = a->keep == NULL || a->keep[row * a->ldkeep];
-        for (q = 0; q < 4; q++) AL_CT_STORE(zb + q * AL_CT_L, acc[r][q]);
-        if (a->cp != NULL) {
-            AL_CT_STORE(cpb, AL_CT_MLOAD(m, a->cp + row * a->ldcp + u));
-            AL_SFN(lstm_cell_lanes)(zb, cpb, hb, cb, ab, AL_CT_L, a->act, a->ract);
-        } else {
-            AL_SFN(lstm_cell_lanes)(zb, NULL, hb, cb, ab, AL_CT_L, a->act, a->ract);
+        acc[r][0] = AL_CT_LOAD(zb + r * 4 * AL_CT_L);
+        acc[r][1] = AL_CT_LOAD(zb + r * 4 * AL_CT_L + AL_CT_L);
+    }
+    for (k = 0; k < K; k++) {
+        const real *pk = P + k * 4 * AL_CT_L;
+        const AL_CT_V u0 = AL_CT_LOAD(pk), u1 = AL_CT_LOAD(pk + AL_CT_L);
+        /* the panel streams from L2/L3 (U alone is 4 MiB at H = 512): ask 16 k ahead */
+        _mm_prefetch((const char *)(pk + AL_CT_PF * 4 * AL_CT_L), _MM_HINT_T0);
+        for (r = 0; r < R; r++) {
+            const AL_CT_V av = AL_CT_SET1(A[r * lda + k]);
+            acc[r][0] = AL_CT_FMA(av, u0, acc[r][0]);
+            acc[r][1] = AL_CT_FMA(av, u1, acc[r][1]);
         }
-        if (a->z != NULL) {
-            real *z = a->z + row * a->ldz + u;
-            for (q = 0; q < 4; q++) AL_CT_MSTORE(z + q * H, m, AL_CT_LOAD(zb + q * AL_CT_L));
-        }
-        if (!keep) continue;     /* the caller carries h, c and the output over */
-        AL_CT_MSTORE(a->hn + row * a->ldo + u, m, AL_CT_LOAD(hb));
-        AL_CT_MSTORE(a->cn + row * a->ldo + u, m, AL_CT_LOAD(cb));
-        if (a->ac != NULL) AL_CT_MSTORE(a->ac + row * a->ldo + u, m, AL_CT_LOAD(ab));
-        if (a->on != NULL) AL_CT_MSTORE(a->on + row * a->ldo + u, m, AL_CT_LOAD(hb));
+    }
+    for (r = 0; r < R; r++) {
+        AL_CT_STORE(zb + r * 4 * AL_CT_L, acc[r][0]);
+        AL_CT_STORE(zb + r * 4 * AL_CT_L + AL_CT_L, acc[r][1]);
     }
 }
 
-#define AL_CT_R(R_)                                                                       \
-    __attribute__((target(AL_CT_TARGET))) static void AL_CT_NAME(lstm_cell_r##R_)(  \
-        const AL_SFN(lstm_cell_args) *a, size_t r0, size_t p, size_t n) {                 \
-        AL_CT_NAME(lstm_cell_tile)(R_, a, r0, p, n);                                \
+/* zb[r * 4L + q L] += A[r][k] P[k][q L] over k < K, q < 4, r < R <= AL_CT_HR / 2: the whole
+ * panel in one pass. */
+__attribute__((target(AL_CT_TARGET), always_inline)) static inline void
+AL_CT_NAME(lstm_whole_tile)(const int R, real *zb, const real *A, size_t lda, const real *P,
+                            size_t K) {
+    AL_CT_V acc[AL_CT_HR / 2][4];
+    size_t k;
+    int r, q;
+    for (r = 0; r < R; r++)
+        for (q = 0; q < 4; q++) acc[r][q] = AL_CT_LOAD(zb + r * 4 * AL_CT_L + q * AL_CT_L);
+    for (k = 0; k < K; k++) {
+        const real *pk = P + k * 4 * AL_CT_L;
+        AL_CT_V av[AL_CT_HR / 2];
+        _mm_prefetch((const char *)(pk + AL_CT_PF * 4 * AL_CT_L), _MM_HINT_T0);
+        for (r = 0; r < R; r++) av[r] = AL_CT_SET1(A[r * lda + k]);
+        for (q = 0; q < 4; q++) {
+            const AL_CT_V uv = AL_CT_LOAD(pk + q * AL_CT_L);
+            for (r = 0; r < R; r++) acc[r][q] = AL_CT_FMA(av[r], uv, acc[r][q]);
+        }
     }
-AL_CT_R(1) AL_CT_R(2) AL_CT_R(3)
-#if AL_CT_RMAX > 3
-AL_CT_R(4) AL_CT_R(5) AL_CT_R(6)
-#endif
-#undef AL_CT_R
+    for (r = 0; r < R; r++)
+        for (q = 0; q < 4; q++) AL_CT_STORE(zb + r * 4 * AL_CT_L + q * AL_CT_L, acc[r][q]);
+}
 
-#undef AL_CT_KLOOP
+typedef void (*AL_CT_NAME(lstm_half_fn))(real *, const real *, size_t, const real *, size_t);
+#define AL_CT_H(R_)                                                                           \
+    __attribute__((target(AL_CT_TARGET))) static void AL_CT_NAME(lstm_half_r##R_)(            \
+        real *zb, const real *A, size_t lda, const real *P, size_t K) {                       \
+        AL_CT_NAME(lstm_half_tile)(R_, zb, A, lda, P, K);                                      \
+    }
+AL_CT_H(1) AL_CT_H(2) AL_CT_H(3) AL_CT_H(4) AL_CT_H(5) AL_CT_H(6)
+#if AL_CT_HR > 6
+AL_CT_H(7) AL_CT_H(8) AL_CT_H(9) AL_CT_H(10) AL_CT_H(11) AL_CT_H(12)
+#endif
+#undef AL_CT_H
+#define AL_CT_W(R_)                                                                           \
+    __attribute__((target(AL_CT_TARGET))) static void AL_CT_NAME(lstm_whole_r##R_)(           \
+        real *zb, const real *A, size_t lda, const real *P, size_t K) {                       \
+        AL_CT_NAME(lstm_whole_tile)(R_, zb, A, lda, P, K);                                     \
+    }
+AL_CT_W(1) AL_CT_W(2) AL_CT_W(3)
+#if AL_CT_HR > 6
+AL_CT_W(4) AL_CT_W(5) AL_CT_W(6)
+#endif
+#undef AL_CT_W
+
+/* zb rows [0, M) (4L each) += A rows (lda) x P (K deep), both halves, in k-blocks; row tiles
+ * of near-equal height <= AL_CT_HR. */
+__attribute__((target(AL_CT_TARGET))) static void
+AL_CT_NAME(lstm_panel_k)(real *zb, size_t M, const real *A, size_t lda, const real *P, size_t K) {
+    static const AL_CT_NAME(lstm_half_fn) fh[AL_CT_HR + 1] = {
+        NULL, AL_CT_NAME(lstm_half_r1), AL_CT_NAME(lstm_half_r2), AL_CT_NAME(lstm_half_r3),
+        AL_CT_NAME(lstm_half_r4), AL_CT_NAME(lstm_half_r5), AL_CT_NAME(lstm_half_r6),
+#if AL_CT_HR > 6
+        AL_CT_NAME(lstm_half_r7), AL_CT_NAME(lstm_half_r8), AL_CT_NAME(lstm_half_r9),
+        AL_CT_NAME(lstm_half_r10), AL_CT_NAME(lstm_half_r11), AL_CT_NAME(lstm_half_r12),
+#endif
+    };
+    static const AL_CT_NAME(lstm_half_fn) fw[AL_CT_HR / 2 + 1] = {
+        NULL, AL_CT_NAME(lstm_whole_r1), AL_CT_NAME(lstm_whole_r2), AL_CT_NAME(lstm_whole_r3),
+#if AL_CT_HR > 6
+        AL_CT_NAME(lstm_whole_r4), AL_CT_NAME(lstm_whole_r5), AL_CT_NAME(lstm_whole_r6),
+#endif
+    };
+    const size_t ntile = (M + AL_CT_HR - 1) / AL_CT_HR;
+    size_t half, k0, i, r;
+    if (M <= AL_CT_HR / 2) {
+        fw[M](zb, A, lda, P, K);
+        return;
+    }
+    for (half = 0; half < 2; half++) {
+        for (k0 = 0; k0 < K; k0 += AL_CT_KB) {
+            const size_t kl = K - k0 < AL_CT_KB ? K - k0 : AL_CT_KB;
+            for (i = 0, r = 0; i < ntile; i++) {
+                const size_t R = M / ntile + (i < M % ntile ? 1 : 0);
+                fh[R](zb + r * 4 * AL_CT_L + half * 2 * AL_CT_L, A + r * lda + k0, lda,
+                      P + k0 * 4 * AL_CT_L + half * 2 * AL_CT_L, kl);
+                r += R;
+            }
+        }
+    }
+}
+
+/* The cell for rows [r0, r1) and panel p (units [p L, p L + n)) of one step, panel form: the
+ * same operations per element as the generic tile (lstm_cell_impl.h), fused. */
+__attribute__((target(AL_CT_TARGET))) static void
+AL_CT_NAME(lstm_cell_panel)(const AL_SFN(lstm_cell_args) *a, size_t r0, size_t r1, size_t p,
+                            size_t n) {
+    const size_t H = a->H, D = a->D, u = p * AL_CT_L;
+    const AL_CT_M m = AL_CT_MASK(n);
+    real zb[AL_CT_RC * 4 * AL_CT_L] __attribute__((aligned(64)));
+    /* chunks of near-equal height (a short last chunk would stream the panel for few rows) */
+    const size_t nchunk = (r1 - r0 + AL_CT_RC - 1) / AL_CT_RC;
+    size_t c0, r, ci;
+    int q;
+    for (ci = 0, c0 = r0; ci < nchunk; ci++) {
+        const size_t M = (r1 - r0) / nchunk + (ci < (r1 - r0) % nchunk ? 1 : 0);
+        /* the chain's start: z (the projection, bias included) [+ bias], or the bias, or 0 */
+        for (r = 0; r < M; r++) {
+            real *zr = zb + r * 4 * AL_CT_L;
+            for (q = 0; q < 4; q++) {
+                const AL_CT_V bv = a->pb ? AL_CT_LOAD(a->pb + p * 4 * AL_CT_L + q * AL_CT_L)
+                                         : AL_CT_ZERO();
+                AL_CT_V v;
+                if (a->zin) {
+                    v = AL_CT_MLOAD(m, a->z + (c0 + r) * a->ldz + u + q * H);
+                    if (a->pb != NULL) v = AL_CT_ADD(v, bv);
+                } else {
+                    v = bv;
+                }
+                AL_CT_STORE(zr + q * AL_CT_L, v);
+            }
+        }
+        if (!a->zin && a->pW != NULL && D > 0)
+            AL_CT_NAME(lstm_panel_k)(zb, M, a->x + c0 * a->ldx, a->ldx,
+                                     a->pW + p * D * 4 * AL_CT_L, D);
+        if (a->h != NULL) {
+            AL_CT_NAME(lstm_panel_k)(zb, M, a->h + c0 * a->ldh, a->ldh,
+                                     a->pU + p * H * 4 * AL_CT_L, H);
+        } else if (a->pz0 != NULL) {
+            for (r = 0; r < M; r++)
+                for (q = 0; q < 4; q++) {
+                    real *zq = zb + r * 4 * AL_CT_L + q * AL_CT_L;
+                    AL_CT_STORE(zq, AL_CT_ADD(AL_CT_LOAD(zq),
+                                              AL_CT_LOAD(a->pz0 + p * 4 * AL_CT_L + q * AL_CT_L)));
+                }
+        }
+        for (r = 0; r < M; r++)
+            AL_CT_NAME(lstm_cell_finish)(a, c0 + r, u, m, zb + r * 4 * AL_CT_L);
+        c0 += M;
+    }
+}
+#undef AL_CT_RC
+#undef AL_CT_KB
+#undef AL_CT_PF
+
+
 #undef AL_CT_TARGET
-#undef AL_CT_RMAX
+#undef AL_CT_HR
 #undef AL_CT_FN
 #undef AL_CT_XSFN
 #undef AL_CT_NAME

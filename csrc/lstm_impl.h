@@ -451,7 +451,7 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
         }
     }
     atomic_init(&c.next, 0);
-    c.nchunk = c.mode == AL_SPLIT_ROWS ? (B < 2 * (size_t)nt ? B : 2 * (size_t)nt) : 0;
+    c.nchunk = c.mode == AL_SPLIT_ROWS ? al_split_chunks(B, nt) : 0;
     al_team_go(nt, AL_SFN(lstm_fwd_work), &c, &c.bar);
     free(c.hd);
     free(packed);
@@ -896,7 +896,7 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
         c.mode = al_lstm_split(nthreads, forced, B, T, H, AL_SFN(al_pg_nc)(isa), &nt);
     }
     atomic_init(&c.next, 0);
-    c.nchunk = c.mode == AL_SPLIT_ROWS ? (B < 2 * (size_t)nt ? B : 2 * (size_t)nt) : 0;
+    c.nchunk = c.mode == AL_SPLIT_ROWS ? al_split_chunks(B, nt) : 0;
     al_team_go(nt, AL_SFN(lstm_bwd_work), &c, &c.bar);
     free(c.big);
     free(work);

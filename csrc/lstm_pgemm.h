@@ -75,9 +75,10 @@ static inline int al_pg_for_projection(int isa, int impl) {
  * batch rows; below it the input projection of all steps is one GEMM first. */
 #define AL_CELL_CONCAT_B 8
 
-/* The largest register tile height for an ISA (the panel width, nc, depends on the type:
+/* The largest register tile height for an ISA (AVX2: two passes of 6 x 2 vectors; the panel
+ * width, nc, depends on the type:
  * al_pg_nc_f32 / al_pg_nc_f64 in lstm_pgemm_impl.h). */
-static inline size_t al_pg_rmax(int isa) { return isa == AL_PG_AVX512 ? 6 : 3; }
+static inline size_t al_pg_rmax(int isa) { return isa == AL_PG_GENERIC ? 3 : 6; }
 
 /*
  * How an LSTM call splits over threads. AL_SPLIT_ROWS: each thread runs the whole recurrence for its own batch rows,
@@ -114,6 +115,20 @@ static inline int al_lstm_split(int nthreads, int forced, size_t B, size_t T, si
         return AL_SPLIT_ROWS;
     }
     return AL_SPLIT_NONE;
+}
+
+/* AL_SPLIT_ROWS: how many chunks of rows a call's team takes, first come, first served. Two
+ * per thread let a thread the OS delays cost one chunk, not half the call; but every chunk
+ * streams all of U (and W) each step, so chunks keep at least AL_SPLIT_MIN_ROWS rows (at
+ * B = 64 one chunk per thread; measured in benchmarks/NOTES.md). */
+#ifndef AL_SPLIT_MIN_ROWS
+#define AL_SPLIT_MIN_ROWS 32
+#endif
+static inline size_t al_split_chunks(size_t B, int nt) {
+    size_t n = B / AL_SPLIT_MIN_ROWS;
+    if (n > 2 * (size_t)nt) n = 2 * (size_t)nt;
+    if (n < (size_t)nt) n = (size_t)nt;
+    return n < B ? n : B;
 }
 
 #endif /* AL_LSTM_PGEMM_H */

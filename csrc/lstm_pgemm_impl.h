@@ -5,7 +5,8 @@
  * A panel is 4 vectors wide: NC = 64 floats or 32 doubles with AVX-512, 32 floats or 16
  * doubles with AVX2, 16 floats or 8 doubles on the generic path (4 SSE2 vectors, which the
  * compiler's vectoriser uses on x86-64). A register tile holds R x 4 vectors (R <= 6 with
- * AVX-512's 32 registers, R <= 3 with AVX2's or SSE2's 16).
+ * AVX-512's 32 registers; R <= 6 with AVX2's 16, in two passes of R x 2 vectors; R <= 3 with
+ * SSE2's 16).
  */
 #if defined(AL_REAL_F32)
 #  define AL_PG_V512 __m512
@@ -151,38 +152,48 @@ AL_SFN(al_pg512_tile)(const int R, real *C, size_t ldc, const real *A, size_t ld
 AL_PG512_R(1) AL_PG512_R(2) AL_PG512_R(3) AL_PG512_R(4) AL_PG512_R(5) AL_PG512_R(6)
 #undef AL_PG512_R
 
-/* One R x 4-vector tile, AVX2 + FMA (R <= 3); same scheme as al_pg512_tile. */
+/* One R x 4-vector tile, AVX2 + FMA (R <= 6), in two passes of R x 2 vectors (columns
+ * [0, 2L) then [2L, 4L)): 12 accumulators of AVX2's 16 registers, 64 bytes of the panel per k
+ * for 12 FMAs where one R x 4 pass (R <= 3) needed 128 (benchmarks/NOTES.md). Each element is
+ * still one chain over k in order from its start (the same bits as al_pg512_tile). */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 AL_SFN(al_pg256_tile)(const int R, real *C, size_t ldc, const real *A, size_t lda, size_t ak,
                       const real *P, const real *bias, int beta, size_t K, size_t ncols,
                       size_t ldp) {
-    AL_PG_V256 acc[3][4];
+    AL_PG_V256 acc[6][2];
     __m256i m[4];
     size_t k;
-    int r, v, l;
+    int r, v, l, half;
     for (v = 0; v < 4; v++) {
         AL_PG_LANE_T lanes[AL_PG_L256];
         for (l = 0; l < AL_PG_L256; l++) lanes[l] = (size_t)(AL_PG_L256 * v + l) < ncols ? -1 : 0;
         m[v] = _mm256_loadu_si256((const __m256i *)lanes);
     }
-    for (v = 0; v < 4; v++) {
-        const AL_PG_V256 bv = bias ? AL_PG_MLOAD256(bias + AL_PG_L256 * v, m[v]) : AL_PG_ZERO256();
-        for (r = 0; r < R; r++) {
-            const AL_PG_V256 cv = beta ? AL_PG_MLOAD256(C + r * ldc + AL_PG_L256 * v, m[v]) : bv;
-            acc[r][v] = beta && bias ? AL_PG_ADD256(bv, cv) : cv;
+    for (half = 0; half < 2; half++) {
+        const int v0 = 2 * half;
+        if (ncols <= (size_t)(AL_PG_L256 * v0)) break;      /* no valid column in this half */
+        for (v = 0; v < 2; v++) {
+            const AL_PG_V256 bv = bias ? AL_PG_MLOAD256(bias + AL_PG_L256 * (v0 + v), m[v0 + v])
+                                       : AL_PG_ZERO256();
+            for (r = 0; r < R; r++) {
+                const AL_PG_V256 cv =
+                    beta ? AL_PG_MLOAD256(C + r * ldc + AL_PG_L256 * (v0 + v), m[v0 + v]) : bv;
+                acc[r][v] = beta && bias ? AL_PG_ADD256(bv, cv) : cv;
+            }
         }
-    }
-    for (k = 0; k < K; k++) {
-        const real *u = P + k * ldp;
-        AL_PG_V256 a[3];
-        for (r = 0; r < R; r++) a[r] = AL_PG_BCAST256(A + r * lda + k * ak);
-        for (v = 0; v < 4; v++) {
-            const AL_PG_V256 uv = AL_PG_LOAD256(u + AL_PG_L256 * v);
-            for (r = 0; r < R; r++) acc[r][v] = AL_PG_FMA256(a[r], uv, acc[r][v]);
+        for (k = 0; k < K; k++) {
+            const real *u = P + k * ldp + AL_PG_L256 * v0;
+            const AL_PG_V256 u0 = AL_PG_LOAD256(u), u1 = AL_PG_LOAD256(u + AL_PG_L256);
+            for (r = 0; r < R; r++) {
+                const AL_PG_V256 a = AL_PG_BCAST256(A + r * lda + k * ak);
+                acc[r][0] = AL_PG_FMA256(a, u0, acc[r][0]);
+                acc[r][1] = AL_PG_FMA256(a, u1, acc[r][1]);
+            }
         }
+        for (r = 0; r < R; r++)
+            for (v = 0; v < 2; v++)
+                AL_PG_MSTORE256(C + r * ldc + AL_PG_L256 * (v0 + v), m[v0 + v], acc[r][v]);
     }
-    for (r = 0; r < R; r++)
-        for (v = 0; v < 4; v++) AL_PG_MSTORE256(C + r * ldc + AL_PG_L256 * v, m[v], acc[r][v]);
 }
 
 #define AL_PG256_R(R_)                                                                          \
@@ -191,7 +202,7 @@ AL_SFN(al_pg256_tile)(const int R, real *C, size_t ldc, const real *A, size_t ld
         const real *bias, int beta, size_t K, size_t ncols, size_t ldp) {                       \
         AL_SFN(al_pg256_tile)(R_, C, ldc, A, lda, ak, P, bias, beta, K, ncols, ldp);            \
     }
-AL_PG256_R(1) AL_PG256_R(2) AL_PG256_R(3)
+AL_PG256_R(1) AL_PG256_R(2) AL_PG256_R(3) AL_PG256_R(4) AL_PG256_R(5) AL_PG256_R(6)
 #undef AL_PG256_R
 #endif /* AL_PG_X86 */
 
@@ -278,8 +289,9 @@ static void AL_SFN(al_pg_gemm_ps)(int isa, real *C, size_t ldc, const real *A, s
     static const AL_SFN(al_pg_tile_fn) f512[7] = {
         NULL, AL_SFN(al_pg512_r1), AL_SFN(al_pg512_r2), AL_SFN(al_pg512_r3),
         AL_SFN(al_pg512_r4), AL_SFN(al_pg512_r5), AL_SFN(al_pg512_r6)};
-    static const AL_SFN(al_pg_tile_fn) f256[4] = {NULL, AL_SFN(al_pg256_r1),
-                                                  AL_SFN(al_pg256_r2), AL_SFN(al_pg256_r3)};
+    static const AL_SFN(al_pg_tile_fn) f256[7] = {
+        NULL, AL_SFN(al_pg256_r1), AL_SFN(al_pg256_r2), AL_SFN(al_pg256_r3),
+        AL_SFN(al_pg256_r4), AL_SFN(al_pg256_r5), AL_SFN(al_pg256_r6)};
     const AL_SFN(al_pg_tile_fn) *fn = isa == AL_PG_AVX512 ? f512 : isa == AL_PG_AVX2 ? f256 : fgen;
 #else
     const AL_SFN(al_pg_tile_fn) *fn = fgen;
