@@ -28,20 +28,6 @@
  * outside the time loop.
  */
 
-/* dst (B*T, D) = x (B*T, D) * p (B, [k D, (k+1) D)) broadcast over time; p row stride 3D. */
-static void AL_SFN(gru_drop_x)(real *dst, const real *x, const real *p, size_t k, size_t B,
-                               size_t T, size_t D) {
-    size_t b, t, j;
-    for (b = 0; b < B; b++) {
-        const real *pk = p + b * 3 * D + k * D;
-        for (t = 0; t < T; t++) {
-            const real *xr = x + (b * T + t) * D;
-            real *dr = dst + (b * T + t) * D;
-            for (j = 0; j < D; j++) dr[j] = xr[j] * pk[j];
-        }
-    }
-}
-
 /* C (M, N; ldc) = beta C + A (M, K; lda) Bm, Bm the (K, N) block of U at column c0 (row
  * stride 3H), or its transpose (trans: Bm = U[:, c0:c0+K]^T, N = H rows of U): the per-step
  * recurrent products. P is the same block packed (lstm_pgemm.h) or NULL for the BLAS. */
@@ -52,9 +38,8 @@ static void AL_SFN(gru_prod)(int isa, const real *P, real *C, size_t ldc, const 
     if (P != NULL) {
         AL_SFN(al_pg_gemm)(isa, C, ldc, A, lda, 1, P, 0, NULL, beta, M, N, K);
     } else {
-        AL_GEMM(CblasRowMajor, CblasNoTrans, trans ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                (int)K, (real)1, A, (int)lda, U + c0, (int)(3 * H), beta ? (real)1 : (real)0,
-                C, (int)ldc);
+        AL_SFN(al_gemm)(0, trans, M, N, K, (real)1, A, lda, U + c0, 3 * H,
+                        beta ? (real)1 : (real)0, C, ldc);
     }
 }
 
@@ -243,23 +228,20 @@ int AL_FN(gru_forward_impl)(real *hs, real *out, real *gates, real *rh,
         }
     }
 
-    /* input projection of every step: gw (B*T, 3H) = x W (+ bx) */
-    if (D == 0) {
-        for (j = 0; j < B * T * G; j++) gw[j] = (real)0;
-    } else if (dp_mask == NULL) {
-        AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)G, (int)D,
-                (real)1, x, (int)D, W, (int)G, (real)0, gw, (int)G);
+    /* input projection of every step: gw (B*T, 3H) = x W + bx, per gate with dp_mask */
+    if (dp_mask == NULL) {
+        AL_SFN(al_project)(gw, x, W, bx, B * T, D, G);
     } else {
         for (k = 0; k < 3; k++) {
-            AL_SFN(gru_drop_x)(xd, x, dp_mask, k, B, T, D);
-            AL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)H, (int)D,
-                    (real)1, xd, (int)D, W + k * H, (int)G, (real)0, gw + k * H, (int)G);
+            AL_SFN(al_mul_rows)(xd, x, dp_mask + k * D, 3 * D, 0, B * T, T, D, 0);
+            AL_SFN(al_gemm)(0, 0, B * T, H, D, (real)1, xd, D, W + k * H, G, (real)0, gw + k * H,
+                            G);
         }
-    }
-    if (bx != NULL) {
-        for (s = 0; s < B * T; s++) {
-            real *row = gw + s * G;
-            for (j = 0; j < G; j++) row[j] += bx[j];
+        if (bx != NULL) {
+            for (s = 0; s < B * T; s++) {
+                real *row = gw + s * G;
+                for (j = 0; j < G; j++) row[j] += bx[j];
+            }
         }
     }
 
@@ -550,52 +532,27 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     }
     /* dU */
     if (HW == H) {
-        AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)G, (int)BT, (real)1, Hd,
-                (int)H, dZh, (int)G, (real)0, dU, (int)G);
+        AL_SFN(al_gemm)(1, 0, H, G, BT, (real)1, Hd, H, dZh, G, (real)0, dU, G);
     } else {
-        for (k = 0; k < 3; k++) {
-            AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)H, (int)BT, (real)1,
-                    Hd + k * H, (int)HW, dZh + k * H, (int)G, (real)0, dU + k * H, (int)G);
-        }
+        for (k = 0; k < 3; k++)
+            AL_SFN(al_gemm)(1, 0, H, H, BT, (real)1, Hd + k * H, HW, dZh + k * H, G, (real)0,
+                            dU + k * H, G);
     }
     /* dW, dx */
     if (D > 0 && dp_mask == NULL) {
-        AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)G, (int)BT, (real)1, x,
-                (int)D, dZx, (int)G, (real)0, dW, (int)G);
-        AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BT, (int)D, (int)G, (real)1, dZx,
-                (int)G, W, (int)G, (real)0, dx, (int)D);
+        AL_SFN(al_gemm)(1, 0, D, G, BT, (real)1, x, D, dZx, G, (real)0, dW, G);
+        AL_SFN(al_gemm)(0, 1, BT, D, G, (real)1, dZx, G, W, G, (real)0, dx, D);
     } else if (D > 0) {
         for (k = 0; k < 3; k++) {
-            AL_SFN(gru_drop_x)(xd, x, dp_mask, k, B, T, D);
-            AL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)H, (int)BT, (real)1,
-                    xd, (int)D, dZx + k * H, (int)G, (real)0, dW + k * H, (int)G);
-            AL_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BT, (int)D, (int)H, (real)1,
-                    dZx + k * H, (int)G, W + k * H, (int)G, (real)0, xd, (int)D);
-            for (b = 0; b < B; b++) {
-                const real *pk = dp_mask + b * 3 * D + k * D;
-                for (s = 0; s < T; s++) {
-                    real *dxr = dx + (b * T + s) * D;
-                    const real *xr = xd + (b * T + s) * D;
-                    if (k == 0) {
-                        for (j = 0; j < D; j++) dxr[j] = xr[j] * pk[j];
-                    } else {
-                        for (j = 0; j < D; j++) dxr[j] += xr[j] * pk[j];
-                    }
-                }
-            }
+            AL_SFN(al_mul_rows)(xd, x, dp_mask + k * D, 3 * D, 0, BT, T, D, 0);
+            AL_SFN(al_gemm)(1, 0, D, H, BT, (real)1, xd, D, dZx + k * H, G, (real)0, dW + k * H, G);
+            AL_SFN(al_gemm)(0, 1, BT, D, H, (real)1, dZx + k * H, G, W + k * H, G, (real)0, xd, D);
+            AL_SFN(al_mul_rows)(dx, xd, dp_mask + k * D, 3 * D, 0, BT, T, D, k > 0);
         }
     }
     /* db: input row, then the recurrent row (reset_after) */
-    for (s = 0; s < BT; s++) {
-        const real *row = dZx + s * G;
-        for (j = 0; j < G; j++) db[j] += row[j];
-    }
-    if (reset_after) {
-        for (s = 0; s < BT; s++) {
-            const real *row = dZh + s * G;
-            for (j = 0; j < G; j++) db[G + j] += row[j];
-        }
-    }
+    AL_SFN(al_colsum)(db, dZx, BT, G, G, 1);
+    if (reset_after) AL_SFN(al_colsum)(db + G, dZh, BT, G, G, 1);
     free(ws);
     return AL_OK;
 }
