@@ -38,41 +38,77 @@ typedef struct {
     int act, ract;
 } AL_SFN(lstm_cell_args);
 
-/* The cell on L lanes: z [i|f|c|o] (L each) pre-activations in, activated gates out; cp (L)
- * or NULL for zeros; h, c, ac (L) out. With (act, ract) = (tanh, sigmoid) -- the case that
- * matters -- the loop is branch-free and vectorises; others go through the switch. */
+/* The cell on n lanes: z [i|f|c|o] pre-activations in (gate k of lane j at z[k*S + j]),
+ * activated gates out; cp (n) or NULL for zeros; h, c, ac (n) out. With (act, ract) = (tanh,
+ * sigmoid) -- the case that matters -- the loop is branch-free and vectorises; others go
+ * through the switch. The tiles run it on one panel's L lanes (S = L), the elementwise pass on
+ * a row's units (S = H), each compiled for the path's ISA, so both give the same bits. */
 static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_lanes_body)(
-    real *z, const real *cp, real *h, real *c, real *ac, const int L, const int act,
-    const int ract) {
-    int j;
+    real *z, const real *cp, real *h, real *c, real *ac, const size_t n, const size_t S,
+    const int act, const int ract) {
+    size_t j;
     /* not unrolled: GCC would unroll an 8-lane loop into scalar code before vectorising */
 #pragma GCC unroll 1
-    for (j = 0; j < L; j++) {
+    for (j = 0; j < n; j++) {
         const real i = AL_SFN(act_scalar)(ract, z[j]);
-        const real f = AL_SFN(act_scalar)(ract, z[L + j]);
-        const real g = AL_SFN(act_scalar)(act, z[2 * L + j]);
-        const real o = AL_SFN(act_scalar)(ract, z[3 * L + j]);
+        const real f = AL_SFN(act_scalar)(ract, z[S + j]);
+        const real g = AL_SFN(act_scalar)(act, z[2 * S + j]);
+        const real o = AL_SFN(act_scalar)(ract, z[3 * S + j]);
         /* no c_{t-1}: f * 0 still, so an infinite or NaN f gives NaN as in Keras */
         const real cn = cp ? f * cp[j] + i * g : f * (real)0 + i * g;
         const real a = AL_SFN(act_scalar)(act, cn);
         z[j] = i;
-        z[L + j] = f;
-        z[2 * L + j] = g;
-        z[3 * L + j] = o;
+        z[S + j] = f;
+        z[2 * S + j] = g;
+        z[3 * S + j] = o;
         c[j] = cn;
         ac[j] = a;
         h[j] = o * a;
     }
 }
 
+static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_lanes_s)(
+    real *z, const real *cp, real *h, real *c, real *ac, const size_t n, const size_t S, int act,
+    int ract) {
+    if (act == AL_ACT_TANH && ract == AL_ACT_SIGMOID) {
+        if (cp) AL_SFN(lstm_cell_lanes_body)(z, cp, h, c, ac, n, S, AL_ACT_TANH, AL_ACT_SIGMOID);
+        else AL_SFN(lstm_cell_lanes_body)(z, NULL, h, c, ac, n, S, AL_ACT_TANH, AL_ACT_SIGMOID);
+    } else {
+        AL_SFN(lstm_cell_lanes_body)(z, cp, h, c, ac, n, S, act, ract);
+    }
+}
+
 static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_lanes)(
     real *z, const real *cp, real *h, real *c, real *ac, const int L, int act, int ract) {
-    if (act == AL_ACT_TANH && ract == AL_ACT_SIGMOID) {
-        if (cp) AL_SFN(lstm_cell_lanes_body)(z, cp, h, c, ac, L, AL_ACT_TANH, AL_ACT_SIGMOID);
-        else AL_SFN(lstm_cell_lanes_body)(z, NULL, h, c, ac, L, AL_ACT_TANH, AL_ACT_SIGMOID);
-    } else {
-        AL_SFN(lstm_cell_lanes_body)(z, cp, h, c, ac, L, act, ract);
+    AL_SFN(lstm_cell_lanes_s)(z, cp, h, c, ac, (size_t)L, (size_t)L, act, ract);
+}
+
+/* The cell on one row's units [0, n) (gate stride H), compiled for each path like the tiles:
+ * the elementwise pass of the single-step and rec_mask forms (lstm_impl.h). */
+#if AL_PG_X86
+__attribute__((target("avx512f,prefer-vector-width=512"))) static void AL_SFN(lstm_cell_row_512)(
+    real *z, const real *cp, real *h, real *c, real *ac, size_t n, size_t H, int act, int ract) {
+    AL_SFN(lstm_cell_lanes_s)(z, cp, h, c, ac, n, H, act, ract);
+}
+__attribute__((target("avx2,fma"))) static void AL_SFN(lstm_cell_row_256)(
+    real *z, const real *cp, real *h, real *c, real *ac, size_t n, size_t H, int act, int ract) {
+    AL_SFN(lstm_cell_lanes_s)(z, cp, h, c, ac, n, H, act, ract);
+}
+#endif
+static void AL_SFN(lstm_cell_row)(int isa, real *z, const real *cp, real *h, real *c, real *ac,
+                                  size_t n, size_t H, int act, int ract) {
+#if AL_PG_X86
+    if (isa == AL_PG_AVX512) {
+        AL_SFN(lstm_cell_row_512)(z, cp, h, c, ac, n, H, act, ract);
+        return;
     }
+    if (isa == AL_PG_AVX2) {
+        AL_SFN(lstm_cell_row_256)(z, cp, h, c, ac, n, H, act, ract);
+        return;
+    }
+#endif
+    (void)isa;
+    AL_SFN(lstm_cell_lanes_s)(z, cp, h, c, ac, n, H, act, ract);
 }
 
 /* Lanes per vector (L) of the gate-interleaved panels. */

@@ -85,27 +85,11 @@ static void AL_SFN(lstm_fwd_elementwise)(const AL_SFN(lstm_fwd_ctx) *c, size_t b
         }
         return;
     }
-    /* (z already holds the bias: the projection adds it first) */
-    AL_SFN(act_forward)(c->recurrent_activation, z + u0, n);           /* i */
-    AL_SFN(act_forward)(c->recurrent_activation, z + H + u0, n);       /* f */
-    AL_SFN(act_forward)(c->activation, z + 2 * H + u0, n);             /* g */
-    AL_SFN(act_forward)(c->recurrent_activation, z + 3 * H + u0, n);   /* o */
-    {
-        const real *zi = z + u0, *zf = z + H + u0, *zg = z + 2 * H + u0, *zo = z + 3 * H + u0;
-        if (cp != NULL) {
-            for (j = 0; j < n; j++) cn[j] = zf[j] * cp[j] + zi[j] * zg[j];
-        } else {
-            /* f * 0 still: an infinite or NaN f gives NaN, as Keras' f * zeros */
-            for (j = 0; j < n; j++) cn[j] = zf[j] * (real)0 + zi[j] * zg[j];
-        }
-        for (j = 0; j < n; j++) hn[j] = cn[j];
-        AL_SFN(act_forward)(c->activation, hn, n);
-        if (c->act_c != NULL) {
-            real *ac = c->act_c + b * T * H + s * H + u0;
-            for (j = 0; j < n; j++) ac[j] = hn[j];
-        }
-        for (j = 0; j < n; j++) hn[j] *= zo[j];
-    }
+    /* (z already holds the bias: the projection adds it first). The fused tiles' cell, on
+     * this path's ISA: the same bits as the fused forms (a(c) lands in h when not saved). */
+    AL_SFN(lstm_cell_row)(c->isa, z + u0, cp, hn, cn,
+                          c->act_c != NULL ? c->act_c + b * T * H + s * H + u0 : hn, n, H,
+                          c->activation, c->recurrent_activation);
     if (c->out != NULL) {
         real *on = c->out + b * T * H + s * H + u0;
         for (j = 0; j < n; j++) on[j] = hn[j];

@@ -197,15 +197,20 @@ import sys, numpy as np
 from attnlstm import _core
 out = {}
 rng = np.random.default_rng(7)
-cases = [(5, 7, 3, 20, 1, 2, False, False, True), (9, 6, 4, 64, 1, 2, True, False, False),
-         (3, 5, 2, 17, 4, 3, True, True, True), (12, 4, 0, 32, 1, 2, False, True, False)]
+# drop: "both" dp_mask and rec_mask, "rec" rec_mask only. T = 1 with a state and no dropout
+# takes the single-step form when 4H is a multiple of the path's panel width (H = 8, 20 on AVX2
+# only), rec_mask the per-step form: both must give the fused tiles' bits on every path.
+cases = [(5, 7, 3, 20, 1, 2, False, None, True), (9, 6, 4, 64, 1, 2, True, None, False),
+         (3, 5, 2, 17, 4, 3, True, "both", True), (12, 4, 0, 32, 1, 2, False, "both", False),
+         (5, 7, 3, 20, 1, 2, False, "rec", False), (6, 1, 3, 8, 1, 2, False, None, True),
+         (6, 1, 3, 20, 1, 2, False, None, True), (7, 5, 4, 12, 1, 2, True, "rec", True)]
 for dt in (np.float32, np.float64):
     for (B, T, D, H, act, ract, masked, drop, init) in cases:
         f = lambda *s: rng.standard_normal(s).astype(dt)
         x, W, U, b = f(B, T, D), f(D, 4 * H) * .3, f(H, 4 * H) * .3, f(4 * H)
         h0, c0 = (f(B, H), f(B, H)) if init else (None, None)
         m = rng.random((B, T)) > .3 if masked else None
-        dp = (rng.random((B, 4 * D)) > .2).astype(dt) if drop else None
+        dp = (rng.random((B, 4 * D)) > .2).astype(dt) if drop == "both" else None
         rp = (rng.random((B, 4 * H)) > .2).astype(dt) if drop else None
         hs, cs, o, g, ac = _core.lstm_forward(x, W, U, b, h0, c0, m, act, ract, False, dp, rp,
                                               save_act_c=True)
