@@ -855,8 +855,7 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
         const size_t nh = AL_SFN(al_pg_size)(isa, BT, H), nx = AL_SFN(al_pg_size)(isa, BT, D);
         const size_t nw = dp_mask ? AL_SFN(al_pg_size)(isa, H, D) : AL_SFN(al_pg_size)(isa, G, D);
         /* direct (dZ read in place) where its rows are less than a page apart or it fits the
-         * L2 caches; else dZ^T is copied block by block (measured at B=64, T=50, H=512: 230 vs
-         * 170 ms direct; at B=64, T=200, H=64 direct 37 vs 46 ms). Same bits either way. */
+         * L2 caches; else dZ^T is copied block by block (benchmarks/NOTES.md). Same bits. */
         const int direct = rec_mask == NULL && dp_mask == NULL && G % AL_SFN(al_pg_nc)(isa) == 0 &&
                            (G * sizeof(real) < 4096 || BT * G * sizeof(real) <= ((size_t)4 << 20));
         const size_t n = direct ? nw : (rec_mask ? 4 : 1) * nh + (dp_mask ? 4 : 1) * (nx + nw) +

@@ -98,13 +98,7 @@ static inline int al_lstm_split(int nthreads, int forced, size_t B, size_t T, si
     const size_t npanel = H % nc == 0 ? H / nc : 0;
     *nt = 1;
     if (nthreads <= 1) return AL_SPLIT_NONE;
-    /* Automatic: from 5e8 flops of recurrent products (about 2.5 ms on one core). Measured
-     * with a team created per call on this 2-core VM after a 5 ms pause: B=1, H=256, T=200
-     * (1e8 flops) took 3.4 ms on two threads against 1.9 ms on one (0.75 ms when both cores
-     * were busy just before), while B=64, H=64, T=200 (4e8) already gained a little (4.9 vs
-     * 5.3 ms). With the persistent pool (al_pool.c), on the same VM shared by other jobs (load
-     * 3.5) after a 2 ms pause, medians of 11: 1e8 flops 3.8 vs 7.3-8.5 ms, 4.2e8 0.84-1.21x,
-     * 8.4e8 0.99-1.10x: no case for a lower threshold yet (re-measure on an idle machine). */
+    /* Automatic: only from AL_SPLIT_FLOPS of recurrent products (benchmarks/NOTES.md) */
     if (!forced && step_flops * (double)T < AL_SPLIT_FLOPS) return AL_SPLIT_NONE;
     if (npanel >= 2 && B < 16 && (forced || step_flops >= 2e5)) {
         *nt = nthreads < (int)npanel ? nthreads : (int)npanel;
