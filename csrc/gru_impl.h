@@ -55,49 +55,94 @@
 #  define AL_GRU_CALL(isa, name, args) AL_SFN(name##_gen) args
 #endif
 
-/* g (2H) = ra(g + u): the z and r gates of one row (u the recurrent products with bias). */
+/* The cells work in chunks of AL_GRU_CW elements (64 bytes: one AVX-512 vector, two AVX2
+ * ones) copied into aligned, zero-padded local rows: every element goes through the same
+ * vector code on every path. (GCC runs a plain loop's remainder, and the iterations it peels
+ * to align a pointer, as scalar code, which contracts a * b + c into FMAs in other places than
+ * the vector body: n = 40 floats were all vector on AVX2 but 32 + 8 scalar on AVX-512, and
+ * which elements were peeled depended on the buffer's address; the bits differed.) */
+#define AL_GRU_CW (64 / sizeof(real))
+#define AL_GRU_ALIGNED __attribute__((aligned(64)))
+
+/* g = ra(g + u) over one chunk: the z and r gates (u the recurrent products with bias). */
+static inline __attribute__((always_inline)) void AL_SFN(gru_zr_chunk)(
+    real *restrict g, const real *restrict u, int ract) {
+    size_t j;
+    for (j = 0; j < AL_GRU_CW; j++) g[j] = AL_SFN(act_scalar)(ract, g[j] + u[j]);
+}
+static inline __attribute__((always_inline)) void AL_SFN(gru_zr_sel)(real *g, const real *u,
+                                                                     size_t n, int ract) {
+    size_t j0, j;
+    for (j0 = 0; j0 < n; j0 += AL_GRU_CW) {
+        const size_t w = n - j0 < AL_GRU_CW ? n - j0 : AL_GRU_CW;
+        real gb[AL_GRU_CW] AL_GRU_ALIGNED, ub[AL_GRU_CW] AL_GRU_ALIGNED;
+        for (j = 0; j < AL_GRU_CW; j++) {
+            gb[j] = j < w ? g[j0 + j] : (real)0;
+            ub[j] = j < w ? u[j0 + j] : (real)0;
+        }
+        AL_SFN(gru_zr_chunk)(gb, ub, ract);
+        for (j = 0; j < w; j++) g[j0 + j] = gb[j];
+    }
+}
+/* g (n) = ra(g + u) for one row's z and r (n = 2H). */
 static inline __attribute__((always_inline)) void AL_SFN(gru_cell_zr_body)(
     real *g, const real *u, size_t n, int ract) {
-    size_t j;
-    if (ract == AL_ACT_SIGMOID) {
-        for (j = 0; j < n; j++) g[j] = AL_SFN(act_scalar)(AL_ACT_SIGMOID, g[j] + u[j]);
-    } else {
-        for (j = 0; j < n; j++) g[j] = AL_SFN(act_scalar)(ract, g[j] + u[j]);
-    }
+    if (ract == AL_ACT_SIGMOID) AL_SFN(gru_zr_sel)(g, u, n, AL_ACT_SIGMOID);
+    else AL_SFN(gru_zr_sel)(g, u, n, ract);
 }
 AL_GRU_PATHS(gru_cell_zr, gru_cell_zr_body,
              (real *g, const real *u, size_t n, int ract), (g, u, n, ract))
 
-/* The rest of one row's step, g = [z, r, x_h] (z, r activated): n = a(x_h + r u_h)
- * (reset_after) or a(x_h + u_h), stored over x_h; h = z h_{t-1} + (1 - z) n into hn and on
- * (when not NULL); sv (reset_after, not NULL) keeps u_h. hp NULL: h_{t-1} = 0. */
-static inline __attribute__((always_inline)) void AL_SFN(gru_cell_nh_sel)(
-    real *g, const real *uh, const real *hp, real *hn, real *on, real *sv, size_t H,
-    int reset_after, int act) {
-    const real *zz = g, *rr = g + H;
-    real *nn = g + 2 * H;
+/* One chunk of the rest of a step: n = a(x_h + r u_h) (reset_after) or a(x_h + u_h), stored
+ * over x_h (gn); h = z h_{t-1} + (1 - z) n (hp NULL: h_{t-1} = 0). */
+static inline __attribute__((always_inline)) void AL_SFN(gru_nh_chunk)(
+    const real *restrict gz, const real *restrict gr, real *restrict gn, const real *restrict uh,
+    const real *restrict hp, real *restrict hn, int reset_after, int act) {
     size_t j;
-    for (j = 0; j < H; j++) {
-        const real pre = reset_after ? nn[j] + rr[j] * uh[j] : nn[j] + uh[j];
+    for (j = 0; j < AL_GRU_CW; j++) {
+        const real pre = reset_after ? gn[j] + gr[j] * uh[j] : gn[j] + uh[j];
         const real a = AL_SFN(act_scalar)(act, pre);
-        const real h = hp ? zz[j] * hp[j] + ((real)1 - zz[j]) * a : ((real)1 - zz[j]) * a;
-        nn[j] = a;
-        hn[j] = h;
-        if (on) on[j] = h;
-        if (sv) sv[j] = uh[j];
+        gn[j] = a;
+        hn[j] = hp ? gz[j] * hp[j] + ((real)1 - gz[j]) * a : ((real)1 - gz[j]) * a;
     }
 }
+static inline __attribute__((always_inline)) void AL_SFN(gru_cell_nh_sel)(
+    real *g, const real *uh, const real *hp, real *hn, size_t H, int reset_after, int act) {
+    size_t j0, j;
+    for (j0 = 0; j0 < H; j0 += AL_GRU_CW) {
+        const size_t w = H - j0 < AL_GRU_CW ? H - j0 : AL_GRU_CW;
+        real b[6][AL_GRU_CW] AL_GRU_ALIGNED;
+        for (j = 0; j < AL_GRU_CW; j++) {
+            const int in = j < w;
+            b[0][j] = in ? g[j0 + j] : (real)0;
+            b[1][j] = in ? g[H + j0 + j] : (real)0;
+            b[2][j] = in ? g[2 * H + j0 + j] : (real)0;
+            b[3][j] = in ? uh[j0 + j] : (real)0;
+            b[4][j] = in && hp ? hp[j0 + j] : (real)0;
+        }
+        AL_SFN(gru_nh_chunk)(b[0], b[1], b[2], b[3], hp ? b[4] : NULL, b[5], reset_after, act);
+        for (j = 0; j < w; j++) {
+            g[2 * H + j0 + j] = b[2][j];
+            hn[j0 + j] = b[5][j];
+        }
+    }
+}
+/* The rest of one row's step, g = [z, r, x_h] (z, r activated): n over x_h, h into hn and on
+ * (when not NULL); sv (reset_after, not NULL) keeps u_h. */
 static inline __attribute__((always_inline)) void AL_SFN(gru_cell_nh_body)(
     real *g, const real *uh, const real *hp, real *hn, real *on, real *sv, size_t H,
     int reset_after, int act) {
+    size_t j;
     if (act == AL_ACT_TANH && hp != NULL) {
-        if (reset_after)
-            AL_SFN(gru_cell_nh_sel)(g, uh, hp, hn, on, sv, H, 1, AL_ACT_TANH);
-        else
-            AL_SFN(gru_cell_nh_sel)(g, uh, hp, hn, on, NULL, H, 0, AL_ACT_TANH);
+        if (reset_after) AL_SFN(gru_cell_nh_sel)(g, uh, hp, hn, H, 1, AL_ACT_TANH);
+        else AL_SFN(gru_cell_nh_sel)(g, uh, hp, hn, H, 0, AL_ACT_TANH);
     } else {
-        AL_SFN(gru_cell_nh_sel)(g, uh, hp, hn, on, sv, H, reset_after, act);
+        AL_SFN(gru_cell_nh_sel)(g, uh, hp, hn, H, reset_after, act);
     }
+    if (on)
+        for (j = 0; j < H; j++) on[j] = hn[j];
+    if (sv)
+        for (j = 0; j < H; j++) sv[j] = uh[j];
 }
 AL_GRU_PATHS(gru_cell_nh, gru_cell_nh_body,
              (real *g, const real *uh, const real *hp, real *hn, real *on, real *sv, size_t H,
@@ -311,26 +356,58 @@ int AL_FN(gru_forward_impl)(real *hs, real *out, real *gates, real *rh,
  * gradient w.r.t. h_s, output gradients included), the activated gates g = [z, r, n], uh (the
  * saved u_h; reset_after only) and hp = h_{t-1} (NULL for zeros), writes dzx = [dz, dr, dn]
  * (dr only with reset_after; without it the caller adds dr after the U_h^T product), dzh (the
- * recurrent product's gradients; reset_after only) and di = dh z. Specialised for
- * (tanh, sigmoid) so that the loop vectorises. */
-static inline __attribute__((always_inline)) void AL_SFN(gru_bwd_cell_sel)(
-    real *dzx, real *dzh, real *di, const real *dh, const real *g, const real *uh,
-    const real *hp, size_t H, int reset_after, int act, int ract) {
-    const real *zz = g, *rr = g + H, *nn = g + 2 * H;
+ * recurrent product's gradients; reset_after only) and di = dh z. In chunks as the forward
+ * cells (AL_GRU_CW); specialised for (tanh, sigmoid) so that the loop vectorises.
+ * Pointers: p[0..2] = dzx z, r, n; p[3..5] = dzh z, r, h; p[6] = di; q[0] = dh, q[1..3] = g z,
+ * r, n; q[4] = uh; q[5] = hp. */
+static inline __attribute__((always_inline)) void AL_SFN(gru_bwd_chunk)(
+    real *restrict dxz, real *restrict dxr, real *restrict dxn, real *restrict dhz,
+    real *restrict dhr, real *restrict dhh, real *restrict di, const real *restrict dh,
+    const real *restrict zz, const real *restrict rr, const real *restrict nn,
+    const real *restrict uh, const real *restrict hp, int reset_after, int act, int ract) {
     size_t j;
-    for (j = 0; j < H; j++) {
+    for (j = 0; j < AL_GRU_CW; j++) {
         const real d = dh[j], hpj = hp ? hp[j] : (real)0;
         const real dn = d * ((real)1 - zz[j]) * AL_SFN(act_deriv)(act, nn[j]);
         const real dz = d * (hpj - nn[j]) * AL_SFN(act_deriv)(ract, zz[j]);
-        dzx[j] = dz;
-        dzx[2 * H + j] = dn;
+        dxz[j] = dz;
+        dxn[j] = dn;
         di[j] = d * zz[j];
         if (reset_after) {
             const real dr = dn * uh[j] * AL_SFN(act_deriv)(ract, rr[j]);
-            dzx[H + j] = dr;
-            dzh[j] = dz;
-            dzh[H + j] = dr;
-            dzh[2 * H + j] = dn * rr[j];
+            dxr[j] = dr;
+            dhz[j] = dz;
+            dhr[j] = dr;
+            dhh[j] = dn * rr[j];
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void AL_SFN(gru_bwd_cell_sel)(
+    real *dzx, real *dzh, real *di, const real *dh, const real *g, const real *uh,
+    const real *hp, size_t H, int reset_after, int act, int ract) {
+    size_t j0, j, k;
+    for (j0 = 0; j0 < H; j0 += AL_GRU_CW) {
+        const size_t w = H - j0 < AL_GRU_CW ? H - j0 : AL_GRU_CW;
+        /* o: dzx z, r, n, dzh z, r, h, di; in: dh, g z, r, n, uh, hp */
+        real o[7][AL_GRU_CW] AL_GRU_ALIGNED, in[6][AL_GRU_CW] AL_GRU_ALIGNED;
+        const real *src[6];
+        src[0] = dh; src[1] = g; src[2] = g + H; src[3] = g + 2 * H; src[4] = uh; src[5] = hp;
+        for (k = 0; k < 6; k++)
+            for (j = 0; j < AL_GRU_CW; j++)
+                in[k][j] = src[k] != NULL && j < w ? src[k][j0 + j] : (real)0;
+        AL_SFN(gru_bwd_chunk)(o[0], o[1], o[2], o[3], o[4], o[5], o[6], in[0], in[1], in[2],
+                              in[3], in[4], hp ? in[5] : NULL, reset_after, act, ract);
+        for (j = 0; j < w; j++) {
+            dzx[j0 + j] = o[0][j];
+            dzx[2 * H + j0 + j] = o[2][j];
+            di[j0 + j] = o[6][j];
+            if (reset_after) {
+                dzx[H + j0 + j] = o[1][j];
+                dzh[j0 + j] = o[3][j];
+                dzh[H + j0 + j] = o[4][j];
+                dzh[2 * H + j0 + j] = o[5][j];
+            }
         }
     }
 }
