@@ -56,11 +56,10 @@
 #endif
 
 /* The cells work in chunks of AL_GRU_CW elements (64 bytes: one AVX-512 vector, two AVX2
- * ones) copied into aligned, zero-padded local rows: every element goes through the same
- * vector code on every path. (GCC runs a plain loop's remainder, and the iterations it peels
- * to align a pointer, as scalar code, which contracts a * b + c into FMAs in other places than
- * the vector body: n = 40 floats were all vector on AVX2 but 32 + 8 scalar on AVX-512, and
- * which elements were peeled depended on the buffer's address; the bits differed.) */
+ * ones), the last one through zero-padded local rows: every element goes through the same
+ * vector code on every path. (GCC runs a plain loop's remainder as scalar code, which
+ * contracts a * b + c into FMAs in other places than the vector body: n = 40 floats were all
+ * vector on AVX2 but 32 + 8 scalar on AVX-512, and the bits differed.) */
 #define AL_GRU_CW (64 / sizeof(real))
 #define AL_GRU_ALIGNED __attribute__((aligned(64)))
 
@@ -73,8 +72,9 @@ static inline __attribute__((always_inline)) void AL_SFN(gru_zr_chunk)(
 static inline __attribute__((always_inline)) void AL_SFN(gru_zr_sel)(real *g, const real *u,
                                                                      size_t n, int ract) {
     size_t j0, j;
-    for (j0 = 0; j0 < n; j0 += AL_GRU_CW) {
-        const size_t w = n - j0 < AL_GRU_CW ? n - j0 : AL_GRU_CW;
+    for (j0 = 0; j0 + AL_GRU_CW <= n; j0 += AL_GRU_CW) AL_SFN(gru_zr_chunk)(g + j0, u + j0, ract);
+    if (j0 < n) {
+        const size_t w = n - j0;
         real gb[AL_GRU_CW] AL_GRU_ALIGNED, ub[AL_GRU_CW] AL_GRU_ALIGNED;
         for (j = 0; j < AL_GRU_CW; j++) {
             gb[j] = j < w ? g[j0 + j] : (real)0;
@@ -109,8 +109,11 @@ static inline __attribute__((always_inline)) void AL_SFN(gru_nh_chunk)(
 static inline __attribute__((always_inline)) void AL_SFN(gru_cell_nh_sel)(
     real *g, const real *uh, const real *hp, real *hn, size_t H, int reset_after, int act) {
     size_t j0, j;
-    for (j0 = 0; j0 < H; j0 += AL_GRU_CW) {
-        const size_t w = H - j0 < AL_GRU_CW ? H - j0 : AL_GRU_CW;
+    for (j0 = 0; j0 + AL_GRU_CW <= H; j0 += AL_GRU_CW)
+        AL_SFN(gru_nh_chunk)(g + j0, g + H + j0, g + 2 * H + j0, uh + j0, hp ? hp + j0 : NULL,
+                             hn + j0, reset_after, act);
+    if (j0 < H) {
+        const size_t w = H - j0;
         real b[6][AL_GRU_CW] AL_GRU_ALIGNED;
         for (j = 0; j < AL_GRU_CW; j++) {
             const int in = j < w;
@@ -387,8 +390,19 @@ static inline __attribute__((always_inline)) void AL_SFN(gru_bwd_cell_sel)(
     real *dzx, real *dzh, real *di, const real *dh, const real *g, const real *uh,
     const real *hp, size_t H, int reset_after, int act, int ract) {
     size_t j0, j, k;
-    for (j0 = 0; j0 < H; j0 += AL_GRU_CW) {
-        const size_t w = H - j0 < AL_GRU_CW ? H - j0 : AL_GRU_CW;
+    for (j0 = 0; j0 + AL_GRU_CW <= H; j0 += AL_GRU_CW) {
+        if (reset_after)
+            AL_SFN(gru_bwd_chunk)(dzx + j0, dzx + H + j0, dzx + 2 * H + j0, dzh + j0,
+                                  dzh + H + j0, dzh + 2 * H + j0, di + j0, dh + j0, g + j0,
+                                  g + H + j0, g + 2 * H + j0, uh + j0, hp ? hp + j0 : NULL, 1,
+                                  act, ract);
+        else
+            AL_SFN(gru_bwd_chunk)(dzx + j0, NULL, dzx + 2 * H + j0, NULL, NULL, NULL, di + j0,
+                                  dh + j0, g + j0, g + H + j0, g + 2 * H + j0, NULL,
+                                  hp ? hp + j0 : NULL, 0, act, ract);
+    }
+    if (j0 < H) {
+        const size_t w = H - j0;
         /* o: dzx z, r, n, dzh z, r, h, di; in: dh, g z, r, n, uh, hp */
         real o[7][AL_GRU_CW] AL_GRU_ALIGNED, in[6][AL_GRU_CW] AL_GRU_ALIGNED;
         const real *src[6];
