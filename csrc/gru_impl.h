@@ -552,6 +552,22 @@ static void AL_SFN(gru_bwd_work)(void *arg, int tid, int nt) {
     AL_SFN(gru_bwd_rows)(c, b0, b1);
 }
 
+/* al_pg_pack(isa, P, Bm, ldb, 1, K, N) (P = pack(Bm^T), Bm (N, K) with row stride ldb), each
+ * panel written by the blocked transpose (al_pg_transpose): the same P, faster than the
+ * column-by-column copy for the backward's U^T and W^T. */
+static void AL_SFN(gru_pack_t)(int isa, real *P, const real *Bm, size_t ldb, size_t K, size_t N) {
+    const size_t nc = AL_SFN(al_pg_nc)(isa);
+    size_t p, n0, k, c;
+    for (p = 0, n0 = 0; n0 < N; p++, n0 += nc) {
+        real *dst = P + p * K * nc;
+        const size_t w = N - n0 < nc ? N - n0 : nc;
+        AL_SFN(al_pg_transpose)(dst, nc, Bm + n0 * ldb, ldb, w, K);
+        if (w < nc)
+            for (k = 0; k < K; k++)
+                for (c = w; c < nc; c++) dst[k * nc + c] = (real)0;
+    }
+}
+
 /* C (M, N; ldc) = A^T Z, A (K, M; row stride lda) and Z (K, N; row stride ldz) over the K =
  * B*T rows in order: a weight gradient on the packed tiles (each element one chain over the
  * rows, the same bits for every thread count). Z is read in place when N is a multiple of the
@@ -609,6 +625,7 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     const size_t HW = (rec_mask != NULL || !reset_after) ? G : H;   /* Hd row width */
     const int act = activation, ract = recurrent_activation;
     const int isa = al_pg_choose(impl, B, T);
+    const size_t nc = AL_SFN(al_pg_nc)(isa);
     size_t nws, npu, nu = 0, nwt, nz, s, b, j, k;
     real *ws, *dZx, *dZh, *Hd, *dh, *dcar, *dir, *tmp, *xd, *QA = NULL, *QH = NULL, *QU = NULL;
     real *pWt, *zbuf;
@@ -630,7 +647,7 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     /* W^T packed: (3H, D), or per gate (H, D) with dp_mask */
     nwt = dp_mask ? 3 * AL_SFN(al_pg_size)(isa, H, D) : AL_SFN(al_pg_size)(isa, G, D);
     /* one gate's dZ columns packed for a weight gradient (unless read in place) */
-    nz = H % AL_SFN(al_pg_nc)(isa) == 0 ? 0 : AL_SFN(al_pg_size)(isa, BT, H);
+    nz = H % nc == 0 ? 0 : AL_SFN(al_pg_size)(isa, BT, H);
     /* dZx (BT,3H) | dZh (BT,3H) reset_after | Hd (BT,HW) | dcar, dir (B,H) | tmp (B,3H) |
      * xd (BT,D) with dp_mask | packed U^T blocks | packed W^T | packed dZ block */
     nws = BT * G + (reset_after ? BT * G : 0) + BT * HW + 2 * B * H + B * G +
@@ -649,15 +666,15 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     zbuf = pWt + nwt;
     if (rec_mask == NULL) {
         /* QA = U[:, :NA]^T (NA, H); QH = U_h^T (H, H) */
-        AL_SFN(al_pg_pack)(isa, QA, U, G, 1, NA, H);
+        AL_SFN(gru_pack_t)(isa, QA, U, G, NA, H);
         if (!reset_after) {
             QH = QA + AL_SFN(al_pg_size)(isa, NA, H);
-            AL_SFN(al_pg_pack)(isa, QH, U + 2 * H, G, 1, H, H);
+            AL_SFN(gru_pack_t)(isa, QH, U + 2 * H, G, H, H);
         }
     } else {
         QU = QA;
         QA = NULL;
-        for (k = 0; k < 3; k++) AL_SFN(al_pg_pack)(isa, QU + k * nu, U + k * H, G, 1, H, H);
+        for (k = 0; k < 3; k++) AL_SFN(gru_pack_t)(isa, QU + k * nu, U + k * H, G, H, H);
         QH = QU + 2 * nu;
     }
     dh = dh0;
@@ -699,22 +716,31 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
             }
         }
     }
-    /* dU_k (H, H) = Hd_k^T dZh_k */
-    for (k = 0; k < 3; k++)
-        AL_SFN(gru_wgrad)(isa, dU + k * H, G, Hd + (HW == H ? 0 : k * H), HW, dZh + k * H, G,
-                          zbuf, H, H, BT);
+    /* dU_k (H, H) = Hd_k^T dZh_k; one product over all 3H columns where the gates share Hd and
+     * dZ can be read in place (the same chains per element) */
+    if (HW == H && G % nc == 0) {
+        AL_SFN(gru_wgrad)(isa, dU, G, Hd, HW, dZh, G, zbuf, H, G, BT);
+    } else {
+        for (k = 0; k < 3; k++)
+            AL_SFN(gru_wgrad)(isa, dU + k * H, G, Hd + (HW == H ? 0 : k * H), HW, dZh + k * H, G,
+                              zbuf, H, H, BT);
+    }
     /* dW_k = (X p_k)^T dZx_k, dX = sum_k (dZx_k W_k^T) p_k */
     if (D > 0 && dp_mask == NULL) {
-        for (k = 0; k < 3; k++)
-            AL_SFN(gru_wgrad)(isa, dW + k * H, G, x, D, dZx + k * H, G, zbuf, D, H, BT);
-        AL_SFN(al_pg_pack)(isa, pWt, W, G, 1, G, D);
+        if (G % nc == 0) {
+            AL_SFN(gru_wgrad)(isa, dW, G, x, D, dZx, G, zbuf, D, G, BT);
+        } else {
+            for (k = 0; k < 3; k++)
+                AL_SFN(gru_wgrad)(isa, dW + k * H, G, x, D, dZx + k * H, G, zbuf, D, H, BT);
+        }
+        AL_SFN(gru_pack_t)(isa, pWt, W, G, G, D);
         AL_SFN(al_pg_gemm)(isa, dx, D, dZx, G, 1, pWt, 0, NULL, 0, BT, D, G);
     } else if (D > 0) {
         const size_t nw = AL_SFN(al_pg_size)(isa, H, D);
         for (k = 0; k < 3; k++) {
             AL_SFN(al_mul_rows)(xd, x, dp_mask + k * D, 3 * D, 0, BT, T, D, 0);
             AL_SFN(gru_wgrad)(isa, dW + k * H, G, xd, D, dZx + k * H, G, zbuf, D, H, BT);
-            AL_SFN(al_pg_pack)(isa, pWt + k * nw, W + k * H, G, 1, H, D);
+            AL_SFN(gru_pack_t)(isa, pWt + k * nw, W + k * H, G, H, D);
             AL_SFN(al_pg_gemm)(isa, xd, D, dZx + k * H, G, 1, pWt + k * nw, 0, NULL, 0, BT, D, H);
             AL_SFN(al_mul_rows)(dx, xd, dp_mask + k * D, 3 * D, 0, BT, T, D, k > 0);
         }
