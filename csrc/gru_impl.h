@@ -568,20 +568,80 @@ static void AL_SFN(gru_pack_t)(int isa, real *P, const real *Bm, size_t ldb, siz
     }
 }
 
+/* The products after the backward's time loop, shared by its threads. */
+typedef struct {
+    real *dx, *dW, *dU, *xd, *zbuf, *pWt;
+    const real *Hd, *dZx, *dZh, *x, *dp_mask;
+    size_t T, D, H, BT, HW, nw;
+    int isa;
+    al_barrier bar;
+} AL_SFN(gru_post_ctx);
+
 /* C (M, N; ldc) = A^T Z, A (K, M; row stride lda) and Z (K, N; row stride ldz) over the K =
- * B*T rows in order: a weight gradient on the packed tiles (each element one chain over the
- * rows, the same bits for every thread count). Z is read in place when N is a multiple of the
- * panel width, else packed into buf (al_pg_size(isa, K, N) elements). */
-static void AL_SFN(gru_wgrad)(int isa, real *C, size_t ldc, const real *A, size_t lda,
-                              const real *Z, size_t ldz, real *buf, size_t M, size_t N,
-                              size_t K) {
-    const size_t nc = AL_SFN(al_pg_nc)(isa);
+ * B*T rows in order: a weight gradient on the packed tiles, this thread's rows of C (each
+ * element one chain over the K rows: the same bits for every thread count). Z is read in place
+ * when N is a multiple of the panel width, else packed into c->zbuf (al_pg_size(isa, K, N)
+ * elements) by thread 0 first. */
+static void AL_SFN(gru_wgrad)(AL_SFN(gru_post_ctx) *c, int tid, int nt, real *C, size_t ldc,
+                              const real *A, size_t lda, const real *Z, size_t ldz, size_t M,
+                              size_t N) {
+    const int isa = c->isa;
+    const size_t nc = AL_SFN(al_pg_nc)(isa), K = c->BT;
+    const int packed = N % nc != 0;
+    size_t m0, m1;
     if (M == 0 || N == 0) return;
-    if (N % nc == 0) {
-        AL_SFN(al_pg_gemm)(isa, C, ldc, A, 1, lda, Z, ldz, NULL, 0, M, N, K);
+    if (packed) {
+        if (tid == 0) AL_SFN(al_pg_pack)(isa, c->zbuf, Z, ldz, 0, K, N);
+        al_barrier_wait(&c->bar);
+    }
+    al_split(M, nt, tid, &m0, &m1);
+    if (m1 > m0)
+        AL_SFN(al_pg_gemm)(isa, C + m0 * ldc, ldc, A + m0, 1, lda, packed ? c->zbuf : Z,
+                           packed ? 0 : ldz, NULL, 0, m1 - m0, N, K);
+    if (packed) al_barrier_wait(&c->bar);   /* before zbuf is packed again */
+}
+
+/* dU_k (H, H) = Hd_k^T dZh_k; dW_k = (X p_k)^T dZx_k; dX = sum_k (dZx_k W_k^T) p_k (rows of
+ * dX split over the threads). One product over all 3H columns where the gates share A and dZ
+ * can be read in place (the same chains per element). */
+static void AL_SFN(gru_post_work)(void *arg, int tid, int nt) {
+    AL_SFN(gru_post_ctx) *c = (AL_SFN(gru_post_ctx) *)arg;
+    const size_t T = c->T, D = c->D, H = c->H, G = 3 * H, BT = c->BT, HW = c->HW;
+    const size_t nc = AL_SFN(al_pg_nc)(c->isa);
+    const int isa = c->isa;
+    size_t k, r0, r1;
+    al_split(BT, nt, tid, &r0, &r1);
+    if (HW == H && G % nc == 0) {
+        AL_SFN(gru_wgrad)(c, tid, nt, c->dU, G, c->Hd, HW, c->dZh, G, H, G);
     } else {
-        AL_SFN(al_pg_pack)(isa, buf, Z, ldz, 0, K, N);
-        AL_SFN(al_pg_gemm)(isa, C, ldc, A, 1, lda, buf, 0, NULL, 0, M, N, K);
+        for (k = 0; k < 3; k++)
+            AL_SFN(gru_wgrad)(c, tid, nt, c->dU + k * H, G, c->Hd + (HW == H ? 0 : k * H), HW,
+                              c->dZh + k * H, G, H, H);
+    }
+    if (D == 0) return;
+    if (c->dp_mask == NULL) {
+        if (G % nc == 0) {
+            AL_SFN(gru_wgrad)(c, tid, nt, c->dW, G, c->x, D, c->dZx, G, D, G);
+        } else {
+            for (k = 0; k < 3; k++)
+                AL_SFN(gru_wgrad)(c, tid, nt, c->dW + k * H, G, c->x, D, c->dZx + k * H, G, D, H);
+        }
+        if (r1 > r0)
+            AL_SFN(al_pg_gemm)(isa, c->dx + r0 * D, D, c->dZx + r0 * G, G, 1, c->pWt, 0, NULL, 0,
+                               r1 - r0, D, G);
+    } else {
+        for (k = 0; k < 3; k++) {
+            /* xd = x p_k (own rows); dW_k reads every row; then xd (own rows) = dZx_k W_k^T */
+            AL_SFN(al_mul_rows)(c->xd, c->x, c->dp_mask + k * D, 3 * D, r0, r1, T, D, 0);
+            al_barrier_wait(&c->bar);
+            AL_SFN(gru_wgrad)(c, tid, nt, c->dW + k * H, G, c->xd, D, c->dZx + k * H, G, D, H);
+            al_barrier_wait(&c->bar);
+            if (r1 > r0) {
+                AL_SFN(al_pg_gemm)(isa, c->xd + r0 * D, D, c->dZx + r0 * G + k * H, G, 1,
+                                   c->pWt + k * c->nw, 0, NULL, 0, r1 - r0, D, H);
+                AL_SFN(al_mul_rows)(c->dx, c->xd, c->dp_mask + k * D, 3 * D, r0, r1, T, D, k > 0);
+            }
+        }
     }
 }
 
@@ -625,6 +685,7 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     const size_t HW = (rec_mask != NULL || !reset_after) ? G : H;   /* Hd row width */
     const int act = activation, ract = recurrent_activation;
     const int isa = al_pg_choose(impl, B, T);
+    const int nt = AL_SFN(gru_threads)(nthreads, forced, B, T, H);
     const size_t nc = AL_SFN(al_pg_nc)(isa);
     size_t nws, npu, nu = 0, nwt, nz, s, b, j, k;
     real *ws, *dZx, *dZh, *Hd, *dh, *dcar, *dir, *tmp, *xd, *QA = NULL, *QH = NULL, *QU = NULL;
@@ -685,7 +746,6 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
 
     {
         AL_SFN(gru_bwd_ctx) c;
-        const int nt = AL_SFN(gru_threads)(nthreads, forced, B, T, H);
         c.dZx = dZx; c.dZh = dZh; c.dh = dh; c.dcar = dcar; c.dir = dir; c.tmp = tmp;
         c.hs = hs; c.gates = gates; c.rh = rh; c.h0 = h0; c.rec_mask = rec_mask;
         c.d_out = d_out; c.d_last = d_last; c.QA = QA; c.QH = QH; c.QU = QU; c.mask = mask;
@@ -716,34 +776,19 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
             }
         }
     }
-    /* dU_k (H, H) = Hd_k^T dZh_k; one product over all 3H columns where the gates share Hd and
-     * dZ can be read in place (the same chains per element) */
-    if (HW == H && G % nc == 0) {
-        AL_SFN(gru_wgrad)(isa, dU, G, Hd, HW, dZh, G, zbuf, H, G, BT);
-    } else {
-        for (k = 0; k < 3; k++)
-            AL_SFN(gru_wgrad)(isa, dU + k * H, G, Hd + (HW == H ? 0 : k * H), HW, dZh + k * H, G,
-                              zbuf, H, H, BT);
-    }
-    /* dW_k = (X p_k)^T dZx_k, dX = sum_k (dZx_k W_k^T) p_k */
-    if (D > 0 && dp_mask == NULL) {
-        if (G % nc == 0) {
-            AL_SFN(gru_wgrad)(isa, dW, G, x, D, dZx, G, zbuf, D, G, BT);
-        } else {
-            for (k = 0; k < 3; k++)
-                AL_SFN(gru_wgrad)(isa, dW + k * H, G, x, D, dZx + k * H, G, zbuf, D, H, BT);
-        }
-        AL_SFN(gru_pack_t)(isa, pWt, W, G, G, D);
-        AL_SFN(al_pg_gemm)(isa, dx, D, dZx, G, 1, pWt, 0, NULL, 0, BT, D, G);
-    } else if (D > 0) {
+    /* dU, dW, dX on the packed tiles, split over the same threads */
+    {
+        AL_SFN(gru_post_ctx) p;
         const size_t nw = AL_SFN(al_pg_size)(isa, H, D);
-        for (k = 0; k < 3; k++) {
-            AL_SFN(al_mul_rows)(xd, x, dp_mask + k * D, 3 * D, 0, BT, T, D, 0);
-            AL_SFN(gru_wgrad)(isa, dW + k * H, G, xd, D, dZx + k * H, G, zbuf, D, H, BT);
-            AL_SFN(gru_pack_t)(isa, pWt + k * nw, W + k * H, G, H, D);
-            AL_SFN(al_pg_gemm)(isa, xd, D, dZx + k * H, G, 1, pWt + k * nw, 0, NULL, 0, BT, D, H);
-            AL_SFN(al_mul_rows)(dx, xd, dp_mask + k * D, 3 * D, 0, BT, T, D, k > 0);
+        if (D > 0 && dp_mask == NULL) {
+            AL_SFN(gru_pack_t)(isa, pWt, W, G, G, D);
+        } else if (D > 0) {
+            for (k = 0; k < 3; k++) AL_SFN(gru_pack_t)(isa, pWt + k * nw, W + k * H, G, H, D);
         }
+        p.dx = dx; p.dW = dW; p.dU = dU; p.xd = xd; p.zbuf = zbuf; p.pWt = pWt;
+        p.Hd = Hd; p.dZx = dZx; p.dZh = dZh; p.x = x; p.dp_mask = dp_mask;
+        p.T = T; p.D = D; p.H = H; p.BT = BT; p.HW = HW; p.nw = nw; p.isa = isa;
+        al_team_go(nt, AL_SFN(gru_post_work), &p, &p.bar);
     }
     /* db: input row, then the recurrent row (reset_after) */
     AL_SFN(al_colsum)(db, dZx, BT, G, G, 1);
