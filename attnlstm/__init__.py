@@ -40,11 +40,10 @@ def set_num_threads(n):
     One budget for everything: the BLAS (OpenBLAS from ``scipy-openblas32``) and attnlstm's own
     thread teams, so the two never oversubscribe the CPU. An LSTM call splits its batch rows
     (or, for small batches, its hidden units) over up to ``n`` threads when it has enough work
-    to pay for starting them; multi-head attention splits its softmax rows. The LSTM forward
-    and backward (outputs, states, input and weight gradients) give the same bits for every
-    ``n`` (tests/test_isa_paths.py): they call no BLAS, and each result element is one sum in a
-    fixed order. The GRU's weight gradients are BLAS GEMMs and agree across ``n`` to rounding
-    only. The default is OpenBLAS's
+    to pay for starting them; a GRU call splits its batch rows; multi-head attention splits its
+    softmax rows. The LSTM and GRU forward and backward (outputs, states, input and weight
+    gradients) give the same bits for every ``n`` (tests/test_isa_paths.py): they call no BLAS,
+    and each result element is one sum in a fixed order. The default is OpenBLAS's
     (``OPENBLAS_NUM_THREADS``, else the number of cores).
 
     Args:

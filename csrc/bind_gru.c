@@ -9,7 +9,7 @@ enum { L_B, L_T, L_D, L_H };
  * B*T*(9H + D) reals (x 4 spare). */
 #define SHAPES "B,T,D,H", "B*T,T*3H,D", "B*T*3H*32,B*T*D*32", "x,recurrent_kernel,kernel", "x", \
                "T,H"
-#define OPTIONS "reset_after=True go_backwards=False " AL_IMPL("BLAS")
+#define OPTIONS "reset_after=True go_backwards=False " AL_IMPL("generic")
 
 enum { F_X, F_W, F_U, F_BIAS, F_H0, F_MASK, F_ACT, F_RACT, F_RA, F_BACK, F_DP, F_REC, F_IMPL,
        F_SAVE_GATES, F_THREADS, F_HS, F_OUT, F_GATES, F_RH, F_COUNT };
@@ -36,7 +36,7 @@ al_spec al_gru_specs[] = {
     {"gru_forward", F_COUNT, gru_forward_run,
      "x:B,T,D kernel:D,3H recurrent_kernel:H,3H bias?:2,3H|3H:pick=reset_after h0?:B,H "
      "mask?:B,T:bool " AL_RNN_ACTS "reset_after=True go_backwards=False dp_mask?:B,3D "
-     "rec_mask?:B,3H " AL_IMPL("BLAS") "save_gates=True " AL_THREADS_ARG(64) "-> hs:B,T,H "
+     "rec_mask?:B,3H " AL_IMPL("generic") "save_gates=True " AL_THREADS_ARG(64) "-> hs:B,T,H "
      "out:B,T,H:if=mask gates:B,T,3H:if=save_gates rh:B,T,H:if=save_gates&reset_after",
      "Low-level GRU forward over a whole sequence (Keras 3 GRU semantics, gates [z|r|h]).\n"
      "bias (2,3H) with reset_after, else (3H,); mask nonzero = keep; dp_mask and rec_mask are\n"
@@ -45,9 +45,9 @@ al_spec al_gru_specs[] = {
      "equals hs), and the saved buffers gates (activated z, r, n by time) and rh (reset_after:\n"
      "the h block of the recurrent product with its bias), both None with save_gates=False\n"
      "(inference), rh None without reset_after.\n"
-     "impl: 0 automatic, 1 BLAS, 2 / 3 the packed per-step products with AVX2 / AVX-512.\n"
+     "impl: 0 the selected path, 1 generic, 2 / 3 AVX2 / AVX-512 (tests; no BLAS on any).\n"
      "threads: 0 uses set_num_threads' count when the call is large enough; n > 0 exactly n\n"
-     "(tests). Threads split the batch rows (packed path only); results are bitwise the same.\n"
+     "(tests). Threads split the batch rows; results are bitwise the same.\n"
      "MemoryError when out of memory.", SHAPES},
     {"gru_backward", G_COUNT, gru_backward_run,
      "hs:B,T,H gates:B,T,3H rh~:B,T,H|B,T,H:pick=reset_after x:B,T,D kernel:D,3H "

@@ -1,6 +1,7 @@
 /*
  * gru.c -- GRU kernels, compiled once per floating type from gru_impl.h, with the packed-panel
- * GEMM of lstm_pgemm.h / lstm_pgemm_impl.h (included read-only) for the per-step products.
+ * GEMM of lstm_pgemm.h / lstm_pgemm_impl.h (included read-only) for every product (no BLAS:
+ * al_blas.h serves only its dropout-mask and column-sum helpers here).
  */
 #define _DEFAULT_SOURCE  /* posix_memalign, madvise (al_alloc.h); pthreads (al_team.h) */
 #include <stdlib.h>

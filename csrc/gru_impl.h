@@ -22,28 +22,137 @@
  * go_backwards: step s reads time t = T-1-s; step-indexed buffers are in processing order,
  * gate buffers are indexed by time (like the LSTM's).
  *
- * Per step the recurrent products are small (B,H)x(H,NA) GEMMs on U packed once per call
- * (lstm_pgemm.h's register-tile GEMM, where al_pg_choose prefers it to the BLAS); the input
- * projection of all steps and the backward's weight and input gradients are large BLAS GEMMs
- * outside the time loop.
+ * Every product runs on the packed tiles of lstm_pgemm.h (al_pg_gemm: each element one chain
+ * over k in order, starting from the bias), never the BLAS: the input projection of all steps,
+ * the per-step recurrent products (h_{t-1} U, dZ_t U^T), and the backward's dx, dW, dU. The
+ * elementwise cells (gru_cell_zr, gru_cell_nh, gru_bwd_cell) are compiled once per path and
+ * dispatched on the call's path (isa), like the LSTM's lstm_cell_row. So a sample's results
+ * are the same bits whatever the batch size, its position and the thread count; the AVX2 and
+ * AVX-512 paths give the same bits (the same FMAs in the same order), the generic path (no
+ * FMA) agrees with them to rounding (tests/test_isa_paths.py).
  */
 
-/* C (M, N; ldc) = beta C + A (M, K; lda) Bm, Bm the (K, N) block of U at column c0 (row
- * stride 3H), or its transpose (trans: Bm = U[:, c0:c0+K]^T, N = H rows of U): the per-step
- * recurrent products. P is the same block packed (lstm_pgemm.h) or NULL for the BLAS. */
-static void AL_SFN(gru_prod)(int isa, const real *P, real *C, size_t ldc, const real *A,
-                             size_t lda, const real *U, size_t H, size_t c0, int trans, int beta,
-                             size_t M, size_t N, size_t K) {
-    if (M == 0) return;
-    if (P != NULL) {
-        AL_SFN(al_pg_gemm)(isa, C, ldc, A, lda, 1, P, 0, NULL, beta, M, N, K);
-    } else {
-        AL_SFN(al_gemm)(0, trans, M, N, K, (real)1, A, lda, U + c0, 3 * H,
-                        beta ? (real)1 : (real)0, C, ldc);
+/* name(isa, params...): body compiled for AVX-512, for AVX2 + FMA and portably, the copy
+ * chosen by the call's path (not GCC's target_clones, which looks at the CPU only and so
+ * ignored ATTNLSTM_ISA; its "avx2" clone had no FMA, unlike the AVX-512 one). */
+#if AL_PG_X86
+#  define AL_GRU_PATHS(name, body, params, args)                                            \
+    __attribute__((target("avx512f,prefer-vector-width=512"))) static void                  \
+    AL_SFN(name##_512) params { AL_SFN(body) args; }                                        \
+    __attribute__((target("avx2,fma"))) static void AL_SFN(name##_256) params {             \
+        AL_SFN(body) args;                                                                  \
+    }                                                                                       \
+    static void AL_SFN(name##_gen) params { AL_SFN(body) args; }
+#  define AL_GRU_CALL(isa, name, args)                                                      \
+    do {                                                                                    \
+        if ((isa) == AL_PG_AVX512) AL_SFN(name##_512) args;                                 \
+        else if ((isa) == AL_PG_AVX2) AL_SFN(name##_256) args;                              \
+        else AL_SFN(name##_gen) args;                                                       \
+    } while (0)
+#else
+#  define AL_GRU_PATHS(name, body, params, args)                                            \
+    static void AL_SFN(name##_gen) params { AL_SFN(body) args; }
+#  define AL_GRU_CALL(isa, name, args) AL_SFN(name##_gen) args
+#endif
+
+/* The cells work in chunks of AL_GRU_CW elements (64 bytes: one AVX-512 vector, two AVX2
+ * ones), the last one through zero-padded local rows: every element goes through the same
+ * vector code on every path. (GCC runs a plain loop's remainder as scalar code, which
+ * contracts a * b + c into FMAs in other places than the vector body: n = 40 floats were all
+ * vector on AVX2 but 32 + 8 scalar on AVX-512, and the bits differed.) */
+#define AL_GRU_CW (64 / sizeof(real))
+#define AL_GRU_ALIGNED __attribute__((aligned(64)))
+
+/* g = ra(g + u) over one chunk: the z and r gates (u the recurrent products with bias). */
+static inline __attribute__((always_inline)) void AL_SFN(gru_zr_chunk)(
+    real *restrict g, const real *restrict u, int ract) {
+    size_t j;
+    for (j = 0; j < AL_GRU_CW; j++) g[j] = AL_SFN(act_scalar)(ract, g[j] + u[j]);
+}
+static inline __attribute__((always_inline)) void AL_SFN(gru_zr_sel)(real *g, const real *u,
+                                                                     size_t n, int ract) {
+    size_t j0, j;
+    for (j0 = 0; j0 + AL_GRU_CW <= n; j0 += AL_GRU_CW) AL_SFN(gru_zr_chunk)(g + j0, u + j0, ract);
+    if (j0 < n) {
+        const size_t w = n - j0;
+        real gb[AL_GRU_CW] AL_GRU_ALIGNED, ub[AL_GRU_CW] AL_GRU_ALIGNED;
+        for (j = 0; j < AL_GRU_CW; j++) {
+            gb[j] = j < w ? g[j0 + j] : (real)0;
+            ub[j] = j < w ? u[j0 + j] : (real)0;
+        }
+        AL_SFN(gru_zr_chunk)(gb, ub, ract);
+        for (j = 0; j < w; j++) g[j0 + j] = gb[j];
     }
 }
+/* g (n) = ra(g + u) for one row's z and r (n = 2H). */
+static inline __attribute__((always_inline)) void AL_SFN(gru_cell_zr_body)(
+    real *g, const real *u, size_t n, int ract) {
+    if (ract == AL_ACT_SIGMOID) AL_SFN(gru_zr_sel)(g, u, n, AL_ACT_SIGMOID);
+    else AL_SFN(gru_zr_sel)(g, u, n, ract);
+}
+AL_GRU_PATHS(gru_cell_zr, gru_cell_zr_body,
+             (real *g, const real *u, size_t n, int ract), (g, u, n, ract))
 
-/* Threads for a call (packed path only): each takes whole batch rows. nthreads is the budget
+/* One chunk of the rest of a step: n = a(x_h + r u_h) (reset_after) or a(x_h + u_h), stored
+ * over x_h (gn); h = z h_{t-1} + (1 - z) n (hp NULL: h_{t-1} = 0). */
+static inline __attribute__((always_inline)) void AL_SFN(gru_nh_chunk)(
+    const real *restrict gz, const real *restrict gr, real *restrict gn, const real *restrict uh,
+    const real *restrict hp, real *restrict hn, int reset_after, int act) {
+    size_t j;
+    for (j = 0; j < AL_GRU_CW; j++) {
+        const real pre = reset_after ? gn[j] + gr[j] * uh[j] : gn[j] + uh[j];
+        const real a = AL_SFN(act_scalar)(act, pre);
+        gn[j] = a;
+        hn[j] = hp ? gz[j] * hp[j] + ((real)1 - gz[j]) * a : ((real)1 - gz[j]) * a;
+    }
+}
+static inline __attribute__((always_inline)) void AL_SFN(gru_cell_nh_sel)(
+    real *g, const real *uh, const real *hp, real *hn, size_t H, int reset_after, int act) {
+    size_t j0, j;
+    for (j0 = 0; j0 + AL_GRU_CW <= H; j0 += AL_GRU_CW)
+        AL_SFN(gru_nh_chunk)(g + j0, g + H + j0, g + 2 * H + j0, uh + j0, hp ? hp + j0 : NULL,
+                             hn + j0, reset_after, act);
+    if (j0 < H) {
+        const size_t w = H - j0;
+        real b[6][AL_GRU_CW] AL_GRU_ALIGNED;
+        for (j = 0; j < AL_GRU_CW; j++) {
+            const int in = j < w;
+            b[0][j] = in ? g[j0 + j] : (real)0;
+            b[1][j] = in ? g[H + j0 + j] : (real)0;
+            b[2][j] = in ? g[2 * H + j0 + j] : (real)0;
+            b[3][j] = in ? uh[j0 + j] : (real)0;
+            b[4][j] = in && hp ? hp[j0 + j] : (real)0;
+        }
+        AL_SFN(gru_nh_chunk)(b[0], b[1], b[2], b[3], hp ? b[4] : NULL, b[5], reset_after, act);
+        for (j = 0; j < w; j++) {
+            g[2 * H + j0 + j] = b[2][j];
+            hn[j0 + j] = b[5][j];
+        }
+    }
+}
+/* The rest of one row's step, g = [z, r, x_h] (z, r activated): n over x_h, h into hn and on
+ * (when not NULL); sv (reset_after, not NULL) keeps u_h. */
+static inline __attribute__((always_inline)) void AL_SFN(gru_cell_nh_body)(
+    real *g, const real *uh, const real *hp, real *hn, real *on, real *sv, size_t H,
+    int reset_after, int act) {
+    size_t j;
+    if (act == AL_ACT_TANH && hp != NULL) {
+        if (reset_after) AL_SFN(gru_cell_nh_sel)(g, uh, hp, hn, H, 1, AL_ACT_TANH);
+        else AL_SFN(gru_cell_nh_sel)(g, uh, hp, hn, H, 0, AL_ACT_TANH);
+    } else {
+        AL_SFN(gru_cell_nh_sel)(g, uh, hp, hn, H, reset_after, act);
+    }
+    if (on)
+        for (j = 0; j < H; j++) on[j] = hn[j];
+    if (sv)
+        for (j = 0; j < H; j++) sv[j] = uh[j];
+}
+AL_GRU_PATHS(gru_cell_nh, gru_cell_nh_body,
+             (real *g, const real *uh, const real *hp, real *hn, real *on, real *sv, size_t H,
+              int reset_after, int act),
+             (g, uh, hp, hn, on, sv, H, reset_after, act))
+
+/* Threads for a call: each takes whole batch rows. nthreads is the budget
  * (set_num_threads); forced (tests): use it whenever B allows; otherwise only from 5e8 flops
  * of recurrent products, the LSTM's threshold (lstm_pgemm.h: al_lstm_split), below which a
  * per-call thread costs more than it gains. */
@@ -56,61 +165,64 @@ static int AL_SFN(gru_threads)(int nthreads, int forced, size_t B, size_t T, siz
 
 /* Everything a forward call's threads share (see gru_forward_impl). */
 typedef struct {
-    real *hs, *out, *gw, *rh, *tmp, *hd;
-    const real *h0, *rec_mask, *U, *bh, *PA, *PH;
+    real *hs, *out, *gw, *rh, *tmp, *hd, *xd;
+    const real *x, *h0, *dp_mask, *rec_mask, *bx, *bh, *PW, *PA, *PH, *PU;
     const uint8_t *mask;
-    size_t B, T, H;
+    size_t B, T, D, H, nw, nu;
     int activation, recurrent_activation, reset_after, go_backwards, isa;
 } AL_SFN(gru_fwd_ctx);
 
-/* The time loop for batch rows [b0, b1): each row's recurrence is independent, so threads
- * split the rows and never meet inside the loop. */
+/* Input projection and time loop for batch rows [b0, b1): each row's recurrence is
+ * independent, so threads split the rows and never meet inside the loop. */
 static void AL_SFN(gru_fwd_rows)(const AL_SFN(gru_fwd_ctx) *c, size_t b0, size_t b1) {
     real *hs = c->hs, *out = c->out, *gw = c->gw, *rh = c->rh, *tmp = c->tmp, *hd = c->hd;
-    const real *h0 = c->h0, *rec_mask = c->rec_mask, *U = c->U, *bh = c->bh;
-    const real *PA = c->PA, *PH = c->PH;
+    const real *h0 = c->h0, *rec_mask = c->rec_mask, *bh = c->bh;
+    const real *PA = c->PA, *PH = c->PH, *PU = c->PU;
     const uint8_t *mask = c->mask;
-    const size_t T = c->T, H = c->H, G = 3 * H, M = b1 - b0;
-    const size_t NA = c->reset_after ? 3 * H : 2 * H;
+    const size_t T = c->T, D = c->D, H = c->H, G = 3 * H, M = b1 - b0, nu = c->nu;
+    const size_t NA = c->reset_after ? 3 * H : 2 * H, r0 = b0 * T, r1 = b1 * T;
     const int activation = c->activation, recurrent_activation = c->recurrent_activation;
     const int reset_after = c->reset_after, go_backwards = c->go_backwards, isa = c->isa;
     size_t s, b, j, k;
     if (M == 0) return;
+    /* input projection of this thread's rows: gw (rows, 3H) = bx + x W, per gate with
+     * dp_mask (bias first, then k in order) */
+    if (c->dp_mask == NULL) {
+        AL_SFN(al_pg_gemm)(isa, gw + r0 * G, G, c->x + r0 * D, D, 1, c->PW, 0, c->bx, 0, r1 - r0,
+                           G, D);
+    } else {
+        for (k = 0; k < 3; k++) {
+            AL_SFN(al_mul_rows)(c->xd, c->x, c->dp_mask + k * D, 3 * D, r0, r1, T, D, 0);
+            AL_SFN(al_pg_gemm)(isa, gw + r0 * G + k * H, G, c->xd + r0 * D, D, 1,
+                               c->PW + k * c->nw, 0, c->bx ? c->bx + k * H : NULL, 0, r1 - r0, H,
+                               D);
+        }
+    }
     for (s = 0; s < T; s++) {
         const size_t t = go_backwards ? T - 1 - s : s;
         const real *hprev = (s == 0) ? h0 : hs + (s - 1) * H;
         const size_t ldh = (s == 0) ? H : T * H;
-        /* tmp (B, NA) = h_{t-1} U[:, :NA] (+ bh), per gate with rec_mask */
+        /* tmp (B, NA) = bh + h_{t-1} U[:, :NA], per gate with rec_mask */
         if (hprev == NULL) {
             for (b = b0; b < b1; b++)
                 for (j = 0; j < NA; j++) tmp[b * G + j] = bh ? bh[j] : (real)0;
+        } else if (rec_mask == NULL) {
+            AL_SFN(al_pg_gemm)(isa, tmp + b0 * G, G, hprev + b0 * ldh, ldh, 1, PA, 0, bh, 0, M,
+                               NA, H);
         } else {
-            if (rec_mask == NULL) {
-                AL_SFN(gru_prod)(isa, PA, tmp + b0 * G, G, hprev + b0 * ldh, ldh, U, H, 0, 0, 0,
-                                 M, NA, H);
-            } else {
-                for (b = b0; b < b1; b++) {
-                    const real *hp = hprev + b * ldh, *q = rec_mask + b * G;
-                    for (k = 0; k < 3; k++)
-                        for (j = 0; j < H; j++) hd[b * G + k * H + j] = hp[j] * q[k * H + j];
-                }
-                for (k = 0; k < NA / H; k++) {
-                    AL_SFN(gru_prod)(isa, NULL, tmp + b0 * G + k * H, G, hd + b0 * G + k * H, G, U,
-                                     H, k * H, 0, 0, M, H, H);
-                }
+            for (b = b0; b < b1; b++) {
+                const real *hp = hprev + b * ldh, *q = rec_mask + b * G;
+                for (k = 0; k < 3; k++)
+                    for (j = 0; j < H; j++) hd[b * G + k * H + j] = hp[j] * q[k * H + j];
             }
-            if (bh != NULL) {
-                for (b = b0; b < b1; b++)
-                    for (j = 0; j < NA; j++) tmp[b * G + j] += bh[j];
-            }
+            for (k = 0; k < NA / H; k++)
+                AL_SFN(al_pg_gemm)(isa, tmp + b0 * G + k * H, G, hd + b0 * G + k * H, G, 1,
+                                   PU + k * nu, 0, bh ? bh + k * H : NULL, 0, M, H, H);
         }
         /* z, r */
-        for (b = b0; b < b1; b++) {
-            real *g = gw + (b * T + t) * G;
-            const real *tb = tmp + b * G;
-            for (j = 0; j < 2 * H; j++) g[j] += tb[j];
-            AL_SFN(act_forward)(recurrent_activation, g, 2 * H);
-        }
+        for (b = b0; b < b1; b++)
+            AL_GRU_CALL(isa, gru_cell_zr,
+                        (gw + (b * T + t) * G, tmp + b * G, 2 * H, recurrent_activation));
         if (!reset_after) {
             /* hd (B,H) = r * h_{t-1} * q_h, then tmp_h = hd U_h */
             if (hprev == NULL) {
@@ -123,45 +235,27 @@ static void AL_SFN(gru_fwd_rows)(const AL_SFN(gru_fwd_ctx) *c, size_t b0, size_t
                     real *d = hd + b * G + 2 * H;
                     for (j = 0; j < H; j++) d[j] = r[j] * hp[j] * (q ? q[j] : (real)1);
                 }
-                AL_SFN(gru_prod)(isa, PH, tmp + b0 * G + 2 * H, G, hd + b0 * G + 2 * H, G, U, H,
-                                 2 * H, 0, 0, M, H, H);
+                AL_SFN(al_pg_gemm)(isa, tmp + b0 * G + 2 * H, G, hd + b0 * G + 2 * H, G, 1, PH, 0,
+                                   NULL, 0, M, H, H);
             }
         }
         /* n, h */
         for (b = b0; b < b1; b++) {
             real *g = gw + (b * T + t) * G;
-            const real *uh = tmp + b * G + 2 * H;
             const real *hp = hprev ? hprev + b * ldh : NULL;
             real *hn = hs + (b * T + s) * H;
-            const real *zz = g, *rr = g + H;
-            real *nn = g + 2 * H;
+            real *on = out ? out + (b * T + s) * H : NULL;
             if (mask != NULL && !mask[b * T + t]) {
-                real *on = out + (b * T + s) * H;
                 for (j = 0; j < H; j++) {
                     hn[j] = hp ? hp[j] : (real)0;
                     on[j] = s > 0 ? on[j - H] : (real)0;
                 }
                 continue;
             }
-            if (reset_after) {
-                if (rh != NULL) {
-                    real *sv = rh + (b * T + t) * H;
-                    for (j = 0; j < H; j++) sv[j] = uh[j];
-                }
-                for (j = 0; j < H; j++) nn[j] += rr[j] * uh[j];
-            } else {
-                for (j = 0; j < H; j++) nn[j] += uh[j];
-            }
-            AL_SFN(act_forward)(activation, nn, H);
-            if (hp != NULL) {
-                for (j = 0; j < H; j++) hn[j] = zz[j] * hp[j] + ((real)1 - zz[j]) * nn[j];
-            } else {
-                for (j = 0; j < H; j++) hn[j] = ((real)1 - zz[j]) * nn[j];
-            }
-            if (out != NULL) {
-                real *on = out + (b * T + s) * H;
-                for (j = 0; j < H; j++) on[j] = hn[j];
-            }
+            AL_GRU_CALL(isa, gru_cell_nh,
+                        (g, tmp + b * G + 2 * H, hp, hn, on,
+                         (reset_after && rh) ? rh + (b * T + t) * H : NULL, H, reset_after,
+                         activation));
         }
     }
 }
@@ -188,7 +282,7 @@ static void AL_SFN(gru_fwd_work)(void *arg, int tid, int nt) {
  * weights   W (D,3H) kernel, U (H,3H) recurrent_kernel, bias (2,3H) if reset_after else
  *           (3H), or NULL
  * options   activation, recurrent_activation (AL_ACT_*), reset_after, go_backwards,
- *           impl (0 automatic, 1 BLAS, 2/3 packed AVX2/AVX-512 as lstm_api.h),
+ *           impl (0 the selected path, 1 generic, 2/3 AVX2/AVX-512 as lstm_pgemm.h),
  *           nthreads, forced: thread budget (gru_threads); threads split the batch rows, and
  *           every element is computed by the same operations whatever the split
  * returns   AL_OK or AL_ERR_NOMEM
@@ -202,59 +296,59 @@ int AL_FN(gru_forward_impl)(real *hs, real *out, real *gates, real *rh,
                             int go_backwards, int impl, int nthreads, int forced) {
     const size_t G = 3 * H, NA = reset_after ? 3 * H : 2 * H;
     const real *bx = bias, *bh = (bias != NULL && reset_after) ? bias + G : NULL;
-    int isa = AL_PG_NONE;
-    size_t nws, np = 0, s, j, k;
-    real *ws, *gw, *tmp, *hd, *xd, *PA = NULL, *PH = NULL;
+    const int isa = al_pg_choose(impl, B, T);
+    size_t nws, npw, npu, nw = 0, nu = 0, k;
+    real *ws, *gw, *tmp, *hd, *xd, *PW, *PA = NULL, *PH = NULL, *PU = NULL;
 
     if (B == 0 || T == 0) return AL_OK;
-    if (rec_mask == NULL) isa = al_pg_choose(impl, B, T);
-    if (isa != AL_PG_NONE) {
-        np = AL_SFN(al_pg_size)(isa, H, NA) + (reset_after ? 0 : AL_SFN(al_pg_size)(isa, H, H));
+    if (dp_mask == NULL) {
+        npw = AL_SFN(al_pg_size)(isa, D, G);
+    } else {
+        nw = AL_SFN(al_pg_size)(isa, D, H);
+        npw = 3 * nw;
     }
-    /* gates (if not saved) | tmp (B,3H) | hd (B,3H) | xd (B*T,D) with dp_mask | packed U */
-    nws = (gates == NULL ? B * T * G : 0) + 2 * B * G + (dp_mask ? B * T * D : 0) + np;
+    if (rec_mask == NULL) {
+        npu = AL_SFN(al_pg_size)(isa, H, NA) + (reset_after ? 0 : AL_SFN(al_pg_size)(isa, H, H));
+    } else {
+        nu = AL_SFN(al_pg_size)(isa, H, H);
+        npu = 3 * nu;
+    }
+    /* gates (if not saved) | tmp (B,3H) | hd (B,3H) | xd (B*T,D) with dp_mask | packed W, U */
+    nws = (gates == NULL ? B * T * G : 0) + 2 * B * G + (dp_mask ? B * T * D : 0) + npw + npu + 1;
     ws = (real *)al_alloc_large(nws * sizeof(real));
     if (ws == NULL) return AL_ERR_NOMEM;
     gw = gates != NULL ? gates : ws;
     tmp = ws + (gates == NULL ? B * T * G : 0);
     hd = tmp + B * G;
     xd = hd + B * G;
-    if (isa != AL_PG_NONE) {
-        PA = xd + (dp_mask ? B * T * D : 0);
+    PW = xd + (dp_mask ? B * T * D : 0);
+    if (dp_mask == NULL) {
+        AL_SFN(al_pg_pack)(isa, PW, W, G, 0, D, G);
+    } else {
+        for (k = 0; k < 3; k++) AL_SFN(al_pg_pack)(isa, PW + k * nw, W + k * H, G, 0, D, H);
+    }
+    if (rec_mask == NULL) {
+        PA = PW + npw;
         AL_SFN(al_pg_pack)(isa, PA, U, G, 0, H, NA);
         if (!reset_after) {
             PH = PA + AL_SFN(al_pg_size)(isa, H, NA);
             AL_SFN(al_pg_pack)(isa, PH, U + 2 * H, G, 0, H, H);
         }
-    }
-
-    /* input projection of every step: gw (B*T, 3H) = x W + bx, per gate with dp_mask */
-    if (dp_mask == NULL) {
-        AL_SFN(al_project)(gw, x, W, bx, B * T, D, G);
     } else {
-        for (k = 0; k < 3; k++) {
-            AL_SFN(al_mul_rows)(xd, x, dp_mask + k * D, 3 * D, 0, B * T, T, D, 0);
-            AL_SFN(al_gemm)(0, 0, B * T, H, D, (real)1, xd, D, W + k * H, G, (real)0, gw + k * H,
-                            G);
-        }
-        if (bx != NULL) {
-            for (s = 0; s < B * T; s++) {
-                real *row = gw + s * G;
-                for (j = 0; j < G; j++) row[j] += bx[j];
-            }
-        }
+        PU = PW + npw;
+        for (k = 0; k < 3; k++) AL_SFN(al_pg_pack)(isa, PU + k * nu, U + k * H, G, 0, H, H);
+        PH = PU + 2 * nu;
     }
 
     {
         AL_SFN(gru_fwd_ctx) c;
-        int nt = 1;
-        c.hs = hs; c.out = out; c.gw = gw; c.rh = rh; c.tmp = tmp; c.hd = hd;
-        c.h0 = h0; c.rec_mask = rec_mask; c.U = U; c.bh = bh; c.PA = PA; c.PH = PH;
-        c.mask = mask; c.B = B; c.T = T; c.H = H;
+        const int nt = AL_SFN(gru_threads)(nthreads, forced, B, T, H);
+        c.hs = hs; c.out = out; c.gw = gw; c.rh = rh; c.tmp = tmp; c.hd = hd; c.xd = xd;
+        c.x = x; c.h0 = h0; c.dp_mask = dp_mask; c.rec_mask = rec_mask; c.bx = bx; c.bh = bh;
+        c.PW = PW; c.PA = PA; c.PH = PH; c.PU = PU;
+        c.mask = mask; c.B = B; c.T = T; c.D = D; c.H = H; c.nw = nw; c.nu = nu;
         c.activation = activation; c.recurrent_activation = recurrent_activation;
         c.reset_after = reset_after; c.go_backwards = go_backwards; c.isa = isa;
-        /* threads only on the packed path (no BLAS inside the team) */
-        if (isa != AL_PG_NONE) nt = AL_SFN(gru_threads)(nthreads, forced, B, T, H);
         al_team_go(nt, AL_SFN(gru_fwd_work), &c, NULL);
     }
     free(ws);
@@ -265,55 +359,99 @@ int AL_FN(gru_forward_impl)(real *hs, real *out, real *gates, real *rh,
  * gradient w.r.t. h_s, output gradients included), the activated gates g = [z, r, n], uh (the
  * saved u_h; reset_after only) and hp = h_{t-1} (NULL for zeros), writes dzx = [dz, dr, dn]
  * (dr only with reset_after; without it the caller adds dr after the U_h^T product), dzh (the
- * recurrent product's gradients; reset_after only) and di = dh z. Specialised for
- * (tanh, sigmoid) so that the loop vectorises. */
-static inline __attribute__((always_inline)) void AL_SFN(gru_bwd_cell_body)(
-    real *dzx, real *dzh, real *di, const real *dh, const real *g, const real *uh,
-    const real *hp, size_t H, int reset_after, int act, int ract) {
-    const real *zz = g, *rr = g + H, *nn = g + 2 * H;
+ * recurrent product's gradients; reset_after only) and di = dh z. In chunks as the forward
+ * cells (AL_GRU_CW); specialised for (tanh, sigmoid) so that the loop vectorises.
+ * Pointers: p[0..2] = dzx z, r, n; p[3..5] = dzh z, r, h; p[6] = di; q[0] = dh, q[1..3] = g z,
+ * r, n; q[4] = uh; q[5] = hp. */
+static inline __attribute__((always_inline)) void AL_SFN(gru_bwd_chunk)(
+    real *restrict dxz, real *restrict dxr, real *restrict dxn, real *restrict dhz,
+    real *restrict dhr, real *restrict dhh, real *restrict di, const real *restrict dh,
+    const real *restrict zz, const real *restrict rr, const real *restrict nn,
+    const real *restrict uh, const real *restrict hp, int reset_after, int act, int ract) {
     size_t j;
-    for (j = 0; j < H; j++) {
+    for (j = 0; j < AL_GRU_CW; j++) {
         const real d = dh[j], hpj = hp ? hp[j] : (real)0;
         const real dn = d * ((real)1 - zz[j]) * AL_SFN(act_deriv)(act, nn[j]);
         const real dz = d * (hpj - nn[j]) * AL_SFN(act_deriv)(ract, zz[j]);
-        dzx[j] = dz;
-        dzx[2 * H + j] = dn;
+        dxz[j] = dz;
+        dxn[j] = dn;
         di[j] = d * zz[j];
         if (reset_after) {
             const real dr = dn * uh[j] * AL_SFN(act_deriv)(ract, rr[j]);
-            dzx[H + j] = dr;
-            dzh[j] = dz;
-            dzh[H + j] = dr;
-            dzh[2 * H + j] = dn * rr[j];
+            dxr[j] = dr;
+            dhz[j] = dz;
+            dhr[j] = dr;
+            dhh[j] = dn * rr[j];
         }
     }
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-static void AL_SFN(gru_bwd_cell)(real *dzx, real *dzh, real *di, const real *dh, const real *g,
-                                 const real *uh, const real *hp, size_t H, int reset_after,
-                                 int act, int ract) {
-    if (act == AL_ACT_TANH && ract == AL_ACT_SIGMOID && hp != NULL) {
-        if (reset_after) {
-            AL_SFN(gru_bwd_cell_body)(dzx, dzh, di, dh, g, uh, hp, H, 1, AL_ACT_TANH,
-                                      AL_ACT_SIGMOID);
-        } else {
-            AL_SFN(gru_bwd_cell_body)(dzx, dzh, di, dh, g, uh, hp, H, 0, AL_ACT_TANH,
-                                      AL_ACT_SIGMOID);
+static inline __attribute__((always_inline)) void AL_SFN(gru_bwd_cell_sel)(
+    real *dzx, real *dzh, real *di, const real *dh, const real *g, const real *uh,
+    const real *hp, size_t H, int reset_after, int act, int ract) {
+    size_t j0, j, k;
+    for (j0 = 0; j0 + AL_GRU_CW <= H; j0 += AL_GRU_CW) {
+        if (reset_after)
+            AL_SFN(gru_bwd_chunk)(dzx + j0, dzx + H + j0, dzx + 2 * H + j0, dzh + j0,
+                                  dzh + H + j0, dzh + 2 * H + j0, di + j0, dh + j0, g + j0,
+                                  g + H + j0, g + 2 * H + j0, uh + j0, hp ? hp + j0 : NULL, 1,
+                                  act, ract);
+        else
+            AL_SFN(gru_bwd_chunk)(dzx + j0, NULL, dzx + 2 * H + j0, NULL, NULL, NULL, di + j0,
+                                  dh + j0, g + j0, g + H + j0, g + 2 * H + j0, NULL,
+                                  hp ? hp + j0 : NULL, 0, act, ract);
+    }
+    if (j0 < H) {
+        const size_t w = H - j0;
+        /* o: dzx z, r, n, dzh z, r, h, di; in: dh, g z, r, n, uh, hp */
+        real o[7][AL_GRU_CW] AL_GRU_ALIGNED, in[6][AL_GRU_CW] AL_GRU_ALIGNED;
+        const real *src[6];
+        src[0] = dh; src[1] = g; src[2] = g + H; src[3] = g + 2 * H; src[4] = uh; src[5] = hp;
+        for (k = 0; k < 6; k++)
+            for (j = 0; j < AL_GRU_CW; j++)
+                in[k][j] = src[k] != NULL && j < w ? src[k][j0 + j] : (real)0;
+        AL_SFN(gru_bwd_chunk)(o[0], o[1], o[2], o[3], o[4], o[5], o[6], in[0], in[1], in[2],
+                              in[3], in[4], hp ? in[5] : NULL, reset_after, act, ract);
+        for (j = 0; j < w; j++) {
+            dzx[j0 + j] = o[0][j];
+            dzx[2 * H + j0 + j] = o[2][j];
+            di[j0 + j] = o[6][j];
+            if (reset_after) {
+                dzx[H + j0 + j] = o[1][j];
+                dzh[j0 + j] = o[3][j];
+                dzh[H + j0 + j] = o[4][j];
+                dzh[2 * H + j0 + j] = o[5][j];
+            }
         }
-    } else {
-        AL_SFN(gru_bwd_cell_body)(dzx, dzh, di, dh, g, uh, hp, H, reset_after, act, ract);
     }
 }
+
+static inline __attribute__((always_inline)) void AL_SFN(gru_bwd_cell_body)(
+    real *dzx, real *dzh, real *di, const real *dh, const real *g, const real *uh,
+    const real *hp, size_t H, int reset_after, int act, int ract) {
+    if (act == AL_ACT_TANH && ract == AL_ACT_SIGMOID && hp != NULL) {
+        if (reset_after) {
+            AL_SFN(gru_bwd_cell_sel)(dzx, dzh, di, dh, g, uh, hp, H, 1, AL_ACT_TANH,
+                                     AL_ACT_SIGMOID);
+        } else {
+            AL_SFN(gru_bwd_cell_sel)(dzx, dzh, di, dh, g, uh, hp, H, 0, AL_ACT_TANH,
+                                     AL_ACT_SIGMOID);
+        }
+    } else {
+        AL_SFN(gru_bwd_cell_sel)(dzx, dzh, di, dh, g, uh, hp, H, reset_after, act, ract);
+    }
+}
+AL_GRU_PATHS(gru_bwd_cell, gru_bwd_cell_body,
+             (real *dzx, real *dzh, real *di, const real *dh, const real *g, const real *uh,
+              const real *hp, size_t H, int reset_after, int act, int ract),
+             (dzx, dzh, di, dh, g, uh, hp, H, reset_after, act, ract))
 
 /* Everything a backward call's threads share (see gru_backward_impl). */
 typedef struct {
     real *dZx, *dZh, *dh, *dcar, *dir, *tmp;
-    const real *hs, *gates, *rh, *h0, *rec_mask, *d_out, *d_last, *U, *QA, *QH;
+    const real *hs, *gates, *rh, *h0, *rec_mask, *d_out, *d_last, *QA, *QH, *QU;
     const uint8_t *mask;
-    size_t B, T, H;
+    size_t B, T, H, nu;
     int act, ract, reset_after, go_backwards, isa;
 } AL_SFN(gru_bwd_ctx);
 
@@ -322,10 +460,10 @@ static void AL_SFN(gru_bwd_rows)(const AL_SFN(gru_bwd_ctx) *c, size_t b0, size_t
     real *dZx = c->dZx, *dZh = c->dZh, *dh = c->dh, *dcar = c->dcar, *dir = c->dir;
     real *tmp = c->tmp;
     const real *hs = c->hs, *gates = c->gates, *rh = c->rh, *h0 = c->h0;
-    const real *rec_mask = c->rec_mask, *d_out = c->d_out, *d_last = c->d_last, *U = c->U;
-    const real *QA = c->QA, *QH = c->QH;
+    const real *rec_mask = c->rec_mask, *d_out = c->d_out, *d_last = c->d_last;
+    const real *QA = c->QA, *QH = c->QH, *QU = c->QU;
     const uint8_t *mask = c->mask;
-    const size_t T = c->T, H = c->H, G = 3 * H, M = b1 - b0;
+    const size_t T = c->T, H = c->H, G = 3 * H, M = b1 - b0, nu = c->nu;
     const size_t NA = c->reset_after ? 3 * H : 2 * H;
     const int act = c->act, ract = c->ract, reset_after = c->reset_after;
     const int go_backwards = c->go_backwards, isa = c->isa;
@@ -358,13 +496,14 @@ static void AL_SFN(gru_bwd_rows)(const AL_SFN(gru_bwd_ctx) *c, size_t b0, size_t
                 dhb[j] = d;
                 dc[j] = (real)0;
             }
-            AL_SFN(gru_bwd_cell)(dzx, dzh, di, dhb, g, reset_after ? rh + (b * T + t) * H : NULL,
-                                 hp, H, reset_after, act, ract);
+            AL_GRU_CALL(isa, gru_bwd_cell,
+                        (dzx, dzh, di, dhb, g, reset_after ? rh + (b * T + t) * H : NULL, hp, H,
+                         reset_after, act, ract));
         }
         if (!reset_after) {
             /* e = dn U_h^T -> tmp[:, 2H:]; dr and the reset path into dir */
-            AL_SFN(gru_prod)(isa, QH, tmp + b0 * G + 2 * H, G, dZx + (b0 * T + t) * G + 2 * H,
-                             T * G, U, H, 2 * H, 1, 0, M, H, H);
+            AL_SFN(al_pg_gemm)(isa, tmp + b0 * G + 2 * H, G, dZx + (b0 * T + t) * G + 2 * H,
+                               T * G, 1, QH, 0, NULL, 0, M, H, H);
             for (b = b0; b < b1; b++) {
                 real *dzx = dZx + (b * T + t) * G, *di = dir + b * H;
                 const real *g = gates + (b * T + t) * G, *e = tmp + b * G + 2 * H;
@@ -380,8 +519,8 @@ static void AL_SFN(gru_bwd_rows)(const AL_SFN(gru_bwd_ctx) *c, size_t b0, size_t
         }
         /* dh_{t-1} = dir + sum_k (dZh_k U_k^T) q_k over the NA columns */
         if (rec_mask == NULL) {
-            AL_SFN(gru_prod)(isa, QA, tmp + b0 * G, G, dZh + (b0 * T + t) * G, T * G, U, H, 0, 1,
-                             0, M, H, NA);
+            AL_SFN(al_pg_gemm)(isa, tmp + b0 * G, G, dZh + (b0 * T + t) * G, T * G, 1, QA, 0,
+                               NULL, 0, M, H, NA);
             for (b = b0; b < b1; b++) {
                 real *dhb = dh + b * H;
                 const real *di = dir + b * H, *tb = tmp + b * G;
@@ -389,10 +528,9 @@ static void AL_SFN(gru_bwd_rows)(const AL_SFN(gru_bwd_ctx) *c, size_t b0, size_t
                 for (j = 0; j < H; j++) dhb[j] = di[j] + tb[j];
             }
         } else {
-            for (k = 0; k < NA / H; k++) {
-                AL_SFN(gru_prod)(isa, NULL, tmp + b0 * G + k * H, G, dZh + (b0 * T + t) * G + k * H,
-                                 T * G, U, H, k * H, 1, 0, M, H, H);
-            }
+            for (k = 0; k < NA / H; k++)
+                AL_SFN(al_pg_gemm)(isa, tmp + b0 * G + k * H, G, dZh + (b0 * T + t) * G + k * H,
+                                   T * G, 1, QU + k * nu, 0, NULL, 0, M, H, H);
             for (b = b0; b < b1; b++) {
                 real *dhb = dh + b * H;
                 const real *di = dir + b * H, *tb = tmp + b * G, *q = rec_mask + b * G;
@@ -405,7 +543,6 @@ static void AL_SFN(gru_bwd_rows)(const AL_SFN(gru_bwd_ctx) *c, size_t b0, size_t
             }
         }
     }
-
 }
 
 static void AL_SFN(gru_bwd_work)(void *arg, int tid, int nt) {
@@ -413,6 +550,99 @@ static void AL_SFN(gru_bwd_work)(void *arg, int tid, int nt) {
     size_t b0, b1;
     al_split(c->B, nt, tid, &b0, &b1);
     AL_SFN(gru_bwd_rows)(c, b0, b1);
+}
+
+/* al_pg_pack(isa, P, Bm, ldb, 1, K, N) (P = pack(Bm^T), Bm (N, K) with row stride ldb), each
+ * panel written by the blocked transpose (al_pg_transpose): the same P, faster than the
+ * column-by-column copy for the backward's U^T and W^T. */
+static void AL_SFN(gru_pack_t)(int isa, real *P, const real *Bm, size_t ldb, size_t K, size_t N) {
+    const size_t nc = AL_SFN(al_pg_nc)(isa);
+    size_t p, n0, k, c;
+    for (p = 0, n0 = 0; n0 < N; p++, n0 += nc) {
+        real *dst = P + p * K * nc;
+        const size_t w = N - n0 < nc ? N - n0 : nc;
+        AL_SFN(al_pg_transpose)(dst, nc, Bm + n0 * ldb, ldb, w, K);
+        if (w < nc)
+            for (k = 0; k < K; k++)
+                for (c = w; c < nc; c++) dst[k * nc + c] = (real)0;
+    }
+}
+
+/* The products after the backward's time loop, shared by its threads. */
+typedef struct {
+    real *dx, *dW, *dU, *xd, *zbuf, *pWt;
+    const real *Hd, *dZx, *dZh, *x, *dp_mask;
+    size_t T, D, H, BT, HW, nw;
+    int isa;
+    al_barrier bar;
+} AL_SFN(gru_post_ctx);
+
+/* C (M, N; ldc) = A^T Z, A (K, M; row stride lda) and Z (K, N; row stride ldz) over the K =
+ * B*T rows in order: a weight gradient on the packed tiles, this thread's rows of C (each
+ * element one chain over the K rows: the same bits for every thread count). Z is read in place
+ * when N is a multiple of the panel width, else packed into c->zbuf (al_pg_size(isa, K, N)
+ * elements) by thread 0 first. */
+static void AL_SFN(gru_wgrad)(AL_SFN(gru_post_ctx) *c, int tid, int nt, real *C, size_t ldc,
+                              const real *A, size_t lda, const real *Z, size_t ldz, size_t M,
+                              size_t N) {
+    const int isa = c->isa;
+    const size_t nc = AL_SFN(al_pg_nc)(isa), K = c->BT;
+    const int packed = N % nc != 0;
+    size_t m0, m1;
+    if (M == 0 || N == 0) return;
+    if (packed) {
+        if (tid == 0) AL_SFN(al_pg_pack)(isa, c->zbuf, Z, ldz, 0, K, N);
+        al_barrier_wait(&c->bar);
+    }
+    al_split(M, nt, tid, &m0, &m1);
+    if (m1 > m0)
+        AL_SFN(al_pg_gemm)(isa, C + m0 * ldc, ldc, A + m0, 1, lda, packed ? c->zbuf : Z,
+                           packed ? 0 : ldz, NULL, 0, m1 - m0, N, K);
+    if (packed) al_barrier_wait(&c->bar);   /* before zbuf is packed again */
+}
+
+/* dU_k (H, H) = Hd_k^T dZh_k; dW_k = (X p_k)^T dZx_k; dX = sum_k (dZx_k W_k^T) p_k (rows of
+ * dX split over the threads). One product over all 3H columns where the gates share A and dZ
+ * can be read in place (the same chains per element). */
+static void AL_SFN(gru_post_work)(void *arg, int tid, int nt) {
+    AL_SFN(gru_post_ctx) *c = (AL_SFN(gru_post_ctx) *)arg;
+    const size_t T = c->T, D = c->D, H = c->H, G = 3 * H, BT = c->BT, HW = c->HW;
+    const size_t nc = AL_SFN(al_pg_nc)(c->isa);
+    const int isa = c->isa;
+    size_t k, r0, r1;
+    al_split(BT, nt, tid, &r0, &r1);
+    if (HW == H && G % nc == 0) {
+        AL_SFN(gru_wgrad)(c, tid, nt, c->dU, G, c->Hd, HW, c->dZh, G, H, G);
+    } else {
+        for (k = 0; k < 3; k++)
+            AL_SFN(gru_wgrad)(c, tid, nt, c->dU + k * H, G, c->Hd + (HW == H ? 0 : k * H), HW,
+                              c->dZh + k * H, G, H, H);
+    }
+    if (D == 0) return;
+    if (c->dp_mask == NULL) {
+        if (G % nc == 0) {
+            AL_SFN(gru_wgrad)(c, tid, nt, c->dW, G, c->x, D, c->dZx, G, D, G);
+        } else {
+            for (k = 0; k < 3; k++)
+                AL_SFN(gru_wgrad)(c, tid, nt, c->dW + k * H, G, c->x, D, c->dZx + k * H, G, D, H);
+        }
+        if (r1 > r0)
+            AL_SFN(al_pg_gemm)(isa, c->dx + r0 * D, D, c->dZx + r0 * G, G, 1, c->pWt, 0, NULL, 0,
+                               r1 - r0, D, G);
+    } else {
+        for (k = 0; k < 3; k++) {
+            /* xd = x p_k (own rows); dW_k reads every row; then xd (own rows) = dZx_k W_k^T */
+            AL_SFN(al_mul_rows)(c->xd, c->x, c->dp_mask + k * D, 3 * D, r0, r1, T, D, 0);
+            al_barrier_wait(&c->bar);
+            AL_SFN(gru_wgrad)(c, tid, nt, c->dW + k * H, G, c->xd, D, c->dZx + k * H, G, D, H);
+            al_barrier_wait(&c->bar);
+            if (r1 > r0) {
+                AL_SFN(al_pg_gemm)(isa, c->xd + r0 * D, D, c->dZx + r0 * G + k * H, G, 1,
+                                   c->pWt + k * c->nw, 0, NULL, 0, r1 - r0, D, H);
+                AL_SFN(al_mul_rows)(c->dx, c->xd, c->dp_mask + k * D, 3 * D, r0, r1, T, D, k > 0);
+            }
+        }
+    }
 }
 
 /*
@@ -437,8 +667,10 @@ static void AL_SFN(gru_bwd_work)(void *arg, int tid, int nt) {
  *                 dh_{t-1} = dh z + e r q_h + sum_{k=z,r} (dk U_k^T) q_k
  * A masked sample passes dh through and moves its output gradient one step back (out_s =
  * out_{s-1}); before the first unmasked step the output is the constant 0.
- * After the loop: dU_k = Hd_k^T dU_k-rows (Hd = the rows that met U_k in the forward),
- * dW_k = (X p_k)^T dX_k, dX = sum_k (dX_k W_k^T) p_k, db = column sums.
+ * After the loop, on the packed tiles, sums over the B*T rows in order: dU_k = Hd_k^T dZh_k
+ * (Hd = the rows that met U_k in the forward), dW_k = (X p_k)^T dZx_k, dX = sum_k (dZx_k W_k^T)
+ * p_k, db = column sums. Every result is the same bits for every thread count; dx and dh0 of
+ * a sample do not depend on the batch.
  */
 int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
                              const real *hs, const real *gates, const real *rh,
@@ -452,9 +684,12 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     const size_t G = 3 * H, BT = B * T, NA = reset_after ? 3 * H : 2 * H;
     const size_t HW = (rec_mask != NULL || !reset_after) ? G : H;   /* Hd row width */
     const int act = activation, ract = recurrent_activation;
-    int isa = AL_PG_NONE;
-    size_t nws, np = 0, s, b, j, k;
-    real *ws, *dZx, *dZh, *Hd, *dh, *dcar, *dir, *tmp, *xd, *QA = NULL, *QH = NULL;
+    const int isa = al_pg_choose(impl, B, T);
+    const int nt = AL_SFN(gru_threads)(nthreads, forced, B, T, H);
+    const size_t nc = AL_SFN(al_pg_nc)(isa);
+    size_t nws, npu, nu = 0, nwt, nz, s, b, j, k;
+    real *ws, *dZx, *dZh, *Hd, *dh, *dcar, *dir, *tmp, *xd, *QA = NULL, *QH = NULL, *QU = NULL;
+    real *pWt, *zbuf;
 
     for (j = 0; j < D * G; j++) dW[j] = (real)0;
     for (j = 0; j < H * G; j++) dU[j] = (real)0;
@@ -464,14 +699,20 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
         for (j = 0; j < B * T * D; j++) dx[j] = (real)0;
         return AL_OK;
     }
-    if (rec_mask == NULL) isa = al_pg_choose(impl, B, T);
-    if (isa != AL_PG_NONE) {
-        np = AL_SFN(al_pg_size)(isa, NA, H) + (reset_after ? 0 : AL_SFN(al_pg_size)(isa, H, H));
+    if (rec_mask == NULL) {
+        npu = AL_SFN(al_pg_size)(isa, NA, H) + (reset_after ? 0 : AL_SFN(al_pg_size)(isa, H, H));
+    } else {
+        nu = AL_SFN(al_pg_size)(isa, H, H);
+        npu = 3 * nu;
     }
+    /* W^T packed: (3H, D), or per gate (H, D) with dp_mask */
+    nwt = dp_mask ? 3 * AL_SFN(al_pg_size)(isa, H, D) : AL_SFN(al_pg_size)(isa, G, D);
+    /* one gate's dZ columns packed for a weight gradient (unless read in place) */
+    nz = H % nc == 0 ? 0 : AL_SFN(al_pg_size)(isa, BT, H);
     /* dZx (BT,3H) | dZh (BT,3H) reset_after | Hd (BT,HW) | dcar, dir (B,H) | tmp (B,3H) |
-     * xd (BT,D) with dp_mask | packed U^T blocks */
+     * xd (BT,D) with dp_mask | packed U^T blocks | packed W^T | packed dZ block */
     nws = BT * G + (reset_after ? BT * G : 0) + BT * HW + 2 * B * H + B * G +
-          (dp_mask ? BT * D : 0) + np;
+          (dp_mask ? BT * D : 0) + npu + nwt + nz + 1;
     ws = (real *)al_alloc_large(nws * sizeof(real));
     if (ws == NULL) return AL_ERR_NOMEM;
     dZx = ws;
@@ -481,14 +722,21 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     dir = dcar + B * H;
     tmp = dir + B * H;
     xd = tmp + B * G;
-    if (isa != AL_PG_NONE) {
-        QA = xd + (dp_mask ? BT * D : 0);
+    QA = xd + (dp_mask ? BT * D : 0);
+    pWt = QA + npu;
+    zbuf = pWt + nwt;
+    if (rec_mask == NULL) {
         /* QA = U[:, :NA]^T (NA, H); QH = U_h^T (H, H) */
-        AL_SFN(al_pg_pack)(isa, QA, U, G, 1, NA, H);
+        AL_SFN(gru_pack_t)(isa, QA, U, G, NA, H);
         if (!reset_after) {
             QH = QA + AL_SFN(al_pg_size)(isa, NA, H);
-            AL_SFN(al_pg_pack)(isa, QH, U + 2 * H, G, 1, H, H);
+            AL_SFN(gru_pack_t)(isa, QH, U + 2 * H, G, H, H);
         }
+    } else {
+        QU = QA;
+        QA = NULL;
+        for (k = 0; k < 3; k++) AL_SFN(gru_pack_t)(isa, QU + k * nu, U + k * H, G, H, H);
+        QH = QU + 2 * nu;
     }
     dh = dh0;
     for (j = 0; j < B * H; j++) {
@@ -498,13 +746,11 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
 
     {
         AL_SFN(gru_bwd_ctx) c;
-        int nt = 1;
         c.dZx = dZx; c.dZh = dZh; c.dh = dh; c.dcar = dcar; c.dir = dir; c.tmp = tmp;
         c.hs = hs; c.gates = gates; c.rh = rh; c.h0 = h0; c.rec_mask = rec_mask;
-        c.d_out = d_out; c.d_last = d_last; c.U = U; c.QA = QA; c.QH = QH; c.mask = mask;
-        c.B = B; c.T = T; c.H = H; c.act = act; c.ract = ract; c.reset_after = reset_after;
-        c.go_backwards = go_backwards; c.isa = isa;
-        if (isa != AL_PG_NONE) nt = AL_SFN(gru_threads)(nthreads, forced, B, T, H);
+        c.d_out = d_out; c.d_last = d_last; c.QA = QA; c.QH = QH; c.QU = QU; c.mask = mask;
+        c.B = B; c.T = T; c.H = H; c.nu = nu; c.act = act; c.ract = ract;
+        c.reset_after = reset_after; c.go_backwards = go_backwards; c.isa = isa;
         al_team_go(nt, AL_SFN(gru_bwd_work), &c, NULL);
     }
 
@@ -530,25 +776,19 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
             }
         }
     }
-    /* dU */
-    if (HW == H) {
-        AL_SFN(al_gemm)(1, 0, H, G, BT, (real)1, Hd, H, dZh, G, (real)0, dU, G);
-    } else {
-        for (k = 0; k < 3; k++)
-            AL_SFN(al_gemm)(1, 0, H, H, BT, (real)1, Hd + k * H, HW, dZh + k * H, G, (real)0,
-                            dU + k * H, G);
-    }
-    /* dW, dx */
-    if (D > 0 && dp_mask == NULL) {
-        AL_SFN(al_gemm)(1, 0, D, G, BT, (real)1, x, D, dZx, G, (real)0, dW, G);
-        AL_SFN(al_gemm)(0, 1, BT, D, G, (real)1, dZx, G, W, G, (real)0, dx, D);
-    } else if (D > 0) {
-        for (k = 0; k < 3; k++) {
-            AL_SFN(al_mul_rows)(xd, x, dp_mask + k * D, 3 * D, 0, BT, T, D, 0);
-            AL_SFN(al_gemm)(1, 0, D, H, BT, (real)1, xd, D, dZx + k * H, G, (real)0, dW + k * H, G);
-            AL_SFN(al_gemm)(0, 1, BT, D, H, (real)1, dZx + k * H, G, W + k * H, G, (real)0, xd, D);
-            AL_SFN(al_mul_rows)(dx, xd, dp_mask + k * D, 3 * D, 0, BT, T, D, k > 0);
+    /* dU, dW, dX on the packed tiles, split over the same threads */
+    {
+        AL_SFN(gru_post_ctx) p;
+        const size_t nw = AL_SFN(al_pg_size)(isa, H, D);
+        if (D > 0 && dp_mask == NULL) {
+            AL_SFN(gru_pack_t)(isa, pWt, W, G, G, D);
+        } else if (D > 0) {
+            for (k = 0; k < 3; k++) AL_SFN(gru_pack_t)(isa, pWt + k * nw, W + k * H, G, H, D);
         }
+        p.dx = dx; p.dW = dW; p.dU = dU; p.xd = xd; p.zbuf = zbuf; p.pWt = pWt;
+        p.Hd = Hd; p.dZx = dZx; p.dZh = dZh; p.x = x; p.dp_mask = dp_mask;
+        p.T = T; p.D = D; p.H = H; p.BT = BT; p.HW = HW; p.nw = nw; p.isa = isa;
+        al_team_go(nt, AL_SFN(gru_post_work), &p, &p.bar);
     }
     /* db: input row, then the recurrent row (reset_after) */
     AL_SFN(al_colsum)(db, dZx, BT, G, G, 1);

@@ -58,6 +58,6 @@ def test_option_choices_word_the_message():
     q = np.zeros((1, 2, 3))
     with pytest.raises(ValueError, match=r"`score_mode` must be 0 \(dot\) or 1 \(concat\), "):
         _core.dot_attention_forward(q, q, q, score_mode=5)
-    with pytest.raises(ValueError, match=r"`impl` must be 0 \(automatic\), 1 \(BLAS\), 2 "
+    with pytest.raises(ValueError, match=r"`impl` must be 0 \(automatic\), 1 \(generic\), 2 "
                                          r"\(AVX2\) or 3 \(AVX-512\), got 9"):
         _core.gru_forward(np.zeros((1, 2, 3)), np.zeros((3, 6)), np.zeros((2, 6)), impl=9)

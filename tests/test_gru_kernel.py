@@ -10,7 +10,7 @@ from attnlstm import _core, ops
 import reference_gru as R
 
 CODE = {"tanh": 1, "sigmoid": 2, "hard_sigmoid": 3, "relu": 4, "linear": 0}
-IMPLS = (1, 2, 3)          # BLAS, packed AVX2, packed AVX-512 (falls back to what the CPU has)
+IMPLS = (1, 2, 3)          # generic, AVX2, AVX-512 (falls back to what the CPU has)
 
 
 def make_case(rng, B=3, T=5, D=4, H=5, reset_after=True, dt=np.float64, masked=False,
@@ -140,7 +140,7 @@ def test_backward_no_state_no_bias_other_activations():
 
 @pytest.mark.parametrize("reset_after", (True, False))
 def test_backward_paths_agree(reset_after):
-    """The packed per-step products and the BLAS give the same gradients (to rounding)."""
+    """The generic path (no FMA) and the vector paths give the same gradients (to rounding)."""
     rng = np.random.default_rng(11)
     c = make_case(rng, B=5, T=6, D=7, H=40, reset_after=reset_after, masked=True)
     up = dict(d_out=rng.standard_normal((5, 6, 40)), d_last=None, d_h=rng.standard_normal((5, 40)))

@@ -2,8 +2,8 @@
 
 * Each path can be forced at import; one the CPU cannot run, or an unknown name, is a
   RuntimeError at import naming the CPU's flags. show_config() reports the choice.
-* The LSTM kernels give a sample the same bits whatever the batch size, its position in the
-  batch and the thread count, forward and backward, float32 and float64, on the path this
+* The LSTM and GRU kernels give a sample the same bits whatever the batch size, its position in
+  the batch and the thread count, forward and backward, float32 and float64, on the path this
   process runs (`make test` re-runs this file under every path the CPU supports, see the
   Makefile); the weight gradients are the same bits for every thread count.
 * The paths agree with each other: AVX2 and AVX-512 to the bit (the same FMAs in the same order),
@@ -149,6 +149,67 @@ def test_lstm_weight_gradients_do_not_depend_on_threads(dt):
         assert np.array_equal(a, r)
 
 
+def _gru_case(dt, seed=0, D=5, H=40, T=9, masked=False, reset_after=True):
+    rng = np.random.default_rng(seed)
+    f = lambda *s: rng.standard_normal(s).astype(dt)  # noqa: E731
+    W, U = f(D, 3 * H) * 0.4, f(H, 3 * H) * 0.3
+    b = f(2, 3 * H) * 0.2 if reset_after else f(3 * H) * 0.2
+    X, dY, h0 = f(32, T, D), f(32, T, H), f(32, H)
+    M = rng.random((32, T)) > 0.3 if masked else None
+    dp = (rng.random((32, 3 * D)) > 0.2).astype(dt)
+    rp = (rng.random((32, 3 * H)) > 0.2).astype(dt)
+    return W, U, b, X, dY, h0, M, dp, rp
+
+
+def _gru_per_sample(case, idx, threads, init, drop, reset_after):
+    W, U, b, X, dY, h0, M, dp, rp = case
+    h = h0[idx] if init else None
+    m = M[idx] if M is not None else None
+    p, r = (dp[idx], rp[idx]) if drop else (None, None)
+    hs, out, g, rh = _core.gru_forward(X[idx], W, U, b, h, m, reset_after=reset_after,
+                                       dp_mask=p, rec_mask=r, threads=threads)
+    grads = _core.gru_backward(hs, g, rh, X[idx], W, U, h, m, p, r, d_outputs=dY[idx],
+                               reset_after=reset_after, threads=threads)
+    return [hs] + ([out] if m is not None else []) + [grads[0], grads[4]], grads
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("init,masked,drop,reset_after", [(False, False, False, True),
+                                                          (True, True, True, False),
+                                                          (True, False, True, True)])
+def test_gru_sample_bits_do_not_depend_on_batch_or_threads(dt, init, masked, drop, reset_after):
+    """GRU: sample 0 at the first and last position of batches of 1..32, on 1 and 2 threads: hs,
+    the masked output, dx and dh0 are the same bits as alone on one thread (H = 40: neither
+    path's panel width divides 3H, and the cells' 64-byte chunks leave a tail)."""
+    case = _gru_case(dt, seed=11 + init, masked=masked, reset_after=reset_after)
+    ref = None
+    for threads in (1, 2):
+        for B in SIZES:
+            for pos in sorted({0, B - 1}):
+                idx = list(range(1, B))
+                idx.insert(pos, 0)
+                got, _ = _gru_per_sample(case, idx, threads, init, drop, reset_after)
+                got = [a[pos] for a in got]
+                if ref is None:
+                    ref = got
+                for a, r in zip(got, ref):
+                    assert np.array_equal(a, r), (B, pos, threads)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_weight_gradients_do_not_depend_on_threads(dt, reset_after):
+    """GRU: dW, dU, db (sums over the batch, on the packed tiles) and every other result are the
+    same bits on 1 and 2 threads (forced, and automatic), with and without dropout masks."""
+    case = _gru_case(dt, seed=13, H=64, masked=True, reset_after=reset_after)
+    for drop in (False, True):
+        one = _gru_per_sample(case, list(range(32)), 1, True, drop, reset_after)[1]
+        for threads in (0, 2):
+            many = _gru_per_sample(case, list(range(32)), threads, True, drop, reset_after)[1]
+            for a, r in zip(many, one):
+                assert np.array_equal(a, r)
+
+
 def test_set_num_threads_gives_the_same_bits_at_large_size():
     """A call above the automatic threading threshold (about 5e8 flops), through
     set_num_threads: forward and every gradient are the same bits on 1 and 2 threads."""
@@ -218,6 +279,31 @@ for dt in (np.float32, np.float64):
                                  activation=act, recurrent_activation=ract)
         k = "lstm-%s-%d-%d-%d-%d-" % (np.dtype(dt).name, B, T, D, H)
         for n, a in zip(["hs", "cs", "dx", "dW", "dU", "db", "dh0", "dc0"], [hs, cs] + list(gr)):
+            out[k + n] = a
+    # GRU: T = 1 with h0; rec_mask only; dp_mask and rec_mask; masks; reset_after 0 and 1;
+    # H = 20 (3H = 60: a partial panel on both paths, 40 = 2H z|r elements: all vector on AVX2,
+    # 32 + a tail on AVX-512), 33, 64
+    gcases = [(6, 1, 3, 20, 1, None, True, False), (5, 7, 3, 20, 1, "rec", False, False),
+              (5, 7, 3, 20, 0, "both", True, True), (4, 6, 5, 33, 0, None, True, False),
+              (3, 5, 2, 17, 1, "both", False, True), (9, 4, 0, 64, 0, "rec", True, True),
+              (7, 3, 4, 64, 1, None, False, True)]
+    for (B, T, D, H, ra, drop, init, masked) in gcases:
+        f = lambda *s: rng.standard_normal(s).astype(dt)
+        x, W, U = f(B, T, D), f(D, 3 * H) * .3, f(H, 3 * H) * .3
+        b = f(2, 3 * H) if ra else f(3 * H)
+        h0 = f(B, H) if init else None
+        m = rng.random((B, T)) > .3 if masked else None
+        dp = (rng.random((B, 3 * D)) > .2).astype(dt) if drop == "both" else None
+        rp = (rng.random((B, 3 * H)) > .2).astype(dt) if drop else None
+        hs, o, g, rh = _core.gru_forward(x, W, U, b, h0, m, reset_after=bool(ra), dp_mask=dp,
+                                         rec_mask=rp)
+        gr = _core.gru_backward(hs, g, rh, x, W, U, h0, m, dp, rp, d_outputs=f(B, T, H),
+                                reset_after=bool(ra))
+        k = "gru-%s-%d-%d-%d-%d-%d-" % (np.dtype(dt).name, B, T, D, H, ra)
+        res = [hs, g] + ([o] if m is not None else []) + list(gr)
+        names = ["hs", "gates"] + (["out"] if m is not None else []) + ["dx", "dW", "dU", "db",
+                                                                        "dh0"]
+        for n, a in zip(names, res):
             out[k + n] = a
     # attention kernels (their vectorised loops have a copy per path)
     q, k, v = (rng.standard_normal((3, n, 8)).astype(dt) for n in (5, 21, 21))

@@ -34,7 +34,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask
         dp_mask: input-dropout masks `(B, 3D)` or `(B, D)`, or None: gate k reads
             ``x_t * dp_mask_k``. (With dropout alone Keras applies one `(B, D)` mask to x.)
         save_gates: keep the gates for the backward (False: inference, less memory).
-        impl: 0 automatic, 1 BLAS, 2 / 3 packed per-step products with AVX2 / AVX-512 (tests).
+        impl: 0 the selected path, 1 generic, 2 / 3 AVX2 / AVX-512 (tests; no BLAS on any).
         threads: 0 = attnlstm.set_num_threads' count where the call is large enough; n > 0
             exactly n threads over the batch rows (tests). Results do not depend on it.
 
