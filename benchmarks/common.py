@@ -85,12 +85,18 @@ def onnxruntime():
 
 def ort_session(model_proto):
     """An ONNX Runtime CPU session for `model_proto`, on the thread count of this worker
-    (OMP_NUM_THREADS, which run.py sets per worker): intra-op n, inter-op 1, sequential."""
+    (OMP_NUM_THREADS, which run.py sets per worker): intra-op n, inter-op 1, sequential, idle
+    threads blocking rather than spinning."""
     onnx, ort = onnxruntime()
     so = ort.SessionOptions()
     so.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS") or 1)
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Its idle intra-op threads would otherwise spin on the cores for far longer than the
+    # harness's settle pause, slowing every other contender's multi-threaded calls (measured:
+    # attnlstm's 2-thread LSTM (64,50,64,256) 10.0 ms alone, 16.8 ms with a spinning session
+    # in the process); blocking idle threads is what the other runtimes do after their pause.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model_proto.SerializeToString(), so,
                                 providers=["CPUExecutionProvider"])
 
