@@ -427,7 +427,7 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
             AL_SFN(al_pg_pack_gates)(c.isa, z0 + G, z0, G, 1, H);
         }
         c.one_step = one;
-        c.mode = al_lstm_split(nthreads, forced, B, T, Hp, L, &nt);
+        c.mode = al_lstm_split(nthreads, forced, B, T, Hp, L, sizeof(real), &nt);
         if ((steps || one) && c.mode == AL_SPLIT_COLS) {
             /* lstm_fwd_steps and lstm_fwd_one split by rows only */
             c.mode = B >= 2 ? AL_SPLIT_ROWS : AL_SPLIT_NONE;
@@ -876,7 +876,8 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
         c.pUt = pUt;
         c.nUt = nut;
         c.direct = direct;
-        c.mode = al_lstm_split(nthreads, forced, B, T, H, AL_SFN(al_pg_nc)(isa), &nt);
+        c.mode = al_lstm_split(nthreads, forced, B, T, H, AL_SFN(al_pg_nc)(isa), sizeof(real),
+                               &nt);
     }
     atomic_init(&c.next, 0);
     c.nchunk = c.mode == AL_SPLIT_ROWS ? al_split_chunks(B, nt) : 0;

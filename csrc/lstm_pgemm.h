@@ -92,15 +92,23 @@ static inline size_t al_pg_rmax(int isa) { return isa == AL_PG_GENERIC ? 3 : 6; 
  */
 enum { AL_SPLIT_NONE = 0, AL_SPLIT_ROWS = 1, AL_SPLIT_COLS = 2 };
 
+/* The size of U (bytes) from which a small batch splits by units whatever its flops. */
+#define AL_SPLIT_U_BYTES ((size_t)1 << 20)
+
 static inline int al_lstm_split(int nthreads, int forced, size_t B, size_t T, size_t H, size_t nc,
-                         int *nt) {
+                                size_t itemsize, int *nt) {
     const double step_flops = 8.0 * (double)B * (double)H * (double)H;
     const size_t npanel = H % nc == 0 ? H / nc : 0;
+    const int cols = npanel >= 2 && B < 16;
+    /* a U this large is re-read from the L3 at every step on one core; split by units, each
+     * core's share can stay in its own L2 (benchmarks/NOTES.md: B=1, H=512 ~2.9x on 2 cores) */
+    const int big_u = 4 * H * H * itemsize >= AL_SPLIT_U_BYTES;
     *nt = 1;
     if (nthreads <= 1) return AL_SPLIT_NONE;
     /* Automatic: only from AL_SPLIT_FLOPS of recurrent products (benchmarks/NOTES.md) */
-    if (!forced && step_flops * (double)T < AL_SPLIT_FLOPS) return AL_SPLIT_NONE;
-    if (npanel >= 2 && B < 16 && (forced || step_flops >= 2e5)) {
+    if (!forced && step_flops * (double)T < AL_SPLIT_FLOPS && !(cols && big_u))
+        return AL_SPLIT_NONE;
+    if (cols && (forced || step_flops >= 2e5)) {
         *nt = nthreads < (int)npanel ? nthreads : (int)npanel;
         return AL_SPLIT_COLS;
     }
