@@ -30,6 +30,7 @@
 
 #include "al_common.h"
 #include "al_pool.h"
+#include <unistd.h>
 
 /* AL_PG_NONE is the portable C tile (it once meant "use the BLAS"; the LSTM no longer calls
  * the BLAS, whose rows change with their number and its thread count). */
@@ -92,17 +93,26 @@ static inline size_t al_pg_rmax(int isa) { return isa == AL_PG_GENERIC ? 3 : 6; 
  */
 enum { AL_SPLIT_NONE = 0, AL_SPLIT_ROWS = 1, AL_SPLIT_COLS = 2 };
 
-/* The size of U (bytes) from which a small batch splits by units whatever its flops. */
-#define AL_SPLIT_U_BYTES ((size_t)1 << 20)
+/* Whether U (bytes) outgrows one core's L2, so that a small batch splits by units whatever its
+ * flops. The L2's size from the C library (cpuid, read only for a U of 512 KiB or more), 1 MiB
+ * where it does not say. */
+static inline int al_u_outgrows_l2(size_t ubytes) {
+    long l2 = 0;
+    if (ubytes < ((size_t)512 << 10)) return 0;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    return ubytes > (l2 > 0 ? (size_t)l2 : ((size_t)1 << 20));
+}
 
 static inline int al_lstm_split(int nthreads, int forced, size_t B, size_t T, size_t H, size_t nc,
                                 size_t itemsize, int *nt) {
     const double step_flops = 8.0 * (double)B * (double)H * (double)H;
     const size_t npanel = H % nc == 0 ? H / nc : 0;
     const int cols = npanel >= 2 && B < 16;
-    /* a U this large is re-read from the L3 at every step on one core; split by units, each
-     * core's share can stay in its own L2 (benchmarks/NOTES.md: B=1, H=512 ~2.9x on 2 cores) */
-    const int big_u = 4 * H * H * itemsize >= AL_SPLIT_U_BYTES;
+    /* a U larger than the L2 is re-read from the L3 at every step on one core; split by units,
+     * each core's share can stay in its own L2 (benchmarks/NOTES.md: B=1, H=512 ~2.9x, 2 cores) */
+    const int big_u = cols && al_u_outgrows_l2(4 * H * H * itemsize);
     *nt = 1;
     if (nthreads <= 1) return AL_SPLIT_NONE;
     /* Automatic: only from AL_SPLIT_FLOPS of recurrent products (benchmarks/NOTES.md) */
