@@ -112,14 +112,20 @@ def test_lstm_sample_bits_do_not_depend_on_batch_or_threads(dt, init, masked):
     """Sample 0 at the first and last position of batches of 1..32, on 1 and 2 threads: hs, cs,
     the masked output, dx, dh0 and dc0 are the same bits as alone on one thread."""
     W, U, b, X, dY, h0, c0, M = _lstm_case(dt, seed=1 + init, masked=masked)
+    _assert_sample_bits(lambda idx, threads: _per_sample(W, U, b, X, dY, h0, c0, M, idx,
+                                                         threads, init)[0])
+
+
+def _assert_sample_bits(results):
+    """Sample 0 put first and last in batches of every size in SIZES, on 1 and 2 threads:
+    `results(idx, threads)` (arrays with the batch first) gives it the same bits every time."""
     ref = None
     for threads in (1, 2):
         for B in SIZES:
             for pos in sorted({0, B - 1}):
                 idx = list(range(1, B))
                 idx.insert(pos, 0)
-                got, _ = _per_sample(W, U, b, X, dY, h0, c0, M, idx, threads, init)
-                got = [a[pos] for a in got]
+                got = [a[pos] for a in results(idx, threads)]
                 if ref is None:
                     ref = got
                 for a, r in zip(got, ref):
@@ -182,18 +188,8 @@ def test_gru_sample_bits_do_not_depend_on_batch_or_threads(dt, init, masked, dro
     the masked output, dx and dh0 are the same bits as alone on one thread (H = 40: neither
     path's panel width divides 3H, and the cells' 64-byte chunks leave a tail)."""
     case = _gru_case(dt, seed=11 + init, masked=masked, reset_after=reset_after)
-    ref = None
-    for threads in (1, 2):
-        for B in SIZES:
-            for pos in sorted({0, B - 1}):
-                idx = list(range(1, B))
-                idx.insert(pos, 0)
-                got, _ = _gru_per_sample(case, idx, threads, init, drop, reset_after)
-                got = [a[pos] for a in got]
-                if ref is None:
-                    ref = got
-                for a, r in zip(got, ref):
-                    assert np.array_equal(a, r), (B, pos, threads)
+    _assert_sample_bits(lambda idx, threads: _gru_per_sample(case, idx, threads, init, drop,
+                                                             reset_after)[0])
 
 
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
