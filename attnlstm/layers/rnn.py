@@ -336,8 +336,15 @@ class _GatedRNN(RNN):
     def __init__(self, units, activation, recurrent_activation, use_bias, kernel_initializer,
                  recurrent_initializer, bias_initializer, kernel_regularizer,
                  recurrent_regularizer, bias_regularizer, kernel_constraint,
-                 recurrent_constraint, bias_constraint, use_cudnn="auto", **kwargs):
+                 recurrent_constraint, bias_constraint, use_cudnn="auto", implementation=None,
+                 **kwargs):
+        # Keras' implementation 1 and 2 (LSTM, GRU) compute the same; None: not an argument
+        if implementation is not None and implementation not in (1, 2):
+            raise ValueError(f"{type(self).__name__}: `implementation` must be 1 or 2. "
+                             f"Received: implementation={implementation!r}")
         super().__init__(units, **kwargs)
+        if implementation is not None:
+            self.implementation = implementation
         self._check_cudnn(f"{self._kind} '{self.name}'", use_cudnn)
         self.use_cudnn = use_cudnn
         self.activation = activations.get(activation)
@@ -479,9 +486,6 @@ class LSTM(_GatedRNN):
                  dropout=0.0, recurrent_dropout=0.0, seed=None, return_sequences=False,
                  return_state=False, go_backwards=False, stateful=False, unroll=False,
                  use_cudnn="auto", zero_output_for_mask=False, implementation=2, **kwargs):
-        if implementation not in (1, 2):
-            raise ValueError(f"LSTM: `implementation` must be 1 or 2. Received: "
-                             f"implementation={implementation!r}")
         super().__init__(
             units, activation, recurrent_activation, use_bias, kernel_initializer,
             recurrent_initializer, bias_initializer, kernel_regularizer, recurrent_regularizer,
@@ -490,9 +494,9 @@ class LSTM(_GatedRNN):
             return_sequences=return_sequences, return_state=return_state,
             go_backwards=go_backwards, stateful=stateful, unroll=unroll,
             zero_output_for_mask=zero_output_for_mask,
-            activity_regularizer=activity_regularizer, **kwargs)
+            activity_regularizer=activity_regularizer, implementation=implementation,
+            **kwargs)
         self.unit_forget_bias = unit_forget_bias
-        self.implementation = implementation
 
     def build(self, input_shape):
         D, H = input_shape[-1], self.units
@@ -594,9 +598,6 @@ class GRU(_GatedRNN):
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, unroll=False, reset_after=True,
                  use_cudnn="auto", zero_output_for_mask=False, implementation=2, **kwargs):
-        if implementation not in (1, 2):
-            raise ValueError(f"GRU: `implementation` must be 1 or 2. Received: "
-                             f"implementation={implementation!r}")
         super().__init__(
             units, activation, recurrent_activation, use_bias, kernel_initializer,
             recurrent_initializer, bias_initializer, kernel_regularizer, recurrent_regularizer,
@@ -605,9 +606,9 @@ class GRU(_GatedRNN):
             return_sequences=return_sequences, return_state=return_state,
             go_backwards=go_backwards, stateful=stateful, unroll=unroll,
             zero_output_for_mask=zero_output_for_mask,
-            activity_regularizer=activity_regularizer, **kwargs)
+            activity_regularizer=activity_regularizer, implementation=implementation,
+            **kwargs)
         self.reset_after = bool(reset_after)
-        self.implementation = implementation
 
     def build(self, input_shape):
         H = self.units
