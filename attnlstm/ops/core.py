@@ -668,14 +668,17 @@ def _squeeze_rule(x, axis=None):
     return Spec(tuple(shape), s.dtype, batch)
 
 
+def _list_specs(op, arg, xs):
+    """(specs, [(name, spec)], rank of the first) of a list argument of one or more tensors."""
+    specs = [spec_of(x) for x in xs]
+    if not specs:
+        raise op_error(op, arg, (), "needs at least one tensor.")
+    return specs, [(f"{arg}[{i}]", sp) for i, sp in enumerate(specs)], len(specs[0].shape)
+
+
 def _concat_rule(xs, axis=0):
     op = "concatenate"
-    specs = [spec_of(x) for x in xs]
-    names = [f"xs[{i}]" for i in range(len(specs))]
-    pairs = list(zip(names, specs))
-    if not specs:
-        raise op_error(op, "xs", (), "needs at least one tensor.")
-    nd = len(specs[0].shape)
+    specs, pairs, nd = _list_specs(op, "xs", xs)
     for n, sp in pairs:
         if len(sp.shape) != nd:
             raise op_error(op, n, sp.shape, f"{_describe(pairs)}: all tensors must have the "
@@ -706,12 +709,7 @@ def _concat_rule(xs, axis=0):
 
 def _stack_rule(x, axis=0):
     op = "stack"
-    specs = [spec_of(v) for v in x]
-    names = [f"x[{i}]" for i in range(len(specs))]
-    pairs = list(zip(names, specs))
-    if not specs:
-        raise op_error(op, "x", (), "needs at least one tensor.")
-    nd = len(specs[0].shape)
+    specs, pairs, nd = _list_specs(op, "x", x)
     for sp in specs:
         if len(sp.shape) != nd or builtins.any(
                 a is not None and b is not None and a != b for a, b in zip(sp.shape, specs[0].shape)):
