@@ -60,16 +60,18 @@ def gru(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
         else:
             n = act(xh + (r * hh) @ Uh)
         h_new = z * h + (1 - z) * n
-        if mask is not None:
-            m = np.asarray(mask, bool)[:, t][:, None]
-            h_new = np.where(m, h_new, h)
-            out = np.where(m, h_new, prev_out)
-        else:
-            out = h_new
-        h = h_new
-        prev_out = out
-        outs.append(out)
+        h, prev_out = _masked_step(mask, t, h_new, h, prev_out)
+        outs.append(prev_out)
     return np.stack(outs, axis=1), h
+
+
+def _masked_step(mask, t, h_new, h, prev_out):
+    """Keras' masked step: where mask[:, t] is 0 the state and the output carry over.
+    Returns (h, output) after step t."""
+    if mask is None:
+        return h_new, h_new
+    m = np.asarray(mask, bool)[:, t][:, None]
+    return np.where(m, h_new, h), np.where(m, h_new, prev_out)
 
 
 def simple_rnn(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
@@ -88,13 +90,6 @@ def simple_rnn(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=
         if bias is not None:
             pre = pre + bias
         h_new = act(pre + hp @ recurrent_kernel)
-        if mask is not None:
-            m = np.asarray(mask, bool)[:, t][:, None]
-            h_new = np.where(m, h_new, h)
-            out = np.where(m, h_new, prev_out)
-        else:
-            out = h_new
-        h = h_new
-        prev_out = out
-        outs.append(out)
+        h, prev_out = _masked_step(mask, t, h_new, h, prev_out)
+        outs.append(prev_out)
     return np.stack(outs, axis=1), h

@@ -14,18 +14,9 @@ from attnlstm.vae import ACTIVE_UNIT_THRESHOLD, DEFAULT_KL_WARMUP_EPOCHS, active
 
 from test_vae_model import fd_with_losses, latent, rel, run
 
-T, PERIODS, NOISE = 40, (20.0, 33.0), 0.1
-
-
-def sines(n_windows=300, seed=0, periods=PERIODS, t0=0):
-    """Windows (N, 40, 2) of two noisy sines of periods 20 and 33 steps (stride 4)."""
-    g = np.random.default_rng(seed)
-    n = n_windows * 4 + T
-    t = np.arange(n) + t0
-    s = np.stack([np.sin(2 * np.pi * t / periods[0]),
-                  0.8 * np.sin(2 * np.pi * t / periods[1] + 1.0)], -1)
-    s = s + NOISE * g.standard_normal(s.shape)
-    return np.stack([s[i:i + T] for i in range(0, n - T + 1, 4)][:n_windows]).astype("float32")
+# windows (N, 40, 2) of two noisy sines of periods 20 and 33 steps (stride 4), the data
+# benchmarks/vae_vs_keras.py compares attnlstm and Keras on
+from benchmarks.vae_vs_keras import T, sines  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=[0, 1])
