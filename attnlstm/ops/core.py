@@ -537,18 +537,12 @@ def _einsum_rule(subscripts, *operands):
                                                                  "way in every term.")
     shape, batch = [], None
     head, _, tail = out.partition("...") if "..." in out else (out, "", "")
-    for c in head:
-        if c not in size:
-            raise op_error(op, "subscripts", None, f"'{subscripts}': output letter '{c}' "
-                                                   f"appears in no operand.")
-        if c in batch_letter:
-            batch = len(shape)
-        shape.append(size[c][0])
-    if "..." in out:
-        if ell_batch is not None:
-            batch = len(shape) + ell_batch
-        shape.extend(ell_shape)
-    for c in tail:
+    for c in head + ("." if "..." in out else "") + tail:
+        if c == ".":       # the ellipsis' axes
+            if ell_batch is not None:
+                batch = len(shape) + ell_batch
+            shape.extend(ell_shape)
+            continue
         if c not in size:
             raise op_error(op, "subscripts", None, f"'{subscripts}': output letter '{c}' "
                                                    f"appears in no operand.")
