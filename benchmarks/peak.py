@@ -28,9 +28,12 @@ def _lib():
     if cc is None:
         raise RuntimeError("no C compiler (cc/gcc) to build benchmarks/peak.c")
     src = os.path.join(os.path.dirname(__file__), "peak.c")
-    out = os.path.join(tempfile.mkdtemp(prefix="attnlstm-peak-"), "peak.so")
-    subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", out, src], check=True)
-    lib = ctypes.CDLL(out)
+    # Built in a temporary folder that is removed once loaded (the mapping outlives the file);
+    # every bench worker builds its own.
+    with tempfile.TemporaryDirectory(prefix="attnlstm-peak-") as tmp:
+        out = os.path.join(tmp, "peak.so")
+        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", out, src], check=True)
+        lib = ctypes.CDLL(out)
     for name in ("al_fma_avx512_f32", "al_fma_avx2_f32"):
         getattr(lib, name).restype = ctypes.c_double
         getattr(lib, name).argtypes = [ctypes.c_long, ctypes.POINTER(ctypes.c_float)]
