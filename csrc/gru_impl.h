@@ -107,10 +107,11 @@ static inline __attribute__((always_inline)) void AL_SFN(gru_nh_chunk)(
     }
 }
 static inline __attribute__((always_inline)) void AL_SFN(gru_cell_nh_sel)(
-    real *g, const real *uh, const real *hp, real *hn, size_t H, int reset_after, int act) {
+    real *g, const real *uh, const real *hp, real *hn, size_t H, size_t gs, int reset_after,
+    int act) {
     size_t j0, j;
     for (j0 = 0; j0 + AL_GRU_CW <= H; j0 += AL_GRU_CW)
-        AL_SFN(gru_nh_chunk)(g + j0, g + H + j0, g + 2 * H + j0, uh + j0, hp ? hp + j0 : NULL,
+        AL_SFN(gru_nh_chunk)(g + j0, g + gs + j0, g + 2 * gs + j0, uh + j0, hp ? hp + j0 : NULL,
                              hn + j0, reset_after, act);
     if (j0 < H) {
         const size_t w = H - j0;
@@ -118,29 +119,30 @@ static inline __attribute__((always_inline)) void AL_SFN(gru_cell_nh_sel)(
         for (j = 0; j < AL_GRU_CW; j++) {
             const int in = j < w;
             b[0][j] = in ? g[j0 + j] : (real)0;
-            b[1][j] = in ? g[H + j0 + j] : (real)0;
-            b[2][j] = in ? g[2 * H + j0 + j] : (real)0;
+            b[1][j] = in ? g[gs + j0 + j] : (real)0;
+            b[2][j] = in ? g[2 * gs + j0 + j] : (real)0;
             b[3][j] = in ? uh[j0 + j] : (real)0;
             b[4][j] = in && hp ? hp[j0 + j] : (real)0;
         }
         AL_SFN(gru_nh_chunk)(b[0], b[1], b[2], b[3], hp ? b[4] : NULL, b[5], reset_after, act);
         for (j = 0; j < w; j++) {
-            g[2 * H + j0 + j] = b[2][j];
+            g[2 * gs + j0 + j] = b[2][j];
             hn[j0 + j] = b[5][j];
         }
     }
 }
-/* The rest of one row's step, g = [z, r, x_h] (z, r activated): n over x_h, h into hn and on
- * (when not NULL); sv (reset_after, not NULL) keeps u_h. */
+/* The rest of one row's step for H units, g = [z, r, x_h] (z, r activated; the three blocks gs
+ * apart: gs = H for a whole row, the row's 3H / 3 when a thread takes a block of units): n over
+ * x_h, h into hn and on (when not NULL); sv (reset_after, not NULL) keeps u_h. */
 static inline __attribute__((always_inline)) void AL_SFN(gru_cell_nh_body)(
-    real *g, const real *uh, const real *hp, real *hn, real *on, real *sv, size_t H,
+    real *g, const real *uh, const real *hp, real *hn, real *on, real *sv, size_t H, size_t gs,
     int reset_after, int act) {
     size_t j;
     if (act == AL_ACT_TANH && hp != NULL) {
-        if (reset_after) AL_SFN(gru_cell_nh_sel)(g, uh, hp, hn, H, 1, AL_ACT_TANH);
-        else AL_SFN(gru_cell_nh_sel)(g, uh, hp, hn, H, 0, AL_ACT_TANH);
+        if (reset_after) AL_SFN(gru_cell_nh_sel)(g, uh, hp, hn, H, gs, 1, AL_ACT_TANH);
+        else AL_SFN(gru_cell_nh_sel)(g, uh, hp, hn, H, gs, 0, AL_ACT_TANH);
     } else {
-        AL_SFN(gru_cell_nh_sel)(g, uh, hp, hn, H, reset_after, act);
+        AL_SFN(gru_cell_nh_sel)(g, uh, hp, hn, H, gs, reset_after, act);
     }
     if (on)
         for (j = 0; j < H; j++) on[j] = hn[j];
@@ -149,8 +151,8 @@ static inline __attribute__((always_inline)) void AL_SFN(gru_cell_nh_body)(
 }
 AL_GRU_PATHS(gru_cell_nh, gru_cell_nh_body,
              (real *g, const real *uh, const real *hp, real *hn, real *on, real *sv, size_t H,
-              int reset_after, int act),
-             (g, uh, hp, hn, on, sv, H, reset_after, act))
+              size_t gs, int reset_after, int act),
+             (g, uh, hp, hn, on, sv, H, gs, reset_after, act))
 
 /* Threads for a call: each takes whole batch rows. nthreads is the budget
  * (set_num_threads); forced (tests): use it whenever B allows; otherwise only from 5e8 flops
@@ -170,6 +172,9 @@ typedef struct {
     const uint8_t *mask;
     size_t B, T, D, H, nw, nu;
     int activation, recurrent_activation, reset_after, go_backwards, isa;
+    int mode;                   /* AL_SPLIT_ROWS / AL_SPLIT_NONE, or AL_SPLIT_COLS (gru_fwd_units) */
+    size_t nc;                  /* panel width of the packed matrices (units of a COLS block) */
+    al_barrier bar;             /* AL_SPLIT_COLS: the steps' meeting point */
 } AL_SFN(gru_fwd_ctx);
 
 /* Input projection and time loop for batch rows [b0, b1): each row's recurrence is
@@ -254,15 +259,102 @@ static void AL_SFN(gru_fwd_rows)(const AL_SFN(gru_fwd_ctx) *c, size_t b0, size_t
             }
             AL_GRU_CALL(isa, gru_cell_nh,
                         (g, tmp + b * G + 2 * H, hp, hn, on,
-                         (reset_after && rh) ? rh + (b * T + t) * H : NULL, H, reset_after,
+                         (reset_after && rh) ? rh + (b * T + t) * H : NULL, H, H, reset_after,
                          activation));
         }
     }
 }
 
+/* One thread's block of units [u0, u1) of a forward split by units (AL_SPLIT_COLS: small
+ * batches whose U would otherwise stream from the L3 at every step, as the LSTM's). The input
+ * projection is split by rows first; then each step every thread computes all rows' recurrent
+ * products and gates for its units only (whole panels of the packed U, so the same tile chains
+ * as one thread's) and meets the others at a barrier before the next step reads the whole
+ * h_{t-1}; without reset_after a second barrier publishes r * h_{t-1} before its product. */
+static void AL_SFN(gru_fwd_units)(AL_SFN(gru_fwd_ctx) *c, int tid, int nt) {
+    real *hs = c->hs, *out = c->out, *gw = c->gw, *rh = c->rh, *tmp = c->tmp, *hd = c->hd;
+    const real *h0 = c->h0, *bh = c->bh, *PA = c->PA, *PH = c->PH;
+    const uint8_t *mask = c->mask;
+    const size_t B = c->B, T = c->T, D = c->D, H = c->H, G = 3 * H, nc = c->nc;
+    const size_t nb = c->reset_after ? 3 : 2;
+    const int activation = c->activation, recurrent_activation = c->recurrent_activation;
+    const int reset_after = c->reset_after, go_backwards = c->go_backwards, isa = c->isa;
+    size_t r0, r1, p0, p1, u0, u1, n, s, b, j, k;
+
+    al_split(B * T, nt, tid, &r0, &r1);
+    if (r1 > r0)
+        AL_SFN(al_pg_gemm)(isa, gw + r0 * G, G, c->x + r0 * D, D, 1, c->PW, 0, c->bx, 0, r1 - r0,
+                           G, D);
+    al_barrier_wait(&c->bar);
+    al_split(H / nc, nt, tid, &p0, &p1);
+    u0 = p0 * nc;
+    u1 = p1 * nc;
+    n = u1 - u0;
+    for (s = 0; s < T; s++) {
+        const size_t t = go_backwards ? T - 1 - s : s;
+        const real *hprev = (s == 0) ? h0 : hs + (s - 1) * H;
+        const size_t ldh = (s == 0) ? H : T * H;
+        /* tmp[:, k H + u0 .. k H + u1) = bh + h_{t-1} U for the gate blocks of PA */
+        for (k = 0; k < nb && n > 0; k++) {
+            const size_t col = k * H + u0;
+            if (hprev == NULL) {
+                for (b = 0; b < B; b++)
+                    for (j = 0; j < n; j++) tmp[b * G + col + j] = bh ? bh[col + j] : (real)0;
+            } else {
+                AL_SFN(al_pg_gemm)(isa, tmp + col, G, hprev, ldh, 1, PA + (col / nc) * H * nc, 0,
+                                   bh ? bh + col : NULL, 0, B, n, H);
+            }
+        }
+        for (b = 0; b < B && n > 0; b++) {
+            real *g = gw + (b * T + t) * G;
+            AL_GRU_CALL(isa, gru_cell_zr, (g + u0, tmp + b * G + u0, n, recurrent_activation));
+            AL_GRU_CALL(isa, gru_cell_zr,
+                        (g + H + u0, tmp + b * G + H + u0, n, recurrent_activation));
+        }
+        if (!reset_after) {
+            /* hd[:, 2H + u] = r * h_{t-1} for this block; all blocks before the product */
+            for (b = 0; b < B && hprev != NULL; b++) {
+                const real *hp = hprev + b * ldh, *r = gw + (b * T + t) * G + H;
+                for (j = u0; j < u1; j++) hd[b * G + 2 * H + j] = r[j] * hp[j];
+            }
+            al_barrier_wait(&c->bar);
+            if (hprev == NULL) {
+                for (b = 0; b < B; b++)
+                    for (j = u0; j < u1; j++) tmp[b * G + 2 * H + j] = (real)0;
+            } else if (n > 0) {
+                AL_SFN(al_pg_gemm)(isa, tmp + 2 * H + u0, G, hd + 2 * H, G, 1,
+                                   PH + (u0 / nc) * H * nc, 0, NULL, 0, B, n, H);
+            }
+        }
+        for (b = 0; b < B && n > 0; b++) {
+            real *g = gw + (b * T + t) * G;
+            const real *hp = hprev ? hprev + b * ldh : NULL;
+            real *hn = hs + (b * T + s) * H;
+            real *on = out ? out + (b * T + s) * H : NULL;
+            if (mask != NULL && !mask[b * T + t]) {
+                for (j = u0; j < u1; j++) {
+                    hn[j] = hp ? hp[j] : (real)0;
+                    on[j] = s > 0 ? on[j - H] : (real)0;
+                }
+                continue;
+            }
+            AL_GRU_CALL(isa, gru_cell_nh,
+                        (g + u0, tmp + b * G + 2 * H + u0, hp ? hp + u0 : NULL, hn + u0,
+                         on ? on + u0 : NULL,
+                         (reset_after && rh) ? rh + (b * T + t) * H + u0 : NULL, n, H,
+                         reset_after, activation));
+        }
+        al_barrier_wait(&c->bar);
+    }
+}
+
 static void AL_SFN(gru_fwd_work)(void *arg, int tid, int nt) {
-    const AL_SFN(gru_fwd_ctx) *c = (const AL_SFN(gru_fwd_ctx) *)arg;
+    AL_SFN(gru_fwd_ctx) *c = (AL_SFN(gru_fwd_ctx) *)arg;
     size_t b0, b1;
+    if (c->mode == AL_SPLIT_COLS) {
+        AL_SFN(gru_fwd_units)(c, tid, nt);
+        return;
+    }
     al_split(c->B, nt, tid, &b0, &b1);
     AL_SFN(gru_fwd_rows)(c, b0, b1);
 }
@@ -342,14 +434,29 @@ int AL_FN(gru_forward_impl)(real *hs, real *out, real *gates, real *rh,
 
     {
         AL_SFN(gru_fwd_ctx) c;
-        const int nt = AL_SFN(gru_threads)(nthreads, forced, B, T, H);
+        int nt = AL_SFN(gru_threads)(nthreads, forced, B, T, H);
+        /* Small batches split by units where the LSTM's rule says so (al_rnn_split), but only
+         * where rows cannot split (B < 4) or U outgrows the L2: with U in each core's L2 the
+         * row split, which never meets, was faster (benchmarks/NOTES.md); and without dropout
+         * masks, whose per-gate products run whole rows. */
+        c.nc = AL_SFN(al_pg_nc)(isa);
+        c.mode = nt > 1 ? AL_SPLIT_ROWS : AL_SPLIT_NONE;
+        if (dp_mask == NULL && rec_mask == NULL &&
+            (B < 4 || forced || al_u_outgrows_l2(3 * H * H * sizeof(real)))) {
+            int ntc = 1;
+            if (al_rnn_split(3, nthreads, forced, B, T, H, c.nc, sizeof(real), &ntc) ==
+                AL_SPLIT_COLS) {
+                c.mode = AL_SPLIT_COLS;
+                nt = ntc;
+            }
+        }
         c.hs = hs; c.out = out; c.gw = gw; c.rh = rh; c.tmp = tmp; c.hd = hd; c.xd = xd;
         c.x = x; c.h0 = h0; c.dp_mask = dp_mask; c.rec_mask = rec_mask; c.bx = bx; c.bh = bh;
         c.PW = PW; c.PA = PA; c.PH = PH; c.PU = PU;
         c.mask = mask; c.B = B; c.T = T; c.D = D; c.H = H; c.nw = nw; c.nu = nu;
         c.activation = activation; c.recurrent_activation = recurrent_activation;
         c.reset_after = reset_after; c.go_backwards = go_backwards; c.isa = isa;
-        al_team_go(nt, AL_SFN(gru_fwd_work), &c, NULL);
+        al_team_go(nt, AL_SFN(gru_fwd_work), &c, c.mode == AL_SPLIT_COLS ? &c.bar : NULL);
     }
     free(ws);
     return AL_OK;

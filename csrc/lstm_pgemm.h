@@ -105,14 +105,15 @@ static inline int al_u_outgrows_l2(size_t ubytes) {
     return ubytes > (l2 > 0 ? (size_t)l2 : ((size_t)1 << 20));
 }
 
-static inline int al_lstm_split(int nthreads, int forced, size_t B, size_t T, size_t H, size_t nc,
-                                size_t itemsize, int *nt) {
-    const double step_flops = 8.0 * (double)B * (double)H * (double)H;
+/* The rule for a recurrent layer with `gates` gate blocks (LSTM 4, GRU 3). */
+static inline int al_rnn_split(int gates, int nthreads, int forced, size_t B, size_t T, size_t H,
+                               size_t nc, size_t itemsize, int *nt) {
+    const double step_flops = 2.0 * gates * (double)B * (double)H * (double)H;
     const size_t npanel = H % nc == 0 ? H / nc : 0;
     const int cols = npanel >= 2 && B < 16;
     /* a U larger than the L2 is re-read from the L3 at every step on one core; split by units,
      * each core's share can stay in its own L2 (benchmarks/NOTES.md: B=1, H=512 ~2.9x, 2 cores) */
-    const int big_u = cols && al_u_outgrows_l2(4 * H * H * itemsize);
+    const int big_u = cols && al_u_outgrows_l2(gates * H * H * itemsize);
     *nt = 1;
     if (nthreads <= 1) return AL_SPLIT_NONE;
     /* Automatic: only from AL_SPLIT_FLOPS of recurrent products (benchmarks/NOTES.md) */
@@ -127,6 +128,11 @@ static inline int al_lstm_split(int nthreads, int forced, size_t B, size_t T, si
         return AL_SPLIT_ROWS;
     }
     return AL_SPLIT_NONE;
+}
+
+static inline int al_lstm_split(int nthreads, int forced, size_t B, size_t T, size_t H, size_t nc,
+                                size_t itemsize, int *nt) {
+    return al_rnn_split(4, nthreads, forced, B, T, H, nc, itemsize, nt);
 }
 
 /* AL_SPLIT_ROWS: how many chunks of rows a call's team takes, first come, first served. Two

@@ -2,6 +2,9 @@
 every option and forced path, the backward against central finite differences (float64),
 float32 against float64, and the binding's argument checking."""
 import itertools
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -268,6 +271,46 @@ def test_threads_split_rows_bitwise(reset_after, masked):
             np.testing.assert_array_equal(g2[k], g1[k], err_msg=f"{k} threads={nt}")
     with pytest.raises(ValueError, match="threads"):
         _core.gru_forward(c["x"], c["kernel"], c["recurrent_kernel"], threads=-1)
+
+
+@pytest.mark.parametrize("impl", [1, 2, 3], ids=["generic", "avx2", "avx512"])
+@pytest.mark.parametrize("dt", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("B", [1, 3])
+def test_threads_split_units_bitwise(B, dt, impl):
+    """Small batches split the forward by hidden units (whole panels of the packed U, a barrier
+    per step; gru_fwd_units): bitwise the same as one thread, with and without reset_after,
+    masks, initial state and go_backwards. H = 128 is a multiple of every path's panel."""
+    rng = np.random.default_rng(5)
+    for reset_after, masked, gb, state in itertools.product((True, False), repeat=4):
+        c = make_case(rng, B=B, T=6, D=5, H=128, reset_after=reset_after, dt=dt, masked=masked,
+                      state=state)
+        one = _core.gru_forward(c["x"], c["kernel"], c["recurrent_kernel"], c["bias"], c["h0"],
+                                c["mask"], reset_after=reset_after, go_backwards=gb, impl=impl,
+                                threads=1)
+        for nt in (2, 3, 5):
+            many = _core.gru_forward(c["x"], c["kernel"], c["recurrent_kernel"], c["bias"],
+                                     c["h0"], c["mask"], reset_after=reset_after,
+                                     go_backwards=gb, impl=impl, threads=nt)
+            for k, (a, b) in enumerate(zip(one, many)):
+                if a is None or (masked and k >= 2):   # gates, u_h of masked steps: unspecified
+                    continue
+                np.testing.assert_array_equal(b, a, err_msg=f"{k} {reset_after} {masked} {gb} {nt}")
+
+
+def test_threads_split_units_runs_on_the_pool():
+    """At B = 1 a row split is impossible, so pool workers start only if the unit split ran (in
+    a fresh process: the pool is started lazily)."""
+    code = ("import os, numpy as np; from attnlstm import _core\n"
+            "n0 = len(os.listdir('/proc/self/task'))\n"
+            "x = np.ones((1, 4, 3), np.float32)\n"
+            "W, U = np.full((3, 384), 0.1, np.float32), np.full((128, 384), 0.1, np.float32)\n"
+            "_core.gru_forward(x, W, U, threads=2)\n"
+            "print(len(os.listdir('/proc/self/task')) - n0)\n")
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("needs /proc")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert int(out.strip()) >= 1
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
