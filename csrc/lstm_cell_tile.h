@@ -111,16 +111,17 @@ AL_CT_NAME(lstm_cell_finish)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t
 }
 
 /*
- * The panel form: rows x one panel in two passes, gates [i, f] then [c, o], each a register
- * tile of up to AL_CT_HR rows x 2 vectors (AVX2: 12 accumulators of its 16 registers, so 64
- * bytes of the panel per k feed 12 FMAs, where the R x 4 tile's 3 rows x 4 vectors needed 128;
- * AVX-512: 24 of its 32, 12 rows x 2 vectors instead of 6 x 4). The pre-activations of up to
- * AL_CT_RC rows live in a small buffer between passes and k-blocks (AL_CT_KB deep, so a block
- * of half a panel stays in L1 while all the row tiles use it); storing and reloading an
- * accumulator is exact, so every element is still one chain over k in order from its bias (the
- * same bits on both ISAs and as the separate projection). Up to AL_CT_HR / 2 rows (small
- * batches, where the panel is read once whatever the tile) take one pass of R x 4 vectors
- * instead. The cell then runs on the buffer, row by row. Measured in benchmarks/NOTES.md.
+ * The panel form. AVX2: rows x one panel in two passes, gates [i, f] then [c, o], each a
+ * register tile of up to AL_CT_HR rows x 2 vectors (12 accumulators of its 16 registers, so 64
+ * bytes of the panel per k feed 12 FMAs, where the R x 4 tile's 3 rows x 4 vectors needed 128).
+ * AVX-512: one pass of tiles of up to AL_CT_HR / 2 rows x 4 vectors (24 accumulators of its 32
+ * registers; a stand-alone copy in L1 ran at 84% of the FMA peak against 76% for 12 x 2 half
+ * tiles; in the kernel 2-17% faster at B >= 12). The pre-activations of up to AL_CT_RC rows live in a small buffer between passes and
+ * k-blocks (AL_CT_KB deep, so a block of the panel stays in L1 while all the row tiles use it);
+ * storing and reloading an accumulator is exact, so every element is still one chain over k in
+ * order from its bias (the same bits on both ISAs and as the separate projection). Up to
+ * AL_CT_HR / 2 rows (small batches, where the panel is read once whatever the tile) take one
+ * pass of R x 4 vectors on both ISAs * instead. The cell then runs on the buffer, row by row. Measured in benchmarks/NOTES.md.
  */
 #ifndef AL_CT_RC
 #define AL_CT_RC 96
@@ -191,9 +192,8 @@ typedef void (*AL_CT_NAME(lstm_half_fn))(real *, const real *, size_t, const rea
         real *zb, const real *A, size_t lda, const real *P, size_t K) {                       \
         AL_CT_NAME(lstm_half_tile)(R_, zb, A, lda, P, K);                                      \
     }
+#if !defined(AL_CT_512)   /* AVX-512 runs whole-panel tiles only (lstm_panel_k) */
 AL_CT_H(1) AL_CT_H(2) AL_CT_H(3) AL_CT_H(4) AL_CT_H(5) AL_CT_H(6)
-#if AL_CT_HR > 6
-AL_CT_H(7) AL_CT_H(8) AL_CT_H(9) AL_CT_H(10) AL_CT_H(11) AL_CT_H(12)
 #endif
 #undef AL_CT_H
 #define AL_CT_W(R_)                                                                           \
@@ -207,41 +207,55 @@ AL_CT_W(4) AL_CT_W(5) AL_CT_W(6)
 #endif
 #undef AL_CT_W
 
-/* zb rows [0, M) (4L each) += A rows (lda) x P (K deep), both halves, in k-blocks; row tiles
- * of near-equal height <= AL_CT_HR. */
+/* zb rows [0, M) (4L each) += A rows (lda) x P (K deep), in k-blocks; row tiles of near-equal
+ * height. AVX2: both halves, tiles <= AL_CT_HR rows x 2 vectors. AVX-512: whole-panel tiles
+ * of <= AL_CT_HR / 2 rows x 4 vectors (24 of its 32 registers, one pass; benchmarks/NOTES.md). */
 __attribute__((target(AL_CT_TARGET))) static void
 AL_CT_NAME(lstm_panel_k)(real *zb, size_t M, const real *A, size_t lda, const real *P, size_t K) {
-    static const AL_CT_NAME(lstm_half_fn) fh[AL_CT_HR + 1] = {
-        NULL, AL_CT_NAME(lstm_half_r1), AL_CT_NAME(lstm_half_r2), AL_CT_NAME(lstm_half_r3),
-        AL_CT_NAME(lstm_half_r4), AL_CT_NAME(lstm_half_r5), AL_CT_NAME(lstm_half_r6),
-#if AL_CT_HR > 6
-        AL_CT_NAME(lstm_half_r7), AL_CT_NAME(lstm_half_r8), AL_CT_NAME(lstm_half_r9),
-        AL_CT_NAME(lstm_half_r10), AL_CT_NAME(lstm_half_r11), AL_CT_NAME(lstm_half_r12),
-#endif
-    };
     static const AL_CT_NAME(lstm_half_fn) fw[AL_CT_HR / 2 + 1] = {
         NULL, AL_CT_NAME(lstm_whole_r1), AL_CT_NAME(lstm_whole_r2), AL_CT_NAME(lstm_whole_r3),
 #if AL_CT_HR > 6
         AL_CT_NAME(lstm_whole_r4), AL_CT_NAME(lstm_whole_r5), AL_CT_NAME(lstm_whole_r6),
 #endif
     };
-    const size_t ntile = (M + AL_CT_HR - 1) / AL_CT_HR;
-    size_t half, k0, i, r;
+    size_t k0, i, r;
     if (M <= AL_CT_HR / 2) {
         fw[M](zb, A, lda, P, K);
         return;
     }
-    for (half = 0; half < 2; half++) {
+#if defined(AL_CT_512)
+    {
+        const size_t nw = (M + AL_CT_HR / 2 - 1) / (AL_CT_HR / 2);
         for (k0 = 0; k0 < K; k0 += AL_CT_KB) {
             const size_t kl = K - k0 < AL_CT_KB ? K - k0 : AL_CT_KB;
-            for (i = 0, r = 0; i < ntile; i++) {
-                const size_t R = M / ntile + (i < M % ntile ? 1 : 0);
-                fh[R](zb + r * 4 * AL_CT_L + half * 2 * AL_CT_L, A + r * lda + k0, lda,
-                      P + k0 * 4 * AL_CT_L + half * 2 * AL_CT_L, kl);
+            for (i = 0, r = 0; i < nw; i++) {
+                const size_t R = M / nw + (i < M % nw ? 1 : 0);
+                fw[R](zb + r * 4 * AL_CT_L, A + r * lda + k0, lda, P + k0 * 4 * AL_CT_L, kl);
                 r += R;
             }
         }
     }
+#else
+    {
+        static const AL_CT_NAME(lstm_half_fn) fh[AL_CT_HR + 1] = {
+            NULL, AL_CT_NAME(lstm_half_r1), AL_CT_NAME(lstm_half_r2), AL_CT_NAME(lstm_half_r3),
+            AL_CT_NAME(lstm_half_r4), AL_CT_NAME(lstm_half_r5), AL_CT_NAME(lstm_half_r6),
+        };
+        const size_t ntile = (M + AL_CT_HR - 1) / AL_CT_HR;
+        size_t half;
+        for (half = 0; half < 2; half++) {
+            for (k0 = 0; k0 < K; k0 += AL_CT_KB) {
+                const size_t kl = K - k0 < AL_CT_KB ? K - k0 : AL_CT_KB;
+                for (i = 0, r = 0; i < ntile; i++) {
+                    const size_t R = M / ntile + (i < M % ntile ? 1 : 0);
+                    fh[R](zb + r * 4 * AL_CT_L + half * 2 * AL_CT_L, A + r * lda + k0, lda,
+                          P + k0 * 4 * AL_CT_L + half * 2 * AL_CT_L, kl);
+                    r += R;
+                }
+            }
+        }
+    }
+#endif
 }
 
 /* The cell for rows [r0, r1) and panel p (units [p L, p L + n)) of one step, panel form: the
