@@ -18,8 +18,8 @@ enum { L_B, L_Tq, L_Tv, L_Dq, L_Dk, L_Dv, L_NH, L_HS, L_HSv, L_Dout, L_K };
 #define REL "rel_k?:2K+1,HS rel_v?:2K+1,HSv max_relative_position=0:K:0..1073741822 "
 
 enum { F_QUERY, F_KEY, F_VALUE, F_WQ, F_BQ, F_WK, F_BK, F_WV, F_BV, F_WO, F_BO, F_AM, F_QM,
-       F_VM, F_KM, F_CAUSAL, F_FULLY, F_RK, F_RV, F_KREL, F_OUT, F_W, F_Q, F_K, F_V, F_CTX,
-       F_LIVE, F_COUNT };
+       F_VM, F_KM, F_CAUSAL, F_FULLY, F_RK, F_RV, F_KREL, F_SAVE_W, F_OUT, F_W, F_Q, F_K, F_V,
+       F_CTX, F_LIVE, F_COUNT };
 /* Tq = Tv = 0: every output is empty; the kernel would loop over B (up to 2**62) doing
  * nothing, with the GIL released (issue #22). The backward's gradients are then zeros. */
 static int mha_forward_run(const al_call *c) {
@@ -54,15 +54,16 @@ al_spec al_mha_specs[] = {
      INPUTS "query_kernel:Dq,NH,HS query_bias~:NH,HS key_kernel:Dk,NH,HS key_bias~:NH,HS "
      "value_kernel:Dv,NH,HSv value_bias~:NH,HSv output_kernel:NH,HSv,Dout output_bias~:Dout "
      "attention_mask?:B,Tq,Tv|B,NH,Tq,Tv:bool query_mask?:B,Tq:bool value_mask?:B,Tv:bool "
-     "key_mask?:B,Tv:bool causal=False fully_masked=0:{uniform,zero} " REL "-> out:B,Tq,Dout "
-     "weights:B,NH,Tq,Tv q:B,Tq,NH,HS k:B,Tv,NH,HS v:B,Tv,NH,HSv ctx:B,Tq,NH,HSv "
-     "live:B,NH,Tq:bool",
+     "key_mask?:B,Tv:bool causal=False fully_masked=0:{uniform,zero} " REL
+     "save_weights=True -> out:B,Tq,Dout weights:B,NH,Tq,Tv:if=save_weights q:B,Tq,NH,HS "
+     "k:B,Tv,NH,HS v:B,Tv,NH,HSv ctx:B,Tq,NH,HSv live:B,NH,Tq:bool",
      "Low-level multi-head attention forward (Keras 3 MultiHeadAttention math, optional\n"
      "Shaw et al. 2018 relative positions), one C call for the whole batch. Biases may be\n"
      "None; masks nonzero = attend. fully_masked: 0 = uniform weights (Keras fast path),\n"
      "1 = zero weights (Keras explicit path). K = max_relative_position. Returns out,\n"
-     "weights and the saved buffers q (scaled by 1/sqrt(HS)), k, v, ctx and live. NaN/inf\n"
-     "propagate; MemoryError when out of memory.", SHAPES},
+     "weights (None with save_weights=False: inference, the scores not kept) and the saved\n"
+     "buffers q (scaled by 1/sqrt(HS)), k, v, ctx and live. NaN/inf propagate; MemoryError\n"
+     "when out of memory.", SHAPES},
     {"mha_backward", G_COUNT, mha_backward_run,
      "d_out:B,Tq,Dout d_weights~:B,NH,Tq,Tv weights:B,NH,Tq,Tv q:B,Tq,NH,HS k:B,Tv,NH,HS "
      "v:B,Tv,NH,HSv ctx:B,Tq,NH,HSv live:B,NH,Tq:bool " INPUTS "query_kernel:Dq,NH,HS "

@@ -6,13 +6,18 @@
 #include <stdlib.h>
 #include "al_mha.h"
 #include "al_team.h"
+/* the packed-panel GEMM of lstm_pgemm*.h (shared read-only) for the per-head score products */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "lstm_pgemm.h"
 
 /* Score elements (B*NH*Tq*Tv) from which the forward splits its softmax rows among threads:
  * below it, creating the team (tens of microseconds) costs more than it saves. */
 #define AL_MHA_TEAM_MIN 262144.0
 
 /* No fused multiply-adds here (the build's default is -ffp-contract=fast, for the LSTM): the
- * softmax's AVX-512, AVX2 and generic copies (al_math.h) give the same bits. */
+ * softmax's AVX-512, AVX2 and generic copies (al_math.h) give the same bits. The score
+ * products run on the packed tiles of lstm_pgemm*.h, whose AVX2 and AVX-512 tiles use FMA
+ * intrinsics (the same bits on both) and whose generic tile does not (agrees to rounding). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=off")
 #endif
@@ -21,6 +26,7 @@
 #include "al_real.h"
 #include "al_math.h"
 #include "al_blas.h"
+#include "lstm_pgemm_impl.h"
 #include "mha_impl.h"
 #include "al_real_undef.h"
 
@@ -28,5 +34,6 @@
 #include "al_real.h"
 #include "al_math.h"
 #include "al_blas.h"
+#include "lstm_pgemm_impl.h"
 #include "mha_impl.h"
 #include "al_real_undef.h"

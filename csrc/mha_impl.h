@@ -70,6 +70,7 @@ static real *AL_SFN(mha_alloc)(size_t n, int zero) {
 /* Score rows of the forward: everything between the score and context products. */
 typedef struct {
     real *weights, *rq, *wsum;
+    size_t wbase;               /* row of weights[0]: 0, or the block's first row (scratch) */
     uint8_t *live, *rowm;
     const uint8_t *attn_mask, *query_mask, *value_mask, *key_mask;
     size_t rows, Tq, Tv, NH, K;
@@ -85,7 +86,7 @@ static void AL_SFN(mha_rows)(const AL_SFN(mha_rows_ctx) *c, size_t r0, size_t r1
     size_t r, j;
     for (r = r0; r < r1; r++) {
         const size_t i = r % Tq, h = (r / Tq) % NH, b = r / (Tq * NH);
-        real *s = c->weights + r * Tv;
+        real *s = c->weights + (r - c->wbase) * Tv;
         /* without masks every key is attended: no keep row to build */
         const int unmasked = c->attn_mask == NULL && c->query_mask == NULL &&
                              c->value_mask == NULL && c->key_mask == NULL && !c->causal;
@@ -113,30 +114,48 @@ static void AL_SFN(mha_rows)(const AL_SFN(mha_rows_ctx) *c, size_t r0, size_t r1
     }
 }
 
-/* One thread's share of the score rows (al_team_run); c->rowm holds nt scratch rows. */
-static void AL_SFN(mha_rows_work)(void *arg, int tid, int nt) {
-    const AL_SFN(mha_rows_ctx) *c = (const AL_SFN(mha_rows_ctx) *)arg;
-    size_t r0, r1;
-    al_split(c->rows, nt, tid, &r0, &r1);
-    AL_SFN(mha_rows)(c, r0, r1, c->rowm + (size_t)tid * (c->Tv > 0 ? c->Tv : 1));
-}
-
 /* S (Tq,Tv) of sample b, head h = q[b,:,h] (Tq,HS) k[b,:,h]^T: strided head views,
- * ld = NH*HS; S is block (b,h) of weights (B,NH,Tq,Tv). */
-static void AL_SFN(mha_scores)(real *weights, const real *qs, const real *kp, size_t b,
-                               size_t h, size_t Tq, size_t Tv, size_t NH, size_t HS) {
+ * ld = NH*HS; S is block (b,h) of weights (B,NH,Tq,Tv). On the packed tiles of lstm_pgemm.h
+ * (k[b,:,h]^T packed into P, al_pg_size(isa, HS, Tv) reals): each score one chain over the HS
+ * products in order, no BLAS call (OpenBLAS zeroed the whole block before its K = HS (often 8)
+ * deep product: 14% of an 8-head forward at T = 256, benchmarks/NOTES.md). */
+static void AL_SFN(mha_scores)(real *S, real *P, const real *qs, const real *kp, size_t b,
+                               size_t h, size_t Tq, size_t Tv, size_t NH, size_t HS, int isa) {
     const size_t QW = NH * HS;
-    AL_SFN(al_gemm)(0, 1, Tq, Tv, HS, (real)1, qs + b * Tq * QW + h * HS, QW,
-                    kp + b * Tv * QW + h * HS, QW, (real)0, weights + (b * NH + h) * Tq * Tv,
-                    Tv);
+    AL_SFN(al_pg_pack)(isa, P, kp + b * Tv * QW + h * HS, QW, 1, HS, Tv);
+    AL_SFN(al_pg_gemm)(isa, S, Tv, qs + b * Tq * QW + h * HS, QW, 1, P, 0, NULL, 0, Tq, Tv, HS);
 }
 
 /* ctx[b,:,h] (Tq,HSv) = w (Tq,Tv) v[b,:,h] (Tv,HSv), ld = NH*HSv. */
-static void AL_SFN(mha_context)(real *ctx, const real *weights, const real *vp, size_t b,
+static void AL_SFN(mha_context)(real *ctx, const real *S, const real *vp, size_t b,
                                 size_t h, size_t Tq, size_t Tv, size_t NH, size_t HSv) {
     const size_t VW = NH * HSv;
-    AL_SFN(al_gemm)(0, 0, Tq, HSv, Tv, (real)1, weights + (b * NH + h) * Tq * Tv, Tv,
+    AL_SFN(al_gemm)(0, 0, Tq, HSv, Tv, (real)1, S, Tv,
                     vp + b * Tv * VW + h * HSv, VW, (real)0, ctx + b * Tq * VW + h * HSv, VW);
+}
+
+/* Score blocks (b, h) of the forward on a team: each thread takes whole blocks, their score
+ * product and softmax rows while the block is in its cache (the context products follow). */
+typedef struct {
+    AL_SFN(mha_rows_ctx) rows;
+    real *P;                     /* nt packed k^T buffers of np reals */
+    const real *qs, *kp;
+    size_t np, B, HS;
+    int isa;
+} AL_SFN(mha_blocks_ctx);
+
+static void AL_SFN(mha_blocks_work)(void *arg, int tid, int nt) {
+    const AL_SFN(mha_blocks_ctx) *c = (const AL_SFN(mha_blocks_ctx) *)arg;
+    const AL_SFN(mha_rows_ctx) *rc = &c->rows;
+    const size_t Tq = rc->Tq, NH = rc->NH;
+    size_t k0, k1, k;
+    al_split(c->B * NH, nt, tid, &k0, &k1);
+    for (k = k0; k < k1; k++) {
+        AL_SFN(mha_scores)(rc->weights + k * Tq * rc->Tv, c->P + (size_t)tid * c->np, c->qs, c->kp,
+                           k / NH, k % NH, Tq, rc->Tv, NH, c->HS, c->isa);
+        AL_SFN(mha_rows)(rc, k * Tq, (k + 1) * Tq,
+                         rc->rowm + (size_t)tid * (rc->Tv > 0 ? rc->Tv : 1));
+    }
 }
 
 /*
@@ -144,7 +163,8 @@ static void AL_SFN(mha_context)(real *ctx, const real *weights, const real *vp, 
  * projection) for every batch element in one call.
  *
  * outputs   out     (B,Tq,Dout)
- *           weights (B,NH,Tq,Tv)   attention weights (Keras' attention_scores); saved
+ *           weights (B,NH,Tq,Tv)   attention weights (Keras' attention_scores); saved; or
+ *                                  NULL (inference without the scores: not stored)
  * saved     qs      (B,Tq,NH,HS)   projected query, already scaled by 1/sqrt(HS)
  *           kp      (B,Tv,NH,HS)   projected key
  *           vp      (B,Tv,NH,HSv)  projected value
@@ -197,38 +217,57 @@ int AL_FN(mha_forward)(real *out, real *weights, real *qs, real *kp, real *vp,
     {
         AL_SFN(mha_rows_ctx) c;
         int nt = al_blas_threads();
-        c.weights = weights; c.live = live; c.rq = rq; c.wsum = wsum; c.rowm = rowm;
+        c.weights = weights; c.wbase = 0; c.live = live; c.rq = rq; c.wsum = wsum; c.rowm = rowm;
         c.attn_mask = attn_mask; c.query_mask = query_mask; c.value_mask = value_mask;
         c.key_mask = key_mask; c.rows = B * NH * Tq; c.Tq = Tq; c.Tv = Tv; c.NH = NH; c.K = K;
         c.per_head = attn_mask_per_head; c.causal = causal; c.fully_masked = fully_masked;
-        /* Several threads: all score blocks (BLAS, threaded by itself), then the rows split
-         * among a team, then all context products. One thread, or too little work to pay
-         * for a team: block by block, while each block is in cache. */
-        if (nt > 1 && (double)B * NH * Tq * Tv >= AL_MHA_TEAM_MIN) {
+        /* Several threads: the (b, h) blocks' scores and softmax rows split among a team, then
+         * all context products (BLAS, threaded by itself). One thread, or too little work to
+         * pay for a team: block by block, scores, rows and context while the block is in
+         * cache. */
+        const int isa = al_pg_isa_for(0);
+        const size_t np = AL_SFN(al_pg_size)(isa, HS, Tv) + 1, TT = Tq * Tv;
+        real *wtmp = NULL;
+        if (nt > 1 && (double)B * NH * Tq * Tv < AL_MHA_TEAM_MIN) nt = 1;
+        if (nt > (int)(B * NH)) nt = (int)(B * NH);
+        if (nt < 1) nt = 1;
+        /* weights NULL (not returned, not saved): one thread keeps one block's scores in a
+         * scratch block while it is in cache; a team still fills a whole (internal) array */
+        wtmp = weights == NULL ? AL_SFN(mha_alloc)(nt > 1 ? B * NH * TT : TT, 0) : NULL;
+        {
             uint8_t *rowms = (uint8_t *)malloc((size_t)nt * (Tv > 0 ? Tv : 1));
-            if (rowms == NULL) nt = 1;
-            else {
-                c.rowm = rowms;
-                for (b = 0; b < B; b++)
-                    for (h = 0; h < NH; h++) AL_SFN(mha_scores)(weights, qs, kp, b, h, Tq, Tv, NH, HS);
-                al_team_go(nt, AL_SFN(mha_rows_work), &c, NULL);
-                free(rowms);
+            real *P = AL_SFN(mha_alloc)((size_t)nt * np, 0);
+            if (rowms == NULL || P == NULL || (weights == NULL && wtmp == NULL)) {
+                free(rowms); free(P); free(wtmp); free(rowm); free(rq); free(wsum);
+                return AL_ERR_NOMEM;
+            }
+            c.rowm = rowms;
+            c.weights = weights != NULL ? weights : wtmp;
+            c.wbase = 0;
+            if (nt > 1) {
+                AL_SFN(mha_blocks_ctx) bc;
+                bc.rows = c; bc.P = P; bc.qs = qs; bc.kp = kp; bc.np = np; bc.B = B; bc.HS = HS;
+                bc.isa = isa;
+                al_team_go(nt, AL_SFN(mha_blocks_work), &bc, NULL);
                 for (b = 0; b < B; b++)
                     for (h = 0; h < NH; h++)
-                        AL_SFN(mha_context)(ctx, weights, vp, b, h, Tq, Tv, NH, HSv);
-            }
-        } else {
-            nt = 1;
-        }
-        if (nt <= 1) {
-            for (b = 0; b < B; b++) {
-                for (h = 0; h < NH; h++) {
-                    const size_t r0 = (b * NH + h) * Tq;
-                    AL_SFN(mha_scores)(weights, qs, kp, b, h, Tq, Tv, NH, HS);
-                    AL_SFN(mha_rows)(&c, r0, r0 + Tq, rowm);
-                    AL_SFN(mha_context)(ctx, weights, vp, b, h, Tq, Tv, NH, HSv);
+                        AL_SFN(mha_context)(ctx, c.weights + (b * NH + h) * TT, vp, b, h, Tq, Tv,
+                                            NH, HSv);
+            } else {
+                for (b = 0; b < B; b++) {
+                    for (h = 0; h < NH; h++) {
+                        const size_t r0 = (b * NH + h) * Tq;
+                        real *S = weights != NULL ? weights + (b * NH + h) * TT : wtmp;
+                        if (weights == NULL) c.wbase = r0;
+                        AL_SFN(mha_scores)(S, P, qs, kp, b, h, Tq, Tv, NH, HS, isa);
+                        AL_SFN(mha_rows)(&c, r0, r0 + Tq, rowms);
+                        AL_SFN(mha_context)(ctx, S, vp, b, h, Tq, Tv, NH, HSv);
+                    }
                 }
             }
+            free(rowms);
+            free(P);
+            free(wtmp);
         }
     }
     /* ctx (B*Tq*NH, HSv) += wsum (B*Tq*NH, R) rel_v (R, HSv). */

@@ -157,6 +157,40 @@ def test_fully_masked_rows_follow_the_keras_convention(fully_masked):
 
 # ---- relative positions -------------------------------------------------------------------
 
+@pytest.mark.parametrize("kind", ["none", "all", "attention4"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_outputs_without_kept_scores_are_the_same(kind, dtype, threads):
+    """Inference without the scores (save_weights=False: one head's block in a scratch buffer,
+    or an internal array on a team) gives the same bits as keeping them, plain and relative;
+    the scores come back as None. Large enough for a 2-thread team (AL_MHA_TEAM_MIN)."""
+    import attnlstm
+    rng, x, w = make_case(seed=3, B=4, Tq=70, Tv=260, NH=4, dtype=dtype)
+    masks = make_masks(rng, kind, 4, 4, 70, 260)
+    old = attnlstm.get_num_threads()
+    attnlstm.set_num_threads(threads)
+    try:
+        out_s, scores = M.multi_head_attention(x["query"], x["value"], x["key"], **w, **masks,
+                                               return_attention_scores=True)
+        out = M.multi_head_attention(x["query"], x["value"], x["key"], **w, **masks)
+        np.testing.assert_array_equal(out, out_s)
+        assert scores.shape == (4, 4, 70, 260)
+        rel = dict(rel_k=rng.normal(size=(5, 3)).astype(dtype),
+                   rel_v=rng.normal(size=(5, 4)).astype(dtype), max_relative_position=2)
+        r_s, _ = M.relative_attention(x["query"], x["value"], x["key"], num_heads=4, **w,
+                                      **rel, **masks, return_attention_scores=True)
+        r = M.relative_attention(x["query"], x["value"], x["key"], num_heads=4, **w, **rel,
+                                 **masks)
+        np.testing.assert_array_equal(r, r_s)
+    finally:
+        attnlstm.set_num_threads(old)
+    res = _core.mha_forward(x["query"], x["key"], x["value"], w["query_kernel"],
+                            w["query_bias"], w["key_kernel"], w["key_bias"], w["value_kernel"],
+                            w["value_bias"], w["output_kernel"], w["output_bias"],
+                            save_weights=False)
+    assert res[1] is None and res[0].shape == (4, 70, 5)
+
+
 REL_CASES = [
     # (NH, K, with rel_v, mask kind, Tq, Tv)
     (1, 2, True, "none", 6, 6),

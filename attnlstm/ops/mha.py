@@ -36,7 +36,7 @@ import numpy as np
 from .. import _core
 from .._limits import check_blas_sizes
 from ..errors import format_shape, shape_error
-from ._checks import Saved, as_c as _as, attention_grads, attention_results, float_dtype
+from ._checks import Saved, as_c as _as, attention_grads, float_dtype
 
 __all__ = [
     "multi_head_attention", "multi_head_attention_forward", "multi_head_attention_backward",
@@ -211,17 +211,28 @@ _RENAMED_KEYS = {"output": "outputs"}
 _RENAMED_GRADS = {"d_out": "d_outputs", "d_scores": "d_attention_scores"}
 
 
-def _forward(op, a):
-    out, w, q, k, v, ctx, live = _core.mha_forward(
+def _run(a, save_weights):
+    return _core.mha_forward(
         a["query"], a["key"], a["value"], a["query_kernel"], a["query_bias"], a["key_kernel"],
         a["key_bias"], a["value_kernel"], a["value_bias"], a["output_kernel"], a["output_bias"],
         attention_mask=a["attention_mask"], query_mask=a["query_mask"],
         value_mask=a["value_mask"], key_mask=a["key_mask"], causal=a["use_causal_mask"],
         fully_masked=_FULLY_MASKED[a["fully_masked"]], rel_k=a["rel_k"], rel_v=a["rel_v"],
-        max_relative_position=a["max_relative_position"])
+        max_relative_position=a["max_relative_position"], save_weights=save_weights)
+
+
+def _forward(op, a):
+    out, w, q, k, v, ctx, live = _run(a, True)
     return Saved(op, {"outputs": out, "attention_scores": w, "q": q, "k": k, "v": v,
                       "context": ctx, "live": live, "inputs": a, "name": a["name"]},
                  _RENAMED_KEYS)
+
+
+def _infer(a, return_attention_scores):
+    """The inference ops' results; without the scores the kernel keeps none (each head's
+    block lives in a scratch buffer while in cache, as PyTorch's fused attention does)."""
+    out, w = _run(a, bool(return_attention_scores))[:2]
+    return (out, w) if return_attention_scores else out
 
 
 def _backward(op, saved, d_outputs, d_attention_scores, deprecated):
@@ -262,7 +273,7 @@ def multi_head_attention_forward(query, value, key=None, *, query_kernel, query_
                                  output_bias, attention_mask=None, query_mask=None,
                                  value_mask=None, key_mask=None, use_causal_mask=False,
                                  fully_masked="uniform", dtype=None,
-                                 name="ops.multi_head_attention"):
+                                 name="ops.multi_head_attention", _infer_scores=None):
     """Multi-head attention forward, returning everything the backward pass needs.
 
     Same arguments as :func:`multi_head_attention`. Returns a :class:`~attnlstm.ops.Saved`
@@ -281,6 +292,8 @@ def multi_head_attention_forward(query, value, key=None, *, query_kernel, query_
                  dict(attention_mask=attention_mask, query_mask=query_mask,
                       value_mask=value_mask, key_mask=key_mask),
                  use_causal_mask, fully_masked, dtype)
+    if _infer_scores is not None:        # from multi_head_attention: no backward follows
+        return _infer(a, _infer_scores)
     return _forward("ops.multi_head_attention_forward", a)
 
 
@@ -352,14 +365,13 @@ def multi_head_attention(query, value, key=None, *, query_kernel, query_bias, ke
         ...     output_bias=None).shape
         (2, 5, 8)
     """
-    r = multi_head_attention_forward(
+    return multi_head_attention_forward(
         query, value, key, query_kernel=query_kernel, query_bias=query_bias,
         key_kernel=key_kernel, key_bias=key_bias, value_kernel=value_kernel,
         value_bias=value_bias, output_kernel=output_kernel, output_bias=output_bias,
         attention_mask=attention_mask, query_mask=query_mask, value_mask=value_mask,
         key_mask=key_mask, use_causal_mask=use_causal_mask, fully_masked=fully_masked,
-        dtype=dtype)
-    return attention_results(r, return_attention_scores)
+        dtype=dtype, _infer_scores=bool(return_attention_scores))
 
 
 def relative_attention_forward(query, value, key=None, *, num_heads=1, query_kernel,
@@ -368,7 +380,7 @@ def relative_attention_forward(query, value, key=None, *, num_heads=1, query_ker
                                rel_v=None, max_relative_position, attention_mask=None,
                                query_mask=None, value_mask=None, key_mask=None,
                                use_causal_mask=False, fully_masked="uniform", dtype=None,
-                               name="ops.relative_attention"):
+                               name="ops.relative_attention", _infer_scores=None):
     """Relative-position attention forward, returning everything the backward pass needs.
 
     Same arguments as :func:`relative_attention`; returns the :class:`~attnlstm.ops.Saved`
@@ -387,6 +399,8 @@ def relative_attention_forward(query, value, key=None, *, num_heads=1, query_ker
                  dict(attention_mask=attention_mask, query_mask=query_mask,
                       value_mask=value_mask, key_mask=key_mask),
                  use_causal_mask, fully_masked, dtype)
+    if _infer_scores is not None:        # from relative_attention: no backward follows
+        return _infer(a, _infer_scores)
     return _forward("ops.relative_attention_forward", a)
 
 
@@ -443,12 +457,12 @@ def relative_attention(query, value, key=None, *, num_heads=1, query_kernel, que
         ...     output_kernel=Wo, rel_k=np.zeros((5, 4)), max_relative_position=2).shape
         (2, 5, 8)
     """
-    r = relative_attention_forward(
+    return relative_attention_forward(
         query, value, key, num_heads=num_heads, query_kernel=query_kernel,
         query_bias=query_bias, key_kernel=key_kernel, key_bias=key_bias,
         value_kernel=value_kernel, value_bias=value_bias, output_kernel=output_kernel,
         output_bias=output_bias, rel_k=rel_k, rel_v=rel_v,
         max_relative_position=max_relative_position, attention_mask=attention_mask,
         query_mask=query_mask, value_mask=value_mask, key_mask=key_mask,
-        use_causal_mask=use_causal_mask, fully_masked=fully_masked, dtype=dtype)
-    return attention_results(r, return_attention_scores)
+        use_causal_mask=use_causal_mask, fully_masked=fully_masked, dtype=dtype,
+        _infer_scores=bool(return_attention_scores))
