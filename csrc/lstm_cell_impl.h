@@ -36,6 +36,8 @@ typedef struct {
                                             caller carries them over. */
     size_t D, H;
     int act, ract;
+    int pf_l2;                           /* the packed W and U outgrow the L2: the tiles fetch
+                                            the next block into it ahead (lstm_panel_k) */
 } AL_SFN(lstm_cell_args);
 
 /* The cell on n lanes: z [i|f|c|o] pre-activations in (gate k of lane j at z[k*S + j]),

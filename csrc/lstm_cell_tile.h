@@ -133,13 +133,26 @@ AL_CT_NAME(lstm_cell_finish)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t
 #define AL_CT_PF 16
 #endif
 
+#ifndef AL_CT_PF_STEP
+/* Prefetch into the L2 the next per_k of the npf cache lines from pf (l counts them): the
+ * tiles spread the fetch of the block that comes next over their k loop. */
+#define AL_CT_PF_STEP(pf, npf, per_k, l)                                                      \
+    do {                                                                                      \
+        size_t j_;                                                                            \
+        for (j_ = 0; j_ < (per_k) && (l) < (npf); j_++, (l)++)                                \
+            _mm_prefetch((const char *)((pf) + (l) * (64 / sizeof(real))), _MM_HINT_T1);      \
+    } while (0)
+#endif
+
 /* zb[r * 4L + {0, L}] += A[r][k] P[k][{0, L}] over k < K for r < R (zb and P offset to the
- * half's first gate by the caller; P rows 4L apart). */
+ * half's first gate by the caller; P rows 4L apart); npf lines from pf into the L2 meanwhile
+ * (see lstm_whole_tile). */
 __attribute__((target(AL_CT_TARGET), always_inline)) static inline void
 AL_CT_NAME(lstm_half_tile)(const int R, real *zb, const real *A, size_t lda, const real *P,
-                           size_t K) {
+                           size_t K, const real *pf, size_t npf) {
     AL_CT_V acc[AL_CT_HR][2];
-    size_t k;
+    const size_t per_k = K > 0 ? (npf + K - 1) / K : 0;
+    size_t k, l = 0;
     int r;
     for (r = 0; r < R; r++) {
         acc[r][0] = AL_CT_LOAD(zb + r * 4 * AL_CT_L);
@@ -150,6 +163,7 @@ AL_CT_NAME(lstm_half_tile)(const int R, real *zb, const real *A, size_t lda, con
         const AL_CT_V u0 = AL_CT_LOAD(pk), u1 = AL_CT_LOAD(pk + AL_CT_L);
         /* the panel streams from L2/L3 (U alone is 4 MiB at H = 512): ask 16 k ahead */
         _mm_prefetch((const char *)(pk + AL_CT_PF * 4 * AL_CT_L), _MM_HINT_T0);
+        AL_CT_PF_STEP(pf, npf, per_k, l);
         for (r = 0; r < R; r++) {
             const AL_CT_V av = AL_CT_SET1(A[r * lda + k]);
             acc[r][0] = AL_CT_FMA(av, u0, acc[r][0]);
@@ -163,12 +177,16 @@ AL_CT_NAME(lstm_half_tile)(const int R, real *zb, const real *A, size_t lda, con
 }
 
 /* zb[r * 4L + q L] += A[r][k] P[k][q L] over k < K, q < 4, r < R <= AL_CT_HR / 2: the whole
- * panel in one pass. */
+ * panel in one pass. Meanwhile the npf cache lines from pf (the panel block the caller uses
+ * next, or this tile's share of it) are prefetched into the L2, spread over the k loop: U
+ * (4 MiB at H = 512) streams from the L3 at every step, and without this only the first row
+ * tile of a block waited for it (benchmarks/NOTES.md). */
 __attribute__((target(AL_CT_TARGET), always_inline)) static inline void
 AL_CT_NAME(lstm_whole_tile)(const int R, real *zb, const real *A, size_t lda, const real *P,
-                            size_t K) {
+                            size_t K, const real *pf, size_t npf) {
     AL_CT_V acc[AL_CT_HR / 2][4];
-    size_t k;
+    const size_t per_k = K > 0 ? (npf + K - 1) / K : 0;
+    size_t k, l = 0;
     int r, q;
     for (r = 0; r < R; r++)
         for (q = 0; q < 4; q++) acc[r][q] = AL_CT_LOAD(zb + r * 4 * AL_CT_L + q * AL_CT_L);
@@ -176,6 +194,7 @@ AL_CT_NAME(lstm_whole_tile)(const int R, real *zb, const real *A, size_t lda, co
         const real *pk = P + k * 4 * AL_CT_L;
         AL_CT_V av[AL_CT_HR / 2];
         _mm_prefetch((const char *)(pk + AL_CT_PF * 4 * AL_CT_L), _MM_HINT_T0);
+        AL_CT_PF_STEP(pf, npf, per_k, l);
         for (r = 0; r < R; r++) av[r] = AL_CT_SET1(A[r * lda + k]);
         for (q = 0; q < 4; q++) {
             const AL_CT_V uv = AL_CT_LOAD(pk + q * AL_CT_L);
@@ -186,11 +205,13 @@ AL_CT_NAME(lstm_whole_tile)(const int R, real *zb, const real *A, size_t lda, co
         for (q = 0; q < 4; q++) AL_CT_STORE(zb + r * 4 * AL_CT_L + q * AL_CT_L, acc[r][q]);
 }
 
-typedef void (*AL_CT_NAME(lstm_half_fn))(real *, const real *, size_t, const real *, size_t);
+typedef void (*AL_CT_NAME(lstm_half_fn))(real *, const real *, size_t, const real *, size_t,
+                                         const real *, size_t);
 #define AL_CT_H(R_)                                                                           \
     __attribute__((target(AL_CT_TARGET))) static void AL_CT_NAME(lstm_half_r##R_)(            \
-        real *zb, const real *A, size_t lda, const real *P, size_t K) {                       \
-        AL_CT_NAME(lstm_half_tile)(R_, zb, A, lda, P, K);                                      \
+        real *zb, const real *A, size_t lda, const real *P, size_t K, const real *pf,         \
+        size_t npf) {                                                                         \
+        AL_CT_NAME(lstm_half_tile)(R_, zb, A, lda, P, K, pf, npf);                             \
     }
 #if !defined(AL_CT_512)   /* AVX-512 runs whole-panel tiles only (lstm_panel_k) */
 AL_CT_H(1) AL_CT_H(2) AL_CT_H(3) AL_CT_H(4) AL_CT_H(5) AL_CT_H(6)
@@ -198,8 +219,9 @@ AL_CT_H(1) AL_CT_H(2) AL_CT_H(3) AL_CT_H(4) AL_CT_H(5) AL_CT_H(6)
 #undef AL_CT_H
 #define AL_CT_W(R_)                                                                           \
     __attribute__((target(AL_CT_TARGET))) static void AL_CT_NAME(lstm_whole_r##R_)(           \
-        real *zb, const real *A, size_t lda, const real *P, size_t K) {                       \
-        AL_CT_NAME(lstm_whole_tile)(R_, zb, A, lda, P, K);                                     \
+        real *zb, const real *A, size_t lda, const real *P, size_t K, const real *pf,         \
+        size_t npf) {                                                                         \
+        AL_CT_NAME(lstm_whole_tile)(R_, zb, A, lda, P, K, pf, npf);                            \
     }
 AL_CT_W(1) AL_CT_W(2) AL_CT_W(3)
 #if AL_CT_HR > 6
@@ -211,16 +233,20 @@ AL_CT_W(4) AL_CT_W(5) AL_CT_W(6)
  * height. AVX2: both halves, tiles <= AL_CT_HR rows x 2 vectors. AVX-512: whole-panel tiles
  * of <= AL_CT_HR / 2 rows x 4 vectors (24 of its 32 registers, one pass; benchmarks/NOTES.md). */
 __attribute__((target(AL_CT_TARGET))) static void
-AL_CT_NAME(lstm_panel_k)(real *zb, size_t M, const real *A, size_t lda, const real *P, size_t K) {
+AL_CT_NAME(lstm_panel_k)(real *zb, size_t M, const real *A, size_t lda, const real *P, size_t K,
+                         const real *next, size_t nnext, int pf) {
     static const AL_CT_NAME(lstm_half_fn) fw[AL_CT_HR / 2 + 1] = {
         NULL, AL_CT_NAME(lstm_whole_r1), AL_CT_NAME(lstm_whole_r2), AL_CT_NAME(lstm_whole_r3),
 #if AL_CT_HR > 6
         AL_CT_NAME(lstm_whole_r4), AL_CT_NAME(lstm_whole_r5), AL_CT_NAME(lstm_whole_r6),
 #endif
     };
-    size_t k0, i, r;
+    const size_t lines_per_k = 4 * AL_CT_L * sizeof(real) / 64;    /* of a panel row */
+    size_t k0, i, r, l0, l1;
     if (M <= AL_CT_HR / 2) {
-        fw[M](zb, A, lda, P, K);
+        /* one tile streams the panel once: no block to fetch ahead for others (prefetching the
+         * next panel here was 2-3% slower at B = 1 and 4, H = 512) */
+        fw[M](zb, A, lda, P, K, NULL, 0);
         return;
     }
 #if defined(AL_CT_512)
@@ -228,9 +254,16 @@ AL_CT_NAME(lstm_panel_k)(real *zb, size_t M, const real *A, size_t lda, const re
         const size_t nw = (M + AL_CT_HR / 2 - 1) / (AL_CT_HR / 2);
         for (k0 = 0; k0 < K; k0 += AL_CT_KB) {
             const size_t kl = K - k0 < AL_CT_KB ? K - k0 : AL_CT_KB;
+            /* the next k-block (or the caller's next block), its lines shared among the tiles */
+            const real *nb = k0 + kl < K ? P + (k0 + kl) * 4 * AL_CT_L : next;
+            const size_t nk = k0 + kl < K ? (K - k0 - kl < AL_CT_KB ? K - k0 - kl : AL_CT_KB)
+                                          : (nnext < AL_CT_KB ? nnext : AL_CT_KB);
+            const size_t nl = (pf && nb != NULL) ? nk * lines_per_k : 0;
             for (i = 0, r = 0; i < nw; i++) {
                 const size_t R = M / nw + (i < M % nw ? 1 : 0);
-                fw[R](zb + r * 4 * AL_CT_L, A + r * lda + k0, lda, P + k0 * 4 * AL_CT_L, kl);
+                al_split(nl, (int)nw, (int)i, &l0, &l1);
+                fw[R](zb + r * 4 * AL_CT_L, A + r * lda + k0, lda, P + k0 * 4 * AL_CT_L, kl,
+                      nb != NULL ? nb + l0 * (64 / sizeof(real)) : NULL, l1 - l0);
                 r += R;
             }
         }
@@ -246,10 +279,21 @@ AL_CT_NAME(lstm_panel_k)(real *zb, size_t M, const real *A, size_t lda, const re
         for (half = 0; half < 2; half++) {
             for (k0 = 0; k0 < K; k0 += AL_CT_KB) {
                 const size_t kl = K - k0 < AL_CT_KB ? K - k0 : AL_CT_KB;
+                /* fetched meanwhile: in the first pass the next k-block's whole rows (the
+                 * second pass then reads them from the L2), in the second the caller's next
+                 * block, block by block */
+                const real *nb = half == 0 ? (k0 + kl < K ? P + (k0 + kl) * 4 * AL_CT_L : NULL)
+                                           : (next != NULL && k0 < nnext ? next + k0 * 4 * AL_CT_L
+                                                                         : NULL);
+                const size_t nk = half == 0 ? (K - k0 - kl < AL_CT_KB ? K - k0 - kl : AL_CT_KB)
+                                            : (nnext - k0 < AL_CT_KB ? nnext - k0 : AL_CT_KB);
+                const size_t nl = (pf && nb != NULL) ? nk * lines_per_k : 0;
                 for (i = 0, r = 0; i < ntile; i++) {
                     const size_t R = M / ntile + (i < M % ntile ? 1 : 0);
+                    al_split(nl, (int)ntile, (int)i, &l0, &l1);
                     fh[R](zb + r * 4 * AL_CT_L + half * 2 * AL_CT_L, A + r * lda + k0, lda,
-                          P + k0 * 4 * AL_CT_L + half * 2 * AL_CT_L, kl);
+                          P + k0 * 4 * AL_CT_L + half * 2 * AL_CT_L, kl,
+                          nb != NULL ? nb + l0 * (64 / sizeof(real)) : NULL, l1 - l0);
                     r += R;
                 }
             }
@@ -288,12 +332,21 @@ AL_CT_NAME(lstm_cell_panel)(const AL_SFN(lstm_cell_args) *a, size_t r0, size_t r
                 AL_CT_STORE(zr + q * AL_CT_L, v);
             }
         }
-        if (!a->zin && a->pW != NULL && D > 0)
+        const int xin = !a->zin && a->pW != NULL && D > 0;
+        if (xin)
             AL_CT_NAME(lstm_panel_k)(zb, M, a->x + c0 * a->ldx, a->ldx,
-                                     a->pW + p * D * 4 * AL_CT_L, D);
+                                     a->pW + p * D * 4 * AL_CT_L, D,
+                                     a->h != NULL ? a->pU + p * H * 4 * AL_CT_L : NULL, H,
+                                     a->pf_l2);
         if (a->h != NULL) {
+            /* what the last chunk streams next: the following panel's first block */
+            const int more = ci + 1 == nchunk && (p + 1) * AL_CT_L < H;
+            const real *next = !more ? NULL
+                               : xin ? a->pW + (p + 1) * D * 4 * AL_CT_L
+                                     : a->pU + (p + 1) * H * 4 * AL_CT_L;
             AL_CT_NAME(lstm_panel_k)(zb, M, a->h + c0 * a->ldh, a->ldh,
-                                     a->pU + p * H * 4 * AL_CT_L, H);
+                                     a->pU + p * H * 4 * AL_CT_L, H, next, xin ? D : H,
+                                     a->pf_l2);
         } else if (a->pz0 != NULL) {
             for (r = 0; r < M; r++)
                 for (q = 0; q < 4; q++) {

@@ -141,6 +141,9 @@ static void AL_SFN(lstm_fwd_fused)(AL_SFN(lstm_fwd_ctx) *c, int tid, int nt, siz
     a.pW = c->pWg; a.pb = zin ? NULL : c->pbg; a.pU = c->pU; a.zin = zin; a.pz0 = c->pz0;
     a.ldx = T * D; a.ldz = T * G; a.ldo = T * H; a.ldkeep = T;
     a.D = D; a.H = H; a.act = c->activation; a.ract = c->recurrent_activation;
+    /* measured: fetching ahead paid where the panels stream from the L3 (H = 512: 5-10%) and
+     * cost up to 10% where they stay in the L2 (B = 8, H = 256) (benchmarks/NOTES.md) */
+    a.pf_l2 = al_u_outgrows_l2(4 * H * (H + (c->pWg != NULL ? D : 0)) * sizeof(real));
     for (s = 0; s < T; s++) {
         const size_t t = c->go_backwards ? T - 1 - s : s;
         a.x = c->x + t * D;
