@@ -88,7 +88,7 @@ typedef struct {
 
 /* Each binding file's kernels, ending with {NULL}. */
 extern al_spec al_lstm_specs[], al_gru_specs[], al_attention_specs[], al_mha_specs[],
-    al_vae_specs[];
+    al_vae_specs[], al_dense_specs[];
 
 /* Parses the signature of each spec in `specs` and adds its function to module m: 0, or -1
  * with an exception set (a malformed signature is a SystemError at import). */

@@ -19,7 +19,7 @@ static struct PyModuleDef al_module = {
 
 PyMODINIT_FUNC PyInit__core(void) {
     al_spec *families[] = {al_lstm_specs, al_gru_specs, al_attention_specs, al_mha_specs,
-                           al_vae_specs};
+                           al_vae_specs, al_dense_specs};
     PyObject *m, *split;
     size_t k;
 

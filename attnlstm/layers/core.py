@@ -5,7 +5,7 @@ import numpy as np
 
 from autograd.tracer import Box
 
-from .. import activations, backend, constraints, initializers, regularizers
+from .. import _core, activations, backend, constraints, initializers, regularizers
 from ..engine import autodiff
 from ..engine.base import Grads, KerasTensor, Layer, _is_shape, flatten, map_structure
 from ..ops._symbolic import tracing
@@ -64,6 +64,22 @@ def set_kernel_args(layer, kernel_initializer="glorot_uniform", bias_initializer
     layer.bias_regularizer = regularizers.get(bias_regularizer)
     layer.kernel_constraint = constraints.get(kernel_constraint)
     layer.bias_constraint = constraints.get(bias_constraint)
+
+
+def _matmul(a, b, transpose_a=False, transpose_b=False):
+    """``a @ b`` over a's last axis (``a`` may be ``(..., K)``; ``transpose_a`` takes a 2-D
+    ``a`` as ``(K, M)``, ``transpose_b`` a 2-D ``b`` as ``(N, K)``) on attnlstm's OpenBLAS when
+    both are float32 or both float64 (see csrc/dense.c: NumPy's own OpenBLAS threads keep
+    spinning on the cores attnlstm's kernels use next), else NumPy's matmul."""
+    if a.dtype == b.dtype and a.dtype in (np.float32, np.float64) and b.ndim == 2:
+        if transpose_a:
+            return _core.matmul_tn(a, b)
+        lead = a.shape[:-1]
+        a2 = a.reshape(-1, a.shape[-1])
+        c = _core.matmul_nt(a2, b) if transpose_b else _core.matmul(a2, b)
+        return c.reshape(lead + (c.shape[-1],))
+    a = a.T if transpose_a else a
+    return np.matmul(a, b.T if transpose_b else b)
 
 
 class Dense(Layer):
@@ -155,7 +171,7 @@ class Dense(Layer):
             z = np.zeros(inputs.shape[:-1] + (self.units,),
                          np.result_type(inputs, self.kernel.value))
         else:
-            z = np.matmul(inputs, self.kernel.value)
+            z = _matmul(inputs, self.kernel.value)
         if self.use_bias:
             z += self.bias.value
         y = _apply_activation(self, self.activation, z)
@@ -179,7 +195,7 @@ class Dense(Layer):
         x = ctx[0]
         D, U = self.kernel.shape
         dz2 = dz.reshape(-1, U)
-        weights = {self.kernel: np.matmul(x.reshape(-1, D).T, dz2)}
+        weights = {self.kernel: _matmul(x.reshape(-1, D), dz2, transpose_a=True)}
         if self.use_bias:
             weights[self.bias] = dz2.sum(axis=0)
         if not need_input_grad:
@@ -187,7 +203,7 @@ class Dense(Layer):
         elif dz.size == 0 or D == 0:   # no matmul loop over an empty batch (see forward)
             dx = np.zeros(dz.shape[:-1] + (D,), np.result_type(dz, self.kernel.value))
         else:
-            dx = np.matmul(dz, self.kernel.value.T)
+            dx = _matmul(dz, self.kernel.value, transpose_b=True)
         return Grads(dx, weights)
 
     def get_config(self):
