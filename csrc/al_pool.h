@@ -26,9 +26,10 @@
 #define AL_TEAM_MAX 64
 
 /* The recurrent kernels split a call over threads only from this many flops of recurrent
- * products (LSTM 8*B*H*H*T, GRU 6*B*H*H*T): below it a team does not pay (benchmarks/NOTES.md).
- * Exported as attnlstm._core.SPLIT_FLOPS for callers that run calls side by side. */
-#define AL_SPLIT_FLOPS 5e8
+ * products (LSTM 8*B*H*H*T, GRU 6*B*H*H*T): below it a team does not pay (benchmarks/NOTES.md:
+ * with the persistent pool, 2 threads gained 1.3-1.9x from 2.6e7 flops and were neutral at
+ * 1.3e7). Exported as attnlstm._core.SPLIT_FLOPS for callers that run calls side by side. */
+#define AL_SPLIT_FLOPS 2e7
 
 typedef void (*al_team_fn)(void *arg, int tid, int nt);
 

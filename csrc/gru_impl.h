@@ -155,13 +155,13 @@ AL_GRU_PATHS(gru_cell_nh, gru_cell_nh_body,
              (g, uh, hp, hn, on, sv, H, gs, reset_after, act))
 
 /* Threads for a call: each takes whole batch rows. nthreads is the budget
- * (set_num_threads); forced (tests): use it whenever B allows; otherwise only from 5e8 flops
- * of recurrent products, the LSTM's threshold (lstm_pgemm.h: al_lstm_split), below which a
- * per-call thread costs more than it gains. */
+ * (set_num_threads); forced (tests): use it whenever B allows; otherwise only from
+ * AL_SPLIT_FLOPS of recurrent products and AL_SPLIT_ROWS_B rows, the LSTM's rule
+ * (lstm_pgemm.h: al_rnn_split). */
 static int AL_SFN(gru_threads)(int nthreads, int forced, size_t B, size_t T, size_t H) {
     const double flops = 6.0 * (double)B * (double)H * (double)H * (double)T;
     int nt = nthreads < (int)B ? nthreads : (int)B;
-    if (nt <= 1 || (!forced && (flops < AL_SPLIT_FLOPS || B < 4))) return 1;
+    if (nt <= 1 || (!forced && (flops < AL_SPLIT_FLOPS || B < AL_SPLIT_ROWS_B))) return 1;
     return nt;
 }
 
@@ -436,13 +436,13 @@ int AL_FN(gru_forward_impl)(real *hs, real *out, real *gates, real *rh,
         AL_SFN(gru_fwd_ctx) c;
         int nt = AL_SFN(gru_threads)(nthreads, forced, B, T, H);
         /* Small batches split by units where the LSTM's rule says so (al_rnn_split), but only
-         * where rows cannot split (B < 4) or U outgrows the L2: with U in each core's L2 the
-         * row split, which never meets, was faster (benchmarks/NOTES.md); and without dropout
-         * masks, whose per-gate products run whole rows. */
+         * where rows do not split (B < AL_SPLIT_ROWS_B) or U outgrows the L2: with U in each
+         * core's L2 the row split, which never meets, was faster (benchmarks/NOTES.md); and
+         * without dropout masks, whose per-gate products run whole rows. */
         c.nc = AL_SFN(al_pg_nc)(isa);
         c.mode = nt > 1 ? AL_SPLIT_ROWS : AL_SPLIT_NONE;
         if (dp_mask == NULL && rec_mask == NULL &&
-            (B < 4 || forced || al_u_outgrows_l2(3 * H * H * sizeof(real)))) {
+            (B < AL_SPLIT_ROWS_B || forced || al_u_outgrows_l2(3 * H * H * sizeof(real)))) {
             int ntc = 1;
             if (al_rnn_split(3, nthreads, forced, B, T, H, c.nc, sizeof(real), &ntc) ==
                 AL_SPLIT_COLS) {

@@ -105,7 +105,13 @@ static inline int al_u_outgrows_l2(size_t ubytes) {
     return ubytes > (l2 > 0 ? (size_t)l2 : ((size_t)1 << 20));
 }
 
-/* The rule for a recurrent layer with `gates` gate blocks (LSTM 4, GRU 3). */
+/* The rule for a recurrent layer with `gates` gate blocks (LSTM 4, GRU 3). Automatic: from
+ * AL_SPLIT_FLOPS of recurrent products; batches of AL_SPLIT_ROWS_B rows or more split by rows
+ * (no barrier in the loop), smaller ones by units while a step has AL_SPLIT_STEP_FLOPS, else
+ * by rows; a U larger than the L2 splits small batches by units whatever the flops.
+ * Measured in benchmarks/NOTES.md. */
+#define AL_SPLIT_ROWS_B 8
+#define AL_SPLIT_STEP_FLOPS 5e5
 static inline int al_rnn_split(int gates, int nthreads, int forced, size_t B, size_t T, size_t H,
                                size_t nc, size_t itemsize, int *nt) {
     const double step_flops = 2.0 * gates * (double)B * (double)H * (double)H;
@@ -116,10 +122,8 @@ static inline int al_rnn_split(int gates, int nthreads, int forced, size_t B, si
     const int big_u = cols && al_u_outgrows_l2(gates * H * H * itemsize);
     *nt = 1;
     if (nthreads <= 1) return AL_SPLIT_NONE;
-    /* Automatic: only from AL_SPLIT_FLOPS of recurrent products (benchmarks/NOTES.md) */
-    if (!forced && step_flops * (double)T < AL_SPLIT_FLOPS && !(cols && big_u))
-        return AL_SPLIT_NONE;
-    if (cols && (forced || step_flops >= 2e5)) {
+    if (!forced && step_flops * (double)T < AL_SPLIT_FLOPS && !big_u) return AL_SPLIT_NONE;
+    if (cols && (forced || big_u || (B < AL_SPLIT_ROWS_B && step_flops >= AL_SPLIT_STEP_FLOPS))) {
         *nt = nthreads < (int)npanel ? nthreads : (int)npanel;
         return AL_SPLIT_COLS;
     }

@@ -12,7 +12,7 @@
 
 /* Score elements (B*NH*Tq*Tv) from which the forward splits its softmax rows among threads:
  * below it, creating the team (tens of microseconds) costs more than it saves. */
-#define AL_MHA_TEAM_MIN (getenv("AL_EXP_TEAM") ? atof(getenv("AL_EXP_TEAM")) : 262144.0)
+#define AL_MHA_TEAM_MIN 262144.0
 
 /* No fused multiply-adds here (the build's default is -ffp-contract=fast, for the LSTM): the
  * softmax's AVX-512, AVX2 and generic copies (al_math.h) give the same bits. The score

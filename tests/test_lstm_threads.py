@@ -52,8 +52,8 @@ def test_threads_bitwise_equal_to_one_thread(shape, impl):
 
 
 def test_set_num_threads_drives_the_automatic_choice():
-    """threads=0 takes set_num_threads' count; a call large enough to split (about 5e8 flops of
-    recurrent products, al_lstm_split) gives the same bits as one thread, forward and
+    """threads=0 takes set_num_threads' count; a call large enough to split (AL_SPLIT_FLOPS,
+    2e7 flops of recurrent products, al_lstm_split) gives the same bits as one thread, forward and
     backward."""
     old = attnlstm.get_num_threads()
     try:

@@ -361,8 +361,8 @@ class Bidirectional(Layer):
     def _side_by_side(self, x):
         """Whether the two directions run at once, one per core: only our C-kernel LSTM/GRU on
         a plain array (no trace, whose state is per thread), with a thread budget of 2 or more,
-        and a call big enough to pay for a thread (about 0.2 ms of work) but below the size at
-        which each direction splits over the threads by itself (_core.SPLIT_FLOPS). Each
+        and a direction of at least _SIDE_BY_SIDE_FLOPS (below it each direction splitting over
+        the threads by itself, or running alone, was faster: benchmarks/NOTES.md). Each
         direction's results do not depend on the thread it runs on (bit for bit)."""
         from .rnn import GRU, LSTM
         fw, bw = self.forward_layer, self.backward_layer
@@ -371,8 +371,7 @@ class Bidirectional(Layer):
             return False
         B, T, D = x.shape
         H, g = fw.units, fw.dropout_gates
-        return 2 * g * B * H * (D + H) * T >= _MIN_SIDE_BY_SIDE_FLOPS \
-            and 2 * g * B * H * H * T < _core.SPLIT_FLOPS
+        return 2 * g * B * H * (D + H) * T >= _SIDE_BY_SIDE_FLOPS
 
     def get_config(self):
         cfg = super().get_config()
@@ -408,8 +407,11 @@ def _is_rnn(obj):
     return isinstance(obj, RNN)
 
 
-# Per direction, the work below which starting a thread (tens of microseconds) does not pay.
-_MIN_SIDE_BY_SIDE_FLOPS = 1e7
+# Per direction (input and recurrent products), the work from which the two directions run side
+# by side: measured (2 threads, LSTM forward) side by side / each on its own: (64, 50, 64, 256)
+# 35.3 / 38.6 ms, (8, 50, 64, 512) 16.5 / 18.3, (64, 50, 64, 512) 93.4 / 101.8; below,
+# (8, 200, 64, 128) 6.2 / 5.2, (8, 50, 64, 256) 4.9 / 4.4, (16, 40, 64, 64) 1.06 / 0.85.
+_SIDE_BY_SIDE_FLOPS = 5e8
 
 
 def _both(first, second, parallel):
