@@ -38,13 +38,13 @@ def set_num_threads(n):
     """Set how many threads attnlstm's kernels use (its BLAS included).
 
     One budget for everything: the BLAS (OpenBLAS from ``scipy-openblas32``) and attnlstm's own
-    thread teams, so the two never oversubscribe the CPU. An LSTM call splits its batch rows
-    (or, for small batches, its hidden units) over up to ``n`` threads when it has enough work
-    to pay for starting them; a GRU call splits its batch rows; multi-head attention splits its
-    softmax rows. The LSTM and GRU forward and backward (outputs, states, input and weight
-    gradients) give the same bits for every ``n`` (tests/test_isa_paths.py): they call no BLAS,
-    and each result element is one sum in a fixed order. The default is OpenBLAS's
-    (``OPENBLAS_NUM_THREADS``, else the number of cores).
+    thread teams, so the two never oversubscribe the CPU. An LSTM or GRU call splits its batch
+    rows (from 8 rows) or its hidden units (smaller batches) over up to ``n`` threads from about
+    2e7 flops of recurrent products (``attnlstm._core.SPLIT_FLOPS``); multi-head attention
+    splits its per-head score blocks. The LSTM and GRU forward and backward (outputs, states,
+    input and weight gradients) give the same bits for every ``n`` (tests/test_isa_paths.py):
+    they call no BLAS, and each result element is one sum in a fixed order. The default is
+    OpenBLAS's (``OPENBLAS_NUM_THREADS``, else the number of cores).
 
     Args:
         n: positive int.
