@@ -267,6 +267,14 @@ static void AL_SFN(lstm_cell_step)(int isa, const AL_SFN(lstm_cell_args) *a, siz
     const size_t M = r1 - r0, ntile = (M + rmax - 1) / rmax;
     size_t p, i, r;
     if (M == 0) return;
+#if AL_PG_X86
+    if (M == 1 && isa == AL_PG_AVX512) {
+        /* one row: four panels per tile (lstm_cell_panels1) */
+        for (p = p0; p < p1; p += 4)
+            AL_SFN(lstm_cell_panels1_512)(a, r0, p, p1 - p < 4 ? p1 - p : 4);
+        return;
+    }
+#endif
     for (p = p0; p < p1; p++) {
         const size_t n = a->H - p * L < L ? a->H - p * L : L;
 #if AL_PG_X86

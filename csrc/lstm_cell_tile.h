@@ -116,12 +116,13 @@ AL_CT_NAME(lstm_cell_finish)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t
  * bytes of the panel per k feed 12 FMAs, where the R x 4 tile's 3 rows x 4 vectors needed 128).
  * AVX-512: one pass of tiles of up to AL_CT_HR / 2 rows x 4 vectors (24 accumulators of its 32
  * registers; a stand-alone copy in L1 ran at 84% of the FMA peak against 76% for 12 x 2 half
- * tiles; in the kernel 2-17% faster at B >= 12). The pre-activations of up to AL_CT_RC rows live in a small buffer between passes and
- * k-blocks (AL_CT_KB deep, so a block of the panel stays in L1 while all the row tiles use it);
- * storing and reloading an accumulator is exact, so every element is still one chain over k in
- * order from its bias (the same bits on both ISAs and as the separate projection). Up to
- * AL_CT_HR / 2 rows (small batches, where the panel is read once whatever the tile) take one
- * pass of R x 4 vectors on both ISAs * instead. The cell then runs on the buffer, row by row. Measured in benchmarks/NOTES.md.
+ * tiles; in the kernel 2-17% faster at B >= 12). The pre-activations of up to AL_CT_RC rows
+ * live in a small buffer between passes and k-blocks (AL_CT_KB deep, so a block of the panel
+ * stays in L1 while all the row tiles use it); storing and reloading an accumulator is exact,
+ * so every element is still one chain over k in order from its bias (the same bits on both
+ * ISAs and as the separate projection). Up to AL_CT_HR / 2 rows (small batches, where the
+ * panel is read once whatever the tile) take one pass of R x 4 vectors on both ISAs. The cell
+ * then runs on the buffer, row by row. Measured in benchmarks/NOTES.md.
  */
 #ifndef AL_CT_RC
 #define AL_CT_RC 96
@@ -360,6 +361,74 @@ AL_CT_NAME(lstm_cell_panel)(const AL_SFN(lstm_cell_args) *a, size_t r0, size_t r
         c0 += M;
     }
 }
+#if defined(AL_CT_512)
+/* One batch row, np <= AL_CT_NP consecutive panels [p, p + np) at once (B = 1): each k feeds
+ * the np panels' 4 np accumulators from one broadcast, so their FMA chains run side by side
+ * instead of one panel's four chains at a time (those are latency-bound: 4 cycles per k).
+ * Every element is still one chain over k in order from the same start (the projection or
+ * the bias, then x_t W, then h_{t-1} U), so the bits are those of lstm_cell_panel. AVX-512
+ * only: on AVX2 (two panels, 8 accumulators) the panel loads were the limit and it was 4-12%
+ * slower at H = 256 (benchmarks/NOTES.md). */
+#define AL_CT_NP 4
+__attribute__((target(AL_CT_TARGET))) static void
+AL_CT_NAME(lstm_cell_panels1)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t p, size_t np) {
+    const size_t H = a->H, D = a->D, G = 4 * AL_CT_L;
+    real zb[AL_CT_NP * 4 * AL_CT_L] __attribute__((aligned(64)));
+    AL_CT_V acc[AL_CT_NP][4];
+    size_t j, k, part;
+    int q;
+    for (j = 0; j < np; j++) {
+        const size_t u = (p + j) * AL_CT_L, n = H - u < AL_CT_L ? H - u : AL_CT_L;
+        const AL_CT_M m = AL_CT_MASK(n);
+        for (q = 0; q < 4; q++) {
+            const AL_CT_V bv = a->pb ? AL_CT_LOAD(a->pb + (p + j) * G + q * AL_CT_L)
+                                     : AL_CT_ZERO();
+            AL_CT_V v = bv;
+            if (a->zin) {
+                v = AL_CT_MLOAD(m, a->z + row * a->ldz + u + q * H);
+                if (a->pb != NULL) v = AL_CT_ADD(v, bv);
+            }
+            acc[j][q] = v;
+        }
+    }
+    /* part 0: x_t W (concatenated form), part 1: h_{t-1} U */
+    for (part = 0; part < 2; part++) {
+        const real *A, *P;
+        size_t K;
+        if (part == 0) {
+            if (a->zin || a->pW == NULL || D == 0) continue;
+            A = a->x + row * a->ldx; P = a->pW; K = D;
+        } else {
+            if (a->h == NULL) break;
+            A = a->h + row * a->ldh; P = a->pU; K = H;
+        }
+        for (k = 0; k < K; k++) {
+            const AL_CT_V av = AL_CT_SET1(A[k]);
+            for (j = 0; j < AL_CT_NP; j++) {
+                if (j < np) {
+                    const real *pk = P + ((p + j) * K + k) * G;
+                    for (q = 0; q < 4; q++)
+                        acc[j][q] = AL_CT_FMA(av, AL_CT_LOAD(pk + q * AL_CT_L), acc[j][q]);
+                }
+            }
+        }
+    }
+    for (j = 0; j < np; j++) {
+        for (q = 0; q < 4; q++) {
+            AL_CT_V v = acc[j][q];
+            if (a->h == NULL && a->pz0 != NULL)
+                v = AL_CT_ADD(v, AL_CT_LOAD(a->pz0 + (p + j) * G + q * AL_CT_L));
+            AL_CT_STORE(zb + j * G + q * AL_CT_L, v);
+        }
+    }
+    for (j = 0; j < np; j++) {
+        const size_t u = (p + j) * AL_CT_L, n = H - u < AL_CT_L ? H - u : AL_CT_L;
+        AL_CT_NAME(lstm_cell_finish)(a, row, u, AL_CT_MASK(n), zb + j * G);
+    }
+}
+#undef AL_CT_NP
+#endif /* AL_CT_512 */
+
 #undef AL_CT_RC
 #undef AL_CT_KB
 #undef AL_CT_PF

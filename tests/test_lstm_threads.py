@@ -51,6 +51,30 @@ def test_threads_bitwise_equal_to_one_thread(shape, impl):
                 assert np.array_equal(a, b), (shape, impl, masked, gob, init, threads)
 
 
+@pytest.mark.parametrize("impl", [2, 3], ids=["avx2", "avx512"])
+@pytest.mark.parametrize("D,H", [(5, 80), (0, 48), (3, 16)])
+def test_one_row_tiles_give_the_rows_bits(impl, D, H):
+    """A call of one row takes four panels per tile on AVX-512 (lstm_cell_panels1); its
+    results are the bits of the same row inside a larger batch, on both paths, with the input
+    projection first (B = 1), the concatenated form (B = 8 split into one-row chunks over 8
+    threads, H = 16), D = 0, masks and states."""
+    for k, (masked, gob, init) in enumerate(itertools.product((False, True), repeat=3)):
+        big = run(k, 8, 6, D, H, impl, masked, gob, init, threads=1)
+        rows8 = run(k, 8, 6, D, H, impl, masked, gob, init, threads=8)
+        for a, b in zip(big, rows8):
+            assert np.array_equal(a, b), (D, H, impl, masked, gob, init)
+        rng = np.random.default_rng(k)
+        f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+        x, W, U, b = f(8, 6, D), f(D, 4 * H) * 0.3, f(H, 4 * H) * 0.3, f(4 * H)
+        h0, c0 = (f(8, H), f(8, H)) if init else (None, None)
+        whole = _core.lstm_forward(x, W, U, b, h0, c0, impl=impl, threads=1)[0]
+        for i in (0, 5):
+            one = _core.lstm_forward(x[i:i + 1], W, U, b, None if h0 is None else h0[i:i + 1],
+                                     None if c0 is None else c0[i:i + 1], impl=impl,
+                                     threads=1)[0]
+            assert np.array_equal(one[0], whole[i]), (D, H, impl, init, i)
+
+
 def test_set_num_threads_drives_the_automatic_choice():
     """threads=0 takes set_num_threads' count; a call large enough to split (AL_SPLIT_FLOPS,
     2e7 flops of recurrent products, al_lstm_split) gives the same bits as one thread, forward and
