@@ -303,6 +303,18 @@ AL_CT_NAME(lstm_panel_k)(real *zb, size_t M, const real *A, size_t lda, const re
 #endif
 }
 
+/* The start of gate q's chain for row `row` and panel p (units u..): z (the projection, bias
+ * included) [+ bias], or the bias, or 0. */
+__attribute__((target(AL_CT_TARGET), always_inline)) static inline AL_CT_V
+AL_CT_NAME(lstm_chain_start)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t p, size_t u,
+                             int q, const AL_CT_M m) {
+    const AL_CT_V bv = a->pb ? AL_CT_LOAD(a->pb + p * 4 * AL_CT_L + q * AL_CT_L) : AL_CT_ZERO();
+    AL_CT_V v;
+    if (!a->zin) return bv;
+    v = AL_CT_MLOAD(m, a->z + row * a->ldz + u + q * a->H);
+    return a->pb != NULL ? AL_CT_ADD(v, bv) : v;
+}
+
 /* The cell for rows [r0, r1) and panel p (units [p L, p L + n)) of one step, panel form: the
  * same operations per element as the generic tile (lstm_cell_impl.h), fused. */
 __attribute__((target(AL_CT_TARGET))) static void
@@ -318,21 +330,10 @@ AL_CT_NAME(lstm_cell_panel)(const AL_SFN(lstm_cell_args) *a, size_t r0, size_t r
     for (ci = 0, c0 = r0; ci < nchunk; ci++) {
         const size_t M = (r1 - r0) / nchunk + (ci < (r1 - r0) % nchunk ? 1 : 0);
         /* the chain's start: z (the projection, bias included) [+ bias], or the bias, or 0 */
-        for (r = 0; r < M; r++) {
-            real *zr = zb + r * 4 * AL_CT_L;
-            for (q = 0; q < 4; q++) {
-                const AL_CT_V bv = a->pb ? AL_CT_LOAD(a->pb + p * 4 * AL_CT_L + q * AL_CT_L)
-                                         : AL_CT_ZERO();
-                AL_CT_V v;
-                if (a->zin) {
-                    v = AL_CT_MLOAD(m, a->z + (c0 + r) * a->ldz + u + q * H);
-                    if (a->pb != NULL) v = AL_CT_ADD(v, bv);
-                } else {
-                    v = bv;
-                }
-                AL_CT_STORE(zr + q * AL_CT_L, v);
-            }
-        }
+        for (r = 0; r < M; r++)
+            for (q = 0; q < 4; q++)
+                AL_CT_STORE(zb + r * 4 * AL_CT_L + q * AL_CT_L,
+                            AL_CT_NAME(lstm_chain_start)(a, c0 + r, p, u, q, m));
         const int xin = !a->zin && a->pW != NULL && D > 0;
         if (xin)
             AL_CT_NAME(lstm_panel_k)(zb, M, a->x + c0 * a->ldx, a->ldx,
@@ -379,17 +380,8 @@ AL_CT_NAME(lstm_cell_panels1)(const AL_SFN(lstm_cell_args) *a, size_t row, size_
     int q;
     for (j = 0; j < np; j++) {
         const size_t u = (p + j) * AL_CT_L, n = H - u < AL_CT_L ? H - u : AL_CT_L;
-        const AL_CT_M m = AL_CT_MASK(n);
-        for (q = 0; q < 4; q++) {
-            const AL_CT_V bv = a->pb ? AL_CT_LOAD(a->pb + (p + j) * G + q * AL_CT_L)
-                                     : AL_CT_ZERO();
-            AL_CT_V v = bv;
-            if (a->zin) {
-                v = AL_CT_MLOAD(m, a->z + row * a->ldz + u + q * H);
-                if (a->pb != NULL) v = AL_CT_ADD(v, bv);
-            }
-            acc[j][q] = v;
-        }
+        for (q = 0; q < 4; q++)
+            acc[j][q] = AL_CT_NAME(lstm_chain_start)(a, row, p + j, u, q, AL_CT_MASK(n));
     }
     /* part 0: x_t W (concatenated form), part 1: h_{t-1} U */
     for (part = 0; part < 2; part++) {
