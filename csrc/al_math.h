@@ -242,15 +242,34 @@ AL_ISA_VERSIONS_VOID(AL_SFN(softmax_row), AL_SFN(softmax_row_body),
                      (real *s, const uint8_t *keep, size_t n), (s, keep, n))
 
 #undef AL_SM_EXP
-#undef AL_SM_LANES
 
 /* Softmax backward of one row, in place: dp (n) holds dL/dP and receives
- * dL/dS = P * (dP - sum_j P dP), w (n) the softmax P. The sum runs in order. */
-static inline void AL_SFN(softmax_backward_row)(real *dp, const real *w, size_t n) {
-    real dot = (real)0;
-    size_t j;
-    for (j = 0; j < n; j++) dot += w[j] * dp[j];
+ * dL/dS = P * (dP - sum_j P dP), w (n) the softmax P. The sum keeps AL_SM_LANES partial sums in
+ * one GCC vector (lane l takes j = l mod AL_SM_LANES in order, the scalar tail lane 0), added
+ * in lane order: the sum in order was a dependent chain of adds, a fifth of a multi-head
+ * attention backward (benchmarks/NOTES.md). The files that include this compile without
+ * contraction, so every path gives the same bits. */
+static inline __attribute__((always_inline)) void AL_SFN(softmax_backward_row_body)(
+    real *dp, const real *w, size_t n) {
+    AL_SFN(al_sm_v) pv, x, y;
+    real part[AL_SM_LANES], dot;
+    size_t j, l;
+    const size_t nv = n - n % AL_SM_LANES;
+    for (l = 0; l < AL_SM_LANES; l++) pv[l] = (real)0;
+    for (j = 0; j < nv; j += AL_SM_LANES) {
+        memcpy(&x, w + j, sizeof x);
+        memcpy(&y, dp + j, sizeof y);
+        pv += x * y;
+    }
+    memcpy(part, &pv, sizeof part);
+    for (; j < n; j++) part[0] += w[j] * dp[j];
+    dot = (real)0;
+    for (l = 0; l < AL_SM_LANES; l++) dot += part[l];
     for (j = 0; j < n; j++) dp[j] = w[j] * (dp[j] - dot);
 }
+AL_ISA_VERSIONS_VOID(AL_SFN(softmax_backward_row), AL_SFN(softmax_backward_row_body),
+                     (real *dp, const real *w, size_t n), (dp, w, n))
+
+#undef AL_SM_LANES
 
 #undef AL_EXP_SERIES

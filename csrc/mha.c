@@ -10,14 +10,15 @@
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "lstm_pgemm.h"
 
-/* Score elements (B*NH*Tq*Tv) from which the forward splits its softmax rows among threads:
- * below it, creating the team (tens of microseconds) costs more than it saves. */
+/* Score elements (B*NH*Tq*Tv) from which the forward and the backward split their (b, h)
+ * blocks among the pool's threads: below it, handing out the work costs more than it saves. */
 #define AL_MHA_TEAM_MIN 262144.0
 
 /* No fused multiply-adds here (the build's default is -ffp-contract=fast, for the LSTM): the
- * softmax's AVX-512, AVX2 and generic copies (al_math.h) give the same bits. The score
+ * softmax's AVX-512, AVX2 and generic copies (al_math.h) give the same bits. The per-block
  * products run on the packed tiles of lstm_pgemm*.h, whose AVX2 and AVX-512 tiles use FMA
- * intrinsics (the same bits on both) and whose generic tile does not (agrees to rounding). */
+ * intrinsics (the same bits on both) and whose generic tile does not (agrees to rounding), and
+ * on mha_impl.h's dot tiles, compiled with contraction for the same split. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=off")
 #endif

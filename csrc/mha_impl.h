@@ -67,6 +67,186 @@ static real *AL_SFN(mha_alloc)(size_t n, int zero) {
     return zero ? (real *)calloc(n, sizeof(real)) : (real *)malloc(n * sizeof(real));
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Per-block products on attnlstm's own tiles: each (b, h) block runs on one thread of a team
+ * (OpenBLAS called from the pool's threads oversubscribed the cores, benchmarks/NOTES.md), and
+ * an element's bits depend neither on the thread count nor on the block's neighbours.
+ * ---------------------------------------------------------------------------------------- */
+
+/* Dot-product tiles: C (M, N; ldc) = A (M, K; lda) Bt (N, K; ldb)^T, for a product whose
+ * output has few columns (dqs = ds k with N = HS, often 8, where a packed panel of 64 columns
+ * would be mostly padding). Each element keeps AL_DOT_L partial sums over k (lane l takes
+ * k = l mod AL_DOT_L in order; the last K mod AL_DOT_L in one zero-padded step) folded in a
+ * fixed tree (lanes l + 8, + 4, + 2, + 1). These tiles are compiled with contraction (the rest
+ * of mha.c without): a partial sum is one fused multiply-add per k on AVX-512 and AVX2 (the
+ * same bits on both, as the packed tiles), a multiply and an add on the generic path (which
+ * agrees to rounding). An element depends only on its row and column, not on the tile shape or
+ * the thread. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
+#endif
+#define AL_DOT_L 16
+typedef real AL_SFN(al_dot_v) __attribute__((vector_size(AL_DOT_L * sizeof(real))));
+
+static inline __attribute__((always_inline)) real AL_SFN(dot_fold)(AL_SFN(al_dot_v) v) {
+    real p[AL_DOT_L];
+    int l;
+    memcpy(p, &v, sizeof p);
+    for (l = 0; l < 8; l++) p[l] += p[l + 8];
+    for (l = 0; l < 4; l++) p[l] += p[l + 4];
+    for (l = 0; l < 2; l++) p[l] += p[l + 2];
+    return p[0] + p[1];
+}
+
+/* dot_fold of eight vectors at once, out[o] = dot_fold(v[o]) to the bit (each lane sum is the
+ * same tree), with shuffles across the vectors instead of a trip through memory per output:
+ * step s adds lane l + 8 / 2^s of each output to lane l, two vectors' halves per shuffle. */
+#if defined(AL_REAL_F32)
+typedef int32_t AL_SFN(al_dot_i) __attribute__((vector_size(AL_DOT_L * sizeof(real))));
+#else
+typedef int64_t AL_SFN(al_dot_i) __attribute__((vector_size(AL_DOT_L * sizeof(real))));
+#endif
+static inline __attribute__((always_inline)) void AL_SFN(dot_fold8)(const AL_SFN(al_dot_v) *v,
+                                                                    real *out) {
+    typedef AL_SFN(al_dot_i) Lanes;
+    /* step 1: lanes 0-7 of x + lanes 8-15 of x, for the pair (x, y) into one vector */
+    const Lanes lo1 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+    const Lanes hi1 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+    const Lanes lo2 = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
+    const Lanes hi2 = {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31};
+    const Lanes lo3 = {0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29};
+    const Lanes hi3 = {2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31};
+    const Lanes lo4 = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    const Lanes hi4 = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+    AL_SFN(al_dot_v) z[4], t[2], u, w;
+    real r[AL_DOT_L];
+    int o;
+    for (o = 0; o < 4; o++)
+        z[o] = __builtin_shuffle(v[2 * o], v[2 * o + 1], lo1) +
+               __builtin_shuffle(v[2 * o], v[2 * o + 1], hi1);
+    /* z[o]: outputs 2o (lanes 0-7) and 2o+1 (8-15), 8 lanes each */
+    for (o = 0; o < 2; o++)
+        t[o] = __builtin_shuffle(z[2 * o], z[2 * o + 1], lo2) +
+               __builtin_shuffle(z[2 * o], z[2 * o + 1], hi2);
+    /* t[o]: outputs 4o .. 4o+3, 4 lanes each */
+    u = __builtin_shuffle(t[0], t[1], lo3) + __builtin_shuffle(t[0], t[1], hi3);
+    /* u: outputs 0..7, 2 lanes each */
+    w = __builtin_shuffle(u, u, lo4) + __builtin_shuffle(u, u, hi4);
+    memcpy(r, &w, sizeof r);
+    for (o = 0; o < 8; o++) out[o] = r[o];
+}
+
+/* R x NB outputs per tile (R <= 4, NB <= 8, constants after inlining: the accumulators stay in
+ * registers); edge tiles repeat the last row or column and store only the valid ones. */
+static inline __attribute__((always_inline)) void AL_SFN(dot_nt_tiles)(
+    const int R, const int NB, real *C, size_t ldc, const real *A, size_t lda, const real *Bt,
+    size_t ldb, size_t M, size_t N, size_t K) {
+    const size_t nv = K - K % AL_DOT_L, kt = K - nv;
+    size_t m0, n0, k;
+    int r, n, g;
+    for (m0 = 0; m0 < M; m0 += (size_t)R) {
+        const real *a[4];
+        for (r = 0; r < R; r++) a[r] = A + (m0 + r < M ? m0 + r : M - 1) * lda;
+        for (n0 = 0; n0 < N; n0 += (size_t)NB) {
+            const real *bt[8];
+            AL_SFN(al_dot_v) acc[32], av[4], bv[8];
+            real o[32];
+            for (n = 0; n < NB; n++) bt[n] = Bt + (n0 + n < N ? n0 + n : N - 1) * ldb;
+            for (r = 0; r < R * NB; r++) acc[r] = (AL_SFN(al_dot_v)){0};
+            for (k = 0; k < nv; k += AL_DOT_L) {
+                for (r = 0; r < R; r++) memcpy(&av[r], a[r] + k, sizeof av[r]);
+                for (n = 0; n < NB; n++) memcpy(&bv[n], bt[n] + k, sizeof bv[n]);
+                for (r = 0; r < R; r++)
+                    for (n = 0; n < NB; n++) acc[r * NB + n] += av[r] * bv[n];
+            }
+            if (kt > 0) {
+                for (r = 0; r < R; r++) {
+                    av[r] = (AL_SFN(al_dot_v)){0};
+                    memcpy(&av[r], a[r] + nv, kt * sizeof(real));
+                }
+                for (n = 0; n < NB; n++) {
+                    bv[n] = (AL_SFN(al_dot_v)){0};
+                    memcpy(&bv[n], bt[n] + nv, kt * sizeof(real));
+                }
+                for (r = 0; r < R; r++)
+                    for (n = 0; n < NB; n++) acc[r * NB + n] += av[r] * bv[n];
+            }
+            if ((R * NB) % 8 == 0) {
+                for (g = 0; g < R * NB; g += 8) AL_SFN(dot_fold8)(acc + g, o + g);
+            } else {
+                for (g = 0; g < R * NB; g++) o[g] = AL_SFN(dot_fold)(acc[g]);
+            }
+            for (r = 0; r < R && m0 + r < M; r++)
+                for (n = 0; n < NB && n0 + n < N; n++) C[(m0 + r) * ldc + n0 + n] = o[r * NB + n];
+        }
+    }
+}
+
+/* Tile shapes by path and type (accumulators: R x NB vectors of AL_DOT_L reals). */
+/* (float32, AVX-512, stand-alone (256, 8, 256) products on this project's 2-core Sapphire
+ * Rapids VM: 2 x 8 11.3 us, 4 x 4 11.5, 2 x 4 12.9, 3 x 8 14.5, 1 x 8 14.3; OpenBLAS 11.9.) */
+#if defined(AL_REAL_F32)
+#  define AL_DOT_SHAPE512 2, 8
+#  define AL_DOT_SHAPE256 2, 2
+#else
+#  define AL_DOT_SHAPE512 2, 4
+#  define AL_DOT_SHAPE256 1, 2
+#endif
+#define AL_DOT_ARGS real *C, size_t ldc, const real *A, size_t lda, const real *Bt, size_t ldb, \
+                    size_t M, size_t N, size_t K
+#if AL_PG_X86
+__attribute__((target("avx512f"))) static void AL_SFN(dot_nt_avx512)(AL_DOT_ARGS) {
+    AL_SFN(dot_nt_tiles)(AL_DOT_SHAPE512, C, ldc, A, lda, Bt, ldb, M, N, K);
+}
+__attribute__((target("avx2,fma"))) static void AL_SFN(dot_nt_avx2)(AL_DOT_ARGS) {
+    AL_SFN(dot_nt_tiles)(AL_DOT_SHAPE256, C, ldc, A, lda, Bt, ldb, M, N, K);
+}
+#endif
+static void AL_SFN(dot_nt_generic)(AL_DOT_ARGS) {
+    AL_SFN(dot_nt_tiles)(1, 2, C, ldc, A, lda, Bt, ldb, M, N, K);
+}
+static void AL_SFN(mha_dot_nt)(int isa, AL_DOT_ARGS) {
+#if AL_PG_X86
+    if (isa == AL_PG_AVX512) {
+        AL_SFN(dot_nt_avx512)(C, ldc, A, lda, Bt, ldb, M, N, K);
+        return;
+    }
+    if (isa == AL_PG_AVX2) {
+        AL_SFN(dot_nt_avx2)(C, ldc, A, lda, Bt, ldb, M, N, K);
+        return;
+    }
+#endif
+    (void)isa;
+    AL_SFN(dot_nt_generic)(C, ldc, A, lda, Bt, ldb, M, N, K);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
+#undef AL_DOT_ARGS
+#undef AL_DOT_SHAPE512
+#undef AL_DOT_SHAPE256
+#undef AL_DOT_L
+
+/* C (M, N; ldc) = A (M, K; lda) Bm (K, N; ldb), both row-major, on the packed tiles reading Bm's
+ * whole panels in place and a packed copy of its last partial panel (tail: K x nc reals; the
+ * tiles load whole panel rows). Each element one chain over k in order. */
+static void AL_SFN(mha_gemm_rm)(int isa, real *C, size_t ldc, const real *A, size_t lda,
+                                const real *Bm, size_t ldb, real *tail, size_t M, size_t N,
+                                size_t K) {
+    const size_t nc = AL_SFN(al_pg_nc)(isa), nf = N - N % nc;
+    if (nf > 0) AL_SFN(al_pg_gemm_ps)(isa, C, ldc, A, lda, 1, Bm, ldb, 0, NULL, 0, M, nf, K);
+    if (nf < N) {
+        AL_SFN(al_pg_pack)(isa, tail, Bm + nf, ldb, 0, K, N - nf);
+        AL_SFN(al_pg_gemm)(isa, C + nf, ldc, A, lda, 1, tail, 0, NULL, 0, M, N - nf, K);
+    }
+}
+
+/* Products whose output has HS (or HSv) columns (the forward's context, the backward's dqs) run
+ * on the dot tiles while a packed panel would be mostly padding: below 256 bytes of reals (the
+ * same rule on every path). */
+#define AL_MHA_DOT_HS (256 / sizeof(real))
+
 /* Score rows of the forward: everything between the score and context products. */
 typedef struct {
     real *weights, *rq, *wsum;
@@ -126,35 +306,57 @@ static void AL_SFN(mha_scores)(real *S, real *P, const real *qs, const real *kp,
     AL_SFN(al_pg_gemm)(isa, S, Tv, qs + b * Tq * QW + h * HS, QW, 1, P, 0, NULL, 0, Tq, Tv, HS);
 }
 
-/* ctx[b,:,h] (Tq,HSv) = w (Tq,Tv) v[b,:,h] (Tv,HSv), ld = NH*HSv. */
-static void AL_SFN(mha_context)(real *ctx, const real *S, const real *vp, size_t b,
-                                size_t h, size_t Tq, size_t Tv, size_t NH, size_t HSv) {
+/* ctx[b,:,h] (Tq,HSv; ld = NH*HSv) = w (Tq,Tv) v[b,:,h] (Tv,HSv): on the dot tiles against
+ * v^T (HSv small), else on the packed tiles; buf holds v^T or the packed v (mha_vbuf reals). */
+static size_t AL_SFN(mha_vbuf)(int isa, size_t Tv, size_t HSv) {
+    return HSv < AL_MHA_DOT_HS ? HSv * Tv : AL_SFN(al_pg_size)(isa, Tv, HSv);
+}
+static void AL_SFN(mha_context)(int isa, real *ctx, const real *S, const real *vp, real *buf,
+                                size_t b, size_t h, size_t Tq, size_t Tv, size_t NH,
+                                size_t HSv) {
     const size_t VW = NH * HSv;
-    AL_SFN(al_gemm)(0, 0, Tq, HSv, Tv, (real)1, S, Tv,
-                    vp + b * Tv * VW + h * HSv, VW, (real)0, ctx + b * Tq * VW + h * HSv, VW);
+    const real *v_bh = vp + b * Tv * VW + h * HSv;
+    real *c_bh = ctx + b * Tq * VW + h * HSv;
+    if (HSv < AL_MHA_DOT_HS) {
+        AL_SFN(al_pg_transpose)(buf, Tv, v_bh, VW, Tv, HSv);
+        AL_SFN(mha_dot_nt)(isa, c_bh, VW, S, Tv, buf, Tv, Tq, HSv, Tv);
+    } else {
+        AL_SFN(al_pg_pack)(isa, buf, v_bh, VW, 0, Tv, HSv);
+        AL_SFN(al_pg_gemm)(isa, c_bh, VW, S, Tv, 1, buf, 0, NULL, 0, Tq, HSv, Tv);
+    }
 }
 
-/* Score blocks (b, h) of the forward on a team: each thread takes whole blocks, their score
- * product and softmax rows while the block is in its cache (the context products follow). */
+/* The forward's (b, h) blocks, on a team (or the caller alone): each thread takes whole
+ * blocks, their score product, softmax rows and context product while the block is in its
+ * cache. With `own` (weights not kept) a thread's scores live in its own scratch block. */
 typedef struct {
     AL_SFN(mha_rows_ctx) rows;
-    real *P;                     /* nt packed k^T buffers of np reals */
-    const real *qs, *kp;
-    size_t np, B, HS;
-    int isa;
+    real *scr;                   /* per thread nscr reals: packed k^T (np), v buffer, [block] */
+    real *ctx;
+    const real *qs, *kp, *vp;
+    size_t nscr, np, B, HS, HSv;
+    int isa, own;
 } AL_SFN(mha_blocks_ctx);
 
 static void AL_SFN(mha_blocks_work)(void *arg, int tid, int nt) {
     const AL_SFN(mha_blocks_ctx) *c = (const AL_SFN(mha_blocks_ctx) *)arg;
-    const AL_SFN(mha_rows_ctx) *rc = &c->rows;
-    const size_t Tq = rc->Tq, NH = rc->NH;
+    AL_SFN(mha_rows_ctx) rc = c->rows;
+    const size_t Tq = rc.Tq, Tv = rc.Tv, NH = rc.NH;
+    real *P = c->scr + (size_t)tid * c->nscr, *vbuf = P + c->np;
+    real *blk = vbuf + AL_SFN(mha_vbuf)(c->isa, Tv, c->HSv);
+    uint8_t *rowm = rc.rowm + (size_t)tid * (Tv > 0 ? Tv : 1);
     size_t k0, k1, k;
     al_split(c->B * NH, nt, tid, &k0, &k1);
     for (k = k0; k < k1; k++) {
-        AL_SFN(mha_scores)(rc->weights + k * Tq * rc->Tv, c->P + (size_t)tid * c->np, c->qs, c->kp,
-                           k / NH, k % NH, Tq, rc->Tv, NH, c->HS, c->isa);
-        AL_SFN(mha_rows)(rc, k * Tq, (k + 1) * Tq,
-                         rc->rowm + (size_t)tid * (rc->Tv > 0 ? rc->Tv : 1));
+        const size_t b = k / NH, h = k % NH;
+        real *S = c->own ? blk : c->rows.weights + k * Tq * Tv;
+        if (c->own) {
+            rc.weights = blk;
+            rc.wbase = k * Tq;
+        }
+        AL_SFN(mha_scores)(S, P, c->qs, c->kp, b, h, Tq, Tv, NH, c->HS, c->isa);
+        AL_SFN(mha_rows)(&rc, k * Tq, (k + 1) * Tq, rowm);
+        AL_SFN(mha_context)(c->isa, c->ctx, S, c->vp, vbuf, b, h, Tq, Tv, NH, c->HSv);
     }
 }
 
@@ -191,17 +393,15 @@ int AL_FN(mha_forward)(real *out, real *weights, real *qs, real *kp, real *vp,
                        int attn_mask_per_head, int causal, int fully_masked) {
     const size_t R = 2 * K + 1, QW = NH * HS, VW = NH * HSv, rows = B * Tq * NH;
     real scale;
-    uint8_t *rowm = NULL;
     real *rq = NULL, *wsum = NULL;
-    size_t b, h, i;
+    size_t i;
 
     if (NH == 0 || HS == 0) return AL_ERR_ARG;
     scale = (real)1 / AL_SQRT((real)HS);
-    rowm = (uint8_t *)malloc(Tv > 0 ? Tv : 1);
     if (rel_k != NULL) rq = AL_SFN(mha_alloc)(rows * R, 0);
     if (rel_v != NULL) wsum = AL_SFN(mha_alloc)(rows * R, 1);
-    if (rowm == NULL || (rel_k != NULL && rq == NULL) || (rel_v != NULL && wsum == NULL)) {
-        free(rowm); free(rq); free(wsum);
+    if ((rel_k != NULL && rq == NULL) || (rel_v != NULL && wsum == NULL)) {
+        free(rq); free(wsum);
         return AL_ERR_NOMEM;
     }
 
@@ -216,67 +416,143 @@ int AL_FN(mha_forward)(real *out, real *weights, real *qs, real *kp, real *vp,
 
     {
         AL_SFN(mha_rows_ctx) c;
-        int nt = al_blas_threads();
-        c.weights = weights; c.wbase = 0; c.live = live; c.rq = rq; c.wsum = wsum; c.rowm = rowm;
-        c.attn_mask = attn_mask; c.query_mask = query_mask; c.value_mask = value_mask;
-        c.key_mask = key_mask; c.rows = B * NH * Tq; c.Tq = Tq; c.Tv = Tv; c.NH = NH; c.K = K;
-        c.per_head = attn_mask_per_head; c.causal = causal; c.fully_masked = fully_masked;
-        /* Several threads: the (b, h) blocks' scores and softmax rows split among a team, then
-         * all context products (BLAS, threaded by itself). One thread, or too little work to
-         * pay for a team: block by block, scores, rows and context while the block is in
-         * cache. */
+        AL_SFN(mha_blocks_ctx) bc;
         const int isa = al_pg_isa_for(0);
-        const size_t np = AL_SFN(al_pg_size)(isa, HS, Tv) + 1, TT = Tq * Tv;
-        real *wtmp = NULL;
+        const size_t TT = Tq * Tv;
+        int nt = al_blas_threads();
+        uint8_t *rowms;
+        /* Several threads when there is enough work to pay for a team; one thread: the caller
+         * alone, the same blocks in the same order (the same bits). */
         if (nt > 1 && (double)B * NH * Tq * Tv < AL_MHA_TEAM_MIN) nt = 1;
         if (nt > (int)(B * NH)) nt = (int)(B * NH);
         if (nt < 1) nt = 1;
-        /* weights NULL (not returned, not saved): one thread keeps one block's scores in a
-         * scratch block while it is in cache; a team still fills a whole (internal) array */
-        wtmp = weights == NULL ? AL_SFN(mha_alloc)(nt > 1 ? B * NH * TT : TT, 0) : NULL;
-        {
-            uint8_t *rowms = (uint8_t *)malloc((size_t)nt * (Tv > 0 ? Tv : 1));
-            real *P = AL_SFN(mha_alloc)((size_t)nt * np, 0);
-            if (rowms == NULL || P == NULL || (weights == NULL && wtmp == NULL)) {
-                free(rowms); free(P); free(wtmp); free(rowm); free(rq); free(wsum);
-                return AL_ERR_NOMEM;
-            }
-            c.rowm = rowms;
-            c.weights = weights != NULL ? weights : wtmp;
-            c.wbase = 0;
-            if (nt > 1) {
-                AL_SFN(mha_blocks_ctx) bc;
-                bc.rows = c; bc.P = P; bc.qs = qs; bc.kp = kp; bc.np = np; bc.B = B; bc.HS = HS;
-                bc.isa = isa;
-                al_team_go(nt, AL_SFN(mha_blocks_work), &bc, NULL);
-                for (b = 0; b < B; b++)
-                    for (h = 0; h < NH; h++)
-                        AL_SFN(mha_context)(ctx, c.weights + (b * NH + h) * TT, vp, b, h, Tq, Tv,
-                                            NH, HSv);
-            } else {
-                for (b = 0; b < B; b++) {
-                    for (h = 0; h < NH; h++) {
-                        const size_t r0 = (b * NH + h) * Tq;
-                        real *S = weights != NULL ? weights + (b * NH + h) * TT : wtmp;
-                        if (weights == NULL) c.wbase = r0;
-                        AL_SFN(mha_scores)(S, P, qs, kp, b, h, Tq, Tv, NH, HS, isa);
-                        AL_SFN(mha_rows)(&c, r0, r0 + Tq, rowms);
-                        AL_SFN(mha_context)(ctx, S, vp, b, h, Tq, Tv, NH, HSv);
-                    }
-                }
-            }
-            free(rowms);
-            free(P);
-            free(wtmp);
+        c.weights = weights; c.wbase = 0; c.live = live; c.rq = rq; c.wsum = wsum;
+        c.attn_mask = attn_mask; c.query_mask = query_mask; c.value_mask = value_mask;
+        c.key_mask = key_mask; c.rows = B * NH * Tq; c.Tq = Tq; c.Tv = Tv; c.NH = NH; c.K = K;
+        c.per_head = attn_mask_per_head; c.causal = causal; c.fully_masked = fully_masked;
+        bc.np = AL_SFN(al_pg_size)(isa, HS, Tv) + 1;
+        bc.own = weights == NULL;
+        bc.nscr = bc.np + AL_SFN(mha_vbuf)(isa, Tv, HSv) + (bc.own ? TT : 0) + 1;
+        rowms = (uint8_t *)malloc((size_t)nt * (Tv > 0 ? Tv : 1));
+        bc.scr = AL_SFN(mha_alloc)((size_t)nt * bc.nscr, 0);
+        if (rowms == NULL || bc.scr == NULL) {
+            free(rowms); free(bc.scr); free(rq); free(wsum);
+            return AL_ERR_NOMEM;
         }
+        c.rowm = rowms;
+        bc.rows = c; bc.ctx = ctx; bc.qs = qs; bc.kp = kp; bc.vp = vp; bc.B = B; bc.HS = HS;
+        bc.HSv = HSv; bc.isa = isa;
+        al_team_go(nt, AL_SFN(mha_blocks_work), &bc, NULL);
+        free(rowms);
+        free(bc.scr);
     }
     /* ctx (B*Tq*NH, HSv) += wsum (B*Tq*NH, R) rel_v (R, HSv). */
     if (wsum != NULL)
         AL_SFN(al_gemm)(0, 0, rows, HSv, R, (real)1, wsum, R, rel_v, HSv, (real)1, ctx, HSv);
 
     AL_SFN(al_project)(out, ctx, Wo, bo, B * Tq, VW, Dout);
-    free(rowm); free(rq); free(wsum);
+    free(rq); free(wsum);
     return AL_OK;
+}
+
+typedef struct {
+    const real *weights, *d_weights, *qs, *kp, *vp, *dctx, *gv;
+    const uint8_t *live;
+    real *dqs, *dkp, *dvp, *wsum, *dsum, *scratch;
+    size_t B, Tq, Tv, NH, HS, HSv, K, nscr;
+    int isa;
+} AL_SFN(mha_bwd_ctx);
+
+/* Reals of one thread's scratch: packed v^T, dP (Tq, Tv), the transposed dctx, qs and k blocks
+ * (or packed k), the transposed products' output, a partial panel; 0 on overflow. */
+static size_t AL_SFN(mha_bwd_scratch)(int isa, size_t Tq, size_t Tv, size_t HS, size_t HSv) {
+    const double nc = (double)AL_SFN(al_pg_nc)(isa), HM = (double)(HS > HSv ? HS : HSv);
+    const double big = (double)(Tq > Tv ? Tq : Tv);
+    /* al_pg_size in double: ceil(N / nc) nc K */
+    const double pv = ceil((double)Tv / nc) * nc * (double)HSv;
+    const double pk = HS < AL_MHA_DOT_HS ? (double)HS * Tv : ceil((double)HS / nc) * nc * Tv;
+    const double n = pv + (double)Tq * Tv + (double)HSv * Tq + (double)HS * Tq + pk + HM * Tv +
+                     big * nc + 8.0;
+    return n * sizeof(real) < (double)((size_t)-1 / 2) ? (size_t)n : 0;
+}
+
+/* Block (b, h) of the backward (the docstring of mha_backward below gives the math):
+ *   dP (Tq,Tv) = dctx_bh v_bh^T                  packed v^T, K = HSv
+ *   rows: + d_weights, + relative-value terms, softmax backward, relative-key bucket sums
+ *   dv_bh^T (HSv,Tv) = dctx_bh^T w               w read in place (whole panels)
+ *   dk_bh^T (HS,Tv)  = qs_bh^T ds                ds read in place
+ *   dqs_bh (Tq,HS)   = ds k_bh                   dot tiles (HS small) or packed k
+ * Every output element is written by this block alone (the relative sums by row (b, i, h)). */
+static void AL_SFN(mha_bwd_block)(const AL_SFN(mha_bwd_ctx) *c, size_t b, size_t h, real *scr) {
+    const size_t Tq = c->Tq, Tv = c->Tv, NH = c->NH, HS = c->HS, HSv = c->HSv, K = c->K;
+    const size_t QW = NH * HS, VW = NH * HSv, R = 2 * K + 1;
+    const int isa = c->isa;
+    const int dot = HS < AL_MHA_DOT_HS;
+    const real *W = c->weights + (b * NH + h) * Tq * Tv;
+    const real *dctx_bh = c->dctx + b * Tq * VW + h * HSv;
+    const real *q_bh = c->qs + b * Tq * QW + h * HS, *k_bh = c->kp + b * Tv * QW + h * HS;
+    real *Pv = scr, *dP = Pv + AL_SFN(al_pg_size)(isa, HSv, Tv), *ctT = dP + Tq * Tv;
+    real *qT = ctT + HSv * Tq, *kT = qT + HS * Tq;
+    real *oT = kT + (dot ? HS * Tv : AL_SFN(al_pg_size)(isa, Tv, HS));
+    real *tail = oT + (HS > HSv ? HS : HSv) * Tv;
+    size_t i, j;
+
+    /* dP = dctx_bh v_bh^T */
+    AL_SFN(al_pg_pack)(isa, Pv, c->vp + b * Tv * VW + h * HSv, VW, 1, HSv, Tv);
+    AL_SFN(al_pg_gemm)(isa, dP, Tv, dctx_bh, VW, 1, Pv, 0, NULL, 0, Tq, Tv, HSv);
+    for (i = 0; i < Tq; i++) {
+        const real *w = W + i * Tv;
+        real *dp = dP + i * Tv;
+        const size_t row = (b * Tq + i) * NH + h;
+        if (c->d_weights != NULL) {
+            const real *dw = c->d_weights + ((b * NH + h) * Tq + i) * Tv;
+            for (j = 0; j < Tv; j++) dp[j] += dw[j];
+        }
+        if (c->gv != NULL) {
+            const real *g = c->gv + row * R;
+            real *a = c->wsum + row * R;
+            for (j = 0; j < Tv; j++) {
+                const size_t r = AL_SFN(mha_rel_index)(i, j, K);
+                dp[j] += g[r];
+                a[r] += w[j];
+            }
+        }
+        /* softmax backward; a fully masked row's weights are constants. */
+        if (!c->live[(b * NH + h) * Tq + i]) {
+            for (j = 0; j < Tv; j++) dp[j] = (real)0;
+        } else {
+            AL_SFN(softmax_backward_row)(dp, w, Tv);
+        }
+        if (c->dsum != NULL) {
+            real *d = c->dsum + row * R;
+            for (j = 0; j < Tv; j++) d[AL_SFN(mha_rel_index)(i, j, K)] += dp[j];
+        }
+    }
+    /* dv_bh = (dctx_bh^T w)^T */
+    AL_SFN(al_pg_transpose)(ctT, Tq, dctx_bh, VW, Tq, HSv);
+    AL_SFN(mha_gemm_rm)(isa, oT, Tv, ctT, Tq, W, Tv, tail, HSv, Tv, Tq);
+    AL_SFN(al_pg_transpose)(c->dvp + b * Tv * VW + h * HSv, VW, oT, Tv, HSv, Tv);
+    /* dk_bh = (qs_bh^T ds)^T */
+    AL_SFN(al_pg_transpose)(qT, Tq, q_bh, QW, Tq, HS);
+    AL_SFN(mha_gemm_rm)(isa, oT, Tv, qT, Tq, dP, Tv, tail, HS, Tv, Tq);
+    AL_SFN(al_pg_transpose)(c->dkp + b * Tv * QW + h * HS, QW, oT, Tv, HS, Tv);
+    /* dqs_bh = ds k_bh */
+    if (dot) {
+        AL_SFN(al_pg_transpose)(kT, Tv, k_bh, QW, Tv, HS);
+        AL_SFN(mha_dot_nt)(isa, c->dqs + b * Tq * QW + h * HS, QW, dP, Tv, kT, Tv, Tq, HS, Tv);
+    } else {
+        AL_SFN(al_pg_pack)(isa, kT, k_bh, QW, 0, Tv, HS);
+        AL_SFN(al_pg_gemm)(isa, c->dqs + b * Tq * QW + h * HS, QW, dP, Tv, 1, kT, 0, NULL, 0,
+                           Tq, HS, Tv);
+    }
+}
+
+static void AL_SFN(mha_bwd_work)(void *arg, int tid, int nt) {
+    const AL_SFN(mha_bwd_ctx) *c = (const AL_SFN(mha_bwd_ctx) *)arg;
+    size_t k0, k1, k;
+    al_split(c->B * c->NH, nt, tid, &k0, &k1);
+    for (k = k0; k < k1; k++)
+        AL_SFN(mha_bwd_block)(c, k / c->NH, k % c->NH, c->scratch + (size_t)tid * c->nscr);
 }
 
 /*
@@ -315,9 +591,9 @@ int AL_FN(mha_backward)(real *dquery, real *dkey, real *dvalue,
                         size_t NH, size_t HS, size_t HSv, size_t Dout, size_t K) {
     const size_t R = 2 * K + 1, QW = NH * HS, VW = NH * HSv, rows = B * Tq * NH;
     real scale;
-    real *dctx = NULL, *dqs = NULL, *dkp = NULL, *dvp = NULL, *dP = NULL;
+    real *dctx = NULL, *dqs = NULL, *dkp = NULL, *dvp = NULL;
     real *gv = NULL, *wsum = NULL, *dsum = NULL;
-    size_t b, h, i, j;
+    size_t i;
     int status = AL_OK;
 
     if (NH == 0 || HS == 0) return AL_ERR_ARG;
@@ -328,13 +604,12 @@ int AL_FN(mha_backward)(real *dquery, real *dkey, real *dvalue,
     dqs = AL_SFN(mha_alloc)(B * Tq * QW, 0);
     dkp = AL_SFN(mha_alloc)(B * Tv * QW, 0);
     dvp = AL_SFN(mha_alloc)(B * Tv * VW, 0);
-    dP = AL_SFN(mha_alloc)(Tq * Tv, 0);
     if (rel_v != NULL) {
         gv = AL_SFN(mha_alloc)(rows * R, 0);
         wsum = AL_SFN(mha_alloc)(rows * R, 1);
     }
     if (rel_k != NULL) dsum = AL_SFN(mha_alloc)(rows * R, 1);
-    if (!dctx || !dqs || !dkp || !dvp || !dP || (rel_v && (!gv || !wsum)) || (rel_k && !dsum)) {
+    if (!dctx || !dqs || !dkp || !dvp || (rel_v && (!gv || !wsum)) || (rel_k && !dsum)) {
         status = AL_ERR_NOMEM;
         goto done;
     }
@@ -345,50 +620,27 @@ int AL_FN(mha_backward)(real *dquery, real *dkey, real *dvalue,
     if (gv != NULL)
         AL_SFN(al_gemm)(0, 1, rows, R, HSv, (real)1, dctx, HSv, rel_v, HSv, (real)0, gv, R);
 
-    for (b = 0; b < B; b++) {
-        for (h = 0; h < NH; h++) {
-            const real *W = weights + (b * NH + h) * Tq * Tv;
-            const real *dctx_bh = dctx + b * Tq * VW + h * HSv;
-            /* dP (Tq,Tv) = dctx[b,:,h] v[b,:,h]^T */
-            AL_SFN(al_gemm)(0, 1, Tq, Tv, HSv, (real)1, dctx_bh, VW, vp + b * Tv * VW + h * HSv, VW,
-                            (real)0, dP, Tv);
-            /* dv[b,:,h] (Tv,HSv) = w^T dctx[b,:,h] */
-            AL_SFN(al_gemm)(1, 0, Tv, HSv, Tq, (real)1, W, Tv, dctx_bh, VW, (real)0,
-                            dvp + b * Tv * VW + h * HSv, VW);
-            for (i = 0; i < Tq; i++) {
-                const real *w = W + i * Tv;
-                real *dp = dP + i * Tv;
-                const size_t row = (b * Tq + i) * NH + h;
-                if (d_weights != NULL) {
-                    const real *dw = d_weights + ((b * NH + h) * Tq + i) * Tv;
-                    for (j = 0; j < Tv; j++) dp[j] += dw[j];
-                }
-                if (gv != NULL) {
-                    const real *g = gv + row * R;
-                    real *a = wsum + row * R;
-                    for (j = 0; j < Tv; j++) {
-                        const size_t r = AL_SFN(mha_rel_index)(i, j, K);
-                        dp[j] += g[r];
-                        a[r] += w[j];
-                    }
-                }
-                /* softmax backward; a fully masked row's weights are constants. */
-                if (!live[(b * NH + h) * Tq + i]) {
-                    for (j = 0; j < Tv; j++) dp[j] = (real)0;
-                } else {
-                    AL_SFN(softmax_backward_row)(dp, w, Tv);
-                }
-                if (dsum != NULL) {
-                    real *d = dsum + row * R;
-                    for (j = 0; j < Tv; j++) d[AL_SFN(mha_rel_index)(i, j, K)] += dp[j];
-                }
-            }
-            /* dqs[b,:,h] (Tq,HS) = ds k[b,:,h];  dk[b,:,h] (Tv,HS) = ds^T qs[b,:,h] */
-            AL_SFN(al_gemm)(0, 0, Tq, HS, Tv, (real)1, dP, Tv, kp + b * Tv * QW + h * HS, QW,
-                            (real)0, dqs + b * Tq * QW + h * HS, QW);
-            AL_SFN(al_gemm)(1, 0, Tv, HS, Tq, (real)1, dP, Tv, qs + b * Tq * QW + h * HS, QW,
-                            (real)0, dkp + b * Tv * QW + h * HS, QW);
+    {
+        /* The (b, h) blocks: split among a team when there is enough of them (each block on
+         * one thread, on the packed and dot tiles above: no BLAS call inside the team). */
+        AL_SFN(mha_bwd_ctx) c;
+        int nt = al_blas_threads();
+        if (nt > 1 && (double)B * NH * Tq * Tv < AL_MHA_TEAM_MIN) nt = 1;
+        if (nt > (int)(B * NH)) nt = (int)(B * NH);
+        if (nt < 1) nt = 1;
+        c.isa = al_pg_isa_for(0);
+        c.nscr = AL_SFN(mha_bwd_scratch)(c.isa, Tq, Tv, HS, HSv);
+        c.scratch = AL_SFN(mha_alloc)((size_t)nt * c.nscr, 0);
+        if (c.nscr == 0 || c.scratch == NULL) {
+            status = AL_ERR_NOMEM;
+            goto done;
         }
+        c.weights = weights; c.d_weights = d_weights; c.qs = qs; c.kp = kp; c.vp = vp;
+        c.dctx = dctx; c.gv = gv; c.live = live; c.dqs = dqs; c.dkp = dkp; c.dvp = dvp;
+        c.wsum = wsum; c.dsum = dsum; c.B = B; c.Tq = Tq; c.Tv = Tv; c.NH = NH; c.HS = HS;
+        c.HSv = HSv; c.K = K;
+        al_team_go(nt, AL_SFN(mha_bwd_work), &c, NULL);
+        free(c.scratch);
     }
     /* Relative terms, each one GEMM over all (b, i, h) rows. */
     if (rel_v != NULL)
@@ -405,7 +657,9 @@ int AL_FN(mha_backward)(real *dquery, real *dkey, real *dvalue,
     AL_SFN(al_project_backward)(dvalue, dWv, dbv, dvp, value, Wv, B * Tv, Dv, VW, 0);
 
 done:
-    free(dctx); free(dqs); free(dkp); free(dvp); free(dP);
+    free(dctx); free(dqs); free(dkp); free(dvp);
     free(gv); free(wsum); free(dsum);
     return status;
 }
+
+#undef AL_MHA_DOT_HS

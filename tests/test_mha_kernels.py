@@ -344,6 +344,122 @@ def test_relative_backward_flat_kernels_keep_their_shape():
     assert grads["query_kernel"].shape == (2, 4) and grads["output_kernel"].shape == (4, 2)
 
 
+def _autograd_mha(x, w, masks, fully_masked="uniform"):
+    """Loss(query, value, key, kernels, biases) = sum(out G) + sum(scores GW), written with
+    autograd.numpy from the twin's formulas (reference_mha), and its gradient function."""
+    import autograd
+    import autograd.numpy as anp
+    B, Tq = x["query"].shape[:2]
+    Tv = x["value"].shape[1]
+    NH, HS = w["query_kernel"].shape[1:]
+    mask = R.combined_mask(B, NH, Tq, Tv, **masks)
+    live = mask.any(axis=-1, keepdims=True)
+    names = ["query", "value", "key"] + [n for n in w if w[n] is not None]
+
+    def forward(*args):
+        a = dict(zip(names, args))
+        q = anp.einsum("abc,cde->abde", a["query"], a["query_kernel"]) + a["query_bias"]
+        k = anp.einsum("abc,cde->abde", a["key"], a["key_kernel"]) + a["key_bias"]
+        v = anp.einsum("abc,cde->abde", a["value"], a["value_kernel"]) + a["value_bias"]
+        s = anp.einsum("aecd,abcd->acbe", k, q / np.sqrt(HS))
+        masked = anp.where(mask, s, -np.inf)
+        mx = anp.where(live, anp.max(masked, axis=-1, keepdims=True), 0.0)
+        e = anp.where(mask, anp.exp(masked - mx), 0.0)
+        wts = e / anp.where(live, anp.sum(e, axis=-1, keepdims=True), 1.0)
+        wts = anp.where(live, wts, 1.0 / Tv if fully_masked == "uniform" else 0.0)
+        ctx = anp.einsum("acbe,aecd->abcd", wts, v)
+        out = anp.einsum("abcd,cde->abe", ctx, a["output_kernel"]) + a["output_bias"]
+        return out, wts
+
+    args = [x[n] if n in x else w[n] for n in names]
+    return names, args, forward, autograd
+
+
+@pytest.mark.parametrize("HS,HSv,kind", [(8, 5, "none"), (40, 36, "all"), (33, 8, "attention4"),
+                                         (3, 40, "causal")])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_mha_backward_matches_autograd_at_tile_sizes(HS, HSv, kind, threads):
+    """The backward against autograd through the twin's formulas (float64), at sizes where the
+    kernel's per-block products take every form: head sizes below and above the dot tiles'
+    limit (32 float64), Tv = 131 (whole packed panels plus a partial one on every path), a
+    returned-scores gradient, and a (b, h) block team on 2 threads (B NH Tq Tv > 262144)."""
+    import attnlstm
+    B, NH, Tq, Tv = (4, 4, 70, 131) if threads == 2 else (2, 2, 37, 131)
+    if threads == 2:
+        Tv = 260
+    rng, x, w = make_case(seed=40 + HS, B=B, Tq=Tq, Tv=Tv, Dq=6, Dk=5, Dv=7, NH=NH, HS=HS,
+                          HSv=HSv, Dout=4)
+    masks = make_masks(rng, kind, B, NH, Tq, Tv)
+    causal = masks.pop("use_causal_mask", False)
+    names, args, forward, autograd = _autograd_mha(x, w, dict(masks, use_causal_mask=causal))
+    G = rng.normal(size=(B, Tq, 4))
+    GW = rng.normal(size=(B, NH, Tq, Tv))
+
+    def loss(*a):
+        out, wts = forward(*a)
+        return (out * G).sum() + (wts * GW).sum()
+
+    want = autograd.grad(loss, list(range(len(args))))(*args)
+    old = attnlstm.get_num_threads()
+    attnlstm.set_num_threads(threads)
+    try:
+        saved = M.multi_head_attention_forward(x["query"], x["value"], x["key"], **w, **masks,
+                                               use_causal_mask=causal)
+        got = M.multi_head_attention_backward(saved, G, GW)
+    finally:
+        attnlstm.set_num_threads(old)
+    # The key bias only shifts whole score rows (its exact gradient is 0): every gradient is
+    # compared at a tolerance scaled to its own largest element or, at least, the largest one's.
+    big = max(np.abs(ref).max() for ref in want)
+    for n, ref in zip(names, want):
+        scale = max(np.abs(ref).max(), 1e-3 * big)
+        np.testing.assert_allclose(got[n], ref, rtol=0, atol=1e-11 * scale, err_msg=n)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("HS", [8, 64])
+def test_mha_backward_same_bits_on_one_and_two_threads(dtype, HS):
+    """The outputs and the input gradients are the same bits whether the (b, h) blocks run on
+    one thread or split among a team of two (each block's products on one thread, no BLAS
+    inside the team), plain and relative."""
+    import attnlstm
+    rng, x, w = make_case(seed=50, B=4, Tq=70, Tv=260, Dq=6, Dk=5, Dv=7, NH=4, HS=HS, HSv=HS,
+                          Dout=4, dtype=dtype)
+    masks = make_masks(rng, "all", 4, 4, 70, 260)
+    G = rng.normal(size=(4, 70, 4)).astype(dtype)
+    rel = dict(num_heads=4, rel_k=rng.normal(size=(5, HS)).astype(dtype),
+               rel_v=rng.normal(size=(5, HS)).astype(dtype), max_relative_position=2)
+    res = []
+    old = attnlstm.get_num_threads()
+    try:
+        for threads in (1, 2):
+            attnlstm.set_num_threads(threads)
+            s = M.multi_head_attention_forward(x["query"], x["value"], x["key"], **w, **masks)
+            g = M.multi_head_attention_backward(s, G)
+            sr = M.relative_attention_forward(x["query"], x["value"], x["key"], **w, **rel,
+                                              **masks)
+            gr = M.relative_attention_backward(sr, G)
+            res.append((s, g, sr, gr))
+    finally:
+        attnlstm.set_num_threads(old)
+    (s1, g1, sr1, gr1), (s2, g2, sr2, gr2) = res
+    np.testing.assert_array_equal(s1["outputs"], s2["outputs"])
+    np.testing.assert_array_equal(sr1["outputs"], sr2["outputs"])
+    for a, b in ((g1, g2), (gr1, gr2)):
+        assert set(a) == set(b)
+        for k in a:
+            if a[k] is None:
+                continue
+            if k in ("query", "key", "value"):
+                np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+            else:
+                # weight gradients: sums over B*T rows by OpenBLAS, whose bits depend on its
+                # own thread count
+                tol = 1e-5 if dtype == np.float32 else 1e-12
+                np.testing.assert_allclose(a[k], b[k], rtol=tol, atol=tol * np.abs(b[k]).max(),
+                                           err_msg=k)
+
+
 def test_backward_float32_close_to_float64():
     rng, x, w = make_case(seed=26)
     r64 = M.multi_head_attention_forward(x["query"], x["value"], x["key"], **w)
