@@ -515,7 +515,7 @@ class LSTM(_GatedRNN):
             self.bias.value if self.use_bias else None, initial_state, mask,
             self.activation, self.recurrent_activation, self.go_backwards,
             dtype=self.dtype, name=f"LSTM '{self.name}'", rec_mask=rec_mask, dp_mask=dp_mask,
-            save_gates=save)
+            save_gates=save, save_act_c=save)
         return r["outputs"], [r["h"], r["c"]], r
 
     def run_backward(self, saved, d_seq, d_last, d_states):
