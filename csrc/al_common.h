@@ -45,9 +45,14 @@ enum {
 
 /* The thread count of the BLAS, which attnlstm.set_num_threads sets: the one thread budget for
  * the BLAS and for the kernels that split work themselves (the LSTM takes it from its binding,
- * the attention kernels read it here). */
+ * the attention kernels read it here). A Python thread may lower it for the kernels it calls
+ * itself (al_thread_budget, per OS thread, 0 = not set; al_pool.c): Bidirectional runs its two
+ * directions side by side, one core each, so neither may take the pool's other threads. */
 int scipy_openblas_get_num_threads(void);
-static inline int al_blas_threads(void) { return scipy_openblas_get_num_threads(); }
+extern _Thread_local int al_thread_budget;
+static inline int al_blas_threads(void) {
+    return al_thread_budget > 0 ? al_thread_budget : scipy_openblas_get_num_threads();
+}
 
 /*
  * The kernel path (instruction set) every kernel family runs: one process-wide choice made once

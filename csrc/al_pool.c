@@ -49,6 +49,9 @@ static struct {
     al_pool_slot slot[AL_TEAM_MAX];
 } al_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
 
+/* The calling thread's own kernel thread budget (al_common.h), set by _core.set_thread_budget. */
+_Thread_local int al_thread_budget = 0;
+
 static pthread_once_t al_pool_once = PTHREAD_ONCE_INIT;
 
 static inline void al_pool_relax(void) {

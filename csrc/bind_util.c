@@ -84,7 +84,25 @@ static PyObject *al_py_get_num_threads(PyObject *self, PyObject *noargs) {
     return PyLong_FromLong((long)scipy_openblas_get_num_threads());
 }
 
+static PyObject *al_py_set_thread_budget(PyObject *self, PyObject *args) {
+    PyObject *obj;
+    int n, old = al_thread_budget;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O:set_thread_budget", &obj)) return NULL;
+    if (al_int_arg(obj, "set_thread_budget", "n", 0, INT_MAX,
+                   "0 (the process's count) or a positive thread count", &n) < 0)
+        return NULL;
+    al_thread_budget = n;
+    return PyLong_FromLong((long)old);
+}
+
 PyMethodDef al_util_methods[] = {
+    {"set_thread_budget", al_py_set_thread_budget, METH_VARARGS,
+     "set_thread_budget(n) -> int\n\n"
+     "The calling thread's own budget for the kernels it calls from now on: n > 0 threads at\n"
+     "most, 0 = attnlstm.set_num_threads' count. Returns the previous value. Kernels called\n"
+     "without an explicit thread count and the attention kernels read it; the BLAS does not.\n"
+     "(Bidirectional's side-by-side directions set 1 around each direction.)"},
     {"set_num_threads", al_py_set_num_threads, METH_VARARGS,
      "set_num_threads(n) -> None\n\n"
      "Sets the number of threads of the kernels and of the BLAS they call."},

@@ -226,3 +226,73 @@ def test_result_independent_of_thread_count(shape):
                 assert np.array_equal(a, b), n
     finally:
         attnlstm.set_num_threads(old)
+
+
+def test_thread_budget_is_per_thread_and_bounds_the_kernels():
+    """_core.set_thread_budget(n) holds the calling thread's kernels to n threads (0 = the
+    process's count), returns the previous value, leaves other threads' budgets alone, and
+    rejects negative counts. In a fresh interpreter: a call that splits over 2 threads starts
+    no pool worker under a budget of 1, and does once the budget is lifted."""
+    code = textwrap.dedent("""
+        import os, threading, numpy as np, attnlstm
+        from attnlstm import _core
+        attnlstm.set_num_threads(2)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((64, 40, 16)).astype(np.float32)
+        W = rng.standard_normal((16, 512)).astype(np.float32)
+        U = rng.standard_normal((128, 512)).astype(np.float32)
+        run = lambda: _core.lstm_forward(x, W, U, None, None, None, None, 1, 2, False)
+        tids = lambda: set(os.listdir("/proc/self/task"))
+        assert _core.set_thread_budget(1) == 0
+        other = []
+        th = threading.Thread(target=lambda: other.append(_core.set_thread_budget(0)))
+        th.start(); th.join()
+        assert other == [0], other          # the other thread's budget was never set
+        before = tids()
+        one = run()
+        assert tids() == before, "a call under a budget of 1 started a worker"
+        assert _core.set_thread_budget(0) == 1
+        two = run()
+        assert len(tids() - before) == 1, "the lifted budget did not split the call"
+        for a, b in zip(one[:2], two[:2]):
+            assert np.array_equal(a, b)
+        try:
+            _core.set_thread_budget(-1)
+        except ValueError as e:
+            assert "set_thread_budget" in str(e)
+        else:
+            raise AssertionError("negative budget accepted")
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "ok"
+
+
+def test_bidirectional_side_by_side_keeps_one_core_per_direction():
+    """Bidirectional's directions side by side (2 threads, large enough) run each on its own
+    thread without the pool: no pool worker is started (before, the first direction took the
+    pool's second thread too, three busy threads on two cores), and the result equals the
+    directions run one after the other."""
+    code = textwrap.dedent("""
+        import os, numpy as np, attnlstm
+        from attnlstm import layers
+        from attnlstm.layers import wrappers
+        attnlstm.set_num_threads(2)
+        x = np.random.default_rng(0).standard_normal((8, 50, 64)).astype(np.float32)
+        bi = layers.Bidirectional(layers.LSTM(512, return_sequences=True))
+        bi.build(x.shape)
+        assert bi._side_by_side(x)
+        tids = lambda: set(os.listdir("/proc/self/task"))
+        before = tids()
+        y = bi(x)
+        assert tids() == before, (before, tids())
+        wrappers._SIDE_BY_SIDE_FLOPS = float("inf")
+        assert np.array_equal(y, bi(x))
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "ok"
