@@ -361,9 +361,10 @@ class Bidirectional(Layer):
     def _side_by_side(self, x):
         """Whether the two directions run at once, one per core: only our C-kernel LSTM/GRU on
         a plain array (no trace, whose state is per thread), with a thread budget of 2 or more,
-        and a direction of at least _SIDE_BY_SIDE_FLOPS (below it each direction splitting over
-        the threads by itself, or running alone, was faster: benchmarks/NOTES.md). Each
-        direction's results do not depend on the thread it runs on (bit for bit)."""
+        and a direction of at least _SIDE_BY_SIDE_FLOPS and _SIDE_BY_SIDE_UNITS (below them each
+        direction splitting over the threads by itself, or running alone, was faster:
+        benchmarks/NOTES.md). Each direction's results do not depend on the thread it runs on
+        (bit for bit)."""
         from .rnn import GRU, LSTM
         fw, bw = self.forward_layer, self.backward_layer
         if type(fw) not in (LSTM, GRU) or type(bw) is not type(fw) or type(x) is not np.ndarray \
@@ -371,7 +372,7 @@ class Bidirectional(Layer):
             return False
         B, T, D = x.shape
         H, g = fw.units, fw.dropout_gates
-        return 2 * g * B * H * (D + H) * T >= _SIDE_BY_SIDE_FLOPS
+        return H >= _SIDE_BY_SIDE_UNITS and 2 * g * B * H * (D + H) * T >= _SIDE_BY_SIDE_FLOPS
 
     def get_config(self):
         cfg = super().get_config()
@@ -407,11 +408,14 @@ def _is_rnn(obj):
     return isinstance(obj, RNN)
 
 
-# Per direction (input and recurrent products), the work from which the two directions run side
-# by side: measured (2 threads, LSTM forward) side by side / each on its own: (64, 50, 64, 256)
-# 35.3 / 38.6 ms, (8, 50, 64, 512) 16.5 / 18.3, (64, 50, 64, 512) 93.4 / 101.8; below,
-# (8, 200, 64, 128) 6.2 / 5.2, (8, 50, 64, 256) 4.9 / 4.4, (16, 40, 64, 64) 1.06 / 0.85.
-_SIDE_BY_SIDE_FLOPS = 5e8
+# The two directions run side by side, each on one core, from this much work per direction
+# (input and recurrent products) and this many units: measured on 2 threads with the benchmark
+# harness's timing (benchmarks/NOTES.md, LSTM, T = 50, D = 64, one after the other / side by
+# side, ms): forward (1, 256) 2.07 / 1.74, (8, 512) 16.9 / 15.3, (64, 512) 71.7 / 69.4;
+# forward + backward (1, 256) 6.0 / 4.7, (64, 512) 284 / 247; but at H = 64 (each direction
+# split by itself, no per-step barrier to save) (64, 64) 3.28 / 3.67, (8, 64) 0.92 / 1.14.
+_SIDE_BY_SIDE_FLOPS = 3e7
+_SIDE_BY_SIDE_UNITS = 256
 
 
 def _one_core(fn):
