@@ -371,10 +371,10 @@ int AL_FN(dot_attention_backward)(real *dq, real *dk, real *dv, real *dscale,
                                       dweights ? dweights + b * Tq * Tv : NULL, vb,
                                       query_mask ? query_mask + b * Tq : NULL, Tq, Tv, Dv);
         if (score_mode == AL_SCORE_DOT) {
-            real s = (real)0;
             AL_SFN(al_gemm)(0, 0, Tq, D, Tv, (real)1, dS, Tv, kb, D, (real)0, dqb, D);
-            for (n = 0; n < Tq * D; n++) s += qb[n] * dqb[n];
-            acc_scale += (double)s;
+            /* sum(Q * G): 8 partial sums (in order it was a dependent chain of adds, 5% of a
+             * (8, 256, 256, 256) forward + backward) */
+            acc_scale += (double)AL_SFN(attn_dot8)(qb, dqb, Tq * D);
             if (scale != (real)1) {
                 for (n = 0; n < Tq * D; n++) dqb[n] *= scale;
             }
