@@ -11,7 +11,8 @@
  * otherwise keeps the AVX2 and baseline loops scalar. Results are unchanged.
  * fp-contract=off (the build's default is fast, for the LSTM): no a * b + c is fused here, so
  * the AVX-512, AVX2 and generic copies of the vectorised loops give the same bits
- * (tests/test_isa_paths.py). */
+ * (tests/test_isa_paths.py), except the softmax (al_math.h), whose exp fuses on AVX2 and
+ * AVX-512 (the same bits on both; generic agrees to rounding). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math")
 #pragma GCC optimize("fp-contract=off")

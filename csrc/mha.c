@@ -14,8 +14,9 @@
  * blocks among the pool's threads: below it, handing out the work costs more than it saves. */
 #define AL_MHA_TEAM_MIN 262144.0
 
-/* No fused multiply-adds here (the build's default is -ffp-contract=fast, for the LSTM): the
- * softmax's AVX-512, AVX2 and generic copies (al_math.h) give the same bits. The per-block
+/* No fused multiply-adds here (the build's default is -ffp-contract=fast, for the LSTM) but in
+ * the softmax (al_math.h: its exp fuses on AVX2 and AVX-512, the same bits on both, the generic
+ * copy agrees to rounding) and the tiles below. The per-block
  * products run on the packed tiles of lstm_pgemm*.h, whose AVX2 and AVX-512 tiles use FMA
  * intrinsics (the same bits on both) and whose generic tile does not (agrees to rounding), and
  * on mha_impl.h's dot tiles, compiled with contraction for the same split. */
