@@ -363,6 +363,51 @@ static int al_check_arg(const al_spec *s, al_letters *L, al_call *c, PyArrayObje
 }
 
 
+/* A new C-contiguous output array, zeroed or not. From AL_ALIGN_MIN bytes its data starts on a
+ * 64-byte boundary: a view into a byte buffer AL_ALIGN bytes larger (NumPy's own allocation,
+ * 16-byte aligned, would make every vector store of a row that starts 16 bytes into a cache
+ * line straddle two lines). Small outputs stay plain arrays. */
+#define AL_ALIGN 64
+#define AL_ALIGN_MIN ((npy_intp)1 << 16)
+static PyArrayObject *al_new_output(int n, npy_intp *dims, int typenum, int zero) {
+    npy_intp count = 1, nbytes, off;
+    PyArray_Descr *descr;
+    PyArrayObject *buf, *view;
+    int k;
+    for (k = 0; k < n; k++) count *= dims[k];
+    descr = PyArray_DescrFromType(typenum);
+    if (descr == NULL) return NULL;
+    nbytes = count * (npy_intp)PyDataType_ELSIZE(descr);
+    if (nbytes < AL_ALIGN_MIN) {
+        Py_DECREF(descr);
+        return (PyArrayObject *)(zero ? PyArray_ZEROS(n, dims, typenum, 0)
+                                      : PyArray_EMPTY(n, dims, typenum, 0));
+    }
+    {
+        npy_intp bdim = nbytes + AL_ALIGN;
+        buf = (PyArrayObject *)(zero ? PyArray_ZEROS(1, &bdim, NPY_UINT8, 0)
+                                     : PyArray_EMPTY(1, &bdim, NPY_UINT8, 0));
+    }
+    if (buf == NULL) {
+        Py_DECREF(descr);
+        return NULL;
+    }
+    off = (npy_intp)((AL_ALIGN - ((uintptr_t)PyArray_DATA(buf) % AL_ALIGN)) % AL_ALIGN);
+    /* steals descr */
+    view = (PyArrayObject *)PyArray_NewFromDescr(&PyArray_Type, descr, n, dims, NULL,
+                                                 (char *)PyArray_DATA(buf) + off,
+                                                 NPY_ARRAY_CARRAY, NULL);
+    if (view == NULL) {
+        Py_DECREF(buf);
+        return NULL;
+    }
+    if (PyArray_SetBaseObject(view, (PyObject *)buf) < 0) {   /* steals buf */
+        Py_DECREF(view);
+        return NULL;
+    }
+    return view;
+}
+
 /* Allocates output i unless its `when` says otherwise (then it stays NULL). */
 static int al_output(const al_spec *s, const al_letters *L, al_call *c, PyArrayObject **arr,
                      int i) {
@@ -389,8 +434,7 @@ static int al_output(const al_spec *s, const al_letters *L, al_call *c, PyArrayO
         if ((dims[k] = al_tok_value(L, &toks[k])) < 0)
             return al_spec_bug(s->name, "size of", a->name);
     }
-    arr[i] = (PyArrayObject *)((a->flags & AL_ZERO) || a->type == 's'
-                               ? PyArray_ZEROS(n, dims, t, 0) : PyArray_EMPTY(n, dims, t, 0));
+    arr[i] = al_new_output(n, dims, t, (a->flags & AL_ZERO) || a->type == 's');
     if (arr[i] == NULL) return -1;
     c->p[i] = PyArray_DATA(arr[i]);
     c->ndim[i] = n;
