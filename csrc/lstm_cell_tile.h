@@ -25,6 +25,7 @@
 #    define AL_CT_MLOAD(m, p) _mm512_maskz_loadu_ps(m, p)
 #    define AL_CT_MSTORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #    define AL_CT_STORE _mm512_storeu_ps
+#    define AL_CT_STREAM _mm512_stream_ps
 #    define AL_CT_SET1 _mm512_set1_ps
 #    define AL_CT_FMA _mm512_fmadd_ps
 #    define AL_CT_ADD _mm512_add_ps
@@ -37,6 +38,7 @@
 #    define AL_CT_MLOAD(m, p) _mm512_maskz_loadu_pd(m, p)
 #    define AL_CT_MSTORE(p, m, v) _mm512_mask_storeu_pd(p, m, v)
 #    define AL_CT_STORE _mm512_storeu_pd
+#    define AL_CT_STREAM _mm512_stream_pd
 #    define AL_CT_SET1 _mm512_set1_pd
 #    define AL_CT_FMA _mm512_fmadd_pd
 #    define AL_CT_ADD _mm512_add_pd
@@ -55,6 +57,7 @@
 #    define AL_CT_MLOAD(m, p) _mm256_maskload_ps(p, m)
 #    define AL_CT_MSTORE(p, m, v) _mm256_maskstore_ps(p, m, v)
 #    define AL_CT_STORE _mm256_storeu_ps
+#    define AL_CT_STREAM _mm256_stream_ps
 #    define AL_CT_SET1 _mm256_set1_ps
 #    define AL_CT_FMA _mm256_fmadd_ps
 #    define AL_CT_ADD _mm256_add_ps
@@ -68,6 +71,7 @@
 #    define AL_CT_MLOAD(m, p) _mm256_maskload_pd(p, m)
 #    define AL_CT_MSTORE(p, m, v) _mm256_maskstore_pd(p, m, v)
 #    define AL_CT_STORE _mm256_storeu_pd
+#    define AL_CT_STREAM _mm256_stream_pd
 #    define AL_CT_SET1 _mm256_set1_pd
 #    define AL_CT_FMA _mm256_fmadd_pd
 #    define AL_CT_ADD _mm256_add_pd
@@ -85,7 +89,7 @@
  * gates. */
 __attribute__((target(AL_CT_TARGET), always_inline)) static inline void
 AL_CT_NAME(lstm_cell_finish)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t u,
-                             const AL_CT_M m, real *zb) {
+                             const AL_CT_M m, int full, real *zb) {
     const size_t H = a->H;
     real cpb[AL_CT_L] __attribute__((aligned(64)));
     real hb[AL_CT_L] __attribute__((aligned(64)));
@@ -101,12 +105,25 @@ AL_CT_NAME(lstm_cell_finish)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t
     }
     if (a->z != NULL) {
         real *z = a->z + row * a->ldz + u;
-        for (q = 0; q < 4; q++) AL_CT_MSTORE(z + q * H, m, AL_CT_LOAD(zb + q * AL_CT_L));
+        /* The saved gates are read by the backward only, after the whole forward: whole
+         * aligned vectors are streamed past the caches (no read of the line first, and this
+         * step's h and c stay cached; the kernel's callers fence, lstm_fwd_work). Unaligned or
+         * partial ones are stored as usual. The same values either way. */
+        if (full && (uintptr_t)z % sizeof(AL_CT_V) == 0 && (H * sizeof(real)) % sizeof(AL_CT_V) == 0) {
+            for (q = 0; q < 4; q++) AL_CT_STREAM(z + q * H, AL_CT_LOAD(zb + q * AL_CT_L));
+        } else {
+            for (q = 0; q < 4; q++) AL_CT_MSTORE(z + q * H, m, AL_CT_LOAD(zb + q * AL_CT_L));
+        }
     }
     if (!keep) return;     /* the caller carries h, c and the output over */
     AL_CT_MSTORE(a->hn + row * a->ldo + u, m, AL_CT_LOAD(hb));
     AL_CT_MSTORE(a->cn + row * a->ldo + u, m, AL_CT_LOAD(cb));
-    if (a->ac != NULL) AL_CT_MSTORE(a->ac + row * a->ldo + u, m, AL_CT_LOAD(ab));
+    if (a->ac != NULL) {
+        /* a(c_t), like the gates, is read by the backward only */
+        real *acp = a->ac + row * a->ldo + u;
+        if (full && (uintptr_t)acp % sizeof(AL_CT_V) == 0) AL_CT_STREAM(acp, AL_CT_LOAD(ab));
+        else AL_CT_MSTORE(acp, m, AL_CT_LOAD(ab));
+    }
     if (a->on != NULL) AL_CT_MSTORE(a->on + row * a->ldo + u, m, AL_CT_LOAD(hb));
 }
 
@@ -358,7 +375,7 @@ AL_CT_NAME(lstm_cell_panel)(const AL_SFN(lstm_cell_args) *a, size_t r0, size_t r
                 }
         }
         for (r = 0; r < M; r++)
-            AL_CT_NAME(lstm_cell_finish)(a, c0 + r, u, m, zb + r * 4 * AL_CT_L);
+            AL_CT_NAME(lstm_cell_finish)(a, c0 + r, u, m, n == AL_CT_L, zb + r * 4 * AL_CT_L);
         c0 += M;
     }
 }
@@ -415,7 +432,7 @@ AL_CT_NAME(lstm_cell_panels1)(const AL_SFN(lstm_cell_args) *a, size_t row, size_
     }
     for (j = 0; j < np; j++) {
         const size_t u = (p + j) * AL_CT_L, n = H - u < AL_CT_L ? H - u : AL_CT_L;
-        AL_CT_NAME(lstm_cell_finish)(a, row, u, AL_CT_MASK(n), zb + j * G);
+        AL_CT_NAME(lstm_cell_finish)(a, row, u, AL_CT_MASK(n), n == AL_CT_L, zb + j * G);
     }
 }
 #undef AL_CT_NP
@@ -438,6 +455,7 @@ AL_CT_NAME(lstm_cell_panels1)(const AL_SFN(lstm_cell_args) *a, size_t row, size_
 #undef AL_CT_MLOAD
 #undef AL_CT_MSTORE
 #undef AL_CT_STORE
+#undef AL_CT_STREAM
 #undef AL_CT_SET1
 #undef AL_CT_FMA
 #undef AL_CT_ADD

@@ -249,3 +249,31 @@ def test_layer_inference_saves_nothing_for_a_backward(monkeypatch):
     assert seen == [(False, False), (True, True)]
     np.testing.assert_array_equal(y, out)
     layer.backward(ctx, np.ones_like(out))
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("H", [64, 40])
+def test_large_outputs_are_aligned_and_streamed_gates_are_right(dt, H):
+    """Outputs of 64 KiB or more start on a 64-byte boundary (a view into a slightly larger
+    buffer), so the fused cell streams the saved gates and a(c) past the caches (whole aligned
+    vectors; H = 40 leaves partial panels stored as usual). The forward's saved arrays and the
+    backward they feed still match the NumPy twin, on every path `make test` runs this under;
+    small outputs stay plain arrays."""
+    rng = np.random.default_rng(H)
+    B, T, D = 16, 12, 5
+    x, W, U, b, h0, c0 = (a.astype(dt) for a in inputs(rng, B, T, D, H))
+    hs, cs, out, gates, act_c = _core.lstm_forward(x, W, U, b, h0, c0, None, _core.ACT_TANH,
+                                                   _core.ACT_SIGMOID, False, save_act_c=True)
+    assert gates.nbytes >= 1 << 16 and gates.ctypes.data % 64 == 0 and gates.flags.c_contiguous
+    assert act_c.nbytes < 1 << 16 or act_c.ctypes.data % 64 == 0
+    small = _core.lstm_forward(x[:1, :2], W, U, b, None, None)[0]
+    assert small.nbytes < 1 << 16 and small.base is None
+    tol = TOL if dt == np.float32 else 1e-10
+    o, lo, h, c = R.lstm(f64(x), f64(W), f64(U), f64(b), [f64(h0), f64(c0)])
+    assert close(hs, o, tol) and close(act_c, np.tanh(f64(cs)), tol)
+    dy = rng.standard_normal((B, T, H)).astype(dt)
+    got = _core.lstm_backward(hs, cs, gates, x, W, U, h0, c0, None, None, None, act_c, dy)
+    want = R.lstm_backward(f64(x), f64(W), f64(U), f64(b), [f64(h0), f64(c0)], None,
+                           "tanh", "sigmoid", False, None, f64(dy))
+    for g, k in zip(got, ("x", "kernel", "recurrent_kernel", "bias", "h0", "c0")):
+        assert close(g, want[k], 5e-4 if dt == np.float32 else 1e-9), k
