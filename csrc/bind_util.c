@@ -3,6 +3,8 @@
  */
 #include "bind_common.h"   /* Python.h first */
 #include "lstm_api.h"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "lstm_pgemm.h"   /* al_u_outgrows_l2 */
 
 #include <limits.h>
 #include <stdio.h>
@@ -96,7 +98,20 @@ static PyObject *al_py_set_thread_budget(PyObject *self, PyObject *args) {
     return PyLong_FromLong((long)old);
 }
 
+static PyObject *al_py_u_outgrows_l2(PyObject *self, PyObject *args) {
+    unsigned long long n;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "K:u_outgrows_l2", &n)) return NULL;
+    return PyBool_FromLong(al_u_outgrows_l2((size_t)n));
+}
+
 PyMethodDef al_util_methods[] = {
+    {"u_outgrows_l2", al_py_u_outgrows_l2, METH_VARARGS,
+     "u_outgrows_l2(nbytes) -> bool\n\n"
+     "Whether a recurrent kernel of nbytes outgrows one core's L2 cache, by the recurrent\n"
+     "kernels' own rule (a small batch then splits by units over the threads, each core\n"
+     "streaming its share of U from its own L2): False below 512 KiB; the L2's size from the\n"
+     "C library, 1 MiB where it does not say."},
     {"set_thread_budget", al_py_set_thread_budget, METH_VARARGS,
      "set_thread_budget(n) -> int\n\n"
      "The calling thread's own budget for the kernels it calls from now on: n > 0 threads at\n"

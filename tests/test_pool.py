@@ -301,3 +301,25 @@ def test_bidirectional_side_by_side_keeps_one_core_per_direction():
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == "ok"
+
+
+def test_side_by_side_rule():
+    """Bidirectional runs its directions side by side (2 threads) from H = 256 and 3e7 flops a
+    direction, except a batch under 8 whose U outgrows one core's L2 (_core.u_outgrows_l2, the
+    kernels' own rule: each direction then splits by units over the cores' L2s)."""
+    assert _core.u_outgrows_l2(0) is False and _core.u_outgrows_l2(1 << 40) is True
+    with pytest.raises(TypeError):
+        _core.u_outgrows_l2("big")
+    old = attnlstm.get_num_threads()
+    attnlstm.set_num_threads(2)
+    try:
+        for B, H, want in ((1, 64, False), (64, 64, False), (1, 256, True), (8, 512, True),
+                           (1, 512, not _core.u_outgrows_l2(4 * 512 * 512 * 4))):
+            x = np.zeros((B, 50, 64), np.float32)
+            bi = layers.Bidirectional(layers.LSTM(H, return_sequences=True))
+            bi.build(x.shape)
+            assert bi._side_by_side(x) is want, (B, H)
+        attnlstm.set_num_threads(1)
+        assert not bi._side_by_side(x)
+    finally:
+        attnlstm.set_num_threads(old)

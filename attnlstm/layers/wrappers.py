@@ -372,7 +372,11 @@ class Bidirectional(Layer):
             return False
         B, T, D = x.shape
         H, g = fw.units, fw.dropout_gates
-        return H >= _SIDE_BY_SIDE_UNITS and 2 * g * B * H * (D + H) * T >= _SIDE_BY_SIDE_FLOPS
+        if H < _SIDE_BY_SIDE_UNITS or 2 * g * B * H * (D + H) * T < _SIDE_BY_SIDE_FLOPS:
+            return False
+        # a small batch whose U outgrows one core's L2 splits each direction by units, each
+        # core streaming its half of U from its own L2: one direction at a time
+        return not (B < 8 and _core.u_outgrows_l2(g * H * H * np.dtype(fw.dtype).itemsize))
 
     def get_config(self):
         cfg = super().get_config()
@@ -413,7 +417,10 @@ def _is_rnn(obj):
 # harness's timing (benchmarks/NOTES.md, LSTM, T = 50, D = 64, one after the other / side by
 # side, ms): forward (1, 256) 2.07 / 1.74, (8, 512) 16.9 / 15.3, (64, 512) 71.7 / 69.4;
 # forward + backward (1, 256) 6.0 / 4.7, (64, 512) 284 / 247; but at H = 64 (each direction
-# split by itself, no per-step barrier to save) (64, 64) 3.28 / 3.67, (8, 64) 0.92 / 1.14.
+# split by itself, no per-step barrier to save) (64, 64) 3.28 / 3.67, (8, 64) 0.92 / 1.14. A
+# batch under 8 whose U outgrows the L2 stays one direction at a time: (1, 512) forward 8.1 /
+# 7.6 in that run, but 8.8 / 10.2 outside the harness and 10.2 against PyTorch's 7.6 in a full
+# snapshot (each direction split by units keeps half of U in each core's L2).
 _SIDE_BY_SIDE_FLOPS = 3e7
 _SIDE_BY_SIDE_UNITS = 256
 
