@@ -52,6 +52,15 @@ def _wait(pid, seconds=120):
     pytest.fail("fork child hung in a threaded kernel call")
 
 
+def _fresh(code):
+    """The last word `code` prints when run in a fresh interpreter from the repository root
+    (which must exit cleanly)."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()[-1]
+
+
 def test_workers_persist_between_calls():
     """In a fresh interpreter: the first 3-thread call starts 2 workers that are still the same
     threads after further calls (a team per call would leave no thread behind)."""
@@ -75,10 +84,7 @@ def test_workers_persist_between_calls():
         assert tids() == after, (before, after, tids())
         print(len(after - before))
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split()[-1] == "2"
+    assert _fresh(code) == "2"
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B%d-T%d-D%d-H%d" % s)
@@ -264,10 +270,7 @@ def test_thread_budget_is_per_thread_and_bounds_the_kernels():
             raise AssertionError("negative budget accepted")
         print("ok")
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split()[-1] == "ok"
+    assert _fresh(code) == "ok"
 
 
 def test_bidirectional_side_by_side_keeps_one_core_per_direction():
@@ -297,10 +300,7 @@ def test_bidirectional_side_by_side_keeps_one_core_per_direction():
         assert np.array_equal(y, bi(x))
         print("ok")
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split()[-1] == "ok"
+    assert _fresh(code) == "ok"
 
 
 def test_side_by_side_rule():
