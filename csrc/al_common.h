@@ -46,12 +46,14 @@ enum {
 /* The thread count of the BLAS, which attnlstm.set_num_threads sets: the one thread budget for
  * the BLAS and for the kernels that split work themselves (the LSTM takes it from its binding,
  * the attention kernels read it here). A Python thread may lower it for the kernels it calls
- * itself (al_thread_budget, per OS thread, 0 = not set; al_pool.c): Bidirectional runs its two
- * directions side by side, one core each, so neither may take the pool's other threads. */
+ * itself (al_thread_budget_get, per OS thread, 0 = not set; al_pool.c): Bidirectional runs its
+ * two directions side by side, one core each, so neither may take the pool's other threads. */
 int scipy_openblas_get_num_threads(void);
-extern _Thread_local int al_thread_budget;
+int al_thread_budget_get(void);
+int al_thread_budget_set(int n);   /* returns the previous budget, or -1 (no key could be made) */
 static inline int al_blas_threads(void) {
-    return al_thread_budget > 0 ? al_thread_budget : scipy_openblas_get_num_threads();
+    const int n = al_thread_budget_get();
+    return n > 0 ? n : scipy_openblas_get_num_threads();
 }
 
 /*

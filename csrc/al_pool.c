@@ -22,6 +22,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -49,8 +50,30 @@ static struct {
     al_pool_slot slot[AL_TEAM_MAX];
 } al_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
 
-/* The calling thread's own kernel thread budget (al_common.h), set by _core.set_thread_budget. */
-_Thread_local int al_thread_budget = 0;
+/* The calling thread's own kernel thread budget (al_common.h), set by _core.set_thread_budget:
+ * a pthread key, made once, not a _Thread_local (a dlopen'ed module's thread-locals are dynamic
+ * TLS blocks, which LeakSanitizer's exit-time scan of exiting threads crashed on once). */
+static pthread_key_t al_budget_key;
+static pthread_once_t al_budget_once = PTHREAD_ONCE_INIT;
+static atomic_int al_budget_ready;
+
+static void al_budget_make(void) {
+    if (pthread_key_create(&al_budget_key, NULL) == 0) atomic_store(&al_budget_ready, 1);
+}
+
+int al_thread_budget_get(void) {
+    if (!atomic_load_explicit(&al_budget_ready, memory_order_acquire)) return 0;
+    return (int)(intptr_t)pthread_getspecific(al_budget_key);
+}
+
+int al_thread_budget_set(int n) {
+    int old;
+    pthread_once(&al_budget_once, al_budget_make);
+    if (!atomic_load(&al_budget_ready)) return -1;
+    old = al_thread_budget_get();
+    if (pthread_setspecific(al_budget_key, (void *)(intptr_t)n) != 0) return -1;
+    return old;
+}
 
 static pthread_once_t al_pool_once = PTHREAD_ONCE_INIT;
 

@@ -88,13 +88,14 @@ static PyObject *al_py_get_num_threads(PyObject *self, PyObject *noargs) {
 
 static PyObject *al_py_set_thread_budget(PyObject *self, PyObject *args) {
     PyObject *obj;
-    int n, old = al_thread_budget;
+    int n, old;
     (void)self;
     if (!PyArg_ParseTuple(args, "O:set_thread_budget", &obj)) return NULL;
     if (al_int_arg(obj, "set_thread_budget", "n", 0, INT_MAX,
                    "0 (the process's count) or a positive thread count", &n) < 0)
         return NULL;
-    al_thread_budget = n;
+    if ((old = al_thread_budget_set(n)) < 0)
+        return PyErr_NoMemory();
     return PyLong_FromLong((long)old);
 }
 
