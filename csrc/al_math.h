@@ -202,8 +202,10 @@ typedef int32_t AL_SFN(al_sm_m) __attribute__((vector_size(AL_SM_LANES * sizeof(
 typedef int64_t AL_SFN(al_sm_m) __attribute__((vector_size(AL_SM_LANES * sizeof(real))));
 #endif
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=fast")
+#endif
 static inline __attribute__((always_inline)) void AL_SFN(softmax_row_body)(
     real *s, const uint8_t *keep, size_t n) {
     AL_SFN(al_sm_v) pv, x;
@@ -246,7 +248,9 @@ static inline __attribute__((always_inline)) void AL_SFN(softmax_row_body)(
 }
 AL_ISA_VERSIONS_VOID(AL_SFN(softmax_row), AL_SFN(softmax_row_body),
                      (real *s, const uint8_t *keep, size_t n), (s, keep, n))
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
+#endif
 
 #undef AL_SM_EXP
 

@@ -374,10 +374,13 @@ static PyArrayObject *al_new_output(int n, npy_intp *dims, int typenum, int zero
     PyArray_Descr *descr;
     PyArrayObject *buf, *view;
     int k;
-    for (k = 0; k < n; k++) count *= dims[k];
     descr = PyArray_DescrFromType(typenum);
     if (descr == NULL) return NULL;
-    nbytes = count * (npy_intp)PyDataType_ELSIZE(descr);
+    /* count -1 on overflow (at most 8-byte elements): NumPy's own allocation then reports it */
+    for (k = 0; k < n && count >= 0; k++)
+        count = dims[k] != 0 && count > (NPY_MAX_INTP - AL_ALIGN) / 8 / dims[k] ? -1
+                                                                              : count * dims[k];
+    nbytes = count < 0 ? -1 : count * (npy_intp)PyDataType_ELSIZE(descr);
     if (nbytes < AL_ALIGN_MIN) {
         Py_DECREF(descr);
         return (PyArrayObject *)(zero ? PyArray_ZEROS(n, dims, typenum, 0)

@@ -109,7 +109,8 @@ AL_CT_NAME(lstm_cell_finish)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t
          * aligned vectors are streamed past the caches (no read of the line first, and this
          * step's h and c stay cached; the kernel's callers fence, lstm_fwd_work). Unaligned or
          * partial ones are stored as usual. The same values either way. */
-        if (full && (uintptr_t)z % sizeof(AL_CT_V) == 0 && (H * sizeof(real)) % sizeof(AL_CT_V) == 0) {
+        if (full && (uintptr_t)z % sizeof(AL_CT_V) == 0 &&
+            (H * sizeof(real)) % sizeof(AL_CT_V) == 0) {
             for (q = 0; q < 4; q++) AL_CT_STREAM(z + q * H, AL_CT_LOAD(zb + q * AL_CT_L));
         } else {
             for (q = 0; q < 4; q++) AL_CT_MSTORE(z + q * H, m, AL_CT_LOAD(zb + q * AL_CT_L));

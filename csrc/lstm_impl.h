@@ -262,7 +262,7 @@ static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
     } else {
         AL_SFN(lstm_fwd_fused)(c, tid, nt, 0, c->B, 0, npanel);
     }
-#if defined(__x86_64__) || defined(__i386__)
+#if AL_PG_X86
     /* the fused cell streams the saved gates and a(c) (lstm_cell_tile.h): make those stores
      * visible before the team's end is signalled and the arrays are handed back */
     _mm_sfence();

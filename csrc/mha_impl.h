@@ -306,24 +306,31 @@ static void AL_SFN(mha_scores)(real *S, real *P, const real *qs, const real *kp,
     AL_SFN(al_pg_gemm)(isa, S, Tv, qs + b * Tq * QW + h * HS, QW, 1, P, 0, NULL, 0, Tq, Tv, HS);
 }
 
-/* ctx[b,:,h] (Tq,HSv; ld = NH*HSv) = w (Tq,Tv) v[b,:,h] (Tv,HSv): on the dot tiles against
- * v^T (HSv small), else on the packed tiles; buf holds v^T or the packed v (mha_vbuf reals). */
-static size_t AL_SFN(mha_vbuf)(int isa, size_t Tv, size_t HSv) {
-    return HSv < AL_MHA_DOT_HS ? HSv * Tv : AL_SFN(al_pg_size)(isa, Tv, HSv);
+/* C (M, N; ldc) = A (M, K; row stride K) Bm (K, N; ldb), for the products whose output has a
+ * head's N = HS or HSv columns (the forward's context w v, the backward's dqs = ds k): on the dot
+ * tiles against Bm^T while N is small (AL_MHA_DOT_HS), else on the packed tiles; buf holds Bm^T
+ * or the packed Bm (mha_nbuf reals). */
+static size_t AL_SFN(mha_nbuf)(int isa, size_t K, size_t N) {
+    return N < AL_MHA_DOT_HS ? N * K : AL_SFN(al_pg_size)(isa, K, N);
 }
-static void AL_SFN(mha_context)(int isa, real *ctx, const real *S, const real *vp, real *buf,
-                                size_t b, size_t h, size_t Tq, size_t Tv, size_t NH,
-                                size_t HSv) {
-    const size_t VW = NH * HSv;
-    const real *v_bh = vp + b * Tv * VW + h * HSv;
-    real *c_bh = ctx + b * Tq * VW + h * HSv;
-    if (HSv < AL_MHA_DOT_HS) {
-        AL_SFN(al_pg_transpose)(buf, Tv, v_bh, VW, Tv, HSv);
-        AL_SFN(mha_dot_nt)(isa, c_bh, VW, S, Tv, buf, Tv, Tq, HSv, Tv);
+static void AL_SFN(mha_head_product)(int isa, real *C, size_t ldc, const real *A, const real *Bm,
+                                     size_t ldb, real *buf, size_t M, size_t K, size_t N) {
+    if (N < AL_MHA_DOT_HS) {
+        AL_SFN(al_pg_transpose)(buf, K, Bm, ldb, K, N);
+        AL_SFN(mha_dot_nt)(isa, C, ldc, A, K, buf, K, M, N, K);
     } else {
-        AL_SFN(al_pg_pack)(isa, buf, v_bh, VW, 0, Tv, HSv);
-        AL_SFN(al_pg_gemm)(isa, c_bh, VW, S, Tv, 1, buf, 0, NULL, 0, Tq, HSv, Tv);
+        AL_SFN(al_pg_pack)(isa, buf, Bm, ldb, 0, K, N);
+        AL_SFN(al_pg_gemm)(isa, C, ldc, A, K, 1, buf, 0, NULL, 0, M, N, K);
     }
+}
+
+/* Threads for B*NH (b, h) blocks of Tq x Tv scores: the budget, when there is enough work to
+ * pay for a team (AL_MHA_TEAM_MIN), at most one per block. */
+static int AL_SFN(mha_team_size)(size_t B, size_t NH, size_t Tq, size_t Tv) {
+    int nt = al_blas_threads();
+    if (nt > 1 && (double)B * NH * Tq * Tv < AL_MHA_TEAM_MIN) nt = 1;
+    if (nt > (int)(B * NH)) nt = (int)(B * NH);
+    return nt < 1 ? 1 : nt;
 }
 
 /* The forward's (b, h) blocks, on a team (or the caller alone): each thread takes whole
@@ -343,7 +350,7 @@ static void AL_SFN(mha_blocks_work)(void *arg, int tid, int nt) {
     AL_SFN(mha_rows_ctx) rc = c->rows;
     const size_t Tq = rc.Tq, Tv = rc.Tv, NH = rc.NH;
     real *P = c->scr + (size_t)tid * c->nscr, *vbuf = P + c->np;
-    real *blk = vbuf + AL_SFN(mha_vbuf)(c->isa, Tv, c->HSv);
+    real *blk = vbuf + AL_SFN(mha_nbuf)(c->isa, Tv, c->HSv);
     uint8_t *rowm = rc.rowm + (size_t)tid * (Tv > 0 ? Tv : 1);
     size_t k0, k1, k;
     al_split(c->B * NH, nt, tid, &k0, &k1);
@@ -356,7 +363,10 @@ static void AL_SFN(mha_blocks_work)(void *arg, int tid, int nt) {
         }
         AL_SFN(mha_scores)(S, P, c->qs, c->kp, b, h, Tq, Tv, NH, c->HS, c->isa);
         AL_SFN(mha_rows)(&rc, k * Tq, (k + 1) * Tq, rowm);
-        AL_SFN(mha_context)(c->isa, c->ctx, S, c->vp, vbuf, b, h, Tq, Tv, NH, c->HSv);
+        /* ctx[b,:,h] (ld NH*HSv) = w v[b,:,h] */
+        AL_SFN(mha_head_product)(c->isa, c->ctx + (b * Tq * NH + h) * c->HSv, NH * c->HSv, S,
+                                 c->vp + (b * Tv * NH + h) * c->HSv, NH * c->HSv, vbuf, Tq, Tv,
+                                 c->HSv);
     }
 }
 
@@ -419,20 +429,16 @@ int AL_FN(mha_forward)(real *out, real *weights, real *qs, real *kp, real *vp,
         AL_SFN(mha_blocks_ctx) bc;
         const int isa = al_pg_isa_for(0);
         const size_t TT = Tq * Tv;
-        int nt = al_blas_threads();
+        /* one thread: the caller alone, the same blocks in the same order (the same bits) */
+        const int nt = AL_SFN(mha_team_size)(B, NH, Tq, Tv);
         uint8_t *rowms;
-        /* Several threads when there is enough work to pay for a team; one thread: the caller
-         * alone, the same blocks in the same order (the same bits). */
-        if (nt > 1 && (double)B * NH * Tq * Tv < AL_MHA_TEAM_MIN) nt = 1;
-        if (nt > (int)(B * NH)) nt = (int)(B * NH);
-        if (nt < 1) nt = 1;
         c.weights = weights; c.wbase = 0; c.live = live; c.rq = rq; c.wsum = wsum;
         c.attn_mask = attn_mask; c.query_mask = query_mask; c.value_mask = value_mask;
         c.key_mask = key_mask; c.rows = B * NH * Tq; c.Tq = Tq; c.Tv = Tv; c.NH = NH; c.K = K;
         c.per_head = attn_mask_per_head; c.causal = causal; c.fully_masked = fully_masked;
         bc.np = AL_SFN(al_pg_size)(isa, HS, Tv) + 1;
         bc.own = weights == NULL;
-        bc.nscr = bc.np + AL_SFN(mha_vbuf)(isa, Tv, HSv) + (bc.own ? TT : 0) + 1;
+        bc.nscr = bc.np + AL_SFN(mha_nbuf)(isa, Tv, HSv) + (bc.own ? TT : 0) + 1;
         rowms = (uint8_t *)malloc((size_t)nt * (Tv > 0 ? Tv : 1));
         bc.scr = AL_SFN(mha_alloc)((size_t)nt * bc.nscr, 0);
         if (rowms == NULL || bc.scr == NULL) {
@@ -468,7 +474,7 @@ typedef struct {
 static size_t AL_SFN(mha_bwd_scratch)(int isa, size_t Tq, size_t Tv, size_t HS, size_t HSv) {
     const double nc = (double)AL_SFN(al_pg_nc)(isa), HM = (double)(HS > HSv ? HS : HSv);
     const double big = (double)(Tq > Tv ? Tq : Tv);
-    /* al_pg_size in double: ceil(N / nc) nc K */
+    /* al_pg_size and mha_nbuf in double: ceil(N / nc) nc K */
     const double pv = ceil((double)Tv / nc) * nc * (double)HSv;
     const double pk = HS < AL_MHA_DOT_HS ? (double)HS * Tv : ceil((double)HS / nc) * nc * Tv;
     const double n = pv + (double)Tq * Tv + (double)HSv * Tq + (double)HS * Tq + pk + HM * Tv +
@@ -481,19 +487,18 @@ static size_t AL_SFN(mha_bwd_scratch)(int isa, size_t Tq, size_t Tv, size_t HS, 
  *   rows: + d_weights, + relative-value terms, softmax backward, relative-key bucket sums
  *   dv_bh^T (HSv,Tv) = dctx_bh^T w               w read in place (whole panels)
  *   dk_bh^T (HS,Tv)  = qs_bh^T ds                ds read in place
- *   dqs_bh (Tq,HS)   = ds k_bh                   dot tiles (HS small) or packed k
+ *   dqs_bh (Tq,HS)   = ds k_bh                   mha_head_product
  * Every output element is written by this block alone (the relative sums by row (b, i, h)). */
 static void AL_SFN(mha_bwd_block)(const AL_SFN(mha_bwd_ctx) *c, size_t b, size_t h, real *scr) {
     const size_t Tq = c->Tq, Tv = c->Tv, NH = c->NH, HS = c->HS, HSv = c->HSv, K = c->K;
     const size_t QW = NH * HS, VW = NH * HSv, R = 2 * K + 1;
     const int isa = c->isa;
-    const int dot = HS < AL_MHA_DOT_HS;
     const real *W = c->weights + (b * NH + h) * Tq * Tv;
     const real *dctx_bh = c->dctx + b * Tq * VW + h * HSv;
     const real *q_bh = c->qs + b * Tq * QW + h * HS, *k_bh = c->kp + b * Tv * QW + h * HS;
     real *Pv = scr, *dP = Pv + AL_SFN(al_pg_size)(isa, HSv, Tv), *ctT = dP + Tq * Tv;
     real *qT = ctT + HSv * Tq, *kT = qT + HS * Tq;
-    real *oT = kT + (dot ? HS * Tv : AL_SFN(al_pg_size)(isa, Tv, HS));
+    real *oT = kT + AL_SFN(mha_nbuf)(isa, Tv, HS);
     real *tail = oT + (HS > HSv ? HS : HSv) * Tv;
     size_t i, j;
 
@@ -537,14 +542,8 @@ static void AL_SFN(mha_bwd_block)(const AL_SFN(mha_bwd_ctx) *c, size_t b, size_t
     AL_SFN(mha_gemm_rm)(isa, oT, Tv, qT, Tq, dP, Tv, tail, HS, Tv, Tq);
     AL_SFN(al_pg_transpose)(c->dkp + b * Tv * QW + h * HS, QW, oT, Tv, HS, Tv);
     /* dqs_bh = ds k_bh */
-    if (dot) {
-        AL_SFN(al_pg_transpose)(kT, Tv, k_bh, QW, Tv, HS);
-        AL_SFN(mha_dot_nt)(isa, c->dqs + b * Tq * QW + h * HS, QW, dP, Tv, kT, Tv, Tq, HS, Tv);
-    } else {
-        AL_SFN(al_pg_pack)(isa, kT, k_bh, QW, 0, Tv, HS);
-        AL_SFN(al_pg_gemm)(isa, c->dqs + b * Tq * QW + h * HS, QW, dP, Tv, 1, kT, 0, NULL, 0,
-                           Tq, HS, Tv);
-    }
+    AL_SFN(mha_head_product)(isa, c->dqs + b * Tq * QW + h * HS, QW, dP, k_bh, QW, kT, Tq, Tv,
+                             HS);
 }
 
 static void AL_SFN(mha_bwd_work)(void *arg, int tid, int nt) {
@@ -624,10 +623,7 @@ int AL_FN(mha_backward)(real *dquery, real *dkey, real *dvalue,
         /* The (b, h) blocks: split among a team when there is enough of them (each block on
          * one thread, on the packed and dot tiles above: no BLAS call inside the team). */
         AL_SFN(mha_bwd_ctx) c;
-        int nt = al_blas_threads();
-        if (nt > 1 && (double)B * NH * Tq * Tv < AL_MHA_TEAM_MIN) nt = 1;
-        if (nt > (int)(B * NH)) nt = (int)(B * NH);
-        if (nt < 1) nt = 1;
+        const int nt = AL_SFN(mha_team_size)(B, NH, Tq, Tv);
         c.isa = al_pg_isa_for(0);
         c.nscr = AL_SFN(mha_bwd_scratch)(c.isa, Tq, Tv, HS, HSv);
         c.scratch = AL_SFN(mha_alloc)((size_t)nt * c.nscr, 0);
