@@ -513,8 +513,9 @@ AL_ISA_VERSIONS_VOID(AL_SFN(lstm_gate_grads), AL_SFN(lstm_gate_grads_sel),
  * inputs    x (B,T,D), h0 (B,H) or NULL, c0 (B,H) or NULL, mask (B,T) uint8 or NULL,
  *           dp_mask (B,4D) or NULL, rec_mask (B,4H) or NULL: exactly the forward's arguments
  * weights   W (D,4H), U (H,4H)
- * returns   AL_OK, or AL_ERR_NOMEM (workspace of B*T*(4H + H + D) + 2*B*H reals, with
- *           rec_mask B*T*8H + B*T*D + 5*B*H)
+ * returns   AL_OK, or AL_ERR_NOMEM (workspace of B*T*5H + 2*B*H reals, with rec_mask
+ *           B*T*8H + 5*B*H, with dp_mask B*T*D more; U and W packed; per thread
+ *           min(512, B*T) * (5H + D) reals for the weight gradients' blocks)
  *
  * Per step s (time t), for an unmasked sample, with dh, dc the gradients w.r.t. h_s, c_s
  * arriving from later steps and u the upstream gradient w.r.t. out_s (= h_s):
@@ -544,10 +545,9 @@ typedef struct {
     const real *pUt;               /* packed U^T (4H,H); with rec_mask the four U_k^T (H,H),
                                       nUt elements each */
     size_t nUt;
-    real *big;                     /* packed Hd, X, W^T and a transposed-result buffer for
-                                       the products after the loop */
-    int direct;                    /* dU, dW as Hd^T dZ, X^T dZ with dZ unpacked (no masks,
-                                      4H a multiple of the panel width): big holds W^T only */
+    real *big;                     /* packed W^T (per gate with dp_mask) for dX, then one
+                                      al_pg_gemm_tn buffer per thread (ntn elements each) */
+    size_t ntn, tnkc;               /* and the rows per block it is sized for (al_pg_tn_kc) */
     real *dZ, *Hd, *tmp, *dcarry, *xd;
     al_barrier bar;
     atomic_size_t next;             /* AL_SPLIT_ROWS: the next chunk of rows of the time loop */
@@ -672,35 +672,29 @@ static void AL_SFN(lstm_bwd_hd)(AL_SFN(lstm_bwd_ctx) *c, size_t b0, size_t b1) {
     }
 }
 
-/* P = pack(x * p_k) for panels [p0, p1) of D (K = B*T rows): the dropped inputs of gate k. */
-static void AL_SFN(lstm_pack_xdrop)(AL_SFN(lstm_bwd_ctx) *c, real *P, size_t k, size_t p0,
-                                    size_t p1) {
-    const size_t T = c->T, D = c->D, BT = c->B * c->T, nc = AL_SFN(al_pg_nc)(c->isa);
-    size_t p, r, j;
-    for (p = p0; p < p1; p++) {
-        const size_t d0 = p * nc, w = D - d0 < nc ? D - d0 : nc;
-        real *dst = P + p * BT * nc;
-        for (r = 0; r < BT; r++) {
-            const real *xr = c->x + r * D + d0, *pk = c->dp_mask + (r / T) * 4 * D + k * D + d0;
-            real *d = dst + r * nc;
-            for (j = 0; j < w; j++) d[j] = xr[j] * pk[j];
-            for (; j < nc; j++) d[j] = (real)0;
-        }
-    }
+/* Columns of this thread's share of panels [kH + ..) of width n (ceil(n / nc) panels split
+ * among nt threads), offset by base: [*n0, *n1). */
+static void AL_SFN(lstm_bwd_cols)(int isa, size_t base, size_t n, int nt, int tid, size_t *n0,
+                                  size_t *n1) {
+    const size_t nc = AL_SFN(al_pg_nc)(isa);
+    size_t q0, q1;
+    al_split((n + nc - 1) / nc, nt, tid, &q0, &q1);
+    *n0 = base + q0 * nc;
+    *n1 = base + (q1 * nc < n ? q1 * nc : n);
 }
 
 /* One thread's share of the backward: the time loop (rows or units by the team's mode), then
- * its rows of Hd, its share of the large products after the loop and its columns of db, with
- * barriers between the phases. The large products are packed GEMMs too (not the BLAS, whose
- * results change with its thread count): each element is one chain over the B*T rows in
- * order, whatever the thread split.
- *   dU^T (4H,H) = dZ^T Hd,  dW^T (4H,D) = dZ^T X  (per gate with rec_mask / dp_mask: the
- *   gate's Hd_k or X * p_k),  dX (B*T,D) = dZ W^T  (with dp_mask sum_k (dZ_k W_k^T) * p_k)
- * The transposed results are moved into place. */
+ * its rows of Hd, its columns of the weight gradients, its rows of dX and its columns of db,
+ * with barriers between the phases. The products after the loop are on the packed tiles too
+ * (not the BLAS, whose results change with its thread count): each element is one chain over
+ * the B*T rows in order, whatever the thread split.
+ *   dU (H,4H) = Hd^T dZ,  dW (D,4H) = X^T dZ  (al_pg_gemm_tn, columns split among the
+ *   threads; per gate with rec_mask / dp_mask: the gate's Hd_k or X * p_k),
+ *   dX (B*T,D) = dZ W^T  (with dp_mask sum_k (dZ_k W_k^T) * p_k; rows split) */
 static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
     AL_SFN(lstm_bwd_ctx) *c = (AL_SFN(lstm_bwd_ctx) *)arg;
-    const size_t B = c->B, T = c->T, D = c->D, H = c->H, G = 4 * H, BT = B * T;
-    size_t b0 = 0, b1 = B, u0 = 0, u1 = H, g0, g1, k;
+    const size_t B = c->B, T = c->T, D = c->D, H = c->H, G = 4 * H, BT = B * T, HW = c->HW;
+    size_t b0 = 0, b1 = B, u0 = 0, u1 = H, g0, g1, k, n0, n1, r0, r1;
 
     if (c->mode == AL_SPLIT_ROWS) {
         /* chunks of rows first come, first served (see lstm_fwd_work) */
@@ -721,86 +715,58 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
     al_split(B, nt, tid, &b0, &b1);
     al_barrier_wait(&c->bar);
     AL_SFN(lstm_bwd_hd)(c, b0, b1);
-    al_barrier_wait(&c->bar);           /* every row of Hd before it is packed */
+    al_split(BT, nt, tid, &r0, &r1);
     {
         const int isa = c->isa;
-        const int per_h = c->rec_mask != NULL, per_x = c->dp_mask != NULL;
-        const size_t nc = AL_SFN(al_pg_nc)(isa), LD = H > D ? H : D;
-        const size_t nh = AL_SFN(al_pg_size)(isa, BT, H), nx = AL_SFN(al_pg_size)(isa, BT, D);
+        const int per_x = c->dp_mask != NULL;
+        const size_t nc = AL_SFN(al_pg_nc)(isa);
         const size_t nw = per_x ? AL_SFN(al_pg_size)(isa, H, D) : AL_SFN(al_pg_size)(isa, G, D);
-        real *pH = c->big, *pX = pH + (c->direct ? 0 : (per_h ? 4 : 1) * nh);
-        real *pWt = pX + (c->direct ? 0 : (per_x ? 4 : 1) * nx);
-        real *tT = pWt + (per_x ? 4 : 1) * nw;
+        real *pWt = c->big, *tnbuf = c->big + (per_x ? 4 : 1) * nw + (size_t)tid * c->ntn;
         size_t p0, p1;
-        /* every thread packs its share of the panels */
-        al_split((H + nc - 1) / nc, nt, tid, &p0, &p1);
-        if (p1 > p0 && !c->direct) {
-            const size_t w = (p1 * nc < H ? p1 * nc : H) - p0 * nc;
-            for (k = 0; k < (per_h ? 4u : 1u); k++)
-                AL_SFN(al_pg_pack)(isa, pH + k * nh + p0 * BT * nc, c->Hd + k * H + p0 * nc, c->HW,
-                                   0, BT, w);
-        }
+        /* this thread's panels of W^T (per gate with dp_mask) */
         al_split((D + nc - 1) / nc, nt, tid, &p0, &p1);
         if (p1 > p0) {
             const size_t w = (p1 * nc < D ? p1 * nc : D) - p0 * nc;
             if (!per_x) {
-                if (!c->direct)
-                    AL_SFN(al_pg_pack)(isa, pX + p0 * BT * nc, c->x + p0 * nc, D, 0, BT, w);
                 AL_SFN(al_pg_pack)(isa, pWt + p0 * G * nc, c->W + p0 * nc * G, G, 1, G, w);
             } else {
-                for (k = 0; k < 4; k++) {
-                    AL_SFN(lstm_pack_xdrop)(c, pX + k * nx, k, p0, p1);
+                for (k = 0; k < 4; k++)
                     AL_SFN(al_pg_pack)(isa, pWt + k * nw + p0 * H * nc, c->W + p0 * nc * G + k * H,
                                        G, 1, H, w);
-                }
             }
         }
-        al_barrier_wait(&c->bar);
-        if (c->direct) {
-            /* dU (H,4H) = Hd^T dZ and dW (D,4H) = X^T dZ straight into place, dZ read in its
-             * own layout (4H a multiple of the panel width): this thread's panels of 4H */
-            size_t q0, q1;
-            al_split(G / nc, nt, tid, &q0, &q1);
-            if (q1 > q0) {
-                const size_t n0 = q0 * nc, nn = (q1 - q0) * nc;
-                AL_SFN(al_pg_gemm)(isa, c->dU + n0, G, c->Hd, 1, H, c->dZ + n0, G, NULL, 0, H,
-                                   nn, BT);
-                if (D > 0)
-                    AL_SFN(al_pg_gemm)(isa, c->dW + n0, G, c->x, 1, D, c->dZ + n0, G, NULL, 0, D,
-                                       nn, BT);
-            }
-            g0 = g1 = 0;
+        al_barrier_wait(&c->bar);           /* every row of Hd, every panel of W^T */
+        if (c->rec_mask == NULL) {
+            /* dU and (without dp_mask) dW over all 4H columns: one pass over dZ */
+            AL_SFN(al_pg_tn) o[2] = {{c->dU, G, c->Hd, HW, H}, {c->dW, G, c->x, D, D}};
+            AL_SFN(lstm_bwd_cols)(isa, 0, G, nt, tid, &n0, &n1);
+            AL_SFN(al_pg_gemm_tn)(isa, o, D > 0 && !per_x ? 2 : 1, c->dZ, G, n0, n1, BT, c->tnkc,
+                                  tnbuf);
         } else {
-            /* rows [g0, g1) of dU^T and dW^T */
-            al_split(G, nt, tid, &g0, &g1);
-        }
-        /* one gate's segment at a time */
-        for (k = 0; k < 4; k++) {
-            const size_t ga = g0 > k * H ? g0 : k * H, gb = g1 < (k + 1) * H ? g1 : (k + 1) * H;
-            if (gb <= ga) continue;
-            AL_SFN(al_pg_gemm)(isa, tT + ga * LD, LD, c->dZ + ga, 1, G, pH + (per_h ? k : 0) * nh,
-                               0, NULL, 0, gb - ga, H, BT);
-            AL_SFN(al_pg_transpose)(c->dU + ga, G, tT + ga * LD, LD, gb - ga, H);
-            if (D > 0) {
-                AL_SFN(al_pg_gemm)(isa, tT + ga * LD, LD, c->dZ + ga, 1, G,
-                                   pX + (per_x ? k : 0) * nx, 0, NULL, 0, gb - ga, D, BT);
-                AL_SFN(al_pg_transpose)(c->dW + ga, G, tT + ga * LD, LD, gb - ga, D);
+            for (k = 0; k < 4; k++) {
+                AL_SFN(al_pg_tn) o[2] = {{c->dU, G, c->Hd + k * H, HW, H}, {c->dW, G, c->x, D, D}};
+                AL_SFN(lstm_bwd_cols)(isa, k * H, H, nt, tid, &n0, &n1);
+                AL_SFN(al_pg_gemm_tn)(isa, o, D > 0 && !per_x ? 2 : 1, c->dZ, G, n0, n1, BT,
+                                      c->tnkc, tnbuf);
             }
         }
-        if (D > 0) {
+        if (D > 0 && !per_x) {
             /* dX rows [r0, r1) (B*T, D) */
-            size_t r0, r1;
-            al_split(BT, nt, tid, &r0, &r1);
-            if (!per_x) {
-                AL_SFN(al_pg_gemm)(isa, c->dx + r0 * D, D, c->dZ + r0 * G, G, 1, pWt, 0, NULL, 0,
-                                   r1 - r0, D, G);
-            } else {
-                for (k = 0; k < 4; k++) {
-                    AL_SFN(al_pg_gemm)(isa, c->xd + r0 * D, D, c->dZ + r0 * G + k * H, G, 1,
-                                       pWt + k * nw, 0, NULL, 0, r1 - r0, D, H);
-                    AL_SFN(al_mul_rows)(c->dx, c->xd, c->dp_mask + k * D, 4 * D, r0, r1, T, D,
-                                        k > 0);
-                }
+            AL_SFN(al_pg_gemm)(isa, c->dx + r0 * D, D, c->dZ + r0 * G, G, 1, pWt, 0, NULL, 0,
+                               r1 - r0, D, G);
+        } else if (D > 0) {
+            for (k = 0; k < 4; k++) {
+                /* xd = x p_k (own rows); dW_k reads every row; then xd (own rows) =
+                 * dZ_k W_k^T, and dX (own rows) += xd p_k */
+                AL_SFN(al_mul_rows)(c->xd, c->x, c->dp_mask + k * D, 4 * D, r0, r1, T, D, 0);
+                al_barrier_wait(&c->bar);
+                AL_SFN(al_pg_tn) o = {c->dW, G, c->xd, D, D};
+                AL_SFN(lstm_bwd_cols)(isa, k * H, H, nt, tid, &n0, &n1);
+                AL_SFN(al_pg_gemm_tn)(isa, &o, 1, c->dZ, G, n0, n1, BT, c->tnkc, tnbuf);
+                al_barrier_wait(&c->bar);
+                AL_SFN(al_pg_gemm)(isa, c->xd + r0 * D, D, c->dZ + r0 * G + k * H, G, 1,
+                                   pWt + k * nw, 0, NULL, 0, r1 - r0, D, H);
+                AL_SFN(al_mul_rows)(c->dx, c->xd, c->dp_mask + k * D, 4 * D, r0, r1, T, D, k > 0);
             }
         }
     }
@@ -855,19 +821,19 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     c.xd = c.dcarry + B * H;
     c.isa = al_pg_choose(impl, B, T);
     {
-        /* U^T packed for the per-step products (per gate with rec_mask), then the buffers of
-         * the products after the loop: packed Hd (per gate with rec_mask), X (x * p_k per gate
-         * with dp_mask), W^T (per gate with dp_mask) and a transposed-result buffer. */
+        /* U^T packed for the per-step products (per gate with rec_mask); W^T (per gate with
+         * dp_mask) for dX after the loop and each thread's buffer for the weight gradients
+         * (for all 4H columns: a team of one does them all) */
         const int isa = c.isa;
         const size_t nut = rec_mask ? AL_SFN(al_pg_size)(isa, H, H) : AL_SFN(al_pg_size)(isa, G, H);
-        const size_t nh = AL_SFN(al_pg_size)(isa, BT, H), nx = AL_SFN(al_pg_size)(isa, BT, D);
-        const size_t nw = dp_mask ? AL_SFN(al_pg_size)(isa, H, D) : AL_SFN(al_pg_size)(isa, G, D);
-        /* direct (dZ read in place) where its rows are less than a page apart or it fits the
-         * L2 caches; else dZ^T is copied block by block (benchmarks/NOTES.md). Same bits. */
-        const int direct = rec_mask == NULL && dp_mask == NULL && G % AL_SFN(al_pg_nc)(isa) == 0 &&
-                           (G * sizeof(real) < 4096 || BT * G * sizeof(real) <= ((size_t)4 << 20));
-        const size_t n = direct ? nw : (rec_mask ? 4 : 1) * nh + (dp_mask ? 4 : 1) * (nx + nw) +
-                                       G * (H > D ? H : D);
+        size_t n;
+        c.mode = al_lstm_split(nthreads, forced, B, T, H, AL_SFN(al_pg_nc)(isa), sizeof(real),
+                               &nt);
+        c.tnkc = AL_SFN(al_pg_tn_kc)(isa);
+        if (c.tnkc > B * T) c.tnkc = B * T > 0 ? B * T : 1;   /* one block: no larger buffer */
+        c.ntn = AL_SFN(al_pg_tn_size)(isa, G, H + D, c.tnkc);
+        n = (dp_mask ? 4 * AL_SFN(al_pg_size)(isa, H, D) : AL_SFN(al_pg_size)(isa, G, D)) +
+            (size_t)nt * c.ntn;
         pUt = (real *)malloc(((rec_mask ? 4 : 1) * nut + 1) * sizeof(real));
         c.big = (real *)al_alloc_large((n + 1) * sizeof(real));
         if (pUt == NULL || c.big == NULL) {
@@ -883,9 +849,6 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
         }
         c.pUt = pUt;
         c.nUt = nut;
-        c.direct = direct;
-        c.mode = al_lstm_split(nthreads, forced, B, T, H, AL_SFN(al_pg_nc)(isa), sizeof(real),
-                               &nt);
     }
     atomic_init(&c.next, 0);
     c.nchunk = c.mode == AL_SPLIT_ROWS ? al_split_chunks(B, nt) : 0;

@@ -345,6 +345,130 @@ static void AL_SFN(al_pg_gemm_ps)(int isa, real *C, size_t ldc, const real *A, s
     }
 }
 
+/* One product of al_pg_gemm_tn: C (M, N; ldc) = A^T Z, A (K, M; row stride lda). */
+typedef struct {
+    real *C;
+    size_t ldc;
+    const real *A;
+    size_t lda, M;
+} AL_SFN(al_pg_tn);
+
+#ifndef AL_PG_TN_KC
+#  define AL_PG_TN_KC 512
+#endif
+
+/* Rows of Z per block of al_pg_gemm_tn. Each block re-reads C, which outgrows L2 at large H
+ * (dU+dW is 18 MB at H=1024), and that reload, not the panel (kc x nc, 128 KiB for AVX-512
+ * float32) leaving L1, is what costs: 128 -> 256 -> 512 rows took dU+dW at (64, 20, 64, 1024)
+ * from 93 to 82 to 80 ms (benchmarks/NOTES.md). */
+static size_t AL_SFN(al_pg_tn_kc)(int isa) {
+    (void)isa;
+    return AL_PG_TN_KC;
+}
+
+/* Elements of the buffer al_pg_gemm_tn needs for ncols columns of Z and blocks of kc rows,
+ * with products whose rows (the M of each) add up to at most mrows. */
+static size_t AL_SFN(al_pg_tn_size)(int isa, size_t ncols, size_t mrows, size_t kc) {
+    return kc * (AL_SFN(al_pg_size)(isa, 1, ncols) + mrows);
+}
+
+/*
+ * Columns [n0, n1) of nout products C = A^T Z that share Z (K, N; row stride ldz), each summed
+ * over the K rows of A and Z: the weight gradients of the recurrent backwards (dU = Hd^T dZ
+ * and dW = X^T dZ, K = B*T). Each element is one chain over the K rows in order from 0, on
+ * the isa's tiles: the same bits for any column split, and the same as al_pg_gemm on a packed
+ * Z. kc: rows per block (al_pg_tn_kc; the bits do not depend on it); buf: al_pg_tn_size(isa,
+ * n1 - n0, sum of the products' M, kc) elements.
+ *
+ * Blocked over K: each block of kc rows of Z's columns is packed once, reading Z's rows
+ * contiguously, into panels, and so is each product's block of A (kc x M), into one [k][r]
+ * run per row tile (R rows); every row tile of every product then runs over each panel. The
+ * next block continues from the C the last one stored (the accumulator's exact value). Z and each A are read once from memory
+ * and contiguously; neither Z nor C is transposed (the transposing forms these replace:
+ * benchmarks/NOTES.md).
+ */
+static void AL_SFN(al_pg_gemm_tn)(int isa, const AL_SFN(al_pg_tn) *out, int nout, const real *Z,
+                                  size_t ldz, size_t n0, size_t n1, size_t K, size_t kc,
+                                  real *buf) {
+    static const AL_SFN(al_pg_tile_fn) fgen[4] = {NULL, AL_SFN(al_pgg_r1), AL_SFN(al_pgg_r2),
+                                                  AL_SFN(al_pgg_r3)};
+#if AL_PG_X86
+    static const AL_SFN(al_pg_tile_fn) f512[7] = {
+        NULL, AL_SFN(al_pg512_r1), AL_SFN(al_pg512_r2), AL_SFN(al_pg512_r3),
+        AL_SFN(al_pg512_r4), AL_SFN(al_pg512_r5), AL_SFN(al_pg512_r6)};
+    static const AL_SFN(al_pg_tile_fn) f256[7] = {
+        NULL, AL_SFN(al_pg256_r1), AL_SFN(al_pg256_r2), AL_SFN(al_pg256_r3),
+        AL_SFN(al_pg256_r4), AL_SFN(al_pg256_r5), AL_SFN(al_pg256_r6)};
+    const AL_SFN(al_pg_tile_fn) *fn = isa == AL_PG_AVX512 ? f512 : isa == AL_PG_AVX2 ? f256 : fgen;
+#else
+    const AL_SFN(al_pg_tile_fn) *fn = fgen;
+#endif
+    const size_t nc = AL_SFN(al_pg_nc)(isa), rmax = al_pg_rmax(isa);
+    const size_t npan = n1 > n0 ? (n1 - n0 + nc - 1) / nc : 0;
+    size_t k0, p, i, r0, kr, c;
+    int o;
+    if (npan == 0) return;
+    if (K == 0) {
+        for (o = 0; o < nout; o++)
+            for (i = 0; i < out[o].M; i++)
+                for (c = n0; c < n1; c++) out[o].C[i * out[o].ldc + c] = (real)0;
+        return;
+    }
+    for (k0 = 0; k0 < K; k0 += kc) {
+        const size_t kl = K - k0 < kc ? K - k0 : kc;
+        real *pa = buf + npan * kl * nc;
+        /* buf[p][kr][c] = Z[k0 + kr][n0 + p nc + c], zero past n1 */
+        for (kr = 0; kr < kl; kr++) {
+            const real *src = Z + (k0 + kr) * ldz + n0;
+            for (p = 0; p < npan; p++) {
+                const size_t w = n1 - n0 - p * nc < nc ? n1 - n0 - p * nc : nc;
+                real *d = buf + (p * kl + kr) * nc;
+                for (c = 0; c < w; c++) d[c] = src[p * nc + c];
+                for (; c < nc; c++) d[c] = (real)0;
+            }
+        }
+        /* then each product's A block: the tile of rows [r0, r0 + R) at pa + r0 kl, element
+         * (kr, r) at kr R + r */
+        for (o = 0; o < nout; o++) {
+            const size_t M = out[o].M, lda = out[o].lda, ntile = (M + rmax - 1) / rmax;
+            real *pao = pa;
+            for (kr = 0; kr < kl; kr++) {
+                const real *src = out[o].A + (k0 + kr) * lda;
+                for (i = 0, r0 = 0; i < ntile; i++) {
+                    const size_t R = M / ntile + (i < M % ntile ? 1 : 0);
+                    real *d = pao + r0 * kl + kr * R;
+                    for (c = 0; c < R; c++) d[c] = src[r0 + c];
+                    r0 += R;
+                }
+            }
+            pa += M * kl;
+        }
+        for (p = 0; p < npan; p++) {
+            const size_t j0 = n0 + p * nc, w = n1 - j0 < nc ? n1 - j0 : nc;
+            pa = buf + npan * kl * nc;
+            for (o = 0; o < nout; o++) {
+                const size_t M = out[o].M, ldc = out[o].ldc;
+                const size_t ntile = (M + rmax - 1) / rmax;
+                for (i = 0, r0 = 0; i < ntile; i++) {
+                    const size_t R = M / ntile + (i < M % ntile ? 1 : 0);
+                    if (k0 > 0 && i + 1 < ntile) {
+                        /* the next tile's C rows: C is re-read every block and outgrows L2 */
+                        const size_t R1 = M / ntile + (i + 1 < M % ntile ? 1 : 0);
+                        size_t rr, cc;
+                        for (rr = 0; rr < R1; rr++)
+                            for (cc = 0; cc < w; cc += 64 / sizeof(real))
+                                __builtin_prefetch(out[o].C + (r0 + R + rr) * ldc + j0 + cc, 1);
+                    }
+                    fn[R](out[o].C + r0 * ldc + j0, ldc, pa + r0 * kl, 1, R,
+                          buf + p * kl * nc, NULL, k0 > 0, kl, w, nc);
+                    r0 += R;
+                }
+                pa += M * kl;
+            }
+        }
+    }
+}
+
 /* al_pg_gemm_ps with the panel stride of a packed (K, N) P. */
 static void AL_SFN(al_pg_gemm)(int isa, real *C, size_t ldc, const real *A, size_t lda,
                                size_t ak, const real *P, size_t ldp, const real *bias, int beta,

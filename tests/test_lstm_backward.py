@@ -199,6 +199,36 @@ def test_backward_long_sequence_matches_twin():
         assert rel_err(got[name], want[name]) <= 1e-10, name
 
 
+@pytest.mark.parametrize("drop", [None, "recurrent", "both"])
+def test_backward_weight_gradients_over_several_row_blocks(drop):
+    """B*T = 1100 rows: the weight gradients' products run in blocks of 512 rows, each
+    continuing from the last one's sums (and 4H = 280 ends in a partial panel): same as the
+    twin in float64, and the same bits on one and two threads in float32."""
+    c = Case(gb=False, masked=True, rdrop=drop is not None, xdrop=drop == "both", which="all",
+             B=20, T=55, D=9, H=70, seed=12)
+    c.W *= 0.5
+    c.U *= 0.5
+    got, want = c.backward(), c.twin()
+    for name in GRAD_NAMES:
+        assert rel_err(got[name], want[name]) <= 1e-10, name
+    p = {k: v.astype(np.float32) for k, v in c.params().items()}
+    res = []
+    for threads in (1, 2):
+        hs, cs, _, gates = _core.lstm_forward(p["x"], p["kernel"], p["recurrent_kernel"],
+                                              p["bias"], p["h0"], p["c0"], c.mask,
+                                              rec_mask=c._cast(c.r, np.float32, c.U),
+                                              dp_mask=c._cast(c.p, np.float32, c.W),
+                                              threads=threads)
+        res.append(_core.lstm_backward(hs, cs, gates, p["x"], p["kernel"],
+                                       p["recurrent_kernel"], p["h0"], p["c0"], c.mask,
+                                       c._cast(c.p, np.float32, c.W),
+                                       c._cast(c.r, np.float32, c.U),
+                                       d_outputs=c.up["d_outputs"].astype(np.float32),
+                                       threads=threads))
+    for a, r in zip(*res):
+        assert np.array_equal(a, r)
+
+
 # ---- ops.lstm_backward ----------------------------------------------------------------------
 
 def test_ops_backward_matches_core_and_options():
