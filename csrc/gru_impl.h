@@ -677,48 +677,39 @@ static void AL_SFN(gru_pack_t)(int isa, real *P, const real *Bm, size_t ldb, siz
 
 /* The products after the backward's time loop, shared by its threads. */
 typedef struct {
-    real *dx, *dW, *dU, *xd, *zbuf, *pWt;
+    real *dx, *dW, *dU, *xd, *tnbuf, *pWt;
     const real *Hd, *dZx, *dZh, *x, *dp_mask;
-    size_t T, D, H, BT, HW, nw;
+    size_t T, D, H, BT, HW, nw, ntn, tnkc;   /* tnbuf: ntn elements per thread, blocks of tnkc */
     int isa;
     al_barrier bar;
 } AL_SFN(gru_post_ctx);
 
 /* C (M, N; ldc) = A^T Z, A (K, M; row stride lda) and Z (K, N; row stride ldz) over the K =
- * B*T rows in order: a weight gradient on the packed tiles, this thread's rows of C (each
- * element one chain over the K rows: the same bits for every thread count). Z is read in place
- * when N is a multiple of the panel width, else packed into c->zbuf (al_pg_size(isa, K, N)
- * elements) by thread 0 first. */
+ * B*T rows: a weight gradient, this thread's share of C's panels of columns, by al_pg_gemm_tn
+ * (each element one chain over the K rows in order: the same bits for every thread count). */
 static void AL_SFN(gru_wgrad)(AL_SFN(gru_post_ctx) *c, int tid, int nt, real *C, size_t ldc,
                               const real *A, size_t lda, const real *Z, size_t ldz, size_t M,
                               size_t N) {
     const int isa = c->isa;
-    const size_t nc = AL_SFN(al_pg_nc)(isa), K = c->BT;
-    const int packed = N % nc != 0;
-    size_t m0, m1;
+    const size_t nc = AL_SFN(al_pg_nc)(isa);
+    const AL_SFN(al_pg_tn) o = {C, ldc, A, lda, M};
+    size_t q0, q1;
     if (M == 0 || N == 0) return;
-    if (packed) {
-        if (tid == 0) AL_SFN(al_pg_pack)(isa, c->zbuf, Z, ldz, 0, K, N);
-        al_barrier_wait(&c->bar);
-    }
-    al_split(M, nt, tid, &m0, &m1);
-    if (m1 > m0)
-        AL_SFN(al_pg_gemm)(isa, C + m0 * ldc, ldc, A + m0, 1, lda, packed ? c->zbuf : Z,
-                           packed ? 0 : ldz, NULL, 0, m1 - m0, N, K);
-    if (packed) al_barrier_wait(&c->bar);   /* before zbuf is packed again */
+    al_split((N + nc - 1) / nc, nt, tid, &q0, &q1);
+    if (q1 > q0)
+        AL_SFN(al_pg_gemm_tn)(isa, &o, 1, Z, ldz, q0 * nc, q1 * nc < N ? q1 * nc : N, c->BT,
+                              c->tnkc, c->tnbuf + (size_t)tid * c->ntn);
 }
 
 /* dU_k (H, H) = Hd_k^T dZh_k; dW_k = (X p_k)^T dZx_k; dX = sum_k (dZx_k W_k^T) p_k (rows of
- * dX split over the threads). One product over all 3H columns where the gates share A and dZ
- * can be read in place (the same chains per element). */
+ * dX split over the threads). One product over all 3H columns where the gates share A. */
 static void AL_SFN(gru_post_work)(void *arg, int tid, int nt) {
     AL_SFN(gru_post_ctx) *c = (AL_SFN(gru_post_ctx) *)arg;
     const size_t T = c->T, D = c->D, H = c->H, G = 3 * H, BT = c->BT, HW = c->HW;
-    const size_t nc = AL_SFN(al_pg_nc)(c->isa);
     const int isa = c->isa;
     size_t k, r0, r1;
     al_split(BT, nt, tid, &r0, &r1);
-    if (HW == H && G % nc == 0) {
+    if (HW == H) {
         AL_SFN(gru_wgrad)(c, tid, nt, c->dU, G, c->Hd, HW, c->dZh, G, H, G);
     } else {
         for (k = 0; k < 3; k++)
@@ -727,12 +718,7 @@ static void AL_SFN(gru_post_work)(void *arg, int tid, int nt) {
     }
     if (D == 0) return;
     if (c->dp_mask == NULL) {
-        if (G % nc == 0) {
-            AL_SFN(gru_wgrad)(c, tid, nt, c->dW, G, c->x, D, c->dZx, G, D, G);
-        } else {
-            for (k = 0; k < 3; k++)
-                AL_SFN(gru_wgrad)(c, tid, nt, c->dW + k * H, G, c->x, D, c->dZx + k * H, G, D, H);
-        }
+        AL_SFN(gru_wgrad)(c, tid, nt, c->dW, G, c->x, D, c->dZx, G, D, G);
         if (r1 > r0)
             AL_SFN(al_pg_gemm)(isa, c->dx + r0 * D, D, c->dZx + r0 * G, G, 1, c->pWt, 0, NULL, 0,
                                r1 - r0, D, G);
@@ -793,10 +779,9 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     const int act = activation, ract = recurrent_activation;
     const int isa = al_pg_choose(impl, B, T);
     const int nt = AL_SFN(gru_threads)(nthreads, forced, B, T, H);
-    const size_t nc = AL_SFN(al_pg_nc)(isa);
-    size_t nws, npu, nu = 0, nwt, nz, s, b, j, k;
+    size_t nws, npu, nu = 0, nwt, ntn, tnkc, s, b, j, k;
     real *ws, *dZx, *dZh, *Hd, *dh, *dcar, *dir, *tmp, *xd, *QA = NULL, *QH = NULL, *QU = NULL;
-    real *pWt, *zbuf;
+    real *pWt, *tnbuf;
 
     for (j = 0; j < D * G; j++) dW[j] = (real)0;
     for (j = 0; j < H * G; j++) dU[j] = (real)0;
@@ -814,12 +799,15 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     }
     /* W^T packed: (3H, D), or per gate (H, D) with dp_mask */
     nwt = dp_mask ? 3 * AL_SFN(al_pg_size)(isa, H, D) : AL_SFN(al_pg_size)(isa, G, D);
-    /* one gate's dZ columns packed for a weight gradient (unless read in place) */
-    nz = H % nc == 0 ? 0 : AL_SFN(al_pg_size)(isa, BT, H);
+    /* each thread's al_pg_gemm_tn buffer for the weight gradients (for all 3H columns: a team
+     * of one does them all), in blocks of at most B*T rows */
+    tnkc = AL_SFN(al_pg_tn_kc)(isa);
+    if (tnkc > BT) tnkc = BT;
+    ntn = AL_SFN(al_pg_tn_size)(isa, G, H > D ? H : D, tnkc);
     /* dZx (BT,3H) | dZh (BT,3H) reset_after | Hd (BT,HW) | dcar, dir (B,H) | tmp (B,3H) |
-     * xd (BT,D) with dp_mask | packed U^T blocks | packed W^T | packed dZ block */
+     * xd (BT,D) with dp_mask | packed U^T blocks | packed W^T | weight-gradient buffers */
     nws = BT * G + (reset_after ? BT * G : 0) + BT * HW + 2 * B * H + B * G +
-          (dp_mask ? BT * D : 0) + npu + nwt + nz + 1;
+          (dp_mask ? BT * D : 0) + npu + nwt + (size_t)nt * ntn + 1;
     ws = (real *)al_alloc_large(nws * sizeof(real));
     if (ws == NULL) return AL_ERR_NOMEM;
     dZx = ws;
@@ -831,7 +819,7 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     xd = tmp + B * G;
     QA = xd + (dp_mask ? BT * D : 0);
     pWt = QA + npu;
-    zbuf = pWt + nwt;
+    tnbuf = pWt + nwt;
     if (rec_mask == NULL) {
         /* QA = U[:, :NA]^T (NA, H); QH = U_h^T (H, H) */
         AL_SFN(gru_pack_t)(isa, QA, U, G, NA, H);
@@ -892,7 +880,8 @@ int AL_FN(gru_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
         } else if (D > 0) {
             for (k = 0; k < 3; k++) AL_SFN(gru_pack_t)(isa, pWt + k * nw, W + k * H, G, H, D);
         }
-        p.dx = dx; p.dW = dW; p.dU = dU; p.xd = xd; p.zbuf = zbuf; p.pWt = pWt;
+        p.dx = dx; p.dW = dW; p.dU = dU; p.xd = xd; p.tnbuf = tnbuf; p.pWt = pWt;
+        p.ntn = ntn; p.tnkc = tnkc;
         p.Hd = Hd; p.dZx = dZx; p.dZh = dZh; p.x = x; p.dp_mask = dp_mask;
         p.T = T; p.D = D; p.H = H; p.BT = BT; p.HW = HW; p.nw = nw; p.isa = isa;
         al_team_go(nt, AL_SFN(gru_post_work), &p, &p.bar);

@@ -154,6 +154,52 @@ def test_backward_paths_agree(reset_after):
             np.testing.assert_allclose(g2[k], g1[k], rtol=1e-10, atol=1e-12, err_msg=k)
 
 
+@pytest.mark.parametrize("reset_after,drop", [(True, False), (False, False), (True, True)])
+def test_backward_weight_gradients_over_several_row_blocks(reset_after, drop):
+    """B*T = 1100 rows: the weight gradients' products run in blocks of 512 rows, each
+    continuing from the last one's sums (3H = 210 ends in a partial panel). They equal the
+    sums of the gradients of the batch's halves (550 rows: one block each) and a directional
+    finite difference (float64), and are the same bits on one and two threads."""
+    rng = np.random.default_rng(21)
+    c = make_case(rng, B=20, T=55, D=9, H=70, reset_after=reset_after, masked=True, drop=drop)
+    for k in ("kernel", "recurrent_kernel"):
+        c[k] *= 0.4
+    up = dict(d_out=rng.standard_normal((20, 55, 70)), d_last=None, d_h=None)
+    loss, g = _loss_and_grads(c, reset_after, False, 0, up)
+    half = []
+    for sl in (slice(0, 10), slice(10, 20)):
+        ch = {k: (v[sl] if k in ("x", "h0", "mask", "dp_mask", "rec_mask") and v is not None
+                  else v) for k, v in c.items()}
+        half.append(_loss_and_grads(ch, reset_after, False, 0, dict(up, d_out=up["d_out"][sl]))[1])
+    for k in ("kernel", "recurrent_kernel", "bias"):
+        np.testing.assert_allclose(g[k], half[0][k] + half[1][k], rtol=1e-10, atol=1e-10,
+                                   err_msg=k)
+    eps = 1e-6
+    for k in ("kernel", "recurrent_kernel"):
+        v = rng.standard_normal(c[k].shape)
+        w0 = c[k].copy()
+        c[k] = w0 + eps * v
+        lp = _loss_and_grads(c, reset_after, False, 0, up)[0]
+        c[k] = w0 - eps * v
+        lm = _loss_and_grads(c, reset_after, False, 0, up)[0]
+        c[k] = w0
+        assert abs((lp - lm) / (2 * eps) - np.sum(g[k] * v)) <= 1e-6 * abs(np.sum(g[k] * v)), k
+    c32 = {k: (v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype == np.float64
+               else v) for k, v in c.items()}
+    res = []
+    for threads in (1, 2):
+        hs, out, gates, rh = _core.gru_forward(
+            c32["x"], c32["kernel"], c32["recurrent_kernel"], c32["bias"], c32["h0"],
+            c32["mask"], 1, 2, reset_after, False, c32["dp_mask"], c32["rec_mask"],
+            threads=threads)
+        res.append(_core.gru_backward(
+            hs, gates, rh, c32["x"], c32["kernel"], c32["recurrent_kernel"], c32["h0"],
+            c32["mask"], c32["dp_mask"], c32["rec_mask"], up["d_out"].astype(np.float32), None,
+            None, 1, 2, reset_after, False, threads=threads))
+    for a, r in zip(*res):
+        assert np.array_equal(a, r)
+
+
 def test_float32_matches_float64():
     rng = np.random.default_rng(5)
     c64 = make_case(rng, B=4, T=8, D=5, H=16, masked=True, drop=True)
