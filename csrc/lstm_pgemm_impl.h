@@ -272,6 +272,24 @@ static void AL_SFN(al_pg_transpose)(real *dst, size_t ldd, const real *src, size
 typedef void (*AL_SFN(al_pg_tile_fn))(real *, size_t, const real *, size_t, size_t,
                                       const real *, const real *, int, size_t, size_t, size_t);
 
+/* The isa's row tiles, indexed by the tile's height R (1..al_pg_rmax(isa)). */
+static const AL_SFN(al_pg_tile_fn) *AL_SFN(al_pg_tiles)(int isa) {
+    static const AL_SFN(al_pg_tile_fn) fgen[4] = {NULL, AL_SFN(al_pgg_r1), AL_SFN(al_pgg_r2),
+                                                  AL_SFN(al_pgg_r3)};
+#if AL_PG_X86
+    static const AL_SFN(al_pg_tile_fn) f512[7] = {
+        NULL, AL_SFN(al_pg512_r1), AL_SFN(al_pg512_r2), AL_SFN(al_pg512_r3),
+        AL_SFN(al_pg512_r4), AL_SFN(al_pg512_r5), AL_SFN(al_pg512_r6)};
+    static const AL_SFN(al_pg_tile_fn) f256[7] = {
+        NULL, AL_SFN(al_pg256_r1), AL_SFN(al_pg256_r2), AL_SFN(al_pg256_r3),
+        AL_SFN(al_pg256_r4), AL_SFN(al_pg256_r5), AL_SFN(al_pg256_r6)};
+    return isa == AL_PG_AVX512 ? f512 : isa == AL_PG_AVX2 ? f256 : fgen;
+#else
+    (void)isa;
+    return fgen;
+#endif
+}
+
 /*
  * C (M, N; ldc) = beta C + bias (N, or NULL) + A (M, K) P, P = al_pg_pack(isa, ..., K, N),
  * A[m][k] at A + m lda + k ak (ak = 1: row-major; lda = 1, ak = its row stride: a transposed
@@ -283,19 +301,7 @@ typedef void (*AL_SFN(al_pg_tile_fn))(real *, size_t, const real *, size_t, size
 static void AL_SFN(al_pg_gemm_ps)(int isa, real *C, size_t ldc, const real *A, size_t lda,
                                   size_t ak, const real *P, size_t ldp, size_t ps,
                                   const real *bias, int beta, size_t M, size_t N, size_t K) {
-    static const AL_SFN(al_pg_tile_fn) fgen[4] = {NULL, AL_SFN(al_pgg_r1), AL_SFN(al_pgg_r2),
-                                                  AL_SFN(al_pgg_r3)};
-#if AL_PG_X86
-    static const AL_SFN(al_pg_tile_fn) f512[7] = {
-        NULL, AL_SFN(al_pg512_r1), AL_SFN(al_pg512_r2), AL_SFN(al_pg512_r3),
-        AL_SFN(al_pg512_r4), AL_SFN(al_pg512_r5), AL_SFN(al_pg512_r6)};
-    static const AL_SFN(al_pg_tile_fn) f256[7] = {
-        NULL, AL_SFN(al_pg256_r1), AL_SFN(al_pg256_r2), AL_SFN(al_pg256_r3),
-        AL_SFN(al_pg256_r4), AL_SFN(al_pg256_r5), AL_SFN(al_pg256_r6)};
-    const AL_SFN(al_pg_tile_fn) *fn = isa == AL_PG_AVX512 ? f512 : isa == AL_PG_AVX2 ? f256 : fgen;
-#else
-    const AL_SFN(al_pg_tile_fn) *fn = fgen;
-#endif
+    const AL_SFN(al_pg_tile_fn) *fn = AL_SFN(al_pg_tiles)(isa);
     const size_t nc = AL_SFN(al_pg_nc)(isa), rmax = al_pg_rmax(isa);
     const size_t ntile = (M + rmax - 1) / rmax;
     /* K in blocks whose panel slice (kb x nc) stays in the L2 while the row tiles stream it
@@ -390,19 +396,7 @@ static size_t AL_SFN(al_pg_tn_size)(int isa, size_t ncols, size_t mrows, size_t 
 static void AL_SFN(al_pg_gemm_tn)(int isa, const AL_SFN(al_pg_tn) *out, int nout, const real *Z,
                                   size_t ldz, size_t n0, size_t n1, size_t K, size_t kc,
                                   real *buf) {
-    static const AL_SFN(al_pg_tile_fn) fgen[4] = {NULL, AL_SFN(al_pgg_r1), AL_SFN(al_pgg_r2),
-                                                  AL_SFN(al_pgg_r3)};
-#if AL_PG_X86
-    static const AL_SFN(al_pg_tile_fn) f512[7] = {
-        NULL, AL_SFN(al_pg512_r1), AL_SFN(al_pg512_r2), AL_SFN(al_pg512_r3),
-        AL_SFN(al_pg512_r4), AL_SFN(al_pg512_r5), AL_SFN(al_pg512_r6)};
-    static const AL_SFN(al_pg_tile_fn) f256[7] = {
-        NULL, AL_SFN(al_pg256_r1), AL_SFN(al_pg256_r2), AL_SFN(al_pg256_r3),
-        AL_SFN(al_pg256_r4), AL_SFN(al_pg256_r5), AL_SFN(al_pg256_r6)};
-    const AL_SFN(al_pg_tile_fn) *fn = isa == AL_PG_AVX512 ? f512 : isa == AL_PG_AVX2 ? f256 : fgen;
-#else
-    const AL_SFN(al_pg_tile_fn) *fn = fgen;
-#endif
+    const AL_SFN(al_pg_tile_fn) *fn = AL_SFN(al_pg_tiles)(isa);
     const size_t nc = AL_SFN(al_pg_nc)(isa), rmax = al_pg_rmax(isa);
     const size_t npan = n1 > n0 ? (n1 - n0 + nc - 1) / nc : 0;
     size_t k0, p, i, r0, kr, c;
