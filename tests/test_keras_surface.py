@@ -353,6 +353,32 @@ def test_gradient_tape_errors_and_unrelated_variables():
         tape.gradient(loss, d1.trainable_weights)
 
 
+def test_gradient_tape_and_trace_state_is_per_thread():
+    """A tape recording in one thread is not seen by another: there, a Variable resolves to its
+    array and no trace is active (the thread state's unset values are class attributes)."""
+    import threading
+    from attnlstm.engine import autodiff, tape as tape_mod
+    d = layers.Dense(2)
+    x = np.ones((1, 3), "float32")
+    d(x)
+    seen = {}
+
+    def other():
+        seen["tape"] = tape_mod.active_tape()
+        seen["trace"] = autodiff.in_trace()
+        seen["kernel"] = type(d.kernel._current())
+
+    with attnlstm.GradientTape() as tape:
+        assert tape_mod.active_tape() is tape
+        th = threading.Thread(target=other)
+        th.start()
+        th.join()
+        loss = attnlstm.ops.sum(d(x))
+    assert seen == {"tape": None, "trace": False, "kernel": np.ndarray}
+    assert tape_mod.active_tape() is None
+    assert tape.gradient(loss, d.trainable_weights)[0] is not None
+
+
 def test_a_subclassed_vae_with_its_own_train_step_trains():
     K = attnlstm
     rng = np.random.default_rng(0)

@@ -18,7 +18,11 @@ from . import autodiff
 
 __all__ = ["GradientTape", "active_tape"]
 
-_LOCAL = threading.local()
+class _Local(threading.local):
+    tapes = None        # unset: a class attribute, so the getattr below does not miss
+
+
+_LOCAL = _Local()
 
 
 def active_tape():

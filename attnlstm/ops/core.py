@@ -1456,7 +1456,7 @@ def _reducer(name, np_fn, anp_fn, float_op):
 
 
 def _np_sum(x, axis=None, keepdims=False):
-    out = np.sum(x, axis=axis, keepdims=keepdims)
+    out = x.sum(axis=axis, keepdims=keepdims)     # the method: no fromnumeric dispatch
     if x.dtype == np.bool_ or (x.dtype.kind in "iu" and x.dtype.itemsize < 4):
         return out.astype(np.int32)
     return out
@@ -1564,10 +1564,12 @@ def softmax(x, axis=-1):
         ShapeError: an axis out of range, or the batch axis (each sample's weights would
             depend on the others).
     """
-    x = _float(x)
+    if type(x) is not _ND or x.dtype.kind != "f":
+        x = _float(x)
     if type(x) is _ND:
-        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-        e /= np.sum(e, axis=axis, keepdims=True)
+        # the methods, not np.max / np.sum: a custom layer's eager call pays their dispatch
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
         return e
     m = np.max(getval(x), axis=axis, keepdims=True)
     e = anp.exp(x - m)
