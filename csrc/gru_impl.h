@@ -690,15 +690,12 @@ typedef struct {
 static void AL_SFN(gru_wgrad)(AL_SFN(gru_post_ctx) *c, int tid, int nt, real *C, size_t ldc,
                               const real *A, size_t lda, const real *Z, size_t ldz, size_t M,
                               size_t N) {
-    const int isa = c->isa;
-    const size_t nc = AL_SFN(al_pg_nc)(isa);
     const AL_SFN(al_pg_tn) o = {C, ldc, A, lda, M};
-    size_t q0, q1;
+    size_t n0, n1;
     if (M == 0 || N == 0) return;
-    al_split((N + nc - 1) / nc, nt, tid, &q0, &q1);
-    if (q1 > q0)
-        AL_SFN(al_pg_gemm_tn)(isa, &o, 1, Z, ldz, q0 * nc, q1 * nc < N ? q1 * nc : N, c->BT,
-                              c->tnkc, c->tnbuf + (size_t)tid * c->ntn);
+    AL_SFN(al_pg_tn_cols)(c->isa, 0, N, nt, tid, &n0, &n1);
+    AL_SFN(al_pg_gemm_tn)(c->isa, &o, 1, Z, ldz, n0, n1, c->BT, c->tnkc,
+                          c->tnbuf + (size_t)tid * c->ntn);
 }
 
 /* dU_k (H, H) = Hd_k^T dZh_k; dW_k = (X p_k)^T dZx_k; dX = sum_k (dZx_k W_k^T) p_k (rows of

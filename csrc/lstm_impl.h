@@ -672,17 +672,6 @@ static void AL_SFN(lstm_bwd_hd)(AL_SFN(lstm_bwd_ctx) *c, size_t b0, size_t b1) {
     }
 }
 
-/* Columns of this thread's share of panels [kH + ..) of width n (ceil(n / nc) panels split
- * among nt threads), offset by base: [*n0, *n1). */
-static void AL_SFN(lstm_bwd_cols)(int isa, size_t base, size_t n, int nt, int tid, size_t *n0,
-                                  size_t *n1) {
-    const size_t nc = AL_SFN(al_pg_nc)(isa);
-    size_t q0, q1;
-    al_split((n + nc - 1) / nc, nt, tid, &q0, &q1);
-    *n0 = base + q0 * nc;
-    *n1 = base + (q1 * nc < n ? q1 * nc : n);
-}
-
 /* One thread's share of the backward: the time loop (rows or units by the team's mode), then
  * its rows of Hd, its columns of the weight gradients, its rows of dX and its columns of db,
  * with barriers between the phases. The products after the loop are on the packed tiles too
@@ -739,13 +728,13 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
         if (c->rec_mask == NULL) {
             /* dU and (without dp_mask) dW over all 4H columns: one pass over dZ */
             AL_SFN(al_pg_tn) o[2] = {{c->dU, G, c->Hd, HW, H}, {c->dW, G, c->x, D, D}};
-            AL_SFN(lstm_bwd_cols)(isa, 0, G, nt, tid, &n0, &n1);
+            AL_SFN(al_pg_tn_cols)(isa, 0, G, nt, tid, &n0, &n1);
             AL_SFN(al_pg_gemm_tn)(isa, o, D > 0 && !per_x ? 2 : 1, c->dZ, G, n0, n1, BT, c->tnkc,
                                   tnbuf);
         } else {
             for (k = 0; k < 4; k++) {
                 AL_SFN(al_pg_tn) o[2] = {{c->dU, G, c->Hd + k * H, HW, H}, {c->dW, G, c->x, D, D}};
-                AL_SFN(lstm_bwd_cols)(isa, k * H, H, nt, tid, &n0, &n1);
+                AL_SFN(al_pg_tn_cols)(isa, k * H, H, nt, tid, &n0, &n1);
                 AL_SFN(al_pg_gemm_tn)(isa, o, D > 0 && !per_x ? 2 : 1, c->dZ, G, n0, n1, BT,
                                       c->tnkc, tnbuf);
             }
@@ -761,7 +750,7 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
                 AL_SFN(al_mul_rows)(c->xd, c->x, c->dp_mask + k * D, 4 * D, r0, r1, T, D, 0);
                 al_barrier_wait(&c->bar);
                 AL_SFN(al_pg_tn) o = {c->dW, G, c->xd, D, D};
-                AL_SFN(lstm_bwd_cols)(isa, k * H, H, nt, tid, &n0, &n1);
+                AL_SFN(al_pg_tn_cols)(isa, k * H, H, nt, tid, &n0, &n1);
                 AL_SFN(al_pg_gemm_tn)(isa, &o, 1, c->dZ, G, n0, n1, BT, c->tnkc, tnbuf);
                 al_barrier_wait(&c->bar);
                 AL_SFN(al_pg_gemm)(isa, c->xd + r0 * D, D, c->dZ + r0 * G + k * H, G, 1,

@@ -378,6 +378,17 @@ static size_t AL_SFN(al_pg_tn_size)(int isa, size_t ncols, size_t mrows, size_t 
     return kc * (AL_SFN(al_pg_size)(isa, 1, ncols) + mrows);
 }
 
+/* This thread's columns [*n0, *n1) of n columns starting at base, split among nt threads by
+ * whole panels (ceil(n / nc) of them): the column shares of al_pg_gemm_tn. */
+static void AL_SFN(al_pg_tn_cols)(int isa, size_t base, size_t n, int nt, int tid, size_t *n0,
+                                  size_t *n1) {
+    const size_t nc = AL_SFN(al_pg_nc)(isa);
+    size_t q0, q1;
+    al_split((n + nc - 1) / nc, nt, tid, &q0, &q1);
+    *n0 = base + q0 * nc;
+    *n1 = base + (q1 * nc < n ? q1 * nc : n);
+}
+
 /*
  * Columns [n0, n1) of nout products C = A^T Z that share Z (K, N; row stride ldz), each summed
  * over the K rows of A and Z: the weight gradients of the recurrent backwards (dU = Hd^T dZ
@@ -389,9 +400,9 @@ static size_t AL_SFN(al_pg_tn_size)(int isa, size_t ncols, size_t mrows, size_t 
  * Blocked over K: each block of kc rows of Z's columns is packed once, reading Z's rows
  * contiguously, into panels, and so is each product's block of A (kc x M), into one [k][r]
  * run per row tile (R rows); every row tile of every product then runs over each panel. The
- * next block continues from the C the last one stored (the accumulator's exact value). Z and each A are read once from memory
- * and contiguously; neither Z nor C is transposed (the transposing forms these replace:
- * benchmarks/NOTES.md).
+ * next block continues from the C the last one stored (the accumulator's exact value). Z and
+ * each A are read once from memory and contiguously; neither Z nor C is transposed (the
+ * transposing forms these replace: benchmarks/NOTES.md).
  */
 static void AL_SFN(al_pg_gemm_tn)(int isa, const AL_SFN(al_pg_tn) *out, int nout, const real *Z,
                                   size_t ldz, size_t n0, size_t n1, size_t K, size_t kc,
