@@ -29,6 +29,7 @@
 #include "al_math.h"
 #include "al_blas.h"
 #include "lstm_pgemm_impl.h"
+#include "al_bmm_impl.h"
 #include "mha_impl.h"
 #include "al_real_undef.h"
 
@@ -37,5 +38,6 @@
 #include "al_math.h"
 #include "al_blas.h"
 #include "lstm_pgemm_impl.h"
+#include "al_bmm_impl.h"
 #include "mha_impl.h"
 #include "al_real_undef.h"

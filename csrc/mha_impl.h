@@ -67,186 +67,6 @@ static real *AL_SFN(mha_alloc)(size_t n, int zero) {
     return zero ? (real *)calloc(n, sizeof(real)) : (real *)malloc(n * sizeof(real));
 }
 
-/* ------------------------------------------------------------------------------------------
- * Per-block products on attnlstm's own tiles: each (b, h) block runs on one thread of a team
- * (OpenBLAS called from the pool's threads oversubscribed the cores, benchmarks/NOTES.md), and
- * an element's bits depend neither on the thread count nor on the block's neighbours.
- * ---------------------------------------------------------------------------------------- */
-
-/* Dot-product tiles: C (M, N; ldc) = A (M, K; lda) Bt (N, K; ldb)^T, for a product whose
- * output has few columns (dqs = ds k with N = HS, often 8, where a packed panel of 64 columns
- * would be mostly padding). Each element keeps AL_DOT_L partial sums over k (lane l takes
- * k = l mod AL_DOT_L in order; the last K mod AL_DOT_L in one zero-padded step) folded in a
- * fixed tree (lanes l + 8, + 4, + 2, + 1). These tiles are compiled with contraction (the rest
- * of mha.c without): a partial sum is one fused multiply-add per k on AVX-512 and AVX2 (the
- * same bits on both, as the packed tiles), a multiply and an add on the generic path (which
- * agrees to rounding). An element depends only on its row and column, not on the tile shape or
- * the thread. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=fast")
-#endif
-#define AL_DOT_L 16
-typedef real AL_SFN(al_dot_v) __attribute__((vector_size(AL_DOT_L * sizeof(real))));
-
-static inline __attribute__((always_inline)) real AL_SFN(dot_fold)(AL_SFN(al_dot_v) v) {
-    real p[AL_DOT_L];
-    int l;
-    memcpy(p, &v, sizeof p);
-    for (l = 0; l < 8; l++) p[l] += p[l + 8];
-    for (l = 0; l < 4; l++) p[l] += p[l + 4];
-    for (l = 0; l < 2; l++) p[l] += p[l + 2];
-    return p[0] + p[1];
-}
-
-/* dot_fold of eight vectors at once, out[o] = dot_fold(v[o]) to the bit (each lane sum is the
- * same tree), with shuffles across the vectors instead of a trip through memory per output:
- * step s adds lane l + 8 / 2^s of each output to lane l, two vectors' halves per shuffle. */
-#if defined(AL_REAL_F32)
-typedef int32_t AL_SFN(al_dot_i) __attribute__((vector_size(AL_DOT_L * sizeof(real))));
-#else
-typedef int64_t AL_SFN(al_dot_i) __attribute__((vector_size(AL_DOT_L * sizeof(real))));
-#endif
-static inline __attribute__((always_inline)) void AL_SFN(dot_fold8)(const AL_SFN(al_dot_v) *v,
-                                                                    real *out) {
-    typedef AL_SFN(al_dot_i) Lanes;
-    /* step 1: lanes 0-7 of x + lanes 8-15 of x, for the pair (x, y) into one vector */
-    const Lanes lo1 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
-    const Lanes hi1 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
-    const Lanes lo2 = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
-    const Lanes hi2 = {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31};
-    const Lanes lo3 = {0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29};
-    const Lanes hi3 = {2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31};
-    const Lanes lo4 = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
-    const Lanes hi4 = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
-    AL_SFN(al_dot_v) z[4], t[2], u, w;
-    real r[AL_DOT_L];
-    int o;
-    for (o = 0; o < 4; o++)
-        z[o] = __builtin_shuffle(v[2 * o], v[2 * o + 1], lo1) +
-               __builtin_shuffle(v[2 * o], v[2 * o + 1], hi1);
-    /* z[o]: outputs 2o (lanes 0-7) and 2o+1 (8-15), 8 lanes each */
-    for (o = 0; o < 2; o++)
-        t[o] = __builtin_shuffle(z[2 * o], z[2 * o + 1], lo2) +
-               __builtin_shuffle(z[2 * o], z[2 * o + 1], hi2);
-    /* t[o]: outputs 4o .. 4o+3, 4 lanes each */
-    u = __builtin_shuffle(t[0], t[1], lo3) + __builtin_shuffle(t[0], t[1], hi3);
-    /* u: outputs 0..7, 2 lanes each */
-    w = __builtin_shuffle(u, u, lo4) + __builtin_shuffle(u, u, hi4);
-    memcpy(r, &w, sizeof r);
-    for (o = 0; o < 8; o++) out[o] = r[o];
-}
-
-/* R x NB outputs per tile (R <= 4, NB <= 8, constants after inlining: the accumulators stay in
- * registers); edge tiles repeat the last row or column and store only the valid ones. */
-static inline __attribute__((always_inline)) void AL_SFN(dot_nt_tiles)(
-    const int R, const int NB, real *C, size_t ldc, const real *A, size_t lda, const real *Bt,
-    size_t ldb, size_t M, size_t N, size_t K) {
-    const size_t nv = K - K % AL_DOT_L, kt = K - nv;
-    size_t m0, n0, k;
-    int r, n, g;
-    for (m0 = 0; m0 < M; m0 += (size_t)R) {
-        const real *a[4];
-        for (r = 0; r < R; r++) a[r] = A + (m0 + r < M ? m0 + r : M - 1) * lda;
-        for (n0 = 0; n0 < N; n0 += (size_t)NB) {
-            const real *bt[8];
-            AL_SFN(al_dot_v) acc[32], av[4], bv[8];
-            real o[32];
-            for (n = 0; n < NB; n++) bt[n] = Bt + (n0 + n < N ? n0 + n : N - 1) * ldb;
-            for (r = 0; r < R * NB; r++) acc[r] = (AL_SFN(al_dot_v)){0};
-            for (k = 0; k < nv; k += AL_DOT_L) {
-                for (r = 0; r < R; r++) memcpy(&av[r], a[r] + k, sizeof av[r]);
-                for (n = 0; n < NB; n++) memcpy(&bv[n], bt[n] + k, sizeof bv[n]);
-                for (r = 0; r < R; r++)
-                    for (n = 0; n < NB; n++) acc[r * NB + n] += av[r] * bv[n];
-            }
-            if (kt > 0) {
-                for (r = 0; r < R; r++) {
-                    av[r] = (AL_SFN(al_dot_v)){0};
-                    memcpy(&av[r], a[r] + nv, kt * sizeof(real));
-                }
-                for (n = 0; n < NB; n++) {
-                    bv[n] = (AL_SFN(al_dot_v)){0};
-                    memcpy(&bv[n], bt[n] + nv, kt * sizeof(real));
-                }
-                for (r = 0; r < R; r++)
-                    for (n = 0; n < NB; n++) acc[r * NB + n] += av[r] * bv[n];
-            }
-            if ((R * NB) % 8 == 0) {
-                for (g = 0; g < R * NB; g += 8) AL_SFN(dot_fold8)(acc + g, o + g);
-            } else {
-                for (g = 0; g < R * NB; g++) o[g] = AL_SFN(dot_fold)(acc[g]);
-            }
-            for (r = 0; r < R && m0 + r < M; r++)
-                for (n = 0; n < NB && n0 + n < N; n++) C[(m0 + r) * ldc + n0 + n] = o[r * NB + n];
-        }
-    }
-}
-
-/* Tile shapes by path and type (accumulators: R x NB vectors of AL_DOT_L reals). */
-/* (float32, AVX-512, stand-alone (256, 8, 256) products on this project's 2-core Sapphire
- * Rapids VM: 2 x 8 11.3 us, 4 x 4 11.5, 2 x 4 12.9, 3 x 8 14.5, 1 x 8 14.3; OpenBLAS 11.9.) */
-#if defined(AL_REAL_F32)
-#  define AL_DOT_SHAPE512 2, 8
-#  define AL_DOT_SHAPE256 2, 2
-#else
-#  define AL_DOT_SHAPE512 2, 4
-#  define AL_DOT_SHAPE256 1, 2
-#endif
-#define AL_DOT_ARGS real *C, size_t ldc, const real *A, size_t lda, const real *Bt, size_t ldb, \
-                    size_t M, size_t N, size_t K
-#if AL_PG_X86
-__attribute__((target("avx512f"))) static void AL_SFN(dot_nt_avx512)(AL_DOT_ARGS) {
-    AL_SFN(dot_nt_tiles)(AL_DOT_SHAPE512, C, ldc, A, lda, Bt, ldb, M, N, K);
-}
-__attribute__((target("avx2,fma"))) static void AL_SFN(dot_nt_avx2)(AL_DOT_ARGS) {
-    AL_SFN(dot_nt_tiles)(AL_DOT_SHAPE256, C, ldc, A, lda, Bt, ldb, M, N, K);
-}
-#endif
-static void AL_SFN(dot_nt_generic)(AL_DOT_ARGS) {
-    AL_SFN(dot_nt_tiles)(1, 2, C, ldc, A, lda, Bt, ldb, M, N, K);
-}
-static void AL_SFN(mha_dot_nt)(int isa, AL_DOT_ARGS) {
-#if AL_PG_X86
-    if (isa == AL_PG_AVX512) {
-        AL_SFN(dot_nt_avx512)(C, ldc, A, lda, Bt, ldb, M, N, K);
-        return;
-    }
-    if (isa == AL_PG_AVX2) {
-        AL_SFN(dot_nt_avx2)(C, ldc, A, lda, Bt, ldb, M, N, K);
-        return;
-    }
-#endif
-    (void)isa;
-    AL_SFN(dot_nt_generic)(C, ldc, A, lda, Bt, ldb, M, N, K);
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC pop_options
-#endif
-#undef AL_DOT_ARGS
-#undef AL_DOT_SHAPE512
-#undef AL_DOT_SHAPE256
-#undef AL_DOT_L
-
-/* C (M, N; ldc) = A (M, K; lda) Bm (K, N; ldb), both row-major, on the packed tiles reading Bm's
- * whole panels in place and a packed copy of its last partial panel (tail: K x nc reals; the
- * tiles load whole panel rows). Each element one chain over k in order. */
-static void AL_SFN(mha_gemm_rm)(int isa, real *C, size_t ldc, const real *A, size_t lda,
-                                const real *Bm, size_t ldb, real *tail, size_t M, size_t N,
-                                size_t K) {
-    const size_t nc = AL_SFN(al_pg_nc)(isa), nf = N - N % nc;
-    if (nf > 0) AL_SFN(al_pg_gemm_ps)(isa, C, ldc, A, lda, 1, Bm, ldb, 0, NULL, 0, M, nf, K);
-    if (nf < N) {
-        AL_SFN(al_pg_pack)(isa, tail, Bm + nf, ldb, 0, K, N - nf);
-        AL_SFN(al_pg_gemm)(isa, C + nf, ldc, A, lda, 1, tail, 0, NULL, 0, M, N - nf, K);
-    }
-}
-
-/* Products whose output has HS (or HSv) columns (the forward's context, the backward's dqs) run
- * on the dot tiles while a packed panel would be mostly padding: below 256 bytes of reals (the
- * same rule on every path). */
-#define AL_MHA_DOT_HS (256 / sizeof(real))
-
 /* Score rows of the forward: everything between the score and context products. */
 typedef struct {
     real *weights, *rq, *wsum;
@@ -306,24 +126,6 @@ static void AL_SFN(mha_scores)(real *S, real *P, const real *qs, const real *kp,
     AL_SFN(al_pg_gemm)(isa, S, Tv, qs + b * Tq * QW + h * HS, QW, 1, P, 0, NULL, 0, Tq, Tv, HS);
 }
 
-/* C (M, N; ldc) = A (M, K; row stride K) Bm (K, N; ldb), for the products whose output has a
- * head's N = HS or HSv columns (the forward's context w v, the backward's dqs = ds k): on the dot
- * tiles against Bm^T while N is small (AL_MHA_DOT_HS), else on the packed tiles; buf holds Bm^T
- * or the packed Bm (mha_nbuf reals). */
-static size_t AL_SFN(mha_nbuf)(int isa, size_t K, size_t N) {
-    return N < AL_MHA_DOT_HS ? N * K : AL_SFN(al_pg_size)(isa, K, N);
-}
-static void AL_SFN(mha_head_product)(int isa, real *C, size_t ldc, const real *A, const real *Bm,
-                                     size_t ldb, real *buf, size_t M, size_t K, size_t N) {
-    if (N < AL_MHA_DOT_HS) {
-        AL_SFN(al_pg_transpose)(buf, K, Bm, ldb, K, N);
-        AL_SFN(mha_dot_nt)(isa, C, ldc, A, K, buf, K, M, N, K);
-    } else {
-        AL_SFN(al_pg_pack)(isa, buf, Bm, ldb, 0, K, N);
-        AL_SFN(al_pg_gemm)(isa, C, ldc, A, K, 1, buf, 0, NULL, 0, M, N, K);
-    }
-}
-
 /* Threads for B*NH (b, h) blocks of Tq x Tv scores: the budget, when there is enough work to
  * pay for a team (AL_MHA_TEAM_MIN), at most one per block. */
 static int AL_SFN(mha_team_size)(size_t B, size_t NH, size_t Tq, size_t Tv) {
@@ -350,7 +152,7 @@ static void AL_SFN(mha_blocks_work)(void *arg, int tid, int nt) {
     AL_SFN(mha_rows_ctx) rc = c->rows;
     const size_t Tq = rc.Tq, Tv = rc.Tv, NH = rc.NH;
     real *P = c->scr + (size_t)tid * c->nscr, *vbuf = P + c->np;
-    real *blk = vbuf + AL_SFN(mha_nbuf)(c->isa, Tv, c->HSv);
+    real *blk = vbuf + AL_SFN(al_bmm_nbuf)(c->isa, Tv, c->HSv);
     uint8_t *rowm = rc.rowm + (size_t)tid * (Tv > 0 ? Tv : 1);
     size_t k0, k1, k;
     al_split(c->B * NH, nt, tid, &k0, &k1);
@@ -364,7 +166,7 @@ static void AL_SFN(mha_blocks_work)(void *arg, int tid, int nt) {
         AL_SFN(mha_scores)(S, P, c->qs, c->kp, b, h, Tq, Tv, NH, c->HS, c->isa);
         AL_SFN(mha_rows)(&rc, k * Tq, (k + 1) * Tq, rowm);
         /* ctx[b,:,h] (ld NH*HSv) = w v[b,:,h] */
-        AL_SFN(mha_head_product)(c->isa, c->ctx + (b * Tq * NH + h) * c->HSv, NH * c->HSv, S,
+        AL_SFN(al_bmm_product)(c->isa, c->ctx + (b * Tq * NH + h) * c->HSv, NH * c->HSv, S,
                                  c->vp + (b * Tv * NH + h) * c->HSv, NH * c->HSv, vbuf, Tq, Tv,
                                  c->HSv);
     }
@@ -438,7 +240,7 @@ int AL_FN(mha_forward)(real *out, real *weights, real *qs, real *kp, real *vp,
         c.per_head = attn_mask_per_head; c.causal = causal; c.fully_masked = fully_masked;
         bc.np = AL_SFN(al_pg_size)(isa, HS, Tv) + 1;
         bc.own = weights == NULL;
-        bc.nscr = bc.np + AL_SFN(mha_nbuf)(isa, Tv, HSv) + (bc.own ? TT : 0) + 1;
+        bc.nscr = bc.np + AL_SFN(al_bmm_nbuf)(isa, Tv, HSv) + (bc.own ? TT : 0) + 1;
         rowms = (uint8_t *)malloc((size_t)nt * (Tv > 0 ? Tv : 1));
         bc.scr = AL_SFN(mha_alloc)((size_t)nt * bc.nscr, 0);
         if (rowms == NULL || bc.scr == NULL) {
@@ -474,9 +276,9 @@ typedef struct {
 static size_t AL_SFN(mha_bwd_scratch)(int isa, size_t Tq, size_t Tv, size_t HS, size_t HSv) {
     const double nc = (double)AL_SFN(al_pg_nc)(isa), HM = (double)(HS > HSv ? HS : HSv);
     const double big = (double)(Tq > Tv ? Tq : Tv);
-    /* al_pg_size and mha_nbuf in double: ceil(N / nc) nc K */
+    /* al_pg_size and al_bmm_nbuf in double: ceil(N / nc) nc K */
     const double pv = ceil((double)Tv / nc) * nc * (double)HSv;
-    const double pk = HS < AL_MHA_DOT_HS ? (double)HS * Tv : ceil((double)HS / nc) * nc * Tv;
+    const double pk = HS < AL_BMM_DOT_N ? (double)HS * Tv : ceil((double)HS / nc) * nc * Tv;
     const double n = pv + (double)Tq * Tv + (double)HSv * Tq + (double)HS * Tq + pk + HM * Tv +
                      big * nc + 8.0;
     return n * sizeof(real) < (double)((size_t)-1 / 2) ? (size_t)n : 0;
@@ -487,7 +289,7 @@ static size_t AL_SFN(mha_bwd_scratch)(int isa, size_t Tq, size_t Tv, size_t HS, 
  *   rows: + d_weights, + relative-value terms, softmax backward, relative-key bucket sums
  *   dv_bh^T (HSv,Tv) = dctx_bh^T w               w read in place (whole panels)
  *   dk_bh^T (HS,Tv)  = qs_bh^T ds                ds read in place
- *   dqs_bh (Tq,HS)   = ds k_bh                   mha_head_product
+ *   dqs_bh (Tq,HS)   = ds k_bh                   al_bmm_product
  * Every output element is written by this block alone (the relative sums by row (b, i, h)). */
 static void AL_SFN(mha_bwd_block)(const AL_SFN(mha_bwd_ctx) *c, size_t b, size_t h, real *scr) {
     const size_t Tq = c->Tq, Tv = c->Tv, NH = c->NH, HS = c->HS, HSv = c->HSv, K = c->K;
@@ -498,7 +300,7 @@ static void AL_SFN(mha_bwd_block)(const AL_SFN(mha_bwd_ctx) *c, size_t b, size_t
     const real *q_bh = c->qs + b * Tq * QW + h * HS, *k_bh = c->kp + b * Tv * QW + h * HS;
     real *Pv = scr, *dP = Pv + AL_SFN(al_pg_size)(isa, HSv, Tv), *ctT = dP + Tq * Tv;
     real *qT = ctT + HSv * Tq, *kT = qT + HS * Tq;
-    real *oT = kT + AL_SFN(mha_nbuf)(isa, Tv, HS);
+    real *oT = kT + AL_SFN(al_bmm_nbuf)(isa, Tv, HS);
     real *tail = oT + (HS > HSv ? HS : HSv) * Tv;
     size_t i, j;
 
@@ -535,14 +337,14 @@ static void AL_SFN(mha_bwd_block)(const AL_SFN(mha_bwd_ctx) *c, size_t b, size_t
     }
     /* dv_bh = (dctx_bh^T w)^T */
     AL_SFN(al_pg_transpose)(ctT, Tq, dctx_bh, VW, Tq, HSv);
-    AL_SFN(mha_gemm_rm)(isa, oT, Tv, ctT, Tq, W, Tv, tail, HSv, Tv, Tq);
+    AL_SFN(al_bmm_gemm_rm)(isa, oT, Tv, ctT, Tq, W, Tv, tail, HSv, Tv, Tq);
     AL_SFN(al_pg_transpose)(c->dvp + b * Tv * VW + h * HSv, VW, oT, Tv, HSv, Tv);
     /* dk_bh = (qs_bh^T ds)^T */
     AL_SFN(al_pg_transpose)(qT, Tq, q_bh, QW, Tq, HS);
-    AL_SFN(mha_gemm_rm)(isa, oT, Tv, qT, Tq, dP, Tv, tail, HS, Tv, Tq);
+    AL_SFN(al_bmm_gemm_rm)(isa, oT, Tv, qT, Tq, dP, Tv, tail, HS, Tv, Tq);
     AL_SFN(al_pg_transpose)(c->dkp + b * Tv * QW + h * HS, QW, oT, Tv, HS, Tv);
     /* dqs_bh = ds k_bh */
-    AL_SFN(mha_head_product)(isa, c->dqs + b * Tq * QW + h * HS, QW, dP, k_bh, QW, kT, Tq, Tv,
+    AL_SFN(al_bmm_product)(isa, c->dqs + b * Tq * QW + h * HS, QW, dP, k_bh, QW, kT, Tq, Tv,
                              HS);
 }
 
@@ -657,5 +459,3 @@ done:
     free(gv); free(wsum); free(dsum);
     return status;
 }
-
-#undef AL_MHA_DOT_HS
