@@ -2,9 +2,19 @@
  * attention.c -- Luong (dot/concat), additive (Bahdanau) and projected-Bahdanau attention
  * kernels, forward and backward, compiled once per floating type from attention_impl.h.
  */
+#define _POSIX_C_SOURCE 200809L  /* sched_yield, pthreads (al_team.h) */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "al_attention.h"
+#include "al_team.h"
+/* the packed-panel GEMM of lstm_pgemm*.h (shared read-only) for the per-sample products */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "lstm_pgemm.h"
+
+/* Multiply-adds of a call (B Tq Tv (D + Dv)) from which the attention kernels split their
+ * samples among the pool's threads: below it, handing out the work costs more than it saves. */
+#define AL_ATTN_TEAM_MIN 2097152.0
 
 /* No code here reads floating-point exception flags; telling GCC so lets it turn the
  * clamp in the vectorised tanh (al_tanh_v, al_math.h) into a select instead of a branch, which
@@ -22,6 +32,8 @@
 #include "al_real.h"
 #include "al_math.h"
 #include "al_blas.h"
+#include "lstm_pgemm_impl.h"
+#include "al_bmm_impl.h"
 #include "attention_impl.h"
 #include "al_real_undef.h"
 
@@ -29,5 +41,7 @@
 #include "al_real.h"
 #include "al_math.h"
 #include "al_blas.h"
+#include "lstm_pgemm_impl.h"
+#include "al_bmm_impl.h"
 #include "attention_impl.h"
 #include "al_real_undef.h"

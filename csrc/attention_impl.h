@@ -207,11 +207,124 @@ static void AL_SFN(attn_tanh_scores_backward)(real *dq, real *dk, real *da, doub
     if (dc != NULL) *dc += acc_c;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Per-sample work on a team: every sample's products run on attnlstm's packed tiles
+ * (al_bmm_impl.h), one sample per thread at a time, so a sample's bits depend neither on the
+ * thread count nor on its neighbours (OpenBLAS called per sample split each small product
+ * over the cores, and cannot be called from the pool's threads: benchmarks/NOTES.md).
+ * ---------------------------------------------------------------------------------------- */
+
+/* Threads for B samples of Tq x Tv scores and (D + Dv)-deep products: the budget, when the
+ * call has AL_ATTN_TEAM_MIN multiply-adds (below it handing out the work costs more than it
+ * saves), at most one per sample. */
+static int AL_SFN(attn_team_size)(size_t B, size_t Tq, size_t Tv, size_t D, size_t Dv) {
+    int nt = al_blas_threads();
+    if (nt > 1 && (double)B * Tq * Tv * ((double)D + Dv + 8.0) < AL_ATTN_TEAM_MIN) nt = 1;
+    if (nt > (int)B) nt = (int)B;
+    return nt < 1 ? 1 : nt;
+}
+
+/* C (M, N; ldc) = A (M, K; lda) P (P = al_pg_pack of a (K, N) operand): 0 when K == 0. */
+static void AL_SFN(attn_pg_gemm)(int isa, real *C, size_t ldc, const real *A, size_t lda,
+                                 const real *P, size_t M, size_t N, size_t K) {
+    size_t i, j;
+    if (K == 0) {
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) C[i * ldc + j] = (real)0;
+        return;
+    }
+    AL_SFN(al_pg_gemm)(isa, C, ldc, A, lda, 1, P, 0, NULL, 0, M, N, K);
+}
+
+/* out (N, M; ldo) = Bm^T A for A (K, M; lda) and Bm (K, N; ldb) row-major (the backward's
+ * dV = P^T G and dK = dS^T Q). From AL_BMM_DOT_N columns M: A packed as the panel operand and
+ * Bm^T read in place as the tiles' transposed row operand (al_pg_gemm with ak = ldb). Below
+ * it, as MHA's dv and dk (mha_bwd_block): At (M, K) = A^T, oT (M, N) = At Bm on the tiles
+ * reading Bm's whole panels in place (al_bmm_gemm_rm: the long axis N is the panel axis),
+ * out = oT^T. Scratch: At (al_pg_size(isa, K, M) reals, at least M K), oT (M N), tail (K nc).
+ * 0 when K == 0. */
+static void AL_SFN(attn_tn)(int isa, real *out, size_t ldo, const real *A, size_t lda,
+                            const real *Bm, size_t ldb, real *At, real *oT, real *tail, size_t M,
+                            size_t N, size_t K) {
+    size_t i, j;
+    if (K == 0) {
+        for (i = 0; i < N; i++)
+            for (j = 0; j < M; j++) out[i * ldo + j] = (real)0;
+        return;
+    }
+    if (M >= AL_BMM_DOT_N) {
+        /* measured: 13-30% faster than the transposes from M = 64 float32 columns; 1.2-2.4x
+         * slower below (the panel mostly padding at M = 8 to 32; benchmarks/NOTES.md) */
+        AL_SFN(al_pg_pack)(isa, At, A, lda, 0, K, M);
+        AL_SFN(al_pg_gemm)(isa, out, ldo, Bm, 1, ldb, At, 0, NULL, 0, N, M, K);
+        return;
+    }
+    AL_SFN(al_pg_transpose)(At, K, A, lda, K, M);
+    AL_SFN(al_bmm_gemm_rm)(isa, oT, N, At, K, Bm, ldb, tail, M, N, K);
+    AL_SFN(al_pg_transpose)(out, ldo, oT, N, M, N);
+}
+
 /*
- * Shared forward of every attention kind, one sample at a time.
+ * Shared forward of every attention kind.
  *   out (B,Tq,Dv), weights (B,Tq,Tv); q (B,Tq,D), k (B,Tv,D), v (B,Tv,Dv).
- *   tanh_mode 0: S = scale * Q K^T (one GEMM);  1: attn_tanh_scores(a, scale, c).
+ *   tanh_mode 0: S = scale * Q K^T (one product);  1: attn_tanh_scores(a, scale, c).
+ * Samples are split over a team (attn_team_size); each thread's scratch holds the packed K^T
+ * (or the tanh mode's transposed keys) and the context product's buffer.
  */
+typedef struct {
+    real *out, *weights, *scr;
+    const real *q, *k, *v, *a;
+    const uint8_t *query_mask, *value_mask, *attention_mask;
+    real scale, c;
+    size_t B, Tq, Tv, D, Dv, nscr, np;
+    int tanh_mode, causal, isa;
+} AL_SFN(attn_fwd_ctx);
+
+static void AL_SFN(attn_fwd_sample)(const AL_SFN(attn_fwd_ctx) *c, size_t b, real *scr) {
+    const size_t Tq = c->Tq, Tv = c->Tv, D = c->D, Dv = c->Dv;
+    real *W = c->weights + b * Tq * Tv;
+    real *ob = c->out + b * Tq * Dv;
+    const real *qb = c->q + b * Tq * D, *kb = c->k + b * Tv * D, *vb = c->v + b * Tv * Dv;
+    real *P = scr, *vbuf = scr + c->np;
+    size_t i, j;
+    if (!c->tanh_mode) {
+        if (D > 0) AL_SFN(al_pg_pack)(c->isa, P, kb, D, 1, D, Tv);
+        AL_SFN(attn_pg_gemm)(c->isa, W, Tv, qb, D, P, Tq, Tv, D);
+        /* Keras multiplies after the product: matmul(q, k^T) * scale (x * 1 is exact). */
+        if (c->scale != (real)1) {
+            for (j = 0; j < Tq * Tv; j++) W[j] *= c->scale;
+        }
+    } else {
+        AL_SFN(attn_tanh_scores)(W, P, qb, kb, c->a, c->scale, c->c, Tq, Tv, D);
+    }
+    for (i = 0; i < Tq; i++) {
+        AL_SFN(attn_mask_softmax_row)(W + i * Tv, b, i, c->value_mask, c->attention_mask,
+                                      c->causal, Tq, Tv);
+    }
+    AL_SFN(al_bmm_product)(c->isa, ob, Dv, W, vb, Dv, vbuf, Tq, Tv, Dv);
+    if (c->query_mask != NULL) {
+        for (i = 0; i < Tq; i++) {
+            if (!c->query_mask[b * Tq + i]) {
+                for (j = 0; j < Dv; j++) ob[i * Dv + j] = (real)0;
+            }
+        }
+    }
+}
+
+static void AL_SFN(attn_fwd_work)(void *arg, int tid, int nt) {
+    const AL_SFN(attn_fwd_ctx) *c = (const AL_SFN(attn_fwd_ctx) *)arg;
+    size_t b0, b1, b;
+    al_split(c->B, nt, tid, &b0, &b1);
+    for (b = b0; b < b1; b++) AL_SFN(attn_fwd_sample)(c, b, c->scr + (size_t)tid * c->nscr);
+}
+
+/* n reals of scratch per thread for nt threads, or NULL (also on overflow). */
+static real *AL_SFN(attn_scratch)(double n, int nt) {
+    const double bytes = (n + 8.0) * (double)nt * sizeof(real);
+    if (bytes >= (double)((size_t)-1 / 2)) return NULL;
+    return (real *)malloc((size_t)bytes);
+}
+
 static int AL_SFN(attn_forward_core)(real *out, real *weights,
                                      const real *q, const real *k, const real *v,
                                      const uint8_t *query_mask, const uint8_t *value_mask,
@@ -219,71 +332,105 @@ static int AL_SFN(attn_forward_core)(real *out, real *weights,
                                      int tanh_mode, real scale, real c, const real *a,
                                      size_t B, size_t Tq, size_t Tv, size_t D, size_t Dv,
                                      int causal) {
-    size_t b, i, j;
-    real *kT = NULL;
+    AL_SFN(attn_fwd_ctx) cx;
+    const int isa = al_pg_isa_for(0);
+    const size_t Tvp = (Tv + AL_ATTN_PAD - 1) / AL_ATTN_PAD * AL_ATTN_PAD;
+    double np, nscr;
+    int nt;
     /* Without queries or keys there is nothing to loop over (and B may be huge while every
      * array is empty): the context of no keys is an empty sum, 0. */
     if (Tq == 0 || Tv == 0) {
         AL_SFN(attn_zero)(out, B * Tq * Dv);
         return AL_OK;
     }
-    if (tanh_mode && B > 0) {
-        const size_t Tvp = (Tv + AL_ATTN_PAD - 1) / AL_ATTN_PAD * AL_ATTN_PAD;
-        kT = (real *)malloc((D + 1) * Tvp * sizeof(real));
-        if (kT == NULL) return AL_ERR_NOMEM;
-    }
-    for (b = 0; b < B; b++) {
-        real *W = weights + b * Tq * Tv;
-        real *ob = out + b * Tq * Dv;
-        const real *qb = q + b * Tq * D, *kb = k + b * Tv * D, *vb = v + b * Tv * Dv;
-        if (!tanh_mode) {
-            AL_SFN(al_gemm)(0, 1, Tq, Tv, D, (real)1, qb, D, kb, D, (real)0, W, Tv);
-            /* Keras multiplies after the product: matmul(q, k^T) * scale (x * 1 is exact). */
-            if (scale != (real)1) {
-                for (j = 0; j < Tq * Tv; j++) W[j] *= scale;
-            }
-        } else {
-            AL_SFN(attn_tanh_scores)(W, kT, qb, kb, a, scale, c, Tq, Tv, D);
-        }
-        for (i = 0; i < Tq; i++) {
-            AL_SFN(attn_mask_softmax_row)(W + i * Tv, b, i, value_mask, attention_mask, causal,
-                                          Tq, Tv);
-        }
-        AL_SFN(al_gemm)(0, 0, Tq, Dv, Tv, (real)1, W, Tv, vb, Dv, (real)0, ob, Dv);
-        if (query_mask != NULL) {
-            for (i = 0; i < Tq; i++) {
-                if (!query_mask[b * Tq + i]) {
-                    for (j = 0; j < Dv; j++) ob[i * Dv + j] = (real)0;
-                }
-            }
-        }
-    }
-    free(kT);
+    if (B == 0) return AL_OK;
+    /* packed K^T: ceil(Tv / nc) nc D; tanh keys: (D + 1) Tvp; the context's buffer */
+    np = tanh_mode ? ((double)D + 1.0) * (double)Tvp
+                   : ceil((double)Tv / AL_SFN(al_pg_nc)(isa)) * AL_SFN(al_pg_nc)(isa) * (double)D;
+    nscr = np + (Dv < AL_BMM_DOT_N ? (double)Dv * Tv
+                                   : ceil((double)Dv / AL_SFN(al_pg_nc)(isa)) *
+                                         AL_SFN(al_pg_nc)(isa) * (double)Tv);
+    nt = AL_SFN(attn_team_size)(B, Tq, Tv, D, Dv);
+    cx.scr = AL_SFN(attn_scratch)(nscr, nt);
+    if (cx.scr == NULL) return AL_ERR_NOMEM;
+    cx.out = out; cx.weights = weights; cx.q = q; cx.k = k; cx.v = v; cx.a = a;
+    cx.query_mask = query_mask; cx.value_mask = value_mask; cx.attention_mask = attention_mask;
+    cx.scale = scale; cx.c = c; cx.B = B; cx.Tq = Tq; cx.Tv = Tv; cx.D = D; cx.Dv = Dv;
+    cx.np = (size_t)np; cx.nscr = (size_t)nscr + 8; cx.tanh_mode = tanh_mode; cx.causal = causal;
+    cx.isa = isa;
+    al_team_go(nt, AL_SFN(attn_fwd_work), &cx, NULL);
+    free(cx.scr);
     return AL_OK;
 }
 
 /*
- * Softmax and context backward of one sample (shared by every kind):
- *   dS  (Tq,Tv) out: dL/dS
- *   dvb (Tv,Dv) out: dL/dV = P^T G
- *   W (Tq,Tv) saved weights; doutb (Tq,Dv); dwb (Tq,Tv) or NULL; vb (Tv,Dv);
- *   qmb (Tq) or NULL.
+ * The backward of every attention kind, one sample per thread at a time (the docstrings of
+ * dot_attention_backward and additive_attention_backward give the math). Per-sample partial
+ * sums of the scalar (or, additive, per-unit) score weights' gradients go to `part` / `da_part`
+ * and are added in sample order by the caller, so the result does not depend on the split.
  */
-static void AL_SFN(attn_softmax_backward)(real *dS, real *dvb, const real *W, const real *doutb,
-                                          const real *dwb, const real *vb, const uint8_t *qmb,
-                                          size_t Tq, size_t Tv, size_t Dv) {
-    size_t i, j;
+#ifndef AL_ATTN_BWD_DOT
+#define AL_ATTN_BWD_DOT 0
+#define AL_ATTN_BWD_CONCAT 1
+#define AL_ATTN_BWD_ADDITIVE 2
+#endif
+
+typedef struct {
+    real *dq, *dk, *dv, *scr;
+    real *da_part;              /* additive: (B, U) per-sample gradients of `scale`, or NULL */
+    double *part;               /* (B, 2): dot: dscale; concat: dsigma, dcw, per sample */
+    const real *weights, *dout, *dweights, *q, *k, *v, *a;
+    const uint8_t *query_mask;
+    real scale, c;
+    size_t B, Tq, Tv, D, Dv, nscr;
+    int mode, isa;
+} AL_SFN(attn_bwd_ctx);
+
+/* Reals of one thread's scratch: dS, the query-masked weights, At, oT, the tail panel, and the
+ * packed V^T / dQ product buffer (in double, for overflow). */
+static double AL_SFN(attn_bwd_scratch)(int isa, size_t Tq, size_t Tv, size_t D, size_t Dv,
+                                       int masked) {
+    const double nc = (double)AL_SFN(al_pg_nc)(isa), TT = (double)Tq * Tv;
+    const double DM = (double)(D > Dv ? D : Dv);
+    const double pv = ceil((double)Tv / nc) * nc * (double)Dv;
+    const double pq = D < AL_BMM_DOT_N ? (double)D * Tv : ceil((double)D / nc) * nc * Tv;
+    return TT * (masked ? 2.0 : 1.0) + (ceil(DM / nc) * nc) * Tq + DM * Tv + (double)Tq * nc +
+           (pv > pq ? pv : pq) + 8.0;
+}
+
+/*
+ * Sample b: with G = dout[b] (rows of masked queries dropped),
+ *   dV = P^T G               (attn_tn, P with the masked queries' rows zeroed)
+ *   dP = G V^T + dweights    (packed V^T)
+ *   dS = P * (dP - rowsum(P * dP)), 0 on masked queries' rows
+ * then dot: dQ = scale dS K, dscale = sum(Q * dS K), dK = scale dS^T Q; concat and additive:
+ * attn_tanh_scores_backward.
+ */
+static void AL_SFN(attn_bwd_sample)(const AL_SFN(attn_bwd_ctx) *c, size_t b, real *scr) {
+    const size_t Tq = c->Tq, Tv = c->Tv, D = c->D, Dv = c->Dv, TT = Tq * Tv;
+    const size_t DM = D > Dv ? D : Dv;
+    const int isa = c->isa;
+    const real *W = c->weights + b * TT, *doutb = c->dout + b * Tq * Dv;
+    const real *dwb = c->dweights ? c->dweights + b * TT : NULL;
+    const real *qb = c->q + b * Tq * D, *kb = c->k + b * Tv * D, *vb = c->v + b * Tv * Dv;
+    const uint8_t *qmb = c->query_mask ? c->query_mask + b * Tq : NULL;
+    real *dqb = c->dq + b * Tq * D, *dkb = c->dk + b * Tv * D;
+    real *dS = scr, *Wm = dS + TT, *At = Wm + (qmb ? TT : 0);
+    real *oT = At + (DM + AL_SFN(al_pg_nc)(isa) - 1) / AL_SFN(al_pg_nc)(isa) * AL_SFN(al_pg_nc)(isa) * Tq;
+    real *tail = oT + DM * Tv, *pk = tail + Tq * AL_SFN(al_pg_nc)(isa);
+    const real *Wd = W;
+    size_t i, j, n;
+
     /* dV = P^T G: the rows of P whose output was zeroed by the query mask are dropped. */
     if (qmb != NULL) {
-        for (i = 0; i < Tq; i++) {
-            for (j = 0; j < Tv; j++) dS[i * Tv + j] = qmb[i] ? W[i * Tv + j] : (real)0;
-        }
-        AL_SFN(al_gemm)(1, 0, Tv, Dv, Tq, (real)1, dS, Tv, doutb, Dv, (real)0, dvb, Dv);
-    } else {
-        AL_SFN(al_gemm)(1, 0, Tv, Dv, Tq, (real)1, W, Tv, doutb, Dv, (real)0, dvb, Dv);
+        for (i = 0; i < Tq; i++)
+            for (j = 0; j < Tv; j++) Wm[i * Tv + j] = qmb[i] ? W[i * Tv + j] : (real)0;
+        Wd = Wm;
     }
-    /* dP = G V^T + dweights */
-    AL_SFN(al_gemm)(0, 1, Tq, Tv, Dv, (real)1, doutb, Dv, vb, Dv, (real)0, dS, Tv);
+    AL_SFN(attn_tn)(isa, c->dv + b * Tv * Dv, Dv, doutb, Dv, Wd, Tv, At, oT, tail, Dv, Tv, Tq);
+    /* dP = G V^T + dweights, then the softmax backward row by row */
+    if (Dv > 0) AL_SFN(al_pg_pack)(isa, pk, vb, Dv, 1, Dv, Tv);
+    AL_SFN(attn_pg_gemm)(isa, dS, Tv, doutb, Dv, pk, Tq, Tv, Dv);
     for (i = 0; i < Tq; i++) {
         real *r = dS + i * Tv;
         const real *w = W + i * Tv;
@@ -295,6 +442,61 @@ static void AL_SFN(attn_softmax_backward)(real *dS, real *dvb, const real *W, co
         }
         AL_SFN(softmax_backward_row)(r, w, Tv);
     }
+    if (c->mode == AL_ATTN_BWD_DOT) {
+        /* G' = dS K; dscale += sum(Q * G') with 8 partial sums (in order it was a dependent
+         * chain of adds, 5% of a (8, 256, 256, 256) forward + backward); dq = scale G' */
+        AL_SFN(al_bmm_product)(isa, dqb, D, dS, kb, D, pk, Tq, Tv, D);
+        c->part[2 * b] = (double)AL_SFN(attn_dot8)(qb, dqb, Tq * D);
+        if (c->scale != (real)1) {
+            for (n = 0; n < Tq * D; n++) dqb[n] *= c->scale;
+        }
+        /* dK = scale dS^T Q */
+        AL_SFN(attn_tn)(isa, dkb, D, qb, D, dS, Tv, At, oT, tail, D, Tv, Tq);
+        if (c->scale != (real)1) {
+            for (n = 0; n < Tv * D; n++) dkb[n] *= c->scale;
+        }
+    } else if (c->mode == AL_ATTN_BWD_CONCAT) {
+        c->part[2 * b] = 0.0;
+        c->part[2 * b + 1] = 0.0;
+        AL_SFN(attn_tanh_scores_backward)(dqb, dkb, NULL, &c->part[2 * b], &c->part[2 * b + 1],
+                                          dS, qb, kb, NULL, c->scale, c->c, Tq, Tv, D);
+    } else {
+        real *da = c->da_part != NULL ? c->da_part + b * D : NULL;
+        if (da != NULL) AL_SFN(attn_zero)(da, D);
+        AL_SFN(attn_tanh_scores_backward)(dqb, dkb, da, NULL, NULL, dS, qb, kb, c->a, (real)1,
+                                          (real)1, Tq, Tv, D);
+    }
+}
+
+static void AL_SFN(attn_bwd_work)(void *arg, int tid, int nt) {
+    const AL_SFN(attn_bwd_ctx) *c = (const AL_SFN(attn_bwd_ctx) *)arg;
+    size_t b0, b1, b;
+    al_split(c->B, nt, tid, &b0, &b1);
+    for (b = b0; b < b1; b++) AL_SFN(attn_bwd_sample)(c, b, c->scr + (size_t)tid * c->nscr);
+}
+
+/* Runs the backward of every sample (Tq, Tv and B > 0) on a team; part (B, 2) and da_part
+ * (B, D, or NULL) receive the per-sample partial sums. AL_OK or AL_ERR_NOMEM. */
+static int AL_SFN(attn_backward_core)(real *dq, real *dk, real *dv, double *part, real *da_part,
+                                      const real *weights, const real *dout,
+                                      const real *dweights, const real *q, const real *k,
+                                      const real *v, const uint8_t *query_mask, const real *a,
+                                      real scale, real cw, int mode,
+                                      size_t B, size_t Tq, size_t Tv, size_t D, size_t Dv) {
+    AL_SFN(attn_bwd_ctx) cx;
+    const int isa = al_pg_isa_for(0);
+    const double nscr = AL_SFN(attn_bwd_scratch)(isa, Tq, Tv, D, Dv, query_mask != NULL);
+    const int nt = AL_SFN(attn_team_size)(B, Tq, Tv, D, Dv);
+    cx.scr = AL_SFN(attn_scratch)(nscr, nt);
+    if (cx.scr == NULL) return AL_ERR_NOMEM;
+    cx.dq = dq; cx.dk = dk; cx.dv = dv; cx.da_part = da_part; cx.part = part;
+    cx.weights = weights; cx.dout = dout; cx.dweights = dweights; cx.q = q; cx.k = k; cx.v = v;
+    cx.a = a; cx.query_mask = query_mask; cx.scale = scale; cx.c = cw;
+    cx.B = B; cx.Tq = Tq; cx.Tv = Tv; cx.D = D; cx.Dv = Dv; cx.nscr = (size_t)nscr + 8;
+    cx.mode = mode; cx.isa = isa;
+    al_team_go(nt, AL_SFN(attn_bwd_work), &cx, NULL);
+    free(cx.scr);
+    return AL_OK;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -349,9 +551,9 @@ int AL_FN(dot_attention_backward)(real *dq, real *dk, real *dv, real *dscale,
                                   const uint8_t *query_mask,
                                   size_t B, size_t Tq, size_t Tv, size_t D, size_t Dv,
                                   real scale, real concat_score_weight, int score_mode) {
-    size_t b, n;
-    double acc_scale = 0.0, acc_cw = 0.0;
-    real *dS;
+    size_t b;
+    double acc_scale = 0.0, acc_cw = 0.0, *part;
+    int status;
     if (score_mode != AL_SCORE_DOT && score_mode != AL_SCORE_CONCAT) return AL_ERR_ARG;
     if (B == 0 || Tq == 0 || Tv == 0) {     /* no score: every gradient is 0 */
         AL_SFN(attn_zero)(dq, B * Tq * D);
@@ -361,33 +563,24 @@ int AL_FN(dot_attention_backward)(real *dq, real *dk, real *dv, real *dscale,
         if (dconcat_score_weight != NULL) *dconcat_score_weight = (real)0;
         return AL_OK;
     }
-    dS = (real *)malloc(Tq * Tv * sizeof(real));
-    if (dS == NULL) return AL_ERR_NOMEM;
-    for (b = 0; b < B; b++) {
-        const real *qb = q + b * Tq * D, *kb = k + b * Tv * D, *vb = v + b * Tv * Dv;
-        real *dqb = dq + b * Tq * D, *dkb = dk + b * Tv * D;
-        AL_SFN(attn_softmax_backward)(dS, dv + b * Tv * Dv, weights + b * Tq * Tv,
-                                      dout + b * Tq * Dv,
-                                      dweights ? dweights + b * Tq * Tv : NULL, vb,
-                                      query_mask ? query_mask + b * Tq : NULL, Tq, Tv, Dv);
-        if (score_mode == AL_SCORE_DOT) {
-            AL_SFN(al_gemm)(0, 0, Tq, D, Tv, (real)1, dS, Tv, kb, D, (real)0, dqb, D);
-            /* sum(Q * G): 8 partial sums (in order it was a dependent chain of adds, 5% of a
-             * (8, 256, 256, 256) forward + backward) */
-            acc_scale += (double)AL_SFN(attn_dot8)(qb, dqb, Tq * D);
-            if (scale != (real)1) {
-                for (n = 0; n < Tq * D; n++) dqb[n] *= scale;
-            }
-            AL_SFN(al_gemm)(1, 0, Tv, D, Tq, scale, dS, Tv, qb, D, (real)0, dkb, D);
-        } else {
-            AL_SFN(attn_tanh_scores_backward)(dqb, dkb, NULL, &acc_scale, &acc_cw, dS, qb, kb,
-                                              NULL, scale, concat_score_weight, Tq, Tv, D);
+    part = (double *)malloc(2 * B * sizeof(double));
+    if (part == NULL) return AL_ERR_NOMEM;
+    status = AL_SFN(attn_backward_core)(dq, dk, dv, part, NULL, weights, dout, dweights, q, k, v,
+                                        query_mask, NULL, scale, concat_score_weight,
+                                        score_mode == AL_SCORE_DOT ? AL_ATTN_BWD_DOT
+                                                                   : AL_ATTN_BWD_CONCAT,
+                                        B, Tq, Tv, D, Dv);
+    if (status == AL_OK) {
+        /* the samples' partial sums in order */
+        for (b = 0; b < B; b++) {
+            acc_scale += part[2 * b];
+            if (score_mode == AL_SCORE_CONCAT) acc_cw += part[2 * b + 1];
         }
+        if (dscale != NULL) *dscale = (real)acc_scale;
+        if (dconcat_score_weight != NULL) *dconcat_score_weight = (real)acc_cw;
     }
-    free(dS);
-    if (dscale != NULL) *dscale = (real)acc_scale;
-    if (dconcat_score_weight != NULL) *dconcat_score_weight = (real)acc_cw;
-    return AL_OK;
+    free(part);
+    return status;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -431,8 +624,10 @@ int AL_FN(additive_attention_backward)(real *dq, real *dk, real *dv, real *dscal
                                        const real *q, const real *k, const real *v,
                                        const uint8_t *query_mask, const real *scale,
                                        size_t B, size_t Tq, size_t Tv, size_t U, size_t Dv) {
-    size_t b;
-    real *dS;
+    size_t b, u;
+    real *da_part = NULL;
+    double *part;
+    int status;
     if (dscale != NULL) AL_SFN(attn_zero)(dscale, U);
     if (B == 0 || Tq == 0 || Tv == 0) {     /* no score: every gradient is 0 */
         AL_SFN(attn_zero)(dq, B * Tq * U);
@@ -440,20 +635,24 @@ int AL_FN(additive_attention_backward)(real *dq, real *dk, real *dv, real *dscal
         AL_SFN(attn_zero)(dv, B * Tv * Dv);
         return AL_OK;
     }
-    dS = (real *)malloc(Tq * Tv * sizeof(real));
-    if (dS == NULL) return AL_ERR_NOMEM;
-    for (b = 0; b < B; b++) {
-        AL_SFN(attn_softmax_backward)(dS, dv + b * Tv * Dv, weights + b * Tq * Tv,
-                                      dout + b * Tq * Dv,
-                                      dweights ? dweights + b * Tq * Tv : NULL,
-                                      v + b * Tv * Dv,
-                                      query_mask ? query_mask + b * Tq : NULL, Tq, Tv, Dv);
-        AL_SFN(attn_tanh_scores_backward)(dq + b * Tq * U, dk + b * Tv * U, dscale, NULL, NULL,
-                                          dS, q + b * Tq * U, k + b * Tv * U, scale,
-                                          (real)1, (real)1, Tq, Tv, U);
+    part = (double *)malloc(2 * B * sizeof(double));
+    if (dscale != NULL) da_part = (real *)malloc((B * U > 0 ? B * U : 1) * sizeof(real));
+    if (part == NULL || (dscale != NULL && da_part == NULL)) {
+        free(part);
+        free(da_part);
+        return AL_ERR_NOMEM;
     }
-    free(dS);
-    return AL_OK;
+    status = AL_SFN(attn_backward_core)(dq, dk, dv, part, da_part, weights, dout, dweights, q, k,
+                                        v, query_mask, scale, (real)1, (real)1,
+                                        AL_ATTN_BWD_ADDITIVE, B, Tq, Tv, U, Dv);
+    if (status == AL_OK && dscale != NULL) {
+        /* the samples' partial gradients in order */
+        for (b = 0; b < B; b++)
+            for (u = 0; u < U; u++) dscale[u] += da_part[b * U + u];
+    }
+    free(part);
+    free(da_part);
+    return status;
 }
 
 /*

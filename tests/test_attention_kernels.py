@@ -828,3 +828,149 @@ def test_additive_scalar_scale_gradient():
     grads = api_backward("additive", r, R1, R2)
     assert grads["scale"].shape == ()
     fd_check(f, p, grads, sorted(grads))
+
+
+# ---- the per-sample team and the packed-tile products (sizes where every form runs) ----------
+
+def _autograd_attention(kind, masks):
+    """The forward as autograd (HIPS) code, for the backward's reference: Keras' formulas
+    (the -1e9 mask penalty, softmax, query-masked rows zeroed), every row keeping key 0."""
+    import autograd.numpy as anp
+
+    def forward(q, v, k, scale, cw):
+        if kind == "dot":
+            S = anp.einsum("bid,bjd->bij", q, k) * scale
+        elif kind == "concat":
+            S = cw * anp.sum(anp.tanh(scale * (q[:, :, None, :] + k[:, None, :, :])), -1)
+        else:
+            S = anp.sum(scale * anp.tanh(q[:, :, None, :] + k[:, None, :, :]), -1)
+        B, Tq, Tv = S.shape
+        keep = np.ones((B, Tq, Tv), bool)
+        if "value_mask" in masks:
+            keep &= masks["value_mask"][:, None, :]
+        if "attention_mask" in masks:
+            keep &= masks["attention_mask"]
+        if masks.get("causal"):
+            keep &= np.tril(np.ones((Tq, Tv), bool))[None]
+        S = S - 1e9 * (~keep)
+        e = anp.exp(S - anp.max(S, axis=-1, keepdims=True))
+        P = e / anp.sum(e, axis=-1, keepdims=True)
+        out = anp.einsum("bij,bjd->bid", P, v)
+        if "query_mask" in masks:
+            out = out * masks["query_mask"][:, :, None]
+        return out, P
+
+    return forward
+
+
+def _team_case(D, Dv, seed=70):
+    """B Tq Tv (D + Dv + 8) over attention.c's AL_ATTN_TEAM_MIN (2**21), so 2 threads split
+    the samples; Tv = 131 (whole packed panels and a partial one on every path)."""
+    g = rng(seed)
+    Tq, Tv = 37, 131
+    B = max(3, -(-2 ** 21 // (Tq * Tv * (D + Dv + 8))) + 1)
+    a = 1.0 / max(D, 1) ** 0.25
+    x = {"query": a * g.normal(size=(B, Tq, D)), "value": g.normal(size=(B, Tv, Dv)),
+         "key": a * g.normal(size=(B, Tv, D))}
+    vm = g.random((B, Tv)) > 0.3
+    am = g.random((B, Tq, Tv)) > 0.2
+    vm[:, 0] = True
+    am[..., 0] = True
+    qm = g.random((B, Tq)) > 0.2
+    masks = {"value_mask": vm, "attention_mask": am, "query_mask": qm, "causal": True}
+    return g, x, masks
+
+
+@pytest.mark.parametrize("kind", ["dot", "concat", "additive"])
+@pytest.mark.parametrize("D,Dv", [(70, 66), (20, 9)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_backward_matches_autograd_on_the_team(kind, D, Dv, threads):
+    """Forward and backward (float64) against autograd through Keras' formulas, at sizes where
+    the samples split over a team of 2 and the backward's dV = P^T G and dK = dS^T Q take both
+    forms (packed from 64 float32 / 32 float64 columns, transposes below), with every mask,
+    a returned-scores gradient and scale weights."""
+    import autograd
+    import attnlstm
+    g, x, masks = _team_case(D, Dv)
+    if kind == "dot":
+        scale, cw = 0.7, 1.0
+    elif kind == "concat":
+        scale, cw = 0.6, 1.3
+    else:
+        scale, cw = g.normal(size=(D,)), 1.0
+    forward = _autograd_attention(kind, masks)
+    B = x["query"].shape[0]
+    G = g.normal(size=(B, 37, Dv))
+    GW = g.normal(size=(B, 37, 131))
+
+    def loss(q, v, k, s, c):
+        out, P = forward(q, v, k, s, c)
+        return (out * G).sum() + (P * GW).sum()
+
+    want_out, want_w = forward(x["query"], x["value"], x["key"], scale, cw)
+    want = autograd.grad(loss, [0, 1, 2, 3, 4])(x["query"], x["value"], x["key"], scale, cw)
+    m = dict(masks)
+    causal = m.pop("causal")
+    old = attnlstm.get_num_threads()
+    attnlstm.set_num_threads(threads)
+    try:
+        if kind == "additive":
+            saved = A.additive_attention_forward(x["query"], x["value"], x["key"], scale=scale,
+                                                 use_causal_mask=causal, **m)
+            got = A.additive_attention_backward(saved, G, GW)
+        else:
+            saved = A.dot_attention_forward(x["query"], x["value"], x["key"],
+                                            scale=np.array(scale), score_mode=kind,
+                                            concat_score_weight=(np.array(cw) if kind == "concat"
+                                                                 else None),
+                                            use_causal_mask=causal, **m)
+            got = A.dot_attention_backward(saved, G, GW)
+    finally:
+        attnlstm.set_num_threads(old)
+    np.testing.assert_allclose(saved["outputs"], want_out, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(saved["attention_scores"], want_w, rtol=0, atol=1e-12)
+    names = ["query", "value", "key", "scale"] + (["concat_score_weight"] if kind == "concat"
+                                                 else [])
+    for n in names:
+        ref = want[names.index(n)] if n != "concat_score_weight" else want[4]
+        tol = 1e-10 * max(np.abs(ref).max(), 1.0)
+        np.testing.assert_allclose(got[n], ref, rtol=0, atol=tol, err_msg=n)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["dot", "concat", "additive"])
+def test_same_bits_on_one_and_two_threads(dtype, kind):
+    """Outputs, weights and every gradient are the same bits whether the samples run on one
+    thread or split among a team of two (each sample's products on one thread on attnlstm's
+    tiles, the per-sample partial sums of the scale gradients added in sample order)."""
+    import attnlstm
+    g, x, masks = _team_case(70, 66, seed=71)
+    x = {k: v.astype(dtype) for k, v in x.items()}
+    m = dict(masks)
+    causal = m.pop("causal")
+    G = g.normal(size=(x["query"].shape[0], 37, 66)).astype(dtype)
+    res = []
+    old = attnlstm.get_num_threads()
+    try:
+        for threads in (1, 2):
+            attnlstm.set_num_threads(threads)
+            if kind == "additive":
+                s = A.additive_attention_forward(x["query"], x["value"], x["key"],
+                                                 scale=g.normal(size=70).astype(dtype)
+                                                 if not res else res[0][0]["scale"],
+                                                 use_causal_mask=causal, **m)
+                d = A.additive_attention_backward(s, G)
+            else:
+                s = A.dot_attention_forward(x["query"], x["value"], x["key"],
+                                            scale=np.array(0.8, dtype), score_mode=kind,
+                                            use_causal_mask=causal, **m)
+                d = A.dot_attention_backward(s, G)
+            res.append((s, d))
+    finally:
+        attnlstm.set_num_threads(old)
+    (s1, d1), (s2, d2) = res
+    np.testing.assert_array_equal(s1["outputs"], s2["outputs"])
+    np.testing.assert_array_equal(s1["attention_scores"], s2["attention_scores"])
+    assert set(d1) == set(d2)
+    for k in d1:
+        np.testing.assert_array_equal(d1[k], d2[k], err_msg=k)
