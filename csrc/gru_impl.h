@@ -212,8 +212,9 @@ static void AL_SFN(gru_fwd_rows)(const AL_SFN(gru_fwd_ctx) *c, size_t b0, size_t
             for (b = b0; b < b1; b++)
                 for (j = 0; j < NA; j++) tmp[b * G + j] = bh ? bh[j] : (real)0;
         } else if (rec_mask == NULL) {
-            AL_SFN(al_pg_gemm)(isa, tmp + b0 * G, G, hprev + b0 * ldh, ldh, 1, PA, 0, bh, 0, M,
-                               NA, H);
+            /* odd steps take U's panels in descending order (lstm_fwd_fused's reason) */
+            AL_SFN(al_pg_gemm_ps_dir)(isa, tmp + b0 * G, G, hprev + b0 * ldh, ldh, 1, PA, 0,
+                                      H * AL_SFN(al_pg_nc)(isa), bh, 0, M, NA, H, (int)(s & 1));
         } else {
             for (b = b0; b < b1; b++) {
                 const real *hp = hprev + b * ldh, *q = rec_mask + b * G;
@@ -279,7 +280,7 @@ static void AL_SFN(gru_fwd_units)(AL_SFN(gru_fwd_ctx) *c, int tid, int nt) {
     const size_t nb = c->reset_after ? 3 : 2;
     const int activation = c->activation, recurrent_activation = c->recurrent_activation;
     const int reset_after = c->reset_after, go_backwards = c->go_backwards, isa = c->isa;
-    size_t r0, r1, p0, p1, u0, u1, n, s, b, j, k;
+    size_t r0, r1, p0, p1, u0, u1, n, s, b, j, kk;
 
     al_split(B * T, nt, tid, &r0, &r1);
     if (r1 > r0)
@@ -295,14 +296,17 @@ static void AL_SFN(gru_fwd_units)(AL_SFN(gru_fwd_ctx) *c, int tid, int nt) {
         const real *hprev = (s == 0) ? h0 : hs + (s - 1) * H;
         const size_t ldh = (s == 0) ? H : T * H;
         /* tmp[:, k H + u0 .. k H + u1) = bh + h_{t-1} U for the gate blocks of PA */
-        for (k = 0; k < nb && n > 0; k++) {
-            const size_t col = k * H + u0;
+        for (kk = 0; kk < nb && n > 0; kk++) {
+            /* odd steps take the gate blocks and their panels in descending order (the
+             * panels used last are still cached when the next step starts: lstm_fwd_fused) */
+            const size_t col = ((s & 1) ? nb - 1 - kk : kk) * H + u0;
             if (hprev == NULL) {
                 for (b = 0; b < B; b++)
                     for (j = 0; j < n; j++) tmp[b * G + col + j] = bh ? bh[col + j] : (real)0;
             } else {
-                AL_SFN(al_pg_gemm)(isa, tmp + col, G, hprev, ldh, 1, PA + (col / nc) * H * nc, 0,
-                                   bh ? bh + col : NULL, 0, B, n, H);
+                AL_SFN(al_pg_gemm_ps_dir)(isa, tmp + col, G, hprev, ldh, 1,
+                                          PA + (col / nc) * H * nc, 0, H * nc,
+                                          bh ? bh + col : NULL, 0, B, n, H, (int)(s & 1));
             }
         }
         for (b = 0; b < B && n > 0; b++) {
@@ -626,8 +630,10 @@ static void AL_SFN(gru_bwd_rows)(const AL_SFN(gru_bwd_ctx) *c, size_t b0, size_t
         }
         /* dh_{t-1} = dir + sum_k (dZh_k U_k^T) q_k over the NA columns */
         if (rec_mask == NULL) {
-            AL_SFN(al_pg_gemm)(isa, tmp + b0 * G, G, dZh + (b0 * T + t) * G, T * G, 1, QA, 0,
-                               NULL, 0, M, H, NA);
+            /* odd steps take the panels in descending order (lstm_fwd_fused's reason) */
+            AL_SFN(al_pg_gemm_ps_dir)(isa, tmp + b0 * G, G, dZh + (b0 * T + t) * G, T * G, 1, QA,
+                                      0, NA * AL_SFN(al_pg_nc)(isa), NULL, 0, M, H, NA,
+                                      (int)(s & 1));
             for (b = b0; b < b1; b++) {
                 real *dhb = dh + b * H;
                 const real *di = dir + b * H, *tb = tmp + b * G;

@@ -38,6 +38,7 @@ typedef struct {
     int act, ract;
     int pf_l2;                           /* the packed W and U outgrow the L2: the tiles fetch
                                             the next block into it ahead (lstm_panel_k) */
+    int rev;                             /* panels in descending order (odd steps) */
 } AL_SFN(lstm_cell_args);
 
 /* The cell on n lanes: z [i|f|c|o] pre-activations in (gate k of lane j at z[k*S + j]),
@@ -265,18 +266,24 @@ static void AL_SFN(lstm_cell_step)(int isa, const AL_SFN(lstm_cell_args) *a, siz
         NULL, AL_SFN(lstm_cell_r1_gen), AL_SFN(lstm_cell_r2_gen), AL_SFN(lstm_cell_r3_gen)};
     const size_t L = AL_SFN(al_cell_lanes)(isa), rmax = 3;
     const size_t M = r1 - r0, ntile = (M + rmax - 1) / rmax;
-    size_t p, i, r;
+    size_t p, i, r, j;
     if (M == 0) return;
 #if AL_PG_X86
     if (M == 1 && isa == AL_PG_AVX512) {
         /* one row: four panels per tile (lstm_cell_panels1) */
-        for (p = p0; p < p1; p += 4)
+        const size_t ng = (p1 - p0 + 3) / 4;
+        size_t g;
+        for (g = 0; g < ng; g++) {
+            p = p0 + 4 * (a->rev ? ng - 1 - g : g);
             AL_SFN(lstm_cell_panels1_512)(a, r0, p, p1 - p < 4 ? p1 - p : 4);
+        }
         return;
     }
 #endif
-    for (p = p0; p < p1; p++) {
-        const size_t n = a->H - p * L < L ? a->H - p * L : L;
+    for (j = 0; j < p1 - p0; j++) {
+        size_t n;
+        p = a->rev ? p1 - 1 - j : p0 + j;
+        n = a->H - p * L < L ? a->H - p * L : L;
 #if AL_PG_X86
         if (isa == AL_PG_AVX2) {
             AL_SFN(lstm_cell_panel_256)(a, r0, r1, p, n);

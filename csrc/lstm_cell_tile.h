@@ -360,10 +360,11 @@ AL_CT_NAME(lstm_cell_panel)(const AL_SFN(lstm_cell_args) *a, size_t r0, size_t r
                                      a->pf_l2);
         if (a->h != NULL) {
             /* what the last chunk streams next: the following panel's first block */
-            const int more = ci + 1 == nchunk && (p + 1) * AL_CT_L < H;
+            const size_t pn = a->rev ? p - 1 : p + 1;    /* the panel the step takes next */
+            const int more = ci + 1 == nchunk && (a->rev ? p > 0 : (p + 1) * AL_CT_L < H);
             const real *next = !more ? NULL
-                               : xin ? a->pW + (p + 1) * D * 4 * AL_CT_L
-                                     : a->pU + (p + 1) * H * 4 * AL_CT_L;
+                               : xin ? a->pW + pn * D * 4 * AL_CT_L
+                                     : a->pU + pn * H * 4 * AL_CT_L;
             AL_CT_NAME(lstm_panel_k)(zb, M, a->h + c0 * a->ldh, a->ldh,
                                      a->pU + p * H * 4 * AL_CT_L, H, next, xin ? D : H,
                                      a->pf_l2);

@@ -146,6 +146,12 @@ static void AL_SFN(lstm_fwd_fused)(AL_SFN(lstm_fwd_ctx) *c, int tid, int nt, siz
     a.pf_l2 = al_u_outgrows_l2(4 * H * (H + (c->pWg != NULL ? D : 0)) * sizeof(real));
     for (s = 0; s < T; s++) {
         const size_t t = c->go_backwards ? T - 1 - s : s;
+        /* Odd steps take the panels in descending order: the panels a step used last are the
+         * ones still in the L2 when the next one starts (ascending every step, a U larger than
+         * the L2 missed it on every panel). Each panel's units are computed alone, so the bits
+         * do not change. Measured: (1, 50, 64, 512) 9.2-9.4 -> 6.9-7.0 ms, (8, 50, 64, 512)
+         * 15.4-15.8 -> 13.2-13.4 (benchmarks/NOTES.md). */
+        a.rev = (int)(s & 1);
         a.x = c->x + t * D;
         a.h = s == 0 ? c->h0 : c->hs + (s - 1) * H;
         a.ldh = s == 0 ? H : T * H;
@@ -617,8 +623,11 @@ static void AL_SFN(lstm_bwd_loop)(AL_SFN(lstm_bwd_ctx) *c, size_t b0, size_t b1,
             /* tmp[b0:b1, u0:u1] = dz_t[b0:b1] (rows at stride T*4H) @ U^T[:, u0:u1]; u0 is a
              * panel boundary */
             const size_t nc = AL_SFN(al_pg_nc)(c->isa);
-            AL_SFN(al_pg_gemm)(c->isa, tmp + b0 * HW + u0, HW, dZ + (b0 * T + t) * G, T * G, 1,
-                       c->pUt + (u0 / nc) * G * nc, 0, NULL, 0, b1 - b0, n, G);
+            /* odd steps take U^T's panels in descending order (the forward's reason,
+             * lstm_fwd_fused) */
+            AL_SFN(al_pg_gemm_ps_dir)(c->isa, tmp + b0 * HW + u0, HW, dZ + (b0 * T + t) * G,
+                                      T * G, 1, c->pUt + (u0 / nc) * G * nc, 0, G * nc, NULL, 0,
+                                      b1 - b0, n, G, (int)(s & 1));
         } else {
             /* tmp[b0:b1, kH+u0 : kH+u1] = dz_k (rows at stride T*4H) @ U_k^T[:, u0:u1], per
              * gate */

@@ -303,11 +303,14 @@ static const AL_SFN(al_pg_tile_fn) *AL_SFN(al_pg_tiles)(int isa) {
  * matrix). ldp = 0 for a packed P; ldp > 0 reads an unpacked (K, N) P with row stride ldp
  * (N must then be a multiple of the panel width). Any AL_PG_* path. Panels
  * outermost (a panel stays in L1/L2 across the row tiles); rows split into ceil(M / rmax)
- * tiles of near-equal height.
+ * tiles of near-equal height. rev: the panels in descending order (each panel's columns are
+ * computed alone, so the same bits): a recurrence whose operand outgrows the L2 alternates the
+ * order step by step, so the panels it used last are still cached when the next step starts.
  */
-static void AL_SFN(al_pg_gemm_ps)(int isa, real *C, size_t ldc, const real *A, size_t lda,
-                                  size_t ak, const real *P, size_t ldp, size_t ps,
-                                  const real *bias, int beta, size_t M, size_t N, size_t K) {
+static void AL_SFN(al_pg_gemm_ps_dir)(int isa, real *C, size_t ldc, const real *A, size_t lda,
+                                      size_t ak, const real *P, size_t ldp, size_t ps,
+                                      const real *bias, int beta, size_t M, size_t N, size_t K,
+                                      int rev) {
     const AL_SFN(al_pg_tile_fn) *fn = AL_SFN(al_pg_tiles)(isa);
     const size_t nc = AL_SFN(al_pg_nc)(isa), rmax = al_pg_rmax(isa);
     const size_t ntile = (M + rmax - 1) / rmax;
@@ -315,8 +318,8 @@ static void AL_SFN(al_pg_gemm_ps)(int isa, real *C, size_t ldc, const real *A, s
      * (the backward's weight gradients have K = B*T); a block after the first continues from
      * the C the previous one stored, which is the accumulator's exact value: the same chain
      * over k, so the same bits as one block. */
-    const size_t kb = AL_PG_KBLOCK_BYTES / (nc * sizeof(real));
-    size_t n0, p, k0;
+    const size_t kb = AL_PG_KBLOCK_BYTES / (nc * sizeof(real)), np = (N + nc - 1) / nc;
+    size_t j, k0;
     if (M == 0) return;
     if (ak != 1 && lda == 1 && K > 0 && (N > nc || ak * sizeof(real) >= 4096)) {
         /* A transposed (A[m][k] at A + m + k ak: the backward's dZ^T): each k of a row tile
@@ -330,9 +333,10 @@ static void AL_SFN(al_pg_gemm_ps)(int isa, real *C, size_t ldc, const real *A, s
             for (k0 = 0; k0 < K; k0 += AL_PG_AKB) {
                 const size_t kl = K - k0 < AL_PG_AKB ? K - k0 : AL_PG_AKB;
                 AL_SFN(al_pg_transpose)(abuf, kl, A + k0 * ak, ak, kl, M);
-                AL_SFN(al_pg_gemm_ps)(isa, C, ldc, abuf, kl, 1,
-                                      ldp ? P + k0 * ldp : P + k0 * nc, ldp, ps,
-                                      k0 == 0 ? bias : NULL, k0 == 0 ? beta : 1, M, N, kl);
+                AL_SFN(al_pg_gemm_ps_dir)(isa, C, ldc, abuf, kl, 1,
+                                          ldp ? P + k0 * ldp : P + k0 * nc, ldp, ps,
+                                          k0 == 0 ? bias : NULL, k0 == 0 ? beta : 1, M, N, kl,
+                                          rev);
             }
             free(abuf);
             return;
@@ -342,7 +346,8 @@ static void AL_SFN(al_pg_gemm_ps)(int isa, real *C, size_t ldc, const real *A, s
         const size_t kl = K - k0 < kb ? K - k0 : kb;
         const real *bk = k0 == 0 ? bias : NULL;
         const int betak = k0 == 0 ? beta : 1;
-        for (p = 0, n0 = 0; n0 < N; p++, n0 += nc) {
+        for (j = 0; j < np; j++) {
+            const size_t p = rev ? np - 1 - j : j, n0 = p * nc;
             const size_t w = N - n0 < nc ? N - n0 : nc;
             const real *Pp = ldp ? P + n0 + k0 * ldp : P + p * ps + k0 * nc;
             size_t i, r0 = 0;
@@ -356,6 +361,13 @@ static void AL_SFN(al_pg_gemm_ps)(int isa, real *C, size_t ldc, const real *A, s
         }
         if (K == 0) break;
     }
+}
+
+/* al_pg_gemm_ps_dir with the panels in ascending order. */
+static void AL_SFN(al_pg_gemm_ps)(int isa, real *C, size_t ldc, const real *A, size_t lda,
+                                  size_t ak, const real *P, size_t ldp, size_t ps,
+                                  const real *bias, int beta, size_t M, size_t N, size_t K) {
+    AL_SFN(al_pg_gemm_ps_dir)(isa, C, ldc, A, lda, ak, P, ldp, ps, bias, beta, M, N, K, 0);
 }
 
 /* One product of al_pg_gemm_tn: C (M, N; ldc) = A^T Z, A (K, M; row stride lda). */
