@@ -19,6 +19,13 @@ Measured (2026-12-07, attnlstm LSTM forward (1, 50, 64, 64) float32, 1 thread, m
 74 us back to back, 208 us after a 5 ms sleep, 70 us after a 5 ms busy-wait; at (1, 50, 64, 512)
 on 2 threads 3.9 ms after a busy-wait, while the sleeping harness's median was 8.6 ms. The pause
 is there for the other runtimes' idle threads to stop spinning, not to cool the caller's core.
+
+After it, at every thread count, `quiesce` keeps waiting (busy, up to 0.5 s) until the
+process's other threads used under 5% of a core over a 2 ms window: TensorFlow goes on working
+for tens of ms after an eager Keras call returns. Measured (2026-12-07, LSTM forward+backward
+(64, 200, 64, 256) float32, 2 threads, rounds of attnlstm, PyTorch and Keras eager with the
+5 ms pause only): attnlstm 221-229 ms, against 163 ms in rounds without Keras; with a 50 ms
+pause after the Keras call 152 ms; with `quiesce` 154 ms (PyTorch 190-204 ms in all four).
 """
 import time
 
@@ -32,6 +39,9 @@ WARMUP = 1
 SLOW_S = 1.0
 MIN_RUNS_SLOW = 2
 SETTLE_S = 0.005     # pause before each timed call with more than one thread (see above)
+QUIESCE_MAX_S = 0.5  # then, at every thread count, wait for the other threads to go idle ...
+QUIESCE_WINDOW_S = 0.002   # ... judged over windows of this long ...
+QUIESCE_FRAC = 0.05        # ... in which they used under this fraction of a core
 
 
 def settle(seconds):
@@ -40,6 +50,22 @@ def settle(seconds):
     t_end = time.perf_counter() + seconds
     while time.perf_counter() < t_end:
         pass
+
+
+def quiesce(min_s, max_s=QUIESCE_MAX_S, window_s=QUIESCE_WINDOW_S, busy_frac=QUIESCE_FRAC):
+    """Busy-wait at least `min_s`, then until the process's other threads (the runtimes'
+    pools, TensorFlow's background work) used under `busy_frac` of a core over the last
+    `window_s`, or `max_s` in all. Returns the seconds waited. CPU times from
+    CLOCK_PROCESS_CPUTIME_ID (every thread) minus CLOCK_THREAD_CPUTIME_ID (the caller)."""
+    t0 = time.perf_counter()
+    settle(min_s)
+    while time.perf_counter() - t0 < max_s:
+        w0, p0, c0 = time.perf_counter(), time.process_time(), time.thread_time()
+        settle(window_s)
+        others = (time.process_time() - p0) - (time.thread_time() - c0)
+        if others <= busy_frac * (time.perf_counter() - w0):
+            break
+    return time.perf_counter() - t0
 
 
 def stats(times):
@@ -69,8 +95,7 @@ def race(fns, min_runs=MIN_RUNS, max_runs=MAX_RUNS, budget=BUDGET_S, warmup=WARM
     while live:
         for name in list(live):
             fn = live[name]
-            if settle_s > 0:
-                settle(settle_s)
+            quiesce(settle_s)
             try:
                 t0 = time.perf_counter()
                 fn()
