@@ -16,6 +16,9 @@
  * samples among the pool's threads: below it, handing out the work costs more than it saves. */
 #define AL_ATTN_TEAM_MIN 2097152.0
 
+/* The score kind of attn_backward_core (attention_impl.h). */
+enum { AL_ATTN_BWD_DOT = 0, AL_ATTN_BWD_CONCAT = 1, AL_ATTN_BWD_ADDITIVE = 2 };
+
 /* No code here reads floating-point exception flags; telling GCC so lets it turn the
  * clamp in the vectorised tanh (al_tanh_v, al_math.h) into a select instead of a branch, which
  * otherwise keeps the AVX2 and baseline loops scalar. Results are unchanged.

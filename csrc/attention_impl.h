@@ -224,16 +224,14 @@ static int AL_SFN(attn_team_size)(size_t B, size_t Tq, size_t Tv, size_t D, size
     return nt < 1 ? 1 : nt;
 }
 
-/* C (M, N; ldc) = A (M, K; lda) P (P = al_pg_pack of a (K, N) operand): 0 when K == 0. */
-static void AL_SFN(attn_pg_gemm)(int isa, real *C, size_t ldc, const real *A, size_t lda,
-                                 const real *P, size_t M, size_t N, size_t K) {
-    size_t i, j;
-    if (K == 0) {
-        for (i = 0; i < M; i++)
-            for (j = 0; j < N; j++) C[i * ldc + j] = (real)0;
-        return;
-    }
-    AL_SFN(al_pg_gemm)(isa, C, ldc, A, lda, 1, P, 0, NULL, 0, M, N, K);
+/* Reals of a packed (K, N) operand (al_pg_size in double, for the overflow check) and of
+ * al_bmm_product's buffer. */
+static double AL_SFN(attn_pg_reals)(int isa, size_t K, size_t N) {
+    const double nc = (double)AL_SFN(al_pg_nc)(isa);
+    return ceil((double)N / nc) * nc * (double)K;
+}
+static double AL_SFN(attn_nbuf_reals)(int isa, size_t K, size_t N) {
+    return N < AL_BMM_DOT_N ? (double)N * K : AL_SFN(attn_pg_reals)(isa, K, N);
 }
 
 /* out (N, M; ldo) = Bm^T A for A (K, M; lda) and Bm (K, N; ldb) row-major (the backward's
@@ -241,17 +239,10 @@ static void AL_SFN(attn_pg_gemm)(int isa, real *C, size_t ldc, const real *A, si
  * Bm^T read in place as the tiles' transposed row operand (al_pg_gemm with ak = ldb). Below
  * it, as MHA's dv and dk (mha_bwd_block): At (M, K) = A^T, oT (M, N) = At Bm on the tiles
  * reading Bm's whole panels in place (al_bmm_gemm_rm: the long axis N is the panel axis),
- * out = oT^T. Scratch: At (al_pg_size(isa, K, M) reals, at least M K), oT (M N), tail (K nc).
- * 0 when K == 0. */
+ * out = oT^T. Scratch: At (al_pg_size(isa, K, M) reals, at least M K), oT (M N), tail (K nc). */
 static void AL_SFN(attn_tn)(int isa, real *out, size_t ldo, const real *A, size_t lda,
                             const real *Bm, size_t ldb, real *At, real *oT, real *tail, size_t M,
                             size_t N, size_t K) {
-    size_t i, j;
-    if (K == 0) {
-        for (i = 0; i < N; i++)
-            for (j = 0; j < M; j++) out[i * ldo + j] = (real)0;
-        return;
-    }
     if (M >= AL_BMM_DOT_N) {
         /* measured: 13-30% faster than the transposes from M = 64 float32 columns; 1.2-2.4x
          * slower below (the panel mostly padding at M = 8 to 32; benchmarks/NOTES.md) */
@@ -288,8 +279,8 @@ static void AL_SFN(attn_fwd_sample)(const AL_SFN(attn_fwd_ctx) *c, size_t b, rea
     real *P = scr, *vbuf = scr + c->np;
     size_t i, j;
     if (!c->tanh_mode) {
-        if (D > 0) AL_SFN(al_pg_pack)(c->isa, P, kb, D, 1, D, Tv);
-        AL_SFN(attn_pg_gemm)(c->isa, W, Tv, qb, D, P, Tq, Tv, D);
+        AL_SFN(al_pg_pack)(c->isa, P, kb, D, 1, D, Tv);
+        AL_SFN(al_pg_gemm)(c->isa, W, Tv, qb, D, 1, P, 0, NULL, 0, Tq, Tv, D);
         /* Keras multiplies after the product: matmul(q, k^T) * scale (x * 1 is exact). */
         if (c->scale != (real)1) {
             for (j = 0; j < Tq * Tv; j++) W[j] *= c->scale;
@@ -344,12 +335,9 @@ static int AL_SFN(attn_forward_core)(real *out, real *weights,
         return AL_OK;
     }
     if (B == 0) return AL_OK;
-    /* packed K^T: ceil(Tv / nc) nc D; tanh keys: (D + 1) Tvp; the context's buffer */
-    np = tanh_mode ? ((double)D + 1.0) * (double)Tvp
-                   : ceil((double)Tv / AL_SFN(al_pg_nc)(isa)) * AL_SFN(al_pg_nc)(isa) * (double)D;
-    nscr = np + (Dv < AL_BMM_DOT_N ? (double)Dv * Tv
-                                   : ceil((double)Dv / AL_SFN(al_pg_nc)(isa)) *
-                                         AL_SFN(al_pg_nc)(isa) * (double)Tv);
+    /* packed K^T, or the tanh mode's transposed keys ((D + 1) Tvp); the context's buffer */
+    np = tanh_mode ? ((double)D + 1.0) * (double)Tvp : AL_SFN(attn_pg_reals)(isa, D, Tv);
+    nscr = np + AL_SFN(attn_nbuf_reals)(isa, Tv, Dv);
     nt = AL_SFN(attn_team_size)(B, Tq, Tv, D, Dv);
     cx.scr = AL_SFN(attn_scratch)(nscr, nt);
     if (cx.scr == NULL) return AL_ERR_NOMEM;
@@ -369,12 +357,6 @@ static int AL_SFN(attn_forward_core)(real *out, real *weights,
  * sums of the scalar (or, additive, per-unit) score weights' gradients go to `part` / `da_part`
  * and are added in sample order by the caller, so the result does not depend on the split.
  */
-#ifndef AL_ATTN_BWD_DOT
-#define AL_ATTN_BWD_DOT 0
-#define AL_ATTN_BWD_CONCAT 1
-#define AL_ATTN_BWD_ADDITIVE 2
-#endif
-
 typedef struct {
     real *dq, *dk, *dv, *scr;
     real *da_part;              /* additive: (B, U) per-sample gradients of `scale`, or NULL */
@@ -390,12 +372,10 @@ typedef struct {
  * packed V^T / dQ product buffer (in double, for overflow). */
 static double AL_SFN(attn_bwd_scratch)(int isa, size_t Tq, size_t Tv, size_t D, size_t Dv,
                                        int masked) {
-    const double nc = (double)AL_SFN(al_pg_nc)(isa), TT = (double)Tq * Tv;
-    const double DM = (double)(D > Dv ? D : Dv);
-    const double pv = ceil((double)Tv / nc) * nc * (double)Dv;
-    const double pq = D < AL_BMM_DOT_N ? (double)D * Tv : ceil((double)D / nc) * nc * Tv;
-    return TT * (masked ? 2.0 : 1.0) + (ceil(DM / nc) * nc) * Tq + DM * Tv + (double)Tq * nc +
-           (pv > pq ? pv : pq) + 8.0;
+    const size_t DM = D > Dv ? D : Dv;
+    const double pv = AL_SFN(attn_pg_reals)(isa, Dv, Tv), pq = AL_SFN(attn_nbuf_reals)(isa, Tv, D);
+    return (double)Tq * Tv * (masked ? 2.0 : 1.0) + AL_SFN(attn_pg_reals)(isa, Tq, DM) +
+           (double)DM * Tv + (double)Tq * AL_SFN(al_pg_nc)(isa) + (pv > pq ? pv : pq) + 8.0;
 }
 
 /*
@@ -415,8 +395,9 @@ static void AL_SFN(attn_bwd_sample)(const AL_SFN(attn_bwd_ctx) *c, size_t b, rea
     const real *qb = c->q + b * Tq * D, *kb = c->k + b * Tv * D, *vb = c->v + b * Tv * Dv;
     const uint8_t *qmb = c->query_mask ? c->query_mask + b * Tq : NULL;
     real *dqb = c->dq + b * Tq * D, *dkb = c->dk + b * Tv * D;
+    /* the scratch in attn_bwd_scratch's order */
     real *dS = scr, *Wm = dS + TT, *At = Wm + (qmb ? TT : 0);
-    real *oT = At + (DM + AL_SFN(al_pg_nc)(isa) - 1) / AL_SFN(al_pg_nc)(isa) * AL_SFN(al_pg_nc)(isa) * Tq;
+    real *oT = At + AL_SFN(al_pg_size)(isa, Tq, DM);
     real *tail = oT + DM * Tv, *pk = tail + Tq * AL_SFN(al_pg_nc)(isa);
     const real *Wd = W;
     size_t i, j, n;
@@ -429,8 +410,8 @@ static void AL_SFN(attn_bwd_sample)(const AL_SFN(attn_bwd_ctx) *c, size_t b, rea
     }
     AL_SFN(attn_tn)(isa, c->dv + b * Tv * Dv, Dv, doutb, Dv, Wd, Tv, At, oT, tail, Dv, Tv, Tq);
     /* dP = G V^T + dweights, then the softmax backward row by row */
-    if (Dv > 0) AL_SFN(al_pg_pack)(isa, pk, vb, Dv, 1, Dv, Tv);
-    AL_SFN(attn_pg_gemm)(isa, dS, Tv, doutb, Dv, pk, Tq, Tv, Dv);
+    AL_SFN(al_pg_pack)(isa, pk, vb, Dv, 1, Dv, Tv);
+    AL_SFN(al_pg_gemm)(isa, dS, Tv, doutb, Dv, 1, pk, 0, NULL, 0, Tq, Tv, Dv);
     for (i = 0; i < Tq; i++) {
         real *r = dS + i * Tv;
         const real *w = W + i * Tv;
