@@ -354,7 +354,10 @@ def main(argv=None):
                         f"{timing.WARMUP} warm-up call (2 for compiled Keras); with more than "
                         f"one thread an untimed {timing.SETTLE_S * 1e3:g} ms pause before every "
                         f"timed call, so no contender runs beside another's spinning idle "
-                        f"threads"),
+                        f"threads; at every thread count a wait (up to "
+                        f"{timing.QUIESCE_MAX_S:g} s) until the process's other threads are "
+                        f"idle; a contender idle for more than {timing.REWARM_S:g} s makes one "
+                        f"untimed call first (memory freed that long goes back to a VM's host)"),
             "attention_batch": ATT_B, "lstm_input_size": D_LSTM,
             "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}}
     meta.update(_attnlstm_config())

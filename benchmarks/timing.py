@@ -26,6 +26,18 @@ for tens of ms after an eager Keras call returns. Measured (2026-12-07, LSTM for
 (64, 200, 64, 256) float32, 2 threads, rounds of attnlstm, PyTorch and Keras eager with the
 5 ms pause only): attnlstm 221-229 ms, against 163 ms in rounds without Keras; with a 50 ms
 pause after the Keras call 152 ms; with `quiesce` 154 ms (PyTorch 190-204 ms in all four).
+
+A contender whose own previous call ended more than `REWARM_S` ago (the first round, or rounds
+held up by a slow contender such as Keras eager at B=64, T=200) first makes one untimed call.
+Why: on a VM whose balloon driver reports free memory to the host (virtio-balloon
+free-page reporting, on the KVM guest these numbers come from), memory freed for about 2 s goes
+back to the host, and the next first touch of it waits for the host: measured (2026-12-07),
+writing a fresh 110 MB NumPy array took 23 ms back to back, 41 ms after a 2 s pause, 117-297 ms
+after 3-5 s. A contender that allocates large arrays per call pays that when it follows a slow
+one: LSTM forward+backward (64, 200, 64, 256) float32 on 2 threads, attnlstm (about 110 MB of
+fresh arrays per call) took 149 ms back to back and 304-345 ms after a 3 s busy pause, PyTorch
+(many small allocations that glibc keeps) 205 and 211-235 ms. The untimed call leaves every
+contender's timed call the memory a loop of calls would see.
 """
 import time
 
@@ -42,6 +54,7 @@ SETTLE_S = 0.005     # pause before each timed call with more than one thread (s
 QUIESCE_MAX_S = 0.5  # then, at every thread count, wait for the other threads to go idle ...
 QUIESCE_WINDOW_S = 0.002   # ... judged over windows of this long ...
 QUIESCE_FRAC = 0.05        # ... in which they used under this fraction of a core
+REWARM_S = 1.0       # a contender idle longer than this gets one untimed call first (see above)
 
 
 def settle(seconds):
@@ -76,17 +89,18 @@ def stats(times):
 
 
 def race(fns, min_runs=MIN_RUNS, max_runs=MAX_RUNS, budget=BUDGET_S, warmup=WARMUP,
-         slow_s=SLOW_S, min_runs_slow=MIN_RUNS_SLOW, settle_s=0.0):
+         slow_s=SLOW_S, min_runs_slow=MIN_RUNS_SLOW, settle_s=0.0, rewarm_s=REWARM_S):
     """Time `fns` (name -> zero-argument callable), interleaved, pausing `settle_s` (untimed)
     before each timed call. Returns name -> stats dict, or name -> {"error": "..."} when a
     contender raised (its number is then never reported)."""
-    out, live, need = {}, {}, {}
+    out, live, need, last = {}, {}, {}, {}
     for name, fn in fns.items():
         try:
             t0 = time.perf_counter()
             for _ in range(warmup):
                 fn()
             slow = warmup > 0 and (time.perf_counter() - t0) / warmup >= slow_s
+            last[name] = time.perf_counter()
             need[name] = min(min_runs, min_runs_slow) if slow else min_runs
             live[name] = fn
         except Exception as e:  # a contender that fails gets a note, not a number
@@ -95,11 +109,16 @@ def race(fns, min_runs=MIN_RUNS, max_runs=MAX_RUNS, budget=BUDGET_S, warmup=WARM
     while live:
         for name in list(live):
             fn = live[name]
+            if time.perf_counter() - last[name] > rewarm_s:
+                try:
+                    fn()
+                except Exception:
+                    pass   # the timed call below reports it
             quiesce(settle_s)
             try:
                 t0 = time.perf_counter()
                 fn()
-                dt = time.perf_counter() - t0
+                last[name] = t0 + (dt := time.perf_counter() - t0)
             except Exception as e:
                 out[name] = {"error": f"{type(e).__name__}: {e}"[:300]}
                 del live[name]
