@@ -118,18 +118,20 @@ static void AL_SFN(lstm_cell_row)(int isa, real *z, const real *cp, real *h, rea
 static size_t AL_SFN(al_cell_lanes)(int isa) { return AL_SFN(al_pg_nc)(isa) / 4; }
 
 /* P = gate-interleaved M (K, 4H; row stride ldm), al_pg_size(isa, K, 4 * ceil(H / L) * L)
- * elements. K = 1 packs a bias vector. z0 (4H), when not NULL, gets sum_k 0 * M[k] on the way
+ * elements, panels [p0, p1) only (each panel is K * 4L elements at P + p K 4L). K = 1 packs a
+ * bias vector. z0 (4H), when not NULL, gets sum_k 0 * M[k] in the panels' columns on the way
  * (0, or NaN in a column holding NaN or inf: Keras' zeros @ U, see lstm_forward_impl). */
-static void AL_SFN(al_pg_pack_gates_z)(int isa, real *P, const real *M, size_t ldm, size_t K,
-                                       size_t H, real *z0) {
+static void AL_SFN(al_pg_pack_gates_zr)(int isa, real *P, const real *M, size_t ldm, size_t K,
+                                        size_t H, real *z0, size_t p0, size_t p1) {
     const size_t L = AL_SFN(al_cell_lanes)(isa), nc = 4 * L;
     size_t p, k, q, l;
-    if (z0 != NULL) {
-        for (l = 0; l < 4 * H; l++) z0[l] = (real)0;
-    }
-    for (p = 0; p * L < H; p++) {
+    for (p = p0; p < p1 && p * L < H; p++) {
         const size_t w = H - p * L < L ? H - p * L : L;
         real *dst = P + p * K * nc;
+        if (z0 != NULL) {
+            for (q = 0; q < 4; q++)
+                for (l = 0; l < w; l++) z0[q * H + p * L + l] = (real)0;
+        }
         for (k = 0; k < K; k++) {
             for (q = 0; q < 4; q++) {
                 const real *src = M + k * ldm + q * H + p * L;
@@ -147,6 +149,12 @@ static void AL_SFN(al_pg_pack_gates_z)(int isa, real *P, const real *M, size_t l
             }
         }
     }
+}
+
+/* The same, all panels. */
+static void AL_SFN(al_pg_pack_gates_z)(int isa, real *P, const real *M, size_t ldm, size_t K,
+                                       size_t H, real *z0) {
+    AL_SFN(al_pg_pack_gates_zr)(isa, P, M, ldm, K, H, z0, 0, (size_t)-1);
 }
 
 static void AL_SFN(al_pg_pack_gates)(int isa, real *P, const real *M, size_t ldm, size_t K,

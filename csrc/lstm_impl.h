@@ -54,6 +54,10 @@ typedef struct {
      * holding NaN/inf), and pz0 the same gate-interleaved; NULL when it is all 0 (the usual
      * case: step 0 then skips the product) */
     const real *z0, *pz0;
+    /* fused path: the team packs pU (taking z0 into z0w when there is no h0), pWg and pbg,
+     * each thread the panels it uses (al_split of the panels; lstm_fwd_work) */
+    int pack;
+    real *pUw, *pWgw, *pbgw, *z0w;
     int one_step;                    /* T = 1: lstm_fwd_one (W and U read in place, unpacked) */
     real *hd;                        /* (B,4H) workspace with rec_mask (rows per thread) */
     real *xd;                        /* (B*T,D) workspace with dp_mask (rows per thread) */
@@ -124,7 +128,7 @@ static void AL_SFN(lstm_fwd_projection)(AL_SFN(lstm_fwd_ctx) *c, size_t r0, size
  * written (and may be NULL). Projection-first form: the input projection first fills the
  * gates array, which the tiles read. */
 static void AL_SFN(lstm_fwd_fused)(AL_SFN(lstm_fwd_ctx) *c, int tid, int nt, size_t b0,
-                                   size_t b1, size_t p0, size_t p1) {
+                                   size_t b1, size_t p0, size_t p1, const real *pz0) {
     const size_t T = c->T, D = c->D, H = c->H, G = 4 * H, L = AL_SFN(al_cell_lanes)(c->isa);
     const size_t u0 = p0 * L, u1 = p1 * L < H ? p1 * L : H;
     const int zin = c->pWg == NULL && D > 0;
@@ -138,7 +142,7 @@ static void AL_SFN(lstm_fwd_fused)(AL_SFN(lstm_fwd_ctx) *c, int tid, int nt, siz
         if (c->mode == AL_SPLIT_COLS) al_barrier_wait(&c->bar);
     }
     /* the projection adds the bias itself */
-    a.pW = c->pWg; a.pb = zin ? NULL : c->pbg; a.pU = c->pU; a.zin = zin; a.pz0 = c->pz0;
+    a.pW = c->pWg; a.pb = zin ? NULL : c->pbg; a.pU = c->pU; a.zin = zin; a.pz0 = pz0;
     a.ldx = T * D; a.ldz = T * G; a.ldo = T * H; a.ldkeep = T;
     a.D = D; a.H = H; a.act = c->activation; a.ract = c->recurrent_activation;
     /* measured: fetching ahead paid where the panels stream from the L3 (H = 512: 5-10%) and
@@ -243,6 +247,19 @@ static void AL_SFN(lstm_fwd_one)(AL_SFN(lstm_fwd_ctx) *c, size_t b0, size_t b1) 
     }
 }
 
+static int AL_SFN(lstm_any_nonzero)(const real *z, size_t n);
+
+/* Panels [p0, p1) of the fused path's packed weights: U (and z0 = 0 * U's column sums when
+ * there is no h0), and in the concatenated form W and the bias, gate-interleaved. */
+static void AL_SFN(lstm_fwd_pack)(AL_SFN(lstm_fwd_ctx) *c, size_t p0, size_t p1) {
+    const size_t G = 4 * c->H;
+    AL_SFN(al_pg_pack_gates_zr)(c->isa, c->pUw, c->U, G, c->H, c->H, c->z0w, p0, p1);
+    if (c->pWgw != NULL)
+        AL_SFN(al_pg_pack_gates_zr)(c->isa, c->pWgw, c->W, G, c->D, c->H, NULL, p0, p1);
+    if (c->pbgw != NULL)
+        AL_SFN(al_pg_pack_gates_zr)(c->isa, c->pbgw, c->bias, G, 1, c->H, NULL, p0, p1);
+}
+
 /* One thread of the team: rows mode takes chunks of batch rows first come, first served (a
  * thread the OS delays then costs one chunk, not half the call); units mode takes its fixed
  * block of gate-interleaved panels (its steps meet at a barrier). */
@@ -250,13 +267,30 @@ static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
     AL_SFN(lstm_fwd_ctx) *c = (AL_SFN(lstm_fwd_ctx) *)arg;
     const size_t L = AL_SFN(al_cell_lanes)(c->isa);
     const size_t npanel = (c->H + L - 1) / L;
+    const real *pz0 = c->pz0;
     size_t b0, b1, k;
+    if (c->pack) {
+        /* This thread's panels of the packed weights (lstm_fwd_pack). In units mode they are
+         * the panels it then computes with, so they are packed into its own L2; rows mode
+         * reads every panel, after the barrier. z0 needs every column before anyone knows
+         * whether it is all 0. */
+        const size_t G = 4 * c->H;
+        size_t p0, p1;
+        al_split(npanel, nt, tid, &p0, &p1);
+        AL_SFN(lstm_fwd_pack)(c, p0, p1);
+        if (c->mode != AL_SPLIT_COLS || c->z0w != NULL) al_barrier_wait(&c->bar);
+        if (c->z0w != NULL && AL_SFN(lstm_any_nonzero)(c->z0w, G)) {
+            AL_SFN(al_pg_pack_gates_zr)(c->isa, c->z0w + G, c->z0w, G, 1, c->H, NULL, p0, p1);
+            pz0 = c->z0w + G;
+            if (c->mode != AL_SPLIT_COLS) al_barrier_wait(&c->bar);
+        }
+    }
     if (c->mode == AL_SPLIT_ROWS) {
         while ((k = atomic_fetch_add(&c->next, 1)) < c->nchunk) {
             al_split(c->B, (int)c->nchunk, (int)k, &b0, &b1);
             if (c->one_step) AL_SFN(lstm_fwd_one)(c, b0, b1);
             else if (c->pUk != NULL) AL_SFN(lstm_fwd_steps)(c, b0, b1);
-            else AL_SFN(lstm_fwd_fused)(c, tid, nt, b0, b1, 0, npanel);
+            else AL_SFN(lstm_fwd_fused)(c, tid, nt, b0, b1, 0, npanel, pz0);
         }
     } else if (c->one_step) {
         AL_SFN(lstm_fwd_one)(c, 0, c->B);
@@ -264,9 +298,9 @@ static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
         AL_SFN(lstm_fwd_steps)(c, 0, c->B);
     } else if (c->mode == AL_SPLIT_COLS) {
         al_split(npanel, nt, tid, &b0, &b1);
-        AL_SFN(lstm_fwd_fused)(c, tid, nt, 0, c->B, b0, b1);
+        AL_SFN(lstm_fwd_fused)(c, tid, nt, 0, c->B, b0, b1, pz0);
     } else {
-        AL_SFN(lstm_fwd_fused)(c, tid, nt, 0, c->B, 0, npanel);
+        AL_SFN(lstm_fwd_fused)(c, tid, nt, 0, c->B, 0, npanel, pz0);
     }
 #if AL_PG_X86
     /* the fused cell streams the saved gates and a(c) (lstm_cell_tile.h): make those stores
@@ -378,6 +412,7 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
     c.mode = AL_SPLIT_NONE;
     c.pU = NULL; c.pWg = NULL; c.pbg = NULL; c.pW = NULL; c.pWk = NULL; c.pUk = NULL;
     c.nWk = 0; c.nUk = 0; c.hd = NULL; c.xd = NULL; c.z0 = NULL; c.pz0 = NULL; c.one_step = 0;
+    c.pack = 0; c.pUw = NULL; c.pWgw = NULL; c.pbgw = NULL; c.z0w = NULL;
     if (rec_mask != NULL || dp_mask != NULL) {
         /* hd (B,4H) for the dropped h rows, xd (B*T,D) for x * p_k */
         const size_t nh = rec_mask != NULL ? B * G : 0;
@@ -425,17 +460,25 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
         pWk = AL_SFN(lstm_take)(&q, 4 * nwk);
         gw = AL_SFN(lstm_take)(&q, ng);
         z0 = h0 == NULL ? q : NULL;
-        if (pU) AL_SFN(al_pg_pack_gates_z)(c.isa, pU, U, G, H, H, z0);
+        /* the fused path's gate-interleaved blocks are packed by the team (lstm_fwd_work):
+         * each thread its panels, so in units mode they land in the L2 of the core that
+         * reads them, and no thread waits for a serial pack (at (1, 50, 64, 512) on 2 threads
+         * the call's fixed cost was 1.1 ms of 3.2) */
+        if (pU) {
+            c.pack = 1;
+            c.pUw = pU;
+            c.pWgw = pWg;
+            c.pbgw = bias ? pbg : NULL;
+            c.z0w = z0;
+        }
         if (pUk) AL_SFN(lstm_pack_gates4)(c.isa, pUk, U, 0, H, H, nuk);
-        if (pWg) AL_SFN(al_pg_pack_gates)(c.isa, pWg, W, G, D, H);
-        if (pbg && bias) AL_SFN(al_pg_pack_gates)(c.isa, pbg, bias, G, 1, H);
+        if (!pU && pbg && bias) AL_SFN(al_pg_pack_gates)(c.isa, pbg, bias, G, 1, H);
         if (pW) AL_SFN(al_pg_pack)(c.isa, pW, W, G, 0, D, G);
         if (pWk) AL_SFN(lstm_pack_gates4)(c.isa, pWk, W, 0, D, H, nwk);
         c.pU = pU; c.pUk = pUk; c.nUk = nuk; c.pWg = pWg; c.pbg = bias ? pbg : NULL;
         c.pW = pW; c.pWk = pWk; c.nWk = nwk;
         if (gw) c.gates = gw;
-        if (z0 != NULL && (nu > 0 ? AL_SFN(lstm_any_nonzero)(z0, G)
-                                  : AL_SFN(lstm_zero_h_times_U)(z0, U, H))) {
+        if (z0 != NULL && nu == 0 && AL_SFN(lstm_zero_h_times_U)(z0, U, H)) {
             c.z0 = z0;
             c.pz0 = z0 + G;
             AL_SFN(al_pg_pack_gates)(c.isa, z0 + G, z0, G, 1, H);
