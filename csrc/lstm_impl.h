@@ -593,6 +593,8 @@ typedef struct {
     int isa, mode;                  /* AL_PG_* ISA; AL_SPLIT_* mode of the team */
     const real *pUt;               /* packed U^T (4H,H); with rec_mask the four U_k^T (H,H),
                                       nUt elements each */
+    real *pUtw;                    /* without rec_mask: pUt, packed by the team (its panels
+                                      per thread, lstm_bwd_work) */
     size_t nUt;
     real *big;                     /* packed W^T (per gate with dp_mask) for dX, then one
                                       al_pg_gemm_tn buffer per thread (ntn elements each) */
@@ -737,6 +739,18 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
     const size_t B = c->B, T = c->T, D = c->D, H = c->H, G = 4 * H, BT = B * T, HW = c->HW;
     size_t b0 = 0, b1 = B, u0 = 0, u1 = H, g0, g1, k, n0, n1, r0, r1;
 
+    if (c->pUtw != NULL) {
+        /* This thread's panels of U^T (the forward's reason, lstm_fwd_work): in units mode the
+         * panels its steps use; rows mode reads them all, after the barrier. */
+        const size_t nc = AL_SFN(al_pg_nc)(c->isa);
+        size_t p0, p1;
+        al_split((H + nc - 1) / nc, nt, tid, &p0, &p1);
+        if (p1 > p0) {
+            const size_t n0 = p0 * nc, n1 = p1 * nc < H ? p1 * nc : H;
+            AL_SFN(al_pg_pack)(c->isa, c->pUtw + p0 * G * nc, c->U + n0 * G, G, 1, G, n1 - n0);
+        }
+        if (c->mode != AL_SPLIT_COLS) al_barrier_wait(&c->bar);
+    }
     if (c->mode == AL_SPLIT_ROWS) {
         /* chunks of rows first come, first served (see lstm_fwd_work) */
         while ((k = atomic_fetch_add(&c->next, 1)) < c->nchunk) {
@@ -854,7 +868,7 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
     c.B = B; c.T = T; c.D = D; c.H = H; c.HW = HW;
     c.activation = activation; c.recurrent_activation = recurrent_activation;
     c.go_backwards = go_backwards;
-    c.mode = AL_SPLIT_NONE; c.pUt = NULL; c.nUt = 0; c.big = NULL;
+    c.mode = AL_SPLIT_NONE; c.pUt = NULL; c.pUtw = NULL; c.nUt = 0; c.big = NULL;
     c.dZ = work;
     c.Hd = c.dZ + BT * G;
     c.tmp = c.Hd + BT * HW;
@@ -884,7 +898,7 @@ int AL_FN(lstm_backward_impl)(real *dx, real *dW, real *dU, real *db, real *dh0,
             return AL_ERR_NOMEM;
         }
         if (rec_mask == NULL) {
-            AL_SFN(al_pg_pack)(isa, pUt, U, G, 1, G, H);
+            c.pUtw = pUt;     /* packed by the team (lstm_bwd_work) */
         } else {
             AL_SFN(lstm_pack_gates4)(isa, pUt, U, 1, H, H, nut);
         }
