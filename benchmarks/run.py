@@ -357,7 +357,7 @@ def main(argv=None):
                         f"threads; at every thread count a wait (up to "
                         f"{timing.QUIESCE_MAX_S:g} s) until the process's other threads are "
                         f"idle; a contender idle for more than {timing.REWARM_S:g} s makes one "
-                        f"untimed call first (memory freed that long goes back to a VM's host)"),
+                        f"untimed call first (freed memory goes back to a VM's host)"),
             "attention_batch": ATT_B, "lstm_input_size": D_LSTM,
             "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}}
     meta.update(_attnlstm_config())

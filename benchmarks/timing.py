@@ -28,12 +28,13 @@ for tens of ms after an eager Keras call returns. Measured (2026-12-07, LSTM for
 pause after the Keras call 152 ms; with `quiesce` 154 ms (PyTorch 190-204 ms in all four).
 
 A contender whose own previous call ended more than `REWARM_S` ago (the first round, or rounds
-held up by a slow contender such as Keras eager at B=64, T=200) first makes one untimed call.
+held up by slower contenders such as Keras eager) first makes one untimed call.
 Why: on a VM whose balloon driver reports free memory to the host (virtio-balloon
-free-page reporting, on the KVM guest these numbers come from), memory freed for about 2 s goes
-back to the host, and the next first touch of it waits for the host: measured (2026-12-07),
-writing a fresh 110 MB NumPy array took 23 ms back to back, 41 ms after a 2 s pause, 117-297 ms
-after 3-5 s. A contender that allocates large arrays per call pays that when it follows a slow
+free-page reporting, on the KVM guest these numbers come from), memory left free goes back to
+the host in passes, and the next first touch of it waits for the host: measured (2026-12-07),
+writing a fresh 110 MB NumPy array took 23 ms back to back, 27 and 29 ms after a 0.5 and 1 s
+pause, 41 ms after 2 s, 117-297 ms after 3-5 s. (A first threshold of 1 s still left LSTM
+forward (64, 50, 64, 512) at 62, 107 and 158 ms in one bench row, rounds of about 0.5 s.) A contender that allocates large arrays per call pays that when it follows a slow
 one: LSTM forward+backward (64, 200, 64, 256) float32 on 2 threads, attnlstm (about 110 MB of
 fresh arrays per call) took 149 ms back to back and 304-345 ms after a 3 s busy pause, PyTorch
 (many small allocations that glibc keeps) 205 and 211-235 ms. The untimed call leaves every
@@ -54,7 +55,7 @@ SETTLE_S = 0.005     # pause before each timed call with more than one thread (s
 QUIESCE_MAX_S = 0.5  # then, at every thread count, wait for the other threads to go idle ...
 QUIESCE_WINDOW_S = 0.002   # ... judged over windows of this long ...
 QUIESCE_FRAC = 0.05        # ... in which they used under this fraction of a core
-REWARM_S = 1.0       # a contender idle longer than this gets one untimed call first (see above)
+REWARM_S = 0.2       # a contender idle longer than this gets one untimed call first (see above)
 
 
 def settle(seconds):
