@@ -34,10 +34,11 @@ free-page reporting, on the KVM guest these numbers come from), memory left free
 the host in passes, and the next first touch of it waits for the host: measured (2026-12-07),
 writing a fresh 110 MB NumPy array took 23 ms back to back, 27 and 29 ms after a 0.5 and 1 s
 pause, 41 ms after 2 s, 117-297 ms after 3-5 s. (A first threshold of 1 s still left LSTM
-forward (64, 50, 64, 512) at 62, 107 and 158 ms in one bench row, rounds of about 0.5 s.) A contender that allocates large arrays per call pays that when it follows a slow
-one: LSTM forward+backward (64, 200, 64, 256) float32 on 2 threads, attnlstm (about 110 MB of
-fresh arrays per call) took 149 ms back to back and 304-345 ms after a 3 s busy pause, PyTorch
-(many small allocations that glibc keeps) 205 and 211-235 ms. The untimed call leaves every
+forward (64, 50, 64, 512) at 62, 107 and 158 ms in one bench row, rounds of about 0.5 s.)
+A contender that allocates large arrays per call pays that when it follows a slow one: LSTM
+forward+backward (64, 200, 64, 256) float32 on 2 threads, attnlstm (about 110 MB of fresh
+arrays per call) took 149 ms back to back and 304-345 ms after a 3 s busy pause, PyTorch (many
+small allocations that glibc keeps) 205 and 211-235 ms. The untimed call leaves every
 contender's timed call the memory a loop of calls would see.
 """
 import time

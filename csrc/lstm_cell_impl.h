@@ -151,15 +151,10 @@ static void AL_SFN(al_pg_pack_gates_zr)(int isa, real *P, const real *M, size_t 
     }
 }
 
-/* The same, all panels. */
-static void AL_SFN(al_pg_pack_gates_z)(int isa, real *P, const real *M, size_t ldm, size_t K,
-                                       size_t H, real *z0) {
-    AL_SFN(al_pg_pack_gates_zr)(isa, P, M, ldm, K, H, z0, 0, (size_t)-1);
-}
-
+/* The same, all panels, no z0. */
 static void AL_SFN(al_pg_pack_gates)(int isa, real *P, const real *M, size_t ldm, size_t K,
                                      size_t H) {
-    AL_SFN(al_pg_pack_gates_z)(isa, P, M, ldm, K, H, NULL);
+    AL_SFN(al_pg_pack_gates_zr)(isa, P, M, ldm, K, H, NULL, 0, (size_t)-1);
 }
 
 #if AL_PG_X86

@@ -247,7 +247,15 @@ static void AL_SFN(lstm_fwd_one)(AL_SFN(lstm_fwd_ctx) *c, size_t b0, size_t b1) 
     }
 }
 
-static int AL_SFN(lstm_any_nonzero)(const real *z, size_t n);
+/* z0 (4H) = sum_k 0 * U[k] (Keras' zeros @ U without an initial state: 0, or NaN in a column
+ * holding NaN or inf); returns whether any entry is not 0. One vectorised pass over U (the
+ * rec_mask path; the fused path takes z0 while the team packs U, lstm_fwd_work). */
+static int AL_SFN(lstm_any_nonzero)(const real *z, size_t n) {
+    size_t j;
+    int any = 0;
+    for (j = 0; j < n; j++) any |= z[j] != (real)0;
+    return any;
+}
 
 /* Panels [p0, p1) of the fused path's packed weights: U (and z0 = 0 * U's column sums when
  * there is no h0), and in the concatenated form W and the bias, gate-interleaved. */
@@ -307,16 +315,6 @@ static void AL_SFN(lstm_fwd_work)(void *arg, int tid, int nt) {
      * visible before the team's end is signalled and the arrays are handed back */
     _mm_sfence();
 #endif
-}
-
-/* z0 (4H) = sum_k 0 * U[k] (Keras' zeros @ U without an initial state: 0, or NaN in a column
- * holding NaN or inf); returns whether any entry is not 0. One vectorised pass over U (the
- * rec_mask path; the fused path takes z0 while packing U, al_pg_pack_gates_z). */
-static int AL_SFN(lstm_any_nonzero)(const real *z, size_t n) {
-    size_t j;
-    int any = 0;
-    for (j = 0; j < n; j++) any |= z[j] != (real)0;
-    return any;
 }
 
 static inline __attribute__((always_inline)) void AL_SFN(lstm_zero_h_times_U_body)(
@@ -746,8 +744,8 @@ static void AL_SFN(lstm_bwd_work)(void *arg, int tid, int nt) {
         size_t p0, p1;
         al_split((H + nc - 1) / nc, nt, tid, &p0, &p1);
         if (p1 > p0) {
-            const size_t n0 = p0 * nc, n1 = p1 * nc < H ? p1 * nc : H;
-            AL_SFN(al_pg_pack)(c->isa, c->pUtw + p0 * G * nc, c->U + n0 * G, G, 1, G, n1 - n0);
+            const size_t j0 = p0 * nc, j1 = p1 * nc < H ? p1 * nc : H;
+            AL_SFN(al_pg_pack)(c->isa, c->pUtw + p0 * G * nc, c->U + j0 * G, G, 1, G, j1 - j0);
         }
         if (c->mode != AL_SPLIT_COLS) al_barrier_wait(&c->bar);
     }
