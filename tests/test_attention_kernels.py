@@ -251,6 +251,37 @@ def test_bahdanau_single_step_equals_sequence_step_and_precomputed_keys():
     assert np.all(z[1] == 0) and np.any(z[0] != 0)
 
 
+@pytest.mark.parametrize("values_shape, W1_shape, b1_shape, match", [
+    ((2, 3, 4), (4,), None,
+     r"^ops\.bahdanau_keys: `W1` must have shape \(4, units\), got \(4,\)\.\nHint: W1 is a "
+     r"matrix \(Dv, units\); for one unit use W1\[:, None\]\.$"),
+    ((2, 3, 4), (5, 4), None,
+     r"^ops\.bahdanau_keys: `W1` must have shape \(4, units\), got \(5, 4\)\.\nHint: W1 looks "
+     r"transposed"),
+    ((2, 3, 4), (3, 5), None, r"^ops\.bahdanau_keys: `W1` must have shape \(4, units\), got "
+                              r"\(3, 5\)\.$"),
+    ((2, 3, 4), (4, 5), (4,), r"^ops\.bahdanau_keys: `b1` must have shape \(5,\), got \(4,\)"),
+    ((3, 4), (4, 5), None,
+     r"^ops\.bahdanau_keys: `values` must have shape \(batch, Tv, Dv\), got \(3, 4\)\.\nHint: "
+     r"values are the encoder outputs, a sequence"),
+])
+def test_bahdanau_keys_shape_errors(values_shape, W1_shape, b1_shape, match):
+    b1 = None if b1_shape is None else np.ones(b1_shape)
+    with pytest.raises(ShapeError, match=match):
+        A.bahdanau_keys(np.ones(values_shape), np.ones(W1_shape), b1)
+
+
+def test_bahdanau_keys_is_the_projection():
+    g = rng(7)
+    v, W, b = g.normal(size=(2, 3, 4)), g.normal(size=(4, 5)), g.normal(size=5)
+    k = A.bahdanau_keys(v, W, b)
+    assert k.dtype == np.float64 and k.flags.c_contiguous
+    np.testing.assert_allclose(k, np.einsum("btd,du->btu", v, W) + b, rtol=1e-12)
+    k32 = A.bahdanau_keys(v.astype("float32"), W.astype("float32"))
+    assert k32.dtype == np.float32 and k32.shape == (2, 3, 5)
+    assert A.bahdanau_keys(np.ones((2, 0, 4)), W, b).shape == (2, 0, 5)
+
+
 def test_additive_attention_scalar_scale_broadcasts():
     g = rng(6)
     q, v = g.normal(size=(B, TQ, D)), g.normal(size=(B, TV, D))

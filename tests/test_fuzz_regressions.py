@@ -140,6 +140,22 @@ def test_bahdanau_keys_huge_empty_batch_returns_at_once():
     assert out.split("\n")[:2] == ["(2147483648, 0, 3)", "(1099511627776, 0, 3)"]
 
 
+# Hang 5 (make fuzz in CI, input fuzz/corpus/regress-bahdanau-keys-1d-W1): ops.bahdanau_keys on a
+# (2**40, 0, 0) view with a 1-D (0,) W1 ran np.matmul over 2**40 empty rows for minutes: the op
+# checked no shapes. Now W1 must be (Dv, units): a ShapeError at once.
+def test_bahdanau_keys_1d_W1_on_huge_empty_batch_is_a_shape_error():
+    out = run_isolated(
+        "import numpy as np\n"
+        "from attnlstm import ops, ShapeError\n"
+        f"v = {HUGE_EMPTY.format(dt='float32', shape=(2**40, 0, 0))}\n"
+        "try:\n"
+        "    ops.bahdanau_keys(v, np.zeros((0,), 'U2'), np.zeros((0,), 'float32'))\n"
+        "except ShapeError as e:\n"
+        "    print(str(e).splitlines()[0])\n")
+    assert out.split("\n")[0] == ("ops.bahdanau_keys: `W1` must have shape (0, units), "
+                                   "got (0,).")
+
+
 # Hang 4 (fuzz/fuzz_binding.py, this branch): multi-head attention on (2**40, 0, 0) query/value
 # views (Tq = Tv = 0): the kernels looped over the 2**40 batch rows with nothing to do, with the
 # GIL released.

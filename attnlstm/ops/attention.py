@@ -377,18 +377,50 @@ def _bahdanau_weights(name, W1, W2, V, b1, b2, Dq, Dv, dt):
     return _as(W1a, dt), _as(W2a, dt), _as(Va, dt), bs[0], bs[1], U
 
 
-def bahdanau_keys(values, W1, b1=None, dtype=None):
+def bahdanau_keys(values, W1, b1=None, dtype=None, name="ops.bahdanau_keys"):
     """The key projection ``values @ W1 + b1`` `(B, Tv, U)`, to compute once per sequence and
-    pass as ``keys=`` to :func:`bahdanau_attention` at every decoder step."""
+    pass as ``keys=`` to :func:`bahdanau_attention` at every decoder step.
+
+    Args:
+        values: `(B, Tv, Dv)` encoder outputs.
+        W1: `(Dv, U)` the values' projection (Keras ``AdditiveAttention`` has none: Bahdanau
+            et al. 2015, eq. (6), ``U_a h_j``).
+        b1: optional `(U,)` bias.
+        dtype: float32 or float64 (default: from the inputs).
+
+    Returns:
+        `(B, Tv, U)` C-contiguous array of ``dtype``.
+
+    Raises:
+        ShapeError: values not 3-D, W1 not `(Dv, U)`, b1 not `(U,)`.
+    """
     dt = float_dtype(dtype, values, W1)
-    x = _as(values, dt)
-    W = _as(W1, dt)
-    if x.ndim == 3 and W.ndim == 2 and x.shape[2] == W.shape[0] and (x.size == 0 or W.size == 0):
-        k = np.zeros(x.shape[:2] + W.shape[1:], dt)   # no matmul loop over an empty batch
-    else:
-        k = x @ W
+    x = np.asarray(values)
+    W = np.asarray(W1)
+    _sequence(name, "values", x, ("batch", "Tv", "Dv"),
+              "values are the encoder outputs, a sequence; a single vector needs a time "
+              "axis, values[:, None, :].")
+    Dv = x.shape[2]
+    if W.ndim != 2 or W.shape[0] != Dv:
+        hint = None
+        if W.ndim == 2 and W.shape[1] == Dv:
+            hint = "W1 looks transposed; it maps values (Dv) to units: shape (Dv, units)."
+        elif W.ndim == 1:
+            hint = "W1 is a matrix (Dv, units); for one unit use W1[:, None]."
+        raise shape_error(name, "W1", (Dv, "units"), W.shape, hint)
+    U = W.shape[1]
+    b = None
     if b1 is not None:
-        k = k + _as(b1, dt)
+        b = np.asarray(b1)
+        if b.shape != (U,):
+            raise shape_error(name, "b1", (U,), b.shape)
+        b = _as(b, dt)
+    if x.size == 0 or W.size == 0:
+        k = np.zeros(x.shape[:2] + (U,), dt)   # no matmul loop over an empty batch
+    else:
+        k = _as(x, dt) @ _as(W, dt)
+    if b is not None:
+        k += b
     return np.ascontiguousarray(k)
 
 
