@@ -87,6 +87,13 @@ static void AL_SFN(lstm_fwd_elementwise)(const AL_SFN(lstm_fwd_ctx) *c, size_t b
             cn[j] = cp ? cp[j] : (real)0;
             on[j] = op ? op[j] : (real)0;
         }
+        if (c->act_c != NULL) {
+            /* a(c_s) of the carried c_s: the backward skips masked steps, but the saved
+             * array is the caller's, so no slot is left unwritten (it held stale memory) */
+            real *ac = c->act_c + b * T * H + s * H + u0;
+            for (j = 0; j < n; j++) ac[j] = cn[j];
+            AL_SFN(act_forward)(c->activation, ac, n);
+        }
         return;
     }
     /* (z already holds the bias: the projection adds it first). The fused tiles' cell, on

@@ -266,3 +266,28 @@ def test_forward_binding_never_crashes(case):
                         dp_mask=None if pm is None else pm.astype(np.float64))
     outputs = hs if out is None else out
     assert np.abs(outputs - o).max() <= (1e-10 if dt == np.float64 else 1e-4)
+
+
+@pytest.mark.parametrize("B", [1, 5])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_saved_act_c_is_written_at_masked_steps(B, threads):
+    """act_c (save_act_c=True) is a(c_s) at every step, masked ones included (c_s is then the
+    carried c_{s-1}): the kernel used to leave masked slots holding stale memory, different
+    from call to call."""
+    rng = np.random.default_rng(3)
+    T, D, H = 7, 3, 20
+    x = rng.standard_normal((B, T, D)).astype(np.float32)
+    W, U = (rng.standard_normal((D, 4 * H)) * .3).astype(np.float32), \
+        (rng.standard_normal((H, 4 * H)) * .3).astype(np.float32)
+    b = rng.standard_normal(4 * H).astype(np.float32)
+    m = rng.random((B, T)) > .4
+    m[:, 0] = False
+    outs = []
+    for _ in range(3):
+        junk = np.full((B, T, H), 7.0, np.float32)   # leaves stale values on the heap
+        del junk
+        hs, cs, o, g, ac = _core.lstm_forward(x, W, U, b, None, None, m, save_act_c=True,
+                                              threads=threads)
+        np.testing.assert_allclose(ac, np.tanh(cs), rtol=0, atol=2e-6)
+        outs.append(ac)
+    assert all(np.array_equal(outs[0], a) for a in outs[1:])
