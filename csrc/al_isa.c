@@ -21,6 +21,29 @@ int al_isa_level(void) {
     return al_isa_selected >= 0 ? al_isa_selected : al_isa_cpu_best();
 }
 
+/* 0: not selected (by vendor). Written only by al_avx2_row_panels_select at module import. */
+static int al_row_panels_selected = 0;
+
+int al_cpu_is_amd(void) {
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_is("amd") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+int al_avx2_row_panels(void) {
+    if (al_row_panels_selected > 0) return al_row_panels_selected;
+    return al_cpu_is_amd() ? 2 : 1;
+}
+
+int al_avx2_row_panels_select(int n) {
+    if (n != 1 && n != 2) return -1;
+    al_row_panels_selected = n;
+    return 0;
+}
+
 /* Select a path; returns 0, or -1 (nothing changed) when this CPU cannot run it. */
 int al_isa_select(int level) {
     if (level < AL_ISA_GENERIC || level > al_isa_cpu_best()) return -1;

@@ -40,11 +40,27 @@ static int al_isa_from_env(void) {
     return k;
 }
 
+/* ATTNLSTM_AVX2_ROW_PANELS: 0 unset or empty (by vendor), 1 or 2; -2 with an exception set for
+ * any other value. */
+static int al_row_panels_from_env(void) {
+    const char *v = getenv("ATTNLSTM_AVX2_ROW_PANELS");
+    if (v == NULL || v[0] == 0) return 0;
+    if ((strcmp(v, "1") != 0 && strcmp(v, "2") != 0) || al_avx2_row_panels_select(v[0] - '0') < 0) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "ATTNLSTM_AVX2_ROW_PANELS must be '1' or '2' (or unset: 2 on AMD CPUs, 1 "
+                     "on others), got '%s'.", v);
+        return -2;
+    }
+    return v[0] - '0';
+}
+
 static const char ISA_INFO_DOC[] =
     "isa_info() -> dict\n\n"
     "The kernel path chosen at import: {'isa': 'avx512'|'avx2'|'generic', 'cpu_best': the\n"
     "widest path the CPU supports, 'requested': ATTNLSTM_ISA's value or None, 'cpu_flags':\n"
-    "the CPU's SIMD flags that matter (list of str)}.";
+    "the CPU's SIMD flags that matter (list of str), 'cpu_vendor': 'amd' or 'other',\n"
+    "'avx2_row_panels': panels per k of the AVX2 path's one-row LSTM tile (1 or 2: 2 on AMD,\n"
+    "1 on others; ATTNLSTM_AVX2_ROW_PANELS forces one; the same bits either way)}.";
 
 static PyObject *al_py_isa_info(PyObject *self, PyObject *noargs) {
     const char *req = getenv("ATTNLSTM_ISA");
@@ -59,9 +75,11 @@ static PyObject *al_py_isa_info(PyObject *self, PyObject *noargs) {
         Py_DECREF(s);
         if (lst == NULL) return NULL;
     }
-    d = Py_BuildValue("{s:s,s:s,s:z,s:N}", "isa", al_isa_names[al_isa_level()],
+    d = Py_BuildValue("{s:s,s:s,s:z,s:N,s:s,s:i}", "isa", al_isa_names[al_isa_level()],
                       "cpu_best", al_isa_names[al_isa_cpu_best()],
-                      "requested", (req != NULL && req[0] != 0) ? req : NULL, "cpu_flags", lst);
+                      "requested", (req != NULL && req[0] != 0) ? req : NULL, "cpu_flags", lst,
+                      "cpu_vendor", al_cpu_is_amd() ? "amd" : "other",
+                      "avx2_row_panels", al_avx2_row_panels());
     return d;
 }
 
@@ -98,6 +116,11 @@ static PyMethodDef al_isa_methods[] = {
 int al_isa_module_init(PyObject *m) {
     const int k = al_isa_from_env();
     if (k == -2) return -1;
+    {
+        const int r = al_row_panels_from_env();
+        if (r == -2) return -1;
+        if (r == 0) al_avx2_row_panels_select(al_cpu_is_amd() ? 2 : 1);   /* fixed now */
+    }
     if (k == -1) al_isa_select(al_isa_cpu_best());   /* fixed now: al_isa_level is one load */
     return PyModule_AddFunctions(m, al_isa_methods);
 }

@@ -282,6 +282,16 @@ static void AL_SFN(lstm_cell_step)(int isa, const AL_SFN(lstm_cell_args) *a, siz
         }
         return;
     }
+    if (M == 1 && isa == AL_PG_AVX2 && al_avx2_row_panels() == 2) {
+        /* one row: two panels per tile on AMD (al_avx2_row_panels) */
+        const size_t np = 2, ng = (p1 - p0 + np - 1) / np;
+        size_t g;
+        for (g = 0; g < ng; g++) {
+            p = p0 + np * (a->rev ? ng - 1 - g : g);
+            AL_SFN(lstm_cell_panels1_256)(a, r0, p, p1 - p < np ? p1 - p : np);
+        }
+        return;
+    }
 #endif
     for (j = 0; j < p1 - p0; j++) {
         size_t n;

@@ -381,15 +381,19 @@ AL_CT_NAME(lstm_cell_panel)(const AL_SFN(lstm_cell_args) *a, size_t r0, size_t r
         c0 += M;
     }
 }
-#if defined(AL_CT_512)
 /* One batch row, np <= AL_CT_NP consecutive panels [p, p + np) at once (B = 1): each k feeds
  * the np panels' 4 np accumulators from one broadcast, so their FMA chains run side by side
  * instead of one panel's four chains at a time (those are latency-bound: 4 cycles per k).
  * Every element is still one chain over k in order from the same start (the projection or
- * the bias, then x_t W, then h_{t-1} U), so the bits are those of lstm_cell_panel. AVX-512
- * only: on AVX2 (two panels, 8 accumulators) the panel loads were the limit and it was 4-12%
- * slower at H = 256 (benchmarks/NOTES.md). */
+ * the bias, then x_t W, then h_{t-1} U), so the bits are those of lstm_cell_panel. AVX-512:
+ * four panels (16 accumulators). AVX2: two (8 of its 16 registers), and only on AMD CPUs
+ * (al_avx2_row_panels): on an Intel Xeon's AVX2 path the panel loads were the limit and it
+ * was 4-12% slower at H = 256, on a Zen 4 core's 4-11% faster (benchmarks/NOTES.md). */
+#if defined(AL_CT_512)
 #define AL_CT_NP 4
+#else
+#define AL_CT_NP 2
+#endif
 __attribute__((target(AL_CT_TARGET))) static void
 AL_CT_NAME(lstm_cell_panels1)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t p, size_t np) {
     const size_t H = a->H, D = a->D, G = 4 * AL_CT_L;
@@ -438,7 +442,6 @@ AL_CT_NAME(lstm_cell_panels1)(const AL_SFN(lstm_cell_args) *a, size_t row, size_
     }
 }
 #undef AL_CT_NP
-#endif /* AL_CT_512 */
 
 #undef AL_CT_RC
 #undef AL_CT_KB

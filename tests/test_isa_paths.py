@@ -379,3 +379,71 @@ def test_generic_path_agrees_with_the_vector_paths(path_results):
                 # relative on the key kernel in float32)
                 tol *= 5
             assert float(np.max(np.abs(g[k].astype(np.float64) - o[k]), initial=0.0)) <= tol * scale, k
+
+
+# ------------------------------------------------------------------------------------------
+# The AVX2 path's one-row LSTM tile: one panel per k, or two (the default on AMD CPUs,
+# ATTNLSTM_AVX2_ROW_PANELS forces either). Both must give the same bits, and AVX-512's.
+
+_ROW_DUMP = r"""
+import sys, numpy as np
+from attnlstm import _core
+out = {"row_panels": np.array(_core.isa_info()["avx2_row_panels"])}
+rng = np.random.default_rng(11)
+# H = 20 on AVX2: 3 panels (a pair and a partial one alone), 33: 5 panels, the last partial
+for dt in (np.float32, np.float64):
+    for (T, D, H, init, masked, back) in [(6, 3, 1, False, False, False),
+                                          (5, 4, 20, True, True, False),
+                                          (7, 0, 33, False, True, True),
+                                          (4, 5, 64, True, False, True),
+                                          (3, 6, 131, True, False, False)]:
+        f = lambda *s: rng.standard_normal(s).astype(dt)
+        x, W, U, b = f(1, T, D), f(D, 4 * H) * .3, f(H, 4 * H) * .3, f(4 * H)
+        h0, c0 = (f(1, H), f(1, H)) if init else (None, None)
+        m = rng.random((1, T)) > .3 if masked else None
+        for threads in (1, 2):
+            hs, cs, o, g, ac = _core.lstm_forward(x, W, U, b, h0, c0, m, go_backwards=back,
+                                                  save_act_c=True, threads=threads)
+            k = "%s-%d-%d-%d-%d-" % (np.dtype(dt).name, T, D, H, threads)
+            for n, a in zip(["hs", "cs", "g", "ac"] + (["out"] if m is not None else []),
+                            [hs, cs, g, ac] + ([o] if m is not None else [])):
+                out[k + n] = a
+np.savez(sys.argv[1], **out)
+"""
+
+
+@pytest.mark.skipif("avx2" not in SUPPORTED, reason="no AVX2 on this CPU")
+def test_avx2_one_row_tiles_give_the_same_bits(tmp_path):
+    """B = 1 forward (float32 and float64, partial panels, odd panel counts, masks, initial
+    state, go_backwards, 1 and 2 threads) with one and two panels per k on the AVX2 path, and
+    on the AVX-512 path where the CPU has it: the same bits."""
+    res = {}
+    runs = [("avx2", "1"), ("avx2", "2")] + ([("avx512", "")] if "avx512" in SUPPORTED else [])
+    for isa, rp in runs:
+        fn = str(tmp_path / ("%s-%s.npz" % (isa, rp)))
+        env = dict(os.environ, ATTNLSTM_ISA=isa, ATTNLSTM_AVX2_ROW_PANELS=rp)
+        r = subprocess.run([sys.executable, "-c", _ROW_DUMP, fn], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        res[isa, rp] = dict(np.load(fn))
+    assert int(res["avx2", "1"].pop("row_panels")) == 1
+    assert int(res["avx2", "2"].pop("row_panels")) == 2
+    ref = res["avx2", "1"]
+    for key, got in res.items():
+        got.pop("row_panels", None)
+        assert set(got) == set(ref)
+        for k in ref:
+            assert np.array_equal(got[k], ref[k]), (key, k)
+
+
+def test_avx2_row_panels_default_and_bad_value():
+    info = _core.isa_info()
+    forced = os.environ.get("ATTNLSTM_AVX2_ROW_PANELS")
+    want = int(forced) if forced else (2 if info["cpu_vendor"] == "amd" else 1)
+    assert info["avx2_row_panels"] == want and info["cpu_vendor"] in ("amd", "other")
+    env = dict(os.environ, ATTNLSTM_AVX2_ROW_PANELS="4")
+    r = subprocess.run([sys.executable, "-c", "import attnlstm"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0
+    assert ("RuntimeError: ATTNLSTM_AVX2_ROW_PANELS must be '1' or '2' (or unset: 2 on AMD "
+            "CPUs, 1 on others), got '4'.") in r.stderr
