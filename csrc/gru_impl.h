@@ -256,6 +256,10 @@ static void AL_SFN(gru_fwd_rows)(const AL_SFN(gru_fwd_ctx) *c, size_t b0, size_t
                     hn[j] = hp ? hp[j] : (real)0;
                     on[j] = s > 0 ? on[j - H] : (real)0;
                 }
+                /* rh is the caller's saved array: 0 where the step is masked (the backward
+                 * skips it), not stale memory */
+                if (reset_after && rh)
+                    for (j = 0; j < H; j++) rh[(b * T + t) * H + j] = (real)0;
                 continue;
             }
             AL_GRU_CALL(isa, gru_cell_nh,
@@ -340,6 +344,8 @@ static void AL_SFN(gru_fwd_units)(AL_SFN(gru_fwd_ctx) *c, int tid, int nt) {
                     hn[j] = hp ? hp[j] : (real)0;
                     on[j] = s > 0 ? on[j - H] : (real)0;
                 }
+                if (reset_after && rh)   /* 0 where masked, as gru_fwd_rows */
+                    for (j = u0; j < u1; j++) rh[(b * T + t) * H + j] = (real)0;
                 continue;
             }
             AL_GRU_CALL(isa, gru_cell_nh,

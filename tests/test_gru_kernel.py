@@ -377,3 +377,25 @@ def test_ops_gru_fast_path_matches_general_path(reset_after):
         # not ready (list input, other dtype): the general path, same numbers
         np.testing.assert_allclose(ops.gru(c["x"].tolist(), *args[1:], reset_after=reset_after,
                                            dtype=dt), ops.gru(*args, reset_after=reset_after))
+
+
+@pytest.mark.parametrize("B,threads", [(1, 1), (5, 1), (5, 2), (1, 2)])
+def test_saved_rh_is_zero_at_masked_steps(B, threads):
+    """rh (reset_after) holds 0 at masked steps, the same bits call after call: the kernel used
+    to leave those slots holding stale heap memory."""
+    rng = np.random.default_rng(5)
+    T, D, H = 6, 4, 20
+    x = rng.standard_normal((B, T, D)).astype(np.float32)
+    W = (rng.standard_normal((D, 3 * H)) * .3).astype(np.float32)
+    U = (rng.standard_normal((H, 3 * H)) * .3).astype(np.float32)
+    b = rng.standard_normal((2, 3 * H)).astype(np.float32)
+    m = rng.random((B, T)) > .4
+    m[:, 0] = False
+    outs = []
+    for fill in (7.0, np.nan):
+        junk = np.full((1 << 20,), fill, np.float32)   # leaves stale values on the heap
+        del junk
+        hs, o, g, rh = _core.gru_forward(x, W, U, b, None, m, reset_after=True, threads=threads)
+        assert np.all(rh[~m] == 0)
+        outs.append(rh)
+    assert np.array_equal(outs[0], outs[1])
