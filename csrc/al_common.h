@@ -77,7 +77,7 @@ int al_isa_select(int level);  /* module import only: 0, or -1 if the CPU cannot
 void al_isa_cpu_flags(char *buf, size_t n);   /* the CPU's SIMD flags, space-separated */
 /* The AVX2 path's one-row LSTM tile (lstm_cell_step, B = 1): 1 panel (four accumulators) or 2
  * panels (eight) per k. Fixed at import like the path: ATTNLSTM_AVX2_ROW_PANELS=1|2, else 2 on
- * AMD CPUs, 1 on others (measured in benchmarks/NOTES.md: 4-11% faster on a Zen 4 core's AVX2
+ * AMD CPUs, 1 on others (measured in benchmarks/NOTES.md: 5-18% faster on a Zen 4 core's AVX2
  * path, 4-12% slower on an Intel Xeon's). The same bits either way. */
 int al_avx2_row_panels(void);
 int al_avx2_row_panels_select(int n);   /* module import only: 0, or -1 unless n is 1 or 2 */

@@ -388,7 +388,7 @@ AL_CT_NAME(lstm_cell_panel)(const AL_SFN(lstm_cell_args) *a, size_t r0, size_t r
  * the bias, then x_t W, then h_{t-1} U), so the bits are those of lstm_cell_panel. AVX-512:
  * four panels (16 accumulators). AVX2: two (8 of its 16 registers), and only on AMD CPUs
  * (al_avx2_row_panels): on an Intel Xeon's AVX2 path the panel loads were the limit and it
- * was 4-12% slower at H = 256, on a Zen 4 core's 4-11% faster (benchmarks/NOTES.md). */
+ * was 4-12% slower at H = 256, on a Zen 4 core's 5-18% faster (benchmarks/NOTES.md). */
 #if defined(AL_CT_512)
 #define AL_CT_NP 4
 #else
