@@ -80,7 +80,8 @@ void al_isa_cpu_flags(char *buf, size_t n);   /* the CPU's SIMD flags, space-sep
  * AMD CPUs, 1 on others (measured in benchmarks/NOTES.md: 5-18% faster on a Zen 4 core's AVX2
  * path, 4-12% slower on an Intel Xeon's). The same bits either way. */
 int al_avx2_row_panels(void);
-int al_avx2_row_panels_select(int n);   /* module import only: 0, or -1 unless n is 1 or 2 */
+int al_avx2_row_panels_select(int n);   /* module import only: n = 1, 2, or 0 (by vendor);
+                                           0, or -1 for another n */
 int al_cpu_is_amd(void);
 
 /*

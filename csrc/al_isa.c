@@ -21,8 +21,8 @@ int al_isa_level(void) {
     return al_isa_selected >= 0 ? al_isa_selected : al_isa_cpu_best();
 }
 
-/* 0: not selected (by vendor). Written only by al_avx2_row_panels_select at module import. */
-static int al_row_panels_selected = 0;
+/* Written only by al_avx2_row_panels_select at module import. */
+static int al_row_panels_selected = 1;
 
 int al_cpu_is_amd(void) {
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
@@ -34,13 +34,12 @@ int al_cpu_is_amd(void) {
 }
 
 int al_avx2_row_panels(void) {
-    if (al_row_panels_selected > 0) return al_row_panels_selected;
-    return al_cpu_is_amd() ? 2 : 1;
+    return al_row_panels_selected;
 }
 
 int al_avx2_row_panels_select(int n) {
-    if (n != 1 && n != 2) return -1;
-    al_row_panels_selected = n;
+    if (n < 0 || n > 2) return -1;
+    al_row_panels_selected = n > 0 ? n : (al_cpu_is_amd() ? 2 : 1);
     return 0;
 }
 

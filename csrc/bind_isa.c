@@ -45,13 +45,11 @@ static int al_isa_from_env(void) {
 static int al_row_panels_from_env(void) {
     const char *v = getenv("ATTNLSTM_AVX2_ROW_PANELS");
     if (v == NULL || v[0] == 0) return 0;
-    if ((strcmp(v, "1") != 0 && strcmp(v, "2") != 0) || al_avx2_row_panels_select(v[0] - '0') < 0) {
-        PyErr_Format(PyExc_RuntimeError,
-                     "ATTNLSTM_AVX2_ROW_PANELS must be '1' or '2' (or unset: 2 on AMD CPUs, 1 "
-                     "on others), got '%s'.", v);
-        return -2;
-    }
-    return v[0] - '0';
+    if (strcmp(v, "1") == 0 || strcmp(v, "2") == 0) return v[0] - '0';
+    PyErr_Format(PyExc_RuntimeError,
+                 "ATTNLSTM_AVX2_ROW_PANELS must be '1' or '2' (or unset: 2 on AMD CPUs, 1 on "
+                 "others), got '%s'.", v);
+    return -2;
 }
 
 static const char ISA_INFO_DOC[] =
@@ -119,7 +117,7 @@ int al_isa_module_init(PyObject *m) {
     {
         const int r = al_row_panels_from_env();
         if (r == -2) return -1;
-        if (r == 0) al_avx2_row_panels_select(al_cpu_is_amd() ? 2 : 1);   /* fixed now */
+        al_avx2_row_panels_select(r);   /* fixed now: al_avx2_row_panels is one load */
     }
     if (k == -1) al_isa_select(al_isa_cpu_best());   /* fixed now: al_isa_level is one load */
     return PyModule_AddFunctions(m, al_isa_methods);

@@ -272,23 +272,17 @@ static void AL_SFN(lstm_cell_step)(int isa, const AL_SFN(lstm_cell_args) *a, siz
     size_t p, i, r, j;
     if (M == 0) return;
 #if AL_PG_X86
-    if (M == 1 && isa == AL_PG_AVX512) {
-        /* one row: four panels per tile (lstm_cell_panels1) */
-        const size_t ng = (p1 - p0 + 3) / 4;
-        size_t g;
-        for (g = 0; g < ng; g++) {
-            p = p0 + 4 * (a->rev ? ng - 1 - g : g);
-            AL_SFN(lstm_cell_panels1_512)(a, r0, p, p1 - p < 4 ? p1 - p : 4);
-        }
-        return;
-    }
-    if (M == 1 && isa == AL_PG_AVX2 && al_avx2_row_panels() == 2) {
-        /* one row: two panels per tile on AMD (al_avx2_row_panels) */
-        const size_t np = 2, ng = (p1 - p0 + np - 1) / np;
+    if (M == 1 && (isa == AL_PG_AVX512 || (isa == AL_PG_AVX2 && al_avx2_row_panels() == 2))) {
+        /* one row: four panels per tile on AVX-512, two on AVX2 where al_avx2_row_panels
+         * says so (lstm_cell_panels1) */
+        const size_t np = isa == AL_PG_AVX512 ? 4 : 2, ng = (p1 - p0 + np - 1) / np;
         size_t g;
         for (g = 0; g < ng; g++) {
             p = p0 + np * (a->rev ? ng - 1 - g : g);
-            AL_SFN(lstm_cell_panels1_256)(a, r0, p, p1 - p < np ? p1 - p : np);
+            if (isa == AL_PG_AVX512)
+                AL_SFN(lstm_cell_panels1_512)(a, r0, p, p1 - p < np ? p1 - p : np);
+            else
+                AL_SFN(lstm_cell_panels1_256)(a, r0, p, p1 - p < np ? p1 - p : np);
         }
         return;
     }
