@@ -103,22 +103,25 @@ def test_threads_out_of_range_is_a_value_error(bad):
         _core.lstm_backward(hs, hs, np.zeros((1, 2, 8), np.float32), x, W, U, threads=bad)
 
 
-@pytest.mark.parametrize("shape", [(2, 4, 3, 128), (20, 3, 2, 64), (9, 3, 4, 128)],
+@pytest.mark.parametrize("shape", [(2, 4, 3, 128), (20, 3, 2, 64), (9, 3, 4, 128),
+                                   (3, 4, 3, 20), (2, 3, 2, 5)],
                          ids=lambda s: "B%d-T%d-D%d-H%d" % s)
 @pytest.mark.parametrize("impl", [1, 2, 3], ids=["generic", "avx2", "avx512"])
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_nonfinite_recurrent_kernel_without_h0_on_the_team(shape, impl, bad):
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_nonfinite_recurrent_kernel_without_h0_on_the_team(shape, impl, bad, dt):
     """Without h0 the first step adds 0 * U's column sums (Keras' zeros @ U: NaN in a column
     holding NaN or inf). The team packs U panel by panel, each thread its own panels, and all
     of them must see whether any column is not 0: the same bits (NaN included) on 1, 2 and 3
-    threads, and NaN in the first step exactly where the NumPy twin has it."""
+    threads, and NaN in the first step exactly where the NumPy twin has it. H = 20 and 5 put
+    the bad value in a partial last panel (the pack flags those lanes one by one)."""
     import reference
     B, T, D, H = shape
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((B, T, D)).astype(np.float32)
-    W = (rng.standard_normal((D, 4 * H)) * 0.3).astype(np.float32)
-    U = (rng.standard_normal((H, 4 * H)) * 0.3).astype(np.float32)
-    b = rng.standard_normal(4 * H).astype(np.float32)
+    x = rng.standard_normal((B, T, D)).astype(dt)
+    W = (rng.standard_normal((D, 4 * H)) * 0.3).astype(dt)
+    U = (rng.standard_normal((H, 4 * H)) * 0.3).astype(dt)
+    b = rng.standard_normal(4 * H).astype(dt)
     U[H // 2, 4 * H - 3] = bad        # a column of the o gate in the last panel
     outs = [_core.lstm_forward(x, W, U, b, None, None, None, _core.ACT_TANH, _core.ACT_SIGMOID,
                                False, impl=impl, threads=t)[0] for t in (1, 2, 3)]
