@@ -70,37 +70,112 @@ static size_t AL_SFN(al_pg_size)(int isa, size_t K, size_t N) {
     return ((N + nc - 1) / nc) * K * nc;
 }
 
+#if AL_PG_X86
+/* D[j][i] = S[i][j] for one square block of AL_PG_L256 x AL_PG_L256 reals (8 x 8 floats or
+ * 4 x 4 doubles), rows of S lds reals apart and rows of D ldd apart: the transposed packs'
+ * blocks (al_pg_pack, trans = 1) on both vector paths (every AVX-512 CPU has AVX2). A copy:
+ * the same bits as the scalar loop. */
+__attribute__((target("avx2"))) static inline void AL_SFN(al_pg_tr_block256)(
+    real *D, size_t ldd, const real *S, size_t lds) {
+#if defined(AL_REAL_F32)
+    __m256 r0 = _mm256_loadu_ps(S), r1 = _mm256_loadu_ps(S + lds);
+    __m256 r2 = _mm256_loadu_ps(S + 2 * lds), r3 = _mm256_loadu_ps(S + 3 * lds);
+    __m256 r4 = _mm256_loadu_ps(S + 4 * lds), r5 = _mm256_loadu_ps(S + 5 * lds);
+    __m256 r6 = _mm256_loadu_ps(S + 6 * lds), r7 = _mm256_loadu_ps(S + 7 * lds);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(D, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(D + ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(D + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(D + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(D + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(D + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(D + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
+    _mm256_storeu_ps(D + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
+#else
+    __m256d r0 = _mm256_loadu_pd(S), r1 = _mm256_loadu_pd(S + lds);
+    __m256d r2 = _mm256_loadu_pd(S + 2 * lds), r3 = _mm256_loadu_pd(S + 3 * lds);
+    __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+    __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+    _mm256_storeu_pd(D, _mm256_permute2f128_pd(t0, t2, 0x20));
+    _mm256_storeu_pd(D + ldd, _mm256_permute2f128_pd(t1, t3, 0x20));
+    _mm256_storeu_pd(D + 2 * ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
+    _mm256_storeu_pd(D + 3 * ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
+#endif
+}
+
+/* The whole blocks of a transposed pack's panel (see al_pg_pack): rows [0, wb) of Bm, k in
+ * [0, kb), both multiples of AL_PG_L256, one cache line of k at a time for every block row. */
+__attribute__((target("avx2"))) static void AL_SFN(al_pg_tr_panel256)(
+    real *dst, size_t nc, const real *src, size_t ldb, size_t kb, size_t wb) {
+    enum { B = AL_PG_L256, KL = 64 / sizeof(real) };
+    size_t k0, k, c0;
+    for (k0 = 0; k0 < kb; k0 += KL) {
+        const size_t k1 = kb - k0 < KL ? kb : k0 + KL;
+        for (c0 = 0; c0 < wb; c0 += B)
+            for (k = k0; k < k1; k += B)
+                AL_SFN(al_pg_tr_block256)(dst + k * nc + c0, nc, src + c0 * ldb + k, ldb);
+    }
+}
+#endif
+
+#ifndef AL_PG_TKB
+#define AL_PG_TKB 64   /* k per block of the scalar transposed pack (al_pg_pack) */
+#endif
+
 /* P = pack(Bm), Bm (K, N) with row stride ldb (trans = 0), or Bm^T where Bm is (N, K) with row
  * stride ldb (trans = 1). */
 static void AL_SFN(al_pg_pack)(int isa, real *P, const real *Bm, size_t ldb, int trans,
                                size_t K, size_t N) {
     const size_t nc = AL_SFN(al_pg_nc)(isa);
     size_t p, k, c, n0;
-    for (p = 0, n0 = 0; n0 < N; p++, n0 += nc) {
-        real *dst = P + p * K * nc;
-        const size_t w = N - n0 < nc ? N - n0 : nc;
-        if (!trans) {
-            for (k = 0; k < K; k++) {
+    if (!trans) {
+        /* row by row of Bm, so the hardware prefetchers stream it (panel by panel, the rows of
+         * a panel are ldb reals apart); each panel's rows are written in order */
+        for (k = 0; k < K; k++) {
+            for (p = 0, n0 = 0; n0 < N; p++, n0 += nc) {
                 const real *src = Bm + k * ldb + n0;
-                real *d = dst + k * nc;
+                real *d = P + (p * K + k) * nc;
+                const size_t w = N - n0 < nc ? N - n0 : nc;
                 for (c = 0; c < w; c++) d[c] = src[c];
                 for (; c < nc; c++) d[c] = (real)0;
             }
-        } else {
-            /* dst[k][c] = Bm[n0 + c][k]: read rows of Bm, write columns of the panel, 16 k at
-             * a time (the panel rows being written, 16 nc reals, stay in L1; one pass over all
-             * K per column left the whole panel to the L2: 37% of a (8, 64, 64, 256) dot
-             * attention forward, benchmarks/NOTES.md) */
-            size_t k0, k1;
-            for (k0 = 0; k0 < K; k0 = k1) {
-                k1 = K - k0 < 16 ? K : k0 + 16;
-                for (c = 0; c < w; c++) {
-                    const real *src = Bm + (n0 + c) * ldb;
-                    for (k = k0; k < k1; k++) dst[k * nc + c] = src[k];
-                }
-                for (; c < nc; c++) {
-                    for (k = k0; k < k1; k++) dst[k * nc + c] = (real)0;
-                }
+        }
+        return;
+    }
+    /* dst[k][c] = Bm[n0 + c][k]. On the vector paths the whole 8 x 8 (4 x 4) blocks by
+     * register transposes (al_pg_tr_panel256), a cache line of each row of Bm at a time; the
+     * rest, and the generic path, in blocks of AL_PG_TKB k (reading a row's AL_PG_TKB reals,
+     * writing a column of the block's panel rows, which stay in L1). All scalar, 16 k at a
+     * time, the backward's pack of U^T was 23% of an LSTM forward+backward (1, 50, 64, 512)
+     * on the Zen 4 (benchmarks/NOTES.md). */
+    for (p = 0, n0 = 0; n0 < N; p++, n0 += nc) {
+        real *dst = P + p * K * nc;
+        const size_t w = N - n0 < nc ? N - n0 : nc;
+        const real *src = Bm + n0 * ldb;
+        size_t k0, k1, kb = 0, wb = 0;
+#if AL_PG_X86
+        if (isa != AL_PG_GENERIC) {
+            kb = K / AL_PG_L256 * AL_PG_L256;
+            wb = w / AL_PG_L256 * AL_PG_L256;
+            AL_SFN(al_pg_tr_panel256)(dst, nc, src, ldb, kb, wb);
+        }
+#endif
+        for (k0 = 0; k0 < K; k0 = k1) {
+            k1 = K - k0 < AL_PG_TKB ? K : k0 + AL_PG_TKB;
+            for (c = 0; c < w; c++) {
+                /* the blocks' part of this row is done: only k in [kb, K) when c < wb */
+                const size_t ks = c < wb && k0 < kb ? (k1 < kb ? k1 : kb) : k0;
+                for (k = ks; k < k1; k++) dst[k * nc + c] = src[c * ldb + k];
+            }
+            for (; c < nc; c++) {
+                for (k = k0; k < k1; k++) dst[k * nc + c] = (real)0;
             }
         }
     }
