@@ -40,7 +40,7 @@ def set_num_threads(n):
     One budget for everything: the BLAS (OpenBLAS from ``scipy-openblas32``) and attnlstm's own
     thread teams, so the two never oversubscribe the CPU. An LSTM or GRU call splits its batch
     rows (from 8 rows) or its hidden units (smaller batches) over up to ``n`` threads from about
-    2e7 flops of recurrent products (``attnlstm._core.SPLIT_FLOPS``); multi-head attention
+    5e6 flops of recurrent products (``attnlstm._core.SPLIT_FLOPS``); multi-head attention
     splits its per-head score blocks. The LSTM and GRU forward and backward (outputs, states,
     input and weight gradients) give the same bits for every ``n`` (tests/test_isa_paths.py):
     they call no BLAS, and each result element is one sum in a fixed order. The default is

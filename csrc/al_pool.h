@@ -28,8 +28,10 @@
 /* The recurrent kernels split a call over threads only from this many flops of recurrent
  * products (LSTM 8*B*H*H*T, GRU 6*B*H*H*T): below it a team does not pay (benchmarks/NOTES.md:
  * with the persistent pool, 2 threads gained 1.3-1.9x from 2.6e7 flops and were neutral at
- * 1.3e7). Exported as attnlstm._core.SPLIT_FLOPS for callers that run calls side by side. */
-#define AL_SPLIT_FLOPS 2e7
+ * 1.3e7 on an Intel Xeon; on a Zen 4 they gained 1.4-1.7x in the forward and 2x in forward +
+ * backward from 5.2e6, e.g. (8, 50, 64, 64) at 1.3e7). Exported as attnlstm._core.SPLIT_FLOPS
+ * for callers that run calls side by side. */
+#define AL_SPLIT_FLOPS 5e6
 
 typedef void (*al_team_fn)(void *arg, int tid, int nt);
 

@@ -207,7 +207,7 @@ def test_gru_weight_gradients_do_not_depend_on_threads(dt, reset_after):
 
 
 def test_set_num_threads_gives_the_same_bits_at_large_size():
-    """A call above the automatic threading threshold (2e7 flops, AL_SPLIT_FLOPS), through
+    """A call above the automatic threading threshold (5e6 flops, AL_SPLIT_FLOPS), through
     set_num_threads: forward and every gradient are the same bits on 1 and 2 threads."""
     rng = np.random.default_rng(5)
     f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731

@@ -77,7 +77,7 @@ def test_one_row_tiles_give_the_rows_bits(impl, D, H):
 
 def test_set_num_threads_drives_the_automatic_choice():
     """threads=0 takes set_num_threads' count; a call large enough to split (AL_SPLIT_FLOPS,
-    2e7 flops of recurrent products, al_lstm_split) gives the same bits as one thread, forward and
+    5e6 flops of recurrent products, al_lstm_split) gives the same bits as one thread, forward and
     backward."""
     old = attnlstm.get_num_threads()
     try:

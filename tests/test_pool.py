@@ -144,7 +144,7 @@ def test_concurrent_callers_get_the_serial_results():
     (the pool serves one caller, the others run inline), and nothing deadlocks."""
     old = attnlstm.get_num_threads()
     cases = [(_args(s, *SHAPES[s % 2]), (2, 3, 0)[s % 3]) for s in range(8)]
-    # ops.lstm at a size the automatic choice splits (from 2e7 flops of recurrent products)
+    # ops.lstm at a size the automatic choice splits (from 5e6 flops of recurrent products)
     big = _args(9, 4, 250, 8, 256)
     rng = np.random.default_rng(5)
     gx = rng.standard_normal((9, 6, 5)).astype(np.float32)
