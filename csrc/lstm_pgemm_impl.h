@@ -170,8 +170,8 @@ static void AL_SFN(al_pg_pack)(int isa, real *P, const real *Bm, size_t ldb, int
         for (k0 = 0; k0 < K; k0 = k1) {
             k1 = K - k0 < AL_PG_TKB ? K : k0 + AL_PG_TKB;
             for (c = 0; c < w; c++) {
-                /* the blocks' part of this row is done: only k in [kb, K) when c < wb */
-                const size_t ks = c < wb && k0 < kb ? (k1 < kb ? k1 : kb) : k0;
+                /* rows [0, wb) have k in [0, kb) from the blocks already */
+                const size_t ks = c < wb && kb > k0 ? kb : k0;
                 for (k = ks; k < k1; k++) dst[k * nc + c] = src[c * ldb + k];
             }
             for (; c < nc; c++) {
