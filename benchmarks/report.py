@@ -92,6 +92,20 @@ def bound_fraction(rec, bounds):
     return t / a["median_s"], kind
 
 
+def pt_need(rec, bounds):
+    """(fraction, kind) of its bound that attnlstm would have to reach for the row's PyTorch
+    target: target x bound time / PyTorch's time. It tells a miss that more work could fix
+    (a fraction attnlstm reaches on other rows) from one whose target asks for more than the
+    machine has (near or above 100% of the measured peak or bandwidth); None when either
+    number is missing."""
+    t, kind = row_bound(rec, bounds)
+    tt = rec["results"].get("torch", {}).get("median_s")
+    if t is None or not tt:
+        return None
+    want = T20_PT_SMALL if rec["shape"].get("B", 99) <= 8 else T20_PT
+    return want * t / tt, kind
+
+
 def row_targets(rec, bounds):
     """Issue 20's per-row targets this row misses (list of short tags; [] = all met), or None
     when the row is not one the targets cover."""
@@ -102,7 +116,8 @@ def row_targets(rec, bounds):
     if q is not None:
         want = T20_PT_SMALL if rec["shape"].get("B", 99) <= 8 else T20_PT
         if q < want:
-            miss.append(f"pt<{want:g}")
+            need = pt_need(rec, bounds)
+            miss.append(f"pt<{want:g}" + (f"(needs {100 * need[0]:.0f}%{need[1]})" if need else ""))
     fr, kind = bound_fraction(rec, bounds)
     if fr is not None:
         want = T20_FMA if kind == "F" else T20_BW
@@ -129,7 +144,8 @@ def print_all(res):
           "issue 20 = "
           f"the row's misses of issue 20's targets: pt<x (attnlstm/PyTorch below {T20_PT_SMALL:g}x "
           f"at B<=8, {T20_PT:g}x above), bnd<x (below {100 * T20_FMA:.0f}% of the FMA bound or "
-          f"{100 * T20_BW:.0f}% of the bandwidth bound); ok = all met.")
+          f"{100 * T20_BW:.0f}% of the bandwidth bound); ok = all met. pt<x(needs y%K): "
+          "meeting x would take y% of the row's bound (x times the bound over PyTorch's time).")
     print(f"LSTM input size D={m['lstm_input_size']}; attention batch B={m['attention_batch']}, "
           "value = key length Tv = Tq; Keras compiled fwd+bwd = train_on_batch with SGD(lr=0) "
           "(weight gradients only, no input gradients).")
@@ -293,6 +309,30 @@ def summary20(res):
         v = _verdict(name, target, *ratios(pred, c))
         v["issue"] = 20
         out.append(v)
+    # what the PyTorch targets that are missed would take, against the best fraction of the
+    # same kind of bound (FMA peak, or L2/L3 bandwidth) that attnlstm reaches in the same run
+    best, needs = {}, []
+    for run, rec in rows:
+        fr, kind = bound_fraction(rec, run.get("bounds"))
+        if fr is not None:
+            key = (run["threads"], kind == "F")
+            best[key] = max(best.get(key, 0.0), fr)
+    for run, rec in rows:
+        q = speed_ratio(rec["results"], "torch")
+        want = T20_PT_SMALL if small(rec) else T20_PT
+        need = pt_need(rec, run.get("bounds"))
+        if q is not None and q < want and need is not None:
+            needs.append((need[0], best.get((run["threads"], need[1] == "F"), 0.0)))
+    if needs:
+        over = sum(1 for n, b in needs if n > b)
+        v = np.asarray([n for n, _ in needs])
+        out.append({"target": "PyTorch targets missed: the bound fraction they need",
+                    "status": "info", "issue": 20, "rows": len(needs), "rows_over_best": over,
+                    "text": f"rows under their PyTorch target: {len(needs)}; meeting it would take "
+                            f"{100 * v.min():.0f}-{100 * v.max():.0f}% (median "
+                            f"{100 * np.median(v):.0f}%) of the row's bound; {over} of them more "
+                            "than the best fraction attnlstm reaches on any row of that bound "
+                            "kind and thread count in this run"})
     for name, target, want_kind in [
             (f"compute-bound rows (all but B=1 LSTM/GRU): >= {100 * T20_FMA:.0f}% of the FMA peak",
              T20_FMA, "F"),

@@ -1,0 +1,52 @@
+"""The benchmark report's issue 20 figures (benchmarks/report.py): the bound fraction that a
+missed PyTorch target would need, per row and in the summary."""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
+from benchmarks import report  # noqa: E402
+
+BOUNDS = {"isa": "avx512", "fma_peak_f32_gflops": 100.0, "fma_peak_f64_gflops": 50.0,
+          "l2_bytes": 1 << 20, "l3_bytes": 32 << 20, "l2_read_gbs": 100.0, "l3_read_gbs": 50.0}
+
+
+def _rec(B, attnlstm_s, torch_s, flops=1e9, op="lstm_fwd", H=256):
+    return {"family": "lstm", "op": op, "dtype": "float32", "threads": 1, "flops": flops,
+            "shape": {"B": B, "T": 50, "D": 64, "H": H},
+            "results": {"attnlstm": {"median_s": attnlstm_s}, "torch": {"median_s": torch_s}}}
+
+
+def test_pt_need_is_the_target_times_the_bound_over_pytorchs_time():
+    # 1 GFLOP at 100 GFLOP/s: a 10 ms bound. PyTorch 12.5 ms: 1.3x needs 1.3 * 10 / 12.5
+    need, kind = report.pt_need(_rec(8, 0.0125, 0.0125), BOUNDS)
+    assert kind == "F" and need == pytest.approx(1.04)
+    # B > 8: the target is 1x
+    need, _ = report.pt_need(_rec(64, 0.0125, 0.0125), BOUNDS)
+    assert need == pytest.approx(0.8)
+    # B = 1: the bandwidth bound, 50 steps of U (4 H^2 floats = 1 MiB) from the L2
+    need, kind = report.pt_need(_rec(1, 0.001, 0.001), BOUNDS)
+    assert kind == "L2" and need == pytest.approx(1.3 * 50 * (1 << 20) / 100e9 / 0.001)
+    # no PyTorch number: nothing to say
+    rec = _rec(8, 0.01, 0.01)
+    del rec["results"]["torch"]
+    assert report.pt_need(rec, BOUNDS) is None
+
+
+def test_row_targets_name_what_a_missed_pytorch_target_needs():
+    miss = report.row_targets(_rec(8, 0.0125, 0.0125), BOUNDS)
+    assert miss == ["pt<1.3(needs 104%F)", "bnd<85%"]
+    assert report.row_targets(_rec(8, 0.0125 / 1.3, 0.0125), BOUNDS) == []
+
+
+def test_summary_counts_missed_targets_that_need_more_than_the_best_row():
+    res = {"runs": [{"threads": 1, "bounds": BOUNDS, "records": [
+        _rec(8, 0.0125, 0.0125),              # needs 104%: more than the best row (90%)
+        _rec(8, 0.0200, 0.0200),              # needs 65%
+        _rec(64, 0.0111, 0.0150),             # met (1.35x); reaches 90% of its bound
+    ]}]}
+    info = [s for s in report.summary20(res) if s["target"].startswith("PyTorch targets missed")]
+    assert len(info) == 1
+    assert info[0]["rows"] == 2 and info[0]["rows_over_best"] == 1
+    assert "65-104%" in info[0]["text"]
