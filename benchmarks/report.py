@@ -106,6 +106,16 @@ def pt_need(rec, bounds):
     return want * t / tt, kind
 
 
+def loop_fraction(rec, bounds):
+    """(bound time / attnlstm's back-to-back loop time, kind) of a B = 1 row that has the loop
+    measured (run.py: attnlstm alone, calls back to back), else None."""
+    t, kind = row_bound(rec, bounds)
+    lp = (rec.get("attnlstm_loop") or {}).get("median_s")
+    if t is None or not lp:
+        return None
+    return t / lp, kind
+
+
 def row_targets(rec, bounds):
     """Issue 20's per-row targets this row misses (list of short tags; [] = all met), or None
     when the row is not one the targets cover."""
@@ -122,7 +132,8 @@ def row_targets(rec, bounds):
     if fr is not None:
         want = T20_FMA if kind == "F" else T20_BW
         if fr < want:
-            miss.append(f"bnd<{100 * want:.0f}%")
+            lf = loop_fraction(rec, bounds) if kind != "F" else None
+            miss.append(f"bnd<{100 * want:.0f}%" + (f"(loop {100 * lf[0]:.0f}%)" if lf else ""))
     return miss
 
 
@@ -145,7 +156,8 @@ def print_all(res):
           f"the row's misses of issue 20's targets: pt<x (attnlstm/PyTorch below {T20_PT_SMALL:g}x "
           f"at B<=8, {T20_PT:g}x above), bnd<x (below {100 * T20_FMA:.0f}% of the FMA bound or "
           f"{100 * T20_BW:.0f}% of the bandwidth bound); ok = all met. pt<x(needs y%K): "
-          "meeting x would take y% of the row's bound (x times the bound over PyTorch's time).")
+          "meeting x would take y% of the row's bound (x times the bound over PyTorch's time); "
+          "bnd<x(loop y%): a B=1 row's fraction when attnlstm runs alone, calls back to back.")
     print(f"LSTM input size D={m['lstm_input_size']}; attention batch B={m['attention_batch']}, "
           "value = key length Tv = Tq; Keras compiled fwd+bwd = train_on_batch with SGD(lr=0) "
           "(weight gradients only, no input gradients).")
@@ -352,6 +364,18 @@ def summary20(res):
         v = _verdict(name, target, vals, missing, unit="%")
         v["issue"] = 20
         out.append(v)
+        if want_kind != "F":
+            loops = [lf[0] for run, rec in rows
+                     if (lf := loop_fraction(rec, run.get("bounds"))) is not None]
+            if loops:
+                lv = np.asarray(loops)
+                out.append({"target": "B=1 rows in a back-to-back loop (info)", "status": "info",
+                            "issue": 20, "rows": len(loops),
+                            "rows_met": int(np.sum(lv >= T20_BW)),
+                            "text": f"  the same rows with attnlstm alone, calls back to back "
+                                    f"(info): {int(np.sum(lv >= T20_BW))}/{len(loops)} at >= "
+                                    f"{100 * T20_BW:.0f}%; fraction min {100 * lv.min():.0f}%, "
+                                    f"median {100 * np.median(lv):.0f}%, max {100 * lv.max():.0f}%"})
     # 2-thread speed-up at B=64, H=512: attnlstm at the most threads vs at 1, same op/dtype/shape
     name = f"speed-up at B=64, H=512 from 1 to {threads[-1]} threads: >= {T20_SPEEDUP:g}x"
     one = {(r["op"], r["dtype"], tuple(r["shape"].items())): r for run, r in rows

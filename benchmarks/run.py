@@ -257,10 +257,20 @@ def worker(args):
                         pass
             results.update(timing.race(
                 fns, settle_s=timing.SETTLE_S if threads > 1 else 0.0))
+        loop = None
+        if not args.dry_run and "attnlstm" in fns and "median_s" in results.get("attnlstm", {}) \
+                and family in ("lstm", "gru") and shape.get("B") == 1:
+            # B = 1 rows: also attnlstm alone, back to back (the report's "loop" fraction)
+            try:
+                loop = timing.loop(fns["attnlstm"])
+            except Exception as e:
+                loop = {"error": f"{type(e).__name__}: {e}"[:300]}
         del fns
         rec = {"family": family, "op": op, "dtype": dtype, "shape": shape, "threads": threads,
                "flops": mod.flops(op, shape), "results": results,
                "wall_s": time.perf_counter() - t_row}   # setup + warm-up + timing of the row
+        if loop is not None:
+            rec["attnlstm_loop"] = loop
         records.append(rec)
         al = results.get("attnlstm", {})
         log(f"[{threads} thr] {op:12s} {dtype} {shape_str(shape):28s} " + "  ".join(

@@ -133,6 +133,20 @@ def race(fns, min_runs=MIN_RUNS, max_runs=MAX_RUNS, budget=BUDGET_S, warmup=WARM
     return out
 
 
+def loop(fn, budget=BUDGET_S, min_runs=5, max_runs=200):
+    """Stats of `fn` called back to back, alone (one untimed call first): what a loop of calls
+    in a user's script sees, with its data and code still in the caches. The report sets it
+    beside the interleaved rounds of `race`, where the other contenders run between two calls
+    (benchmarks/NOTES.md, 2026-12-08: B = 1 rows)."""
+    fn()
+    ts = []
+    while len(ts) < max_runs and (len(ts) < min_runs or sum(ts) < budget):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return stats(ts)
+
+
 def per_call_us(fn, calls=None, batches=5, target_s=0.05):
     """Median per-call time in microseconds of a very cheap call: `batches` batches of `calls`
     back-to-back calls (calls chosen so one batch takes about `target_s`)."""

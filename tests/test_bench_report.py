@@ -50,3 +50,23 @@ def test_summary_counts_missed_targets_that_need_more_than_the_best_row():
     assert len(info) == 1
     assert info[0]["rows"] == 2 and info[0]["rows_over_best"] == 1
     assert "65-104%" in info[0]["text"]
+
+
+def test_b1_rows_carry_their_back_to_back_loop_fraction():
+    # B = 1: bound 50 steps x 1 MiB at 100 GB/s = 0.524 ms; interleaved 1.048 ms (50%), the
+    # loop alone 0.655 ms (80%)
+    rec = _rec(1, 0.001048576, 0.002)
+    rec["attnlstm_loop"] = {"median_s": 0.00065536}
+    frac, kind = report.loop_fraction(rec, BOUNDS)
+    assert kind == "L2" and frac == pytest.approx(0.8)
+    assert report.row_targets(rec, BOUNDS) == ["bnd<70%(loop 80%)"]
+    res = {"runs": [{"threads": 1, "bounds": BOUNDS, "records": [rec, _rec(1, 0.001, 0.002)]}]}
+    info = [s for s in report.summary20(res) if s["target"].startswith("B=1 rows in a back")]
+    assert len(info) == 1 and info[0]["rows"] == 1 and info[0]["rows_met"] == 1
+
+
+def test_timing_loop_calls_back_to_back():
+    from benchmarks import timing
+    calls = []
+    st = timing.loop(lambda: calls.append(1), budget=0.0, min_runs=7)
+    assert st["runs"] == 7 and len(calls) == 8      # one untimed call first
