@@ -16,6 +16,8 @@
 #if defined(AL_CT_512)
 #  define AL_CT_TARGET "avx512f,prefer-vector-width=512"
 #  define AL_CT_HR 12
+#  define AL_CT_WHOLE(M) 1               /* whole-panel tiles at every batch size */
+#  define AL_CT_UNR 0                    /* lstm_whole_tile: one k per trip */
 #  define AL_CT_FN(name) name##_512
 #  if defined(AL_REAL_F32)
 #    define AL_CT_V __m512
@@ -48,6 +50,8 @@
 #elif defined(AL_CT_256)
 #  define AL_CT_TARGET "avx2,fma"
 #  define AL_CT_HR 6
+#  define AL_CT_WHOLE(M) ((M) > AL_CT_HR && (M) <= 2 * AL_CT_HR)   /* see lstm_panel_k */
+#  define AL_CT_UNR 1                    /* lstm_whole_tile: two k per trip */
 #  define AL_CT_FN(name) name##_256
 #  define AL_CT_M __m256i
 #  if defined(AL_REAL_F32)
@@ -131,7 +135,11 @@ AL_CT_NAME(lstm_cell_finish)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t
 /*
  * The panel form. AVX2: rows x one panel in two passes, gates [i, f] then [c, o], each a
  * register tile of up to AL_CT_HR rows x 2 vectors (12 accumulators of its 16 registers, so 64
- * bytes of the panel per k feed 12 FMAs, where the R x 4 tile's 3 rows x 4 vectors needed 128).
+ * bytes of the panel per k feed 12 FMAs, where the R x 4 tile's 3 rows x 4 vectors needed 128);
+ * but from 7 to 12 rows (AL_CT_WHOLE), where those would be two tiles of 4-6 rows, whole-panel
+ * tiles of up to 3 rows x 4 vectors, two k per trip (AL_CT_UNR): at B = 8 the two 4-row half
+ * tiles (8 accumulators each) ran instruction-bound on a Zen 4, and the whole tiles were 7-13%
+ * faster at B = 8 and 12, H = 256-512, 7-10% on 2 threads (benchmarks/NOTES.md, 2026-12-08).
  * AVX-512: one pass of tiles of up to AL_CT_HR / 2 rows x 4 vectors (24 accumulators of its 32
  * registers; a stand-alone copy in L1 ran at 84% of the FMA peak against 76% for 12 x 2 half
  * tiles; in the kernel 2-17% faster at B >= 12). The pre-activations of up to AL_CT_RC rows
@@ -209,17 +217,29 @@ AL_CT_NAME(lstm_whole_tile)(const int R, real *zb, const real *A, size_t lda, co
     int r, q;
     for (r = 0; r < R; r++)
         for (q = 0; q < 4; q++) acc[r][q] = AL_CT_LOAD(zb + r * 4 * AL_CT_L + q * AL_CT_L);
-    for (k = 0; k < K; k++) {
-        const real *pk = P + k * 4 * AL_CT_L;
-        AL_CT_V av[AL_CT_HR / 2];
-        _mm_prefetch((const char *)(pk + AL_CT_PF * 4 * AL_CT_L), _MM_HINT_T0);
-        AL_CT_PF_STEP(pf, npf, per_k, l);
-        for (r = 0; r < R; r++) av[r] = AL_CT_SET1(A[r * lda + k]);
-        for (q = 0; q < 4; q++) {
-            const AL_CT_V uv = AL_CT_LOAD(pk + q * AL_CT_L);
-            for (r = 0; r < R; r++) acc[r][q] = AL_CT_FMA(av[r], uv, acc[r][q]);
-        }
+#define AL_CT_WHOLE_K(kk)                                                                     \
+    do {                                                                                      \
+        const real *pk_ = P + (kk) * 4 * AL_CT_L;                                             \
+        AL_CT_V av_[AL_CT_HR / 2];                                                            \
+        _mm_prefetch((const char *)(pk_ + AL_CT_PF * 4 * AL_CT_L), _MM_HINT_T0);              \
+        for (r = 0; r < R; r++) av_[r] = AL_CT_SET1(A[r * lda + (kk)]);                       \
+        for (q = 0; q < 4; q++) {                                                             \
+            const AL_CT_V uv_ = AL_CT_LOAD(pk_ + q * AL_CT_L);                                \
+            for (r = 0; r < R; r++) acc[r][q] = AL_CT_FMA(av_[r], uv_, acc[r][q]);            \
+        }                                                                                     \
+    } while (0)
+    /* AVX2: two k per trip, one L2 prefetch step for both (the loop and the prefetch step are
+     * a large share of a trip's instructions there; on AVX-512 two k per trip was 2-3% slower) */
+    for (k = 0; AL_CT_UNR && k + 1 < K; k += 2) {
+        AL_CT_PF_STEP(pf, npf, 2 * per_k, l);
+        AL_CT_WHOLE_K(k);
+        AL_CT_WHOLE_K(k + 1);
     }
+    for (; k < K; k++) {
+        AL_CT_PF_STEP(pf, npf, per_k, l);
+        AL_CT_WHOLE_K(k);
+    }
+#undef AL_CT_WHOLE_K
     for (r = 0; r < R; r++)
         for (q = 0; q < 4; q++) AL_CT_STORE(zb + r * 4 * AL_CT_L + q * AL_CT_L, acc[r][q]);
 }
@@ -249,8 +269,9 @@ AL_CT_W(4) AL_CT_W(5) AL_CT_W(6)
 #undef AL_CT_W
 
 /* zb rows [0, M) (4L each) += A rows (lda) x P (K deep), in k-blocks; row tiles of near-equal
- * height. AVX2: both halves, tiles <= AL_CT_HR rows x 2 vectors. AVX-512: whole-panel tiles
- * of <= AL_CT_HR / 2 rows x 4 vectors (24 of its 32 registers, one pass; benchmarks/NOTES.md). */
+ * height. Where AL_CT_WHOLE(M) (every M on AVX-512, 7-12 rows on AVX2): whole-panel tiles of
+ * <= AL_CT_HR / 2 rows x 4 vectors (AVX-512: 24 of its 32 registers, one pass). Otherwise
+ * (AVX2): both halves, tiles <= AL_CT_HR rows x 2 vectors (benchmarks/NOTES.md). */
 __attribute__((target(AL_CT_TARGET))) static void
 AL_CT_NAME(lstm_panel_k)(real *zb, size_t M, const real *A, size_t lda, const real *P, size_t K,
                          const real *next, size_t nnext, int pf) {
@@ -268,8 +289,7 @@ AL_CT_NAME(lstm_panel_k)(real *zb, size_t M, const real *A, size_t lda, const re
         fw[M](zb, A, lda, P, K, NULL, 0);
         return;
     }
-#if defined(AL_CT_512)
-    {
+    if (AL_CT_WHOLE(M)) {
         const size_t nw = (M + AL_CT_HR / 2 - 1) / (AL_CT_HR / 2);
         for (k0 = 0; k0 < K; k0 += AL_CT_KB) {
             const size_t kl = K - k0 < AL_CT_KB ? K - k0 : AL_CT_KB;
@@ -287,8 +307,8 @@ AL_CT_NAME(lstm_panel_k)(real *zb, size_t M, const real *A, size_t lda, const re
             }
         }
     }
-#else
-    {
+#if !defined(AL_CT_512)
+    else {
         static const AL_CT_NAME(lstm_half_fn) fh[AL_CT_HR + 1] = {
             NULL, AL_CT_NAME(lstm_half_r1), AL_CT_NAME(lstm_half_r2), AL_CT_NAME(lstm_half_r3),
             AL_CT_NAME(lstm_half_r4), AL_CT_NAME(lstm_half_r5), AL_CT_NAME(lstm_half_r6),
@@ -450,6 +470,8 @@ AL_CT_NAME(lstm_cell_panels1)(const AL_SFN(lstm_cell_args) *a, size_t row, size_
 
 #undef AL_CT_TARGET
 #undef AL_CT_HR
+#undef AL_CT_WHOLE
+#undef AL_CT_UNR
 #undef AL_CT_FN
 #undef AL_CT_XSFN
 #undef AL_CT_NAME
