@@ -136,9 +136,85 @@ static inline __attribute__((always_inline)) void AL_SFN(al_bmm_dot_nt_tiles)(
 __attribute__((target("avx512f"))) static void AL_SFN(al_bmm_dot_nt_avx512)(AL_DOT_ARGS) {
     AL_SFN(al_bmm_dot_nt_tiles)(AL_DOT_SHAPE512, C, ldc, A, lda, Bt, ldb, M, N, K);
 }
+#if defined(AL_REAL_F32)
+/* The AVX2 float32 tiles written out: each 16-lane partial-sum vector is two ymm registers
+ * (lanes 0-7, 8-15), and the fold is the same tree (+8 is lo + hi, then +4, +2, +1), so the
+ * same bits as the AVX-512 tiles. GCC lowered the 64-byte vector extension of
+ * al_bmm_dot_nt_tiles for AVX2 into 16-byte pieces reassembled through the stack: an 8-head
+ * multi-head attention forward (head size 32) took 3.2x PyTorch's time on the AVX2 path
+ * (benchmarks/NOTES.md, 2026-12-08). 3 x 3 outputs per tile, the two halves one after the
+ * other (al_bmm_dot_half256_f32). */
+__attribute__((target("avx2,fma"))) static inline float al_bmm_fold256_f32(__m256 lo, __m256 hi) {
+    const __m256 s8 = _mm256_add_ps(lo, hi);
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
+}
+
+/* One half (lanes h*8 .. h*8+7 of the 16 partial sums) of a 3 x 3 tile over k < nv, plus the
+ * zero-padded last step (masks ml, lanes [0, kt) of the half): acc[r][n] += a_r[k + 8h ..] *
+ * b_n[k + 8h ..] per 16-step. 9 accumulators, 3 rows of A and one of Bt in registers: 6 loads
+ * per 9 multiply-adds. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void al_bmm_dot_half256_f32(
+    __m256 acc[9], const float *const a[3], const float *const b[3], size_t nv, size_t kt,
+    __m256i ml, size_t h) {
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0,
+           c7 = c0, c8 = c0, a0, a1, a2, bv;
+    const float *a0p = a[0] + 8 * h, *a1p = a[1] + 8 * h, *a2p = a[2] + 8 * h;
+    const float *b0p = b[0] + 8 * h, *b1p = b[1] + 8 * h, *b2p = b[2] + 8 * h;
+    size_t k;
+#define AL_DOT256_ROWS(LOAD)                                                                  \
+    do {                                                                                      \
+        a0 = LOAD(a0p); a1 = LOAD(a1p); a2 = LOAD(a2p);                                       \
+        bv = LOAD(b0p);                                                                       \
+        c0 = _mm256_fmadd_ps(a0, bv, c0); c3 = _mm256_fmadd_ps(a1, bv, c3);                  \
+        c6 = _mm256_fmadd_ps(a2, bv, c6);                                                     \
+        bv = LOAD(b1p);                                                                       \
+        c1 = _mm256_fmadd_ps(a0, bv, c1); c4 = _mm256_fmadd_ps(a1, bv, c4);                  \
+        c7 = _mm256_fmadd_ps(a2, bv, c7);                                                     \
+        bv = LOAD(b2p);                                                                       \
+        c2 = _mm256_fmadd_ps(a0, bv, c2); c5 = _mm256_fmadd_ps(a1, bv, c5);                  \
+        c8 = _mm256_fmadd_ps(a2, bv, c8);                                                     \
+    } while (0)
+#define AL_DOT256_LOADU(p) _mm256_loadu_ps((p) + k)
+#define AL_DOT256_LOADM(p) _mm256_maskload_ps((p) + nv, ml)
+    for (k = 0; k < nv; k += 16) AL_DOT256_ROWS(AL_DOT256_LOADU);
+    if (kt > 0) AL_DOT256_ROWS(AL_DOT256_LOADM);
+#undef AL_DOT256_ROWS
+#undef AL_DOT256_LOADU
+#undef AL_DOT256_LOADM
+    acc[0] = c0; acc[1] = c1; acc[2] = c2; acc[3] = c3; acc[4] = c4; acc[5] = c5;
+    acc[6] = c6; acc[7] = c7; acc[8] = c8;
+}
+
+__attribute__((target("avx2,fma"))) static void al_bmm_dot_nt_avx2_f32(AL_DOT_ARGS) {
+    const size_t nv = K - K % 16, kt = K - nv;
+    /* lane masks of the zero-padded last step: lanes [0, kt) of 16, per half */
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mlo = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)kt), iota);
+    const __m256i mhi = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)kt - 8), iota);
+    size_t m0, n0;
+    for (m0 = 0; m0 < M; m0 += 3) {
+        const float *a[3];
+        int r, n;
+        for (r = 0; r < 3; r++) a[r] = A + (m0 + r < M ? m0 + r : M - 1) * lda;
+        for (n0 = 0; n0 < N; n0 += 3) {
+            const float *b[3];
+            __m256 lo[9], hi[9];
+            for (n = 0; n < 3; n++) b[n] = Bt + (n0 + n < N ? n0 + n : N - 1) * ldb;
+            al_bmm_dot_half256_f32(lo, a, b, nv, kt, mlo, 0);
+            al_bmm_dot_half256_f32(hi, a, b, nv, kt, mhi, 1);
+            for (r = 0; r < 3 && m0 + r < M; r++)
+                for (n = 0; n < 3 && n0 + n < N; n++)
+                    C[(m0 + r) * ldc + n0 + n] = al_bmm_fold256_f32(lo[r * 3 + n], hi[r * 3 + n]);
+        }
+    }
+}
+#else
 __attribute__((target("avx2,fma"))) static void AL_SFN(al_bmm_dot_nt_avx2)(AL_DOT_ARGS) {
     AL_SFN(al_bmm_dot_nt_tiles)(AL_DOT_SHAPE256, C, ldc, A, lda, Bt, ldb, M, N, K);
 }
+#endif
 #endif
 static void AL_SFN(al_bmm_dot_nt_generic)(AL_DOT_ARGS) {
     AL_SFN(al_bmm_dot_nt_tiles)(1, 2, C, ldc, A, lda, Bt, ldb, M, N, K);

@@ -192,14 +192,20 @@ static inline real AL_SFN(al_expm1_minus)(real v) {
 
 #define AL_SM_LANES 16
 
-/* The max and sum passes keep AL_SM_LANES partial results in one GCC vector (plain loops over 16
+/* The max and sum passes keep AL_SM_LANES partial results in GCC vectors (plain loops over 16
  * partials were unrolled into scalar code: the max pass was a fifth of a softmax, measured);
- * lane l takes the elements j + l, as the scalar tail takes part[0]'s. */
-typedef real AL_SFN(al_sm_v) __attribute__((vector_size(AL_SM_LANES * sizeof(real))));
+ * lane l takes the elements j + l, as the scalar tail takes part[0]'s. The 16 lanes are held
+ * as AL_SM_NH vectors of 32 bytes (lanes [h AL_SM_HL, (h + 1) AL_SM_HL)): one 64-byte vector
+ * was lowered for AVX2 into 16-byte pieces through the stack, and the AVX2 softmax took 4x the
+ * AVX-512 one's time (benchmarks/NOTES.md, 2026-12-08). Lane for lane the same operations, so
+ * the same bits. */
+#define AL_SM_HL (32 / sizeof(real))
+#define AL_SM_NH (AL_SM_LANES / AL_SM_HL)
+typedef real AL_SFN(al_sm_v) __attribute__((vector_size(32)));
 #if defined(AL_REAL_F32)
-typedef int32_t AL_SFN(al_sm_m) __attribute__((vector_size(AL_SM_LANES * sizeof(real))));
+typedef int32_t AL_SFN(al_sm_m) __attribute__((vector_size(32)));
 #else
-typedef int64_t AL_SFN(al_sm_m) __attribute__((vector_size(AL_SM_LANES * sizeof(real))));
+typedef int64_t AL_SFN(al_sm_m) __attribute__((vector_size(32)));
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -208,10 +214,10 @@ typedef int64_t AL_SFN(al_sm_m) __attribute__((vector_size(AL_SM_LANES * sizeof(
 #endif
 static inline __attribute__((always_inline)) void AL_SFN(softmax_row_body)(
     real *s, const uint8_t *keep, size_t n) {
-    AL_SFN(al_sm_v) pv, x;
+    AL_SFN(al_sm_v) pv[AL_SM_NH], x;
     AL_SFN(al_sm_m) gt;
     real part[AL_SM_LANES], m, sum, inv;
-    size_t j, l;
+    size_t j, l, h;
     const size_t nv = n - n % AL_SM_LANES;
     /* Dropped entries become -inf, whose exp is exactly 0 (a select, not arithmetic, so the
      * loop vectorises under the default -ftrapping-math). */
@@ -220,24 +226,39 @@ static inline __attribute__((always_inline)) void AL_SFN(softmax_row_body)(
     }
     /* max: part = x > part ? x : part per lane (a NaN score is skipped here and propagates
      * through exp) */
-    for (l = 0; l < AL_SM_LANES; l++) pv[l] = -(real)INFINITY;
+    for (h = 0; h < AL_SM_NH; h++)
+        for (l = 0; l < AL_SM_HL; l++) pv[h][l] = -(real)INFINITY;
     for (j = 0; j < nv; j += AL_SM_LANES) {
-        memcpy(&x, s + j, sizeof x);
-        gt = x > pv;
-        pv = (AL_SFN(al_sm_v))(((AL_SFN(al_sm_m))x & gt) | ((AL_SFN(al_sm_m))pv & ~gt));
+        for (h = 0; h < AL_SM_NH; h++) {
+            memcpy(&x, s + j + h * AL_SM_HL, sizeof x);
+            gt = x > pv[h];
+            pv[h] = (AL_SFN(al_sm_v))(((AL_SFN(al_sm_m))x & gt) | ((AL_SFN(al_sm_m))pv[h] & ~gt));
+        }
     }
-    memcpy(part, &pv, sizeof part);
+    memcpy(part, pv, sizeof part);
     for (; j < n; j++) part[0] = s[j] > part[0] ? s[j] : part[0];
     m = part[0];
     for (l = 1; l < AL_SM_LANES; l++) m = part[l] > m ? part[l] : m;
-    /* exp(s - max), then the sum in 16 partial sums */
-    for (j = 0; j < n; j++) s[j] = AL_SM_EXP(s[j] - m);
-    for (l = 0; l < AL_SM_LANES; l++) pv[l] = (real)0;
-    for (j = 0; j < nv; j += AL_SM_LANES) {
-        memcpy(&x, s + j, sizeof x);
-        pv += x;
+    /* exp(s - max), then the sum in 16 partial sums. The last n % 16 go through a padded
+     * block of 16 as well: a remainder loop is vectorised differently per path (AVX-512 masked,
+     * AVX2 8 wide then scalar), and the scalar copy fused other multiply-adds, so rows whose
+     * length left a scalar remainder on one path only differed by an ulp (Tv = 29). */
+    for (j = 0; j < nv; j++) s[j] = AL_SM_EXP(s[j] - m);
+    if (nv < n) {
+        real t[AL_SM_LANES];
+        for (l = 0; l < AL_SM_LANES; l++) t[l] = nv + l < n ? s[nv + l] : m;
+        for (l = 0; l < AL_SM_LANES; l++) t[l] = AL_SM_EXP(t[l] - m);
+        for (l = 0; nv + l < n; l++) s[nv + l] = t[l];
     }
-    memcpy(part, &pv, sizeof part);
+    for (h = 0; h < AL_SM_NH; h++)
+        for (l = 0; l < AL_SM_HL; l++) pv[h][l] = (real)0;
+    for (j = 0; j < nv; j += AL_SM_LANES) {
+        for (h = 0; h < AL_SM_NH; h++) {
+            memcpy(&x, s + j + h * AL_SM_HL, sizeof x);
+            pv[h] += x;
+        }
+    }
+    memcpy(part, pv, sizeof part);
     for (; j < n; j++) part[0] += s[j];
     sum = (real)0;
     for (l = 0; l < AL_SM_LANES; l++) sum += part[l];
@@ -262,17 +283,20 @@ AL_ISA_VERSIONS_VOID(AL_SFN(softmax_row), AL_SFN(softmax_row_body),
  * contraction, so every path gives the same bits. */
 static inline __attribute__((always_inline)) void AL_SFN(softmax_backward_row_body)(
     real *dp, const real *w, size_t n) {
-    AL_SFN(al_sm_v) pv, x, y;
+    AL_SFN(al_sm_v) pv[AL_SM_NH], x, y;
     real part[AL_SM_LANES], dot;
-    size_t j, l;
+    size_t j, l, h;
     const size_t nv = n - n % AL_SM_LANES;
-    for (l = 0; l < AL_SM_LANES; l++) pv[l] = (real)0;
+    for (h = 0; h < AL_SM_NH; h++)
+        for (l = 0; l < AL_SM_HL; l++) pv[h][l] = (real)0;
     for (j = 0; j < nv; j += AL_SM_LANES) {
-        memcpy(&x, w + j, sizeof x);
-        memcpy(&y, dp + j, sizeof y);
-        pv += x * y;
+        for (h = 0; h < AL_SM_NH; h++) {
+            memcpy(&x, w + j + h * AL_SM_HL, sizeof x);
+            memcpy(&y, dp + j + h * AL_SM_HL, sizeof y);
+            pv[h] += x * y;
+        }
     }
-    memcpy(part, &pv, sizeof part);
+    memcpy(part, pv, sizeof part);
     for (; j < n; j++) part[0] += w[j] * dp[j];
     dot = (real)0;
     for (l = 0; l < AL_SM_LANES; l++) dot += part[l];
@@ -282,5 +306,7 @@ AL_ISA_VERSIONS_VOID(AL_SFN(softmax_backward_row), AL_SFN(softmax_backward_row_b
                      (real *dp, const real *w, size_t n), (dp, w, n))
 
 #undef AL_SM_LANES
+#undef AL_SM_HL
+#undef AL_SM_NH
 
 #undef AL_EXP_SERIES

@@ -311,6 +311,13 @@ for dt in (np.float32, np.float64):
     for n, a in zip(["out", "w", "dq", "dk", "dv", "dscale", "dot_out", "dot_w"],
                     [o, w] + list(d) + [o2, w2]):
         out["attn-%s-%s" % (np.dtype(dt).name, n)] = a
+    # softmax rows whose length leaves a remainder of 16 lanes: AVX-512 and AVX2 once
+    # vectorised that remainder differently (an ulp apart at lengths 12 and 29)
+    for n in (12, 29):
+        qq, kk = (rng.standard_normal((2, m, 8)).astype(dt) for m in (3, n))
+        o3, w3 = _core.dot_attention_forward(qq, kk, kk)
+        out["attn-%s-softmax%d-out" % (np.dtype(dt).name, n)] = o3
+        out["attn-%s-softmax%d-w" % (np.dtype(dt).name, n)] = w3
     # multi-head attention: head sizes below and above the dot tiles' limit (64 float32, 32
     # float64), Tv = 131 (whole panels and a partial one on every path), masks, a scores
     # gradient; relative terms once
