@@ -31,12 +31,9 @@ static inline __attribute__((always_inline)) real AL_SFN(act_scalar)(int act, re
     }
 }
 
-/* x (n) -> act(x) (n), in place. The loops are branch-free so they vectorise; the vector unit
- * is the selected path's (AL_ISA_VERSIONS_VOID, al_common.h), the build itself stays portable.
- * Elementwise: the AVX2 and AVX-512 copies give the same bits (both fuse with FMA), the generic
- * one agrees to rounding. */
-static inline __attribute__((always_inline)) void AL_SFN(act_forward_body)(int act, real *x,
-                                                                          size_t n) {
+/* x (n) -> act(x) (n), in place; the loops of act_forward_body. */
+static inline __attribute__((always_inline)) void AL_SFN(act_forward_run)(int act, real *x,
+                                                                         size_t n) {
     size_t k;
     switch (act) {
     case AL_ACT_TANH:
@@ -55,6 +52,28 @@ static inline __attribute__((always_inline)) void AL_SFN(act_forward_body)(int a
         break;
     }
 }
+
+/* x (n) -> act(x) (n), in place. The loops are branch-free so they vectorise; the vector unit
+ * is the selected path's (AL_ISA_VERSIONS_VOID, al_common.h), the build itself stays portable.
+ * Elementwise: the AVX2 and AVX-512 copies give the same bits (both fuse with FMA), the generic
+ * one agrees to rounding. Whole blocks of AL_ACT_BLOCK, then the last n % AL_ACT_BLOCK through
+ * a padded block: a remainder loop is vectorised per path in its own way (AVX-512 16 wide,
+ * AVX2 8 wide, the rest scalar), and the scalar copy fused other multiply-adds, so a(c) at
+ * H = 40 differed by an ulp between AVX2 and AVX-512 (benchmarks/NOTES.md, 2026-12-08). */
+#define AL_ACT_BLOCK 16
+static inline __attribute__((always_inline)) void AL_SFN(act_forward_body)(int act, real *x,
+                                                                          size_t n) {
+    const size_t nv = n - n % AL_ACT_BLOCK;
+    real t[AL_ACT_BLOCK];
+    size_t l;
+    AL_SFN(act_forward_run)(act, x, nv);
+    if (nv < n) {
+        for (l = 0; l < AL_ACT_BLOCK; l++) t[l] = nv + l < n ? x[nv + l] : (real)0;
+        AL_SFN(act_forward_run)(act, t, AL_ACT_BLOCK);
+        for (l = 0; nv + l < n; l++) x[nv + l] = t[l];
+    }
+}
+#undef AL_ACT_BLOCK
 AL_ISA_VERSIONS_VOID(AL_SFN(act_forward), AL_SFN(act_forward_body), (int act, real *x, size_t n),
                      (act, x, n))
 

@@ -276,6 +276,15 @@ for dt in (np.float32, np.float64):
         k = "lstm-%s-%d-%d-%d-%d-" % (np.dtype(dt).name, B, T, D, H)
         for n, a in zip(["hs", "cs", "dx", "dW", "dU", "db", "dh0", "dc0"], [hs, cs] + list(gr)):
             out[k + n] = a
+        # the saved a(c) (at masked steps that of the carried c), and the backward that
+        # recomputes a(c) when it was not saved: H = 20 and 17 leave a tail of 16 lanes
+        out[k + "ac"] = ac
+        if drop is None:
+            gr = _core.lstm_backward(hs, cs, g, x, W, U, h0, c0, m, dp, rp, None,
+                                     d_outputs=f(B, T, H), activation=act,
+                                     recurrent_activation=ract)
+            for n, a in zip(["dx", "dW", "dU", "db", "dh0", "dc0"], gr):
+                out[k + "noac-" + n] = a
     # GRU: T = 1 with h0; rec_mask only; dp_mask and rec_mask; masks; reset_after 0 and 1;
     # H = 20 (3H = 60: a partial panel on both paths, 40 = 2H z|r elements: all vector on AVX2,
     # 32 + a tail on AVX-512), 33, 64
