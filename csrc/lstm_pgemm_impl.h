@@ -237,57 +237,29 @@ AL_PG512_R(1) AL_PG512_R(2) AL_PG512_R(3) AL_PG512_R(4) AL_PG512_R(5) AL_PG512_R
 /* One R x 4-vector tile, AVX2 + FMA (R <= 6), in two passes of R x 2 vectors (columns
  * [0, 2L) then [2L, 4L)): 12 accumulators of AVX2's 16 registers, 64 bytes of the panel per k
  * for 12 FMAs where one R x 4 pass (R <= 3) needed 128 (benchmarks/NOTES.md); one and two rows
- * take one pass of R x 4 (below). Each element is still one chain over k in order from its
+ * take one pass of R x 4. Each element is still one chain over k in order from its
  * start (the same bits as al_pg512_tile). */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 AL_SFN(al_pg256_tile)(const int R, real *C, size_t ldc, const real *A, size_t lda, size_t ak,
                       const real *P, const real *bias, int beta, size_t K, size_t ncols,
                       size_t ldp) {
-    AL_PG_V256 acc[6][2];
+    AL_PG_V256 acc[6][4];
     __m256i m[4];
     size_t k;
-    int r, v, l, half;
+    int r, v, l, pass;
     for (v = 0; v < 4; v++) {
         AL_PG_LANE_T lanes[AL_PG_L256];
         for (l = 0; l < AL_PG_L256; l++) lanes[l] = (size_t)(AL_PG_L256 * v + l) < ncols ? -1 : 0;
         m[v] = _mm256_loadu_si256((const __m256i *)lanes);
     }
-    if (R <= 2) {
-        /* one or two rows: one pass of R x 4 vectors. Two passes left 2 (R = 1) or 4
-         * accumulators a pass, whose FMA chains bound the step (4 cycles each): the one-sample
-         * backward's dZ_t U^T ran at a quarter of the FMA peak (benchmarks/NOTES.md,
-         * 2026-12-08) */
-        AL_PG_V256 acc4[2][4];
-        for (v = 0; v < 4; v++) {
-            const AL_PG_V256 bv = bias ? AL_PG_MLOAD256(bias + AL_PG_L256 * v, m[v])
-                                       : AL_PG_ZERO256();
-            for (r = 0; r < R; r++) {
-                const AL_PG_V256 cv = beta ? AL_PG_MLOAD256(C + r * ldc + AL_PG_L256 * v, m[v]) : bv;
-                acc4[r][v] = beta && bias ? AL_PG_ADD256(bv, cv) : cv;
-            }
-        }
-        for (k = 0; k < K; k++) {
-            const real *u = P + k * ldp;
-            const AL_PG_V256 u0 = AL_PG_LOAD256(u), u1 = AL_PG_LOAD256(u + AL_PG_L256);
-            const AL_PG_V256 u2 = AL_PG_LOAD256(u + 2 * AL_PG_L256);
-            const AL_PG_V256 u3 = AL_PG_LOAD256(u + 3 * AL_PG_L256);
-            for (r = 0; r < R; r++) {
-                const AL_PG_V256 a = AL_PG_BCAST256(A + r * lda + k * ak);
-                acc4[r][0] = AL_PG_FMA256(a, u0, acc4[r][0]);
-                acc4[r][1] = AL_PG_FMA256(a, u1, acc4[r][1]);
-                acc4[r][2] = AL_PG_FMA256(a, u2, acc4[r][2]);
-                acc4[r][3] = AL_PG_FMA256(a, u3, acc4[r][3]);
-            }
-        }
-        for (r = 0; r < R; r++)
-            for (v = 0; v < 4; v++)
-                AL_PG_MSTORE256(C + r * ldc + AL_PG_L256 * v, m[v], acc4[r][v]);
-        return;
-    }
-    for (half = 0; half < 2; half++) {
-        const int v0 = 2 * half;
-        if (ncols <= (size_t)(AL_PG_L256 * v0)) break;      /* no valid column in this half */
-        for (v = 0; v < 2; v++) {
+    /* one and two rows: one pass of R x 4 vectors. Two passes left 2 (R = 1) or 4 accumulators
+     * a pass, whose FMA chains bound the step (4 cycles each): the one-sample backward's
+     * dZ_t U^T ran at a quarter of the FMA peak (benchmarks/NOTES.md, 2026-12-08) */
+    const int W = R <= 2 ? 4 : 2;
+    for (pass = 0; pass < 4 / W; pass++) {
+        const int v0 = W * pass;
+        if (ncols <= (size_t)(AL_PG_L256 * v0)) break;      /* no valid column in this pass */
+        for (v = 0; v < W; v++) {
             const AL_PG_V256 bv = bias ? AL_PG_MLOAD256(bias + AL_PG_L256 * (v0 + v), m[v0 + v])
                                        : AL_PG_ZERO256();
             for (r = 0; r < R; r++) {
@@ -298,15 +270,15 @@ AL_SFN(al_pg256_tile)(const int R, real *C, size_t ldc, const real *A, size_t ld
         }
         for (k = 0; k < K; k++) {
             const real *u = P + k * ldp + AL_PG_L256 * v0;
-            const AL_PG_V256 u0 = AL_PG_LOAD256(u), u1 = AL_PG_LOAD256(u + AL_PG_L256);
+            AL_PG_V256 uv[4];
+            for (v = 0; v < W; v++) uv[v] = AL_PG_LOAD256(u + AL_PG_L256 * v);
             for (r = 0; r < R; r++) {
                 const AL_PG_V256 a = AL_PG_BCAST256(A + r * lda + k * ak);
-                acc[r][0] = AL_PG_FMA256(a, u0, acc[r][0]);
-                acc[r][1] = AL_PG_FMA256(a, u1, acc[r][1]);
+                for (v = 0; v < W; v++) acc[r][v] = AL_PG_FMA256(a, uv[v], acc[r][v]);
             }
         }
         for (r = 0; r < R; r++)
-            for (v = 0; v < 2; v++)
+            for (v = 0; v < W; v++)
                 AL_PG_MSTORE256(C + r * ldc + AL_PG_L256 * (v0 + v), m[v0 + v], acc[r][v]);
     }
 }
