@@ -92,6 +92,11 @@ def bound_fraction(rec, bounds):
     return t / a["median_s"], kind
 
 
+def pt_target(rec):
+    """Issue 20's PyTorch ratio target for a row: 1.3x at B <= 8, 1x above."""
+    return T20_PT_SMALL if rec["shape"].get("B", 99) <= 8 else T20_PT
+
+
 def pt_need(rec, bounds):
     """(fraction, kind) of its bound that attnlstm would have to reach for the row's PyTorch
     target: target x bound time / PyTorch's time. It tells a miss that more work could fix
@@ -102,8 +107,7 @@ def pt_need(rec, bounds):
     tt = rec["results"].get("torch", {}).get("median_s")
     if t is None or not tt:
         return None
-    want = T20_PT_SMALL if rec["shape"].get("B", 99) <= 8 else T20_PT
-    return want * t / tt, kind
+    return pt_target(rec) * t / tt, kind
 
 
 def loop_fraction(rec, bounds):
@@ -124,7 +128,7 @@ def row_targets(rec, bounds):
     miss = []
     q = speed_ratio(rec["results"], "torch")
     if q is not None:
-        want = T20_PT_SMALL if rec["shape"].get("B", 99) <= 8 else T20_PT
+        want = pt_target(rec)
         if q < want:
             need = pt_need(rec, bounds)
             miss.append(f"pt<{want:g}" + (f"(needs {100 * need[0]:.0f}%{need[1]})" if need else ""))
@@ -331,9 +335,8 @@ def summary20(res):
             best[key] = max(best.get(key, 0.0), fr)
     for run, rec in rows:
         q = speed_ratio(rec["results"], "torch")
-        want = T20_PT_SMALL if small(rec) else T20_PT
         need = pt_need(rec, run.get("bounds"))
-        if q is not None and q < want and need is not None:
+        if q is not None and q < pt_target(rec) and need is not None:
             needs.append((need[0], best.get((run["threads"], need[1] == "F"), 0.0)))
     if needs:
         over = sum(1 for n, b in needs if n > b)
