@@ -1,5 +1,7 @@
 """Wrappers: TimeDistributed (apply a layer to every timestep) and Bidirectional (run a
 recurrent layer both ways), as ``keras.layers.TimeDistributed`` / ``keras.layers.Bidirectional``."""
+import os
+import queue
 import threading
 
 import numpy as np
@@ -437,26 +439,82 @@ def _one_core(fn):
         _core.set_thread_budget(old)
 
 
+class _Helper:
+    """The thread Bidirectional runs its second direction on: one daemon thread, started on
+    first use and kept (a pool of one), fed through a queue. Starting a thread per call cost
+    122 us on the 2-core KVM guest and its start waited until the new thread ran; the handoff
+    to a waiting thread takes 17 us back to back (benchmarks/NOTES.md, 2026-12-08, Bidirectional
+    LSTM forward on 2 threads 2-11% faster). One caller at a time uses it; a concurrent caller
+    (another Python thread) gets a thread of its own for that call. A forked child starts with
+    no helper (the parent's thread does not exist there) and starts its own on first use."""
+
+    def __init__(self):
+        self._reset()
+
+    def _reset(self):
+        self.lock = threading.Lock()    # held by the caller whose work the helper runs
+        self.queue = None
+        self.thread = None
+
+    def _main(self, q):
+        while True:
+            fn, box, done = q.get()
+            try:
+                box["result"] = _one_core(fn)
+            except BaseException as e:  # re-raised on the caller's thread
+                box["error"] = e
+            finally:
+                done.release()
+            del fn, box, done           # hold no reference to the results between calls
+
+    def start(self, fn, box):
+        """Queue fn (results into box) on the helper, starting it if needed (self.lock held).
+        Returns the lock that is released when fn has finished."""
+        if self.thread is None or not self.thread.is_alive():
+            self.queue = queue.SimpleQueue()
+            self.thread = threading.Thread(target=self._main, args=(self.queue,),
+                                           name="attnlstm-bidirectional", daemon=True)
+            self.thread.start()
+        done = threading.Lock()
+        done.acquire()
+        self.queue.put((fn, box, done))
+        return done
+
+
+_helper = _Helper()
+os.register_at_fork(after_in_child=_helper._reset)
+
+
 def _both(first, second, parallel):
-    """(first(), second()), with second() on a new thread while first() runs when `parallel`
-    (the kernels release the GIL; each side's kernels then run on one thread); an exception
-    from either is raised here."""
+    """(first(), second()), with second() on another thread while first() runs when `parallel`
+    (the kernels release the GIL; each side's kernels then run on one thread): the persistent
+    _Helper thread, or a new thread when another caller is using it. An exception from either
+    is raised here, after both have finished."""
     if not parallel:
         return first(), second()
     box = {}
-
-    def work():
+    if _helper.lock.acquire(blocking=False):
         try:
-            box["result"] = _one_core(second)
-        except BaseException as e:  # re-raised on the caller's thread
-            box["error"] = e
+            done = _helper.start(second, box)
+            try:
+                a = _one_core(first)
+            finally:
+                done.acquire()          # second() has finished: box is complete
+        finally:
+            _helper.lock.release()
+    else:
+        def work():
+            try:
+                box["result"] = _one_core(second)
+            except BaseException as e:  # re-raised on the caller's thread
+                box["error"] = e
 
-    th = threading.Thread(target=work, name="attnlstm-bidirectional", daemon=True)
-    th.start()
-    try:
-        a = _one_core(first)
-    finally:
-        th.join()
+        th = threading.Thread(target=work, name="attnlstm-bidirectional-extra", daemon=True)
+        th.start()
+        try:
+            a = _one_core(first)
+        finally:
+            th.join()
     if "error" in box:
         raise box["error"]
     return a, box["result"]
