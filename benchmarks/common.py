@@ -1,6 +1,7 @@
 """Shared helpers: contender names, thread pinning, framework imports, FLOP formulas, checks."""
 import importlib.util
 import os
+import time
 
 import numpy as np
 
@@ -13,6 +14,35 @@ LABELS = {"attnlstm": "attnlstm", "torch": "PyTorch", "keras": "Keras eager",
 NOT_YET = "attnlstm: not implemented yet"
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def cpu_counters():
+    """Counters for telling a row measured on a loaded machine: (steal_s, others_s, t) where
+    steal_s is the time the hypervisor gave this VM's virtual CPUs to others (/proc/stat,
+    summed over CPUs), others_s the CPU time that every other process on the machine used
+    (busy jiffies of all CPUs minus this process's own CPU time, os.times()), t a wall clock.
+    None where /proc/stat is missing. Resolution: one clock tick (10 ms); report differences
+    over a row (seconds long), not over a call."""
+    try:
+        with open("/proc/stat") as f:
+            cpu = f.readline().split()
+    except OSError:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    v = [int(x) for x in cpu[1:]]
+    # user nice system idle iowait irq softirq steal (guest is already counted in user)
+    busy = v[0] + v[1] + v[2] + v[5] + v[6]
+    steal = v[7] if len(v) > 7 else 0
+    own = os.times()
+    return steal / tick, busy / tick - (own.user + own.system), time.perf_counter()
+
+
+def load_between(a, b):
+    """{"steal_s", "others_s", "wall_s"} between two cpu_counters() readings, or None."""
+    if a is None or b is None:
+        return None
+    return {"steal_s": round(b[0] - a[0], 3), "others_s": round(max(b[1] - a[1], 0.0), 3),
+            "wall_s": round(b[2] - a[2], 3)}
 
 
 class NotAvailable(Exception):

@@ -122,6 +122,45 @@ def read_bandwidth(nbytes, threads=1, seconds=0.15, repeats=3):
     return best
 
 
+class Probe:
+    """A short, fixed piece of work timed on the calling thread between the contenders' calls
+    (timing.race's `probe`): an FMA loop and a read of a 4 MB buffer (L3-resident), each run
+    twice and the second run timed (right after a kernel call, a single short run gave AVX2's
+    FMA loop 40-90% of its rate: the core's wide units wake up first), as FLOP/s and bytes/s.
+    About 0.3 ms a round. If the machine itself slows down during a row (another tenant on the
+    physical core or its L3, a clock change: nothing this process's CPU counters show), the
+    probe slows down with both engines; if the probe holds while one engine slows, the cause
+    is in that engine (benchmarks/NOTES.md, 2026-12-08)."""
+
+    FMA_ITERS = 40000
+
+    def __init__(self):
+        self.kind = isa()
+        if self.kind is not None:
+            lib = _lib()
+            self._fma = lib.al_fma_avx512_f32 if self.kind == "avx512" else lib.al_fma_avx2_f32
+            self._read = lib.al_read_avx512 if self.kind == "avx512" else lib.al_read_avx2
+            self._buf = np.ones(1 << 20, np.float32)
+            self._sink = ctypes.c_float()
+            self()      # first touch of the buffer and the code
+
+    def __call__(self):
+        """{"fma_gflops", "l3_read_gbs"} of one probe (None without AVX2)."""
+        if self.kind is None:
+            return None
+        sink = ctypes.byref(self._sink)
+        self._fma(self.FMA_ITERS, sink)
+        t0 = time.perf_counter()
+        w = self._fma(self.FMA_ITERS, sink)
+        t1 = time.perf_counter()
+        self._read(self._buf.ctypes.data, self._buf.size, 1, sink)
+        t2 = time.perf_counter()
+        b = self._read(self._buf.ctypes.data, self._buf.size, 1, sink)
+        t3 = time.perf_counter()
+        return {"fma_gflops": round(w / (t1 - t0) / 1e9, 1),
+                "l3_read_gbs": round(b / (t3 - t2) / 1e9, 1)}
+
+
 def cache_sizes():
     """(L2 bytes per core, L3 bytes) from sysfs, or defaults of 1 MiB / 32 MiB."""
     def read(index):

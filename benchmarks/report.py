@@ -120,9 +120,43 @@ def loop_fraction(rec, bounds):
     return t / lp, kind
 
 
-def row_targets(rec, bounds):
+# A row's machine probe (median over its rounds) below these fractions of its run's usual: the
+# machine itself was slow during the row. The L3 read varies more from round to round (what the
+# previous call left in the L3): row medians of 78-90% in a run with no slow row.
+MACHINE_SLOW_FMA = 0.9
+MACHINE_SLOW_L3 = 0.7
+
+
+def probe_reference(run):
+    """(FMA GF/s, L3 GB/s) the machine probe (peak.Probe, one per round of every row) usually
+    gives in this run: the 90th percentile of each over all the run's probes; None without."""
+    f = [p["fma_gflops"] for rec in run["records"] for p in rec.get("probe") or []]
+    m = [p["l3_read_gbs"] for rec in run["records"] for p in rec.get("probe") or []]
+    if not f:
+        return None
+    return float(np.percentile(f, 90)), float(np.percentile(m, 90))
+
+
+def machine_fraction(rec, ref):
+    """(FMA, L3) of the row's median probe over the run's usual (probe_reference), or None."""
+    pr = rec.get("probe")
+    if not pr or ref is None:
+        return None
+    return (float(np.median([p["fma_gflops"] for p in pr])) / ref[0],
+            float(np.median([p["l3_read_gbs"] for p in pr])) / ref[1])
+
+
+def machine_slow(rec, ref):
+    mf = machine_fraction(rec, ref)
+    return mf is not None and (mf[0] < MACHINE_SLOW_FMA or mf[1] < MACHINE_SLOW_L3)
+
+
+def row_targets(rec, bounds, ref=None):
     """Issue 20's per-row targets this row misses (list of short tags; [] = all met), or None
-    when the row is not one the targets cover."""
+    when the row is not one the targets cover. A missing row measured while the machine probe
+    ran slow (machine_slow against `ref`, the run's probe_reference) gets a tag
+    mach(F x%,L3 y%): the machine itself delivered x% of its usual FMA rate and y% of its L3
+    read rate during the row's rounds."""
     if rec["family"] not in T20_FAMILIES:
         return None
     miss = []
@@ -138,6 +172,9 @@ def row_targets(rec, bounds):
         if fr < want:
             lf = loop_fraction(rec, bounds) if kind != "F" else None
             miss.append(f"bnd<{100 * want:.0f}%" + (f"(loop {100 * lf[0]:.0f}%)" if lf else ""))
+    if miss and machine_slow(rec, ref):
+        mf = machine_fraction(rec, ref)
+        miss.append(f"mach(F{100 * mf[0]:.0f}%,L3{100 * mf[1]:.0f}%)")
     return miss
 
 
@@ -161,7 +198,8 @@ def print_all(res):
           f"at B<=8, {T20_PT:g}x above), bnd<x (below {100 * T20_FMA:.0f}% of the FMA bound or "
           f"{100 * T20_BW:.0f}% of the bandwidth bound); ok = all met. pt<x(needs y%K): "
           "meeting x would take y% of the row's bound (x times the bound over PyTorch's time); "
-          "bnd<x(loop y%): a B=1 row's fraction when attnlstm runs alone, calls back to back.")
+          "bnd<x(loop y%): a B=1 row's fraction when attnlstm runs alone, calls back to back; "
+          "mach(F x%,L3 y%): the machine itself ran slow during the row (probe below).")
     print(f"LSTM input size D={m['lstm_input_size']}; attention batch B={m['attention_batch']}, "
           "value = key length Tv = Tq; Keras compiled fwd+bwd = train_on_batch with SGD(lr=0) "
           "(weight gradients only, no input gradients).")
@@ -177,6 +215,12 @@ def print_all(res):
                   f"torch.mm; NumPy alone: SGEMM {rf['float32'].get('numpy_gflops', 0):.1f}, "
                   f"DGEMM {rf['float64'].get('numpy_gflops', 0):.1f})")
         bd = run.get("bounds") or {}
+        ref = probe_reference(run)
+        if ref is not None:
+            print(f"machine probe (one thread, start of every round): usually {ref[0]:.1f} GFLOP/s "
+                  f"FMA, {ref[1]:.1f} GB/s L3 read (90th percentile of the run); a missing row "
+                  f"whose probe median fell under {100 * MACHINE_SLOW_FMA:.0f}% of the first or "
+                  f"{100 * MACHINE_SLOW_L3:.0f}% of the second is tagged mach(F x%,L3 y%)")
         if bd.get("fma_peak_f32_gflops"):
             print(f"bounds ({bd['isa']}, measured now): FMA peak {bd['fma_peak_f32_gflops']:.1f} "
                   f"GFLOP/s float32, {bd['fma_peak_f64_gflops']:.1f} float64; read bandwidth L2 "
@@ -225,7 +269,7 @@ def print_all(res):
                 for c in others:
                     q = speed_ratio(r, c)
                     line += " " + (f"{q:14.2f}x" if q is not None else f"{'-':>15s}")
-                miss = row_targets(rec, bd)
+                miss = row_targets(rec, bd, ref)
                 if miss is not None:
                     line += "  " + (" ".join(miss) if miss else "ok")
                 print(line)
@@ -348,6 +392,21 @@ def summary20(res):
                             f"{100 * np.median(v):.0f}%) of the row's bound; {over} of them more "
                             "than the best fraction attnlstm reaches on any row of that bound "
                             "kind and thread count in this run"})
+    refs = {id(run): probe_reference(run) for run in res["runs"]}
+    probed = [(run, rec) for run, rec in rows if machine_fraction(rec, refs[id(run)]) is not None]
+    if probed:
+        slow = [(run, rec) for run, rec in probed if machine_slow(rec, refs[id(run)])]
+        missed = [(run, rec) for run, rec in probed
+                  if row_targets(rec, run.get("bounds"), refs[id(run)])]
+        slow_missed = [x for x in missed if machine_slow(x[1], refs[id(x[0])])]
+        out.append({"target": "rows measured while the machine ran slow (info)", "status": "info",
+                    "issue": 20, "rows": len(probed), "rows_slow": len(slow),
+                    "rows_missed": len(missed), "rows_missed_slow": len(slow_missed),
+                    "text": f"rows whose machine probe ran under {100 * MACHINE_SLOW_FMA:.0f}% of "
+                            f"the run's usual FMA rate or {100 * MACHINE_SLOW_L3:.0f}% of its L3 "
+                            f"read rate: {len(slow)}/{len(probed)}; of the "
+                            f"rows missing a target: {len(slow_missed)}/{len(missed)} "
+                            "(tagged mach(...) in the tables)"})
     for name, target, want_kind in [
             (f"compute-bound rows (all but B=1 LSTM/GRU): >= {100 * T20_FMA:.0f}% of the FMA peak",
              T20_FMA, "F"),

@@ -209,6 +209,13 @@ def worker(args):
             f"DGEMM {out['roofline']['float64']['best_gflops']:.1f} GFLOP/s")
         out["tiny_call_us"] = tiny_call(contenders)
     out["bounds"] = measure_bounds(threads)
+    probe = None
+    if not args.dry_run:
+        from . import peak
+        try:
+            probe = peak.Probe()
+        except Exception as e:   # no compiler: no probe, the rows say nothing of the machine
+            log(f"[{threads} thr] no machine probe: {type(e).__name__}: {e}")
     cases = grid(args.quick)
     if args.dry_run:
         seen, few = set(), []
@@ -229,6 +236,7 @@ def worker(args):
                 for c, v in checks[key].items()))
         mod = FAMILIES[family]
         t_row = time.perf_counter()
+        load0 = common.cpu_counters()
         d = mod.make_data(shape, np.dtype(dtype))
         fns, results = {}, {}
         for c in contenders:
@@ -255,8 +263,10 @@ def worker(args):
                         fns[c]()
                     except Exception:
                         pass
+            probes = []
             results.update(timing.race(
-                fns, settle_s=timing.SETTLE_S if threads > 1 else 0.0))
+                fns, settle_s=timing.SETTLE_S if threads > 1 else 0.0, probe=probe,
+                probes=probes))
         loop = None
         if not args.dry_run and "attnlstm" in fns and "median_s" in results.get("attnlstm", {}) \
                 and family in ("lstm", "gru") and shape.get("B") == 1:
@@ -266,11 +276,16 @@ def worker(args):
             except Exception as e:
                 loop = {"error": f"{type(e).__name__}: {e}"[:300]}
         del fns
+        load = common.load_between(load0, common.cpu_counters())
         rec = {"family": family, "op": op, "dtype": dtype, "shape": shape, "threads": threads,
                "flops": mod.flops(op, shape), "results": results,
                "wall_s": time.perf_counter() - t_row}   # setup + warm-up + timing of the row
         if loop is not None:
             rec["attnlstm_loop"] = loop
+        if load is not None:
+            rec["load"] = load   # other processes' and the hypervisor's share during the row
+        if not args.dry_run and probes and probes[0] is not None:
+            rec["probe"] = probes   # peak.Probe at the start of every round
         records.append(rec)
         al = results.get("attnlstm", {})
         log(f"[{threads} thr] {op:12s} {dtype} {shape_str(shape):28s} " + "  ".join(

@@ -87,14 +87,18 @@ def stats(times):
     t = np.sort(np.asarray(times, dtype=np.float64))
     q1, med, q3 = np.percentile(t, [25, 50, 75])
     return {"median_s": float(med), "q1_s": float(q1), "q3_s": float(q3),
-            "min_s": float(t[0]), "max_s": float(t[-1]), "runs": int(len(t))}
+            "min_s": float(t[0]), "max_s": float(t[-1]), "runs": int(len(t)),
+            "times_s": [float("%.4g" % x) for x in times]}   # in call order
 
 
 def race(fns, min_runs=MIN_RUNS, max_runs=MAX_RUNS, budget=BUDGET_S, warmup=WARMUP,
-         slow_s=SLOW_S, min_runs_slow=MIN_RUNS_SLOW, settle_s=0.0, rewarm_s=REWARM_S):
+         slow_s=SLOW_S, min_runs_slow=MIN_RUNS_SLOW, settle_s=0.0, rewarm_s=REWARM_S,
+         probe=None, probes=None):
     """Time `fns` (name -> zero-argument callable), interleaved, pausing `settle_s` (untimed)
     before each timed call. Returns name -> stats dict, or name -> {"error": "..."} when a
-    contender raised (its number is then never reported)."""
+    contender raised (its number is then never reported). With `probe` (peak.Probe), its
+    result at the start of every round is appended to the list `probes`: what the machine
+    itself delivered while the round ran (benchmarks/NOTES.md, 2026-12-08)."""
     out, live, need, last = {}, {}, {}, {}
     for name, fn in fns.items():
         try:
@@ -109,6 +113,9 @@ def race(fns, min_runs=MIN_RUNS, max_runs=MAX_RUNS, budget=BUDGET_S, warmup=WARM
             out[name] = {"error": f"{type(e).__name__}: {e}"[:300]}
     times = {name: [] for name in live}
     while live:
+        if probe is not None:
+            quiesce(0.0)    # the other runtimes' threads idle, as for a timed call
+            probes.append(probe())
         for name in list(live):
             fn = live[name]
             if time.perf_counter() - last[name] > rewarm_s:

@@ -70,3 +70,64 @@ def test_timing_loop_calls_back_to_back():
     calls = []
     st = timing.loop(lambda: calls.append(1), budget=0.0, min_runs=7)
     assert st["runs"] == 7 and len(calls) == 8      # one untimed call first
+
+
+def _probes(fma, l3, n=5):
+    return [{"fma_gflops": fma, "l3_read_gbs": l3}] * n
+
+
+def test_rows_measured_while_the_machine_ran_slow_are_tagged_and_counted():
+    fast = [_rec(64, 0.0125, 0.0150) for _ in range(9)]      # met (1.2x)
+    for r in fast:
+        r["probe"] = _probes(110.0, 60.0)
+    slow = _rec(64, 0.0125, 0.0100)                            # missed (0.8x), machine at 70%
+    slow["probe"] = _probes(77.0, 60.0)
+    held = _rec(64, 0.0125, 0.0100)                            # missed, machine as usual
+    held["probe"] = _probes(110.0, 59.0)
+    run = {"threads": 2, "bounds": BOUNDS, "records": fast + [slow, held]}
+    ref = report.probe_reference(run)
+    assert ref == pytest.approx((110.0, 60.0))
+    assert report.machine_fraction(slow, ref) == pytest.approx((0.7, 1.0))
+    assert report.row_targets(slow, BOUNDS, ref)[-1] == "mach(F70%,L3100%)"
+    assert not any(t.startswith("mach") for t in report.row_targets(held, BOUNDS, ref))
+    # the L3 read rate varies more from round to round: only under 70% of the usual counts
+    l3 = _rec(64, 0.0125, 0.0100)
+    l3["probe"] = _probes(110.0, 45.0)
+    assert not report.machine_slow(l3, ref)
+    l3["probe"] = _probes(110.0, 40.0)
+    assert report.row_targets(l3, BOUNDS, ref)[-1] == "mach(F100%,L367%)"
+    # no probe (an older results file): no tag, no count
+    assert report.machine_fraction(_rec(64, 0.0125, 0.0100), ref) is None
+    info = [s for s in report.summary20({"runs": [run]})
+            if s["target"].startswith("rows measured while the machine ran slow")]
+    assert len(info) == 1
+    assert (info[0]["rows"], info[0]["rows_slow"]) == (11, 1)
+    assert (info[0]["rows_missed"], info[0]["rows_missed_slow"]) == (11, 1)   # bnd<85% for all
+
+
+def test_race_probes_the_machine_once_a_round():
+    from benchmarks import timing
+    seen, probes = [], []
+
+    def probe():
+        seen.append("probe")
+        return {"fma_gflops": 1.0, "l3_read_gbs": 1.0}
+    out = timing.race({"a": lambda: seen.append("a"), "b": lambda: seen.append("b")},
+                      min_runs=3, max_runs=3, budget=0.0, warmup=0, probe=probe, probes=probes)
+    assert out["a"]["runs"] == out["b"]["runs"] == 3 and len(out["a"]["times_s"]) == 3
+    assert len(probes) == 3
+    assert [s for s in seen if s != "a" and s != "b"] == ["probe"] * 3
+    assert seen[0] == "probe"
+
+
+def test_probe_measures_the_fma_rate_and_read_bandwidth():
+    from benchmarks import peak
+    try:
+        p = peak.Probe()
+    except Exception as e:                 # no C compiler here
+        pytest.skip(f"no probe: {e}")
+    if p.kind is None:
+        pytest.skip("no AVX2 on this CPU")
+    r = p()
+    assert set(r) == {"fma_gflops", "l3_read_gbs"}
+    assert r["fma_gflops"] > 1.0 and r["l3_read_gbs"] > 1.0
