@@ -88,6 +88,18 @@
 #  error "define AL_CT_512 or AL_CT_256 before including lstm_cell_tile.h"
 #endif
 
+/* A whole vector (full: all L lanes in range) moves with a plain load or store, a partial one
+ * (the last panel when L does not divide H) masked. The same values either way; but AVX2's
+ * masked store (vmaskmovps) is microcoded on AMD cores, and the cell's three per row (h, c, the
+ * output) made the AVX2 cell 2.8x the AVX-512 one's time at (64, 50, 64, 512) on a Zen 4
+ * (benchmarks/NOTES.md, 2026-12-08). */
+#define AL_CT_FSTORE(full, p, m, v)                                                          \
+    do {                                                                                      \
+        if (full) AL_CT_STORE(p, v);                                                          \
+        else AL_CT_MSTORE(p, m, v);                                                           \
+    } while (0)
+#define AL_CT_FLOAD(full, m, p) ((full) ? AL_CT_LOAD(p) : AL_CT_MLOAD(m, p))
+
 /* The cell on one row's pre-activations zb (4L: [i|f|c|o] of the panel's units u..u+n, lanes
  * past n unused) and the stores of its results (see lstm_cell_args); zb gets the activated
  * gates. */
@@ -102,7 +114,7 @@ AL_CT_NAME(lstm_cell_finish)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t
     int q;
     const int keep = a->keep == NULL || a->keep[row * a->ldkeep];
     if (a->cp != NULL) {
-        AL_CT_STORE(cpb, AL_CT_MLOAD(m, a->cp + row * a->ldcp + u));
+        AL_CT_STORE(cpb, AL_CT_FLOAD(full, m, a->cp + row * a->ldcp + u));
         AL_SFN(lstm_cell_lanes)(zb, cpb, hb, cb, ab, AL_CT_L, a->act, a->ract);
     } else {
         AL_SFN(lstm_cell_lanes)(zb, NULL, hb, cb, ab, AL_CT_L, a->act, a->ract);
@@ -117,19 +129,19 @@ AL_CT_NAME(lstm_cell_finish)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t
             (H * sizeof(real)) % sizeof(AL_CT_V) == 0) {
             for (q = 0; q < 4; q++) AL_CT_STREAM(z + q * H, AL_CT_LOAD(zb + q * AL_CT_L));
         } else {
-            for (q = 0; q < 4; q++) AL_CT_MSTORE(z + q * H, m, AL_CT_LOAD(zb + q * AL_CT_L));
+            for (q = 0; q < 4; q++) AL_CT_FSTORE(full, z + q * H, m, AL_CT_LOAD(zb + q * AL_CT_L));
         }
     }
     if (!keep) return;     /* the caller carries h, c and the output over */
-    AL_CT_MSTORE(a->hn + row * a->ldo + u, m, AL_CT_LOAD(hb));
-    AL_CT_MSTORE(a->cn + row * a->ldo + u, m, AL_CT_LOAD(cb));
+    AL_CT_FSTORE(full, a->hn + row * a->ldo + u, m, AL_CT_LOAD(hb));
+    AL_CT_FSTORE(full, a->cn + row * a->ldo + u, m, AL_CT_LOAD(cb));
     if (a->ac != NULL) {
         /* a(c_t), like the gates, is read by the backward only */
         real *acp = a->ac + row * a->ldo + u;
         if (full && (uintptr_t)acp % sizeof(AL_CT_V) == 0) AL_CT_STREAM(acp, AL_CT_LOAD(ab));
-        else AL_CT_MSTORE(acp, m, AL_CT_LOAD(ab));
+        else AL_CT_FSTORE(full, acp, m, AL_CT_LOAD(ab));
     }
-    if (a->on != NULL) AL_CT_MSTORE(a->on + row * a->ldo + u, m, AL_CT_LOAD(hb));
+    if (a->on != NULL) AL_CT_FSTORE(full, a->on + row * a->ldo + u, m, AL_CT_LOAD(hb));
 }
 
 /*
@@ -481,6 +493,8 @@ AL_CT_NAME(lstm_cell_panels1)(const AL_SFN(lstm_cell_args) *a, size_t row, size_
 #undef AL_CT_LOAD
 #undef AL_CT_MLOAD
 #undef AL_CT_MSTORE
+#undef AL_CT_FLOAD
+#undef AL_CT_FSTORE
 #undef AL_CT_STORE
 #undef AL_CT_STREAM
 #undef AL_CT_SET1
