@@ -81,6 +81,46 @@ static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_lanes_s)(
     }
 }
 
+/* The cell on two rows' L lanes at once (z0, z1: [i|f|c|o] of L lanes each; cp0 and cp1 both
+ * set or both NULL), element for element the operations of lstm_cell_lanes_body (the same
+ * bits): the two rows' chains (sigmoid, then c, then tanh(c): some hundred cycles of dependent
+ * operations) sit side by side in one loop body. tanh and sigmoid only (the caller checks). */
+static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_lanes2)(
+    real *restrict z0, real *restrict z1, const real *restrict cp0, const real *restrict cp1,
+    real *restrict h0, real *restrict h1, real *restrict c0, real *restrict c1,
+    real *restrict ac0, real *restrict ac1, const int L) {
+    int j;
+#pragma GCC unroll 1
+    for (j = 0; j < L; j++) {
+        const real i0 = AL_SFN(act_scalar)(AL_ACT_SIGMOID, z0[j]);
+        const real i1 = AL_SFN(act_scalar)(AL_ACT_SIGMOID, z1[j]);
+        const real f0 = AL_SFN(act_scalar)(AL_ACT_SIGMOID, z0[L + j]);
+        const real f1 = AL_SFN(act_scalar)(AL_ACT_SIGMOID, z1[L + j]);
+        const real g0 = AL_SFN(act_scalar)(AL_ACT_TANH, z0[2 * L + j]);
+        const real g1 = AL_SFN(act_scalar)(AL_ACT_TANH, z1[2 * L + j]);
+        const real o0 = AL_SFN(act_scalar)(AL_ACT_SIGMOID, z0[3 * L + j]);
+        const real o1 = AL_SFN(act_scalar)(AL_ACT_SIGMOID, z1[3 * L + j]);
+        const real cn0 = cp0 ? f0 * cp0[j] + i0 * g0 : f0 * (real)0 + i0 * g0;
+        const real cn1 = cp1 ? f1 * cp1[j] + i1 * g1 : f1 * (real)0 + i1 * g1;
+        const real a0 = AL_SFN(act_scalar)(AL_ACT_TANH, cn0);
+        const real a1 = AL_SFN(act_scalar)(AL_ACT_TANH, cn1);
+        z0[j] = i0;
+        z1[j] = i1;
+        z0[L + j] = f0;
+        z1[L + j] = f1;
+        z0[2 * L + j] = g0;
+        z1[2 * L + j] = g1;
+        z0[3 * L + j] = o0;
+        z1[3 * L + j] = o1;
+        c0[j] = cn0;
+        c1[j] = cn1;
+        ac0[j] = a0;
+        ac1[j] = a1;
+        h0[j] = o0 * a0;
+        h1[j] = o1 * a1;
+    }
+}
+
 static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_lanes)(
     real *z, const real *cp, real *h, real *c, real *ac, const int L, int act, int ract) {
     AL_SFN(lstm_cell_lanes_s)(z, cp, h, c, ac, (size_t)L, (size_t)L, act, ract);

@@ -100,25 +100,15 @@
     } while (0)
 #define AL_CT_FLOAD(full, m, p) ((full) ? AL_CT_LOAD(p) : AL_CT_MLOAD(m, p))
 
-/* The cell on one row's pre-activations zb (4L: [i|f|c|o] of the panel's units u..u+n, lanes
- * past n unused) and the stores of its results (see lstm_cell_args); zb gets the activated
- * gates. */
+/* The stores of one row's cell results (see lstm_cell_args): the activated gates zb (4L: [i|f|
+ * c|o] of the panel's units u..u+n, lanes past n unused), h, c and a(c) (L each). */
 __attribute__((target(AL_CT_TARGET), always_inline)) static inline void
-AL_CT_NAME(lstm_cell_finish)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t u,
-                             const AL_CT_M m, int full, real *zb) {
+AL_CT_NAME(lstm_cell_store)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t u,
+                            const AL_CT_M m, int full, const real *zb, const real *hb,
+                            const real *cb, const real *ab) {
     const size_t H = a->H;
-    real cpb[AL_CT_L] __attribute__((aligned(64)));
-    real hb[AL_CT_L] __attribute__((aligned(64)));
-    real cb[AL_CT_L] __attribute__((aligned(64)));
-    real ab[AL_CT_L] __attribute__((aligned(64)));
     int q;
     const int keep = a->keep == NULL || a->keep[row * a->ldkeep];
-    if (a->cp != NULL) {
-        AL_CT_STORE(cpb, AL_CT_FLOAD(full, m, a->cp + row * a->ldcp + u));
-        AL_SFN(lstm_cell_lanes)(zb, cpb, hb, cb, ab, AL_CT_L, a->act, a->ract);
-    } else {
-        AL_SFN(lstm_cell_lanes)(zb, NULL, hb, cb, ab, AL_CT_L, a->act, a->ract);
-    }
     if (a->z != NULL) {
         real *z = a->z + row * a->ldz + u;
         /* The saved gates are read by the backward only, after the whole forward: whole
@@ -142,6 +132,51 @@ AL_CT_NAME(lstm_cell_finish)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t
         else AL_CT_FSTORE(full, acp, m, AL_CT_LOAD(ab));
     }
     if (a->on != NULL) AL_CT_FSTORE(full, a->on + row * a->ldo + u, m, AL_CT_LOAD(hb));
+}
+
+/* The cell on one row's pre-activations zb (4L, as above) and the stores of its results; zb
+ * gets the activated gates. */
+__attribute__((target(AL_CT_TARGET), always_inline)) static inline void
+AL_CT_NAME(lstm_cell_finish)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t u,
+                             const AL_CT_M m, int full, real *zb) {
+    real cpb[AL_CT_L] __attribute__((aligned(64)));
+    real hb[AL_CT_L] __attribute__((aligned(64)));
+    real cb[AL_CT_L] __attribute__((aligned(64)));
+    real ab[AL_CT_L] __attribute__((aligned(64)));
+    if (a->cp != NULL) {
+        AL_CT_STORE(cpb, AL_CT_FLOAD(full, m, a->cp + row * a->ldcp + u));
+        AL_SFN(lstm_cell_lanes)(zb, cpb, hb, cb, ab, AL_CT_L, a->act, a->ract);
+    } else {
+        AL_SFN(lstm_cell_lanes)(zb, NULL, hb, cb, ab, AL_CT_L, a->act, a->ract);
+    }
+    AL_CT_NAME(lstm_cell_store)(a, row, u, m, full, zb, hb, cb, ab);
+}
+
+/* Rows `row` and `row + 1` at once (lstm_cell_lanes2: on each row the operations, so the bits,
+ * of lstm_cell_finish), for tanh and sigmoid; other activations one row at a time. */
+__attribute__((target(AL_CT_TARGET), always_inline)) static inline void
+AL_CT_NAME(lstm_cell_finish2)(const AL_SFN(lstm_cell_args) *a, size_t row, size_t u,
+                              const AL_CT_M m, int full, real *zb0, real *zb1) {
+    real cpb[2][AL_CT_L] __attribute__((aligned(64)));
+    real hb[2][AL_CT_L] __attribute__((aligned(64)));
+    real cb[2][AL_CT_L] __attribute__((aligned(64)));
+    real ab[2][AL_CT_L] __attribute__((aligned(64)));
+    if (a->act != AL_ACT_TANH || a->ract != AL_ACT_SIGMOID) {
+        AL_CT_NAME(lstm_cell_finish)(a, row, u, m, full, zb0);
+        AL_CT_NAME(lstm_cell_finish)(a, row + 1, u, m, full, zb1);
+        return;
+    }
+    if (a->cp != NULL) {
+        AL_CT_STORE(cpb[0], AL_CT_FLOAD(full, m, a->cp + row * a->ldcp + u));
+        AL_CT_STORE(cpb[1], AL_CT_FLOAD(full, m, a->cp + (row + 1) * a->ldcp + u));
+        AL_SFN(lstm_cell_lanes2)(zb0, zb1, cpb[0], cpb[1], hb[0], hb[1], cb[0], cb[1], ab[0],
+                                 ab[1], AL_CT_L);
+    } else {
+        AL_SFN(lstm_cell_lanes2)(zb0, zb1, NULL, NULL, hb[0], hb[1], cb[0], cb[1], ab[0], ab[1],
+                                 AL_CT_L);
+    }
+    AL_CT_NAME(lstm_cell_store)(a, row, u, m, full, zb0, hb[0], cb[0], ab[0]);
+    AL_CT_NAME(lstm_cell_store)(a, row + 1, u, m, full, zb1, hb[1], cb[1], ab[1]);
 }
 
 /*
@@ -408,7 +443,10 @@ AL_CT_NAME(lstm_cell_panel)(const AL_SFN(lstm_cell_args) *a, size_t r0, size_t r
                                               AL_CT_LOAD(a->pz0 + p * 4 * AL_CT_L + q * AL_CT_L)));
                 }
         }
-        for (r = 0; r < M; r++)
+        for (r = 0; r + 1 < M; r += 2)
+            AL_CT_NAME(lstm_cell_finish2)(a, c0 + r, u, m, n == AL_CT_L, zb + r * 4 * AL_CT_L,
+                                          zb + (r + 1) * 4 * AL_CT_L);
+        if (r < M)
             AL_CT_NAME(lstm_cell_finish)(a, c0 + r, u, m, n == AL_CT_L, zb + r * 4 * AL_CT_L);
         c0 += M;
     }
