@@ -28,6 +28,7 @@
 #  define AL_PG_LOAD256 _mm256_loadu_ps
 #  define AL_PG_MLOAD256 _mm256_maskload_ps
 #  define AL_PG_MSTORE256 _mm256_maskstore_ps
+#  define AL_PG_STORE256 _mm256_storeu_ps
 #  define AL_PG_LANE_T int32_t
 #  define AL_PG_LGEN 4
 #  define AL_PG_L512_N 16
@@ -52,6 +53,7 @@
 #  define AL_PG_LOAD256 _mm256_loadu_pd
 #  define AL_PG_MLOAD256 _mm256_maskload_pd
 #  define AL_PG_MSTORE256 _mm256_maskstore_pd
+#  define AL_PG_STORE256 _mm256_storeu_pd
 #  define AL_PG_LANE_T int64_t
 #  define AL_PG_LGEN 2
 #  define AL_PG_L512_N 8
@@ -277,9 +279,17 @@ AL_SFN(al_pg256_tile)(const int R, real *C, size_t ldc, const real *A, size_t ld
                 for (v = 0; v < W; v++) acc[r][v] = AL_PG_FMA256(a, uv[v], acc[r][v]);
             }
         }
-        for (r = 0; r < R; r++)
-            for (v = 0; v < W; v++)
-                AL_PG_MSTORE256(C + r * ldc + AL_PG_L256 * (v0 + v), m[v0 + v], acc[r][v]);
+        /* a pass whose columns are all in range stores plainly: AVX2's masked store is
+         * microcoded on AMD cores (the LSTM cell's, csrc/lstm_cell_tile.h); the same values */
+        if (ncols >= (size_t)(AL_PG_L256 * (v0 + W))) {
+            for (r = 0; r < R; r++)
+                for (v = 0; v < W; v++)
+                    AL_PG_STORE256(C + r * ldc + AL_PG_L256 * (v0 + v), acc[r][v]);
+        } else {
+            for (r = 0; r < R; r++)
+                for (v = 0; v < W; v++)
+                    AL_PG_MSTORE256(C + r * ldc + AL_PG_L256 * (v0 + v), m[v0 + v], acc[r][v]);
+        }
     }
 }
 
@@ -600,6 +610,7 @@ static void AL_SFN(al_pg_gemm)(int isa, real *C, size_t ldc, const real *A, size
 #undef AL_PG_LOAD256
 #undef AL_PG_MLOAD256
 #undef AL_PG_MSTORE256
+#undef AL_PG_STORE256
 #undef AL_PG_LANE_T
 #undef AL_PG_LGEN
 #undef AL_PG_L512_N
