@@ -92,6 +92,27 @@ def test_set_num_threads_drives_the_automatic_choice():
         assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("B", [8, 12])
+@pytest.mark.parametrize("impl", [0, 2], ids=["auto", "avx2"])
+def test_avx2_mid_batches_with_a_large_u_split_by_units_with_the_same_bits(B, impl):
+    """On the AVX2 path, 8-15 rows whose U and W outgrow the L2 split by units, not rows
+    (csrc/lstm_impl.h): the automatic 2-thread call gives the bits of one thread, with h0 and
+    without, masked and not, forward and backward. H = 384, D = 64: U and W take 2.6 MB."""
+    if impl == 2 and _core.isa_info()["cpu_best"] == "generic":
+        pytest.skip("no AVX2 on this CPU")
+    old = attnlstm.get_num_threads()
+    try:
+        for masked, init in ((False, True), (True, False)):
+            attnlstm.set_num_threads(2)
+            two = run(3, B, 6, 64, 384, impl, masked, False, init, threads=0)
+            attnlstm.set_num_threads(1)
+            one = run(3, B, 6, 64, 384, impl, masked, False, init, threads=0)
+            for a, b in zip(two, one):
+                assert np.array_equal(a, b), (B, impl, masked, init)
+    finally:
+        attnlstm.set_num_threads(old)
+
+
 @pytest.mark.parametrize("bad", [-1, 1025])
 def test_threads_out_of_range_is_a_value_error(bad):
     x = np.zeros((1, 2, 3), np.float32)
