@@ -357,16 +357,18 @@ def test_bidirectional_helper_with_concurrent_callers_and_fork():
 
 def test_side_by_side_rule():
     """Bidirectional runs its directions side by side (2 threads) from H = 256 and 3e7 flops a
-    direction, except a batch under 8 whose U outgrows one core's L2 (_core.u_outgrows_l2, the
-    kernels' own rule: each direction then splits by units over the cores' L2s)."""
+    direction, except one sample, and a batch under 8 whose U outgrows one core's L2
+    (_core.u_outgrows_l2, the kernels' own rule): each direction then splits by units over the
+    cores' L2s."""
     assert _core.u_outgrows_l2(0) is False and _core.u_outgrows_l2(1 << 40) is True
     with pytest.raises(TypeError):
         _core.u_outgrows_l2("big")
     old = attnlstm.get_num_threads()
     attnlstm.set_num_threads(2)
     try:
-        for B, H, want in ((1, 64, False), (64, 64, False), (1, 256, True), (8, 512, True),
-                           (1, 512, not _core.u_outgrows_l2(4 * 512 * 512 * 4))):
+        for B, H, want in ((1, 64, False), (64, 64, False), (1, 256, False), (2, 256, True),
+                           (8, 512, True), (1, 512, False),
+                           (2, 512, not _core.u_outgrows_l2(4 * 512 * 512 * 4))):
             x = np.zeros((B, 50, 64), np.float32)
             bi = layers.Bidirectional(layers.LSTM(H, return_sequences=True))
             bi.build(x.shape)

@@ -362,9 +362,10 @@ class Bidirectional(Layer):
 
     def _side_by_side(self, x):
         """Whether the two directions run at once, one per core: only our C-kernel LSTM/GRU on
-        a plain array (no trace, whose state is per thread), with a thread budget of 2 or more,
-        and a direction of at least _SIDE_BY_SIDE_FLOPS and _SIDE_BY_SIDE_UNITS (below them each
-        direction splitting over the threads by itself, or running alone, was faster:
+        a plain array (no trace, whose state is per thread) of 2 samples or more, with a
+        thread budget of 2 or more, and a direction of at least _SIDE_BY_SIDE_FLOPS and
+        _SIDE_BY_SIDE_UNITS (below them each direction splitting over the threads by itself,
+        or running alone, was faster:
         benchmarks/NOTES.md). Each direction's results do not depend on the thread it runs on
         (bit for bit)."""
         from .rnn import GRU, LSTM
@@ -377,7 +378,13 @@ class Bidirectional(Layer):
         if H < _SIDE_BY_SIDE_UNITS or 2 * g * B * H * (D + H) * T < _SIDE_BY_SIDE_FLOPS:
             return False
         # a small batch whose U outgrows one core's L2 splits each direction by units, each
-        # core streaming its half of U from its own L2: one direction at a time
+        # core streaming its half of U from its own L2: one direction at a time. So does one
+        # sample: (1, 50, 64, 256) forward, 2 threads, 5 ms pauses, medians of 3 s loops, ms,
+        # side by side / one after the other: AVX2 1.86, 1.92 / 1.64, 1.36; AVX-512 1.72,
+        # 1.27 / 1.17, 1.09 (the same minima); and side by side it ran bimodal in make
+        # bench-avx2 (calls of 2.0-2.5 and 1.2-1.4 ms in one row; benchmarks/NOTES.md)
+        if B == 1:
+            return False
         return not (B < 8 and _core.u_outgrows_l2(g * H * H * np.dtype(fw.dtype).itemsize))
 
     def get_config(self):
