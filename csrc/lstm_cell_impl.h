@@ -84,7 +84,11 @@ static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_lanes_s)(
 /* The cell on two rows' L lanes at once (z0, z1: [i|f|c|o] of L lanes each; cp0 and cp1 both
  * set or both NULL), element for element the operations of lstm_cell_lanes_body (the same
  * bits): the two rows' chains (sigmoid, then c, then tanh(c): some hundred cycles of dependent
- * operations) sit side by side in one loop body. tanh and sigmoid only (the caller checks). */
+ * operations) sit side by side in one loop body. tanh and sigmoid only (the caller checks).
+ * Spelled out statement by statement on purpose: the same loop calling one per-lane helper per
+ * row (the two chains one after the other in the body) was 1-3.5% slower (AVX2 (8,50,64,512)
+ * 13.17 -> 13.65 ms, AVX-512 (8,50,64,256) 2.97 -> 3.03; benchmarks/NOTES.md). Keep each
+ * statement the same as lstm_cell_lanes_body's, or the paths' bits part. */
 static inline __attribute__((always_inline)) void AL_SFN(lstm_cell_lanes2)(
     real *restrict z0, real *restrict z1, const real *restrict cp0, const real *restrict cp1,
     real *restrict h0, real *restrict h1, real *restrict c0, real *restrict c1,

@@ -489,20 +489,8 @@ int AL_FN(lstm_forward_impl)(real *hs, real *cs, real *out, real *gates, real *a
             AL_SFN(al_pg_pack_gates)(c.isa, z0 + G, z0, G, 1, H);
         }
         c.one_step = one;
-        c.mode = al_lstm_split(nthreads, forced, B, T, Hp, L, sizeof(real), &nt);
-        /* AVX2, 8 to 15 rows whose U and W together outgrow the L2 (a U of the L2's size does
-         * not stay in it beside W and the step's rows): by units, as the rule does for fewer
-         * rows. Split by rows, each thread's 4-7 rows run the two-pass half tiles, streaming
-         * all of U from the L3 at every step: on a Zen 4 running AVX2, 2 threads, forward
-         * (8,50,64,256) 3.45 -> 2.41 ms, (8,200,64,256) 9.14 -> 6.80, (12,50,64,256) 2.72 ->
-         * 2.32; at H = 128 (U and W in the L2) rows stayed faster, and the AVX-512 path (whole
-         * tiles) measured the same to 4% slower by units, so it keeps rows
-         * (benchmarks/NOTES.md, 2026-12-08). */
-        if (c.mode == AL_SPLIT_ROWS && c.isa == AL_PG_AVX2 && B < 16 && Hp / L >= 2 &&
-            al_u_outgrows_l2(4 * Hp * (Hp + D) * sizeof(real))) {
-            c.mode = AL_SPLIT_COLS;
-            nt = nthreads < (int)(Hp / L) ? nthreads : (int)(Hp / L);
-        }
+        c.mode = al_lstm_fwd_split(c.isa == AL_PG_AVX2, nthreads, forced, B, T, D, Hp, L,
+                                   sizeof(real), &nt);
         if ((steps || one) && c.mode == AL_SPLIT_COLS) {
             /* lstm_fwd_steps and lstm_fwd_one split by rows only */
             c.mode = B >= 2 ? AL_SPLIT_ROWS : AL_SPLIT_NONE;

@@ -139,6 +139,26 @@ static inline int al_lstm_split(int nthreads, int forced, size_t B, size_t T, si
     return al_rnn_split(4, nthreads, forced, B, T, H, nc, itemsize, nt);
 }
 
+/* The LSTM forward's rule: al_lstm_split, except that on the AVX2 path (avx2) 8 to 15 rows
+ * whose U and W together outgrow the L2 (a U of the L2's size does not stay in it beside W and
+ * the step's rows) split by units, as the rule does for fewer rows. Split by rows, each
+ * thread's 4-7 rows ran the two-pass half tiles, streaming all of U from the L3 at every step:
+ * on a Zen 4 running AVX2, 2 threads, forward (8,50,64,256) 3.45 -> 2.41 ms, (8,200,64,256)
+ * 9.14 -> 6.80, (12,50,64,256) 2.72 -> 2.32; at H = 128 (U and W in the L2) rows stayed
+ * faster, and the AVX-512 path (whole tiles) measured the same to 4% slower by units, so it
+ * keeps rows (benchmarks/NOTES.md, 2026-12-08). nc: units per panel. */
+static inline int al_lstm_fwd_split(int avx2, int nthreads, int forced, size_t B, size_t T,
+                                    size_t D, size_t H, size_t nc, size_t itemsize, int *nt) {
+    const int mode = al_lstm_split(nthreads, forced, B, T, H, nc, itemsize, nt);
+    const size_t npanel = H % nc == 0 ? H / nc : 0;
+    if (mode == AL_SPLIT_ROWS && avx2 && B < 16 && npanel >= 2 &&
+        al_u_outgrows_l2(4 * H * (H + D) * itemsize)) {
+        *nt = nthreads < (int)npanel ? nthreads : (int)npanel;
+        return AL_SPLIT_COLS;
+    }
+    return mode;
+}
+
 /* AL_SPLIT_ROWS: how many chunks of rows a call's team takes, first come, first served. Two
  * per thread let a thread the OS delays cost one chunk, not half the call; but every chunk
  * streams all of U (and W) each step, so chunks keep at least AL_SPLIT_MIN_ROWS rows (at

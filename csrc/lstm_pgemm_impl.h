@@ -279,17 +279,14 @@ AL_SFN(al_pg256_tile)(const int R, real *C, size_t ldc, const real *A, size_t ld
                 for (v = 0; v < W; v++) acc[r][v] = AL_PG_FMA256(a, uv[v], acc[r][v]);
             }
         }
-        /* a pass whose columns are all in range stores plainly: AVX2's masked store is
-         * microcoded on AMD cores (the LSTM cell's, csrc/lstm_cell_tile.h); the same values */
-        if (ncols >= (size_t)(AL_PG_L256 * (v0 + W))) {
-            for (r = 0; r < R; r++)
-                for (v = 0; v < W; v++)
-                    AL_PG_STORE256(C + r * ldc + AL_PG_L256 * (v0 + v), acc[r][v]);
-        } else {
-            for (r = 0; r < R; r++)
-                for (v = 0; v < W; v++)
-                    AL_PG_MSTORE256(C + r * ldc + AL_PG_L256 * (v0 + v), m[v0 + v], acc[r][v]);
-        }
+        /* whole vectors store plainly: AVX2's masked store is microcoded on AMD cores (the
+         * LSTM cell's, csrc/lstm_cell_tile.h); the same values */
+        for (r = 0; r < R; r++)
+            for (v = 0; v < W; v++) {
+                real *cp = C + r * ldc + AL_PG_L256 * (v0 + v);
+                if (ncols >= (size_t)(AL_PG_L256 * (v0 + v + 1))) AL_PG_STORE256(cp, acc[r][v]);
+                else AL_PG_MSTORE256(cp, m[v0 + v], acc[r][v]);
+            }
     }
 }
 
