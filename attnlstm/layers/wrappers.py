@@ -446,6 +446,15 @@ def _one_core(fn):
         _core.set_thread_budget(old)
 
 
+def _run_into(fn, box):
+    """box["result"] = fn() on one core (_one_core), or box["error"], re-raised later on the
+    caller's thread."""
+    try:
+        box["result"] = _one_core(fn)
+    except BaseException as e:
+        box["error"] = e
+
+
 class _Helper:
     """The thread Bidirectional runs its second direction on: one daemon thread, started on
     first use and kept (a pool of one), fed through a queue. Starting a thread per call cost
@@ -467,9 +476,7 @@ class _Helper:
         while True:
             fn, box, done = q.get()
             try:
-                box["result"] = _one_core(fn)
-            except BaseException as e:  # re-raised on the caller's thread
-                box["error"] = e
+                _run_into(fn, box)
             finally:
                 done.release()
             del fn, box, done           # hold no reference to the results between calls
@@ -510,13 +517,8 @@ def _both(first, second, parallel):
         finally:
             _helper.lock.release()
     else:
-        def work():
-            try:
-                box["result"] = _one_core(second)
-            except BaseException as e:  # re-raised on the caller's thread
-                box["error"] = e
-
-        th = threading.Thread(target=work, name="attnlstm-bidirectional-extra", daemon=True)
+        th = threading.Thread(target=_run_into, args=(second, box),
+                              name="attnlstm-bidirectional-extra", daemon=True)
         th.start()
         try:
             a = _one_core(first)
